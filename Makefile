@@ -1,0 +1,33 @@
+# Two commands from a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/safetybot migrate
+	$(BIN)/safetybot load-org config/demo-org.toml
+	$(BIN)/safetybot serve
+
+# The suite runs on SQLite, then on PostgreSQL when SAFETYBOT_TEST_DATABASE_URL names a server.
+test: $(STAMP)
+	SAFETYBOT_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+	@if [ -n "$$SAFETYBOT_TEST_DATABASE_URL" ]; then \
+	  echo "== the same suite on PostgreSQL"; \
+	  SAFETYBOT_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS); \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers models scheduler simulator tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,65 @@
+"""The database: tortoise configuration, start and stop, migrations and readiness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate as tortoise_migrate
+from tortoise.migrations.executor import MigrationExecutor
+
+from models import MODEL_MODULES
+
+APP = "models"
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": url},
+        "apps": {
+            APP: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# For `tortoise makemigrations` (see [tool.tortoise] in pyproject.toml); the service never uses it.
+TORTOISE_ORM = tortoise_config("sqlite://data/safetybot.sqlite3")
+
+
+def _prepare(url: str) -> None:
+    """SQLite needs its folder to exist before the first connection."""
+    if url.startswith("sqlite://") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite://").split("?", 1)[0]).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+
+
+async def open_database(url: str) -> TortoiseContext:
+    """Start the ORM in a context of its own; the caller enters and closes it."""
+    _prepare(url)
+    ctx = TortoiseContext()
+    with ctx:
+        await ctx.init(config=tortoise_config(url))
+    return ctx
+
+
+async def migrate(url: str) -> None:
+    """Apply every migration that is not applied yet."""
+    _prepare(url)
+    async with TortoiseContext():
+        await tortoise_migrate(config=tortoise_config(url))
+
+
+async def pending_migrations(ctx: TortoiseContext) -> list[str]:
+    """Names of migrations on disk that the database has not applied."""
+    executor = MigrationExecutor(ctx.db(), {APP: tortoise_config("")["apps"][APP]})
+    plan = await executor.plan(None)
+    return [f"{step.migration.app_label}.{step.migration.name}" for step in plan
+            if not step.backward]

@@ -1,0 +1,238 @@
+"""Typed settings, built once at start-up.
+
+Sources, later ones winning: `config/settings.toml` (defaults shipped with the code), the file named
+by `SAFETYBOT_CONFIG`, then `SAFETYBOT_*` environment variables. A setting `[wecom] corp_id` is
+`SAFETYBOT_WECOM_CORP_ID` in the environment. Secrets may come only from the named file or the
+environment, and are masked whenever settings are shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "settings.toml"
+ENV_PREFIX = "SAFETYBOT_"
+
+
+class SettingError(Exception):
+    """A setting is missing or wrong; the message names it and says why, in one line."""
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    corp_id: str = ""
+    agent_id: int = 0
+    secret: str = ""
+    token: str = ""
+    aes_key: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+    per_member_per_minute: int = 30
+    api_timeout_seconds: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.corp_id)
+
+
+@dataclass(frozen=True)
+class DingTalkSettings:
+    client_id: str = ""
+    client_secret: str = ""
+    robot_code: str = ""
+    api_base: str = "https://api.dingtalk.com"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_id)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite://data/safetybot.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    timezone: str = "Asia/Shanghai"
+    org_file: str = "config/demo-org.toml"
+    media_dir: str = "data/media"
+    instance_id: str = ""
+    log_level: str = "INFO"
+    api_token: str = ""
+    max_body_bytes: int = 65536
+    inbox_concurrency: int = 16
+    inbox_max_attempts: int = 5
+    inbox_lease_seconds: float = 60.0
+    outbox_concurrency: int = 8
+    poll_seconds: float = 0.5
+    wecom: WeComSettings = WeComSettings()
+    dingtalk: DingTalkSettings = DingTalkSettings()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
+                     "dingtalk.client_secret"})
+SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge defaults, the optional `SAFETYBOT_CONFIG` file and the environment, then validate."""
+    env = os.environ if environ is None else environ
+    raw = _read_toml(DEFAULTS_FILE)
+    secrets_allowed: set[str] = set()
+    extra = env.get(ENV_PREFIX + "CONFIG")
+    if extra:
+        overlay = _read_toml(Path(extra))
+        _merge(raw, overlay)
+        secrets_allowed |= _flat_keys(overlay)
+    for name in SECRETS & _flat_keys(raw) - secrets_allowed:
+        raise SettingError(f"{_env_name(name)}: secrets belong in the environment or in the "
+                           "SAFETYBOT_CONFIG file, not in config/settings.toml")
+    _merge(raw, _from_environment(env))
+    return _validate(_build(raw))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingError(f"SAFETYBOT_CONFIG: file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingError(f"SAFETYBOT_CONFIG: {path} is not valid TOML ({exc})") from None
+
+
+def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value if not isinstance(value, Mapping) else dict(value)
+
+
+def _flat_keys(raw: Mapping[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    for key, value in raw.items():
+        if isinstance(value, Mapping):
+            keys |= {f"{key}.{inner}" for inner in value}
+        else:
+            keys.add(key)
+    return keys
+
+
+def _env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """Map SAFETYBOT_WECOM_CORP_ID to {"wecom": {"corp_id": ...}}; unknown names are refused."""
+    result: dict[str, Any] = {}
+    top = {f.name for f in fields(Settings)} - set(SECTIONS)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in {ENV_PREFIX + "CONFIG"}:
+            continue
+        if name.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in SECTIONS if key.startswith(s + "_")), None)
+        if section:
+            result.setdefault(section, {})[key[len(section) + 1:]] = value
+        elif key in top:
+            result[key] = value
+        else:
+            raise SettingError(f"{name}: unknown setting")
+    return result
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in SECTIONS:
+            values[f.name] = _build_section(f.name, SECTIONS[f.name], raw.get(f.name, {}))
+        elif f.name in raw:
+            values[f.name] = _coerce(f.name, Settings, raw[f.name])
+    unknown = set(raw) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise SettingError(f"{_env_name(sorted(unknown)[0])}: unknown setting")
+    return Settings(**values)
+
+
+def _build_section(section: str, cls: type, raw: Mapping[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise SettingError(f"{_env_name(section + '.' + sorted(unknown)[0])}: unknown setting")
+    return cls(**{k: _coerce(f"{section}.{k}", cls, v) for k, v in raw.items()})
+
+
+def _coerce(dotted: str, cls: type, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(cls)}[dotted.rsplit(".", 1)[-1]]
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"{_env_name(dotted)}: expected {kind}, got {value!r}") from None
+
+
+def _validate(s: Settings) -> Settings:
+    if not (1 <= s.port <= 65535):
+        raise SettingError(f"SAFETYBOT_PORT: {s.port} is not a port number")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(f"SAFETYBOT_TIMEZONE: unknown time zone {s.timezone!r}") from None
+    if not re.match(r"^(sqlite|postgres|asyncpg)://", s.database_url):
+        raise SettingError("SAFETYBOT_DATABASE_URL: must start with sqlite:// or postgres://")
+    for name in ("inbox_concurrency", "inbox_max_attempts", "outbox_concurrency"):
+        if getattr(s, name) < 1:
+            raise SettingError(f"{_env_name(name)}: must be at least 1")
+    if s.wecom.enabled:
+        _validate_wecom(s.wecom)
+    return s
+
+
+def _validate_wecom(w: WeComSettings) -> None:
+    for name in ("agent_id", "secret", "token", "aes_key"):
+        if not getattr(w, name):
+            raise SettingError(f"SAFETYBOT_WECOM_{name.upper()}: required when "
+                               "SAFETYBOT_WECOM_CORP_ID is set")
+    if not re.fullmatch(r"[A-Za-z0-9]{43}", w.aes_key):
+        raise SettingError("SAFETYBOT_WECOM_AES_KEY: must be the 43-character EncodingAESKey")
+    if not w.api_base.startswith(("http://", "https://")):
+        raise SettingError("SAFETYBOT_WECOM_API_BASE: must be an http(s) URL")
+
+
+def describe(settings: Settings) -> list[str]:
+    """The effective settings as `NAME = value` lines, secrets masked."""
+    lines = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if f.name in SECTIONS:
+            for inner in fields(value):
+                dotted = f"{f.name}.{inner.name}"
+                lines.append(f"{_env_name(dotted)} = {_show(dotted, getattr(value, inner.name))}")
+        else:
+            lines.append(f"{_env_name(f.name)} = {_show(f.name, value)}")
+    return lines
+
+
+def _show(dotted: str, value: Any) -> str:
+    if dotted in SECRETS:
+        return "(set, hidden)" if value else "(not set)"
+    if dotted == "database_url":
+        return re.sub(r"://([^:@/]+):[^@/]+@", r"://\1:***@", str(value))
+    return str(value)

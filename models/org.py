@@ -1,0 +1,75 @@
+"""The organisation: departments, people with roles and a supervisor chain, and plant areas."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Role(StrEnum):
+    WORKER = "worker"
+    OWNER = "owner"
+    REVIEWER = "reviewer"
+    SAFETY_MANAGER = "safety_manager"
+    PRINCIPAL = "principal"
+    COMMANDER = "commander"
+    RESPONDER = "responder"
+    ADMIN = "admin"
+
+
+class RiskColor(StrEnum):
+    """Inherent risk from the assessment (四色); never mixed with the dynamic status."""
+
+    RED = "红"
+    ORANGE = "橙"
+    YELLOW = "黄"
+    BLUE = "蓝"
+
+
+class Department(Model):
+    id = fields.CharField(max_length=64, primary_key=True)
+    name = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "department"
+
+
+class User(Model):
+    """A person, keyed by the platform's user id (WeCom UserID, DingTalk staffId)."""
+
+    id = fields.CharField(max_length=64, primary_key=True)
+    name = fields.CharField(max_length=64)
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="members", null=True, on_delete=fields.SET_NULL
+    )
+    roles: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    supervisor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reports", null=True, on_delete=fields.SET_NULL
+    )
+    mobile = fields.CharField(max_length=32, default="")
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "org_user"
+
+    def has_role(self, role: Role) -> bool:
+        return role.value in self.roles
+
+
+class Area(Model):
+    code = fields.CharField(max_length=32, primary_key=True)
+    name = fields.CharField(max_length=100, unique=True)
+    aliases: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="owned_areas", null=True, on_delete=fields.SET_NULL
+    )
+    reviewer: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reviewed_areas", null=True, on_delete=fields.SET_NULL
+    )
+    risk_color = fields.CharEnumField(RiskColor, max_length=2, default=RiskColor.BLUE)
+    groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+
+    class Meta:
+        table = "area"
