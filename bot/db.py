@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
@@ -12,6 +13,7 @@ from tortoise.migrations.executor import MigrationExecutor
 from models import MODEL_MODULES
 
 APP = "models"
+ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
@@ -55,6 +57,10 @@ async def migrate(url: str) -> None:
     _prepare(url)
     async with TortoiseContext():
         await tortoise_migrate(config=tortoise_config(url))
+
+
+async def ping(ctx: TortoiseContext) -> None:
+    await ctx.db().execute_query("SELECT 1")
 
 
 async def pending_migrations(ctx: TortoiseContext) -> list[str]:

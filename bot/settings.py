@@ -69,7 +69,9 @@ class Settings:
     inbox_concurrency: int = 16
     inbox_max_attempts: int = 5
     inbox_lease_seconds: float = 60.0
+    inbox_retry_seconds: float = 1.0
     outbox_concurrency: int = 8
+    outbox_max_attempts: int = 20
     poll_seconds: float = 0.5
     wecom: WeComSettings = WeComSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()

@@ -56,6 +56,7 @@ class Inbound:
     text: str = ""
     media_id: str = ""                    # the platform's id; expires (WeCom: 3 days)
     media: str = ""                       # our content hash once downloaded
+    media_lost: bool = False              # the platform could not give us the file
     location: Location | None = None
     event_key: str = ""                   # menu key or card button key
     task_id: str = ""
@@ -414,16 +415,16 @@ async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) 
     return claimed
 
 
-async def recent_sends(recipients: Iterable[str], since: datetime) -> dict[str, int]:
-    """How many rate-limited messages each member was handed since `since`."""
+async def recent_sends(recipients: Iterable[str], since: datetime) -> dict[str, list[datetime]]:
+    """When each member was handed rate-limited messages since `since`, oldest first."""
     rows = await OutboxDelivery.filter(
         recipient__in=list(recipients), rate_limited=True, sent_at__gte=since,
         status__in=[DeliveryStatus.SENDING, DeliveryStatus.SENT],
-    ).values_list("recipient", flat=True)
-    counts: dict[str, int] = {}
-    for recipient in rows:
-        counts[recipient] = counts.get(recipient, 0) + 1
-    return counts
+    ).order_by("sent_at").values_list("recipient", "sent_at")
+    times: dict[str, list[datetime]] = {}
+    for recipient, sent_at in rows:
+        times.setdefault(recipient, []).append(sent_at)
+    return times
 
 
 class PlatformToken(Model):

@@ -1,0 +1,133 @@
+"""The app factory: wires settings, database, channels, inbox worker and dispatcher together.
+
+Start-up order matters (STYLE.md): the ORM first, then HTTP clients, then the background workers,
+each a `cleanup_ctx` step so that teardown runs in reverse. The ORM lives in a context variable,
+so request handlers enter it through a middleware and background tasks are created inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bot import ops
+from bot.channels import Channel
+from bot.channels.wecom import WeComCallback, WeComChannel
+from bot.channels.wecom_api import WeComApi
+from bot.db import ORM, open_database
+from bot.dispatcher import Dispatcher
+from bot.inbox import InboxWorker
+from bot.media import MediaStore
+from bot.settings import Settings
+from handlers import build_router
+from models.messaging import Inbound, release_leases
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+SETTINGS = web.AppKey("settings", Settings)
+INBOX = web.AppKey("inbox", InboxWorker)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+CHANNELS = web.AppKey("channels", dict[str, Channel])
+UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def instance_name(settings: Settings) -> str:
+    """Unique per running process on a host, and the same after a restart, so a restarted
+    instance can take back the events its previous life had leased."""
+    return settings.instance_id or f"{socket.gethostname()}:{settings.port}"
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now, workers: bool = True
+               ) -> web.Application:
+    app = web.Application(middlewares=[_orm_context], client_max_size=UPLOAD_LIMIT)
+    app[SETTINGS] = settings
+    channels: dict[str, Channel] = {}
+    app[CHANNELS] = channels
+    instance = instance_name(settings)
+    media = MediaStore(Path(settings.media_dir))
+    dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
+    app[DISPATCHER] = dispatcher
+    app[INBOX] = InboxWorker(settings, channels=channels, media=media, router=build_router(),
+                             clock=clock, instance=instance, on_handled=dispatcher.wake)
+
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_platform_clients(media, clock, instance))
+    if workers:
+        app.cleanup_ctx.append(_background(instance))
+    app.add_routes(ops.routes())
+    if settings.wecom.enabled:
+        app.add_routes(WeComCallback(settings.wecom, _sink(app), settings.max_body_bytes).routes())
+    return app
+
+
+def _sink(app: web.Application) -> Callable[[Inbound], Awaitable[bool]]:
+    async def put(event: Inbound) -> bool:
+        return await app[INBOX].put(event)
+
+    return put
+
+
+@web.middleware
+async def _orm_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    with request.app[ORM]:
+        return await handler(request)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    ctx = await open_database(app[SETTINGS].database_url)
+    app[ORM] = ctx
+    yield
+    with ctx:
+        await ctx.close_connections()
+
+
+def _platform_clients(media: MediaStore, clock: Clock, instance: str
+                      ) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def clients(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        async with aiohttp.ClientSession() as session:
+            if settings.wecom.enabled:
+                api = WeComApi(settings.wecom, session, instance, clock)
+                app[CHANNELS]["wecom"] = WeComChannel(settings.wecom, api, media)
+            yield
+            app[CHANNELS].clear()
+
+    return clients
+
+
+def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        with app[ORM]:
+            released = await release_leases(instance)
+            if released:
+                log.info("took back %d rows left leased by a previous run", released)
+            tasks = [asyncio.create_task(app[INBOX].run(), name="inbox-worker"),
+                     asyncio.create_task(app[DISPATCHER].run(), name="outbox-dispatcher")]
+        for task in tasks:
+            task.add_done_callback(_report_crash)
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return background
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())

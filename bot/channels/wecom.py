@@ -1,0 +1,351 @@
+"""WeCom: the callback endpoint, event parsing, message rendering and delivery.
+
+The callback does only what must happen before WeCom's 5-second timer runs out: verify, decrypt,
+parse, store in the inbox, answer 200 with an empty body. Everything else happens later from the
+inbox (chat-protocols.md §1.5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from bot import metrics
+from bot.channels import Delivery, MediaGone, Outcome, Verdict
+from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
+from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
+from bot.media import MediaStore, content_type
+from bot.settings import WeComSettings
+from models.messaging import (
+    CHAT_PREFIX,
+    Card,
+    CardUpdate,
+    GroupCreate,
+    Image,
+    Inbound,
+    InboundKind,
+    Location,
+    Markdown,
+    Outgoing,
+    Text,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "wecom"
+MAX_RECIPIENTS = 1000          # message/send takes at most 1000 users in touser (§4.2)
+DUPLICATE_CHECK_SECONDS = 1800  # WeCom's own dedup window for plain messages (§3.2)
+
+Sink = Callable[[Inbound], Awaitable[bool]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound
+
+
+def parse_event(plaintext: str, corp_id: str) -> Inbound:
+    """Turn a decrypted callback into the neutral event.
+
+    Messages are de-duplicated by MsgId; events by a hash of the whole plaintext, because
+    FromUserName + CreateTime collides when one person acts twice in a second (§8.2).
+    """
+    doc = parse_xml(plaintext)
+    user = str(doc.get("FromUserName") or "")
+    if not user:
+        raise CryptoError(-40002, "callback without FromUserName")
+    msg_type = str(doc.get("MsgType") or "")
+    event_name = str(doc.get("Event") or "")
+    if msg_type != "event" and doc.get("MsgId"):
+        dedup = f"{PLATFORM}:{corp_id}:msg:{doc['MsgId']}"
+    else:
+        dedup = f"{PLATFORM}:{corp_id}:evt:{hashlib.sha256(plaintext.encode()).hexdigest()}"
+    common: dict[str, Any] = {
+        "platform": PLATFORM, "user_id": user, "dedup_key": dedup,
+        "sent_at": _int(doc.get("CreateTime")), "raw_type": event_name or msg_type,
+    }
+    if msg_type == "text":
+        return Inbound(kind=InboundKind.TEXT, text=str(doc.get("Content") or ""), **common)
+    if msg_type in ("image", "voice"):
+        kind = InboundKind.IMAGE if msg_type == "image" else InboundKind.VOICE
+        return Inbound(kind=kind, media_id=str(doc.get("MediaId") or ""), **common)
+    if msg_type == "location":
+        where = Location(latitude=_float(doc.get("Location_X")),
+                         longitude=_float(doc.get("Location_Y")), label=str(doc.get("Label") or ""))
+        return Inbound(kind=InboundKind.LOCATION, location=where, **common)
+    if msg_type == "event" and event_name == "enter_agent":
+        return Inbound(kind=InboundKind.ENTER, **common)
+    if msg_type == "event" and event_name == "click":
+        return Inbound(kind=InboundKind.MENU, event_key=str(doc.get("EventKey") or ""), **common)
+    if msg_type == "event" and event_name == "template_card_event":
+        return Inbound(
+            kind=InboundKind.CARD_ACTION, event_key=str(doc.get("EventKey") or ""),
+            task_id=str(doc.get("TaskId") or ""), response_code=str(doc.get("ResponseCode") or ""),
+            selected=_selected_items(doc.get("SelectedItems")), **common,
+        )
+    return Inbound(kind=InboundKind.UNKNOWN, **common)
+
+
+def _selected_items(node: Any) -> dict[str, list[str]]:
+    """SelectedItems/SelectedItem[]/{QuestionKey, OptionIds/OptionId[]} (wechatpy skips it)."""
+    if not isinstance(node, dict):
+        return {}
+    chosen: dict[str, list[str]] = {}
+    for item in node.get("SelectedItem") or []:
+        if isinstance(item, dict) and item.get("QuestionKey"):
+            options = item.get("OptionIds") or {}
+            ids = options.get("OptionId") or [] if isinstance(options, dict) else []
+            chosen[str(item["QuestionKey"])] = [str(i) for i in ids]
+    return chosen
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class WeComCallback:
+    """`GET|POST /wecom/callback`."""
+
+    def __init__(self, settings: WeComSettings, sink: Sink, max_body: int) -> None:
+        self._crypto = WeComCrypto(settings.token, settings.aes_key, settings.corp_id)
+        self._corp_id = settings.corp_id
+        self._sink = sink
+        self._max_body = max_body
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/wecom/callback", self.verify_url),
+                web.post("/wecom/callback", self.receive)]
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        query = _signed_query(request, "echostr")
+        try:
+            echo = self._crypto.open_echo(query["msg_signature"], query["timestamp"],
+                                          query["nonce"], query["echostr"])
+        except CryptoError as exc:
+            raise _refusal(exc) from None
+        return web.Response(text=echo, content_type="text/plain")
+
+    async def receive(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            query = _signed_query(request)
+            body = await _read_limited(request, self._max_body)
+            try:
+                plaintext = self._crypto.open_message(
+                    body, query["msg_signature"], query["timestamp"], query["nonce"]
+                )
+                event = parse_event(plaintext, self._corp_id)
+            except CryptoError as exc:
+                log.warning("wecom callback refused", extra={"code": exc.code,
+                                                              "reason": exc.reason})
+                raise _refusal(exc) from None
+            result = "stored" if await self._sink(event) else "duplicate"
+            return web.Response(text="")
+        except web.HTTPException as exc:
+            result = str(exc.status)
+            raise
+        finally:
+            metrics.CALLBACKS.labels(PLATFORM, result).inc()
+            metrics.CALLBACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+
+
+def _signed_query(request: web.Request, *extra: str) -> dict[str, str]:
+    names = ("msg_signature", "timestamp", "nonce", *extra)
+    missing = [n for n in names if not request.query.get(n)]
+    if missing:
+        raise web.HTTPBadRequest(text=f"missing query parameter: {', '.join(missing)}")
+    return {n: request.query[n] for n in names}
+
+
+def _refusal(exc: CryptoError) -> web.HTTPException:
+    if exc.code == -40001 or isinstance(exc, WrongReceiver):
+        return web.HTTPForbidden(text="signature or receiver mismatch")
+    return web.HTTPBadRequest(text=f"bad callback ({exc.code})")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """Read at most `limit` bytes; 413 beyond, whether or not Content-Length was honest."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16384):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound
+
+
+def render(message: Text | Markdown | Card, agent_id: int) -> dict[str, Any]:
+    """The body of message/send for one message, without recipients."""
+    body: dict[str, Any] = {"agentid": agent_id}
+    if isinstance(message, Text):
+        body.update(msgtype="text", text={"content": message.content})
+    elif isinstance(message, Markdown):
+        body.update(msgtype="markdown", markdown={"content": message.content})
+    elif message.buttons:
+        body.update(msgtype="template_card", template_card=_template_card(message))
+    else:
+        body.update(msgtype="markdown", markdown={"content": _card_as_markdown(message)})
+    if body["msgtype"] != "template_card":
+        # A retry after an ambiguous timeout is then delivered once by WeCom itself.
+        body.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_SECONDS)
+    return body
+
+
+def _template_card(card: Card) -> dict[str, Any]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "安全助手"},
+        "main_title": {"title": card.title, "desc": card.description},
+        "horizontal_content_list": [{"keyname": k, "value": v} for k, v in card.fields[:6]],
+        "task_id": card.task_id,
+        "button_list": [{"text": b.text, "style": b.style, "key": b.key}
+                        for b in card.buttons[:6]],
+    }
+
+
+def _card_as_markdown(card: Card) -> str:
+    lines = [f"**{card.title}**"]
+    if card.description:
+        lines.append(card.description)
+    lines += [f"> {k}：{v}" for k, v in card.fields]
+    return "\n".join(lines)
+
+
+class WeComChannel:
+    """Delivers outbox messages through the WeCom API and fetches inbound media."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: WeComSettings, api: WeComApi, media: MediaStore) -> None:
+        self._s = settings
+        self._api = api
+        self._media = media
+
+    async def fetch_media(self, media_id: str) -> bytes:
+        try:
+            return await self._api.download(media_id)
+        except WeComError as exc:
+            if exc.retry_after is None:
+                raise MediaGone(str(exc)) from exc
+            raise
+
+    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str]) -> Delivery:
+        try:
+            if isinstance(message, GroupCreate):
+                return await self._create_group(message, recipients)
+            if isinstance(message, CardUpdate):
+                return await self._update_card(message, recipients)
+            chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
+            if chats:
+                return await self._to_chats(message, chats)
+            return await self._to_members(message, recipients)
+        except WeComError as exc:
+            return Delivery({r: _outcome(exc) for r in recipients}, {})
+        except Unreachable as exc:
+            return Delivery({r: Outcome(Verdict.RETRY, str(exc), 2.0) for r in recipients}, {})
+
+    async def _body(self, message: Outgoing) -> dict[str, Any]:
+        if isinstance(message, Image):
+            data = await self._media.get(message.media)
+            kind = content_type(data)
+            name = "photo." + ("png" if kind == "image/png" else "jpg")
+            media_id = await self._api.upload(data, name, kind)
+            return {"agentid": self._s.agent_id, "msgtype": "image",
+                    "image": {"media_id": media_id}}
+        if isinstance(message, Text | Markdown | Card):
+            return render(message, self._s.agent_id)
+        raise TypeError(f"{message.type} is not a chat message")
+
+    async def _to_members(self, message: Outgoing, recipients: Sequence[str]) -> Delivery:
+        body = await self._body(message)
+        outcomes: dict[str, Outcome] = {}
+        result: dict[str, Any] = {}
+        for start in range(0, len(recipients), MAX_RECIPIENTS):
+            chunk = list(recipients[start:start + MAX_RECIPIENTS])
+            try:
+                answer = await self._api.call(
+                    "POST", "message/send", json={**body, "touser": "|".join(chunk)}
+                )
+            except WeComError as exc:
+                if exc.errcode == 81013:  # every recipient invalid or unlicensed
+                    outcomes |= {r: Outcome(Verdict.INVALID, "81013") for r in chunk}
+                else:
+                    outcomes |= {r: _outcome(exc) for r in chunk}
+                continue
+            except Unreachable as exc:
+                outcomes |= {r: Outcome(Verdict.RETRY, str(exc), 2.0) for r in chunk}
+                continue
+            refused = {
+                name: reason
+                for reason in ("invaliduser", "unlicenseduser")
+                for name in str(answer.get(reason) or "").split("|") if name
+            }
+            for r in chunk:
+                reason = refused.get(r.lower())
+                outcomes[r] = Outcome(Verdict.INVALID, reason) if reason else Outcome.sent()
+            for field in ("msgid", "response_code"):
+                if answer.get(field):
+                    result.setdefault(field + "s", []).append(answer[field])
+        return Delivery(outcomes, result)
+
+    async def _to_chats(self, message: Outgoing, chats: Sequence[str]) -> Delivery:
+        body = await self._body(message)
+        body.pop("agentid", None)
+        if body["msgtype"] == "template_card":
+            raise TypeError("appchat/send cannot carry template cards (§3.3)")
+        outcomes: dict[str, Outcome] = {}
+        for chat in chats:
+            try:
+                await self._api.call("POST", "appchat/send",
+                                     json={**body, "chatid": chat.removeprefix(CHAT_PREFIX)})
+                outcomes[chat] = Outcome.sent()
+            except WeComError as exc:
+                outcomes[chat] = _outcome(exc)
+            except Unreachable as exc:
+                outcomes[chat] = Outcome(Verdict.RETRY, str(exc), 2.0)
+        return Delivery(outcomes, {})
+
+    async def _create_group(self, message: GroupCreate, recipients: Sequence[str]) -> Delivery:
+        answer = await self._api.call("POST", "appchat/create", json={
+            "name": message.name, "owner": message.owner, "userlist": list(message.members),
+            "chatid": message.chat_id,
+        })
+        return Delivery({r: Outcome.sent() for r in recipients}, {"chatid": answer.get("chatid")})
+
+    async def _update_card(self, message: CardUpdate, recipients: Sequence[str]) -> Delivery:
+        await self._api.call("POST", "message/update_template_card", json={
+            "agentid": self._s.agent_id, "response_code": message.response_code, "atall": 1,
+            "button": {"replace_name": message.replace_text},
+        })
+        return Delivery({r: Outcome.sent() for r in recipients}, {})
+
+
+def _outcome(exc: WeComError) -> Outcome:
+    detail = f"{exc.errcode} {exc.errmsg}"[:200]
+    if exc.retry_after is not None:
+        return Outcome(Verdict.RETRY, detail, exc.retry_after)
+    if exc.errcode == 40058 and "task_id" in exc.errmsg:
+        # The card's single-use task id was taken: an earlier attempt that timed out did reach
+        # WeCom. Sending again cannot help and the person has the card (§3.2).
+        return Outcome(Verdict.SENT, detail)
+    return Outcome(Verdict.FAILED, detail)

@@ -1,0 +1,195 @@
+"""The outbox dispatcher: sends queued messages, emergencies first, within the platform's limits.
+
+Per recipient, a delivery is reserved (`sending`) before the call and settled right after the
+answer, so a crash can repeat at most the one call in flight; plain messages carry WeCom's
+duplicate check and cards a single-use task id, so even that repeat reaches nobody twice. The
+per-member limit is kept by queueing: a recipient at the limit waits for the window to move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from bot import metrics
+from bot.channels import Channel, Delivery, Outcome, Verdict
+from bot.settings import Settings
+from models.messaging import (
+    DeliveryStatus,
+    OutboxDelivery,
+    OutboxMessage,
+    OutboxStatus,
+    outbox_claim,
+    recent_sends,
+)
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(minutes=1)
+LEASE = timedelta(seconds=120)
+MAX_BACKOFF = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self, settings: Settings, *, channels: Mapping[str, Channel],
+        clock: Callable[[], datetime], instance: str,
+    ) -> None:
+        self._s = settings
+        self._channels = channels
+        self._clock = clock
+        self._instance = instance
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._rate_lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self._wakeup.clear()
+                if not await self._claim_and_start():
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self._s.poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def run_once(self) -> int:
+        """Send what is due now and wait for it; for tests."""
+        started = await self._claim_and_start()
+        await asyncio.gather(*list(self._running))
+        return started
+
+    async def _claim_and_start(self) -> int:
+        free = self._s.outbox_concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        for message_id in (claimed := await outbox_claim(self._instance, self._clock(), LEASE,
+                                                         free)):
+            task = asyncio.create_task(self._send(message_id), name=f"outbox-{message_id}")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()
+
+    async def _send(self, message_id: int) -> None:
+        ids = {"outbox_id": message_id}
+        try:
+            await self._attempt(await OutboxMessage.get(id=message_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox attempt crashed; the lease will expire and it is retried",
+                          extra=ids)
+
+    async def _attempt(self, msg: OutboxMessage) -> None:
+        now = self._clock()
+        waiting = await OutboxDelivery.filter(
+            message_id=msg.id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
+        )
+        channel = self._channels.get(msg.platform)
+        if channel is None:
+            outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")
+            await self._settle(msg, Delivery({d.recipient: outcome for d in waiting}, {}),
+                               waiting, now)
+            return
+        ready, free_at = await self._reserve(waiting, now)
+        delivery = Delivery({}, {})
+        if ready:
+            delivery = await channel.deliver(msg.idempotency_key, msg.message,
+                                             [d.recipient for d in ready])
+        await self._settle(msg, delivery, ready, now, free_at)
+
+    async def _reserve(
+        self, waiting: list[OutboxDelivery], now: datetime
+    ) -> tuple[list[OutboxDelivery], datetime | None]:
+        """Take the recipients below their per-minute limit; say when the others are free."""
+        limit = self._s.wecom.per_member_per_minute
+        async with self._rate_lock:
+            limited = [d.recipient for d in waiting if d.rate_limited]
+            history = await recent_sends(limited, now - WINDOW) if limited else {}
+            ready, free_at = [], None
+            for d in waiting:
+                sent = history.get(d.recipient, [])
+                if d.rate_limited and d.status is DeliveryStatus.PENDING and len(sent) >= limit:
+                    slot = sent[len(sent) - limit] + WINDOW
+                    free_at = slot if free_at is None else min(free_at, slot)
+                    continue
+                ready.append(d)
+            if ready:
+                await OutboxDelivery.filter(id__in=[d.id for d in ready]).update(
+                    status=DeliveryStatus.SENDING, sent_at=now
+                )
+        return ready, free_at
+
+    async def _settle(
+        self, msg: OutboxMessage, delivery: Delivery, tried: list[OutboxDelivery],
+        now: datetime, free_at: datetime | None = None,
+    ) -> None:
+        retry_in = 0.0
+        for d in tried:
+            outcome = delivery.outcomes.get(d.recipient, Outcome(Verdict.RETRY, "no answer", 2.0))
+            metrics.OUTBOX_SENT.labels(msg.platform, outcome.verdict.value).inc()
+            if outcome.verdict is Verdict.RETRY:
+                retry_in = max(retry_in, outcome.delay)
+                await OutboxDelivery.filter(id=d.id).update(
+                    status=DeliveryStatus.PENDING, sent_at=None, error=outcome.detail[:200]
+                )
+            else:
+                status = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID:
+                          DeliveryStatus.INVALID, Verdict.FAILED: DeliveryStatus.FAILED}
+                await OutboxDelivery.filter(id=d.id).update(
+                    status=status[outcome.verdict], error=outcome.detail[:200]
+                )
+                if outcome.verdict is not Verdict.SENT:
+                    log.warning("delivery refused: %s", outcome.detail,
+                                extra={"outbox_id": msg.id, "recipient": d.recipient})
+        result = _merge(msg.result, delivery.result)
+        left = await OutboxDelivery.filter(
+            message_id=msg.id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
+        ).count()
+        attempts = msg.attempts + (1 if retry_in else 0)
+        if left and attempts >= self._s.outbox_max_attempts:
+            await OutboxDelivery.filter(message_id=msg.id, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.FAILED, error="gave up after repeated retryable errors"
+            )
+            log.error("outbox message abandoned after %d attempts", attempts,
+                      extra={"outbox_id": msg.id})
+            left = 0
+        fields: dict[str, object] = {"result": result, "attempts": attempts,
+                                     "lease_owner": None, "lease_until": None}
+        if left:
+            due = free_at or now
+            if retry_in:
+                backoff = min(max(retry_in, 0.5 * 4 ** (attempts - 1)), MAX_BACKOFF)
+                retry_at = now + timedelta(seconds=backoff)
+                due = min(due, retry_at) if free_at else retry_at
+            fields.update(next_attempt_at=due, last_error=_first_error(delivery))
+        else:
+            fields.update(status=OutboxStatus.DONE, done_at=self._clock())
+        await OutboxMessage.filter(id=msg.id, lease_owner=self._instance).update(**fields)
+
+
+def _merge(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *value]  # type: ignore[misc]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _first_error(delivery: Delivery) -> str:
+    return next((o.detail for o in delivery.outcomes.values() if o.detail), "")
