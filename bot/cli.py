@@ -86,3 +86,7 @@ def _serve(settings: Settings) -> int:
 def run() -> None:
     """Console-script entry point."""
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    run()

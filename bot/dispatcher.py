@@ -28,7 +28,6 @@ from models.messaging import (
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(minutes=1)
-LEASE = timedelta(seconds=120)
 MAX_BACKOFF = 300.0
 
 
@@ -72,7 +71,8 @@ class Dispatcher:
         free = self._s.outbox_concurrency - len(self._running)
         if free <= 0:
             return 0
-        for message_id in (claimed := await outbox_claim(self._instance, self._clock(), LEASE,
+        lease = timedelta(seconds=self._s.lease_seconds)
+        for message_id in (claimed := await outbox_claim(self._instance, self._clock(), lease,
                                                          free)):
             task = asyncio.create_task(self._send(message_id), name=f"outbox-{message_id}")
             self._running.add(task)

@@ -86,7 +86,7 @@ class InboxWorker:
         free = self._s.inbox_concurrency - len(self._running)
         if free <= 0:
             return 0
-        lease = timedelta(seconds=self._s.inbox_lease_seconds)
+        lease = timedelta(seconds=self._s.lease_seconds)
         rows = await inbox_claim(self._instance, self._clock(), lease, free)
         for row in rows:
             task = asyncio.create_task(self._process(row), name=f"inbox-{row.id}")

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tortoise.functions import Min
 
 from bot import metrics
 from bot.db import ORM, pending_migrations, ping
@@ -54,9 +53,9 @@ async def prometheus(request: web.Request) -> web.Response:
 async def _refresh_queue_gauges() -> None:
     pending = InboxEvent.filter(status=InboxStatus.PENDING)
     metrics.INBOX_PENDING.set(await pending.count())
-    oldest = await pending.annotate(oldest=Min("received_at")).values_list("oldest", flat=True)
-    first = oldest[0] if oldest else None
-    metrics.INBOX_LAG.set((datetime.now(UTC) - first).total_seconds() if first else 0.0)
+    first = await pending.order_by("id").first().values_list("received_at", flat=True)
+    lag = (datetime.now(UTC) - first).total_seconds() if isinstance(first, datetime) else 0.0
+    metrics.INBOX_LAG.set(lag)
     metrics.OUTBOX_PENDING.set(
         await OutboxMessage.filter(status=OutboxStatus.PENDING).count()
     )

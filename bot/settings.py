@@ -68,7 +68,7 @@ class Settings:
     max_body_bytes: int = 65536
     inbox_concurrency: int = 16
     inbox_max_attempts: int = 5
-    inbox_lease_seconds: float = 60.0
+    lease_seconds: float = 60.0
     inbox_retry_seconds: float = 1.0
     outbox_concurrency: int = 8
     outbox_max_attempts: int = 20

@@ -401,10 +401,10 @@ async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) 
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .order_by("-priority", "id")
         .limit(limit)
-        .values_list("id", flat=True)
+        .only("id")
     )
-    claimed = []
-    for message_id in due:
+    claimed: list[int] = []
+    for message_id in (row.id for row in due):
         won = await (
             OutboxMessage.filter(id=message_id, status=OutboxStatus.PENDING)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from tortoise.context import TortoiseContext
 
+from bot.app import create_app
 from bot.db import migrate, open_database
+from bot.settings import Settings, load_settings
+from models.org import User
+from simulator.wecom import WeComSimulator
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -88,3 +96,88 @@ def media_dir(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir()
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The platform simulator and the service, both on loopback
+
+
+CORP_ID = "ww1436e0e65a779aee"
+AGENT_ID = 1000002
+SECRET = "test-secret-not-real"
+TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+PEOPLE = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def wecom() -> AsyncIterator[WeComSimulator]:
+    sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY,
+                         users=[*PEOPLE, "stranger"])
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def service_settings(database_url: str, api_base: str, media_dir: Path, **overrides: Any
+                     ) -> Settings:
+    env = {
+        "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(free_port()),
+        "SAFETYBOT_MEDIA_DIR": str(media_dir), "SAFETYBOT_POLL_SECONDS": "0.05",
+        "SAFETYBOT_INBOX_RETRY_SECONDS": "0.05",
+        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+        "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
+    }
+    env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_settings(env)
+
+
+class Service:
+    """The real app on a real port; `start()` again after `stop()` is a restart."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    async def start(self, workers: bool = True) -> None:
+        kwargs = {"clock": self.clock} if self.clock else {}
+        self.app = create_app(self.settings, workers=workers, **kwargs)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.settings.port).start()
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@pytest.fixture
+async def people(db: TortoiseContext) -> None:
+    for user_id, name in PEOPLE.items():
+        await User.create(id=user_id, name=name, roles=["worker"])
+
+
+@pytest.fixture
+async def service(db: TortoiseContext, people: None, wecom: WeComSimulator,
+                  database_url: str, media_dir: Path) -> AsyncIterator[Service]:
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir))
+    await svc.start()
+    wecom.callback_url = f"{svc.url}/wecom/callback"
+    yield svc
+    await svc.stop()

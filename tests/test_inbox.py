@@ -1,0 +1,126 @@
+"""The inbox: arrival order per person, people in parallel, failures retried then parked,
+and nothing lost or doubled across a restart."""
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from tortoise.context import TortoiseContext
+
+from bot.app import instance_name, utc_now
+from bot.inbox import InboxWorker
+from bot.media import MediaStore
+from handlers.router import Context, Router
+from models.messaging import (
+    Inbound,
+    InboundKind,
+    InboxEvent,
+    InboxStatus,
+    Text,
+    inbox_claim,
+    inbox_put,
+)
+from simulator.wecom import WeComSimulator
+from tests.conftest import Service, service_settings
+
+
+def text(user: str, n: int, body: str) -> Inbound:
+    return Inbound(platform="wecom", user_id=user, kind=InboundKind.TEXT,
+                   dedup_key=f"t:{user}:{n}", text=body)
+
+
+def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
+           ) -> InboxWorker:
+    settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
+    return InboxWorker(settings, channels={}, media=MediaStore(settings_dir), router=router,
+                       clock=utc_now, instance="test-worker", on_handled=lambda: None)
+
+
+async def drain(w: InboxWorker) -> None:
+    for _ in range(200):
+        await w.run_once()
+        if not await InboxEvent.filter(status=InboxStatus.PENDING).exists():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("inbox did not drain")
+
+
+async def test_each_persons_events_in_order_people_in_parallel(
+        db: TortoiseContext, people: None, media_dir: Path, database_url: str) -> None:
+    seen: list[tuple[str, str]] = []
+    busy: set[str] = set()
+    overlap: list[bool] = []
+    router = Router()
+
+    @router.kind(InboundKind.TEXT)
+    async def record(ctx: Context) -> None:
+        overlap.append(bool(busy - {ctx.event.user_id}))
+        busy.add(ctx.event.user_id)
+        await asyncio.sleep(0.02)
+        seen.append((ctx.event.user_id, ctx.event.text))
+        busy.discard(ctx.event.user_id)
+
+    for n in range(5):
+        for user in ("zhangsan", "lisi", "wangwu"):
+            await inbox_put(text(user, n, str(n)), utc_now())
+    await drain(worker(media_dir, database_url, router))
+    for user in ("zhangsan", "lisi", "wangwu"):
+        assert [t for u, t in seen if u == user] == ["0", "1", "2", "3", "4"]
+    assert any(overlap), "different people should be handled at the same time"
+
+
+async def test_a_failing_event_is_retried_then_parked_and_later_events_go_on(
+        db: TortoiseContext, people: None, media_dir: Path, database_url: str) -> None:
+    tries: list[str] = []
+    router = Router()
+
+    @router.kind(InboundKind.TEXT)
+    async def fragile(ctx: Context) -> None:
+        tries.append(ctx.event.text)
+        await ctx.reply(Text("处理中"))            # rolled back with the failure
+        if ctx.event.text == "坏":
+            raise RuntimeError("handler bug")
+
+    await inbox_put(text("zhangsan", 1, "坏"), utc_now())
+    await inbox_put(text("zhangsan", 2, "好"), utc_now())
+    await drain(worker(media_dir, database_url, router, inbox_max_attempts=3,
+                       inbox_retry_seconds=0.01))
+    assert tries == ["坏", "坏", "坏", "好"]
+    bad, good = await InboxEvent.all().order_by("id")
+    assert (bad.status, bad.attempts) == (InboxStatus.PARKED, 3)
+    assert "handler bug" in bad.last_error
+    assert good.status is InboxStatus.DONE
+    from models.messaging import OutboxMessage
+    assert await OutboxMessage.all().count() == 1   # only the good event's reply survived
+
+
+async def test_acknowledged_but_unhandled_events_are_handled_after_restart(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path) -> None:
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir))
+    await svc.start(workers=False)            # acknowledges, then "dies" before handling
+    wecom.callback_url = f"{svc.url}/wecom/callback"
+    assert (await wecom.user("zhangsan").says("帮助")).status == 200
+    await svc.stop()
+    assert wecom.messages_for("zhangsan") == []
+
+    await svc.start()
+    await wecom.wait_for("zhangsan")
+    await asyncio.sleep(0.3)
+    await svc.stop()
+    assert len(wecom.messages_for("zhangsan")) == 1
+
+
+async def test_an_event_leased_by_a_dead_run_is_taken_back_on_start(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path) -> None:
+    settings = service_settings(database_url, wecom.base_url, media_dir)
+    await inbox_put(text("zhangsan", 1, "帮助"), utc_now())
+    [claimed] = await inbox_claim(instance_name(settings), utc_now(), timedelta(hours=1), 10)
+    assert claimed.lease_owner == instance_name(settings)   # the previous life died holding it
+
+    svc = Service(settings)
+    await svc.start()
+    await wecom.wait_for("zhangsan")
+    await svc.stop()
+    assert (await InboxEvent.get()).status is InboxStatus.DONE

@@ -1,0 +1,244 @@
+"""The outbox reaches people once, within WeCom's limits, through busy spells and token expiry.
+
+Time is a parameter here: the dispatcher and the simulator share a clock the test moves."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from tortoise.context import TortoiseContext
+
+from bot.channels.wecom import WeComChannel
+from bot.channels.wecom_api import WeComApi
+from bot.dispatcher import Dispatcher
+from bot.media import MediaStore
+from models.messaging import (
+    Button,
+    Card,
+    CardUpdate,
+    DeliveryStatus,
+    GroupCreate,
+    Image,
+    OutboxDelivery,
+    OutboxMessage,
+    Priority,
+    Text,
+    enqueue,
+)
+from simulator.wecom import WeComSimulator
+from tests.conftest import AES_KEY, AGENT_ID, CORP_ID, PEOPLE, SECRET, TOKEN, service_settings
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    sim: WeComSimulator
+    clock: ManualClock
+    dispatcher: Dispatcher
+    media: MediaStore
+
+    async def send(self, key: str, message: object, *users: str, **kw: object) -> None:
+        await enqueue(key, message, now=self.clock(), platform="wecom",  # type: ignore[arg-type]
+                      to_users=users, **kw)  # type: ignore[arg-type]
+
+    async def drain(self) -> None:
+        """Run the dispatcher until nothing more is due at the current instant."""
+        while await self.dispatcher.run_once():
+            pass
+
+
+async def make_world(database_url: str, media_dir: Path, **overrides: object
+                     ) -> AsyncIterator[World]:
+    clock = ManualClock()
+    sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
+                         clock=clock.seconds)
+    base = await sim.start()
+    settings = service_settings(database_url, base, media_dir, **overrides)
+    media = MediaStore(media_dir)
+    async with aiohttp.ClientSession() as session:
+        api = WeComApi(settings.wecom, session, "test-1", clock)
+        channel = WeComChannel(settings.wecom, api, media)
+        dispatcher = Dispatcher(settings, channels={"wecom": channel}, clock=clock,
+                                instance="test-1")
+        yield World(sim, clock, dispatcher, media)
+    await sim.stop()
+
+
+@pytest.fixture
+async def world(db: TortoiseContext, database_url: str, media_dir: Path
+                ) -> AsyncIterator[World]:
+    async for w in make_world(database_url, media_dir):
+        yield w
+
+
+async def statuses(key: str) -> dict[str, DeliveryStatus]:
+    rows = await OutboxDelivery.filter(message__idempotency_key=key)
+    return {d.recipient: d.status for d in rows}
+
+
+async def test_per_member_limit_is_kept_by_queueing_not_dropping(world: World) -> None:
+    for n in range(35):
+        await world.send(f"burst-{n}", Text(f"第{n}条提醒"), "zhangsan")
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 30
+    world.clock.advance(30)
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 30     # still inside the minute
+    world.clock.advance(31)
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 35
+    assert world.sim.dropped == []
+
+
+async def test_busy_twice_then_expired_token_then_success_delivers_once(world: World) -> None:
+    world.sim.fail_next("message/send", -1, times=2)
+    await world.send("k1", Text("请注意安全"), "zhangsan")
+    await world.drain()
+    assert world.sim.messages_for("zhangsan") == []
+    world.clock.advance(1)
+    await world.drain()
+    world.sim.expire_tokens()
+    world.clock.advance(3)
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 1
+    assert world.sim.token_fetches == 2
+    world.clock.advance(600)
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 1
+    assert await statuses("k1") == {"zhangsan": DeliveryStatus.SENT}
+
+
+async def test_invalid_users_are_recorded_per_recipient(world: World) -> None:
+    await world.send("k2", Text("通知"), "zhangsan", "ghost1", "Ghost2")
+    await world.drain()
+    assert await statuses("k2") == {"zhangsan": DeliveryStatus.SENT,
+                                    "ghost1": DeliveryStatus.INVALID,
+                                    "Ghost2": DeliveryStatus.INVALID}
+    assert (await OutboxMessage.get(idempotency_key="k2")).status == "done"
+
+
+async def test_all_recipients_invalid_is_settled_not_retried(world: World) -> None:
+    await world.send("k3", Text("通知"), "ghost1", "ghost2")
+    await world.drain()
+    world.clock.advance(600)
+    await world.drain()
+    assert set((await statuses("k3")).values()) == {DeliveryStatus.INVALID}
+    assert world.sim.calls["message/send"] == 1
+
+
+async def test_recipients_are_chunked_to_a_thousand(world: World) -> None:
+    crowd = [f"worker{n:04d}" for n in range(1500)]
+    for user in crowd:
+        world.sim.add_user(user)
+    await world.send("k4", Text("全厂通知"), *crowd)
+    await world.drain()
+    assert world.sim.calls["message/send"] == 2
+    assert set((await statuses("k4")).values()) == {DeliveryStatus.SENT}
+
+
+async def test_the_same_idempotency_key_is_sent_once(world: World) -> None:
+    await world.send("k5", Text("一次"), "zhangsan")
+    await world.send("k5", Text("一次"), "zhangsan")
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 1
+
+
+async def test_permanent_errors_are_recorded_and_never_retried(world: World) -> None:
+    world.sim.fail_next("message/send", 48002)
+    await world.send("k6", Text("无权限"), "zhangsan")
+    await world.drain()
+    world.clock.advance(3600)
+    await world.drain()
+    assert world.sim.calls["message/send"] == 1
+    delivery = await OutboxDelivery.get(message__idempotency_key="k6")
+    assert delivery.status is DeliveryStatus.FAILED and delivery.error.startswith("48002")
+
+
+async def test_frequency_ban_waits_a_minute(world: World) -> None:
+    world.sim.fail_next("message/send", 45009)
+    await world.send("k7", Text("稍后"), "zhangsan")
+    await world.drain()
+    world.clock.advance(30)
+    await world.drain()
+    assert world.sim.calls["message/send"] == 1
+    world.clock.advance(31)
+    await world.drain()
+    assert len(world.sim.messages_for("zhangsan")) == 1
+
+
+async def test_a_timed_out_send_is_repeated_without_a_duplicate(world: World) -> None:
+    world.sim.hang_next("message/send", 1.5)
+    await world.send("k8", Text("超时重试"), "zhangsan")
+    await world.drain()
+    world.clock.advance(5)
+    await world.drain()
+    assert world.sim.calls["message/send"] == 2
+    assert len(world.sim.messages_for("zhangsan")) == 1
+    assert await statuses("k8") == {"zhangsan": DeliveryStatus.SENT}
+
+
+async def test_emergency_goes_ahead_of_routine(db: TortoiseContext, database_url: str,
+                                               media_dir: Path) -> None:
+    async for world in make_world(database_url, media_dir, outbox_concurrency=1):
+        await world.send("routine", Text("日常提醒"), "zhangsan")
+        await world.send("alarm", Text("氨泄漏，请立即撤离"), "zhangsan",
+                         priority=Priority.EMERGENCY)
+        await world.drain()
+        first, second = world.sim.messages_for("zhangsan")
+        assert first.body["text"]["content"] == "氨泄漏，请立即撤离"
+        assert second.body["text"]["content"] == "日常提醒"
+
+
+async def test_a_card_and_its_single_use_update(world: World) -> None:
+    card = Card(task_id="hz-0001-review-1", title="隐患复查 HZ-20261129-0001",
+                description="3号车间 配电箱门未关", fields=(("等级", "一般"),),
+                buttons=(Button("通过", "review:1:yes"), Button("驳回", "review:1:no", 2)))
+    await world.send("card", card, "lisi", "wangwu")
+    await world.drain()
+    [received] = world.sim.messages_for("lisi")
+    assert received.body["template_card"]["task_id"] == "hz-0001-review-1"
+    code = (await OutboxMessage.get(idempotency_key="card")).result["response_codes"][0]
+    await enqueue("upd-1", CardUpdate(code, "已由李四通过"), now=world.clock(), platform="wecom")
+    await enqueue("upd-2", CardUpdate(code, "重复更新"), now=world.clock(), platform="wecom")
+    await world.drain()
+    assert len(world.sim.card_updates) == 1
+    assert set((await statuses("upd-2")).values()) == {DeliveryStatus.FAILED}
+
+
+async def test_group_chat_create_and_send(world: World) -> None:
+    await enqueue("grp", GroupCreate("emergency01", "应急指挥群", "lisi",
+                                     ("lisi", "wangwu", "zhangsan")),
+                  now=world.clock(), platform="wecom")
+    await world.drain()
+    await enqueue("grp-msg", Text("预案已启动"), now=world.clock(), platform="wecom",
+                  to_chat="emergency01")
+    await world.drain()
+    [said] = world.sim.chat_messages("emergency01")
+    assert said.body["text"]["content"] == "预案已启动"
+    with pytest.raises(ValueError, match="group"):
+        await enqueue("grp-card", Card("t1", "卡片", buttons=(Button("收到", "ack:1"),)),
+                      now=world.clock(), platform="wecom", to_chat="emergency01")
+
+
+async def test_an_image_is_uploaded_then_sent(world: World) -> None:
+    digest = await world.media.put(b"\x89PNG\r\n\x1a\n" + b"chart" * 50)
+    await world.send("img", Image(digest), "zhangsan")
+    await world.drain()
+    [received] = world.sim.messages_for("zhangsan")
+    assert received.msgtype == "image" and received.body["image"]["media_id"]

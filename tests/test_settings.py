@@ -1,0 +1,82 @@
+"""Settings: defaults, the optional file, the environment winning, and one clear line when wrong."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingError, describe, load_settings
+
+AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+WECOM = {"SAFETYBOT_WECOM_CORP_ID": "ww1436e0e65a779aee", "SAFETYBOT_WECOM_AGENT_ID": "1000002",
+         "SAFETYBOT_WECOM_SECRET": "s3cr3t-value", "SAFETYBOT_WECOM_TOKEN": "tok-value",
+         "SAFETYBOT_WECOM_AES_KEY": AES}
+
+
+def test_defaults_need_nothing() -> None:
+    s = load_settings({})
+    assert (s.host, s.port, s.timezone) == ("127.0.0.1", 8080, "Asia/Shanghai")
+    assert s.database_url.startswith("sqlite://")
+    assert not s.wecom.enabled
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    extra = tmp_path / "site.toml"
+    extra.write_text('port = 9000\ntimezone = "Asia/Urumqi"\n[wecom]\nsecret = "from-file"\n')
+    s = load_settings({"SAFETYBOT_CONFIG": str(extra), "SAFETYBOT_PORT": "9100"})
+    assert s.port == 9100                    # the environment wins
+    assert s.timezone == "Asia/Urumqi"       # the file beats the defaults
+    assert s.wecom.secret == "from-file"     # secrets may live in the named file
+
+
+def test_wecom_settings_from_environment() -> None:
+    s = load_settings(WECOM)
+    assert s.wecom.enabled and s.wecom.agent_id == 1000002
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"SAFETYBOT_PORT": "eighty"}, "SAFETYBOT_PORT"),
+    ({"SAFETYBOT_PORT": "70000"}, "SAFETYBOT_PORT"),
+    ({"SAFETYBOT_TIMEZONE": "Mars/Olympus"}, "SAFETYBOT_TIMEZONE"),
+    ({"SAFETYBOT_DATABASE_URL": "mysql://x"}, "SAFETYBOT_DATABASE_URL"),
+    ({"SAFETYBOT_PROT": "8080"}, "SAFETYBOT_PROT"),
+    ({**WECOM, "SAFETYBOT_WECOM_SECRET": ""}, "SAFETYBOT_WECOM_SECRET"),
+    ({**WECOM, "SAFETYBOT_WECOM_AES_KEY": "short"}, "SAFETYBOT_WECOM_AES_KEY"),
+    ({**WECOM, "SAFETYBOT_WECOM_AGENT_ID": "abc"}, "SAFETYBOT_WECOM_AGENT_ID"),
+    ({"SAFETYBOT_CONFIG": "/nonexistent/site.toml"}, "SAFETYBOT_CONFIG"),
+])
+def test_bad_setting_is_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert message.startswith(named) and "\n" not in message
+
+
+def test_described_settings_hide_secrets() -> None:
+    text = "\n".join(describe(load_settings({**WECOM, "SAFETYBOT_DATABASE_URL":
+                                            "postgres://bot:pa55word@db:5432/safety"})))
+    assert "s3cr3t-value" not in text and "tok-value" not in text and AES not in text
+    assert "pa55word" not in text
+    assert "SAFETYBOT_WECOM_SECRET = (set, hidden)" in text
+    assert "SAFETYBOT_WECOM_CORP_ID = ww1436e0e65a779aee" in text
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", **env}, timeout=60,
+                          cwd=Path(__file__).parent.parent)
+
+
+def test_check_config_prints_masked_settings() -> None:
+    done = _cli("check-config", env=WECOM)
+    assert done.returncode == 0
+    assert "SAFETYBOT_WECOM_TOKEN = (set, hidden)" in done.stdout
+    assert "tok-value" not in done.stdout + done.stderr
+
+
+def test_bad_setting_stops_start_up_with_one_line() -> None:
+    done = _cli("serve", env={"SAFETYBOT_PORT": "eighty"})
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "SAFETYBOT_PORT" in done.stderr

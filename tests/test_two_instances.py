@@ -1,0 +1,99 @@
+"""Two service processes on one PostgreSQL, callbacks spread across both, one of them killed:
+every event is handled once, each person's in order, and one token refresh happens at a time."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from tortoise.context import TortoiseContext
+
+from models.messaging import InboxEvent, InboxStatus, OutboxMessage
+from simulator.wecom import WeComSimulator
+from tests.conftest import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, free_port
+
+pytestmark = pytest.mark.skipif(BACKEND != "postgres",
+                                reason="several instances need PostgreSQL (SQLite is embedded)")
+
+ROOT = Path(__file__).resolve().parent.parent
+CROWD = [f"worker{n:02d}" for n in range(8)]
+MESSAGES = 8
+
+
+async def start_instance(name: str, database_url: str, api_base: str, media: Path
+                         ) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url,
+           "SAFETYBOT_PORT": str(port), "SAFETYBOT_INSTANCE_ID": name,
+           "SAFETYBOT_MEDIA_DIR": str(media), "SAFETYBOT_POLL_SECONDS": "0.05",
+           "SAFETYBOT_LEASE_SECONDS": "2", "SAFETYBOT_LOG_LEVEL": "WARNING",
+           "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+           "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+           "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return proc, url
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"instance {name} did not become ready")
+
+
+@pytest.fixture
+async def crowd_sim() -> AsyncIterator[WeComSimulator]:
+    async with WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=CROWD) as sim:
+        yield sim
+
+
+async def test_two_instances_share_the_work_without_doubling(
+        db: TortoiseContext, database_url: str, crowd_sim: WeComSimulator,
+        media_dir: Path) -> None:
+    from models.org import User
+    for user in CROWD:
+        await User.create(id=user, name=user, roles=["worker"])
+    a, url_a = await start_instance("inst-a", database_url, crowd_sim.base_url, media_dir)
+    b, url_b = await start_instance("inst-b", database_url, crowd_sim.base_url, media_dir)
+    try:
+        async def person(user: str) -> None:
+            sender = crowd_sim.user(user)
+            for n in range(MESSAGES):
+                crowd_sim.callback_url = f"{(url_a, url_b)[n % 2]}/wecom/callback"
+                assert (await sender.says(f"第{n}条")).status == 200
+
+        await asyncio.gather(*(person(u) for u in CROWD[:4]))
+        a.send_signal(signal.SIGKILL)          # instance A dies with whatever it had leased
+        a.wait()
+        crowd_sim.callback_url = f"{url_b}/wecom/callback"
+        for user in CROWD[4:]:
+            for n in range(MESSAGES):
+                assert (await crowd_sim.user(user).says(f"第{n}条")).status == 200
+
+        for user in CROWD:
+            await crowd_sim.wait_for(user, count=MESSAGES, timeout=20)
+        await asyncio.sleep(0.5)
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+    for user in CROWD:
+        assert len(crowd_sim.messages_for(user)) == MESSAGES, user
+        rows = await InboxEvent.filter(user_id=user).order_by("id")
+        assert [r.status for r in rows] == [InboxStatus.DONE] * MESSAGES
+        done = [r.processed_at for r in rows]
+        assert done == sorted(done), f"{user}'s events were handled out of order"
+    assert await OutboxMessage.all().count() == len(CROWD) * MESSAGES
+    assert crowd_sim.dropped == []
+    assert crowd_sim.token_fetches == 1
