@@ -21,7 +21,7 @@ from bot import ops
 from bot.channels import Channel
 from bot.channels.wecom import WeComCallback, WeComChannel
 from bot.channels.wecom_api import WeComApi
-from bot.db import ORM, open_database
+from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
@@ -84,8 +84,8 @@ def _sink(app: web.Application) -> Callable[[Inbound], Awaitable[bool]]:
 async def _orm_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    with request.app[ORM]:
-        return await handler(request)
+    activate(request.app[ORM])
+    return await handler(request)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

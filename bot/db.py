@@ -52,6 +52,15 @@ async def open_database(url: str) -> TortoiseContext:
     return ctx
 
 
+def activate(ctx: TortoiseContext) -> None:
+    """Make `ctx` the ORM of the current task for the rest of its life.
+
+    For tasks that aiohttp creates per connection: their context is their own and dies with them,
+    so there is nothing to undo (and `with ctx:` cannot be used there: the context object keeps
+    one reset token, which concurrent requests would overwrite)."""
+    ctx.__enter__()
+
+
 async def migrate(url: str) -> None:
     """Apply every migration that is not applied yet."""
     _prepare(url)

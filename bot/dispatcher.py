@@ -17,6 +17,7 @@ from bot import metrics
 from bot.channels import Channel, Delivery, Outcome, Verdict
 from bot.settings import Settings
 from models.messaging import (
+    UNSETTLED,
     DeliveryStatus,
     OutboxDelivery,
     OutboxMessage,
@@ -95,9 +96,7 @@ class Dispatcher:
 
     async def _attempt(self, msg: OutboxMessage) -> None:
         now = self._clock()
-        waiting = await OutboxDelivery.filter(
-            message_id=msg.id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-        )
+        waiting = await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED)
         channel = self._channels.get(msg.platform)
         if channel is None:
             outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")
@@ -107,8 +106,9 @@ class Dispatcher:
         ready, free_at = await self._reserve(waiting, now)
         delivery = Delivery({}, {})
         if ready:
-            delivery = await channel.deliver(msg.idempotency_key, msg.message,
-                                             [d.recipient for d in ready])
+            recipients = [d.recipient for d in ready]
+            delivery = await channel.deliver(msg.idempotency_key, msg.message, recipients,
+                                             _repeat_after(ready, now))
         await self._settle(msg, delivery, ready, now, free_at)
 
     async def _reserve(
@@ -123,12 +123,14 @@ class Dispatcher:
             for d in waiting:
                 sent = history.get(d.recipient, [])
                 if d.rate_limited and d.status is DeliveryStatus.PENDING and len(sent) >= limit:
+                    # Already-handed deliveries (sending, uncertain) are counted in `sent`.
                     slot = sent[len(sent) - limit] + WINDOW
                     free_at = slot if free_at is None else min(free_at, slot)
                     continue
                 ready.append(d)
-            if ready:
-                await OutboxDelivery.filter(id__in=[d.id for d in ready]).update(
+            fresh = [d.id for d in ready if d.status is DeliveryStatus.PENDING]
+            if fresh:
+                await OutboxDelivery.filter(id__in=fresh).update(
                     status=DeliveryStatus.SENDING, sent_at=now
                 )
         return ready, free_at
@@ -143,9 +145,13 @@ class Dispatcher:
             metrics.OUTBOX_SENT.labels(msg.platform, outcome.verdict.value).inc()
             if outcome.verdict is Verdict.RETRY:
                 retry_in = max(retry_in, outcome.delay)
-                await OutboxDelivery.filter(id=d.id).update(
-                    status=DeliveryStatus.PENDING, sent_at=None, error=outcome.detail[:200]
-                )
+                if outcome.uncertain or d.status is DeliveryStatus.UNCERTAIN:
+                    # Maybe delivered: it keeps counting against the member's limit.
+                    await OutboxDelivery.filter(id=d.id).update(
+                        status=DeliveryStatus.UNCERTAIN, error=outcome.detail[:200])
+                else:
+                    await OutboxDelivery.filter(id=d.id).update(
+                        status=DeliveryStatus.PENDING, sent_at=None, error=outcome.detail[:200])
             else:
                 status = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID:
                           DeliveryStatus.INVALID, Verdict.FAILED: DeliveryStatus.FAILED}
@@ -156,12 +162,10 @@ class Dispatcher:
                     log.warning("delivery refused: %s", outcome.detail,
                                 extra={"outbox_id": msg.id, "recipient": d.recipient})
         result = _merge(msg.result, delivery.result)
-        left = await OutboxDelivery.filter(
-            message_id=msg.id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-        ).count()
+        left = await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).count()
         attempts = msg.attempts + (1 if retry_in else 0)
         if left and attempts >= self._s.outbox_max_attempts:
-            await OutboxDelivery.filter(message_id=msg.id, status=DeliveryStatus.PENDING).update(
+            await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).update(
                 status=DeliveryStatus.FAILED, error="gave up after repeated retryable errors"
             )
             log.error("outbox message abandoned after %d attempts", attempts,
@@ -179,6 +183,13 @@ class Dispatcher:
         else:
             fields.update(status=OutboxStatus.DONE, done_at=self._clock())
         await OutboxMessage.filter(id=msg.id, lease_owner=self._instance).update(**fields)
+
+
+def _repeat_after(ready: list[OutboxDelivery], now: datetime) -> float:
+    """Seconds since an attempt that may have gone through: a delivery still `sending` was
+    interrupted by a crash, an `uncertain` one by a timeout. 0 when this is a first attempt."""
+    earlier = [d.sent_at for d in ready if d.status is not DeliveryStatus.PENDING and d.sent_at]
+    return max((now - min(earlier)).total_seconds(), 1.0) if earlier else 0.0
 
 
 def _merge(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:

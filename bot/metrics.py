@@ -33,7 +33,8 @@ OUTBOX_SENT = Counter(
     registry=REGISTRY,
 )
 API_ERRORS = Counter(
-    "safetybot_api_errors_total", "Platform API errors by errcode", ["platform", "path", "errcode"],
+    "safetybot_api_errors_total", "Platform API errors by errcode",
+    ["platform", "path", "errcode"],
     registry=REGISTRY,
 )
 TOKEN_REFRESHES = Counter(

@@ -300,9 +300,13 @@ class OutboxStatus(StrEnum):
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"    # handed to the platform; counts against the member's rate limit
+    UNCERTAIN = "uncertain"  # the call timed out: maybe delivered; repeated with a duplicate check
     SENT = "sent"
     INVALID = "invalid"    # the platform named the recipient invalid or unlicensed
     FAILED = "failed"      # a permanent error; the reason is kept
+
+
+UNSETTLED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN)
 
 
 class OutboxMessage(Model):
@@ -342,7 +346,7 @@ class OutboxDelivery(Model):
     )
     recipient = fields.CharField(max_length=64)
     rate_limited = fields.BooleanField(default=False)
-    status = fields.CharEnumField(DeliveryStatus, max_length=8, default=DeliveryStatus.PENDING)
+    status = fields.CharEnumField(DeliveryStatus, max_length=9, default=DeliveryStatus.PENDING)
     sent_at = fields.DatetimeField(null=True)
     error = fields.CharField(max_length=200, default="")
 
@@ -419,7 +423,7 @@ async def recent_sends(recipients: Iterable[str], since: datetime) -> dict[str, 
     """When each member was handed rate-limited messages since `since`, oldest first."""
     rows = await OutboxDelivery.filter(
         recipient__in=list(recipients), rate_limited=True, sent_at__gte=since,
-        status__in=[DeliveryStatus.SENDING, DeliveryStatus.SENT],
+        status__in=[DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN, DeliveryStatus.SENT],
     ).order_by("sent_at").values_list("recipient", "sent_at")
     times: dict[str, list[datetime]] = {}
     for recipient, sent_at in rows:

@@ -7,26 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 from tortoise.context import TortoiseContext
 
-from bot.app import create_app
 from bot.db import migrate, open_database
-from bot.settings import Settings, load_settings
 from models.org import User
 from simulator.wecom import WeComSimulator
+from tests.harness import (
+    AES_KEY,
+    AGENT_ID,
+    BACKEND,
+    CORP_ID,
+    PEOPLE,
+    SECRET,
+    TOKEN,
+    Service,
+    service_settings,
+)
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
 TABLES = ("outbox_delivery", "outbox_message", "inbox_event", "platform_token", "audit_event",
           "area", "org_user", "department")
 
@@ -65,7 +69,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def database_url(request: pytest.FixtureRequest) -> str:
     if BACKEND == "postgres" and not PG_URL:
-        raise pytest.UsageError("SAFETYBOT_TEST_BACKEND=postgres needs SAFETYBOT_TEST_DATABASE_URL")
+        raise pytest.UsageError("SAFETYBOT_TEST_BACKEND=postgres needs "
+                                "SAFETYBOT_TEST_DATABASE_URL")
     url: str = request.getfixturevalue("postgres_url" if BACKEND == "postgres" else "sqlite_url")
     return url
 
@@ -102,21 +107,6 @@ def media_dir(tmp_path: Path) -> Path:
 # The platform simulator and the service, both on loopback
 
 
-CORP_ID = "ww1436e0e65a779aee"
-AGENT_ID = 1000002
-SECRET = "test-secret-not-real"
-TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
-AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
-PEOPLE = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def wecom() -> AsyncIterator[WeComSimulator]:
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY,
@@ -124,47 +114,6 @@ async def wecom() -> AsyncIterator[WeComSimulator]:
     await sim.start()
     yield sim
     await sim.stop()
-
-
-def service_settings(database_url: str, api_base: str, media_dir: Path, **overrides: Any
-                     ) -> Settings:
-    env = {
-        "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(free_port()),
-        "SAFETYBOT_MEDIA_DIR": str(media_dir), "SAFETYBOT_POLL_SECONDS": "0.05",
-        "SAFETYBOT_INBOX_RETRY_SECONDS": "0.05",
-        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
-        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
-        "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
-    }
-    env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
-    return load_settings(env)
-
-
-class Service:
-    """The real app on a real port; `start()` again after `stop()` is a restart."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.app: web.Application | None = None
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
-
-    async def start(self, workers: bool = True) -> None:
-        kwargs = {"clock": self.clock} if self.clock else {}
-        self.app = create_app(self.settings, workers=workers, **kwargs)
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.settings.port).start()
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from models.messaging import (
     inbox_put,
 )
 from simulator.wecom import WeComSimulator
-from tests.conftest import Service, service_settings
+from tests.harness import BACKEND, Service, service_settings
 
 
 def text(user: str, n: int, body: str) -> Inbound:
@@ -66,7 +66,10 @@ async def test_each_persons_events_in_order_people_in_parallel(
     await drain(worker(media_dir, database_url, router))
     for user in ("zhangsan", "lisi", "wangwu"):
         assert [t for u, t in seen if u == user] == ["0", "1", "2", "3", "4"]
-    assert any(overlap), "different people should be handled at the same time"
+    if BACKEND == "postgres":
+        # SQLite has one connection and tortoise serialises its transactions, so there people
+        # are handled one after another; PostgreSQL gives each handler its own connection.
+        assert any(overlap), "different people should be handled at the same time"
 
 
 async def test_a_failing_event_is_retried_then_parked_and_later_events_go_on(

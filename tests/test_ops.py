@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from simulator.wecom import WeComSimulator
-from tests.conftest import BACKEND, Service, service_settings
+from tests.harness import BACKEND, Service, service_settings
 
 
 async def get(url: str) -> tuple[int, str]:

@@ -29,7 +29,7 @@ from models.messaging import (
     enqueue,
 )
 from simulator.wecom import WeComSimulator
-from tests.conftest import AES_KEY, AGENT_ID, CORP_ID, PEOPLE, SECRET, TOKEN, service_settings
+from tests.harness import AES_KEY, AGENT_ID, CORP_ID, PEOPLE, SECRET, TOKEN, service_settings
 
 
 class ManualClock:

@@ -1,4 +1,4 @@
-"""Settings: defaults, the optional file, the environment winning, and one clear line when wrong."""
+"""Settings: defaults, the optional file, the environment winning, one clear line when wrong."""
 
 import subprocess
 import sys

@@ -15,7 +15,7 @@ from tortoise.context import TortoiseContext
 
 from models.messaging import InboxEvent, InboxStatus, OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.conftest import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, free_port
+from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, free_port
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres",
                                 reason="several instances need PostgreSQL (SQLite is embedded)")
@@ -35,7 +35,9 @@ async def start_instance(name: str, database_url: str, api_base: str, media: Pat
            "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
            "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
            "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=env)
+    # A server process of its own, polled below, never waited on: nothing blocks the loop.
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
@@ -48,6 +50,10 @@ async def start_instance(name: str, database_url: str, api_base: str, media: Pat
             await asyncio.sleep(0.05)
     proc.kill()
     raise AssertionError(f"instance {name} did not become ready")
+
+
+def suppressed(sim: WeComSimulator, user: str) -> list[object]:
+    return [s for s in sim.suppressed if s.user == user]
 
 
 @pytest.fixture
@@ -79,8 +85,11 @@ async def test_two_instances_share_the_work_without_doubling(
             for n in range(MESSAGES):
                 assert (await crowd_sim.user(user).says(f"第{n}条")).status == 200
 
-        for user in CROWD:
-            await crowd_sim.wait_for(user, count=MESSAGES, timeout=20)
+        async def answered(user: str) -> None:
+            await crowd_sim.until(lambda: len(crowd_sim.messages_for(user))
+                                  + len(suppressed(crowd_sim, user)) >= MESSAGES, timeout=20)
+
+        await asyncio.gather(*(answered(u) for u in CROWD))
         await asyncio.sleep(0.5)
     finally:
         for proc in (a, b):
@@ -89,7 +98,11 @@ async def test_two_instances_share_the_work_without_doubling(
                 proc.wait(timeout=10)
 
     for user in CROWD:
-        assert len(crowd_sim.messages_for(user)) == MESSAGES, user
+        # Every reply arrived, except where the dispatcher repeated a send that A's death left
+        # unsettled and WeCom's duplicate check recognised the same text sent moments before.
+        delivered = len(crowd_sim.messages_for(user))
+        assert delivered <= MESSAGES, f"{user} got a reply twice"
+        assert delivered + len(suppressed(crowd_sim, user)) >= MESSAGES, f"{user} lost a reply"
         rows = await InboxEvent.filter(user_id=user).order_by("id")
         assert [r.status for r in rows] == [InboxStatus.DONE] * MESSAGES
         done = [r.processed_at for r in rows]

@@ -10,7 +10,7 @@ import pytest
 from bot.channels.wecom_crypto import WeComCrypto, signature
 from models.messaging import InboxEvent, InboxStatus, OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.conftest import AES_KEY, CORP_ID, TOKEN, Service
+from tests.harness import AES_KEY, CORP_ID, TOKEN, Service
 
 JPEG = b"\xff\xd8\xff\xe0" + b"photo of an open switchboard" * 20
 

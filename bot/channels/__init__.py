@@ -26,6 +26,7 @@ class Outcome:
     verdict: Verdict
     detail: str = ""      # the platform's error code and message, for the record
     delay: float = 0.0
+    uncertain: bool = False  # the platform may have carried out the call (a timeout)
 
     @classmethod
     def sent(cls) -> Outcome:
@@ -51,6 +52,11 @@ class Channel(Protocol):
         """Download an inbound file; raises MediaGone when it cannot ever succeed."""
         ...
 
-    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str]) -> Delivery:
-        """Send to these recipients; never raises for platform errors, reports them instead."""
+    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
+                      repeat_after: float = 0.0) -> Delivery:
+        """Send to these recipients; never raises for platform errors, reports them instead.
+
+        `repeat_after`: when positive, an attempt this many seconds ago may have reached them,
+        so ask the platform to drop a copy.
+        """
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "wecom"
 MAX_RECIPIENTS = 1000          # message/send takes at most 1000 users in touser (§4.2)
-DUPLICATE_CHECK_SECONDS = 1800  # WeCom's own dedup window for plain messages (§3.2)
+DUPLICATE_MARGIN_SECONDS = 5      # clock slack around the first attempt
+DUPLICATE_MAX_SECONDS = 4 * 3600  # the longest duplicate_check_interval WeCom takes (§3.2)
 
 Sink = Callable[[Inbound], Awaitable[bool]]
 
@@ -75,7 +77,8 @@ def parse_event(plaintext: str, corp_id: str) -> Inbound:
         return Inbound(kind=kind, media_id=str(doc.get("MediaId") or ""), **common)
     if msg_type == "location":
         where = Location(latitude=_float(doc.get("Location_X")),
-                         longitude=_float(doc.get("Location_Y")), label=str(doc.get("Label") or ""))
+                         longitude=_float(doc.get("Location_Y")),
+                         label=str(doc.get("Label") or ""))
         return Inbound(kind=InboundKind.LOCATION, location=where, **common)
     if msg_type == "event" and event_name == "enter_agent":
         return Inbound(kind=InboundKind.ENTER, **common)
@@ -194,7 +197,8 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 # Outbound
 
 
-def render(message: Text | Markdown | Card, agent_id: int) -> dict[str, Any]:
+def render(message: Text | Markdown | Card, agent_id: int, repeat_after: float = 0.0
+           ) -> dict[str, Any]:
     """The body of message/send for one message, without recipients."""
     body: dict[str, Any] = {"agentid": agent_id}
     if isinstance(message, Text):
@@ -205,9 +209,13 @@ def render(message: Text | Markdown | Card, agent_id: int) -> dict[str, Any]:
         body.update(msgtype="template_card", template_card=_template_card(message))
     else:
         body.update(msgtype="markdown", markdown={"content": _card_as_markdown(message)})
-    if body["msgtype"] != "template_card":
-        # A retry after an ambiguous timeout is then delivered once by WeCom itself.
-        body.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_SECONDS)
+    if repeat_after > 0 and body["msgtype"] != "template_card":
+        # Only on a repeat after a timeout or a crash, and only as far back as the first
+        # attempt: WeCom then drops the copy if the first went through. WeCom compares content,
+        # so a wider or permanent check would also drop a person's legitimate repeats (帮助
+        # twice, a question asked again). Cards have their single-use task_id instead.
+        window = min(math.ceil(repeat_after) + DUPLICATE_MARGIN_SECONDS, DUPLICATE_MAX_SECONDS)
+        body.update(enable_duplicate_check=1, duplicate_check_interval=window)
     return body
 
 
@@ -249,35 +257,37 @@ class WeComChannel:
                 raise MediaGone(str(exc)) from exc
             raise
 
-    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str]) -> Delivery:
+    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
+                      repeat_after: float = 0.0) -> Delivery:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
             if isinstance(message, CardUpdate):
                 return await self._update_card(message, recipients)
             chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
+            body = await self._body(message, repeat_after)
             if chats:
-                return await self._to_chats(message, chats)
-            return await self._to_members(message, recipients)
+                return await self._to_chats(body, chats)
+            return await self._to_members(body, recipients)
         except WeComError as exc:
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
-            return Delivery({r: Outcome(Verdict.RETRY, str(exc), 2.0) for r in recipients}, {})
+            return Delivery({r: _unreachable(exc) for r in recipients}, {})
 
-    async def _body(self, message: Outgoing) -> dict[str, Any]:
+    async def _body(self, message: Outgoing, repeat_after: float) -> dict[str, Any]:
         if isinstance(message, Image):
             data = await self._media.get(message.media)
             kind = content_type(data)
             name = "photo." + ("png" if kind == "image/png" else "jpg")
             media_id = await self._api.upload(data, name, kind)
+            # A repeat uploads again and gets a new media id, so WeCom's check cannot match it.
             return {"agentid": self._s.agent_id, "msgtype": "image",
                     "image": {"media_id": media_id}}
         if isinstance(message, Text | Markdown | Card):
-            return render(message, self._s.agent_id)
+            return render(message, self._s.agent_id, repeat_after)
         raise TypeError(f"{message.type} is not a chat message")
 
-    async def _to_members(self, message: Outgoing, recipients: Sequence[str]) -> Delivery:
-        body = await self._body(message)
+    async def _to_members(self, body: dict[str, Any], recipients: Sequence[str]) -> Delivery:
         outcomes: dict[str, Outcome] = {}
         result: dict[str, Any] = {}
         for start in range(0, len(recipients), MAX_RECIPIENTS):
@@ -293,7 +303,7 @@ class WeComChannel:
                     outcomes |= {r: _outcome(exc) for r in chunk}
                 continue
             except Unreachable as exc:
-                outcomes |= {r: Outcome(Verdict.RETRY, str(exc), 2.0) for r in chunk}
+                outcomes |= {r: _unreachable(exc) for r in chunk}
                 continue
             refused = {
                 name: reason
@@ -308,9 +318,9 @@ class WeComChannel:
                     result.setdefault(field + "s", []).append(answer[field])
         return Delivery(outcomes, result)
 
-    async def _to_chats(self, message: Outgoing, chats: Sequence[str]) -> Delivery:
-        body = await self._body(message)
-        body.pop("agentid", None)
+    async def _to_chats(self, body: dict[str, Any], chats: Sequence[str]) -> Delivery:
+        body = {k: v for k, v in body.items()
+                if k not in ("agentid", "enable_duplicate_check", "duplicate_check_interval")}
         if body["msgtype"] == "template_card":
             raise TypeError("appchat/send cannot carry template cards (§3.3)")
         outcomes: dict[str, Outcome] = {}
@@ -322,7 +332,7 @@ class WeComChannel:
             except WeComError as exc:
                 outcomes[chat] = _outcome(exc)
             except Unreachable as exc:
-                outcomes[chat] = Outcome(Verdict.RETRY, str(exc), 2.0)
+                outcomes[chat] = _unreachable(exc)
         return Delivery(outcomes, {})
 
     async def _create_group(self, message: GroupCreate, recipients: Sequence[str]) -> Delivery:
@@ -338,6 +348,10 @@ class WeComChannel:
             "button": {"replace_name": message.replace_text},
         })
         return Delivery({r: Outcome.sent() for r in recipients}, {})
+
+
+def _unreachable(exc: Unreachable) -> Outcome:
+    return Outcome(Verdict.RETRY, str(exc), 2.0, uncertain=True)
 
 
 def _outcome(exc: WeComError) -> Outcome:

@@ -1,9 +1,9 @@
 """Async WeCom API client on aiohttp (wechatpy's client is synchronous).
 
 The access token is shared by every instance through the `platform_token` row: one instance
-refreshes while the others wait for its result, so gettoken is never stormed. A call that meets an
-invalid or expired token refreshes and retries once, never in a loop. Error codes are mapped to what
-the caller should do (chat-protocols.md §4.6).
+refreshes while the others wait for its result, so gettoken is never stormed. A call that meets
+an invalid or expired token refreshes and retries once, never in a loop. Error codes are mapped
+to what the caller should do (chat-protocols.md §4.6).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class WeComError(Exception):
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or None when trying again cannot help."""
         if self.errcode == -1:
-            return 2.0                    # 系统繁忙: the doc advises a few spaced retries
+            return 0.5                    # 系统繁忙: a few spaced retries (0.5 s, 2 s, 8 s …)
         if self.errcode == 45009:
             return 60.0                   # API frequency limit: a minute-long ban
         if self.errcode == 45033:

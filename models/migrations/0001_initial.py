@@ -1,14 +1,12 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-
-from tortoise import fields, migrations
-from tortoise.fields.base import OnDelete
-from tortoise.indexes import Index
-from tortoise.migrations import operations as ops
-
 from models.messaging import DeliveryStatus, InboxStatus, OutboxStatus, Priority
 from models.org import RiskColor
-
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
     initial = True
@@ -90,7 +88,7 @@ class Migration(migrations.Migration):
                 ('message', fields.ForeignKeyField('models.OutboxMessage', source_field='message_id', db_constraint=True, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE)),
                 ('recipient', fields.CharField(max_length=64)),
                 ('rate_limited', fields.BooleanField(default=False)),
-                ('status', fields.CharEnumField(default=DeliveryStatus.PENDING, description='PENDING: pending\nSENDING: sending\nSENT: sent\nINVALID: invalid\nFAILED: failed', enum_type=DeliveryStatus, max_length=8)),
+                ('status', fields.CharEnumField(default=DeliveryStatus.PENDING, description='PENDING: pending\nSENDING: sending\nUNCERTAIN: uncertain\nSENT: sent\nINVALID: invalid\nFAILED: failed', enum_type=DeliveryStatus, max_length=9)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('error', fields.CharField(default='', max_length=200)),
             ],

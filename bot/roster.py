@@ -1,0 +1,438 @@
+"""The roster import behind `safetybot load-org FILE`: the org chart from TOML into the database.
+
+The whole file is checked before anything is written, then written in one transaction, so a bad
+roster changes nothing: a half-loaded org chart would send escalations to the wrong people.
+Loading is idempotent: a row is written, and audited, only when it changes. People missing from
+the file are deactivated, never deleted, because tickets and the audit trail still refer to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from tortoise import fields as orm_fields
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from models.audit import record
+from models.org import Area, Department, RiskColor, Role, User
+
+ACTOR = "roster"
+M = TypeVar("M", bound=Model)
+
+
+class RosterError(Exception):
+    """A roster that cannot be loaded; the message names the entry, on one line."""
+
+
+@dataclass(frozen=True)
+class DepartmentEntry:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    id: str
+    name: str
+    department: str | None = None
+    roles: tuple[Role, ...] = ()
+    supervisor: str | None = None  # the next level up; escalation follows this chain
+    mobile: str = ""
+
+
+@dataclass(frozen=True)
+class AreaEntry:
+    code: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    owner: str | None = None  # default rectifier (整改责任人)
+    reviewer: str | None = None  # default reviewer (复查人)
+    risk_color: RiskColor = RiskColor.BLUE
+    groups: tuple[str, ...] = ()  # group chat ids for area announcements
+
+
+@dataclass(frozen=True)
+class Roster:
+    departments: tuple[DepartmentEntry, ...]
+    users: tuple[UserEntry, ...]
+    areas: tuple[AreaEntry, ...]
+
+
+@dataclass(frozen=True)
+class RosterReport:
+    """What a load did; departments, users and areas count the entries in the file."""
+
+    departments: int
+    users: int
+    areas: int
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.departments} departments, {self.users} users, {self.areas} areas: "
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.deactivated} deactivated"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing: pure, and complete before anything touches the database
+
+_SECTIONS = {"departments": "id", "users": "id", "areas": "code"}  # section -> its key
+_TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
+               list: "an array", dict: "a table"}
+
+
+def parse_roster(text: str) -> Roster:
+    """Check every rule a load relies on, so that writing can no longer fail halfway."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RosterError(f"not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise RosterError(f'unknown section "{unknown[0]}"; expected {", ".join(_SECTIONS)}')
+    roster = Roster(
+        departments=tuple(_department(t) for t in _tables(data, "departments", DepartmentEntry)),
+        users=tuple(_user(t) for t in _tables(data, "users", UserEntry)),
+        areas=tuple(_area(t) for t in _tables(data, "areas", AreaEntry)),
+    )
+    if not roster.users:
+        # An empty or truncated file would otherwise deactivate everyone.
+        raise RosterError("the roster lists no users ([[users]])")
+    _check_unique("departments", [d.id for d in roster.departments])
+    _check_unique("users", [u.id for u in roster.users])
+    _check_unique("areas", [a.code for a in roster.areas])
+    _check_area_labels(roster.areas)
+    _check_references(roster)
+    _check_chain(roster.users)
+    return roster
+
+
+def _at(section: str, index: int, ident: object = None) -> str:
+    """`users[3] (id="zhaoliu")`: where an entry is, in the file's own terms (0-based)."""
+    where = f"{section}[{index}]"
+    if isinstance(ident, str) and ident:
+        where += f" ({_SECTIONS[section]}={_show(ident)})"
+    return where
+
+
+def _show(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _limit(model: type[Model], key: str) -> int:
+    """The column's width, so that a long value is refused here and not by PostgreSQL."""
+    field = model._meta.fields_map[key]
+    assert isinstance(field, orm_fields.CharField)
+    return field.max_length
+
+
+class _Table:
+    """One `[[section]]` entry and its place in the file, for error messages."""
+
+    def __init__(self, section: str, index: int, raw: object, allowed: Sequence[str]) -> None:
+        self.where = _at(section, index)
+        if not isinstance(raw, dict):
+            self.fail(f"must be a table ([[{section}]])")
+        self.raw: dict[str, Any] = raw
+        self.where = _at(section, index, raw.get(_SECTIONS[section]))
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            self.fail(f'unknown key "{unknown[0]}"; allowed: {", ".join(allowed)}')
+
+    def fail(self, problem: str) -> NoReturn:
+        raise RosterError(f"{self.where}: {problem}")
+
+    def required(self, key: str, limit: int) -> str:
+        if key not in self.raw:
+            self.fail(f'missing required key "{key}"')
+        value = self.optional(key, limit)
+        assert value is not None
+        return value
+
+    def optional(self, key: str, limit: int | None = None) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(f"{key} must be a string, not {_TOML_TYPES.get(type(value), 'a date')}")
+        if not value.strip():
+            self.fail(f"{key} must not be empty")
+        if limit is not None and len(value) > limit:
+            self.fail(f"{key} is longer than {limit} characters")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.fail(f"{key} must be a list of non-empty strings")
+        repeated = next((v for i, v in enumerate(value) if v in value[:i]), None)
+        if repeated is not None:
+            self.fail(f"{key} lists {_show(repeated)} twice")
+        return tuple(value)
+
+    def choices(self, key: str, value: str, allowed: Sequence[str]) -> None:
+        if value not in allowed:
+            self.fail(f"{key} {_show(value)} must be one of {'/'.join(allowed)}")
+
+
+def _tables(data: Mapping[str, Any], section: str, entry: type) -> list[_Table]:
+    raw = data.get(section, [])
+    if not isinstance(raw, list):
+        raise RosterError(f'"{section}" must be an array of tables ([[{section}]])')
+    allowed = [f.name for f in fields(entry)]
+    return [_Table(section, i, item, allowed) for i, item in enumerate(raw)]
+
+
+def _department(t: _Table) -> DepartmentEntry:
+    return DepartmentEntry(
+        id=t.required("id", _limit(Department, "id")),
+        name=t.required("name", _limit(Department, "name")),
+    )
+
+
+def _user(t: _Table) -> UserEntry:
+    roles = t.strings("roles")
+    for role in roles:
+        t.choices("role", role, [r.value for r in Role])
+    return UserEntry(
+        id=t.required("id", _limit(User, "id")),
+        name=t.required("name", _limit(User, "name")),
+        department=t.optional("department"),
+        roles=tuple(Role(r) for r in roles),
+        supervisor=t.optional("supervisor"),
+        mobile=t.optional("mobile", _limit(User, "mobile")) or "",
+    )
+
+
+def _area(t: _Table) -> AreaEntry:
+    color = t.raw.get("risk_color", RiskColor.BLUE.value)
+    t.choices("risk_color", color, [c.value for c in RiskColor])
+    return AreaEntry(
+        code=t.required("code", _limit(Area, "code")),
+        name=t.required("name", _limit(Area, "name")),
+        aliases=t.strings("aliases"),
+        owner=t.optional("owner"),
+        reviewer=t.optional("reviewer"),
+        risk_color=RiskColor(color),
+        groups=t.strings("groups"),
+    )
+
+
+def _check_unique(section: str, idents: list[str]) -> None:
+    first: dict[str, int] = {}
+    for i, ident in enumerate(idents):
+        if ident in first:
+            raise RosterError(
+                f"{_at(section, i, ident)}: {_SECTIONS[section]} {_show(ident)} "
+                f"is already used by {section}[{first[ident]}]"
+            )
+        first[ident] = i
+
+
+def _check_area_labels(areas: Sequence[AreaEntry]) -> None:
+    """Names and aliases are one namespace: "三号车间" in a report must find exactly one area."""
+    claimed: dict[str, tuple[int, str]] = {}
+    for i, area in enumerate(areas):
+        for kind, label in [("name", area.name), *(("alias", a) for a in area.aliases)]:
+            if label in claimed:
+                j, other_kind = claimed[label]
+                owner = "the area's own name" if j == i else (
+                    f"the {other_kind} of {_at('areas', j, areas[j].code)}"
+                )
+                raise RosterError(f"{_at('areas', i, area.code)}: {kind} {_show(label)} "
+                                  f"is already {owner}")
+            claimed[label] = (i, kind)
+
+
+def _check_references(roster: Roster) -> None:
+    departments = {d.id for d in roster.departments}
+    users = {u.id for u in roster.users}
+
+    def resolve(where: str, key: str, ref: str | None, known: set[str]) -> None:
+        if ref is not None and ref not in known:
+            raise RosterError(f"{where}: {key} {_show(ref)} is not in the roster")
+
+    for i, user in enumerate(roster.users):
+        where = _at("users", i, user.id)
+        resolve(where, "department", user.department, departments)
+        if user.supervisor == user.id:
+            raise RosterError(f"{where}: a user cannot supervise themself")
+        resolve(where, "supervisor", user.supervisor, users)
+    for i, area in enumerate(roster.areas):
+        resolve(_at("areas", i, area.code), "owner", area.owner, users)
+        resolve(_at("areas", i, area.code), "reviewer", area.reviewer, users)
+
+
+def _check_chain(users: Sequence[UserEntry]) -> None:
+    """Escalation walks the supervisor chain upwards; a loop would never reach the top."""
+    index = {u.id: i for i, u in enumerate(users)}
+    supervisor = {u.id: u.supervisor for u in users}
+    ends_at_top: set[str] = set()
+    for user in users:
+        path: list[str] = []
+        node = user.id
+        while node not in ends_at_top:
+            if node in path:
+                loop = path[path.index(node):]
+                start = loop.index(min(loop, key=index.__getitem__))
+                loop = loop[start:] + loop[:start]
+                raise RosterError(f"{_at('users', index[loop[0]], loop[0])}: supervisor cycle "
+                                  f"{' -> '.join([*loop, loop[0]])}")
+            path.append(node)
+            above = supervisor[node]
+            if above is None:
+                break
+            node = above
+        ends_at_top.update(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: one transaction, writes only for what changed, one audit event per write
+
+
+async def load_org(path: Path, now: datetime) -> RosterReport:
+    """Make the database match the roster file; loading the same file again writes nothing."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as exc:
+        raise RosterError(f"cannot read the roster: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RosterError(f"the roster is not UTF-8 text (byte {exc.start})") from None
+    roster = parse_roster(text)
+    journal = _Journal(now)
+    async with in_transaction():
+        areas = {a.code: a for a in await Area.all()}
+        _check_areas_left_out(roster.areas, areas)
+        await _load_departments(roster.departments, journal)
+        await _load_users(roster.users, journal)
+        await _load_areas(roster.areas, areas, journal)
+    return RosterReport(
+        departments=len(roster.departments), users=len(roster.users), areas=len(roster.areas),
+        created=journal.created, updated=journal.updated, unchanged=journal.unchanged,
+        deactivated=journal.deactivated,
+    )
+
+
+class _Journal:
+    """Writes rows that differ and audits each write, counting what it did."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.created = self.updated = self.unchanged = self.deactivated = 0
+
+    async def create(self, kind: str, model: type[M], pk: str, values: dict[str, Any],
+                     audited: Mapping[str, Any] | None = None) -> M:
+        row = await model.create(**{model._meta.pk_attr: pk, **values})
+        await self._audit(kind, pk, "created", note=str(values.get("name", "")),
+                          data={"after": dict(audited or values)})
+        self.created += 1
+        return row
+
+    async def update(self, kind: str, row: Model, pk: str, wanted: Mapping[str, Any]) -> None:
+        changes = {k: v for k, v in wanted.items() if getattr(row, k) != v}
+        if not changes:
+            self.unchanged += 1
+            return
+        before = {k: getattr(row, k) for k in changes}
+        await _write(row, changes)
+        action = "reactivated" if changes.get("active") is True else "updated"
+        await self._audit(kind, pk, action, note="changed: " + ", ".join(changes),
+                          data={"before": before, "after": changes})
+        self.updated += 1
+
+    async def deactivate(self, user: User) -> None:
+        await _write(user, {"active": False})
+        await self._audit("user", user.id, "deactivated", note="not in the roster",
+                          data={"before": {"active": True}, "after": {"active": False}})
+        self.deactivated += 1
+
+    async def _audit(self, kind: str, pk: str, action: str, note: str,
+                     data: dict[str, Any]) -> None:
+        await record(at=self.now, actor=ACTOR, action=f"org.{kind}.{action}", subject_type=kind,
+                     subject_id=pk, note=note, data=data)
+
+
+async def _write(row: Model, changes: Mapping[str, Any]) -> None:
+    row.update_from_dict(dict(changes))
+    await row.save(update_fields=list(changes))
+
+
+async def _load_departments(entries: Sequence[DepartmentEntry], journal: _Journal) -> None:
+    rows = {d.id: d for d in await Department.all()}
+    for entry in entries:
+        wanted = {"name": entry.name}
+        row = rows.get(entry.id)
+        if row is None:
+            await journal.create("department", Department, entry.id, wanted)
+        else:
+            await journal.update("department", row, entry.id, wanted)
+
+
+async def _load_users(entries: Sequence[UserEntry], journal: _Journal) -> None:
+    """Two passes: a supervisor may be a later entry, and the foreign key needs its row."""
+    rows = {u.id: u for u in await User.all()}
+    wanted = {
+        e.id: {"name": e.name, "department_id": e.department, "roles": [r.value for r in e.roles],
+               "supervisor_id": e.supervisor, "mobile": e.mobile, "active": True}
+        for e in entries
+    }
+    new = [e.id for e in entries if e.id not in rows]
+    for user_id in new:
+        values = {**wanted[user_id], "supervisor_id": None}
+        rows[user_id] = await journal.create("user", User, user_id, values, wanted[user_id])
+    for entry in entries:
+        row = rows[entry.id]
+        if entry.id not in new:
+            await journal.update("user", row, entry.id, wanted[entry.id])
+        elif entry.supervisor is not None:
+            await _write(row, {"supervisor_id": entry.supervisor})  # audited when created
+    for row in rows.values():
+        if row.id not in wanted and row.active:
+            await journal.deactivate(row)
+
+
+def _check_areas_left_out(entries: Sequence[AreaEntry], rows: Mapping[str, Area]) -> None:
+    """Areas missing from the file stay (tickets refer to them), so their names stay taken."""
+    listed = {e.code for e in entries}
+    taken = {label: row.code for row in rows.values() if row.code not in listed
+             for label in (row.name, *row.aliases)}
+    for i, entry in enumerate(entries):
+        for label in (entry.name, *entry.aliases):
+            if label in taken:
+                raise RosterError(
+                    f"{_at('areas', i, entry.code)}: {_show(label)} already names area "
+                    f"{_show(taken[label])}, which is in the database but not in this file"
+                )
+
+
+async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
+                      journal: _Journal) -> None:
+    for entry in entries:
+        row = rows.get(entry.code)
+        if row is not None and row.name != entry.name:
+            # Names are unique: park the old name so that two areas can swap names in one load.
+            await Area.filter(code=entry.code).update(name=f"(renaming {entry.code})")
+    for entry in entries:
+        wanted = {"name": entry.name, "aliases": list(entry.aliases), "owner_id": entry.owner,
+                  "reviewer_id": entry.reviewer, "risk_color": entry.risk_color,
+                  "groups": list(entry.groups)}
+        row = rows.get(entry.code)
+        if row is None:
+            await journal.create("area", Area, entry.code, wanted)
+        else:
+            await journal.update("area", row, entry.code, wanted)

@@ -1,0 +1,67 @@
+"""Test harness: the service on a real port, and the credentials it shares with the simulator."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.settings import Settings, load_settings
+
+BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
+CORP_ID = "ww1436e0e65a779aee"
+AGENT_ID = 1000002
+SECRET = "test-secret-not-real"
+TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+PEOPLE = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def service_settings(database_url: str, api_base: str, media_dir: Path, **overrides: Any
+                     ) -> Settings:
+    env = {
+        "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(free_port()),
+        "SAFETYBOT_MEDIA_DIR": str(media_dir), "SAFETYBOT_POLL_SECONDS": "0.05",
+        "SAFETYBOT_INBOX_RETRY_SECONDS": "0.05",
+        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+        "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
+    }
+    env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_settings(env)
+
+
+class Service:
+    """The real app on a real port; `start()` again after `stop()` is a restart."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    async def start(self, workers: bool = True) -> None:
+        self.app = create_app(self.settings, workers=workers)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.settings.port).start()
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,307 @@
+"""`safetybot load-org`: the plant's org chart from a TOML roster, loaded whole or not at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from bot.roster import RosterError, RosterReport, load_org, parse_roster
+from models.audit import AuditEvent
+from models.org import Area, Department, RiskColor, Role, User
+
+DEMO = Path(__file__).parents[1] / "config" / "demo-org.toml"
+NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+
+# users[0..3] are zhangsan, lisi, wangwu, zhaoliu; areas[0..1] are A1, A3.
+BASE = """\
+[[departments]]
+id = "prod"
+name = "生产部"
+
+[[departments]]
+id = "office"
+name = "厂部"
+
+[[users]]
+id = "zhangsan"
+name = "张三"
+department = "prod"
+roles = ["worker"]
+supervisor = "lisi"
+
+[[users]]
+id = "lisi"
+name = "李四"
+department = "prod"
+roles = ["reviewer"]
+supervisor = "wangwu"
+
+[[users]]
+id = "wangwu"
+name = "王五"
+department = "prod"
+roles = ["owner", "reviewer"]
+supervisor = "zhaoliu"
+
+[[users]]
+id = "zhaoliu"
+name = "赵六"
+department = "office"
+roles = ["principal", "commander"]
+
+[[areas]]
+code = "A1"
+name = "1号车间"
+aliases = ["一号车间"]
+owner = "wangwu"
+reviewer = "lisi"
+risk_color = "黄"
+
+[[areas]]
+code = "A3"
+name = "3号车间"
+aliases = ["三号车间", "3车间"]
+owner = "wangwu"
+reviewer = "lisi"
+risk_color = "橙"
+groups = ["area-a3"]
+"""
+
+
+def edit(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"{old!r} must occur once"
+    return text.replace(old, new)
+
+
+def roster_file(tmp_path: Path, text: str, name: str = "org.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def snapshot() -> dict[str, Any]:
+    """Everything a load may touch, to show that a refused file touched nothing."""
+    return {
+        "departments": await Department.all().order_by("id").values(),
+        "users": await User.all().order_by("id").values(),
+        "areas": await Area.all().order_by("code").values(),
+        "audit": await AuditEvent.all().count(),
+    }
+
+
+async def chain_above(user_id: str) -> list[str]:
+    chain: list[str] = []
+    user = await User.get(id=user_id)
+    while user.supervisor_id is not None:  # type: ignore[attr-defined]
+        user = await User.get(id=user.supervisor_id)  # type: ignore[attr-defined]
+        chain.append(user.id)
+    return chain
+
+
+async def test_demo_plant_loads_with_a_supervisor_chain_to_the_principal(
+    db: TortoiseContext,
+) -> None:
+    report = await load_org(DEMO, NOW)
+
+    assert report == RosterReport(departments=5, users=17, areas=6, created=28, updated=0,
+                                  unchanged=0, deactivated=0)
+    assert report.summary() == ("5 departments, 17 users, 6 areas: 28 created, 0 updated, "
+                                "0 unchanged, 0 deactivated")
+    assert await chain_above("zhangsan") == ["wangqiang", "zhouwei", "chenjianguo"]
+    assert await chain_above("wanghaiyan") == ["huangjun", "lihua", "zhouwei", "chenjianguo"]
+    principal = await User.get(id="chenjianguo")
+    assert principal.has_role(Role.PRINCIPAL) and principal.name == "陈建国"
+    roles = {role for user in await User.all() for role in user.roles}
+    assert roles == {r.value for r in Role}
+    workshop = await Area.get(code="A3")
+    assert workshop.name == "3号车间" and "三号车间" in workshop.aliases
+    assert workshop.owner_id == "lihua" and workshop.risk_color == RiskColor.RED  # type: ignore[attr-defined]
+    assert {a.risk_color for a in await Area.all()} == set(RiskColor)
+    events = await AuditEvent.filter(actor="roster").order_by("id")
+    assert len(events) == 28 and all(e.at == NOW for e in events)
+    zhangsan = next(e for e in events if e.subject_id == "zhangsan")
+    assert (zhangsan.action, zhangsan.subject_type) == ("org.user.created", "user")
+    assert zhangsan.data["after"]["supervisor_id"] == "wangqiang"
+
+
+async def test_loading_the_same_file_again_changes_nothing(db: TortoiseContext) -> None:
+    await load_org(DEMO, NOW)
+    before = await snapshot()
+
+    report = await load_org(DEMO, NOW)
+
+    assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 0, 28, 0)
+    assert await snapshot() == before
+
+
+async def test_a_changed_file_updates_only_what_changed(
+    db: TortoiseContext, tmp_path: Path
+) -> None:
+    await load_org(roster_file(tmp_path, BASE), NOW)
+    last = await AuditEvent.all().order_by("-id").first()
+    assert last is not None
+    changed = edit(BASE, 'risk_color = "橙"', 'risk_color = "红"')
+    changed = edit(changed, 'id = "zhangsan"\nname = "张三"\ndepartment = "prod"\n'
+                            'roles = ["worker"]\nsupervisor = "lisi"',
+                   'id = "zhangsan"\nname = "张三"\ndepartment = "prod"\n'
+                   'roles = ["worker", "responder"]\nsupervisor = "wangwu"')
+
+    report = await load_org(roster_file(tmp_path, changed), NOW)
+
+    assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 2, 6, 0)
+    assert (await Area.get(code="A3")).risk_color == RiskColor.RED
+    zhangsan = await User.get(id="zhangsan")
+    assert zhangsan.roles == ["worker", "responder"]
+    assert zhangsan.supervisor_id == "wangwu"  # type: ignore[attr-defined]
+    events = await AuditEvent.filter(id__gt=last.id).order_by("id")
+    assert [(e.action, e.subject_id) for e in events] == [
+        ("org.user.updated", "zhangsan"), ("org.area.updated", "A3")]
+    assert events[0].note == "changed: roles, supervisor_id"
+    assert events[1].data == {"before": {"risk_color": "橙"}, "after": {"risk_color": "红"}}
+
+
+async def test_someone_left_out_is_deactivated_and_comes_back_when_listed_again(
+    db: TortoiseContext, tmp_path: Path
+) -> None:
+    await load_org(roster_file(tmp_path, BASE), NOW)
+    without_zhangsan = BASE.replace(BASE[BASE.index('[[users]]\nid = "zhangsan"'):
+                                         BASE.index('[[users]]\nid = "lisi"')], "")
+
+    report = await load_org(roster_file(tmp_path, without_zhangsan), NOW)
+
+    assert (report.users, report.updated, report.unchanged, report.deactivated) == (3, 0, 7, 1)
+    zhangsan = await User.get(id="zhangsan")  # kept: tickets refer to people
+    assert not zhangsan.active and zhangsan.supervisor_id == "lisi"  # type: ignore[attr-defined]
+    again = await load_org(roster_file(tmp_path, without_zhangsan), NOW)
+    assert (again.updated, again.deactivated) == (0, 0)
+
+    back = await load_org(roster_file(tmp_path, BASE), NOW)
+
+    assert (back.created, back.updated, back.deactivated) == (0, 1, 0)
+    assert (await User.get(id="zhangsan")).active
+    actions = await AuditEvent.filter(subject_id="zhangsan").order_by("id").values_list(
+        "action", flat=True)
+    assert actions == ["org.user.created", "org.user.deactivated", "org.user.reactivated"]
+
+
+async def test_areas_can_swap_names_in_one_load(db: TortoiseContext, tmp_path: Path) -> None:
+    await load_org(roster_file(tmp_path, BASE), NOW)
+    swapped = BASE[:BASE.index("[[areas]]")] + (
+        '[[areas]]\ncode = "A1"\nname = "3号车间"\naliases = ["三号车间", "3车间"]\n'
+        'owner = "wangwu"\nreviewer = "lisi"\nrisk_color = "黄"\n\n'
+        '[[areas]]\ncode = "A3"\nname = "1号车间"\naliases = ["一号车间"]\n'
+        'owner = "wangwu"\nreviewer = "lisi"\nrisk_color = "橙"\ngroups = ["area-a3"]\n'
+    )
+
+    report = await load_org(roster_file(tmp_path, swapped), NOW)
+
+    assert (report.updated, report.unchanged) == (2, 6)
+    assert {a.code: a.name for a in await Area.all()} == {"A1": "3号车间", "A3": "1号车间"}
+
+
+TOP_OF_A3 = 'code = "A3"\nname = "3号车间"\naliases = ["三号车间", "3车间"]'
+BAD_ROSTERS = {
+    "unknown supervisor": (
+        edit(BASE, 'supervisor = "zhaoliu"', 'supervisor = "nobody"'),
+        'users[2] (id="wangwu"): supervisor "nobody" is not in the roster'),
+    "supervisor cycle": (
+        edit(BASE, 'roles = ["principal", "commander"]',
+             'roles = ["principal", "commander"]\nsupervisor = "zhangsan"'),
+        'users[0] (id="zhangsan"): supervisor cycle zhangsan -> lisi -> wangwu -> zhaoliu'
+        " -> zhangsan"),
+    "own supervisor": (
+        edit(BASE, 'supervisor = "lisi"', 'supervisor = "zhangsan"'),
+        'users[0] (id="zhangsan"): a user cannot supervise themself'),
+    "duplicate user id": (
+        BASE + '\n[[users]]\nid = "lisi"\nname = "李四"\n',
+        'users[4] (id="lisi"): id "lisi" is already used by users[1]'),
+    "unknown role": (
+        edit(BASE, 'roles = ["owner", "reviewer"]', 'roles = ["owner", "boss"]'),
+        'users[2] (id="wangwu"): role "boss" must be one of worker/owner/reviewer/'
+        "safety_manager/principal/commander/responder/admin"),
+    "bad risk colour": (
+        edit(BASE, 'risk_color = "橙"', 'risk_color = "紫"'),
+        'areas[1] (code="A3"): risk_color "紫" must be one of 红/橙/黄/蓝'),
+    "missing required key": (
+        edit(BASE, 'name = "李四"\n', ""),
+        'users[1] (id="lisi"): missing required key "name"'),
+    "unknown key": (
+        edit(BASE, 'supervisor = "lisi"', 'superviser = "lisi"'),
+        'users[0] (id="zhangsan"): unknown key "superviser"; allowed: id, name, department, '
+        "roles, supervisor, mobile"),
+    "unknown department": (
+        edit(BASE, 'department = "office"', 'department = "qa"'),
+        'users[3] (id="zhaoliu"): department "qa" is not in the roster'),
+    "unknown area owner": (
+        edit(BASE, TOP_OF_A3 + '\nowner = "wangwu"', TOP_OF_A3 + '\nowner = "wangermazi"'),
+        'areas[1] (code="A3"): owner "wangermazi" is not in the roster'),
+    "malformed TOML": (
+        edit(BASE, 'name = "厂部"', 'name = 厂部'),
+        "not valid TOML: Invalid value (at line 7, column 8)"),
+    "alias is another area's name": (
+        edit(BASE, '["三号车间", "3车间"]', '["三号车间", "1号车间"]'),
+        'areas[1] (code="A3"): alias "1号车间" is already the name of areas[0] (code="A1")'),
+    "aliases not a list of strings": (
+        edit(BASE, '["三号车间", "3车间"]', '"三号车间"'),
+        'areas[1] (code="A3"): aliases must be a list of non-empty strings'),
+    "id not a string": (
+        edit(BASE, 'id = "office"', "id = 7"),
+        'departments[1]: id must be a string, not an integer'),
+    "unknown section": (
+        BASE + '\n[[user]]\nid = "qianqi"\nname = "钱七"\n',
+        'unknown section "user"; expected departments, users, areas'),
+    "no users": (
+        BASE[:BASE.index("[[users]]")],
+        "the roster lists no users ([[users]])"),
+}
+
+
+@pytest.mark.parametrize("text, message", BAD_ROSTERS.values(), ids=BAD_ROSTERS.keys())
+async def test_a_bad_roster_is_refused_whole_and_changes_nothing(
+    db: TortoiseContext, tmp_path: Path, text: str, message: str
+) -> None:
+    await load_org(roster_file(tmp_path, BASE), NOW)
+    before = await snapshot()
+    # Adding a new person alongside the mistake shows that nothing of the file was written.
+    text += '\n[[users]]\nid = "qianqi"\nname = "钱七"\n' if "[[users]]" in text else ""
+
+    with pytest.raises(RosterError) as refused:
+        await load_org(roster_file(tmp_path, text, "bad.toml"), NOW)
+
+    assert str(refused.value) == message
+    assert "\n" not in str(refused.value)
+    assert await snapshot() == before
+
+
+async def test_an_area_name_kept_by_an_area_left_out_of_the_file_is_refused(
+    db: TortoiseContext, tmp_path: Path
+) -> None:
+    await Area.create(code="W9", name="旧仓库", aliases=["老仓库"])
+    before = await snapshot()
+    text = edit(BASE, '["三号车间", "3车间"]', '["三号车间", "老仓库"]')
+
+    with pytest.raises(RosterError, match=r'^areas\[1\] \(code="A3"\): "老仓库" already names '
+                                          r'area "W9", which is in the database but not in'):
+        await load_org(roster_file(tmp_path, text), NOW)
+
+    assert await snapshot() == before
+
+
+async def test_a_missing_file_is_a_roster_error(db: TortoiseContext, tmp_path: Path) -> None:
+    with pytest.raises(RosterError, match=r"^cannot read the roster: No such file or directory$"):
+        await load_org(tmp_path / "absent.toml", NOW)
+
+
+def test_the_demo_roster_parses_into_frozen_entries() -> None:
+    roster = parse_roster(DEMO.read_text(encoding="utf-8"))
+
+    assert [d.name for d in roster.departments] == ["厂部", "生产部", "设备部", "安全环保部",
+                                                     "仓储物流部"]
+    zhangsan = next(u for u in roster.users if u.id == "zhangsan")
+    assert zhangsan.roles == (Role.WORKER,) and zhangsan.supervisor == "wangqiang"
+    with pytest.raises(AttributeError):
+        zhangsan.name = "张三丰"  # type: ignore[misc]

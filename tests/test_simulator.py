@@ -1,0 +1,415 @@
+"""The WeCom simulator keeps WeCom's promises and quirks (chat-protocols.md §1–§4) over real HTTP
+on loopback: the other tests trust it to fail where WeCom fails and deliver what WeCom delivers."""
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.channels.wecom_crypto import CryptoError, WeComCrypto, parse_xml
+from simulator.wecom import WeComSimulator
+
+CORP_ID = "wwsimulator0000001"
+AGENT_ID = 1000002
+SECRET = "sim-secret"
+TOKEN = "simtoken"
+AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # project-generated
+PEOPLE = ("zhangsan", "lisi", "wangwu")
+JPEG = b"\xff\xd8\xff\xe0" + b"switchboard" * 10
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Api:
+    """A bare client of the simulator's API, so each test sees the raw errcodes."""
+
+    http: aiohttp.ClientSession
+    base: str
+    token: str = ""
+
+    async def fetch_token(self, secret: str = SECRET) -> dict[str, Any]:
+        return await self.get("gettoken", corpid=CORP_ID, corpsecret=secret)
+
+    async def get(self, path: str, **params: str) -> dict[str, Any]:
+        async with self.http.get(f"{self.base}/cgi-bin/{path}", params=params) as resp:
+            assert resp.status == 200        # WeCom answers errors with HTTP 200 too
+            return await resp.json()  # type: ignore[no-any-return]
+
+    async def post(self, path: str, body: dict[str, Any], **params: str) -> dict[str, Any]:
+        if not self.token:
+            self.token = (await self.fetch_token())["access_token"]
+        async with self.http.post(f"{self.base}/cgi-bin/{path}", json=body,
+                                  params={"access_token": self.token, **params}) as resp:
+            assert resp.status == 200
+            return await resp.json()  # type: ignore[no-any-return]
+
+    async def upload(self, data: bytes, filename: str = "photo.jpg") -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field("media", data, filename=filename, content_type="image/jpeg")
+        async with self.http.post(f"{self.base}/cgi-bin/media/upload", data=form,
+                                  params={"access_token": self.token, "type": "image"}) as resp:
+            return await resp.json()  # type: ignore[no-any-return]
+
+    async def send(self, touser: str, content: str = "请注意安全", **extra: Any) -> dict[str, Any]:
+        return await self.post("message/send", {"touser": touser, "agentid": AGENT_ID,
+                                                "msgtype": "text", "text": {"content": content},
+                                                **extra})
+
+    async def send_card(self, touser: str, task_id: str | None) -> dict[str, Any]:
+        card: dict[str, Any] = {
+            "card_type": "button_interaction", "main_title": {"title": "隐患复查"},
+            "button_list": [{"text": "通过", "key": "review:1:yes"}],
+        }
+        if task_id:
+            card["task_id"] = task_id
+        return await self.post("message/send", {"touser": touser, "agentid": AGENT_ID,
+                                                "msgtype": "template_card",
+                                                "template_card": card})
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def sim(clock: ManualClock) -> AsyncIterator[WeComSimulator]:
+    async with WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
+                              clock=clock) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def api(sim: WeComSimulator) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as http:
+        yield Api(http, sim.base_url)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+async def test_the_token_is_reused_while_valid_and_replaced_after_expiry(
+        sim: WeComSimulator, api: Api, clock: ManualClock) -> None:
+    first = await api.fetch_token()
+    clock.advance(3600)
+    second = await api.fetch_token()
+    assert first["access_token"] == second["access_token"]
+    assert (first["expires_in"], second["expires_in"]) == (7200, 3600)
+    assert sim.token_fetches == 2
+    api.token = first["access_token"]
+    assert (await api.send("zhangsan"))["errcode"] == 0
+
+    clock.advance(3600)
+    assert (await api.send("zhangsan"))["errcode"] == 42001
+    renewed = await api.fetch_token()
+    assert renewed["access_token"] != first["access_token"]
+    assert (await api.send("zhangsan"))["errcode"] == 42001      # the old one stays dead
+    api.token = "forged"
+    assert (await api.send("zhangsan"))["errcode"] == 40014
+
+
+async def test_wrong_secret_and_missing_token(api: Api) -> None:
+    assert (await api.fetch_token(secret="wrong"))["errcode"] == 40001
+    answer = await api.get("appchat/get", chatid="x")
+    assert answer["errcode"] == 41001
+
+
+async def test_expire_tokens_invalidates_early(sim: WeComSimulator, api: Api) -> None:
+    assert (await api.send("zhangsan"))["errcode"] == 0
+    sim.expire_tokens()
+    assert (await api.send("zhangsan"))["errcode"] == 42001
+    api.token = ""
+    assert (await api.send("zhangsan"))["errcode"] == 0
+    assert sim.token_fetches == 2
+
+
+# -- message/send ------------------------------------------------------------------------------
+
+
+async def test_the_31st_message_in_a_minute_is_silently_dropped(
+        sim: WeComSimulator, api: Api, clock: ManualClock) -> None:
+    for n in range(31):
+        assert (await api.send("zhangsan|lisi" if n == 0 else "zhangsan", f"第{n}条"))[
+            "errcode"] == 0
+        clock.advance(1)
+    assert len(sim.messages_for("zhangsan")) == 30
+    [dropped] = sim.dropped
+    assert (dropped.user, dropped.body["text"]["content"]) == ("zhangsan", "第30条")
+    clock.advance(29)                       # the first message leaves the window
+    assert (await api.send("zhangsan", "又一条"))["errcode"] == 0
+    assert sim.messages_for("zhangsan")[-1].body["text"]["content"] == "又一条"
+    assert len(sim.messages_for("lisi")) == 1
+
+
+async def test_unknown_users_come_back_lower_cased_and_all_unknown_is_81013(
+        sim: WeComSimulator, api: Api) -> None:
+    answer = await api.send("zhangsan|Ghost|nobody")
+    assert (answer["errcode"], answer["invaliduser"]) == (0, "ghost|nobody")
+    assert answer["msgid"]
+    assert [m.user for m in sim.delivered] == ["zhangsan"]
+    assert (await api.send("Ghost|nobody"))["errcode"] == 81013
+    too_many = await api.send("|".join(f"u{n}" for n in range(1001)))
+    assert too_many["errcode"] == 40058 and "touser" in too_many["errmsg"]
+    assert (await api.post("message/send", {"touser": "zhangsan", "agentid": AGENT_ID,
+                                            "msgtype": "voicemail"}))["errcode"] == 40008
+    assert (await api.post("message/send", {"touser": "zhangsan", "agentid": 1,
+                                            "msgtype": "text", "text": {"content": "x"}}))[
+        "errcode"] == 40056
+
+
+async def test_duplicate_check_delivers_an_identical_request_once(
+        sim: WeComSimulator, api: Api, clock: ManualClock) -> None:
+    check = {"enable_duplicate_check": 1, "duplicate_check_interval": 1800}
+    first = await api.send("zhangsan", "整改提醒", **check)
+    clock.advance(60)
+    again = await api.send("zhangsan", "整改提醒", **check)
+    assert (again["errcode"], again["msgid"]) == (0, first["msgid"])
+    await api.send("zhangsan", "另一条提醒", **check)
+    assert len(sim.messages_for("zhangsan")) == 2
+    clock.advance(1800)
+    await api.send("zhangsan", "整改提醒", **check)
+    assert len(sim.messages_for("zhangsan")) == 3
+
+
+async def test_task_id_is_required_and_single_use(sim: WeComSimulator, api: Api) -> None:
+    sent = await api.send_card("lisi", "hz-0001-review-1")
+    assert sent["errcode"] == 0 and sent["response_code"] and sent["msgid"]
+    again = await api.send_card("wangwu", "hz-0001-review-1")
+    assert (again["errcode"], again["errmsg"]) == (40058, "task_id duplicated")
+    assert (await api.send_card("lisi", None))["errcode"] == 40058
+    assert [m.user for m in sim.delivered] == ["lisi"]
+
+
+async def test_a_response_code_updates_a_card_once(sim: WeComSimulator, api: Api) -> None:
+    code = (await api.send_card("lisi|wangwu", "hz-0002-review-1"))["response_code"]
+    update = {"agentid": AGENT_ID, "response_code": code, "atall": 1,
+              "button": {"replace_name": "已由李四通过"}}
+    assert (await api.post("message/update_template_card", update))["errcode"] == 0
+    used = await api.post("message/update_template_card", update)
+    assert (used["errcode"], used["errmsg"]) == (40058, "response_code used")
+    unknown = await api.post("message/update_template_card", {**update, "response_code": "x"})
+    assert unknown["errcode"] == 40058
+    [updated] = sim.card_updates
+    assert (updated.task_id, updated.body["button"]["replace_name"]) == (
+        "hz-0002-review-1", "已由李四通过")
+
+
+async def test_wait_for_returns_once_enough_arrived_and_says_what_is_missing(
+        sim: WeComSimulator, api: Api) -> None:
+    waiting = asyncio.create_task(sim.wait_for("ZhangSan", count=2))
+    await api.send("zhangsan", "一")
+    await api.send("zhangsan", "二")
+    assert [m.body["text"]["content"] for m in await waiting] == ["一", "二"]
+    with pytest.raises(TimeoutError, match="lisi received 0 of 1"):
+        await sim.wait_for("lisi", timeout=0.05)
+
+
+# -- media -------------------------------------------------------------------------------------
+
+
+async def test_media_upload_then_get_returns_the_same_file(sim: WeComSimulator, api: Api) -> None:
+    api.token = (await api.fetch_token())["access_token"]
+    uploaded = await api.upload(JPEG, "switchboard.jpg")
+    assert (uploaded["errcode"], uploaded["type"]) == (0, "image")
+    assert abs(int(uploaded["created_at"]) - time.time()) < 60
+    async with api.http.get(f"{api.base}/cgi-bin/media/get", params={
+            "access_token": api.token, "media_id": uploaded["media_id"]}) as resp:
+        assert resp.content_type == "image/jpeg"
+        assert resp.headers["Content-Disposition"] == 'attachment; filename="switchboard.jpg"'
+        assert await resp.read() == JPEG
+    assert (await api.upload(b"12345"))["errcode"] == 40006
+
+
+async def test_unknown_media_is_a_json_error(sim: WeComSimulator, api: Api) -> None:
+    api.token = (await api.fetch_token())["access_token"]
+    async with api.http.get(f"{api.base}/cgi-bin/media/get",
+                            params={"access_token": api.token, "media_id": "nope"}) as resp:
+        assert resp.content_type == "application/json"
+        assert (await resp.json())["errcode"] == 40007
+
+
+# -- app group chats ---------------------------------------------------------------------------
+
+
+async def test_group_chat_takes_markdown_but_no_template_card(sim: WeComSimulator,
+                                                              api: Api) -> None:
+    created = await api.post("appchat/create", {"name": "应急指挥群", "owner": "lisi",
+                                                "userlist": ["lisi", "wangwu", "zhangsan"],
+                                                "chatid": "emergency01"})
+    assert (created["errcode"], created["chatid"]) == (0, "emergency01")
+    info = await api.get("appchat/get", access_token=api.token, chatid="emergency01")
+    assert info["chat_info"]["userlist"] == ["lisi", "wangwu", "zhangsan"]
+    said = await api.post("appchat/send", {"chatid": "emergency01", "msgtype": "markdown",
+                                           "markdown": {"content": "**预案已启动**"}})
+    assert said["errcode"] == 0
+    card = await api.post("appchat/send", {"chatid": "emergency01", "msgtype": "template_card",
+                                           "template_card": {"card_type": "text_notice"}})
+    assert card["errcode"] == 40008
+    lost = await api.post("appchat/send", {"chatid": "nochat", "msgtype": "text",
+                                           "text": {"content": "x"}})
+    assert lost["errcode"] == 86003
+    [message] = sim.chat_messages("emergency01")
+    assert message.body["markdown"]["content"] == "**预案已启动**"
+    alone = await api.post("appchat/create", {"name": "一人群", "userlist": ["lisi"]})
+    assert alone["errcode"] == 86006
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+async def test_fail_next_answers_the_errcode_then_recovers(sim: WeComSimulator, api: Api) -> None:
+    sim.fail_next("message/send", -1, times=2)
+    sim.fail_next("message/send", 45009)
+    codes = [(await api.send("zhangsan"))["errcode"] for _ in range(4)]
+    assert codes == [-1, -1, 45009, 0]
+    assert sim.calls["message/send"] == 4
+    assert len(sim.messages_for("zhangsan")) == 1
+    with pytest.raises(ValueError, match="unknown API path"):
+        sim.fail_next("message/sned", -1)
+
+
+async def test_hang_next_carries_out_the_call_but_holds_the_answer(sim: WeComSimulator,
+                                                                   api: Api) -> None:
+    await api.fetch_token()
+    sim.hang_next("message/send", 2.0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await api.send("zhangsan", "超时的那一条")
+    assert len(sim.messages_for("zhangsan")) == 1      # WeCom did deliver it
+    started = time.monotonic()
+    assert (await api.send("zhangsan"))["errcode"] == 0
+    assert time.monotonic() - started < 0.5
+
+
+async def test_latency_is_added_to_every_answer(sim: WeComSimulator, api: Api) -> None:
+    sim.latency = 0.05
+    started = time.monotonic()
+    await api.fetch_token()
+    assert time.monotonic() - started >= 0.05
+
+
+# -- the callback client -----------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """Our side of the callback, reduced to verifying and decrypting."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver(sim: WeComSimulator) -> AsyncIterator[Receiver]:
+    crypto = WeComCrypto(TOKEN, AES_KEY, CORP_ID)
+    found = Receiver("")
+
+    async def verify(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            echo = crypto.open_echo(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
+        except CryptoError:
+            raise web.HTTPForbidden() from None
+        return web.Response(text=echo)
+
+    async def receive(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            plain = crypto.open_message(await request.read(), q["msg_signature"],
+                                        q["timestamp"], q["nonce"])
+        except CryptoError:
+            raise web.HTTPForbidden() from None
+        found.received.append(parse_xml(plain))
+        return web.Response(text="")
+
+    app = web.Application()
+    app.add_routes([web.get("/wecom/callback", verify), web.post("/wecom/callback", receive)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    found.url = f"http://127.0.0.1:{runner.addresses[0][1]}/wecom/callback"
+    sim.callback_url = found.url
+    yield found
+    await runner.cleanup()
+
+
+async def test_text_arrives_sealed_as_wecom_does(sim: WeComSimulator, receiver: Receiver) -> None:
+    first = await sim.user("zhangsan").says("配电箱门没关]]>请处理")
+    await sim.user("zhangsan").says("第二条")
+    assert (first.status, first.body) == (200, "")
+    one, two = receiver.received
+    assert one["ToUserName"] == CORP_ID and one["FromUserName"] == "zhangsan"
+    assert (one["MsgType"], one["Content"]) == ("text", "配电箱门没关]]>请处理")
+    assert one["AgentID"] == str(AGENT_ID)
+    assert abs(int(one["CreateTime"]) - time.time()) < 60
+    assert int(two["MsgId"]) > int(one["MsgId"])
+
+
+async def test_a_resend_of_the_same_plaintext_is_accepted_and_a_forgery_refused(
+        sim: WeComSimulator, receiver: Receiver) -> None:
+    user = sim.user("zhangsan")
+    first = await user.says("同一条")
+    again = await user.send_plaintext(first.plaintext)
+    forged = await user.send_plaintext(first.plaintext, signature="0" * 40)
+    assert (again.status, forged.status) == (200, 403)
+    assert receiver.received[0] == receiver.received[1]
+
+
+async def test_photo_and_location(sim: WeComSimulator, receiver: Receiver, api: Api) -> None:
+    await sim.user("zhangsan").sends_photo(JPEG)
+    await sim.user("zhangsan").sends_location(31.2304, 121.4737, "3号车间")
+    photo, where = receiver.received
+    assert photo["MsgType"] == "image"
+    assert sim.media[photo["MediaId"]].data == JPEG
+    async with api.http.get(photo["PicUrl"]) as resp:
+        assert await resp.read() == JPEG
+    assert (where["Location_X"], where["Location_Y"], where["Label"]) == (
+        "31.2304", "121.4737", "3号车间")
+    assert where["AppType"] == "wxwork" and where["MsgId"]
+
+
+async def test_menu_click_and_entering_the_app(sim: WeComSimulator, receiver: Receiver) -> None:
+    await sim.user("lisi").enters()
+    await sim.user("lisi").clicks_menu("report_hazard")
+    entered, clicked = receiver.received
+    assert (entered["MsgType"], entered["Event"]) == ("event", "enter_agent")
+    assert (clicked["Event"], clicked["EventKey"]) == ("click", "report_hazard")
+    assert "MsgId" not in clicked
+
+
+async def test_a_vote_submit_carries_both_selected_items(sim: WeComSimulator,
+                                                         receiver: Receiver, api: Api) -> None:
+    await sim.user("lisi").clicks(
+        "hz-0003-vote-1", "submit", card_type="vote_interaction",
+        selected={"cause": ["wiring", "cover"], "level": ["major"]})
+    [event] = receiver.received
+    assert (event["Event"], event["TaskId"], event["EventKey"], event["CardType"]) == (
+        "template_card_event", "hz-0003-vote-1", "submit", "vote_interaction")
+    items = event["SelectedItems"]["SelectedItem"]
+    assert [(i["QuestionKey"], i["OptionIds"]["OptionId"]) for i in items] == [
+        ("cause", ["wiring", "cover"]), ("level", ["major"])]
+    update = {"agentid": AGENT_ID, "response_code": event["ResponseCode"], "userids": ["lisi"],
+              "button": {"replace_name": "已提交"}}
+    assert (await api.post("message/update_template_card", update))["errcode"] == 0
+
+
+async def test_url_verification_sends_an_encrypted_echo(sim: WeComSimulator,
+                                                        receiver: Receiver) -> None:
+    answer = await sim.user("zhangsan").verify_url("1288432023552776189")
+    assert (answer.status, answer.body) == (200, "1288432023552776189")
