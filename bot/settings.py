@@ -1,9 +1,9 @@
 """Typed settings, built once at start-up.
 
 Sources, later ones winning: `config/settings.toml` (defaults shipped with the code), the file
-named by `SAFETYBOT_CONFIG`, then `SAFETYBOT_*` environment variables. A setting `[wecom] corp_id` is
-`SAFETYBOT_WECOM_CORP_ID` in the environment. Secrets may come only from the named file or the
-environment, and are masked whenever settings are shown.
+named by `SAFETYBOT_CONFIG`, then `SAFETYBOT_*` environment variables. A setting
+`[wecom] corp_id` is `SAFETYBOT_WECOM_CORP_ID` in the environment. Secrets may come only from the
+named file or the environment, and are masked whenever settings are shown.
 """
 
 from __future__ import annotations
