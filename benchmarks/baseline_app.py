@@ -25,7 +25,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.channels.wecom_crypto import CryptoError, WeComCrypto  # noqa: E402
+from bot.channels.wecom_crypto import CryptoError, WeComCrypto
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 # A regex instead of a second XML parse: the baseline should be the cheapest honest callback.

@@ -33,3 +33,5 @@ def configure(level: str) -> None:
     # aiohttp's access log repeats every callback's query string: signatures, no secrets, but
     # noise at 500 callbacks a second. Keep it at warning.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # tortoise logs every query with its parameters at DEBUG, the access token among them.
+    logging.getLogger("tortoise").setLevel(max(root.level, logging.INFO))

@@ -3,6 +3,9 @@
 Plays WeCom for a demo: the bot (with SAFETYBOT_WECOM_API_BASE pointing here) sends to it, and each
 delivered message is printed. Credentials come from the same SAFETYBOT_WECOM_* variables the bot
 reads, so both sides agree without a second copy of the secrets.
+
+Type `USER TEXT` (e.g. `zhangsan 帮助`) to write to the bot as that person, or
+`USER photo FILE` to send a photo.
 """
 
 from __future__ import annotations
@@ -55,9 +58,26 @@ async def serve(host: str, port: int, callback: str, users: list[str]) -> None:
     logging.info("企业微信模拟器 %s，%d 名成员；请设置 SAFETYBOT_WECOM_API_BASE=%s", url,
                  len(users), url)
     try:
-        await asyncio.Event().wait()
+        await type_as_users(sim)
     finally:
         await sim.stop()
+
+
+async def type_as_users(sim: WeComSimulator) -> None:
+    """Read `USER TEXT` lines from the terminal and deliver them as that person's messages."""
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        user, _, text = line.strip().partition(" ")
+        if not user or not text:
+            continue
+        kind, _, path = text.partition(" ")
+        if kind == "photo" and path:
+            photo = await asyncio.to_thread(Path(path).read_bytes)
+            answer = await sim.user(user).sends_photo(photo)
+        else:
+            answer = await sim.user(user).says(text)
+        logging.info("← %s  %s（回调应答 %d）", user, text, answer.status)
+    await asyncio.Event().wait()   # stdin closed: keep serving the bot
 
 
 if __name__ == "__main__":

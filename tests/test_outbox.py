@@ -2,6 +2,7 @@
 
 Time is a parameter here: the dispatcher and the simulator share a clock the test moves."""
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from models.messaging import (
     Image,
     OutboxDelivery,
     OutboxMessage,
+    PlatformToken,
     Priority,
     Text,
     enqueue,
@@ -242,3 +244,17 @@ async def test_an_image_is_uploaded_then_sent(world: World) -> None:
     await world.drain()
     [received] = world.sim.messages_for("zhangsan")
     assert received.msgtype == "image" and received.body["image"]["media_id"]
+
+
+async def test_logs_show_neither_the_secret_nor_the_token(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    world.sim.hang_next("message/send", 1.5)
+    world.sim.fail_next("message/send", 48002)
+    await world.send("quiet", Text("日志检查"), "zhangsan")
+    await world.drain()
+    world.clock.advance(5)
+    await world.drain()
+    token = (await PlatformToken.get()).token
+    assert caplog.records, "the failures should have been logged"
+    assert token not in caplog.text and SECRET not in caplog.text

@@ -158,7 +158,8 @@ class WeComApi:
                 body: dict[str, Any] = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             metrics.API_ERRORS.labels("wecom", path, "unreachable").inc()
-            raise Unreachable(f"{path}: {exc.__class__.__name__}") from exc
+            # `from None`: aiohttp's message names the URL, whose query holds the access token.
+            raise Unreachable(f"{path}: {exc.__class__.__name__}") from None
         errcode = int(body.get("errcode", 0))
         if errcode:
             metrics.API_ERRORS.labels("wecom", path, str(errcode)).inc()
@@ -181,7 +182,7 @@ class WeComApi:
                     body = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 metrics.API_ERRORS.labels("wecom", "media/get", "unreachable").inc()
-                raise Unreachable(f"media/get: {exc.__class__.__name__}") from exc
+                raise Unreachable(f"media/get: {exc.__class__.__name__}") from None
             error = WeComError(int(body.get("errcode", -1)), str(body.get("errmsg", "")))
             metrics.API_ERRORS.labels("wecom", "media/get", str(error.errcode)).inc()
             if error.errcode not in TOKEN_ERRORS or attempt == 2:

@@ -1,0 +1,653 @@
+"""Callback benchmark: how fast SafetyBot acknowledges WeCom callbacks, against a bare baseline.
+
+WeCom retries a callback that is not answered within 5 seconds, so the acknowledgement path
+(verify, decrypt, store, answer) is what must stay fast under load. This script measures it on
+PostgreSQL beside `baseline_app.py` (aiohttp + decrypt + one INSERT) in the same run:
+
+* closed loop: `--concurrency` requests in flight until `--count` are answered -> acks/s, p50, p99;
+* open loop: `--rate` requests/s for `--seconds`, latency counted from each request's *scheduled*
+  send time, so a stalled server cannot hide queueing (coordinated omission) -> p50, p99.
+
+Everything runs on loopback in a fresh database that is dropped at the end. Targets are measured
+one at a time in the order service, baseline, service, baseline; medians are reported.
+
+    .venv/bin/python benchmarks/callback_bench.py [--concurrency 32] [--count 5000]
+                                                  [--rate 500] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import asyncpg
+from yarl import URL
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.channels.wecom_crypto import WeComCrypto  # noqa: E402
+
+# The official WXBizMsgCrypt test vector's credentials; nothing here is a real secret.
+CORP_ID = "ww1436e0e65a779aee"
+AGENT_ID = 1000002
+TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+SECRET = "bench-secret-not-real"
+HEADERS = {"Content-Type": "text/xml"}
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)   # WeCom gives up after 5 s; we wait longer
+START_TIMEOUT = 30.0                                 # seconds for a process to become ready
+STOP_TIMEOUT = 15.0
+
+
+class BenchError(Exception):
+    """The benchmark could not be set up or run; the message says which step failed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks, sealed before any clock starts
+
+
+@dataclass(frozen=True)
+class Callback:
+    query: str        # msg_signature, timestamp and nonce, already URL-safe
+    body: bytes
+    msg_id: int
+
+
+class Sealer:
+    """Encrypts text callbacks as WeCom would; MsgIds never repeat within one run."""
+
+    def __init__(self, users: Sequence[str]) -> None:
+        self._crypto = WeComCrypto(TOKEN, AES_KEY, CORP_ID)
+        self._users = itertools.cycle(users)
+        self._msg_ids = itertools.count(time.time_ns() // 1000)
+        self._n = itertools.count(1)
+
+    def batch(self, size: int) -> list[Callback]:
+        return [self._one() for _ in range(size)]
+
+    def _one(self) -> Callback:
+        msg_id, n, user = next(self._msg_ids), next(self._n), next(self._users)
+        now = str(int(time.time()))
+        plaintext = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>{now}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[3号车间 配电箱门没关 {n}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
+        )
+        nonce = str(secrets.randbelow(10**10))
+        body, signature = self._crypto.seal_xml(plaintext, now, nonce)
+        return Callback(f"msg_signature={signature}&timestamp={now}&nonce={nonce}", body, msg_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generation
+
+
+@dataclass
+class RunResult:
+    target: str
+    mode: str                       # "closed" or "open"
+    latencies: list[float]          # seconds, answered requests only
+    statuses: Counter[int]          # HTTP status; 0 = no answer (connection error, timeout)
+    elapsed: float
+    offered_rate: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def not_ok(self) -> int:
+        return self.sent - self.statuses[200]
+
+    @property
+    def acks_per_second(self) -> float:
+        return self.statuses[200] / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, p: float) -> float:
+        """Nearest-rank percentile: an observed latency, never an interpolated one."""
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
+
+
+def urls(base: str, batch: Sequence[Callback]) -> list[tuple[URL, bytes]]:
+    """Parsed once before timing, so the client does not pay URL parsing per request."""
+    return [(URL(f"{base}/wecom/callback?{cb.query}", encoded=True), cb.body) for cb in batch]
+
+
+async def post(session: aiohttp.ClientSession, url: URL, body: bytes) -> int:
+    try:
+        async with session.post(url, data=body, headers=HEADERS) as resp:
+            await resp.read()
+            return resp.status
+    except (aiohttp.ClientError, TimeoutError):
+        return 0
+
+
+async def closed_loop(session: aiohttp.ClientSession, target: str,
+                      requests: list[tuple[URL, bytes]], concurrency: int) -> RunResult:
+    """`concurrency` senders, each sending its next request as soon as the last is answered."""
+    pending: Iterator[tuple[URL, bytes]] = iter(requests)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def sender() -> None:
+        for url, body in pending:          # one shared iterator: each request is sent once
+            started = time.perf_counter()
+            status = await post(session, url, body)
+            statuses[status] += 1
+            if status:
+                latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return RunResult(target, "closed", latencies, statuses, time.perf_counter() - started)
+
+
+async def open_loop(session: aiohttp.ClientSession, target: str,
+                    requests: list[tuple[URL, bytes]], rate: float) -> RunResult:
+    """Send on a fixed schedule whatever the answers do; latency counts from the schedule."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    finished: list[float] = []
+
+    async def one(url: URL, body: bytes, due: float) -> None:
+        status = await post(session, url, body)
+        done = loop.time()
+        statuses[status] += 1
+        finished.append(done)
+        if status:
+            latencies.append(done - due)
+
+    t0 = loop.time() + 0.05
+    tasks = []
+    for i, (url, body) in enumerate(requests):
+        due = t0 + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(url, body, due)))
+    await asyncio.gather(*tasks)
+    elapsed = max(finished, default=t0) - t0
+    return RunResult(target, "open", latencies, statuses, elapsed, offered_rate=rate)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and the database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def open_log(path: Path) -> IO[bytes]:
+    return path.open("ab")
+
+
+class Child:
+    """A process this script started; stopped by its own pid only, gently first."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path,
+                 handle: IO[bytes]) -> None:
+        self.name, self.proc, self.log, self._handle = name, proc, log, handle
+
+    @classmethod
+    async def start(cls, name: str, argv: Sequence[str], env: dict[str, str],
+                    log: Path) -> Child:
+        handle = open_log(log)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return cls(name, proc, log, handle)
+
+    async def wait_ready(self, url: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while time.monotonic() < deadline:
+                if self.proc.returncode is not None:
+                    raise BenchError(f"{self.name} exited with {self.proc.returncode}; "
+                                     f"see {self.log}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url) as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.2)
+        raise BenchError(f"{self.name} not ready at {url} after {START_TIMEOUT:.0f}s; "
+                         f"see {self.log}")
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)   # aiohttp's run_app shuts down cleanly
+            try:
+                await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self._handle.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A database of our own for one run, dropped afterwards even when the run fails."""
+    name = f"safetybot_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield str(URL(admin_dsn).with_path(f"/{name}"))
+    finally:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def safetybot_argv(command: str) -> list[str]:
+    script = Path(sys.executable).parent / "safetybot"
+    return [str(script), command] if script.exists() else [sys.executable, "-m", "bot.cli",
+                                                            command]
+
+
+def service_env(database_url: str, port: int, api_base: str, media: Path) -> dict[str, str]:
+    """The process environment without any SAFETYBOT_* of the caller's, plus ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFETYBOT_")}
+    env.update({
+        "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(port),
+        "SAFETYBOT_INSTANCE_ID": "bench", "SAFETYBOT_MEDIA_DIR": str(media),
+        "SAFETYBOT_LOG_LEVEL": "WARNING",
+        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+    })
+    return env
+
+
+async def migrate(env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *safetybot_argv("migrate"), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise BenchError("safetybot migrate took more than 120 s") from None
+    if proc.returncode != 0:
+        raise BenchError(f"safetybot migrate failed:\n{out.decode(errors='replace')}")
+
+
+async def register_users(dsn: str, users: Sequence[str]) -> None:
+    """Registered senders: strangers would take the bot's shorter 'not registered' path."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO org_user (id, name, roles, mobile, active) "
+            "VALUES ($1, $2, $3, '', true)",
+            [(u, f"压测员工{i:03d}", '["worker"]') for i, u in enumerate(users, 1)],
+        )
+    finally:
+        await conn.close()
+
+
+def write_roster(path: Path, users: Sequence[str]) -> None:
+    lines = [f'[[users]]\nid = "{u}"\nname = "压测员工{i:03d}"\n' for i, u in enumerate(users, 1)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# One target, one round
+
+
+@dataclass
+class Target:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    ready_path: str
+    log: Path
+    sent_ids: set[int] = field(default_factory=set)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Plan:
+    warmup: list[Callback]
+    closed: list[Callback]
+    open: list[Callback]
+
+
+@dataclass
+class RoundReport:
+    closed: RunResult
+    open: RunResult
+    backlog: dict[str, int]         # the service's inbox by status when the round ended
+    server_mean_ms: float           # the service's own histogram: arrival to answer
+
+
+async def run_round(target: Target, plan: Plan, args: argparse.Namespace,
+                    dsn: str) -> RoundReport:
+    """Start the target, warm it up, measure both loops, then stop it, so that its background
+    work (the service's inbox and outbox workers) cannot slow down the other target."""
+    child = await Child.start(target.name, target.argv, target.env, target.log)
+    try:
+        await child.wait_ready(target.base + target.ready_path)
+        warm, closed, opened = (urls(target.base, b) for b in (plan.warmup, plan.closed,
+                                                                plan.open))
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as s:
+            await closed_loop(s, target.name, warm, args.concurrency)
+            limit = args.count / 50 + args.seconds + 60   # bounded even if the target stalls
+            closed_result = await asyncio.wait_for(
+                closed_loop(s, target.name, closed, args.concurrency), limit)
+            open_result = await asyncio.wait_for(
+                open_loop(s, target.name, opened, args.rate), args.seconds + 60)
+        target.sent_ids.update(cb.msg_id for b in (plan.warmup, plan.closed, plan.open)
+                               for cb in b)
+        backlog, server_ms = {}, math.nan
+        if target.name == "service":
+            backlog = await inbox_by_status(dsn)
+            server_ms = await server_mean_ms(target.base)
+        return RoundReport(closed_result, open_result, backlog, server_ms)
+    except TimeoutError:
+        raise BenchError(f"{target.name} did not answer in time; see {target.log}") from None
+    finally:
+        await child.stop()
+
+
+async def inbox_by_status(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM inbox_event GROUP BY status")
+    finally:
+        await conn.close()
+    return {str(r["status"]): int(r["n"]) for r in rows}
+
+
+async def server_mean_ms(base: str) -> float:
+    """Mean arrival-to-answer time from the service's histogram (cumulative since its start)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(base + "/metrics") as resp:
+            text = await resp.text()
+    values: dict[str, float] = {}
+    for name in ("sum", "count"):
+        found = re.search(rf'^safetybot_callback_seconds_{name}\{{platform="wecom"\}} (\S+)$',
+                          text, re.MULTILINE)
+        if found:
+            values[name] = float(found[1])
+    if not values.get("count"):
+        return math.nan
+    return values["sum"] / values["count"] * 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks and report
+
+
+async def stored_counts(dsn: str) -> tuple[int, int, int, int]:
+    """Rows and distinct keys in the service's inbox and in the baseline's table."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        service = await conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT dedup_key) AS d FROM inbox_event")
+        baseline = await conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT dedup_key) AS d FROM bench_inbox")
+    finally:
+        await conn.close()
+    assert service is not None and baseline is not None
+    return service["n"], service["d"], baseline["n"], baseline["d"]
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+async def machine_info(dsn: str) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        pg = str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu_model(),
+            "python": platform.python_version(), "postgresql": pg, "load average": load}
+
+
+def log_summary(path: Path, limit: int = 8) -> list[str]:
+    """Warnings and errors of the service's JSON log, grouped by message, most frequent first."""
+    if not path.exists():
+        return []
+    seen: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+            key = f"{entry.get('level')} {entry.get('logger')}: {str(entry.get('msg'))[:120]}"
+        except (ValueError, AttributeError):
+            if not line.strip():
+                continue
+            key = f"(not JSON) {line.strip()[:120]}"
+        seen[key] += 1
+    return [f"{n:6d} × {key}" for key, n in seen.most_common(limit)]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+@dataclass
+class Summary:
+    acks: float
+    p50: float
+    p99: float
+    open_p50: float
+    open_p99: float
+    open_achieved: float
+    not_ok: int
+
+
+def summarize(rounds: Sequence[RoundReport]) -> Summary:
+    return Summary(
+        acks=median([r.closed.acks_per_second for r in rounds]),
+        p50=median([r.closed.percentile_ms(50) for r in rounds]),
+        p99=median([r.closed.percentile_ms(99) for r in rounds]),
+        open_p50=median([r.open.percentile_ms(50) for r in rounds]),
+        open_p99=median([r.open.percentile_ms(99) for r in rounds]),
+        open_achieved=median([r.open.acks_per_second for r in rounds]),
+        not_ok=sum(r.closed.not_ok + r.open.not_ok for r in rounds),
+    )
+
+
+def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, list[RoundReport]],
+           counts: tuple[int, int, int, int], sent: dict[str, int], log: Path) -> None:
+    svc, base = summarize(results["service"]), summarize(results["baseline"])
+    ratio = svc.acks / base.acks if base.acks else math.nan
+    print("\n## Callback benchmark\n")
+    for key, value in info.items():
+        print(f"- {key}: {value}")
+    print(f"- closed loop: concurrency {args.concurrency}, {args.count} callbacks; open loop: "
+          f"{args.rate:g}/s for {args.seconds:g} s; {len(results['service'])} rounds per "
+          f"target, medians shown\n")
+    print(f"| target | acks/s (c={args.concurrency}) | p50 ms | p99 ms | achieved/s at "
+          f"{args.rate:g}/s | p50 ms | p99 ms | non-200 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, s in (("service", svc), ("baseline", base)):
+        print(f"| {name} | {s.acks:.0f} | {s.p50:.1f} | {s.p99:.1f} | {s.open_achieved:.0f} | "
+              f"{s.open_p50:.1f} | {s.open_p99:.1f} | {s.not_ok} |")
+    print(f"\nservice/baseline throughput: {ratio:.2f}× (target ≥ 0.50: "
+          f"{'met' if ratio >= 0.5 else 'MISSED'}); service p99 at {args.rate:g}/s: "
+          f"{svc.open_p99:.1f} ms (target < 50: {'met' if svc.open_p99 < 50 else 'MISSED'})")
+    print("\n### Rounds\n")
+    print("| round | target | closed acks/s | p50 | p99 | open achieved/s | p50 | p99 | "
+          "non-200 | service server-side mean ms | service inbox after round |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for i in range(len(results["service"])):
+        for name in ("service", "baseline"):
+            r = results[name][i]
+            backlog = ", ".join(f"{k} {v}" for k, v in sorted(r.backlog.items())) or "-"
+            server = f"{r.server_mean_ms:.1f}" if not math.isnan(r.server_mean_ms) else "-"
+            print(f"| {i + 1} | {name} | {r.closed.acks_per_second:.0f} | "
+                  f"{r.closed.percentile_ms(50):.1f} | {r.closed.percentile_ms(99):.1f} | "
+                  f"{r.open.acks_per_second:.0f} | {r.open.percentile_ms(50):.1f} | "
+                  f"{r.open.percentile_ms(99):.1f} | {r.closed.not_ok + r.open.not_ok} | "
+                  f"{server} | {backlog} |")
+    statuses: Counter[int] = Counter()
+    for rounds in results.values():
+        for r in rounds:
+            statuses += r.closed.statuses + r.open.statuses
+    bad = {k: v for k, v in statuses.items() if k != 200}
+    print(f"\nanswers by status (0 = no answer): {dict(sorted(statuses.items()))}"
+          + (" — NOT ALL 200" if bad else ""))
+    rows, distinct, b_rows, b_distinct = counts
+    verdict = "ok" if rows == distinct == sent["service"] else "MISMATCH"
+    print(f"service inbox_event: {rows} rows, {distinct} distinct keys, {sent['service']} "
+          f"distinct MsgIds sent ({verdict})")
+    b_verdict = "ok" if b_rows == b_distinct == sent["baseline"] else "MISMATCH"
+    print(f"baseline bench_inbox: {b_rows} rows, {b_distinct} distinct keys, "
+          f"{sent['baseline']} sent ({b_verdict})")
+    lines = log_summary(log)
+    print(f"\nservice log warnings/errors ({log}):" + ("" if lines else " none"))
+    for line in lines:
+        print("    " + line)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--count", type=int, default=5000, help="closed-loop callbacks per round")
+    p.add_argument("--rate", type=float, default=500, help="open-loop callbacks per second")
+    p.add_argument("--seconds", type=float, default=10, help="open-loop duration")
+    p.add_argument("--rounds", type=int, default=2, help="rounds per target, alternating")
+    p.add_argument("--warmup", type=int, default=200, help="unmeasured callbacks per round")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
+                   help="a database to connect to for CREATE/DROP DATABASE")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
+                   help="where the service's, baseline's and simulator's logs are kept")
+    args = p.parse_args(argv)
+    for name in ("concurrency", "count", "rounds", "users"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.rate <= 0 or args.seconds <= 0:
+        p.error("--rate and --seconds must be positive")
+    return args
+
+
+async def start_simulator(env: dict[str, str], roster: Path, callback: str,
+                          log: Path) -> tuple[Child | None, str]:
+    """The WeCom simulator takes the service's replies; without it they fail and are retried
+    in the background, which leaves the acknowledgement path unchanged."""
+    if not (ROOT / "simulator" / "__main__.py").exists():
+        return None, f"http://127.0.0.1:{free_port()}"     # nobody listens there
+    port = free_port()
+    sim = await Child.start("simulator", [sys.executable, "-m", "simulator", "--port", str(port),
+                                          "--org", str(roster), "--callback", callback],
+                            env, log)
+    base = f"http://127.0.0.1:{port}"
+    # gettoken answers 200 with an errcode for bad credentials; any answer means it is up.
+    await sim.wait_ready(f"{base}/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={SECRET}")
+    return sim, base
+
+
+async def bench(args: argparse.Namespace) -> int:
+    users = [f"bench{i:04d}" for i in range(1, args.users + 1)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    logs = {n: args.out / f"{stamp}-{n}.log" for n in ("service", "baseline", "simulator")}
+    sealer = Sealer(users)
+    plans = {name: [Plan(sealer.batch(args.warmup), sealer.batch(args.count),
+                         sealer.batch(round(args.rate * args.seconds)))
+                    for _ in range(args.rounds)] for name in ("service", "baseline")}
+    with tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp:
+        async with fresh_database(args.admin_dsn) as dsn:
+            info = await machine_info(dsn)
+            port, baseline_port = free_port(), free_port()
+            roster = Path(tmp) / "roster.toml"
+            write_roster(roster, users)
+            env = service_env(dsn, port, "http://127.0.0.1:1", Path(tmp) / "media")
+            sim, api_base = await start_simulator(
+                env, roster, f"http://127.0.0.1:{port}/wecom/callback", logs["simulator"])
+            info["wecom api"] = "simulator" if sim else "closed port (replies fail, retried)"
+            try:
+                env["SAFETYBOT_WECOM_API_BASE"] = api_base
+                await migrate(env)
+                await register_users(dsn, users)
+                targets = {
+                    "service": Target("service", safetybot_argv("serve"), env, port, "/readyz",
+                                      logs["service"]),
+                    "baseline": Target("baseline", [sys.executable,
+                                                    str(ROOT / "benchmarks" / "baseline_app.py"),
+                                                    "--port", str(baseline_port), "--dsn", dsn],
+                                       env, baseline_port, "/readyz", logs["baseline"]),
+                }
+                results: dict[str, list[RoundReport]] = {"service": [], "baseline": []}
+                for i in range(args.rounds):
+                    for name in ("service", "baseline"):
+                        print(f"round {i + 1}/{args.rounds}: {name} …", file=sys.stderr)
+                        results[name].append(
+                            await run_round(targets[name], plans[name][i], args, dsn))
+                counts = await stored_counts(dsn)
+            finally:
+                if sim is not None:
+                    await sim.stop()
+        sent = {n: len(t.sent_ids) for n, t in targets.items()}
+        report(args, info, results, counts, sent, logs["service"])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(bench(args))
+    except (BenchError, OSError, asyncpg.PostgresError) as exc:
+        print(f"callback_bench: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
