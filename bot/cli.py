@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,11 @@ def _serve(settings: Settings) -> int:
         print(f"safetybot: database needs migrations ({', '.join(pending)}): "
               "run `safetybot migrate`", file=sys.stderr)
         return 2
+    channels = [name for name, on in (("wecom", settings.wecom.enabled),) if on]
+    logging.getLogger("bot").info(
+        "serving on http://%s:%d", settings.host, settings.port,
+        extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom"},
+    )
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 access_log=None, print=lambda _: None)
     return 0

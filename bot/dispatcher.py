@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.channels import Channel, Delivery, Outcome, Verdict
+from bot.claim_loop import ClaimLoop
 from bot.settings import Settings
 from models.messaging import (
     UNSETTLED,
@@ -32,64 +33,26 @@ WINDOW = timedelta(minutes=1)
 MAX_BACKOFF = 300.0
 
 
-class Dispatcher:
+class Dispatcher(ClaimLoop[int]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
     ) -> None:
+        super().__init__(settings.outbox_concurrency, settings.poll_seconds)
         self._s = settings
         self._channels = channels
         self._clock = clock
         self._instance = instance
-        self._wakeup = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
         self._rate_lock = asyncio.Lock()
 
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                self._wakeup.clear()
-                if not await self._claim_and_start():
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), self._s.poll_seconds)
-                    except TimeoutError:
-                        pass
-        finally:
-            for task in list(self._running):
-                task.cancel()
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-    async def run_once(self) -> int:
-        """Send what is due now and wait for it; for tests."""
-        started = await self._claim_and_start()
-        await asyncio.gather(*list(self._running))
-        return started
-
-    async def _claim_and_start(self) -> int:
-        free = self._s.outbox_concurrency - len(self._running)
-        if free <= 0:
-            return 0
+    async def claim(self, limit: int) -> list[int]:
         lease = timedelta(seconds=self._s.lease_seconds)
-        for message_id in (claimed := await outbox_claim(self._instance, self._clock(), lease,
-                                                         free)):
-            task = asyncio.create_task(self._send(message_id), name=f"outbox-{message_id}")
-            self._running.add(task)
-            task.add_done_callback(self._finished)
-        return len(claimed)
+        return await outbox_claim(self._instance, self._clock(), lease, limit)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._wakeup.set()
-
-    async def _send(self, message_id: int) -> None:
+    async def work(self, message_id: int) -> None:
         ids = {"outbox_id": message_id}
         try:
             await self._attempt(await OutboxMessage.get(id=message_id))
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("outbox attempt crashed; the lease will expire and it is retried",
                           extra=ids)

@@ -8,7 +8,6 @@ backoff and, after a bounded number of tries, parked, so the user's later events
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -18,6 +17,7 @@ from tortoise.transactions import in_transaction
 
 from bot import metrics
 from bot.channels import Channel, MediaGone
+from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
 from handlers import handle
@@ -38,12 +38,13 @@ from models.org import User
 log = logging.getLogger(__name__)
 
 
-class InboxWorker:
+class InboxWorker(ClaimLoop[InboxEvent]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel], media: MediaStore,
         router: Router, clock: Callable[[], datetime], instance: str,
         on_handled: Callable[[], None],
     ) -> None:
+        super().__init__(settings.inbox_concurrency, settings.poll_seconds)
         self._s = settings
         self._channels = channels
         self._media = media
@@ -51,54 +52,19 @@ class InboxWorker:
         self._clock = clock
         self._instance = instance
         self._on_handled = on_handled
-        self._wakeup = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
 
     async def put(self, event: Inbound) -> bool:
         """Store an arriving event; False for a duplicate. Wakes the worker at once."""
         stored = await inbox_put(event, self._clock())
         if stored:
-            self._wakeup.set()
+            self.wake()
         return stored
 
-    async def run(self) -> None:
-        """Claim and handle events until cancelled."""
-        try:
-            while True:
-                self._wakeup.clear()
-                if not await self._claim_and_start():
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), self._s.poll_seconds)
-                    except TimeoutError:
-                        pass
-        finally:
-            for task in list(self._running):
-                task.cancel()
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-    async def run_once(self) -> int:
-        """Handle what is due now and wait for it; for tests and `tick`-style callers."""
-        started = await self._claim_and_start()
-        await asyncio.gather(*list(self._running))
-        return started
-
-    async def _claim_and_start(self) -> int:
-        free = self._s.inbox_concurrency - len(self._running)
-        if free <= 0:
-            return 0
+    async def claim(self, limit: int) -> list[InboxEvent]:
         lease = timedelta(seconds=self._s.lease_seconds)
-        rows = await inbox_claim(self._instance, self._clock(), lease, free)
-        for row in rows:
-            task = asyncio.create_task(self._process(row), name=f"inbox-{row.id}")
-            self._running.add(task)
-            task.add_done_callback(self._finished)
-        return len(rows)
+        return await inbox_claim(self._instance, self._clock(), lease, limit)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._wakeup.set()   # the user's next event may be waiting for this one
-
-    async def _process(self, row: InboxEvent) -> None:
+    async def work(self, row: InboxEvent) -> None:
         ids = {"inbox_id": row.id, "user": row.user_id, "platform": row.platform}
         try:
             event = await self._with_media(row)
@@ -112,8 +78,6 @@ class InboxWorker:
             self._on_handled()   # its replies are in the outbox now
         except LeaseLost:
             log.warning("inbox lease lost; another worker has the event", extra=ids)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             backoff = min(self._s.inbox_retry_seconds * 2 ** row.attempts, 60.0)
             status = await inbox_fail(row, repr(exc), self._clock(), self._s.inbox_max_attempts,

@@ -1,0 +1,72 @@
+"""The loop the inbox worker and the outbox dispatcher share: claim due rows, work on each in a
+task of its own up to a limit, and sleep until woken or until the next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+Claimed = TypeVar("Claimed")
+
+
+class ClaimLoop(ABC, Generic[Claimed]):
+    def __init__(self, concurrency: int, poll_seconds: float) -> None:
+        self._concurrency = concurrency
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    @abstractmethod
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to `limit` rows that are due now."""
+
+    @abstractmethod
+    async def work(self, item: Claimed) -> None:
+        """Finish one claimed row; must not raise (it logs and records its own failures)."""
+
+    def wake(self) -> None:
+        """New work is there: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Claim and work until cancelled; in-flight work is cancelled with it."""
+        try:
+            while True:
+                self._wakeup.clear()
+                if not await self._claim_and_start():
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def run_once(self) -> int:
+        """Work on what is due now and wait for it to finish; for tests and one-shot callers."""
+        started = await self._claim_and_start()
+        await asyncio.gather(*list(self._running))
+        return started
+
+    async def _claim_and_start(self) -> int:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self.claim(free)
+        for item in claimed:
+            task = asyncio.create_task(self.work(item))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()   # a finished row may unblock the next (a person's next event)
+        if not task.cancelled() and task.exception() is not None:
+            # Its lease expires and the row is claimed again; say why it went wrong.
+            log.error("%s failed outside its own error handling", type(self).__name__,
+                      exc_info=task.exception())
