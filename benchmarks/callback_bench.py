@@ -210,6 +210,40 @@ def free_port() -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """All PostgreSQL processes on this host, including other users' sessions (shared box)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if stat.read_text().strip() == "postgres":
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    target: float
+    postgres: float
+    loadgen: float
+
+    @classmethod
+    def take(cls, pid: int) -> CpuSample:
+        return cls(cpu_seconds(pid), postgres_cpu_seconds(), time.process_time())
+
+    def __sub__(self, other: CpuSample) -> CpuSample:
+        return CpuSample(self.target - other.target, self.postgres - other.postgres,
+                         self.loadgen - other.loadgen)
+
+
 def open_log(path: Path) -> IO[bytes]:
     return path.open("ab")
 
@@ -361,6 +395,7 @@ class RoundReport:
     open: RunResult
     backlog: dict[str, int]         # the service's inbox by status when the round ended
     server_mean_ms: float           # the service's own histogram: arrival to answer
+    cpu: CpuSample                  # CPU seconds used while measuring (closed + open loop)
 
 
 async def run_round(target: Target, plan: Plan, args: argparse.Namespace,
@@ -370,27 +405,45 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace,
     child = await Child.start(target.name, target.argv, target.env, target.log)
     try:
         await child.wait_ready(target.base + target.ready_path)
+        profiler = await start_profiler(args, child, target)
         warm, closed, opened = (urls(target.base, b) for b in (plan.warmup, plan.closed,
                                                                 plan.open))
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as s:
             await closed_loop(s, target.name, warm, args.concurrency)
+            cpu_before = CpuSample.take(child.proc.pid)
             limit = args.count / 50 + args.seconds + 60   # bounded even if the target stalls
             closed_result = await asyncio.wait_for(
                 closed_loop(s, target.name, closed, args.concurrency), limit)
             open_result = await asyncio.wait_for(
                 open_loop(s, target.name, opened, args.rate), args.seconds + 60)
+            cpu = CpuSample.take(child.proc.pid) - cpu_before
         target.sent_ids.update(cb.msg_id for b in (plan.warmup, plan.closed, plan.open)
                                for cb in b)
         backlog, server_ms = {}, math.nan
         if target.name == "service":
             backlog = await inbox_by_status(dsn)
             server_ms = await server_mean_ms(target.base)
-        return RoundReport(closed_result, open_result, backlog, server_ms)
+        return RoundReport(closed_result, open_result, backlog, server_ms, cpu)
     except TimeoutError:
         raise BenchError(f"{target.name} did not answer in time; see {target.log}") from None
     finally:
         await child.stop()
+        if profiler is not None:      # py-spy writes its file when the profiled process ends
+            await profiler.stop()
+
+
+async def start_profiler(args: argparse.Namespace, child: Child, target: Target
+                         ) -> Child | None:
+    """`--py-spy`: sample the target for the whole round (warm-up included) as folded stacks."""
+    if args.py_spy is None:
+        return None
+    name = f"{target.log.stem}-{target.sent_ids and 'r2' or 'r1'}"
+    out = target.log.with_name(f"{name}.pyspy.txt")
+    return await Child.start("py-spy", [str(args.py_spy), "record", "--pid",
+                                        str(child.proc.pid), "--format", "raw", "--rate", "200",
+                                        "--output", str(out)], os.environ.copy(),
+                             target.log.with_name(f"{name}.pyspy.log"))
 
 
 async def inbox_by_status(dsn: str) -> dict[str, int]:
@@ -567,6 +620,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
                    help="a database to connect to for CREATE/DROP DATABASE")
+    p.add_argument("--py-spy", type=Path, default=None, metavar="PATH",
+                   help="py-spy binary: profile each round's target into --out")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
                    help="where the service's, baseline's and simulator's logs are kept")
     args = p.parse_args(argv)

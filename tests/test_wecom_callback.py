@@ -125,3 +125,42 @@ async def _post(service: Service, body: bytes, query: dict[str, str]) -> int:
     async with aiohttp.ClientSession() as http, http.post(
             f"{service.url}/wecom/callback", params=query, data=body) as resp:
         return resp.status
+
+
+async def stored(kind: str) -> InboxEvent:
+    for _ in range(100):
+        row = await InboxEvent.filter(kind=kind).first()
+        if row and row.status is InboxStatus.DONE:
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no handled {kind} event")
+
+
+async def test_every_kind_is_normalized(service: Service, wecom: WeComSimulator) -> None:
+    zhang = wecom.user("zhangsan")
+    await zhang.sends_location(31.2304, 121.4737, "3号车间东门")
+    await zhang.sends_voice(b"#!AMR\n" + b"\x00" * 64)
+    await zhang.enters()
+    await zhang.clicks_menu("report")
+    await zhang.clicks("hz-1-review-1", "review:1:yes", response_code="RC-1",
+                       selected={"grade": ["major"]})
+    where = (await stored("location")).event.location
+    assert where is not None and (where.latitude, where.label) == (31.2304, "3号车间东门")
+    assert (await stored("voice")).event.media
+    assert (await stored("enter")).event.raw_type == "enter_agent"
+    assert (await stored("menu")).event.event_key == "report"
+    click = (await stored("card_action")).event
+    assert (click.task_id, click.event_key, click.response_code, click.selected) == (
+        "hz-1-review-1", "review:1:yes", "RC-1", {"grade": ["major"]})
+
+
+async def test_a_photo_that_cannot_be_fetched_is_marked_not_retried_forever(
+        service: Service, wecom: WeComSimulator) -> None:
+    plaintext = (f"<xml><ToUserName>{CORP_ID}</ToUserName><FromUserName>zhangsan</FromUserName>"
+                 "<CreateTime>1764400002</CreateTime><MsgType>image</MsgType><PicUrl>x</PicUrl>"
+                 "<MediaId>expired-media-id</MediaId><MsgId>777003</MsgId>"
+                 "<AgentID>1000002</AgentID></xml>")
+    await wecom.user("zhangsan").send_plaintext(plaintext)
+    row = await stored("image")
+    assert row.event.media_lost and not row.event.media and row.attempts == 0
+    await wecom.wait_for("zhangsan")     # the person still gets an answer
