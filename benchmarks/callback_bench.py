@@ -280,7 +280,11 @@ class Child:
         raise BenchError(f"{self.name} not ready at {url} after {START_TIMEOUT:.0f}s; "
                          f"see {self.log}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """`grace`: seconds to let it end on its own first (py-spy, after its target)."""
+        if grace:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), grace)
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)   # aiohttp's run_app shuts down cleanly
             try:
@@ -398,14 +402,15 @@ class RoundReport:
     cpu: CpuSample                  # CPU seconds used while measuring (closed + open loop)
 
 
-async def run_round(target: Target, plan: Plan, args: argparse.Namespace,
-                    dsn: str) -> RoundReport:
+async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: str,
+                    index: int) -> RoundReport:
     """Start the target, warm it up, measure both loops, then stop it, so that its background
     work (the service's inbox and outbox workers) cannot slow down the other target."""
     child = await Child.start(target.name, target.argv, target.env, target.log)
+    profiler: Child | None = None
     try:
         await child.wait_ready(target.base + target.ready_path)
-        profiler = await start_profiler(args, child, target)
+        profiler = await start_profiler(args, child, target.log, index)
         warm, closed, opened = (urls(target.base, b) for b in (plan.warmup, plan.closed,
                                                                 plan.open))
         connector = aiohttp.TCPConnector(limit=args.concurrency)
@@ -430,20 +435,19 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace,
     finally:
         await child.stop()
         if profiler is not None:      # py-spy writes its file when the profiled process ends
-            await profiler.stop()
+            await profiler.stop(grace=10.0)
 
 
-async def start_profiler(args: argparse.Namespace, child: Child, target: Target
+async def start_profiler(args: argparse.Namespace, child: Child, log: Path, index: int
                          ) -> Child | None:
     """`--py-spy`: sample the target for the whole round (warm-up included) as folded stacks."""
     if args.py_spy is None:
         return None
-    name = f"{target.log.stem}-{target.sent_ids and 'r2' or 'r1'}"
-    out = target.log.with_name(f"{name}.pyspy.txt")
-    return await Child.start("py-spy", [str(args.py_spy), "record", "--pid",
-                                        str(child.proc.pid), "--format", "raw", "--rate", "200",
-                                        "--output", str(out)], os.environ.copy(),
-                             target.log.with_name(f"{name}.pyspy.log"))
+    name = f"{log.stem}-round{index + 1}"
+    argv = [str(args.py_spy), "record", "--pid", str(child.proc.pid), "--format", "raw",
+            "--rate", "250", "--nonblocking", "--output", str(log.with_name(f"{name}.folded"))]
+    return await Child.start("py-spy", argv, os.environ.copy(),
+                             log.with_name(f"{name}.pyspy.log"))
 
 
 async def inbox_by_status(dsn: str) -> dict[str, int]:
@@ -559,6 +563,7 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
     print("\n## Callback benchmark\n")
     for key, value in info.items():
         print(f"- {key}: {value}")
+    print(f"- database pool: {args.pool_size} connections per target")
     print(f"- closed loop: concurrency {args.concurrency}, {args.count} callbacks; open loop: "
           f"{args.rate:g}/s for {args.seconds:g} s; {len(results['service'])} rounds per "
           f"target, medians shown\n")
@@ -568,13 +573,14 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
     for name, s in (("service", svc), ("baseline", base)):
         print(f"| {name} | {s.acks:.0f} | {s.p50:.1f} | {s.p99:.1f} | {s.open_achieved:.0f} | "
               f"{s.open_p50:.1f} | {s.open_p99:.1f} | {s.not_ok} |")
-    print(f"\nservice/baseline throughput: {ratio:.2f}× (target ≥ 0.50: "
+    print(f"\nservice/baseline throughput: {ratio:.3f}× (target ≥ 0.50: "
           f"{'met' if ratio >= 0.5 else 'MISSED'}); service p99 at {args.rate:g}/s: "
           f"{svc.open_p99:.1f} ms (target < 50: {'met' if svc.open_p99 < 50 else 'MISSED'})")
     print("\n### Rounds\n")
     print("| round | target | closed acks/s | p50 | p99 | open achieved/s | p50 | p99 | "
-          "non-200 | service server-side mean ms | service inbox after round |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "non-200 | CPU s target / postgres / load gen | service server-side mean ms | "
+          "service inbox after round |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     for i in range(len(results["service"])):
         for name in ("service", "baseline"):
             r = results[name][i]
@@ -584,6 +590,7 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
                   f"{r.closed.percentile_ms(50):.1f} | {r.closed.percentile_ms(99):.1f} | "
                   f"{r.open.acks_per_second:.0f} | {r.open.percentile_ms(50):.1f} | "
                   f"{r.open.percentile_ms(99):.1f} | {r.closed.not_ok + r.open.not_ok} | "
+                  f"{r.cpu.target:.1f} / {r.cpu.postgres:.1f} / {r.cpu.loadgen:.1f} | "
                   f"{server} | {backlog} |")
     statuses: Counter[int] = Counter()
     for rounds in results.values():
@@ -618,6 +625,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds per target, alternating")
     p.add_argument("--warmup", type=int, default=200, help="unmeasured callbacks per round")
     p.add_argument("--users", type=int, default=200)
+    p.add_argument("--pool-size", type=int, default=5,
+                   help="database connections per target (5 is tortoise's default)")
     p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
                    help="a database to connect to for CREATE/DROP DATABASE")
     p.add_argument("--py-spy", type=Path, default=None, metavar="PATH",
@@ -625,31 +634,80 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
                    help="where the service's, baseline's and simulator's logs are kept")
     args = p.parse_args(argv)
-    for name in ("concurrency", "count", "rounds", "users"):
+    for name in ("concurrency", "count", "rounds", "users", "pool_size"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.rate <= 0 or args.seconds <= 0:
         p.error("--rate and --seconds must be positive")
     return args
 
 
-async def start_simulator(env: dict[str, str], roster: Path, callback: str,
-                          log: Path) -> tuple[Child | None, str]:
+@contextlib.asynccontextmanager
+async def wecom_api(env: dict[str, str], roster: Path, callback: str,
+                    log: Path) -> AsyncIterator[str]:
     """The WeCom simulator takes the service's replies; without it they fail and are retried
     in the background, which leaves the acknowledgement path unchanged."""
     if not (ROOT / "simulator" / "__main__.py").exists():
-        return None, f"http://127.0.0.1:{free_port()}"     # nobody listens there
+        yield f"http://127.0.0.1:{free_port()}"     # nobody listens there
+        return
     port = free_port()
     sim = await Child.start("simulator", [sys.executable, "-m", "simulator", "--port", str(port),
                                           "--org", str(roster), "--callback", callback],
                             env, log)
     base = f"http://127.0.0.1:{port}"
-    # gettoken answers 200 with an errcode for bad credentials; any answer means it is up.
-    await sim.wait_ready(f"{base}/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={SECRET}")
-    return sim, base
+    try:
+        # gettoken answers 200 (with an errcode if need be): any answer means it is up.
+        await sim.wait_ready(f"{base}/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={SECRET}")
+        yield base
+    finally:
+        await sim.stop()
 
 
-async def bench(args: argparse.Namespace) -> int:
+def make_targets(args: argparse.Namespace, dsn: str, media: Path, logs: dict[str, Path]
+                 ) -> dict[str, Target]:
+    port, baseline_port = free_port(), free_port()
+    # tortoise reads its pool limits from the URL's query string
+    service_dsn = dsn if args.pool_size == 5 else f"{dsn}?maxsize={args.pool_size}"
+    env = service_env(service_dsn, port, "http://127.0.0.1:1", media)
+    baseline = [sys.executable, str(ROOT / "benchmarks" / "baseline_app.py"), "--port",
+                str(baseline_port), "--dsn", dsn, "--pool-size", str(args.pool_size)]
+    return {
+        "service": Target("service", safetybot_argv("serve"), env, port, "/readyz",
+                          logs["service"]),
+        "baseline": Target("baseline", baseline, env, baseline_port, "/readyz", logs["baseline"]),
+    }
+
+
+async def measure(args: argparse.Namespace, targets: dict[str, Target],
+                  plans: dict[str, list[Plan]], dsn: str) -> dict[str, list[RoundReport]]:
+    """Targets take turns (service, baseline, service, ...) so slow drifts hit both alike."""
+    results: dict[str, list[RoundReport]] = {name: [] for name in targets}
+    for i in range(args.rounds):
+        for name, target in targets.items():
+            print(f"round {i + 1}/{args.rounds}: {name} …", file=sys.stderr)
+            results[name].append(await run_round(target, plans[name][i], args, dsn, i))
+    return results
+
+
+def code_version() -> str:
+    """The commit measured, marked when the work tree differs from it (others edit as we run)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bot", "models",
+                                "handlers"], cwd=ROOT, check=True, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes in bot/models/handlers" if dirty else "")
+
+
+async def bench(args: argparse.Namespace, version: str) -> int:
+    # SIGTERM (`timeout`, CI) cancels the run like Ctrl-C does, so that the finally blocks
+    # still stop our processes and drop the database.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     users = [f"bench{i:04d}" for i in range(1, args.users + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -659,49 +717,38 @@ async def bench(args: argparse.Namespace) -> int:
                          sealer.batch(round(args.rate * args.seconds)))
                     for _ in range(args.rounds)] for name in ("service", "baseline")}
     with tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp:
+        roster = Path(tmp) / "roster.toml"
+        write_roster(roster, users)
         async with fresh_database(args.admin_dsn) as dsn:
-            info = await machine_info(dsn)
-            port, baseline_port = free_port(), free_port()
-            roster = Path(tmp) / "roster.toml"
-            write_roster(roster, users)
-            env = service_env(dsn, port, "http://127.0.0.1:1", Path(tmp) / "media")
-            sim, api_base = await start_simulator(
-                env, roster, f"http://127.0.0.1:{port}/wecom/callback", logs["simulator"])
-            info["wecom api"] = "simulator" if sim else "closed port (replies fail, retried)"
-            try:
+            info = await machine_info(dsn) | {"service code": version}
+            targets = make_targets(args, dsn, Path(tmp) / "media", logs)
+            env = targets["service"].env
+            callback = targets["service"].base + "/wecom/callback"
+            async with wecom_api(env, roster, callback, logs["simulator"]) as api_base:
+                simulated = (ROOT / "simulator" / "__main__.py").exists()
+                info["wecom api"] = api_base + (" (simulator)" if simulated
+                                                else " (closed port: replies fail, retried)")
                 env["SAFETYBOT_WECOM_API_BASE"] = api_base
                 await migrate(env)
                 await register_users(dsn, users)
-                targets = {
-                    "service": Target("service", safetybot_argv("serve"), env, port, "/readyz",
-                                      logs["service"]),
-                    "baseline": Target("baseline", [sys.executable,
-                                                    str(ROOT / "benchmarks" / "baseline_app.py"),
-                                                    "--port", str(baseline_port), "--dsn", dsn],
-                                       env, baseline_port, "/readyz", logs["baseline"]),
-                }
-                results: dict[str, list[RoundReport]] = {"service": [], "baseline": []}
-                for i in range(args.rounds):
-                    for name in ("service", "baseline"):
-                        print(f"round {i + 1}/{args.rounds}: {name} …", file=sys.stderr)
-                        results[name].append(
-                            await run_round(targets[name], plans[name][i], args, dsn))
+                results = await measure(args, targets, plans, dsn)
                 counts = await stored_counts(dsn)
-            finally:
-                if sim is not None:
-                    await sim.stop()
-        sent = {n: len(t.sent_ids) for n, t in targets.items()}
-        report(args, info, results, counts, sent, logs["service"])
+    sent = {n: len(t.sent_ids) for n, t in targets.items()}
+    report(args, info, results, counts, sent, logs["service"])
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        return asyncio.run(bench(args))
+        return asyncio.run(bench(args, code_version()))
     except (BenchError, OSError, asyncpg.PostgresError) as exc:
         print(f"callback_bench: {exc}", file=sys.stderr)
         return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("callback_bench: interrupted; processes stopped, database dropped",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
