@@ -110,6 +110,8 @@ class WeComApi:
                 refresh_owner=None, refresh_until=None
             )
             raise
+        if not isinstance(data, dict):
+            raise WeComError(-1, "gettoken answered with a file, not JSON")
         token = str(data["access_token"])
         expires_at = now + timedelta(seconds=int(data.get("expires_in", 7200)))
         await PlatformToken.filter(key=self._key).update(
@@ -132,6 +134,22 @@ class WeComApi:
         params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
     ) -> dict[str, Any]:
         """A business call with the shared token; one refresh and retry on a token error."""
+        body = await self._with_token(method, path, json=json, params=params, data=data)
+        if not isinstance(body, dict):
+            raise WeComError(-1, f"{path} answered with a file, not JSON")
+        return body
+
+    async def download(self, media_id: str) -> bytes:
+        """media/get: the file, or a JSON error body (told apart by Content-Type, §4.5)."""
+        body = await self._with_token("GET", "media/get", params={"media_id": media_id})
+        if isinstance(body, dict):
+            raise WeComError(-1, "media/get answered JSON without an errcode")
+        return body
+
+    async def _with_token(
+        self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
+    ) -> dict[str, Any] | bytes:
         for attempt in (1, 2):
             token = await self.token()
             try:
@@ -148,13 +166,15 @@ class WeComApi:
     async def _request(
         self, method: str, path: str, *, params: Mapping[str, str],
         json: Mapping[str, Any] | None = None, data: aiohttp.FormData | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | bytes:
         url = f"{self._s.api_base.rstrip('/')}/cgi-bin/{path}"
         try:
             async with self._session.request(
                 method, url, params=params, json=json, data=data, timeout=self._timeout
             ) as resp:
                 resp.raise_for_status()
+                if resp.content_type not in ("application/json", "text/plain"):
+                    return await resp.read()          # a file from media/get
                 body: dict[str, Any] = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             metrics.API_ERRORS.labels("wecom", path, "unreachable").inc()
@@ -165,30 +185,6 @@ class WeComApi:
             metrics.API_ERRORS.labels("wecom", path, str(errcode)).inc()
             raise WeComError(errcode, str(body.get("errmsg", "")))
         return body
-
-    async def download(self, media_id: str) -> bytes:
-        """media/get: a file, or a JSON error body (checked by Content-Type, §4.5)."""
-        for attempt in (1, 2):
-            token = await self.token()
-            url = f"{self._s.api_base.rstrip('/')}/cgi-bin/media/get"
-            try:
-                async with self._session.get(
-                    url, params={"access_token": token, "media_id": media_id},
-                    timeout=self._timeout,
-                ) as resp:
-                    resp.raise_for_status()
-                    if resp.content_type not in ("application/json", "text/plain"):
-                        return await resp.read()
-                    body = await resp.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                metrics.API_ERRORS.labels("wecom", "media/get", "unreachable").inc()
-                raise Unreachable(f"media/get: {exc.__class__.__name__}") from None
-            error = WeComError(int(body.get("errcode", -1)), str(body.get("errmsg", "")))
-            metrics.API_ERRORS.labels("wecom", "media/get", str(error.errcode)).inc()
-            if error.errcode not in TOKEN_ERRORS or attempt == 2:
-                raise error
-            await self._forget(token)
-        raise AssertionError("unreachable")
 
     async def upload(self, data: bytes, filename: str, content_type: str,
                      kind: str = "image") -> str:
