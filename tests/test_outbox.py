@@ -2,6 +2,7 @@
 
 Time is a parameter here: the dispatcher and the simulator share a clock the test moves."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
 from bot.dispatcher import Dispatcher
 from bot.media import MediaStore
+from bot.settings import Settings
 from models.messaging import (
     Button,
     Card,
@@ -54,6 +56,7 @@ class World:
     clock: ManualClock
     dispatcher: Dispatcher
     media: MediaStore
+    settings: Settings
 
     async def send(self, key: str, message: object, *users: str, **kw: object) -> None:
         await enqueue(key, message, now=self.clock(), platform="wecom",  # type: ignore[arg-type]
@@ -78,7 +81,7 @@ async def make_world(database_url: str, media_dir: Path, **overrides: object
         channel = WeComChannel(settings.wecom, api, media)
         dispatcher = Dispatcher(settings, channels={"wecom": channel}, clock=clock,
                                 instance="test-1")
-        yield World(sim, clock, dispatcher, media)
+        yield World(sim, clock, dispatcher, media, settings)
     await sim.stop()
 
 
@@ -124,6 +127,18 @@ async def test_busy_twice_then_expired_token_then_success_delivers_once(world: W
     await world.drain()
     assert len(world.sim.messages_for("zhangsan")) == 1
     assert await statuses("k1") == {"zhangsan": DeliveryStatus.SENT}
+
+
+async def test_many_instances_share_one_token_refresh(world: World) -> None:
+    """Instances that find the token stale together fetch it once; the rest use its result."""
+    world.sim.latency = 0.05
+    async with aiohttp.ClientSession() as session:
+        apis = [WeComApi(world.settings.wecom, session, f"inst-{n}", world.clock) for n in range(8)]
+        for _ in range(3):
+            tokens = await asyncio.gather(*(api.token() for api in apis for _ in range(3)))
+            assert len(set(tokens)) == 1
+            world.clock.advance(7200)
+    assert world.sim.token_fetches == 3
 
 
 async def test_invalid_users_are_recorded_per_recipient(world: World) -> None:

@@ -92,8 +92,10 @@ class WeComApi:
 
     async def _claim_refresh(self, now: datetime) -> bool:
         await PlatformToken.get_or_create(key=self._key, defaults={"expires_at": EPOCH})
+        # The claim also re-checks staleness: another instance may have stored a fresh token
+        # between our read and this update, and must not be followed by a second gettoken.
         won = await (
-            PlatformToken.filter(key=self._key)
+            PlatformToken.filter(key=self._key, expires_at__lte=now + REFRESH_MARGIN)
             .filter(Q(refresh_until__isnull=True) | Q(refresh_until__lt=now))
             .update(refresh_owner=self._instance, refresh_until=now + REFRESH_LEASE)
         )
