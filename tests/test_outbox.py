@@ -133,7 +133,8 @@ async def test_many_instances_share_one_token_refresh(world: World) -> None:
     """Instances that find the token stale together fetch it once; the rest use its result."""
     world.sim.latency = 0.05
     async with aiohttp.ClientSession() as session:
-        apis = [WeComApi(world.settings.wecom, session, f"inst-{n}", world.clock) for n in range(8)]
+        apis = [WeComApi(world.settings.wecom, session, f"inst-{n}", world.clock)
+                for n in range(8)]
         for _ in range(3):
             tokens = await asyncio.gather(*(api.token() for api in apis for _ in range(3)))
             assert len(set(tokens)) == 1
