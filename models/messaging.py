@@ -106,15 +106,27 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """A drop-down above a card's buttons; the chosen option id comes back with the click."""
+
+    key: str
+    title: str
+    options: tuple[tuple[str, str], ...]  # (id, text), at most 10
+    selected: str = ""
+
+
+@dataclass(frozen=True)
 class Card:
     """An interactive card; `task_id` is single-use on WeCom, so it names the step and attempt."""
 
     type: ClassVar[str] = "card"
     task_id: str
     title: str
-    description: str = ""
+    description: str = ""                 # a short line under the title
     fields: tuple[tuple[str, str], ...] = ()
     buttons: tuple[Button, ...] = ()
+    body: str = ""                        # a longer text under the fields (≤ 160 characters)
+    selection: Selection | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,10 @@ def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
     if cls is Card:
         values["fields"] = tuple(tuple(pair) for pair in values.get("fields", ()))
         values["buttons"] = tuple(Button(**b) for b in values.get("buttons", ()))
+        if values.get("selection"):
+            pick = values["selection"]
+            values["selection"] = Selection(**{**pick, "options": tuple(
+                tuple(option) for option in pick["options"])})
     if cls is GroupCreate:
         values["members"] = tuple(values["members"])
     return cls(**values)

@@ -220,7 +220,7 @@ def render(message: Text | Markdown | Card, agent_id: int, repeat_after: float =
 
 
 def _template_card(card: Card) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "安全助手"},
         "main_title": {"title": card.title, "desc": card.description},
@@ -229,12 +229,21 @@ def _template_card(card: Card) -> dict[str, Any]:
         "button_list": [{"text": b.text, "style": b.style, "key": b.key}
                         for b in card.buttons[:6]],
     }
+    if card.body:
+        body["sub_title_text"] = card.body[:160]
+    if card.selection:
+        pick = card.selection
+        body["button_selection"] = {
+            "question_key": pick.key, "title": pick.title,
+            "option_list": [{"id": i, "text": t[:16]} for i, t in pick.options[:10]],
+            **({"selected_id": pick.selected} if pick.selected else {}),
+        }
+    return body
 
 
 def _card_as_markdown(card: Card) -> str:
     lines = [f"**{card.title}**"]
-    if card.description:
-        lines.append(card.description)
+    lines += [line for line in (card.description, card.body) if line]
     lines += [f"> {k}：{v}" for k, v in card.fields]
     return "\n".join(lines)
 
