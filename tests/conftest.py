@@ -31,8 +31,8 @@ from tests.harness import (
 )
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("outbox_delivery", "outbox_message", "inbox_event", "platform_token", "audit_event",
-          "area", "org_user", "department")
+TABLES = ("webchat_line", "outbox_delivery", "outbox_message", "inbox_event", "platform_token",
+          "audit_event", "area", "org_user", "department")
 
 def _server_and_name(url: str) -> tuple[str, str]:
     base, _, name = url.rpartition("/")
