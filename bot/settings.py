@@ -8,6 +8,7 @@ named file or the environment, and are masked whenever settings are shown.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -73,12 +74,29 @@ class Settings:
     outbox_concurrency: int = 8
     outbox_max_attempts: int = 20
     poll_seconds: float = 0.5
+    webchat: str = "auto"
     wecom: WeComSettings = WeComSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def webchat_enabled(self) -> bool:
+        """The web chat lets anyone act as anyone: `auto` serves it only on a loopback host."""
+        if self.webchat == "auto":
+            return is_loopback(self.host)
+        return self.webchat == "on"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
@@ -202,6 +220,8 @@ def _validate(s: Settings) -> Settings:
     for name in ("inbox_concurrency", "inbox_max_attempts", "outbox_concurrency"):
         if getattr(s, name) < 1:
             raise SettingError(f"{_env_name(name)}: must be at least 1")
+    if s.webchat not in ("auto", "on", "off"):
+        raise SettingError(f"SAFETYBOT_WEBCHAT: must be auto, on or off, got {s.webchat!r}")
     if s.wecom.enabled:
         _validate_wecom(s.wecom)
     return s
@@ -227,6 +247,9 @@ def describe(settings: Settings) -> list[str]:
             for inner in fields(value):
                 dotted = f"{f.name}.{inner.name}"
                 lines.append(f"{_env_name(dotted)} = {_show(dotted, getattr(value, inner.name))}")
+        elif f.name == "webchat":
+            state = "on" if settings.webchat_enabled else "off"
+            lines.append(f"{_env_name(f.name)} = {value} (/chat is {state})")
         else:
             lines.append(f"{_env_name(f.name)} = {_show(f.name, value)}")
     return lines
