@@ -1,4 +1,3 @@
 """Tortoise models and the domain rules that change them, one module per domain."""
 
-MODEL_MODULES = ["models.org", "models.messaging", "models.audit", "models.hazard",
-                 "models.dialog"]
+MODEL_MODULES = ["models.org", "models.messaging", "models.audit", "models.webchat"]
