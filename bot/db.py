@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import web
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
@@ -14,11 +16,14 @@ from models import MODEL_MODULES
 
 APP = "models"
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
+# tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md);
+# `?maxsize=N` in the URL still wins.
+POSTGRES_POOL_SIZE = 10
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": url},
+        "connections": {"default": _connection(url)},
         "apps": {
             APP: {
                 "models": MODEL_MODULES,
@@ -29,6 +34,22 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _connection(url: str) -> str | dict[str, Any]:
+    """PostgreSQL gets a wider pool and keeps its session on release (see `_keep_session`)."""
+    if not url.startswith(("postgres://", "asyncpg://")):
+        return url
+    config = expand_db_url(url)
+    config["credentials"].setdefault("maxsize", POSTGRES_POOL_SIZE)
+    config["credentials"]["reset"] = _keep_session
+    return config
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset of a released connection (`UNLISTEN *; RESET ALL; …`, one more
+    round trip after every query): we use no LISTEN, session settings, advisory locks or
+    cursors. asyncpg still rolls back a transaction left open before calling this."""
 
 
 # For `tortoise makemigrations` (see [tool.tortoise] in pyproject.toml); the service never uses it.

@@ -10,6 +10,7 @@ and instances are decided by compare-and-set updates, which work on SQLite and P
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,9 +18,6 @@ from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
 from tortoise import fields
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.functions import Min
 from tortoise.models import Model
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +63,12 @@ class Inbound:
     raw_type: str = ""                    # the platform's own type name, for logs
 
     def to_payload(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # A shallow copy rather than dataclasses.asdict (a deep copy): this runs on every
+        # callback, and the location is the only nested dataclass.
+        payload = dict(vars(self))
+        if self.location is not None:
+            payload["location"] = dataclasses.asdict(self.location)
+        return payload
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Inbound:
@@ -219,48 +222,30 @@ class InboxEvent(Model):
 
 async def inbox_put(event: Inbound, now: datetime) -> bool:
     """Store an event once; False when its dedup key was seen before (a platform retry)."""
-    try:
-        await InboxEvent.create(
-            dedup_key=event.dedup_key, platform=event.platform, user_id=event.user_id,
-            kind=event.kind.value, payload=event.to_payload(), received_at=now,
-            next_attempt_at=now,
-        )
-    except IntegrityError:
-        return False
-    return True
+    stored = await _insert_once(InboxEvent, "dedup_key", {
+        "dedup_key": event.dedup_key, "platform": event.platform, "user_id": event.user_id,
+        "kind": event.kind.value, "payload": event.to_payload(), "received_at": now,
+        "status": InboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "last_error": "",
+    })
+    return stored is not None
 
 
 async def inbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[InboxEvent]:
     """Lease the oldest unfinished event of up to `limit` users.
 
-    Only a user's oldest pending event can be claimed, so one user's events run in arrival order
-    on any number of instances, while different users run in parallel.
+    Only a user's oldest pending event (its head) can be claimed, so one user's events run in
+    arrival order on any number of instances, while different users run in parallel.
     """
-    heads = (
-        await InboxEvent.filter(status=InboxStatus.PENDING)
-        .annotate(head=Min("id"))
-        .group_by("platform", "user_id")
-        .values_list("head", flat=True)
-    )
-    if not heads:
-        return []
-    ready = await (
-        InboxEvent.filter(id__in=list(heads), next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("id")
-        .limit(limit)
-    )
-    claimed = []
-    for row in ready:
-        won = await (
-            InboxEvent.filter(id=row.id, status=InboxStatus.PENDING)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_owner=owner, lease_until=now + lease)
-        )
-        if won:
-            row.lease_owner = owner
-            claimed.append(row)
-    return claimed
+    ids = await _lease(InboxEvent, _INBOX_HEADS, owner, now, lease, limit)
+    return await InboxEvent.filter(id__in=ids).order_by("id") if ids else []
+
+
+_INBOX_HEADS = """
+    SELECT id FROM inbox_event
+    WHERE id IN (SELECT min(id) FROM inbox_event WHERE status = 'pending'
+                 GROUP BY platform, user_id)
+      AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY id LIMIT :limit {lock}"""
 
 
 class LeaseLost(Exception):
@@ -382,19 +367,18 @@ async def enqueue(
     together.
     """
     recipients = _recipients(message, to_users, to_chat)
-    if await OutboxMessage.exists(idempotency_key=key):
-        return False
-    try:
-        row = await OutboxMessage.create(
-            idempotency_key=key, platform=platform, kind=message.type,
-            payload=outgoing_to_payload(message), priority=int(priority), next_attempt_at=now,
-            created_at=now,
-        )
-    except IntegrityError:
+    message_id = await _insert_once(OutboxMessage, "idempotency_key", {
+        "idempotency_key": key, "platform": platform, "kind": message.type,
+        "payload": outgoing_to_payload(message), "priority": int(priority),
+        "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
+        "created_at": now, "result": {}, "last_error": "",
+    })
+    if message_id is None:
         return False
     limited = message.type in RATE_LIMITED and not to_chat
     await OutboxDelivery.bulk_create(
-        [OutboxDelivery(message=row, recipient=r, rate_limited=limited) for r in recipients]
+        [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=limited)
+         for r in recipients]
     )
     return True
 
@@ -416,23 +400,14 @@ def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> lis
 
 async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
     """Lease due messages, emergencies first, then oldest first; returns their ids."""
-    due = await (
-        OutboxMessage.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("-priority", "id")
-        .limit(limit)
-        .only("id")
-    )
-    claimed: list[int] = []
-    for message_id in (row.id for row in due):
-        won = await (
-            OutboxMessage.filter(id=message_id, status=OutboxStatus.PENDING)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_owner=owner, lease_until=now + lease)
-        )
-        if won:
-            claimed.append(message_id)
-    return claimed
+    return await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit)
+
+
+_OUTBOX_DUE = """
+    SELECT id FROM outbox_message
+    WHERE status = 'pending' AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY priority DESC, id LIMIT :limit {lock}"""
 
 
 async def recent_sends(recipients: Iterable[str], since: datetime) -> dict[str, list[datetime]]:
@@ -458,3 +433,61 @@ class PlatformToken(Model):
 
     class Meta:
         table = "platform_token"
+
+
+# ---------------------------------------------------------------------------------------------
+# Statements the ORM cannot express in one round trip; the same SQL on PostgreSQL and SQLite
+
+
+async def _insert_once(model: type[Model], unique: str, values: dict[str, Any]) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING: the new row's id, or None when `unique` was taken.
+
+    A repeat is a no-op rather than an error, so it leaves a PostgreSQL transaction usable, and
+    it skips the ORM's per-object work on the callback's hot path."""
+    meta = model._meta
+    db = meta.db
+    columns = tuple(meta.fields_db_projection[name] for name in values)
+    sql = _insert_sql(meta.db_table, columns, unique, db.capabilities.dialect)
+    params = [meta.fields_map[name].to_db_value(value, model) for name, value in values.items()]
+    rows = await db.execute_query_dict(sql, params)
+    return int(rows[0]["id"]) if rows else None
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], unique: str, dialect: str) -> str:
+    mark = "$" if dialect == "postgres" else "?"
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(f"{mark}{n}" for n in range(1, len(columns) + 1))
+    return (f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
+            f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id"')
+
+
+async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
+                 lease: timedelta, limit: int) -> list[int]:
+    """Lease the rows that `candidates` selects, in one statement; returns their ids.
+
+    PostgreSQL locks the candidates with SKIP LOCKED, so instances claiming at the same moment
+    take different rows instead of waiting for each other. SQLite runs one statement at a
+    time. On both, the update re-checks that each row is still pending and unleased, so a row
+    is leased by one owner at a time (compare-and-set)."""
+    db = model._meta.db
+    sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect)
+    field = model._meta.fields_map["lease_until"]
+    rows = await db.execute_query_dict(sql, [
+        owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit,
+    ])
+    return [int(row["id"]) for row in rows]
+
+
+@functools.cache
+def _lease_sql(table: str, candidates: str, dialect: str) -> str:
+    postgres = dialect == "postgres"
+    sql = f"""
+    UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
+    WHERE id IN ({candidates.format(lock="FOR UPDATE SKIP LOCKED" if postgres else "")})
+      AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
+    RETURNING id"""
+    mark = "$" if postgres else "?"
+    for n, name in enumerate(("owner", "until", "now", "limit"), 1):
+        sql = sql.replace(f":{name}", f"{mark}{n}")
+    return sql

@@ -6,8 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from tortoise.context import TortoiseContext
+from tortoise.transactions import in_transaction
 
-from bot.app import instance_name, utc_now
+from bot.app import hazard_rules, instance_name, utc_now
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from handlers.router import Context, Router
@@ -16,7 +17,10 @@ from models.messaging import (
     InboundKind,
     InboxEvent,
     InboxStatus,
+    OutboxDelivery,
+    OutboxMessage,
     Text,
+    enqueue,
     inbox_claim,
     inbox_put,
 )
@@ -32,8 +36,10 @@ def text(user: str, n: int, body: str) -> Inbound:
 def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
            ) -> InboxWorker:
     settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
-    return InboxWorker(settings, channels={}, media=MediaStore(settings_dir), router=router,
-                       clock=utc_now, instance="test-worker", on_handled=lambda: None)
+    media = MediaStore(settings_dir)
+    return InboxWorker(settings, channels={}, media=media, router=router,
+                       rules=hazard_rules(settings, media), clock=utc_now,
+                       instance="test-worker", on_handled=lambda: None)
 
 
 async def drain(w: InboxWorker) -> None:
@@ -93,7 +99,6 @@ async def test_a_failing_event_is_retried_then_parked_and_later_events_go_on(
     assert (bad.status, bad.attempts) == (InboxStatus.PARKED, 3)
     assert "handler bug" in bad.last_error
     assert good.status is InboxStatus.DONE
-    from models.messaging import OutboxMessage
     assert await OutboxMessage.all().count() == 1   # only the good event's reply survived
 
 
@@ -127,3 +132,41 @@ async def test_an_event_leased_by_a_dead_run_is_taken_back_on_start(
     await wecom.wait_for("zhangsan")
     await svc.stop()
     assert (await InboxEvent.get()).status is InboxStatus.DONE
+
+
+async def test_a_repeated_key_is_a_no_op_that_leaves_the_transaction_usable(
+        db: TortoiseContext, people: None) -> None:
+    now = utc_now()
+    assert await inbox_put(text("zhangsan", 1, "帮助"), now)
+    async with in_transaction():
+        assert not await inbox_put(text("zhangsan", 1, "帮助"), now)   # a platform retry
+        assert await enqueue("reply:1", Text("好"), now=now, platform="wecom",
+                             to_users=["zhangsan"])
+        assert not await enqueue("reply:1", Text("好"), now=now, platform="wecom",
+                                 to_users=["zhangsan"])
+        # On PostgreSQL an INSERT that failed with a unique violation would abort the
+        # transaction here; ON CONFLICT DO NOTHING does not.
+        assert await InboxEvent.all().count() == 1
+    assert await OutboxMessage.all().count() == 1
+    assert [d.recipient for d in await OutboxDelivery.all()] == ["zhangsan"]
+
+
+async def test_claims_at_the_same_time_lease_each_persons_oldest_event_once(
+        db: TortoiseContext, people: None) -> None:
+    now = utc_now()
+    for n in range(3):
+        for user in ("zhangsan", "lisi", "wangwu"):
+            await inbox_put(text(user, n, str(n)), now)
+    heads = [row.id for row in await InboxEvent.filter(dedup_key__endswith=":0")]
+    lease = timedelta(minutes=1)
+    batches = await asyncio.gather(*(inbox_claim(f"worker-{i}", now, lease, 10)
+                                     for i in range(4)))
+    claimed = [row for batch in batches for row in batch]
+    assert sorted(row.id for row in claimed) == sorted(heads)
+    for batch, owner in zip(batches, (f"worker-{i}" for i in range(4)), strict=True):
+        assert {row.lease_owner for row in batch} <= {owner}
+    # The heads are leased, and everyone's next event waits behind its head.
+    assert await inbox_claim("late", now, lease, 10) == []
+    # A lease that ran out (its worker died) is taken over, still only the heads.
+    later = now + lease + timedelta(seconds=1)
+    assert sorted(row.id for row in await inbox_claim("late", later, lease, 10)) == sorted(heads)

@@ -31,6 +31,7 @@ from models.messaging import (
     Priority,
     Text,
     enqueue,
+    outbox_claim,
 )
 from simulator.wecom import WeComSimulator
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, PEOPLE, SECRET, TOKEN, service_settings
@@ -274,3 +275,18 @@ async def test_logs_show_neither_the_secret_nor_the_token(
     token = (await PlatformToken.get()).token
     assert caplog.records, "the failures should have been logged"
     assert token not in caplog.text and SECRET not in caplog.text
+
+
+async def test_claims_at_the_same_time_lease_each_message_once(db: TortoiseContext) -> None:
+    now = datetime.now(UTC)
+    for n in range(6):
+        await enqueue(f"m{n}", Text(str(n)), now=now, platform="wecom", to_users=["zhangsan"])
+    lease = timedelta(minutes=1)
+    batches = await asyncio.gather(*(outbox_claim(f"dispatcher-{i}", now, lease, 4)
+                                     for i in range(3)))
+    claimed = [message_id for batch in batches for message_id in batch]
+    assert sorted(claimed) == sorted(m.id for m in await OutboxMessage.all())
+    assert await outbox_claim("late", now, lease, 10) == []
+    for batch, i in zip(batches, range(3), strict=True):
+        owners = await OutboxMessage.filter(id__in=batch).values_list("lease_owner", flat=True)
+        assert set(owners) <= {f"dispatcher-{i}"}
