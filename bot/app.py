@@ -3,6 +3,10 @@
 Start-up order matters (STYLE.md): the ORM first, then HTTP clients, then the background workers,
 each a `cleanup_ctx` step so that teardown runs in reverse. The ORM lives in a context variable,
 so request handlers enter it through a middleware and background tasks are created inside it.
+
+One process can do everything (`safetybot serve`), or the work can be split: `serve --no-workers`
+only acknowledges callbacks, so nothing competes with them for its event loop and its database
+pool, and `safetybot work` handles the inbox and sends the outbox. They meet in the database.
 """
 
 from __future__ import annotations
@@ -50,8 +54,10 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_id or f"{socket.gethostname()}:{settings.port}"
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now, workers: bool = True
-               ) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
+               workers: bool = True) -> web.Application:
+    """`callbacks`: answer the platforms' callbacks; `workers`: run the inbox worker and the
+    outbox dispatcher. The operations endpoints are always there."""
     app = web.Application(middlewares=[_orm_context], client_max_size=UPLOAD_LIMIT)
     app[SETTINGS] = settings
     channels: dict[str, Channel] = {}
@@ -64,11 +70,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, workers: bool = Tr
                              clock=clock, instance=instance, on_handled=dispatcher.wake)
 
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_platform_clients(media, clock, instance))
     if workers:
+        app.cleanup_ctx.append(_platform_clients(media, clock, instance))
         app.cleanup_ctx.append(_background(instance))
     app.add_routes(ops.routes())
-    if settings.wecom.enabled:
+    if callbacks and settings.wecom.enabled:
         app.add_routes(WeComCallback(settings.wecom, _sink(app), settings.max_body_bytes).routes())
     return app
 

@@ -1,4 +1,4 @@
-"""The `safetybot` command: serve, migrate, load-org, check-config."""
+"""The `safetybot` command: serve, work, migrate, load-org, check-config."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ from bot.settings import SettingError, Settings, describe, load_settings
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="safetybot", description="SafetyBot (安全助手)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the service")
+    serve = commands.add_parser("serve", help="run the service: callbacks and the workers")
+    serve.add_argument("--no-workers", action="store_true",
+                       help="answer callbacks only; run `safetybot work` beside it")
+    commands.add_parser("work", help="run the inbox worker and the outbox dispatcher, without "
+                                     "callbacks (operations endpoints on SAFETYBOT_PORT)")
     commands.add_parser("migrate", help="apply database migrations")
     load = commands.add_parser("load-org", help="import the roster (idempotent)")
     load.add_argument("file", type=Path, nargs="?", help="roster TOML (default: org_file)")
@@ -41,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "load-org":
         return asyncio.run(_load_org(settings, args.file or Path(settings.org_file)))
-    return _serve(settings)
+    if args.command == "work":
+        return _serve(settings, callbacks=False)
+    return _serve(settings, workers=not args.no_workers)
 
 
 async def _load_org(settings: Settings, path: Path) -> int:
@@ -62,7 +68,7 @@ async def _load_org(settings: Settings, path: Path) -> int:
     return 0
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True) -> int:
     from bot.app import create_app
     from bot.db import open_database, pending_migrations
 
@@ -80,12 +86,14 @@ def _serve(settings: Settings) -> int:
               "run `safetybot migrate`", file=sys.stderr)
         return 2
     channels = [name for name, on in (("wecom", settings.wecom.enabled),) if on]
+    roles = [role for role, on in (("callbacks", callbacks), ("workers", workers)) if on]
     logging.getLogger("bot").info(
         "serving on http://%s:%d", settings.host, settings.port,
-        extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom"},
+        extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
+               "running": roles},
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log=None, print=lambda _: None)
+    web.run_app(create_app(settings, callbacks=callbacks, workers=workers), host=settings.host,
+                port=settings.port, access_log=None, print=lambda _: None)
     return 0
 
 

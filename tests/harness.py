@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot.app import create_app
 from bot.settings import Settings, load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
 CORP_ID = "ww1436e0e65a779aee"
 AGENT_ID = 1000002
@@ -65,3 +70,33 @@ class Service:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def spawn(command: list[str], database_url: str, api_base: str, media: Path,
+                **overrides: object) -> tuple[subprocess.Popen[bytes], str]:
+    """`safetybot COMMAND` in a process of its own on a free port, once its /readyz answers."""
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url,
+           "SAFETYBOT_PORT": str(port), "SAFETYBOT_MEDIA_DIR": str(media),
+           "SAFETYBOT_POLL_SECONDS": "0.05", "SAFETYBOT_LOG_LEVEL": "WARNING",
+           "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+           "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+           "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base}
+    env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    # A server process of its own, polled below, never waited on: nothing blocks the loop.
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return proc, url
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"safetybot {' '.join(command)} did not become ready")

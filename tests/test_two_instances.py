@@ -2,54 +2,29 @@
 every event is handled once, each person's in order, and one token refresh happens at a time."""
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from tortoise.context import TortoiseContext
 
 from models.messaging import InboxEvent, InboxStatus, OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, free_port
+from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, spawn
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres",
                                 reason="several instances need PostgreSQL (SQLite is embedded)")
 
-ROOT = Path(__file__).resolve().parent.parent
 CROWD = [f"worker{n:02d}" for n in range(8)]
 MESSAGES = 8
 
 
 async def start_instance(name: str, database_url: str, api_base: str, media: Path
                          ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url,
-           "SAFETYBOT_PORT": str(port), "SAFETYBOT_INSTANCE_ID": name,
-           "SAFETYBOT_MEDIA_DIR": str(media), "SAFETYBOT_POLL_SECONDS": "0.05",
-           "SAFETYBOT_LEASE_SECONDS": "2", "SAFETYBOT_LOG_LEVEL": "WARNING",
-           "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
-           "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-           "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base}
-    # A server process of its own, polled below, never waited on: nothing blocks the loop.
-    proc = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return proc, url
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"instance {name} did not become ready")
+    return await spawn(["serve"], database_url, api_base, media, instance_id=name,
+                       lease_seconds=2)
 
 
 def suppressed(sim: WeComSimulator, user: str) -> list[object]:
