@@ -1,5 +1,10 @@
 """The loop the inbox worker and the outbox dispatcher share: claim due rows, work on each in a
-task of its own up to a limit, and sleep until woken or until the next poll."""
+task of its own up to a limit, and sleep until woken or until the next poll.
+
+While there is a backlog (the last claim got all it asked for), it claims again only once half
+its slots are free: a claim costs a query over every due row, so claiming one row each time one
+finishes would spend more on claiming than on the work. When the queue is short it claims at
+once, so a lone event is not kept waiting."""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ class ClaimLoop(ABC, Generic[Claimed]):
     def __init__(self, concurrency: int, poll_seconds: float) -> None:
         self._concurrency = concurrency
         self._poll_seconds = poll_seconds
+        self._batch = max(1, concurrency // 2)
+        self._backlog = False
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
 
@@ -54,9 +61,10 @@ class ClaimLoop(ABC, Generic[Claimed]):
 
     async def _claim_and_start(self) -> int:
         free = self._concurrency - len(self._running)
-        if free <= 0:
+        if free <= 0 or (self._backlog and free < self._batch):
             return 0
         claimed = await self.claim(free)
+        self._backlog = len(claimed) == free
         for item in claimed:
             task = asyncio.create_task(self.work(item))
             self._running.add(task)

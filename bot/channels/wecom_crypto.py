@@ -13,12 +13,13 @@ import hashlib
 import hmac
 import os
 import struct
+import xml.etree.ElementTree as ET
 from typing import Any
 
-import xmltodict
 from wechatpy.crypto.base import WeChatCipher  # type: ignore[import-untyped]
 
 BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16
+REPEATED = frozenset({"SelectedItem", "OptionId", "item"})  # lists even when there is only one
 
 
 class CryptoError(Exception):
@@ -50,20 +51,41 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
 
 
 def parse_xml(body: bytes | str) -> dict[str, Any]:
-    """Parse a WeCom XML document; DTDs and entities are refused, never expanded."""
+    """Parse a WeCom XML document; DTDs and entities are refused, never expanded.
+
+    ElementTree's C parser rather than xmltodict: every callback parses two documents (the
+    envelope and the decrypted message), and this is several times faster."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
-    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+    upper = text.upper()
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
         raise BadXml("XML with a DTD is refused")
     try:
-        doc = xmltodict.parse(
-            text, disable_entities=True, force_list=("SelectedItem", "OptionId", "item")
-        )
-    except Exception as exc:  # expat raises several unrelated types for malformed input
+        root = ET.fromstring(text)
+    except (ET.ParseError, ValueError) as exc:
         raise BadXml(f"malformed XML: {exc}") from None
-    root = doc.get("xml") if isinstance(doc, dict) else None
-    if not isinstance(root, dict):
+    doc = _as_dict(root) if root.tag == "xml" else None
+    if not isinstance(doc, dict):
         raise BadXml("no <xml> root element")
-    return root
+    return doc
+
+
+def _as_dict(node: ET.Element) -> Any:
+    """An element as text (None when empty) or as a dict of its children; a child that occurs
+    more than once, or is named in REPEATED, becomes a list. Attributes are not used."""
+    if len(node) == 0:
+        return (node.text or "").strip() or None
+    children: dict[str, Any] = {}
+    for child in node:
+        value = _as_dict(child)
+        if child.tag in REPEATED:
+            children.setdefault(child.tag, []).append(value)
+        elif child.tag in children:
+            earlier = children[child.tag]
+            children[child.tag] = [*earlier, value] if isinstance(earlier, list) else [earlier,
+                                                                                       value]
+        else:
+            children[child.tag] = value
+    return children
 
 
 class WeComCrypto:
