@@ -26,6 +26,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto
+from bot.db import POSTGRES_POOL_SIZE
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 # A regex instead of a second XML parse: the baseline should be the cheapest honest callback.
@@ -74,8 +75,8 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dsn", required=True)
-    # The service's tortoise/asyncpg pool holds at most 5 connections; the same here.
-    parser.add_argument("--pool-size", type=int, default=5)
+    # The same size as the service's tortoise/asyncpg pool.
+    parser.add_argument("--pool-size", type=int, default=POSTGRES_POOL_SIZE)
     args = parser.parse_args()
     env = os.environ
     corp_id = env["SAFETYBOT_WECOM_CORP_ID"]

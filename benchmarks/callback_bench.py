@@ -8,11 +8,13 @@ PostgreSQL beside `baseline_app.py` (aiohttp + decrypt + one INSERT) in the same
 * open loop: `--rate` requests/s for `--seconds`, latency counted from each request's *scheduled*
   send time, so a stalled server cannot hide queueing (coordinated omission) -> p50, p99.
 
-Everything runs on loopback in a fresh database that is dropped at the end. Targets are measured
-one at a time in the order service, baseline, service, baseline; medians are reported.
+Three targets: the service as deployed in production (`serve --no-workers` answering callbacks,
+`safetybot work` beside it handling the inbox: two processes), the service in one process
+(`serve`), and the baseline. Everything runs on loopback in a fresh database that is dropped at
+the end. Targets are measured one at a time, taking turns; medians are reported.
 
     .venv/bin/python benchmarks/callback_bench.py [--concurrency 32] [--count 5000]
-                                                  [--rate 500] [--seconds 10]
+                                                  [--rate 500] [--seconds 10] [--worker-nice 10]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.channels.wecom_crypto import WeComCrypto  # noqa: E402
+from bot.db import POSTGRES_POOL_SIZE  # noqa: E402
 
 # The official WXBizMsgCrypt test vector's credentials; nothing here is a real secret.
 CORP_ID = "ww1436e0e65a779aee"
@@ -232,16 +235,18 @@ def postgres_cpu_seconds() -> float:
 @dataclass(frozen=True)
 class CpuSample:
     target: float
+    worker: float                   # the target's `safetybot work` process, if it has one
     postgres: float
     loadgen: float
 
     @classmethod
-    def take(cls, pid: int) -> CpuSample:
-        return cls(cpu_seconds(pid), postgres_cpu_seconds(), time.process_time())
+    def take(cls, pid: int, worker_pid: int | None) -> CpuSample:
+        worker = cpu_seconds(worker_pid) if worker_pid else 0.0
+        return cls(cpu_seconds(pid), worker, postgres_cpu_seconds(), time.process_time())
 
     def __sub__(self, other: CpuSample) -> CpuSample:
-        return CpuSample(self.target - other.target, self.postgres - other.postgres,
-                         self.loadgen - other.loadgen)
+        return CpuSample(self.target - other.target, self.worker - other.worker,
+                         self.postgres - other.postgres, self.loadgen - other.loadgen)
 
 
 def open_log(path: Path) -> IO[bytes]:
@@ -314,22 +319,23 @@ async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
             await admin.close()
 
 
-def safetybot_argv(command: str) -> list[str]:
+def safetybot_argv(*command: str) -> list[str]:
     script = Path(sys.executable).parent / "safetybot"
-    return [str(script), command] if script.exists() else [sys.executable, "-m", "bot.cli",
-                                                            command]
+    return [str(script), *command] if script.exists() else [sys.executable, "-m", "bot.cli",
+                                                            *command]
 
 
-def service_env(database_url: str, port: int, api_base: str, media: Path) -> dict[str, str]:
-    """The process environment without any SAFETYBOT_* of the caller's, plus ours."""
+def service_env(database_url: str, port: int, media: Path) -> dict[str, str]:
+    """The process environment without any SAFETYBOT_* of the caller's, plus ours; the WeCom
+    API base is filled in once the simulator runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFETYBOT_")}
     env.update({
         "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(port),
-        "SAFETYBOT_INSTANCE_ID": "bench", "SAFETYBOT_MEDIA_DIR": str(media),
+        "SAFETYBOT_INSTANCE_ID": f"bench-{port}", "SAFETYBOT_MEDIA_DIR": str(media),
         "SAFETYBOT_LOG_LEVEL": "WARNING",
         "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
         "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+        "SAFETYBOT_WECOM_AES_KEY": AES_KEY,
     })
     return env
 
@@ -379,7 +385,12 @@ class Target:
     port: int
     ready_path: str
     log: Path
+    worker: Target | None = None    # a process started and stopped with it (`safetybot work`)
     sent_ids: set[int] = field(default_factory=set)
+
+    @property
+    def is_service(self) -> bool:
+        return self.name != "baseline"
 
     @property
     def base(self) -> str:
@@ -407,8 +418,13 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: s
     """Start the target, warm it up, measure both loops, then stop it, so that its background
     work (the service's inbox and outbox workers) cannot slow down the other target."""
     child = await Child.start(target.name, target.argv, target.env, target.log)
+    worker: Child | None = None
     profiler: Child | None = None
     try:
+        if target.worker is not None:
+            w = target.worker
+            worker = await Child.start(w.name, w.argv, w.env, w.log)
+            await worker.wait_ready(w.base + w.ready_path)
         await child.wait_ready(target.base + target.ready_path)
         profiler = await start_profiler(args, child, target.log, index)
         warm, closed, opened = (urls(target.base, b) for b in (plan.warmup, plan.closed,
@@ -416,17 +432,18 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: s
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as s:
             await closed_loop(s, target.name, warm, args.concurrency)
-            cpu_before = CpuSample.take(child.proc.pid)
+            worker_pid = worker.proc.pid if worker else None
+            cpu_before = CpuSample.take(child.proc.pid, worker_pid)
             limit = args.count / 50 + args.seconds + 60   # bounded even if the target stalls
             closed_result = await asyncio.wait_for(
                 closed_loop(s, target.name, closed, args.concurrency), limit)
             open_result = await asyncio.wait_for(
                 open_loop(s, target.name, opened, args.rate), args.seconds + 60)
-            cpu = CpuSample.take(child.proc.pid) - cpu_before
+            cpu = CpuSample.take(child.proc.pid, worker_pid) - cpu_before
         target.sent_ids.update(cb.msg_id for b in (plan.warmup, plan.closed, plan.open)
                                for cb in b)
         backlog, server_ms = {}, math.nan
-        if target.name == "service":
+        if target.is_service:
             backlog = await inbox_by_status(dsn)
             server_ms = await server_mean_ms(target.base)
         return RoundReport(closed_result, open_result, backlog, server_ms, cpu)
@@ -434,6 +451,8 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: s
         raise BenchError(f"{target.name} did not answer in time; see {target.log}") from None
     finally:
         await child.stop()
+        if worker is not None:
+            await worker.stop()
         if profiler is not None:      # py-spy writes its file when the profiled process ends
             await profiler.stop(grace=10.0)
 
@@ -557,59 +576,66 @@ def summarize(rounds: Sequence[RoundReport]) -> Summary:
 
 
 def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, list[RoundReport]],
-           counts: tuple[int, int, int, int], sent: dict[str, int], log: Path) -> None:
-    svc, base = summarize(results["service"]), summarize(results["baseline"])
-    ratio = svc.acks / base.acks if base.acks else math.nan
+           counts: tuple[int, int, int, int], sent: dict[str, int], logs: Sequence[Path]) -> None:
+    summaries = {name: summarize(rounds) for name, rounds in results.items()}
+    base = summaries["baseline"]
+    rounds = len(results["baseline"])
     print("\n## Callback benchmark\n")
     for key, value in info.items():
         print(f"- {key}: {value}")
-    print(f"- database pool: {args.pool_size} connections per target")
+    print(f"- database pool: {args.pool_size} connections per process; `safetybot work` "
+          f"under nice {args.worker_nice}")
     print(f"- closed loop: concurrency {args.concurrency}, {args.count} callbacks; open loop: "
-          f"{args.rate:g}/s for {args.seconds:g} s; {len(results['service'])} rounds per "
-          f"target, medians shown\n")
+          f"{args.rate:g}/s for {args.seconds:g} s; {rounds} rounds per target, medians shown\n")
     print(f"| target | acks/s (c={args.concurrency}) | p50 ms | p99 ms | achieved/s at "
           f"{args.rate:g}/s | p50 ms | p99 ms | non-200 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, s in (("service", svc), ("baseline", base)):
+    for name, s in summaries.items():
         print(f"| {name} | {s.acks:.0f} | {s.p50:.1f} | {s.p99:.1f} | {s.open_achieved:.0f} | "
               f"{s.open_p50:.1f} | {s.open_p99:.1f} | {s.not_ok} |")
-    print(f"\nservice/baseline throughput: {ratio:.3f}× (target ≥ 0.50: "
-          f"{'met' if ratio >= 0.5 else 'MISSED'}); service p99 at {args.rate:g}/s: "
-          f"{svc.open_p99:.1f} ms (target < 50: {'met' if svc.open_p99 < 50 else 'MISSED'})")
+    print()
+    for name, s in summaries.items():
+        if name == "baseline":
+            continue
+        ratio = s.acks / base.acks if base.acks else math.nan
+        print(f"{name}/baseline throughput: {ratio:.3f}× (target ≥ 0.50: "
+              f"{'met' if ratio >= 0.5 else 'MISSED'}); p99 at {args.rate:g}/s: "
+              f"{s.open_p99:.1f} ms (target < 50: {'met' if s.open_p99 < 50 else 'MISSED'})")
     print("\n### Rounds\n")
     print("| round | target | closed acks/s | p50 | p99 | open achieved/s | p50 | p99 | "
-          "non-200 | CPU s target / postgres / load gen | service server-side mean ms | "
+          "non-200 | CPU s target / its worker / postgres / load gen | server-side mean ms | "
           "service inbox after round |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
-    for i in range(len(results["service"])):
-        for name in ("service", "baseline"):
-            r = results[name][i]
+    for i in range(rounds):
+        for name, reports in results.items():
+            r = reports[i]
             backlog = ", ".join(f"{k} {v}" for k, v in sorted(r.backlog.items())) or "-"
             server = f"{r.server_mean_ms:.1f}" if not math.isnan(r.server_mean_ms) else "-"
             print(f"| {i + 1} | {name} | {r.closed.acks_per_second:.0f} | "
                   f"{r.closed.percentile_ms(50):.1f} | {r.closed.percentile_ms(99):.1f} | "
                   f"{r.open.acks_per_second:.0f} | {r.open.percentile_ms(50):.1f} | "
                   f"{r.open.percentile_ms(99):.1f} | {r.closed.not_ok + r.open.not_ok} | "
-                  f"{r.cpu.target:.1f} / {r.cpu.postgres:.1f} / {r.cpu.loadgen:.1f} | "
-                  f"{server} | {backlog} |")
+                  f"{r.cpu.target:.1f} / {r.cpu.worker:.1f} / {r.cpu.postgres:.1f} / "
+                  f"{r.cpu.loadgen:.1f} | {server} | {backlog} |")
     statuses: Counter[int] = Counter()
-    for rounds in results.values():
-        for r in rounds:
+    for reports in results.values():
+        for r in reports:
             statuses += r.closed.statuses + r.open.statuses
     bad = {k: v for k, v in statuses.items() if k != 200}
     print(f"\nanswers by status (0 = no answer): {dict(sorted(statuses.items()))}"
           + (" — NOT ALL 200" if bad else ""))
     rows, distinct, b_rows, b_distinct = counts
     verdict = "ok" if rows == distinct == sent["service"] else "MISMATCH"
-    print(f"service inbox_event: {rows} rows, {distinct} distinct keys, {sent['service']} "
-          f"distinct MsgIds sent ({verdict})")
+    print(f"service inbox_event (both service targets): {rows} rows, {distinct} distinct keys, "
+          f"{sent['service']} distinct MsgIds sent ({verdict})")
     b_verdict = "ok" if b_rows == b_distinct == sent["baseline"] else "MISMATCH"
     print(f"baseline bench_inbox: {b_rows} rows, {b_distinct} distinct keys, "
           f"{sent['baseline']} sent ({b_verdict})")
-    lines = log_summary(log)
-    print(f"\nservice log warnings/errors ({log}):" + ("" if lines else " none"))
-    for line in lines:
-        print("    " + line)
+    for log in logs:
+        lines = log_summary(log)
+        print(f"\nwarnings/errors in {log}:" + ("" if lines else " none"))
+        for line in lines:
+            print("    " + line)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,8 +651,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds per target, alternating")
     p.add_argument("--warmup", type=int, default=200, help="unmeasured callbacks per round")
     p.add_argument("--users", type=int, default=200)
-    p.add_argument("--pool-size", type=int, default=5,
-                   help="database connections per target (5 is tortoise's default)")
+    p.add_argument("--pool-size", type=int, default=POSTGRES_POOL_SIZE,
+                   help="database connections per process (default: the service's own)")
+    p.add_argument("--worker-nice", type=int, default=10, metavar="N",
+                   help="run `safetybot work` under `nice -n N` (0: not at all), as README.md "
+                        "advises when it shares a host with the callbacks")
     p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
                    help="a database to connect to for CREATE/DROP DATABASE")
     p.add_argument("--py-spy", type=Path, default=None, metavar="PATH",
@@ -665,22 +694,34 @@ async def wecom_api(env: dict[str, str], roster: Path, callback: str,
 
 def make_targets(args: argparse.Namespace, dsn: str, media: Path, logs: dict[str, Path]
                  ) -> dict[str, Target]:
-    port, baseline_port = free_port(), free_port()
+    """The production deployment (callbacks and workers in two processes), the service in one
+    process, and the baseline; each service process has a port of its own."""
     # tortoise reads its pool limits from the URL's query string
-    service_dsn = dsn if args.pool_size == 5 else f"{dsn}?maxsize={args.pool_size}"
-    env = service_env(service_dsn, port, "http://127.0.0.1:1", media)
+    wider = args.pool_size != POSTGRES_POOL_SIZE
+    service_dsn = f"{dsn}?maxsize={args.pool_size}" if wider else dsn
+
+    def service(name: str, command: list[str], worker: Target | None = None) -> Target:
+        port = free_port()
+        return Target(name, safetybot_argv(*command), service_env(service_dsn, port, media),
+                      port, "/readyz", logs[name], worker)
+
+    baseline_port = free_port()
     baseline = [sys.executable, str(ROOT / "benchmarks" / "baseline_app.py"), "--port",
                 str(baseline_port), "--dsn", dsn, "--pool-size", str(args.pool_size)]
+    worker = service("service-worker", ["work"])
+    if args.worker_nice:
+        worker.argv = ["nice", "-n", str(args.worker_nice), *worker.argv]
     return {
-        "service": Target("service", safetybot_argv("serve"), env, port, "/readyz",
-                          logs["service"]),
-        "baseline": Target("baseline", baseline, env, baseline_port, "/readyz", logs["baseline"]),
+        "service": service("service", ["serve", "--no-workers"], worker),
+        "service-single": service("service-single", ["serve"]),
+        "baseline": Target("baseline", baseline, service_env(dsn, baseline_port, media),
+                           baseline_port, "/readyz", logs["baseline"]),
     }
 
 
 async def measure(args: argparse.Namespace, targets: dict[str, Target],
                   plans: dict[str, list[Plan]], dsn: str) -> dict[str, list[RoundReport]]:
-    """Targets take turns (service, baseline, service, ...) so slow drifts hit both alike."""
+    """Targets take turns (service, …, baseline, service, …) so slow drifts hit all alike."""
     results: dict[str, list[RoundReport]] = {name: [] for name in targets}
     for i in range(args.rounds):
         for name, target in targets.items():
@@ -711,11 +752,13 @@ async def bench(args: argparse.Namespace, version: str) -> int:
     users = [f"bench{i:04d}" for i in range(1, args.users + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    logs = {n: args.out / f"{stamp}-{n}.log" for n in ("service", "baseline", "simulator")}
+    names = ("service", "service-worker", "service-single", "baseline", "simulator")
+    logs = {n: args.out / f"{stamp}-{n}.log" for n in names}
     sealer = Sealer(users)
     plans = {name: [Plan(sealer.batch(args.warmup), sealer.batch(args.count),
                          sealer.batch(round(args.rate * args.seconds)))
-                    for _ in range(args.rounds)] for name in ("service", "baseline")}
+                    for _ in range(args.rounds)]
+             for name in ("service", "service-single", "baseline")}
     with tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp:
         roster = Path(tmp) / "roster.toml"
         write_roster(roster, users)
@@ -728,13 +771,19 @@ async def bench(args: argparse.Namespace, version: str) -> int:
                 simulated = (ROOT / "simulator" / "__main__.py").exists()
                 info["wecom api"] = api_base + (" (simulator)" if simulated
                                                 else " (closed port: replies fail, retried)")
-                env["SAFETYBOT_WECOM_API_BASE"] = api_base
+                for target in targets.values():
+                    for process in (target, target.worker):
+                        if process is not None:
+                            process.env["SAFETYBOT_WECOM_API_BASE"] = api_base
                 await migrate(env)
                 await register_users(dsn, users)
                 results = await measure(args, targets, plans, dsn)
                 counts = await stored_counts(dsn)
-    sent = {n: len(t.sent_ids) for n, t in targets.items()}
-    report(args, info, results, counts, sent, logs["service"])
+    services = [t for t in targets.values() if t.is_service]
+    sent = {"service": len(set().union(*(t.sent_ids for t in services))),
+            "baseline": len(targets["baseline"].sent_ids)}
+    report(args, info, results, counts, sent,
+           [logs[n] for n in ("service", "service-worker", "service-single")])
     return 0
 
 
