@@ -15,7 +15,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -29,8 +29,10 @@ from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
-from bot.settings import Settings
+from bot.settings import SettingError, Settings
 from handlers import build_router
+from handlers.router import Rules
+from models.catalog import CatalogError, load_catalog
 from models.messaging import Inbound, release_leases
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,22 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_id or f"{socket.gethostname()}:{settings.port}"
 
 
+def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
+    """The handlers' configuration; a broken category library stops start-up in one line."""
+    path = Path(settings.hazard.categories_file)
+    try:
+        catalog = load_catalog(path)
+    except CatalogError as exc:
+        raise SettingError(f"SAFETYBOT_HAZARD_CATEGORIES_FILE: {exc}") from None
+    h = settings.hazard
+    return Rules(
+        catalog=catalog, tz=settings.tz, is_image=media.is_image,
+        draft_idle=timedelta(minutes=h.draft_idle_minutes),
+        photo_window=timedelta(seconds=h.photo_window_seconds),
+        repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,
+    )
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
                workers: bool = True) -> web.Application:
     """`callbacks`: answer the platforms' callbacks; `workers`: run the inbox worker and the
@@ -67,7 +85,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
     app[DISPATCHER] = dispatcher
     app[INBOX] = InboxWorker(settings, channels=channels, media=media, router=build_router(),
-                             clock=clock, instance=instance, on_handled=dispatcher.wake)
+                             rules=hazard_rules(settings, media), clock=clock,
+                             instance=instance, on_handled=dispatcher.wake)
 
     app.cleanup_ctx.append(_database)
     if workers:

@@ -21,7 +21,7 @@ from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
 from handlers import handle
-from handlers.router import Context, Router
+from handlers.router import Context, Router, Rules
 from models.messaging import (
     Inbound,
     InboxEvent,
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class InboxWorker(ClaimLoop[InboxEvent]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel], media: MediaStore,
-        router: Router, clock: Callable[[], datetime], instance: str,
+        router: Router, rules: Rules, clock: Callable[[], datetime], instance: str,
         on_handled: Callable[[], None],
     ) -> None:
         super().__init__(settings.inbox_concurrency, settings.poll_seconds)
@@ -49,6 +49,7 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         self._channels = channels
         self._media = media
         self._router = router
+        self._rules = rules
         self._clock = clock
         self._instance = instance
         self._on_handled = on_handled
@@ -72,7 +73,7 @@ class InboxWorker(ClaimLoop[InboxEvent]):
             async with in_transaction():
                 user = await User.get_or_none(id=event.user_id, active=True)
                 await handle(self._router, Context(event=event, user=user, now=now,
-                                                   event_id=row.id))
+                                                   event_id=row.id, rules=self._rules))
                 await inbox_complete(row, now)
             metrics.INBOX_HANDLED.labels("done").inc()
             self._on_handled()   # its replies are in the outbox now

@@ -40,6 +40,19 @@ class MediaStore:
     async def get(self, digest: str) -> bytes:
         return await asyncio.to_thread(self.path(digest).read_bytes)
 
+    async def is_image(self, digest: str) -> bool:
+        """Sniffed from the stored bytes: a file's name or header can say anything."""
+        head = await asyncio.to_thread(self._head, self.path(digest))
+        return content_type(head).startswith("image/")
+
+    @staticmethod
+    def _head(path: Path) -> bytes:
+        try:
+            with path.open("rb") as fh:
+                return fh.read(16)
+        except FileNotFoundError:
+            return b""
+
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
         if path.exists():

@@ -57,6 +57,7 @@ class AreaEntry:
     reviewer: str | None = None  # default reviewer (复查人)
     risk_color: RiskColor = RiskColor.BLUE
     groups: tuple[str, ...] = ()  # group chat ids for area announcements
+    location: tuple[float, float] | None = None  # (latitude, longitude), for location messages
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,16 @@ class _Table:
             self.fail(f"{key} lists {_show(repeated)} twice")
         return tuple(value)
 
+    def point(self, key: str) -> tuple[float, float] | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180)):
+            self.fail(f"{key} must be [latitude, longitude] in degrees")
+        return float(value[0]), float(value[1])
+
     def choices(self, key: str, value: str, allowed: Sequence[str]) -> None:
         if value not in allowed:
             self.fail(f"{key} {_show(value)} must be one of {'/'.join(allowed)}")
@@ -228,6 +239,7 @@ def _area(t: _Table) -> AreaEntry:
         reviewer=t.optional("reviewer"),
         risk_color=RiskColor(color),
         groups=t.strings("groups"),
+        location=t.point("location"),
     )
 
 
@@ -430,7 +442,9 @@ async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
     for entry in entries:
         wanted = {"name": entry.name, "aliases": list(entry.aliases), "owner_id": entry.owner,
                   "reviewer_id": entry.reviewer, "risk_color": entry.risk_color,
-                  "groups": list(entry.groups)}
+                  "groups": list(entry.groups),
+                  "latitude": entry.location[0] if entry.location else None,
+                  "longitude": entry.location[1] if entry.location else None}
         row = rows.get(entry.code)
         if row is None:
             await journal.create("area", Area, entry.code, wanted)

@@ -56,6 +56,15 @@ class DingTalkSettings:
 
 
 @dataclass(frozen=True)
+class HazardSettings:
+    categories_file: str = "config/categories.toml"
+    draft_idle_minutes: int = 30      # an unanswered report question is put aside after this
+    photo_window_seconds: int = 60    # photos this close together join one draft quietly
+    repeat_window_hours: int = 72     # a report like an open ticket this recent is linked to it
+    text_max_chars: int = 500
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite://data/safetybot.sqlite3"
     host: str = "127.0.0.1"
@@ -77,6 +86,7 @@ class Settings:
     webchat: str = "auto"
     wecom: WeComSettings = WeComSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
+    hazard: HazardSettings = HazardSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -101,7 +111,8 @@ def is_loopback(host: str) -> bool:
 
 SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
                      "dingtalk.client_secret"})
-SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings}
+SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
+                             "hazard": HazardSettings}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -222,6 +233,10 @@ def _validate(s: Settings) -> Settings:
             raise SettingError(f"{_env_name(name)}: must be at least 1")
     if s.webchat not in ("auto", "on", "off"):
         raise SettingError(f"SAFETYBOT_WEBCHAT: must be auto, on or off, got {s.webchat!r}")
+    for name in ("draft_idle_minutes", "photo_window_seconds", "repeat_window_hours",
+                 "text_max_chars"):
+        if getattr(s.hazard, name) < 1:
+            raise SettingError(f"{_env_name('hazard.' + name)}: must be at least 1")
     if s.wecom.enabled:
         _validate_wecom(s.wecom)
     return s

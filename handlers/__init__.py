@@ -1,25 +1,54 @@
-"""What the bot does when something arrives. The routers are composed here, in one place."""
+"""What the bot does when something arrives. The routers are composed here, in one place.
+
+Precedence, top first: strangers get one polite answer; a card click goes to its card's handler;
+a command typed in full (帮助, 我的隐患, a ticket number …) is answered even in the middle of a
+question; an open question gets the message; otherwise a photo, a trigger word or a hazard's words
+start a report.
+"""
 
 from __future__ import annotations
 
-from handlers import commands
+from collections.abc import Awaitable, Callable
+
+from handlers import cards, commands, report, workflow
 from handlers.router import Context, Router
+from models.dialog import Dialog
 from models.messaging import InboundKind
 
-# Events a person did not address to us, answered by nobody when they come from a stranger.
+# Events a person did not address to us, answered by nobody when nothing else takes them.
 _SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN})
+
+DIALOGS: dict[str, Callable[[Context, Dialog], Awaitable[None]]] = {
+    report.KIND: report.on_dialog,
+    **{kind: workflow.on_dialog for kind in workflow.DIALOG_KINDS},
+}
 
 
 def build_router() -> Router:
     router = Router()
-    router.include(commands.router)
+    router.include(report.router)
+    router.include(workflow.router)
     return router
 
 
 async def handle(router: Router, ctx: Context) -> None:
-    """Strangers get one polite answer; everyone else is routed."""
+    event = ctx.event
     if ctx.user is None:
-        if ctx.event.kind not in _SILENT:
+        if event.kind not in _SILENT:
             await commands.not_registered(ctx)
         return
-    await router.dispatch(ctx)
+    if event.kind is not InboundKind.CARD_ACTION:
+        if await commands.router.dispatch(ctx):
+            return
+        dialog = await Dialog.get_or_none(user_id=ctx.me.id)
+        if dialog is not None:
+            await DIALOGS[dialog.kind](ctx, dialog)
+            return
+    if await router.dispatch(ctx):
+        return
+    if event.kind is InboundKind.CARD_ACTION:
+        await cards.unknown(ctx)
+    elif event.kind is InboundKind.TEXT and await report.names_a_hazard(ctx):
+        await report.start_by_text(ctx)
+    elif event.kind not in _SILENT:
+        await commands.not_understood(ctx)

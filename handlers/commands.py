@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 from handlers.router import Context, Router
+from handlers.views import details, facts, line
+from handlers.workflow import NUMBER, guarded
+from models.audit import AuditEvent
+from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
 from models.messaging import InboundKind, Markdown, Text
+from models.org import Area, User
 
 router = Router()
 
 HELP = """**安全助手 使用说明**
-> 发送 **帮助**：查看本说明
-> 发送照片并说明位置和情况：上报隐患（即将开放）
-> 发送 **我的隐患**：查看与您有关的隐患（即将开放）
+> **上报隐患**：直接发送现场照片，并说明区域和情况，例如“3号车间 配电箱门没关”
+> **我的隐患**：查看您上报、负责整改和待复查的隐患
+> **已整改**：发送整改后照片，再回复“已整改”提交复查
+> **申请延期** / **转派**：整改责任人使用
+> 发送隐患编号（如 HZ-20261129-0007）：查看详情和处理记录
+> **统计**：隐患统计（安全管理员、主要负责人）
+> 任何一步回复“取消”可以放弃，回复“返回”回到上一步；发送“帮助”随时查看本说明
 如遇紧急情况，请立即拨打厂内应急电话并报告值班长。"""
 
 NOT_REGISTERED = ("您好，您还没有登记在本厂的安全助手名册中，暂时无法使用。"
                   "请联系安全管理员为您登记。")
-NOT_YET = "收到。该功能即将开放，发送“帮助”可查看目前能做什么。"
+UNKNOWN = "没有理解您的意思。发送照片可以上报隐患，发送“帮助”查看使用说明。"
+CANCEL = re.compile(r"^取消\s*(HZ-\d{8}-\d{4})\s*(.*)$")
 
 
 @router.text("帮助", "help", "?", "？")
@@ -23,11 +35,93 @@ async def show_help(ctx: Context) -> None:
     await ctx.reply(Markdown(HELP))
 
 
-@router.kind(InboundKind.TEXT, InboundKind.IMAGE, InboundKind.VOICE, InboundKind.LOCATION,
-             InboundKind.MENU)
-async def not_yet(ctx: Context) -> None:
-    await ctx.reply(Text(NOT_YET))
+@router.text("我的隐患", "我的上报")
+async def mine(ctx: Context) -> None:
+    me = ctx.me.id
+    sections = (
+        ("我负责整改", Ticket.filter(owner_id=me, status__in=[Status.OPEN, Status.PLAN])),
+        ("待我复查", Ticket.filter(reviewer_id=me, status=Status.SUBMITTED)),
+        ("我上报的", Ticket.filter(reporter_id=me).exclude(
+            status__in=[Status.DRAFT, Status.LINKED])),
+    )
+    lines = []
+    for title, query in sections:
+        tickets = await query.order_by("-id").limit(10)
+        if tickets:
+            lines.append(f"**{title}**")
+            lines += [line(await facts(t, ctx.rules.catalog), ctx.rules.tz, ctx.now)
+                      for t in tickets]
+    if not lines:
+        await ctx.reply(Text("目前没有与您有关的隐患。发送照片即可上报。"))
+        return
+    lines.append("发送编号可查看详情。")
+    await ctx.reply(Markdown("\n".join(lines)))
+
+
+@router.on(lambda e: e.kind is InboundKind.TEXT and NUMBER.fullmatch(e.text.strip()) is not None)
+async def show_ticket(ctx: Context) -> None:
+    ticket = await Ticket.get_or_none(number=ctx.event.text.strip())
+    if ticket is None:
+        await ctx.reply(Text(f"没有找到隐患 {ctx.event.text.strip()}。"))
+        return
+    history = await AuditEvent.filter(subject_type="ticket", subject_id=str(ticket.id)
+                                      ).order_by("id")
+    names = {u.id: u.name for u in await User.filter(id__in={e.actor for e in history})}
+    await ctx.reply(details(await facts(ticket, ctx.rules.catalog), history, names,
+                            ctx.rules.tz))
+
+
+@router.text("统计")
+async def statistics(ctx: Context) -> None:
+    if not is_manager(ctx.me):
+        await ctx.reply(Text("统计仅对安全管理员和主要负责人开放。发送“我的隐患”可查看与您有关的"
+                             "隐患。"))
+        return
+    local = ctx.local(ctx.now)
+    month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    filed = Ticket.filter(number__isnull=False).exclude(status=Status.CANCELLED)
+    active = await filed.filter(status__in=ACTIVE)
+    overdue = [t for t in active if t.status is Status.OPEN and t.deadline and
+               t.deadline < ctx.now]
+    this_month = await filed.filter(created_at__gte=month)
+    closed = [t for t in this_month if t.status is Status.CLOSED]
+    rate = f"{len(closed) / len(this_month):.0%}" if this_month else "—"
+    lines = [f"**隐患统计（截至{local:%m月%d日 %H:%M}）**",
+             f"> 未闭环：{len(active)}项（其中超期{len(overdue)}项）",
+             f"> 本月上报：{len(this_month)}项，已闭环{len(closed)}项，闭环率{rate}"]
+    areas = {a.code: a.name for a in await Area.all()}
+    by_area: dict[str, int] = {}
+    for t in active:
+        by_area[areas.get(t.area_id or "", "未填区域")] = by_area.get(
+            areas.get(t.area_id or "", "未填区域"), 0) + 1
+    if by_area:
+        lines.append("**未闭环隐患分布**")
+        lines += [f"> {name}：{count}项" for name, count in
+                  sorted(by_area.items(), key=lambda kv: -kv[1])]
+    by_status = {s: sum(t.status is s for t in active) for s in ACTIVE}
+    lines.append("> " + "，".join(f"{LABELS[s]}{n}项" for s, n in by_status.items()))
+    await ctx.reply(Markdown("\n".join(lines)))
+
+
+@router.on(lambda e: e.kind is InboundKind.TEXT and CANCEL.match(e.text.strip()) is not None)
+async def cancel_ticket(ctx: Context) -> None:
+    found = CANCEL.match(ctx.event.text.strip())
+    assert found is not None
+    ticket = await Ticket.get_or_none(number=found.group(1))
+    if ticket is None:
+        await ctx.reply(Text(f"没有找到隐患 {found.group(1)}。"))
+        return
+    if await guarded(ctx, ticket, cancel(ticket, ctx.me, found.group(2).strip(), ctx.now)):
+        await ctx.reply(Text(f"已取消 {ticket.number}。"))
+        people = {ticket.owner_id or "", ticket.reporter_id} - {ctx.me.id, ""}
+        if people:
+            await ctx.send(Text(f"{ticket.number} 已由{ctx.me.name}取消，原因："
+                                f"{found.group(2).strip()}。"), to_users=sorted(people))
 
 
 async def not_registered(ctx: Context) -> None:
     await ctx.reply(Text(NOT_REGISTERED))
+
+
+async def not_understood(ctx: Context) -> None:
+    await ctx.reply(Text(UNKNOWN))

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from models.catalog import Catalog
 from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue
 from models.org import User
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the handlers need from configuration, built once by the app."""
+
+    catalog: Catalog
+    tz: ZoneInfo
+    is_image: Callable[[str], Awaitable[bool]]   # by a stored file's content hash
+    draft_idle: timedelta = timedelta(minutes=30)
+    photo_window: timedelta = timedelta(seconds=60)
+    repeat_window: timedelta = timedelta(hours=72)
+    text_max: int = 500
 
 
 @dataclass
@@ -18,7 +33,17 @@ class Context:
     user: User | None
     now: datetime
     event_id: int
+    rules: Rules
     _sent: int = field(default=0, init=False)
+
+    @property
+    def me(self) -> User:
+        """The sender, once `handle` has turned strangers away."""
+        assert self.user is not None
+        return self.user
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.rules.tz)
 
     async def reply(self, message: Outgoing) -> None:
         await self.send(message, to_users=[self.event.user_id])

@@ -70,6 +70,8 @@ class Area(Model):
     )
     risk_color = fields.CharEnumField(RiskColor, max_length=2, default=RiskColor.BLUE)
     groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
 
     class Meta:
         table = "area"

@@ -8,7 +8,7 @@ from pathlib import Path
 from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
-from bot.app import instance_name, utc_now
+from bot.app import hazard_rules, instance_name, utc_now
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from handlers.router import Context, Router
@@ -36,8 +36,10 @@ def text(user: str, n: int, body: str) -> Inbound:
 def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
            ) -> InboxWorker:
     settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
-    return InboxWorker(settings, channels={}, media=MediaStore(settings_dir), router=router,
-                       clock=utc_now, instance="test-worker", on_handled=lambda: None)
+    media = MediaStore(settings_dir)
+    return InboxWorker(settings, channels={}, media=media, router=router,
+                       rules=hazard_rules(settings, media), clock=utc_now,
+                       instance="test-worker", on_handled=lambda: None)
 
 
 async def drain(w: InboxWorker) -> None:

@@ -1,0 +1,78 @@
+"""Messages about a ticket that more than one handler sends: the cards that move it along and the
+photos that go with them. Each card is recorded first, so its buttons can be verified later."""
+
+from __future__ import annotations
+
+from handlers.router import Context
+from handlers.views import (
+    Facts,
+    extension_card,
+    facts,
+    owner_card,
+    plan_card,
+    review_card,
+)
+from models.hazard import CardPurpose, Ticket, new_card, principals
+from models.messaging import Image, Text
+from models.org import Role, User
+
+MAX_PHOTOS = 9
+
+
+async def photos(ctx: Context, to: list[str], hashes: list[str]) -> None:
+    for digest in hashes[:MAX_PHOTOS]:
+        await ctx.send(Image(digest), to_users=to)
+
+
+async def owner_cards(ctx: Context, ticket: Ticket) -> Facts:
+    """The new owner gets the photos and the 接收 / 转派 / 申请延期 card."""
+    f = await facts(ticket, ctx.rules.catalog)
+    owner = ticket.owner_id or ""
+    card = await new_card(ticket, CardPurpose.ASSIGN, [owner], ctx.now)
+    await photos(ctx, [owner], ticket.photos)
+    await ctx.send(owner_card(f, card.task_id, ctx.rules.tz, await _transfer_candidates(ticket)),
+                   to_users=[owner])
+    return f
+
+
+async def _transfer_candidates(ticket: Ticket) -> list[User]:
+    """People a ticket is usually passed to: other owners, the owner's colleagues first."""
+    owner = await User.get_or_none(id=ticket.owner_id or "")
+    people = [u for u in await User.filter(active=True).order_by("id")
+              if u.id != ticket.owner_id and u.has_role(Role.OWNER)]
+    if owner is not None:
+        people.sort(key=lambda u: u.department_id != owner.department_id)
+    return people[:10]
+
+
+async def review_cards(ctx: Context, ticket: Ticket) -> list[str]:
+    """The reviewer (or, for the second approval of a 重大 ticket, every principal) gets the
+    before and after photos and the 通过 / 驳回 card. Returns who got it."""
+    if ticket.first_approval:
+        to = [u.id for u in await principals()]
+    else:
+        to = [ticket.reviewer_id or ""]
+    f = await facts(ticket, ctx.rules.catalog)
+    card = await new_card(ticket, CardPurpose.REVIEW, to, ctx.now)
+    await ctx.send(Text(f"{ticket.number} 整改前照片："), to_users=to)
+    await photos(ctx, to, ticket.photos)
+    await ctx.send(Text(f"{ticket.number} 整改后照片："), to_users=to)
+    await photos(ctx, to, ticket.evidence)
+    await ctx.send(review_card(f, card.task_id, ctx.rules.tz), to_users=to)
+    return to
+
+
+async def extension_cards(ctx: Context, ticket: Ticket) -> None:
+    to = [ticket.reviewer_id or ""]
+    f = await facts(ticket, ctx.rules.catalog)
+    card = await new_card(ticket, CardPurpose.EXTENSION, to, ctx.now)
+    await ctx.send(extension_card(f, card.task_id, ctx.rules.tz), to_users=to)
+
+
+async def plan_cards(ctx: Context, ticket: Ticket) -> list[str]:
+    to = [u.id for u in await principals()]
+    f = await facts(ticket, ctx.rules.catalog)
+    card = await new_card(ticket, CardPurpose.PLAN, to, ctx.now)
+    await photos(ctx, to, ticket.photos)
+    await ctx.send(plan_card(f, card.task_id), to_users=to)
+    return to

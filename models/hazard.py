@@ -1,0 +1,381 @@
+"""Hazard tickets (隐患) and the rules that move them.
+
+Every transition checks who may do it and from which state, bumps `version` with a
+compare-and-set update (so two workers or a stale card cannot both win, on SQLite too), and writes
+an audit event. A refusal is also recorded. Handlers turn the results into messages; nothing here
+knows a platform.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.expressions import F
+from tortoise.models import Model
+
+from models.audit import record
+from models.catalog import Catalog, Category, DefectType, Grade
+from models.org import Area, Role, User
+
+
+class Status(StrEnum):
+    DRAFT = "draft"            # the report dialog is in progress
+    PLAN = "plan"              # 重大: waiting for its 治理方案
+    OPEN = "open"              # assigned, deadline running
+    SUBMITTED = "submitted"    # evidence in, awaiting review
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    LINKED = "linked"          # a draft that turned out to repeat an open ticket
+
+
+LABELS = {Status.DRAFT: "草稿", Status.PLAN: "待制定治理方案", Status.OPEN: "整改中",
+          Status.SUBMITTED: "待复查", Status.CLOSED: "已闭环", Status.CANCELLED: "已取消",
+          Status.LINKED: "已合并"}
+ACTIVE = (Status.PLAN, Status.OPEN, Status.SUBMITTED)
+
+# The six required parts of a 治理方案 (安全生产事故隐患排查治理暂行规定 第十五条).
+PLAN_FIELDS = (("goal", "治理的目标和任务"), ("method", "采取的方法和措施"),
+               ("funds", "经费和物资的落实"), ("people", "负责治理的机构和人员"),
+               ("deadline", "治理的时限和要求"), ("safety", "安全措施和应急预案"))
+
+
+class Ticket(Model):
+    id = fields.BigIntField(primary_key=True)
+    number = fields.CharField(max_length=32, unique=True, null=True)  # given on 提交
+    status = fields.CharEnumField(Status, max_length=10, default=Status.DRAFT)
+    version = fields.IntField(default=0)
+    reporter: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reported", on_delete=fields.RESTRICT)
+    area: fields.ForeignKeyNullableRelation[Area] = fields.ForeignKeyField(
+        "models.Area", related_name="tickets", null=True, on_delete=fields.RESTRICT)
+    category = fields.CharField(max_length=16, default="")
+    description = fields.TextField(default="")
+    location: dict[str, Any] | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    photos: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    grade = fields.CharEnumField(Grade, max_length=2, default=Grade.GENERAL)
+    grade_reason = fields.TextField(default="")
+    defect_type = fields.CharEnumField(DefectType, max_length=4, default=DefectType.THING)
+    defect_reason = fields.TextField(default="")
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="owned", null=True, on_delete=fields.RESTRICT)
+    reviewer: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reviewing", null=True, on_delete=fields.RESTRICT)
+    deadline = fields.DatetimeField(null=True)
+    checklist: dict[str, str] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    plan: dict[str, str] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    extension: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    evidence: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    evidence_note = fields.TextField(default="")
+    first_approval = fields.CharField(max_length=64, default="")  # 重大: the reviewer's 通过
+    reports = fields.IntField(default=1)       # times reported, the repeats included
+    duplicate_of: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="repeats", null=True, on_delete=fields.SET_NULL)
+    accepted_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    opened_at = fields.DatetimeField(null=True)
+    submitted_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "ticket"
+        indexes = (("status", "area_id", "category"), ("owner_id", "status"),
+                   ("reviewer_id", "status"), ("reporter_id", "status"))
+
+    @property
+    def label(self) -> str:
+        return self.number or f"草稿{self.id}"
+
+    @property
+    def needs_principal(self) -> bool:
+        return self.grade is Grade.MAJOR
+
+
+class TicketCounter(Model):
+    """The last number given on a day, so numbers are dense and never repeat."""
+
+    day = fields.CharField(max_length=8, primary_key=True)
+    issued = fields.IntField(default=0)
+
+    class Meta:
+        table = "ticket_counter"
+
+
+class CardPurpose(StrEnum):
+    SUMMARY = "sum"      # the reporter's 提交 / 修改 / 取消
+    ASSIGN = "own"       # the owner's 接收 / 转派 / 申请延期
+    EXTENSION = "ext"    # the reviewer's answer to a 申请延期
+    REVIEW = "rev"       # 通过 / 驳回
+    PLAN = "plan"        # the principal is asked for the 治理方案
+
+
+class TicketCard(Model):
+    """A card sent about a ticket. Its random task id is the opaque, server-side part of every
+    button key, so a forged or replayed key finds nothing or a decided card."""
+
+    task_id = fields.CharField(max_length=64, primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="cards", on_delete=fields.CASCADE)
+    purpose = fields.CharField(max_length=8)
+    version = fields.IntField()                # the ticket's version it was sent for
+    recipients: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    decided_by = fields.CharField(max_length=64, null=True)
+    decision = fields.CharField(max_length=16, default="")
+    decided_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "ticket_card"
+
+
+async def new_card(ticket: Ticket, purpose: CardPurpose, recipients: list[str],
+                   now: datetime) -> TicketCard:
+    task_id = f"{purpose.value}-{ticket.id}-{secrets.token_hex(8)}"
+    return await TicketCard.create(task_id=task_id, ticket=ticket, purpose=purpose.value,
+                                   version=ticket.version, recipients=recipients,
+                                   created_at=now)
+
+
+async def decide_card(card: TicketCard, actor: str, decision: str, now: datetime) -> bool:
+    """Mark a card decided; False when someone decided first (the click came too late)."""
+    won = await TicketCard.filter(task_id=card.task_id, decided_by__isnull=True).update(
+        decided_by=actor, decision=decision, decided_at=now)
+    return bool(won)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transitions
+
+
+class Refused(Exception):
+    """The actor may not do this; `reason` is shown to them."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Stale(Exception):
+    """The ticket moved on since the card or question was made: nothing is changed."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    owner: User
+    reviewer: User
+    deadline: datetime | None
+
+
+async def refuse(ticket: Ticket, actor: User, action: str, reason: str, now: datetime) -> None:
+    """Record a refused action, then raise it for the handler to answer."""
+    await _audit(ticket, actor.id, "refused", now, note=f"{action}: {reason}")
+    raise Refused(reason)
+
+
+async def _audit(ticket: Ticket, actor: str, action: str, now: datetime, *,
+                 to_state: str = "", note: str = "", **data: Any) -> None:
+    await record(at=now, actor=actor, action=action, subject_type="ticket",
+                 subject_id=str(ticket.id), from_state=ticket.status.value,
+                 to_state=to_state or ticket.status.value, note=note, data=data)
+
+
+async def _move(ticket: Ticket, actor: str, action: str, now: datetime, *,
+                status: Status | None = None, note: str = "", **changes: Any) -> None:
+    """Apply a transition if nobody changed the ticket meanwhile; audit it."""
+    new_status = status or ticket.status
+    won = await Ticket.filter(id=ticket.id, version=ticket.version).update(
+        status=new_status, version=F("version") + 1, updated_at=now, **changes)
+    if not won:
+        raise Stale(ticket.label)
+    await _audit(ticket, actor, action, now, to_state=new_status.value, note=note,
+                 changes={k: _plain(v) for k, v in changes.items()})
+    await ticket.refresh_from_db()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Model):
+        return value.pk
+    return value
+
+
+def is_manager(user: User) -> bool:
+    return user.has_role(Role.SAFETY_MANAGER) or user.has_role(Role.PRINCIPAL)
+
+
+async def principals() -> list[User]:
+    return [u for u in await User.filter(active=True).order_by("id") if u.has_role(Role.PRINCIPAL)]
+
+
+async def next_number(day: str) -> str:
+    await TicketCounter.get_or_create(day=day)
+    await TicketCounter.filter(day=day).update(issued=F("issued") + 1)
+    counter = await TicketCounter.get(day=day)
+    return f"HZ-{day}-{counter.issued:04d}"
+
+
+async def find_repeat(ticket: Ticket, since: datetime) -> Ticket | None:
+    """An active ticket of the same area and category reported since `since`."""
+    return await Ticket.filter(
+        status__in=ACTIVE, area_id=ticket.area_id, category=ticket.category,
+        created_at__gte=since,
+    ).exclude(id=ticket.id).order_by("id").first()
+
+
+async def link_repeat(draft: Ticket, original: Ticket, now: datetime) -> None:
+    await _move(draft, draft.reporter_id, "linked", now, status=Status.LINKED,
+                duplicate_of_id=original.id, note=original.label)
+    await Ticket.filter(id=original.id).update(reports=F("reports") + 1, updated_at=now)
+    await _audit(original, draft.reporter_id, "reported_again", now,
+                 note=f"重复上报（草稿{draft.id}）", photos=draft.photos)
+    await original.refresh_from_db()
+
+
+async def assignment(ticket: Ticket, category: Category) -> Assignment:
+    """Owner and reviewer from the category when it names them, else from the area."""
+    area = await Area.get(code=ticket.area_id)
+    owner_id = category.owner or area.owner_id
+    reviewer_id = category.reviewer or area.reviewer_id
+    owner = await User.get_or_none(id=owner_id, active=True) if owner_id else None
+    reviewer = await User.get_or_none(id=reviewer_id, active=True) if reviewer_id else None
+    if owner is None or reviewer is None:
+        raise Refused(f"{area.name}尚未指定整改责任人或复查人，请联系安全管理员。")
+    return Assignment(owner, reviewer, None)
+
+
+async def file_ticket(draft: Ticket, now: datetime, day: str, who: Assignment,
+                      category: Category) -> None:
+    """Give the draft its number and owner: a 一般 ticket opens at once, a 重大 one waits for
+    its 治理方案."""
+    changes: dict[str, Any] = {
+        "number": await next_number(day), "owner_id": who.owner.id,
+        "reviewer_id": who.reviewer.id,
+        "checklist": {"责任": who.owner.name},
+    }
+    if draft.grade is Grade.MAJOR:
+        await _move(draft, draft.reporter_id, "filed", now, status=Status.PLAN, **changes)
+        return
+    deadline = now + timedelta(days=category.deadline_days)
+    changes["checklist"]["时限"] = deadline.isoformat()
+    await _move(draft, draft.reporter_id, "filed", now, status=Status.OPEN, deadline=deadline,
+                opened_at=now, **changes)
+
+
+async def check_planner(ticket: Ticket, actor: User, now: datetime) -> None:
+    if not actor.has_role(Role.PRINCIPAL):
+        await refuse(ticket, actor, "治理方案", "治理方案由主要负责人组织制定。", now)
+    if ticket.status is not Status.PLAN:
+        raise Stale(ticket.label)
+
+
+async def set_plan(ticket: Ticket, actor: User, plan: dict[str, str], deadline: datetime,
+                   now: datetime) -> None:
+    await check_planner(ticket, actor, now)
+    checklist = {**ticket.checklist, "措施": plan["method"], "资金": plan["funds"],
+                 "时限": deadline.isoformat(), "预案": plan["safety"]}
+    await _move(ticket, actor.id, "plan_approved", now, status=Status.OPEN, plan=plan,
+                deadline=deadline, opened_at=now, checklist=checklist)
+
+
+async def accept(ticket: Ticket, actor: User, now: datetime) -> None:
+    if actor.id != ticket.owner_id:
+        await refuse(ticket, actor, "接收", "只有整改责任人可以接收。", now)
+    if ticket.status is not Status.OPEN or ticket.accepted_at is not None:
+        raise Stale(ticket.label)
+    await _move(ticket, actor.id, "accepted", now, accepted_at=now)
+
+
+async def transfer(ticket: Ticket, actor: User, to: User, now: datetime) -> None:
+    if actor.id != ticket.owner_id and not is_manager(actor):
+        await refuse(ticket, actor, "转派", "只有整改责任人或安全管理员可以转派。", now)
+    if ticket.status is not Status.OPEN:
+        raise Stale(ticket.label)
+    if to.id == ticket.owner_id:
+        raise Refused(f"{to.name}已经是整改责任人。")
+    checklist = {**ticket.checklist, "责任": to.name}
+    await _move(ticket, actor.id, "transferred", now, owner_id=to.id, accepted_at=None,
+                checklist=checklist, note=f"转派给{to.name}")
+
+
+async def request_extension(ticket: Ticket, actor: User, reason: str, until: datetime,
+                            now: datetime) -> None:
+    if actor.id != ticket.owner_id:
+        await refuse(ticket, actor, "申请延期", "只有整改责任人可以申请延期。", now)
+    if ticket.status is not Status.OPEN:
+        raise Stale(ticket.label)
+    if ticket.deadline and until <= ticket.deadline:
+        raise Refused("新的期限需要晚于当前期限。")
+    await _move(ticket, actor.id, "extension_requested", now, note=reason,
+                extension={"reason": reason, "until": until.isoformat(), "by": actor.id})
+
+
+async def decide_extension(ticket: Ticket, actor: User, approve: bool, now: datetime) -> None:
+    if actor.id != ticket.reviewer_id and not actor.has_role(Role.PRINCIPAL):
+        await refuse(ticket, actor, "延期审批", "只有复查人或主要负责人可以审批延期。", now)
+    if not ticket.extension:
+        raise Stale(ticket.label)
+    until = datetime.fromisoformat(ticket.extension["until"])
+    if approve:
+        checklist = {**ticket.checklist, "时限": until.isoformat()}
+        await _move(ticket, actor.id, "extension_approved", now, deadline=until, extension={},
+                    checklist=checklist)
+    else:
+        await _move(ticket, actor.id, "extension_refused", now, extension={})
+
+
+async def submit_evidence(ticket: Ticket, actor: User, photos: list[str], note: str,
+                          now: datetime) -> None:
+    if actor.id != ticket.owner_id:
+        await refuse(ticket, actor, "提交整改", "只有整改责任人可以提交整改。", now)
+    if ticket.status is not Status.OPEN:
+        raise Stale(ticket.label)
+    checklist = {**ticket.checklist, **({"措施": note} if note else {})}
+    await _move(ticket, actor.id, "submitted", now, status=Status.SUBMITTED, evidence=photos,
+                evidence_note=note, submitted_at=now, first_approval="", checklist=checklist,
+                note=note)
+
+
+async def check_reviewer(ticket: Ticket, actor: User, action: str, now: datetime) -> None:
+    """The reviewer decides first; a 重大 ticket then needs a principal (主要负责人) too."""
+    allowed = actor.has_role(Role.PRINCIPAL) or (
+        not ticket.first_approval and actor.id == ticket.reviewer_id)
+    if not allowed:
+        await refuse(ticket, actor, action, "您不是该隐患的复查人。", now)
+    if ticket.status is not Status.SUBMITTED:
+        raise Stale(ticket.label)
+
+
+async def approve(ticket: Ticket, actor: User, now: datetime) -> None:
+    """通过: closes the ticket, or for a 重大 one waits for the principal's approval."""
+    await check_reviewer(ticket, actor, "通过", now)
+    if ticket.needs_principal and not ticket.first_approval and not actor.has_role(
+            Role.PRINCIPAL):
+        await _move(ticket, actor.id, "reviewed", now, first_approval=actor.id)
+        return
+    await _move(ticket, actor.id, "closed", now, status=Status.CLOSED, closed_at=now)
+
+
+async def reject(ticket: Ticket, actor: User, reason: str, now: datetime) -> None:
+    await check_reviewer(ticket, actor, "驳回", now)
+    await _move(ticket, actor.id, "rejected", now, status=Status.OPEN, first_approval="",
+                note=reason)
+
+
+async def cancel(ticket: Ticket, actor: User, reason: str, now: datetime) -> None:
+    """A reporter cancels a draft; after filing only a safety manager can, with a reason."""
+    if ticket.status is Status.DRAFT and actor.id == ticket.reporter_id:
+        await _move(ticket, actor.id, "cancelled", now, status=Status.CANCELLED, note=reason)
+        return
+    if not actor.has_role(Role.SAFETY_MANAGER):
+        await refuse(ticket, actor, "取消", "只有上报人（草稿）或安全管理员可以取消隐患。", now)
+    if ticket.status not in (Status.DRAFT, *ACTIVE):
+        raise Stale(ticket.label)
+    if not reason:
+        raise Refused("取消已登记的隐患需要说明原因。")
+    await _move(ticket, actor.id, "cancelled", now, status=Status.CANCELLED, note=reason)
