@@ -240,12 +240,22 @@ async def inbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -
     return await InboxEvent.filter(id__in=ids).order_by("id") if ids else []
 
 
+# Each person's oldest pending event, found by hopping from one person to the next along the
+# (status, platform, user_id, id) index: one index probe per person waiting, however many events
+# are pending or done (a GROUP BY over the pending rows grew with every backlog).
 _INBOX_HEADS = """
-    SELECT id FROM inbox_event
-    WHERE id IN (SELECT min(id) FROM inbox_event WHERE status = 'pending'
-                 GROUP BY platform, user_id)
-      AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)
-    ORDER BY id LIMIT :limit {lock}"""
+    WITH RECURSIVE heads(id) AS (
+        SELECT id FROM (SELECT id FROM inbox_event WHERE status = 'pending'
+                        ORDER BY platform, user_id, id LIMIT 1) AS first
+        UNION ALL
+        SELECT (SELECT n.id FROM inbox_event n
+                WHERE n.status = 'pending' AND (n.platform, n.user_id) > (h.platform, h.user_id)
+                ORDER BY n.platform, n.user_id, n.id LIMIT 1)
+        FROM heads JOIN inbox_event h ON h.id = heads.id
+    )
+    SELECT e.id FROM heads JOIN inbox_event e ON e.id = heads.id
+    WHERE e.next_attempt_at <= :now AND (e.lease_until IS NULL OR e.lease_until < :now)
+    ORDER BY e.id LIMIT :limit {lock}"""
 
 
 class LeaseLost(Exception):
