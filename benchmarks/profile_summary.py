@@ -29,8 +29,8 @@ PARTS: Sequence[tuple[str, Sequence[str]]] = (
 )
 CALLBACK_STEPS: Sequence[tuple[str, Sequence[str]]] = (
     ("decrypt + verify (open_message)", ("WeComCrypto.open_message",)),
-    ("parse_event (2nd XML parse)", ("parse_event",)),
-    ("inbox put: tortoise create + INSERT", ("inbox_put", "InboxWorker.put")),
+    ("parse_event (the message's XML)", ("parse_event",)),
+    ("inbox put: INSERT … ON CONFLICT", ("inbox_put", "InboxWorker.put")),
     ("metrics", ("prometheus_client",)),
     ("read body", ("_read_limited",)),
 )
