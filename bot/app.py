@@ -23,6 +23,7 @@ from aiohttp import web
 
 from bot import ops
 from bot.channels import Channel
+from bot.channels.webchat import Hub, WebChat, WebChatChannel
 from bot.channels.wecom import WeComCallback, WeComChannel
 from bot.channels.wecom_api import WeComApi
 from bot.db import ORM, activate, open_database
@@ -43,6 +44,7 @@ SETTINGS = web.AppKey("settings", Settings)
 INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
+WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
 
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     app[SETTINGS] = settings
     channels: dict[str, Channel] = {}
     app[CHANNELS] = channels
+    app[WEBCHAT_HUB] = Hub()
     instance = instance_name(settings)
     media = MediaStore(Path(settings.media_dir))
     dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
@@ -95,6 +98,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     app.add_routes(ops.routes())
     if callbacks and settings.wecom.enabled:
         app.add_routes(WeComCallback(settings.wecom, _sink(app), settings.max_body_bytes).routes())
+    if callbacks and settings.webchat_enabled:
+        app.add_routes(WebChat(_sink(app), media, app[WEBCHAT_HUB], clock, max_upload=UPLOAD_LIMIT,
+                               poll_seconds=settings.poll_seconds).routes())
     return app
 
 
@@ -129,6 +135,8 @@ def _platform_clients(media: MediaStore, clock: Clock, instance: str
             if settings.wecom.enabled:
                 api = WeComApi(settings.wecom, session, instance, clock)
                 app[CHANNELS]["wecom"] = WeComChannel(settings.wecom, api, media)
+            if settings.webchat_enabled:
+                app[CHANNELS]["webchat"] = WebChatChannel(app[WEBCHAT_HUB], clock)
             yield
             app[CHANNELS].clear()
 

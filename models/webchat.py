@@ -68,10 +68,15 @@ async def lines_after(user_id: str, after: int) -> list[WebChatLine]:
     return latest[::-1]
 
 
-async def card_of(user_id: str, response_code: str) -> WebChatLine | None:
-    """The card this person was given under `response_code`."""
-    return await WebChatLine.get_or_none(user_id=user_id, response_code=response_code,
+async def open_card(user_id: str, response_code: str) -> WebChatLine | None:
+    """The card this person was given under `response_code`, unless it was updated since: an
+    updated WeCom card has no buttons left to click."""
+    card = await WebChatLine.get_or_none(user_id=user_id, response_code=response_code,
                                          kind="card")
+    if card is None or await WebChatLine.exists(user_id=user_id, task_id=card.task_id,
+                                                 kind=CARD_UPDATE):
+        return None
+    return card
 
 
 async def close_card(key: str, response_code: str, replace_text: str, now: datetime

@@ -1,0 +1,316 @@
+"""The local web chat: a page at /chat where anyone picks a person from the roster and chats as
+them, through the same inbox, handlers and outbox as WeCom.
+
+Inbound requests become `Inbound` events in the inbox sink, de-duplicated by a message id the page
+generates, so a resent request is handled once. Outbound, `deliver()` appends each message to the
+person's conversation log (`models.webchat`); open WebSockets send new lines as they appear. The
+dispatcher may run in another process (`safetybot work`), so sockets poll the log as well as
+being woken in-process. Because the page lets anyone act as anyone, it is served only when
+`SAFETYBOT_WEBCHAT` allows it (by default only on a loopback host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from bot.channels import Delivery, MediaGone, Outcome, Verdict
+from bot.media import MediaStore, content_type
+from models.messaging import (
+    Card,
+    CardUpdate,
+    Image,
+    Inbound,
+    InboundKind,
+    Markdown,
+    Outgoing,
+    Text,
+    outgoing_to_payload,
+)
+from models.org import User
+from models.webchat import add_line, close_card, lines_after, open_card
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "webchat"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+TEXT_MAX_CHARS = 2000          # WeCom takes 2048 bytes of text; the page should not promise more
+MULTIPART_SLACK = 16 * 1024    # form fields and boundaries around the file
+_USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_DIGEST = "{digest:[0-9a-f]{64}}"
+
+Sink = Callable[[Inbound], Awaitable[bool]]
+Clock = Callable[[], datetime]
+
+
+class Hub:
+    """Wakes this process's open sockets when a line was just written here."""
+
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Event] = set()
+
+    def wake(self) -> None:
+        for event in self._listeners:
+            event.set()
+
+    @contextmanager
+    def listen(self) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._listeners.add(event)
+        try:
+            yield event
+        finally:
+            self._listeners.discard(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound
+
+
+class WebChatChannel:
+    """Delivers by appending to each recipient's conversation log; a repeat writes nothing."""
+
+    platform = PLATFORM
+
+    def __init__(self, hub: Hub, clock: Clock) -> None:
+        self._hub = hub
+        self._clock = clock
+
+    async def fetch_media(self, media_id: str) -> bytes:
+        # Uploads are stored on arrival and their events carry the hash, never a media id.
+        raise MediaGone(f"the web chat has no media id {media_id!r}")
+
+    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
+                      repeat_after: float = 0.0) -> Delivery:
+        now = self._clock()
+        if isinstance(message, CardUpdate):
+            told = await close_card(key, message.response_code, message.replace_text, now)
+            outcome = (Outcome.sent() if told is not None
+                       else Outcome(Verdict.FAILED, "response code unknown or already used"))
+            outcomes = {r: outcome for r in recipients}
+        elif isinstance(message, Text | Markdown | Image | Card):
+            task_id = message.task_id if isinstance(message, Card) else ""
+            outcomes = {}
+            for user in recipients:
+                if not _USER.fullmatch(user):
+                    outcomes[user] = Outcome(Verdict.INVALID, "the web chat has no group chats")
+                    continue
+                await add_line(user, key, from_bot=True, kind=message.type,
+                               payload=outgoing_to_payload(message), now=now, task_id=task_id)
+                outcomes[user] = Outcome.sent()
+        else:
+            outcomes = {r: Outcome(Verdict.FAILED, f"the web chat cannot show {message.type}")
+                        for r in recipients}
+        self._hub.wake()
+        return Delivery(outcomes, {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound: the page, its JSON endpoints and the socket
+
+
+class WebChat:
+    """`/chat`: the page, the roster, text, photos, card clicks, media and the live socket."""
+
+    def __init__(self, sink: Sink, media: MediaStore, hub: Hub, clock: Clock, *,
+                 poll_seconds: float, max_upload: int) -> None:
+        self._sink = sink
+        self._media = media
+        self._hub = hub
+        self._clock = clock
+        self._poll = poll_seconds
+        self._max_upload = max_upload
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/chat", self.page),
+            web.static("/chat/static", WEB_DIR),
+            web.get("/chat/api/people", self.people),
+            web.post("/chat/api/text", self.text),
+            web.post("/chat/api/photo", self.photo),
+            web.post("/chat/api/click", self.click),
+            web.get(f"/chat/media/{_DIGEST}", self.media),
+            web.get("/chat/ws", self.socket),
+        ]
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / "chat.html")
+
+    async def people(self, request: web.Request) -> web.Response:
+        users = await User.filter(active=True).order_by("id")
+        return web.json_response({
+            "people": [{"id": u.id, "name": u.name, "roles": u.roles} for u in users],
+            "max_upload": self._max_upload, "max_text": TEXT_MAX_CHARS,
+        })
+
+    async def text(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        user, client_id = _sender(body)
+        text = str(body.get("text") or "").strip()
+        if not text:
+            raise _refuse(web.HTTPBadRequest, "请输入内容后再发送。")
+        if len(text) > TEXT_MAX_CHARS:
+            raise _refuse(web.HTTPBadRequest, f"消息太长了，请控制在 {TEXT_MAX_CHARS} 字以内。")
+        return await self._receive(user, client_id, InboundKind.TEXT, Text(text), text=text)
+
+    async def photo(self, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > self._max_upload + MULTIPART_SLACK:
+            raise self._too_large()
+        form: dict[str, str] = {}
+        data = b""
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                raise _refuse(web.HTTPBadRequest, "上传格式不正确。")
+            if part.name == "file":
+                data = await self._read_file(part)
+            elif part.name:
+                form[part.name] = (await part.read(decode=True))[:200].decode(errors="replace")
+        user, client_id = _sender(form)
+        if not data:
+            raise _refuse(web.HTTPBadRequest, "没有收到文件，请重新选择照片。")
+        digest = await self._media.put(data)
+        return await self._receive(user, client_id, InboundKind.IMAGE, Image(digest),
+                                   media=digest)
+
+    async def click(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        user, client_id = _sender(body)
+        card = await open_card(user, str(body.get("code") or ""))
+        if card is None:
+            raise _refuse(web.HTTPConflict, "这张卡片已处理或已失效。")
+        key = str(body.get("key") or "")
+        if key not in {b["key"] for b in card.payload.get("buttons") or []}:
+            raise _refuse(web.HTTPBadRequest, "卡片上没有这个按钮。")
+        selected = _selection(card.payload.get("selection"), body.get("selected"))
+        return await self._receive(user, client_id, InboundKind.CARD_ACTION, None,
+                                   event_key=key, task_id=card.task_id,
+                                   response_code=card.response_code or "", selected=selected)
+
+    async def media(self, request: web.Request) -> web.Response:
+        try:
+            data = await self._media.get(request.match_info["digest"])
+        except FileNotFoundError:
+            raise web.HTTPNotFound() from None
+        kind = content_type(data)
+        shown = "inline" if kind.startswith("image/") else "attachment"
+        return web.Response(body=data, content_type=kind, headers={
+            "Content-Disposition": shown, "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400, immutable"})
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        user = _valid_user(request.query.get("user", ""))
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            raise _refuse(web.HTTPBadRequest, "参数 after 不正确。") from None
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        pusher = asyncio.create_task(self._push(ws, user, after), name=f"webchat-push:{user}")
+        try:
+            async for _ in ws:   # the page sends nothing; reading notices when it goes away
+                pass
+        finally:
+            pusher.cancel()
+            await asyncio.gather(pusher, return_exceptions=True)
+        return ws
+
+    async def _push(self, ws: web.WebSocketResponse, user: str, after: int) -> None:
+        """Send the lines after `after`, then each new one: woken here, or found by polling."""
+        with self._hub.listen() as woken:
+            try:
+                while not ws.closed:
+                    woken.clear()
+                    for line in await lines_after(user, after):
+                        await ws.send_json(line.to_json())
+                        after = line.id
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), self._poll)
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("web chat socket dropped: %r", exc, extra={"user": user})
+            except Exception:
+                log.exception("web chat socket failed", extra={"user": user})
+                await ws.close()   # the page reconnects and catches up from its last line
+
+    async def _receive(self, user: str, client_id: str, kind: InboundKind,
+                       shown: Text | Image | None, **fields: Any) -> web.Response:
+        """Record what the person sent in their log, then store the event once."""
+        now = self._clock()
+        dedup = f"{PLATFORM}:{user}:{client_id}"
+        if shown is not None:
+            await add_line(user, dedup, from_bot=False, kind=shown.type,
+                           payload=outgoing_to_payload(shown), now=now)
+        stored = await self._sink(Inbound(
+            platform=PLATFORM, user_id=user, kind=kind, dedup_key=dedup,
+            sent_at=int(now.timestamp()), raw_type=kind.value, **fields))
+        self._hub.wake()
+        return web.json_response({"stored": stored})
+
+    async def _read_file(self, part: BodyPartReader) -> bytes:
+        data = bytearray()
+        while chunk := await part.read_chunk(65536):
+            data += chunk
+            if len(data) > self._max_upload:
+                raise self._too_large()
+        return bytes(data)
+
+    def _too_large(self) -> web.HTTPException:
+        megabytes = self._max_upload // (1024 * 1024)
+        return web.HTTPRequestEntityTooLarge(
+            self._max_upload, self._max_upload + 1, content_type="application/json",
+            text=_error(f"文件太大了，请上传不超过 {megabytes} MB 的照片。"))
+
+
+def _refuse(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=_error(message), content_type="application/json")
+
+
+def _error(message: str) -> str:
+    """The page shows `error` as it is: a short Chinese sentence."""
+    return json.dumps({"error": message}, ensure_ascii=False)
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _refuse(web.HTTPBadRequest, "请求格式不正确。") from None
+    if not isinstance(body, dict):
+        raise _refuse(web.HTTPBadRequest, "请求格式不正确。")
+    return body
+
+
+def _valid_user(user: str) -> str:
+    if not _USER.fullmatch(user):
+        raise _refuse(web.HTTPBadRequest, "请先选择一位人员。")
+    return user
+
+
+def _sender(body: dict[str, Any]) -> tuple[str, str]:
+    """Who sends, and the page's id for this message (the same id when it resends)."""
+    client_id = str(body.get("id") or "")
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise _refuse(web.HTTPBadRequest, "消息编号不正确，请刷新页面后重试。")
+    return _valid_user(str(body.get("user") or "")), client_id
+
+
+def _selection(offered: Any, chosen: Any) -> dict[str, list[str]]:
+    """The drop-down choice, checked against the card's own options."""
+    if not chosen:
+        return {}
+    if not isinstance(offered, dict) or not isinstance(chosen, dict):
+        raise _refuse(web.HTTPBadRequest, "卡片上没有这个选项。")
+    options = {str(option[0]) for option in offered.get("options") or []}
+    picked = [str(i) for i in chosen.get(offered["key"]) or []]
+    if set(chosen) != {offered["key"]} or not set(picked) <= options:
+        raise _refuse(web.HTTPBadRequest, "卡片上没有这个选项。")
+    return {offered["key"]: picked}

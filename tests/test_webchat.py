@@ -1,0 +1,190 @@
+"""The local web chat as one more channel: real HTTP and WebSockets on loopback, the real inbox,
+handlers and outbox behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from tortoise.context import TortoiseContext
+
+from bot.app import UPLOAD_LIMIT, utc_now
+from bot.settings import SettingError, load_settings
+from handlers.commands import HELP
+from models.messaging import (
+    Button,
+    Card,
+    CardUpdate,
+    DeliveryStatus,
+    InboundKind,
+    InboxEvent,
+    InboxStatus,
+    OutboxDelivery,
+    Selection,
+    enqueue,
+)
+from models.webchat import WebChatLine
+from simulator.wecom import WeComSimulator
+from tests.harness import Service, service_settings
+from tests.webchat_client import Socket, eventually, message_id, post, upload
+
+JPEG = b"\xff\xd8\xff\xe0" + b"a photo of an open fuse box" * 40
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_text_goes_through_the_inbox_and_the_reply_comes_back_live(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    sock = await Socket.open(http, service.url, "zhangsan")
+    status, answer = await post(http, service.url, "text", user="zhangsan", id=message_id(),
+                                text="帮助")
+    assert (status, answer) == (200, {"stored": True})
+    mine = await sock.until(lambda line: not line["from_bot"])
+    assert mine["payload"]["content"] == "帮助"
+    reply = await sock.until(lambda line: line["from_bot"])
+    assert (reply["kind"], reply["payload"]["content"]) == ("markdown", HELP)
+    event = await InboxEvent.get(platform="webchat")
+    assert (event.user_id, event.kind, event.event.text) == ("zhangsan", "text", "帮助")
+    await sock.close()
+
+
+async def test_a_resent_message_is_handled_once(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    same = message_id()
+    first = await post(http, service.url, "text", user="lisi", id=same, text="帮助")
+    again = await post(http, service.url, "text", user="lisi", id=same, text="帮助")
+    assert (first[1], again[1]) == ({"stored": True}, {"stored": False})
+
+    async def replied() -> bool:
+        return await WebChatLine.filter(user_id="lisi", from_bot=True).exists()
+
+    await eventually(replied, "a reply to lisi")
+    assert await InboxEvent.filter(user_id="lisi").count() == 1
+    assert await WebChatLine.filter(user_id="lisi", from_bot=False).count() == 1
+    assert await WebChatLine.filter(user_id="lisi", from_bot=True).count() == 1
+
+
+async def test_a_photo_is_stored_by_hash_and_forwarded_as_an_image_event(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    status, _ = await upload(http, service.url, "zhangsan", JPEG)
+    assert status == 200
+    digest = hashlib.sha256(JPEG).hexdigest()
+    assert (media_dir / digest[:2] / digest[2:4] / digest).read_bytes() == JPEG
+    event = (await InboxEvent.get(platform="webchat")).event
+    assert (event.kind, event.media, event.media_id) == (InboundKind.IMAGE, digest, "")
+    async with http.get(f"{service.url}/chat/media/{digest}") as shown:
+        assert (shown.status, shown.content_type) == (200, "image/jpeg")
+        assert await shown.read() == JPEG
+
+
+async def test_an_oversized_upload_is_refused_and_nothing_is_stored(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    status, answer = await upload(http, service.url, "zhangsan", b"\xff" * (UPLOAD_LIMIT + 1))
+    assert status == 413
+    assert "文件太大" in answer["error"]
+    assert not await InboxEvent.exists()
+    assert not await WebChatLine.exists()
+    assert not await asyncio.to_thread(lambda: [p for p in media_dir.rglob("*") if p.is_file()])
+
+
+async def test_a_card_is_clicked_then_greyed_out_for_everyone_and_its_code_works_once(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    card = Card(task_id="review-7-1", title="隐患复查", description="HZ-20261129-0007",
+                fields=(("区域", "3号车间"),), buttons=(Button("通过", "test:7:ok"),
+                                                        Button("驳回", "test:7:no", 3)),
+                selection=Selection("who", "指派给", (("lisi", "李四"), ("wangwu", "王五"))))
+    await enqueue("card-7", card, now=utc_now(), platform="webchat",
+                  to_users=["zhangsan", "lisi"])
+    zhang = await Socket.open(http, service.url, "zhangsan")
+    li = await Socket.open(http, service.url, "lisi")
+    shown = await zhang.until(lambda line: line["kind"] == "card")
+    assert (shown["task_id"], shown["payload"]["title"]) == ("review-7-1", "隐患复查")
+    code = shown["response_code"]
+    assert code and code != (await li.until(lambda line: line["kind"] == "card"))["response_code"]
+
+    forged = await post(http, service.url, "click", user="zhangsan", id=message_id(),
+                        code=code, key="test:8:ok")
+    assert forged[0] == 400
+    clicked = await post(http, service.url, "click", user="zhangsan", id=message_id(),
+                         code=code, key="test:7:ok", selected={"who": ["wangwu"]})
+    assert clicked == (200, {"stored": True})
+    event = (await InboxEvent.get(kind="card_action")).event
+    assert (event.user_id, event.event_key, event.task_id, event.response_code,
+            event.selected) == ("zhangsan", "test:7:ok", "review-7-1", code,
+                                {"who": ["wangwu"]})
+
+    await enqueue("update-7", CardUpdate(code, "已通过（张三）"), now=utc_now(),
+                  platform="webchat")
+    for sock in (zhang, li):
+        update = await sock.until(lambda line: line["kind"] == "card_update")
+        assert update["payload"] == {"task_id": "review-7-1", "replace_text": "已通过（张三）"}
+    late = await post(http, service.url, "click", user="lisi", id=message_id(),
+                      code=(await li.until(lambda line: line["kind"] == "card"))["response_code"],
+                      key="test:7:no")
+    assert late[0] == 409
+
+    await enqueue("update-7-again", CardUpdate(code, "再次更新"), now=utc_now(),
+                  platform="webchat")
+
+    async def settled() -> bool:
+        return not await OutboxDelivery.filter(recipient=f"card:{code}",
+                                                status__in=["pending", "sending"]).exists()
+
+    await eventually(settled, "both updates settled")
+    verdicts = {d.message.idempotency_key: d.status for d in
+                await OutboxDelivery.filter(recipient=f"card:{code}").prefetch_related("message")}
+    assert verdicts == {"update-7": DeliveryStatus.SENT, "update-7-again": DeliveryStatus.FAILED}
+    await zhang.close()
+    await li.close()
+
+
+async def test_history_comes_back_when_the_page_reloads(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    await post(http, service.url, "text", user="wangwu", id=message_id(), text="帮助")
+
+    async def replied() -> bool:
+        return await InboxEvent.filter(status=InboxStatus.DONE).exists() and \
+            await WebChatLine.filter(user_id="wangwu", from_bot=True).exists()
+
+    await eventually(replied, "a reply to wangwu")
+    reloaded = await Socket.open(http, service.url, "wangwu")
+    first = await reloaded.until(lambda line: True)
+    second = await reloaded.until(lambda line: line["id"] > first["id"])
+    assert [first["from_bot"], second["from_bot"]] == [False, True]
+    await reloaded.close()
+    caught_up = await Socket.open(http, service.url, "wangwu", after=first["id"])
+    assert (await caught_up.until(lambda line: True))["id"] == second["id"]
+    await caught_up.close()
+
+
+async def test_a_disabled_web_chat_answers_404(
+        db: TortoiseContext, wecom: WeComSimulator, database_url: str, media_dir: Path,
+        http: aiohttp.ClientSession) -> None:
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir, webchat="off"))
+    await svc.start()
+    try:
+        for method, path in (("GET", "/chat"), ("GET", "/chat/ws?user=zhangsan"),
+                             ("GET", "/chat/api/people"), ("POST", "/chat/api/text")):
+            async with http.request(method, svc.url + path) as answer:
+                assert answer.status == 404, path
+    finally:
+        await svc.stop()
+
+
+def test_auto_serves_the_web_chat_only_on_a_loopback_host() -> None:
+    assert load_settings({"SAFETYBOT_HOST": "127.0.0.1"}).webchat_enabled
+    assert load_settings({"SAFETYBOT_HOST": "::1"}).webchat_enabled
+    assert not load_settings({"SAFETYBOT_HOST": "0.0.0.0"}).webchat_enabled
+    assert load_settings({"SAFETYBOT_HOST": "0.0.0.0", "SAFETYBOT_WEBCHAT": "on"}
+                         ).webchat_enabled
+    assert not load_settings({"SAFETYBOT_WEBCHAT": "off"}).webchat_enabled
+    with pytest.raises(SettingError, match="SAFETYBOT_WEBCHAT"):
+        load_settings({"SAFETYBOT_WEBCHAT": "yes"})

@@ -1,0 +1,71 @@
+"""Speaking to the local web chat as its page does: JSON posts, a photo upload, the live socket.
+Shared by the channel tests and the browser test."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+Line = dict[str, Any]
+
+
+def message_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def post(http: aiohttp.ClientSession, base: str, path: str, **body: Any
+               ) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{base}/chat/api/{path}", json=body) as answer:
+        return answer.status, await answer.json()
+
+
+async def upload(http: aiohttp.ClientSession, base: str, user: str, data: bytes,
+                 client_id: str = "") -> tuple[int, dict[str, Any]]:
+    form = aiohttp.FormData()
+    form.add_field("user", user)
+    form.add_field("id", client_id or message_id())
+    # A file object: aiohttp warns about large raw bytes (and the suite fails on warnings).
+    form.add_field("file", io.BytesIO(data), filename="photo.jpg", content_type="image/jpeg")
+    async with http.post(f"{base}/chat/api/photo", data=form) as answer:
+        return answer.status, await answer.json()
+
+
+class Socket:
+    """One open /chat/ws: every line it has been sent, and a way to wait for the next ones."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.lines: list[Line] = []
+
+    @classmethod
+    async def open(cls, http: aiohttp.ClientSession, base: str, user: str, after: int = 0
+                   ) -> Socket:
+        return cls(await http.ws_connect(f"{base}/chat/ws?user={user}&after={after}"))
+
+    async def until(self, wanted: Callable[[Line], bool]) -> Line:
+        """The first line, seen or coming, that is `wanted`. The timeout only stops a hang."""
+        for line in self.lines:
+            if wanted(line):
+                return line
+        while True:
+            line = await self.ws.receive_json(timeout=20)
+            self.lines.append(line)
+            if wanted(line):
+                return line
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait for background work (the inbox worker, the dispatcher) to reach a state."""
+    for _ in range(400):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
