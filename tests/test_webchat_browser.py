@@ -1,0 +1,60 @@
+"""The local web chat in a real browser against the real service: pick a person, ask for help,
+send a photo, answer a card."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from bot.app import utc_now
+from handlers.commands import HELP
+from models.messaging import Button, Card, InboundKind, InboxEvent, Selection, enqueue
+from tests.harness import Service
+from tests.webchat_client import eventually
+from tests.webchat_page import (
+    bot_says,
+    card,
+    choose,
+    chromium,
+    open_chat,
+    press,
+    say,
+    send_photo,
+    tiny_png,
+)
+
+
+async def test_chat_as_a_person_ask_for_help_send_a_photo_and_answer_a_card(
+        service: Service) -> None:
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await expect(page.locator("#person option[value=zhangsan]")).to_have_text(
+            "张三（zhangsan）· 员工")
+
+        await say(page, "帮助")
+        await expect(bot_says(page, HELP.splitlines()[0].strip("*"))).to_be_visible()
+
+        await send_photo(page, tiny_png())
+        await expect(page.locator(".line.me img").last).to_be_visible()
+
+        async def photo_arrived() -> bool:
+            return await InboxEvent.exists(platform="webchat", kind=InboundKind.IMAGE)
+
+        await eventually(photo_arrived, "the photo in the inbox")
+
+        await enqueue("browser-card", Card(
+            task_id="owner-1-1", title="新的整改任务", description="HZ-20261129-0001",
+            fields=(("区域", "3号车间"),), buttons=(Button("接收", "test:1:accept"),),
+            selection=Selection("by", "完成时间", (("d1", "明天"), ("d3", "三天内")))),
+            now=utc_now(), platform="webchat", to_users=["zhangsan"])
+        task = card(page, "新的整改任务")
+        await expect(task).to_be_visible()
+        await choose(task, "三天内")
+        await press(task, "接收")
+
+        async def clicked() -> bool:
+            return await InboxEvent.exists(platform="webchat", kind=InboundKind.CARD_ACTION)
+
+        await eventually(clicked, "the card click in the inbox")
+        event = (await InboxEvent.get(kind=InboundKind.CARD_ACTION)).event
+        assert (event.user_id, event.event_key, event.task_id, event.selected) == (
+            "zhangsan", "test:1:accept", "owner-1-1", {"by": ["d3"]})
