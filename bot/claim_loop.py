@@ -44,8 +44,11 @@ class ClaimLoop(ABC, Generic[Claimed]):
             while True:
                 self._wakeup.clear()
                 if not await self._claim_and_start():
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for's inner task can
+                    # swallow a cancellation that lands as the event is set, and shutdown hangs.
                     try:
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                        async with asyncio.timeout(self._poll_seconds):
+                            await self._wakeup.wait()
                     except TimeoutError:
                         pass
         finally:

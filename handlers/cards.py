@@ -54,7 +54,8 @@ async def open_click(ctx: Context, purpose: CardPurpose) -> Click | None:
 async def unknown(ctx: Context) -> None:
     """A key we never issued (forged, or from another system): recorded, nothing changes."""
     await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="card",
-                 subject_id=ctx.event.task_id[:64], note=f"unknown key {ctx.event.event_key[:400]}")
+                 subject_id=ctx.event.task_id[:64],
+                 note=f"unknown key {ctx.event.event_key[:400]}")
     await ctx.reply(Text("无法识别这个操作，请使用最新收到的卡片。"))
 
 

@@ -14,6 +14,7 @@ from handlers.cards import Click, open_click, settle
 from handlers.notices import owner_cards, plan_cards
 from handlers.router import Context, Router
 from handlers.views import facts, summary_card, when
+from handlers.workflow import router as owner_words
 from models.catalog import Grade, area_answer, area_in_text, area_near
 from models.dialog import Dialog, ask, close_dialog, go_back, open_dialog
 from models.hazard import (
@@ -131,6 +132,8 @@ async def _answer(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> Non
     if text in TRIGGERS or text == RESUME:
         await _ask(ctx, dialog, draft)
         return
+    if await owner_words.dispatch(ctx):     # 已整改, 申请延期, 转派: the owner's flow takes over
+        return
     if not text:
         await ctx.reply(Text("没有收到文字内容。"))
         await _ask(ctx, dialog, draft)
@@ -204,11 +207,15 @@ async def _fill(ctx: Context, draft: Ticket, text: str) -> None:
         area = await Area.get(code=draft.area_id)
         for label in sorted((area.name, *area.aliases), key=len, reverse=True):
             rest = rest.replace(label, " ")
-    rest = rest.strip(" ，,。.;；:：")
     if not draft.category:
         category = ctx.rules.catalog.find(rest)
         if category:
             draft.category = category.code
+    named = ctx.rules.catalog.get(draft.category)
+    if named:       # "现场管理类" answers the category question; it describes nothing
+        for label in (named.name, named.name.removesuffix("类")):
+            rest = rest.replace(label, " ")
+    rest = rest.strip(" ，,。.;；:：")
     if not draft.description and _describes(rest):
         draft.description = rest
     await _save(ctx, draft)

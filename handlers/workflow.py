@@ -136,8 +136,9 @@ async def _pick_then(ctx: Context, kind: str, carried: list[str] | None = None) 
     if len(mine) == 1:
         await _start(ctx, mine[0], kind, carried=carried)
         return
-    choices = "\n".join(f"{i}. {t.number} {(await facts(t, ctx.rules.catalog)).title}"
-                        for i, t in enumerate(mine, 1))
+    titles = [(await facts(t, ctx.rules.catalog)).title for t in mine]
+    choices = "\n".join(f"{i}. {t.number} {title}"
+                        for i, (t, title) in enumerate(zip(mine, titles, strict=True), 1))
     await open_dialog(ctx.me.id, ctx.event.platform, "pick", "pick", ctx.now,
                       ctx.rules.draft_idle, data={"then": kind, "ids": [t.id for t in mine],
                                                   "photos": carried or []})

@@ -168,11 +168,12 @@ def _category(path: Path, i: int, raw: Any) -> Category:
     if not isinstance(keywords, list) or not keywords or not all(
             isinstance(k, str) and k.strip() for k in keywords):
         raise CatalogError(f"{where}: keywords must be a non-empty list of words")
-    days = {key: raw.get(key, default) for key, default in
-            (("deadline_days", None), ("major_deadline_days", 30))}
-    for key, value in days.items():
+    days: dict[str, int] = {}
+    for key, default in (("deadline_days", None), ("major_deadline_days", 30)):
+        value = raw.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3650:
             raise CatalogError(f"{where}: {key} must be a whole number of days (1–3650)")
+        days[key] = value
     defect = raw.get("defect_type", DefectType.THING.value)
     if defect not in {d.value for d in DefectType}:
         raise CatalogError(f"{where}: defect_type must be 物的状态, 人的行为 or 管理缺陷")

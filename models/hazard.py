@@ -19,7 +19,7 @@ from tortoise.expressions import F
 from tortoise.models import Model
 
 from models.audit import record
-from models.catalog import Catalog, Category, DefectType, Grade
+from models.catalog import Category, DefectType, Grade
 from models.org import Area, Role, User
 
 
@@ -71,6 +71,10 @@ class Ticket(Model):
     extension: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
     evidence: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     evidence_note = fields.TextField(default="")
+    reporter_id: str                 # the foreign keys' columns, for the type checker
+    area_id: str | None
+    owner_id: str | None
+    reviewer_id: str | None
     first_approval = fields.CharField(max_length=64, default="")  # 重大: the reviewer's 通过
     reports = fields.IntField(default=1)       # times reported, the repeats included
     duplicate_of: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
@@ -128,6 +132,7 @@ class TicketCard(Model):
     decision = fields.CharField(max_length=16, default="")
     decided_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
+    ticket_id: int
 
     class Meta:
         table = "ticket_card"

@@ -336,12 +336,14 @@ class OutboxMessage(Model):
     done_at = fields.DatetimeField(null=True)
     result: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
     last_error = fields.TextField(default="")
+    # One person's messages of one priority, sent in the order they were queued ("" = no order).
+    thread = fields.CharField(max_length=100, default="")
 
     deliveries: fields.ReverseRelation[OutboxDelivery]
 
     class Meta:
         table = "outbox_message"
-        indexes = (("status", "priority", "next_attempt_at"),)
+        indexes = (("status", "priority", "next_attempt_at"), ("thread", "status", "id"))
 
     @property
     def message(self) -> Outgoing:
@@ -377,11 +379,15 @@ async def enqueue(
     together.
     """
     recipients = _recipients(message, to_users, to_chat)
+    # A lone person's messages keep their order ("没有找到该区域" before the question asked again);
+    # broadcasts and card updates do not wait for anything.
+    single = len(recipients) == 1 and recipients[0] in to_users
+    thread = f"{platform}:{int(priority)}:{recipients[0]}"[:100] if single else ""
     message_id = await _insert_once(OutboxMessage, "idempotency_key", {
         "idempotency_key": key, "platform": platform, "kind": message.type,
         "payload": outgoing_to_payload(message), "priority": int(priority),
         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
-        "created_at": now, "result": {}, "last_error": "",
+        "created_at": now, "result": {}, "last_error": "", "thread": thread,
     })
     if message_id is None:
         return False
@@ -409,14 +415,18 @@ def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> lis
 
 
 async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
-    """Lease due messages, emergencies first, then oldest first; returns their ids."""
+    """Lease due messages, emergencies first, then oldest first; returns their ids. A message
+    waits while an earlier one of its thread is unfinished."""
     return await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit)
 
 
 _OUTBOX_DUE = """
-    SELECT id FROM outbox_message
+    SELECT id FROM outbox_message m
     WHERE status = 'pending' AND next_attempt_at <= :now
       AND (lease_until IS NULL OR lease_until < :now)
+      AND (thread = '' OR NOT EXISTS (
+          SELECT 1 FROM outbox_message e
+          WHERE e.thread = m.thread AND e.status = 'pending' AND e.id < m.id))
     ORDER BY priority DESC, id LIMIT :limit {lock}"""
 
 

@@ -50,6 +50,7 @@ class User(Model):
     )
     mobile = fields.CharField(max_length=32, default="")
     active = fields.BooleanField(default=True)
+    department_id: str | None
 
     class Meta:
         table = "org_user"
@@ -72,6 +73,8 @@ class Area(Model):
     groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     latitude = fields.FloatField(null=True)
     longitude = fields.FloatField(null=True)
+    owner_id: str | None
+    reviewer_id: str | None
 
     class Meta:
         table = "area"

@@ -334,7 +334,8 @@ class WeComSimulator:
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await self._closing.wait()
 
     def _check_token(self, token: str) -> None:
         if not token:

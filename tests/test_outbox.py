@@ -130,6 +130,20 @@ async def test_busy_twice_then_expired_token_then_success_delivers_once(world: W
     assert await statuses("k1") == {"zhangsan": DeliveryStatus.SENT}
 
 
+async def test_one_persons_messages_arrive_in_the_order_they_were_queued(world: World) -> None:
+    """Eight senders at once, yet 张三 reads "没有找到" before the question it precedes."""
+    world.sim.latency = 0.02
+    for n in range(6):
+        await world.send(f"order-{n}", Text(f"第{n}条"), "zhangsan")
+        await world.send(f"other-{n}", Text(f"第{n}条"), "lisi")
+    await world.send("everyone", Text("全体通知"), "zhangsan", "lisi", "wangwu")
+    await world.drain()
+    for user in ("zhangsan", "lisi"):
+        got = [m.body["text"]["content"] for m in world.sim.messages_for(user)]
+        assert [g for g in got if g != "全体通知"] == [f"第{n}条" for n in range(6)]
+    assert len(world.sim.messages_for("wangwu")) == 1
+
+
 async def test_many_instances_share_one_token_refresh(world: World) -> None:
     """Instances that find the token stale together fetch it once; the rest use its result."""
     world.sim.latency = 0.05
@@ -280,7 +294,8 @@ async def test_logs_show_neither_the_secret_nor_the_token(
 async def test_claims_at_the_same_time_lease_each_message_once(db: TortoiseContext) -> None:
     now = datetime.now(UTC)
     for n in range(6):
-        await enqueue(f"m{n}", Text(str(n)), now=now, platform="wecom", to_users=["zhangsan"])
+        await enqueue(f"m{n}", Text(str(n)), now=now, platform="wecom",
+                      to_users=[f"person{n}"])
     lease = timedelta(minutes=1)
     batches = await asyncio.gather(*(outbox_claim(f"dispatcher-{i}", now, lease, 4)
                                      for i in range(3)))

@@ -234,7 +234,8 @@ class WebChat:
                         await ws.send_json(line.to_json())
                         after = line.id
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(woken.wait(), self._poll)
+                        async with asyncio.timeout(self._poll):   # not wait_for: see claim_loop
+                            await woken.wait()
             except (ConnectionError, RuntimeError) as exc:
                 log.info("web chat socket dropped: %r", exc, extra={"user": user})
             except Exception:

@@ -1,0 +1,481 @@
+"""A worker's photo becomes a ticket that is owned, fixed, reviewed and closed, all in chat,
+through the real service and the WeCom simulator (demo plant: see config/demo-org.toml)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from models.audit import AuditEvent
+from models.dialog import Dialog
+from models.hazard import Status, Ticket, TicketCard
+from simulator.wecom import WeComSimulator
+from tests.harness import Service
+from tests.plant import Person, card_field, plant, text_of
+
+NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
+
+
+@pytest.fixture
+async def world(db: TortoiseContext, database_url: str, media_dir: Path
+                ) -> AsyncIterator[tuple[WeComSimulator, Service]]:
+    async with plant(database_url, media_dir) as both:
+        yield both
+
+
+@pytest.fixture
+def sim(world: tuple[WeComSimulator, Service]) -> WeComSimulator:
+    return world[0]
+
+
+def person(sim: WeComSimulator, user_id: str) -> Person:
+    return Person(sim, user_id)
+
+
+async def settled(sim: WeComSimulator) -> None:
+    """Give the pipeline time to deliver anything still in flight (used before asserting that
+    nothing more arrived)."""
+    await asyncio.sleep(0.6)
+
+
+async def file_general(sim: WeComSimulator) -> tuple[Person, Person, str]:
+    """张三 reports a bare live wire in 3号车间; 电工 高峰 (the 用电类 owner) gets it."""
+    worker, owner = person(sim, "zhangsan"), person(sim, "gaofeng")
+    await worker.sends_photo()
+    await worker.expect("已收到照片")
+    await worker.expect("哪个区域")
+    await worker.says("3号车间 配电箱门没关 有裸露电线")
+    summary = await worker.expect("请确认隐患上报")
+    await worker.clicks(summary, "提交")
+    filed = await worker.expect("已提交，编号")
+    number = NUMBER.search(text_of(filed))
+    assert number is not None
+    return worker, owner, number.group()
+
+
+# ---------------------------------------------------------------------------------------------
+# The report dialog
+
+
+async def test_a_photo_and_one_sentence_fill_the_whole_report(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.sends_photo()
+    await worker.expect("已收到照片（共1张）")
+    await worker.expect("哪个区域", "1. 1号车间")
+    await worker.says("3号车间 配电箱门没关 有裸露电线")
+    summary = await worker.expect("请确认隐患上报")
+    assert card_field(summary, "区域") == "3号车间"
+    assert card_field(summary, "类别") == "用电类"
+    assert card_field(summary, "等级") == "一般"
+    assert card_field(summary, "照片") == "1张"
+    card = summary.body["template_card"]
+    assert [b["text"] for b in card["button_list"]] == ["提交", "修改", "取消"]
+    assert "配电箱门没关 有裸露电线" in card["sub_title_text"]
+    assert "未命中重大隐患判定条件" in card["sub_title_text"]
+
+    await worker.clicks(summary, "提交")
+    filed = text_of(await worker.expect("已提交，编号"))
+    assert "整改责任人：高峰" in filed and "整改期限" in filed
+    ticket = await Ticket.get(status=Status.OPEN)
+    assert ticket.number and ticket.number in filed
+    assert (ticket.owner_id, ticket.reviewer_id, ticket.category) == ("gaofeng", "xuming", "H01")
+    assert ticket.deadline is not None
+    assert ticket.deadline - ticket.opened_at == timedelta(days=3)  # type: ignore[operator]
+    assert ticket.checklist["责任"] == "高峰"
+    assert await Dialog.filter(user_id="zhangsan").count() == 0
+
+    owner = person(sim, "gaofeng")
+    await owner.expect("[image]")
+    assigned = await owner.expect(f"隐患整改 {ticket.number}")
+    assert card_field(assigned, "上报人") == "张三"
+    actions = [b["text"] for b in assigned.body["template_card"]["button_list"]]
+    assert actions == ["接收", "转派", "申请延期"]
+    filed_events = await AuditEvent.filter(subject_id=str(ticket.id), action="filed")
+    assert [(e.from_state, e.to_state) for e in filed_events] == [("draft", "open")]
+
+
+async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> None:
+    worker = person(sim, "wanghaiyan")
+    await worker.says("上报")
+    await worker.expect("哪个区域")
+    await worker.says("火星基地")
+    await worker.expect("没有找到“火星基地”对应的区域")
+    await worker.expect("哪个区域", "6. ")                 # asked again, with the choices
+    await worker.says("三车间")                             # an alias
+    await worker.expect("哪一类隐患", "1. 用电类")
+    await worker.says("不知道")
+    await worker.expect("没有找到“不知道”对应的类别")
+    await worker.expect("哪一类隐患")
+    await worker.says("2")                                  # a numbered choice: 消防类
+    await worker.expect("请用一句话描述隐患情况")
+    await worker.says("x" * 501)
+    await worker.expect("内容太长了（最多500字）")
+    await worker.expect("请用一句话描述隐患情况")
+    await worker.says("灭火器压力不足，指针在红区")
+    summary = await worker.expect("请确认隐患上报")
+    assert (card_field(summary, "区域"), card_field(summary, "类别")) == ("3号车间", "消防类")
+    draft = await Ticket.get(reporter_id="wanghaiyan")
+    assert draft.status is Status.DRAFT and draft.description == "灭火器压力不足，指针在红区"
+
+
+async def test_a_close_match_and_a_location_find_the_area(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhaolei")
+    await worker.says("隐患")
+    await worker.expect("哪个区域")
+    await worker.sends_location(32.25405, 118.78185, "江苏省南京市某路1号")   # by 配电房 (E1)
+    await worker.expect("已根据位置确定区域：配电房")
+    await worker.expect("哪一类隐患")
+    await worker.says("返回")
+    await worker.expect("哪个区域")
+    await worker.says("锅炉房房")                           # a typo, close to 锅炉房
+    await worker.expect("哪一类隐患")
+    draft = await Ticket.get(reporter_id="zhaolei")
+    assert draft.area_id == "B1" and draft.location is not None
+
+
+async def test_several_photos_join_one_draft_and_cancel_keeps_nothing_open(
+        sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    for _ in range(3):
+        await worker.sends_photo()
+    await worker.expect("已收到照片（共1张）")
+    await worker.expect("哪个区域")
+    await settled(sim)
+    assert worker.unread() == []                            # the 2nd and 3rd joined quietly
+    draft = await Ticket.get(reporter_id="zhangsan")
+    assert len(draft.photos) == 3
+    await worker.says("取消")
+    await worker.expect("已取消本次上报")
+    await draft.refresh_from_db()
+    assert draft.status is Status.CANCELLED
+    assert await Dialog.filter(user_id="zhangsan").count() == 0
+
+
+async def test_a_bad_photo_gets_a_clear_answer_and_the_draft_stays(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.says("3号车间 皮带防护罩缺失")
+    await worker.expect("请确认隐患上报")
+    await worker.sends_photo(b"%PDF-1.4 not an image")
+    await worker.expect("只能接收图片")
+    plaintext = ("<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>zhangsan"
+                 "</FromUserName><CreateTime>1764400002</CreateTime><MsgType>image</MsgType>"
+                 "<PicUrl>x</PicUrl><MediaId>expired-media-id</MediaId><MsgId>99001</MsgId>"
+                 "<AgentID>1000002</AgentID></xml>")
+    await sim.user("zhangsan").send_plaintext(plaintext)
+    await worker.expect("照片没有接收成功，请重新发送")
+    draft = await Ticket.get(reporter_id="zhangsan")
+    assert draft.status is Status.DRAFT and draft.photos == []
+    assert (draft.area_id, draft.category) == ("A3", "M03")
+    assert (await Dialog.get(user_id="zhangsan")).step == "confirm"
+
+
+async def test_a_restart_in_the_middle_of_the_dialog_loses_nothing(
+        world: tuple[WeComSimulator, Service]) -> None:
+    sim, service = world
+    worker = person(sim, "linfang")
+    await worker.says("上报")
+    await worker.expect("哪个区域")
+    await worker.says("仓库")
+    await worker.expect("哪一类隐患")
+    await service.stop()
+    await service.start()
+    await worker.says("现场管理")
+    await worker.expect("请用一句话描述隐患情况")
+    await worker.says("通道堆放杂物，叉车无法通行")
+    summary = await worker.expect("请确认隐患上报")
+    assert (card_field(summary, "区域"), card_field(summary, "类别")) == ("仓库", "现场管理类")
+
+
+async def test_edit_from_the_summary_card_changes_one_field(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.says("1号车间 插座烧黑了")
+    summary = await worker.expect("请确认隐患上报")
+    await worker.clicks(summary, "修改")
+    await worker.expect("要修改哪一项")
+    await worker.says("1")
+    await worker.expect("哪个区域")
+    await worker.says("配电房")
+    second = await worker.expect("请确认隐患上报")
+    assert (card_field(second, "区域"), card_field(second, "类别")) == ("配电房", "用电类")
+    await worker.clicks(summary, "提交")                      # the old card
+    await worker.expect("无需再次操作")
+    assert await Ticket.filter(status=Status.OPEN).count() == 0
+    await worker.clicks(second, "提交")
+    await worker.expect("已提交，编号")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rectification and review
+
+
+async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulator) -> None:
+    worker, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
+    await owner.clicks(assigned, "接收")
+    await owner.expect(f"已接收 {number}")
+    await owner.sends_photo()                      # the after-photo first, then 已整改
+    await owner.expect("哪个区域")                  # (it looks like a new report …)
+    await owner.says("已整改")                      # … until 已整改 claims it as evidence
+    await owner.expect(f"{number} 已提交复查，复查人：徐明")
+    reviewer = person(sim, "xuming")
+    await reviewer.expect("整改前照片")
+    await reviewer.expect("整改后照片")
+    review = await reviewer.expect(f"整改复查 {number}")
+    assert card_field(review, "整改照片") == "1张"
+    code = await reviewer.clicks(review, "驳回")
+    await reviewer.expect("请回复", "驳回原因")
+    assert sim.card_updates[-1].response_code == code
+    await reviewer.sends_photo()
+    await reviewer.expect("驳回需要说明原因")
+    await reviewer.says("线头没有包扎，箱门锁未更换")
+    await reviewer.expect(f"已驳回 {number}")
+    await owner.expect(f"{number} 复查未通过", "线头没有包扎")
+    ticket = await Ticket.get(number=number)
+    assert ticket.status is Status.OPEN
+
+    await owner.says(f"已整改 {number}")
+    await owner.expect("请发送", "整改后的照片")
+    await owner.says("提交")
+    await owner.expect("请先发送至少一张整改后的照片")
+    await owner.sends_photo()
+    await owner.expect("已收到整改照片")
+    await owner.says("已包扎并更换门锁")
+    await owner.says("提交")
+    await owner.expect(f"{number} 已提交复查")
+    review = await reviewer.expect(f"整改复查 {number}", "已包扎并更换门锁")
+    await reviewer.clicks(review, "通过")
+    await reviewer.expect(f"{number} 复查通过，已闭环")
+    await worker.expect(f"{number}", "已闭环")
+    await owner.expect(f"{number}", "已闭环")
+    await ticket.refresh_from_db()
+    assert ticket.status is Status.CLOSED and ticket.closed_at is not None
+    actions = await AuditEvent.filter(subject_id=str(ticket.id)).order_by("id").values_list(
+        "action", flat=True)
+    assert actions == ["filed", "accepted", "submitted", "rejected", "submitted", "closed"]
+
+    await reviewer.clicks(review, "通过")                   # the same card, pressed again
+    await reviewer.expect("无需再次操作")
+    await settled(sim)
+    assert await AuditEvent.filter(subject_id=str(ticket.id)).count() == len(actions)
+
+
+async def test_one_decision_updates_every_recipients_card_and_later_clicks_change_nothing(
+        sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
+    code = await owner.clicks(assigned, "接收")
+    await owner.expect(f"已接收 {number}")
+    [update] = [u for u in sim.card_updates if u.response_code == code]
+    assert update.body["atall"] == 1 and "已由高峰接收" in str(update.body)
+    await owner.clicks(assigned, "接收")
+    await owner.expect("已由高峰处理")
+    assert await AuditEvent.filter(action="accepted").count() == 1
+
+
+async def test_clicks_by_the_wrong_person_or_with_a_forged_key_change_nothing(
+        sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
+    intruder = person(sim, "wanghaiyan")
+    await intruder.clicks(assigned, "接收")                 # a forwarded card
+    await intruder.expect("这张卡片不是发给您的")
+    task_id = assigned.body["template_card"]["task_id"]
+    result = await sim.user("gaofeng").clicks(task_id, f"own:accept:{task_id[:-1]}x", "c-1")
+    assert result.status == 200
+    await owner.expect("无法识别这个操作")
+    ticket = await Ticket.get(number=number)
+    assert ticket.accepted_at is None and ticket.version == 1
+    refused = await AuditEvent.filter(action="refused").values_list("actor", flat=True)
+    assert sorted(refused) == ["gaofeng", "wanghaiyan"]
+    card = await TicketCard.get(task_id=task_id)
+    assert card.decided_by is None
+
+
+async def test_the_same_click_delivered_twice_is_one_decision(sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
+    task_id = assigned.body["template_card"]["task_id"]
+    plaintext = ("<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>gaofeng"
+                 "</FromUserName><CreateTime>1764400100</CreateTime><MsgType>event</MsgType>"
+                 "<Event>template_card_event</Event>"
+                 f"<EventKey>own:accept:{task_id}</EventKey><TaskId>{task_id}</TaskId>"
+                 "<CardType>button_interaction</CardType><ResponseCode>rc-twice</ResponseCode>"
+                 "<AgentID>1000002</AgentID></xml>")
+    for _ in range(2):
+        assert (await sim.user("gaofeng").send_plaintext(plaintext)).status == 200
+    await owner.expect(f"已接收 {number}")
+    await settled(sim)
+    assert not [m for m in owner.unread() if "已接收" in text_of(m)]
+    assert await AuditEvent.filter(action="accepted").count() == 1
+
+
+async def test_only_the_owner_submits_and_only_the_reviewer_decides(sim: WeComSimulator) -> None:
+    worker, owner, number = await file_general(sim)
+    await worker.says(f"已整改 {number}")
+    await worker.expect(f"{number} 不是您负责整改中的隐患")
+    await owner.says("已整改")
+    await owner.expect("请发送", "整改后的照片")
+    await owner.sends_photo()
+    await owner.says("提交")
+    reviewer = person(sim, "xuming")
+    review = await reviewer.expect(f"整改复查 {number}")
+    outsider = person(sim, "huangjun")
+    await outsider.clicks(review, "通过")
+    await outsider.expect("这张卡片不是发给您的")
+    assert (await Ticket.get(number=number)).status is Status.SUBMITTED
+
+
+async def test_transfer_by_the_cards_drop_down_and_an_approved_extension(
+        sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
+    options = assigned.body["template_card"]["button_selection"]["option_list"]
+    assert {"id": "hepingan", "text": "何平安"} in options
+    await owner.clicks(assigned, "转派", {"transfer_to": ["hepingan"]})
+    await owner.expect(f"已将 {number} 转派给何平安")
+    new_owner = person(sim, "hepingan")
+    await new_owner.expect(f"隐患整改 {number}")
+    ticket = await Ticket.get(number=number)
+    assert ticket.owner_id == "hepingan"
+    old_deadline = ticket.deadline
+    assert old_deadline is not None
+
+    await new_owner.says("申请延期")
+    await new_owner.expect("申请延期的原因")
+    await new_owner.says("备件需要采购")
+    await new_owner.expect("希望延至的日期")
+    await new_owner.says("下周吧")
+    await new_owner.expect("没有看懂这个日期")
+    await new_owner.says("10天")
+    await new_owner.expect("延期申请已提交复查人审批")
+    reviewer = person(sim, "xuming")
+    asked = await reviewer.expect(f"延期申请 {number}", "备件需要采购")
+    await reviewer.clicks(asked, "同意延期")
+    await new_owner.expect(f"{number} 的延期申请", "同意延期")
+    await ticket.refresh_from_db()
+    assert ticket.deadline is not None and ticket.deadline > old_deadline + timedelta(days=5)
+    assert ticket.extension == {}
+
+
+async def test_a_major_hazard_needs_its_plan_and_the_principals_approval(
+        sim: WeComSimulator) -> None:
+    worker = person(sim, "guoqiang")
+    await worker.sends_photo()
+    await worker.expect("哪个区域")
+    await worker.says("罐区 液氨储罐法兰泄漏，有刺鼻气味")
+    summary = await worker.expect("请确认隐患上报")
+    assert card_field(summary, "等级") == "重大"
+    reason = summary.body["template_card"]["sub_title_text"]
+    assert "「液氨」" in reason and "「泄漏」" in reason and "液氨制冷" in reason
+    await worker.clicks(summary, "提交")
+    await worker.expect("已提交", "主要负责人组织制定治理方案")
+    ticket = await Ticket.get(reporter_id="guoqiang")
+    assert ticket.status is Status.PLAN and ticket.deadline is None
+
+    principal = person(sim, "chenjianguo")
+    plan = await principal.expect(f"重大隐患 {ticket.number}")
+    await principal.clicks(plan, "填写治理方案")
+    answers = ["停用泄漏储罐，消除泄漏", "倒罐后更换法兰垫片", "维修费2万元已批准",
+               "设备部牵头，罐区配合", "30天", "设警戒区，配备正压式空气呼吸器"]
+    for n, answer in enumerate(answers, 1):
+        await principal.expect(f"{n}. 请填写")
+        if answer == "30天":
+            await principal.says("尽快")
+            await principal.expect("治理时限需要包含完成日期")
+        await principal.says(answer)
+    await principal.expect("治理方案已确定")
+    await ticket.refresh_from_db()
+    assert ticket.status is Status.OPEN and ticket.deadline is not None
+    assert set(ticket.plan) == {"goal", "method", "funds", "people", "deadline", "safety"}
+    assert ticket.checklist["资金"] == "维修费2万元已批准"
+
+    owner = person(sim, ticket.owner_id or "")
+    await owner.expect(f"隐患整改 {ticket.number}")
+    await owner.sends_photo()
+    await owner.says("已整改")
+    reviewer = person(sim, ticket.reviewer_id or "")
+    review = await reviewer.expect(f"整改复查 {ticket.number}")
+    await reviewer.clicks(review, "通过")
+    await reviewer.expect("已提交主要负责人审批")
+    await ticket.refresh_from_db()
+    assert ticket.status is Status.SUBMITTED and ticket.first_approval == reviewer.id
+    second = await principal.expect(f"整改复查 {ticket.number}", "主要负责人审批")
+    await principal.clicks(second, "通过")
+    await principal.expect("已闭环")
+    await ticket.refresh_from_db()
+    assert ticket.status is Status.CLOSED
+
+
+async def test_one_word_never_makes_a_hazard_major(sim: WeComSimulator) -> None:
+    worker = person(sim, "guoqiang")
+    await worker.says("罐区 液氨储罐标识褪色")
+    summary = await worker.expect("请确认隐患上报")
+    assert card_field(summary, "等级") == "一般"
+
+
+async def test_a_repeat_report_is_linked_not_filed_twice(sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    other = person(sim, "huangjun")
+    await other.says("3号车间 电线裸露在地上")
+    summary = await other.expect("请确认隐患上报")
+    await other.clicks(summary, "提交")
+    await other.expect(f"与已登记的 {number}", "已合并记录")
+    await owner.expect(f"{number}", "被黄军再次上报，累计2次")
+    assert await Ticket.filter(number__isnull=False).count() == 1
+    assert (await Ticket.get(number=number)).reports == 2
+    assert (await Ticket.get(reporter_id="huangjun")).status is Status.LINKED
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+async def test_my_tickets_details_and_statistics(sim: WeComSimulator) -> None:
+    worker, owner, number = await file_general(sim)
+    await worker.says("我的隐患")
+    mine = text_of(await worker.expect("我上报的"))
+    assert number in mine and "整改中" in mine
+    await owner.says("我的隐患")
+    assert number in text_of(await owner.expect("我负责整改"))
+    await worker.says(number)
+    detail = text_of(await worker.expect(f"{number} 3号车间 · 用电类"))
+    assert "张三 登记" in detail and "五到位" in detail
+    await worker.says("统计")
+    await worker.expect("统计仅对安全管理员和主要负责人开放")
+    manager = person(sim, "liuyang")
+    await manager.says("统计")
+    stats = text_of(await manager.expect("隐患统计"))
+    assert "未闭环：1项" in stats and "3号车间：1项" in stats
+
+
+async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
+        sim: WeComSimulator) -> None:
+    worker, owner, number = await file_general(sim)
+    await worker.says(f"取消 {number} 重复")
+    await worker.expect("只有上报人（草稿）或安全管理员可以取消隐患")
+    manager = person(sim, "sunli")
+    await manager.says(f"取消 {number}")
+    await manager.expect("需要说明原因")
+    await manager.says(f"取消 {number} 误报，现场已核实无此问题")
+    await manager.expect(f"已取消 {number}")
+    await owner.expect(f"{number} 已由孙丽取消")
+    assert (await Ticket.get(number=number)).status is Status.CANCELLED
+
+
+def test_deadline_words_are_read_in_local_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    from handlers.workflow import parse_date
+    now = datetime(2026, 11, 29, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert parse_date("12月15日", now) == now.replace(month=12, day=15, hour=18)
+    assert parse_date("2027-01-05前完成", now) == now.replace(year=2027, month=1, day=5, hour=18)
+    assert parse_date("3月1日", now) == now.replace(year=2027, month=3, day=1, hour=18)
+    assert parse_date("5天", now) == now.replace(month=12, day=4, hour=18)
+    assert parse_date("尽快", now) is None
+    assert parse_date("2月30日", now) is None
