@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import ops
 from bot.channels import Channel
@@ -35,6 +36,7 @@ from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
 from models.messaging import Inbound, release_leases
+from scheduler.dialogs import expire_dialogs
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
+DIALOG_CHECK_SECONDS = 30      # how often idle questions are looked for
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
 
@@ -95,6 +98,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     if workers:
         app.cleanup_ctx.append(_platform_clients(media, clock, instance))
         app.cleanup_ctx.append(_background(instance))
+        app.cleanup_ctx.append(_scheduler(clock))
     app.add_routes(ops.routes())
     if callbacks and settings.wecom.enabled:
         app.add_routes(WeComCallback(settings.wecom, _sink(app), settings.max_body_bytes).routes())
@@ -159,6 +163,24 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
         await asyncio.gather(*tasks, return_exceptions=True)
 
     return background
+
+
+def _scheduler(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    """APScheduler only ticks; each job reads what is due from the database (scheduler/)."""
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        async def expire() -> None:
+            with app[ORM]:
+                if await expire_dialogs(clock()):
+                    app[INBOX].wake()
+
+        jobs = AsyncIOScheduler(timezone=app[SETTINGS].tz)
+        jobs.add_job(expire, "interval", seconds=DIALOG_CHECK_SECONDS, id="dialog-expiry",
+                     max_instances=1, coalesce=True)
+        jobs.start()
+        yield
+        jobs.shutdown(wait=False)
+
+    return scheduler
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from bot import logs
+from bot.app import hazard_rules
+from bot.media import MediaStore
 from bot.settings import SettingError, Settings, describe, load_settings
 
 
@@ -30,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+        hazard_rules(settings, MediaStore(Path(settings.media_dir)))  # the category library
     except SettingError as exc:
         print(f"safetybot: bad setting {exc}", file=sys.stderr)
         return 2

@@ -16,12 +16,23 @@ from models.dialog import Dialog
 from models.messaging import InboundKind
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
-_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN})
+_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})
 
 DIALOGS: dict[str, Callable[[Context, Dialog], Awaitable[None]]] = {
     report.KIND: report.on_dialog,
     **{kind: workflow.on_dialog for kind in workflow.DIALOG_KINDS},
 }
+
+
+async def expired(ctx: Context) -> None:
+    """A question went unanswered: put it aside, unless the person answered meanwhile."""
+    dialog = await Dialog.get_or_none(user_id=ctx.me.id)
+    if dialog is None or dialog.asked_at.isoformat() != ctx.event.event_key:
+        return
+    if dialog.kind == report.KIND:
+        await report.put_aside(ctx, dialog)
+    else:
+        await workflow.put_aside(ctx, dialog)
 
 
 def build_router() -> Router:
@@ -36,6 +47,9 @@ async def handle(router: Router, ctx: Context) -> None:
     if ctx.user is None:
         if event.kind not in _SILENT:
             await commands.not_registered(ctx)
+        return
+    if event.kind is InboundKind.EXPIRED:
+        await expired(ctx)
         return
     if event.kind is not InboundKind.CARD_ACTION:
         if await commands.router.dispatch(ctx):

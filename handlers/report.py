@@ -74,6 +74,14 @@ async def resume(ctx: Context) -> None:
     await _advance(ctx, dialog, draft)
 
 
+async def put_aside(ctx: Context, dialog: Dialog) -> None:
+    """An idle draft is kept; the person is told how to come back to it."""
+    await close_dialog(ctx.me.id)
+    minutes = int(ctx.rules.draft_idle.total_seconds() // 60)
+    await ctx.reply(Text(f"您的隐患上报已超过{minutes}分钟没有回复，草稿已为您保存。"
+                         f"回复“{RESUME}”可以接着填写。"))
+
+
 async def names_a_hazard(ctx: Context) -> bool:
     """Free text that names an area or a category starts a report by itself."""
     text = ctx.event.text

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from datetime import datetime, time, timedelta
 
 from handlers.cards import HANDLED, Click, open_click, settle
-from handlers.notices import extension_cards, owner_cards, review_cards
+from handlers.notices import extension_cards, owner_cards, plan_cards, review_cards
 from handlers.router import Context, Router
 from handlers.views import facts, when
 from models.dialog import Dialog, ask, close_dialog, open_dialog
@@ -190,11 +190,24 @@ async def on_dialog(ctx: Context, dialog: Dialog) -> None:
     await step(ctx, dialog, ticket, text)
 
 
+async def put_aside(ctx: Context, dialog: Dialog) -> None:
+    """An unanswered question ends; a card that started it comes again, so nobody is left
+    without a way to act."""
+    await close_dialog(ctx.me.id)
+    ticket = await Ticket.get_or_none(id=dialog.ticket_id) if dialog.ticket_id else None
+    what = f"（{ticket.number}）" if ticket else ""
+    await ctx.reply(Text(f"刚才的操作{what}长时间没有回复，已结束。如需继续，请重新操作。"))
+    if ticket is not None and dialog.data.get("from_card"):
+        await _card_again(ctx, dialog.kind, ticket)
+
+
 async def _card_again(ctx: Context, kind: str, ticket: Ticket) -> None:
     if kind == "reject":
         await review_cards(ctx, ticket)
     elif kind in ("extension", "transfer"):
         await owner_cards(ctx, ticket)
+    elif kind == "plan":
+        await plan_cards(ctx, ticket)
 
 
 async def _picked(ctx: Context, dialog: Dialog, text: str) -> None:
@@ -367,7 +380,7 @@ async def plan_clicked(ctx: Context) -> None:
         return
     if await settle(ctx, click, "write", "填写治理方案"):
         await open_dialog(ctx.me.id, ctx.event.platform, "plan", PLAN_FIELDS[0][0], ctx.now,
-                          ctx.rules.draft_idle, ticket_id=ticket.id)
+                          ctx.rules.draft_idle, ticket_id=ticket.id, data={"from_card": True})
         await ctx.reply(Text(f"开始制定 {ticket.number} 的治理方案，共{len(PLAN_FIELDS)}项。"
                              f"\n1. 请填写{PLAN_FIELDS[0][1]}。"))
 

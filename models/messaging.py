@@ -32,6 +32,7 @@ class InboundKind(StrEnum):
     ENTER = "enter"          # the user opened the app's chat
     MENU = "menu"            # an app menu click
     CARD_ACTION = "card_action"
+    EXPIRED = "expired"      # the person left a question unanswered (from the scheduler)
     UNKNOWN = "unknown"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from tortoise.context import TortoiseContext
 from models.audit import AuditEvent
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
+from models.messaging import Inbound, InboundKind, inbox_put
+from scheduler.dialogs import expire_dialogs
 from simulator.wecom import WeComSimulator
 from tests.harness import Service
 from tests.plant import Person, card_field, plant, text_of
@@ -208,6 +210,65 @@ async def test_edit_from_the_summary_card_changes_one_field(sim: WeComSimulator)
     assert await Ticket.filter(status=Status.OPEN).count() == 0
     await worker.clicks(second, "提交")
     await worker.expect("已提交，编号")
+
+
+async def idle_for(span: timedelta) -> None:
+    """Every open question was asked `span` ago (the clock moves for the rows, not the service)."""
+    for dialog in await Dialog.all():
+        await Dialog.filter(user_id=dialog.user_id).update(
+            asked_at=dialog.asked_at - span, expires_at=dialog.expires_at - span)
+
+
+async def test_an_idle_draft_is_put_aside_kept_and_resumed(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.sends_photo()
+    await worker.expect("哪个区域")
+    await idle_for(timedelta(minutes=31))
+    assert await expire_dialogs(datetime.now(UTC)) == 1
+    assert await expire_dialogs(datetime.now(UTC)) == 0   # a second tick queues nothing new
+    await worker.expect("超过30分钟没有回复，草稿已为您保存", "继续上报")
+    assert await Dialog.filter(user_id="zhangsan").count() == 0
+    draft = await Ticket.get(reporter_id="zhangsan")
+    assert draft.status is Status.DRAFT and len(draft.photos) == 1
+    await worker.says("继续上报")
+    await worker.expect("继续填写您")
+    await worker.expect("哪个区域")
+    await worker.says("1号车间 急停按钮失灵")
+    summary = await worker.expect("请确认隐患上报")
+    assert card_field(summary, "照片") == "1张"
+
+
+async def test_an_answer_given_before_the_expiry_is_handled_wins(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.says("上报")
+    await worker.expect("哪个区域")
+    dialog = await Dialog.get(user_id="zhangsan")
+    await worker.says("3号车间")                        # answered: a new question is asked
+    await worker.expect("哪一类隐患")
+    stale = Inbound(platform="wecom", user_id="zhangsan", kind=InboundKind.EXPIRED,
+                    event_key=dialog.asked_at.isoformat(), dedup_key="expired:test")
+    assert await inbox_put(stale, datetime.now(UTC))
+    await settled(sim)
+    assert worker.unread() == []
+    assert (await Dialog.get(user_id="zhangsan")).step == "category"
+
+
+async def test_an_unanswered_reject_reason_brings_the_review_card_back(
+        sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    await owner.expect(f"隐患整改 {number}")
+    await owner.sends_photo()
+    await owner.says("已整改")
+    reviewer = person(sim, "xuming")
+    review = await reviewer.expect(f"整改复查 {number}")
+    await reviewer.clicks(review, "驳回")
+    await reviewer.expect("驳回原因")
+    await idle_for(timedelta(hours=1))
+    await expire_dialogs(datetime.now(UTC))
+    await reviewer.expect(f"（{number}）长时间没有回复，已结束")
+    again = await reviewer.expect(f"整改复查 {number}")
+    await reviewer.clicks(again, "通过")
+    await reviewer.expect("已闭环")
 
 
 # ---------------------------------------------------------------------------------------------
