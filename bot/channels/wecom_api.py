@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REFRESH_MARGIN = timedelta(minutes=5)     # refresh this long before WeCom's expiry
-REFRESH_LEASE = timedelta(seconds=30)     # how long one instance may hold the refresh
 
 
 class WeComError(Exception):
@@ -64,6 +63,9 @@ class WeComApi:
         self._cached: tuple[str, datetime] | None = None
         self._refreshing = asyncio.Lock()
         self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_seconds)
+        # How long one instance may hold the refresh: its gettoken times out well before, so a
+        # holder that died frees it soon and the others are not kept waiting for long.
+        self._refresh_lease = timedelta(seconds=2 * settings.api_timeout_seconds)
 
     # -- token ------------------------------------------------------------------------------
 
@@ -75,7 +77,7 @@ class WeComApi:
             return await self._shared_token()
 
     async def _shared_token(self) -> str:
-        deadline = self._clock() + REFRESH_LEASE
+        deadline = self._clock() + 2 * self._refresh_lease   # past a dead holder's lease
         while True:
             now = self._clock()
             row = await PlatformToken.get_or_none(key=self._key)
@@ -97,7 +99,7 @@ class WeComApi:
         won = await (
             PlatformToken.filter(key=self._key, expires_at__lte=now + REFRESH_MARGIN)
             .filter(Q(refresh_until__isnull=True) | Q(refresh_until__lt=now))
-            .update(refresh_owner=self._instance, refresh_until=now + REFRESH_LEASE)
+            .update(refresh_owner=self._instance, refresh_until=now + self._refresh_lease)
         )
         return bool(won)
 
