@@ -177,6 +177,21 @@ async def test_a_bad_photo_gets_a_clear_answer_and_the_draft_stays(sim: WeComSim
     assert (await Dialog.get(user_id="zhangsan")).step == "confirm"
 
 
+async def test_blank_text_and_two_answers_sent_together(sim: WeComSimulator) -> None:
+    worker = person(sim, "zhangsan")
+    await worker.says("上报")
+    await worker.expect("哪个区域")
+    await worker.says("   ")
+    await worker.expect("没有收到文字内容")
+    await worker.expect("哪个区域")
+    await worker.says("3号车间")             # two answers at once, before any reply:
+    await worker.says("消防")                 # each is taken by the question it answers
+    await worker.expect("哪一类隐患")
+    await worker.expect("请用一句话描述隐患情况")
+    draft = await Ticket.get(reporter_id="zhangsan")
+    assert (draft.area_id, draft.category) == ("A3", "F02")
+
+
 async def test_a_restart_in_the_middle_of_the_dialog_loses_nothing(
         world: tuple[WeComSimulator, Service]) -> None:
     sim, service = world
@@ -518,6 +533,7 @@ async def test_my_tickets_details_and_statistics(sim: WeComSimulator) -> None:
 async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
         sim: WeComSimulator) -> None:
     worker, owner, number = await file_general(sim)
+    assigned = await owner.expect(f"隐患整改 {number}")
     await worker.says(f"取消 {number} 重复")
     await worker.expect("只有上报人（草稿）或安全管理员可以取消隐患")
     manager = person(sim, "sunli")
@@ -527,6 +543,10 @@ async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
     await manager.expect(f"已取消 {number}")
     await owner.expect(f"{number} 已由孙丽取消")
     assert (await Ticket.get(number=number)).status is Status.CANCELLED
+    await owner.clicks(assigned, "接收")               # a card of a ticket no longer open
+    await owner.expect("无需再次操作")
+    ticket = await Ticket.get(number=number)
+    assert ticket.status is Status.CANCELLED and ticket.accepted_at is None
 
 
 def test_deadline_words_are_read_in_local_time() -> None:
