@@ -306,7 +306,7 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
     assert card_field(review, "整改照片") == "1张"
     code = await reviewer.clicks(review, "驳回")
     await reviewer.expect("请回复", "驳回原因")
-    assert sim.card_updates[-1].response_code == code
+    await sim.until(lambda: any(u.response_code == code for u in sim.card_updates))
     await reviewer.sends_photo()
     await reviewer.expect("驳回需要说明原因")
     await reviewer.says("线头没有包扎，箱门锁未更换")
@@ -347,6 +347,7 @@ async def test_one_decision_updates_every_recipients_card_and_later_clicks_chang
     assigned = await owner.expect(f"隐患整改 {number}")
     code = await owner.clicks(assigned, "接收")
     await owner.expect(f"已接收 {number}")
+    await sim.until(lambda: any(u.response_code == code for u in sim.card_updates))
     [update] = [u for u in sim.card_updates if u.response_code == code]
     assert update.body["atall"] == 1 and "已由高峰接收" in str(update.body)
     await owner.clicks(assigned, "接收")
