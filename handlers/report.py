@@ -37,6 +37,7 @@ KIND = "report"
 TRIGGERS = ("上报", "隐患", "随手拍", "上报隐患", "报告隐患", "我要上报")
 MENU_KEY = "report"
 RESUME = "继续上报"
+AREAS_LISTED = 30        # a WeCom text holds 2048 bytes; a plant's longer list is named, not shown
 EDITABLE = (("area", "区域"), ("category", "类别"), ("description", "描述"), ("grade", "等级"))
 
 
@@ -302,8 +303,12 @@ async def _advance(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
 async def _ask(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     step = dialog.step
     if step == "area":
-        choices = "\n".join(f"{i}. {a.name}" for i, a in enumerate(await _areas(), 1))
-        await ctx.reply(Text(f"请问隐患在哪个区域？请回复序号或名称，也可以发送位置：\n{choices}"))
+        areas = await _areas()
+        choices = "\n".join(f"{i}. {a.name}" for i, a in enumerate(areas[:AREAS_LISTED], 1))
+        more = (f"\n……共{len(areas)}个区域，其他区域请直接回复名称"
+                if len(areas) > AREAS_LISTED else "")
+        await ctx.reply(Text("请问隐患在哪个区域？请回复序号或名称，也可以发送位置："
+                             f"\n{choices}{more}"))
     elif step == "category":
         choices = "\n".join(f"{i}. {c.name}"
                             for i, c in enumerate(ctx.rules.catalog.categories, 1))

@@ -16,6 +16,7 @@ from models.audit import AuditEvent
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
 from models.messaging import Inbound, InboundKind, inbox_put
+from models.org import Area
 from scheduler.dialogs import expire_dialogs
 from simulator.wecom import WeComSimulator
 from tests.harness import Service
@@ -124,6 +125,18 @@ async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> Non
     assert (card_field(summary, "区域"), card_field(summary, "类别")) == ("3号车间", "消防类")
     draft = await Ticket.get(reporter_id="wanghaiyan")
     assert draft.status is Status.DRAFT and draft.description == "灭火器压力不足，指针在红区"
+
+
+async def test_a_large_plants_area_question_still_fits_one_message(sim: WeComSimulator) -> None:
+    for n in range(60):
+        await Area.create(code=f"Z{n:02d}", name=f"第{n:02d}号精馏装置区", owner_id="lihua",
+                          reviewer_id="huangjun")
+    worker = person(sim, "zhangsan")
+    await worker.says("上报")
+    question = text_of(await worker.expect("哪个区域", "共66个区域，其他区域请直接回复名称"))
+    assert len(question.encode()) <= 2048          # WeCom refuses longer texts (45002)
+    await worker.says("第59号精馏装置区")              # not in the list, found by name
+    await worker.expect("哪一类隐患")
 
 
 async def test_a_close_match_and_a_location_find_the_area(sim: WeComSimulator) -> None:
