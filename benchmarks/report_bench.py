@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import itertools
 import math
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +60,7 @@ from benchmarks.callback_bench import (  # noqa: E402
 )
 from bot.db import POSTGRES_POOL_SIZE  # noqa: E402
 from models.catalog import Grade, load_catalog  # noqa: E402
+from simulator.photos import photo  # noqa: E402
 from simulator.wecom import Delivered, WeComSimulator  # noqa: E402
 
 CATEGORIES_FILE = ROOT / "config" / "categories.toml"
@@ -136,22 +134,6 @@ class BenchSimulator(WeComSimulator):
 
 # ---------------------------------------------------------------------------------------------
 # The plant: generated roster, one report per worker
-
-
-def photo(n: int) -> bytes:
-    """A small valid PNG, different for every `n` (photos are stored by content hash)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    pixel = bytes([n % 256, n // 256 % 256, n // 65536 % 256])
-    raw = b"".join(b"\x00" + pixel * 4 for _ in range(4))
-    out = io.BytesIO()
-    out.write(b"\x89PNG\r\n\x1a\n")
-    out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)))
-    out.write(chunk(b"IDAT", zlib.compress(raw)))
-    out.write(chunk(b"IEND", b""))
-    return out.getvalue()
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,7 @@ playing everyone in it, the real service in between, and people who read their c
 
 from __future__ import annotations
 
-import io
 import itertools
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.roster import load_org, parse_roster
+from simulator.photos import photo as sample_photo
 from simulator.wecom import Delivered, WeComSimulator
 from tests.harness import (
     AES_KEY,
@@ -31,20 +29,8 @@ _photo_numbers = itertools.count(1)
 
 
 def photo() -> bytes:
-    """A small, valid and distinct PNG each time (distinct content hashes)."""
-    n = next(_photo_numbers)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    raw = b"".join(b"\x00" + bytes([n % 256, n // 256 % 256, 7]) * 4 for _ in range(4))
-    out = io.BytesIO()
-    out.write(b"\x89PNG\r\n\x1a\n")
-    out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)))
-    out.write(chunk(b"IDAT", zlib.compress(raw)))
-    out.write(chunk(b"IEND", b""))
-    return out.getvalue()
+    """A photo no one has sent before in this run."""
+    return sample_photo(next(_photo_numbers))
 
 
 def text_of(message: Delivered) -> str:
