@@ -32,10 +32,11 @@ from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings
+from bot.wakeups import listen
 from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
-from models.messaging import Inbound, release_leases
+from models.messaging import Inbound, release_leases, wakeup_channel
 from scheduler.dialogs import expire_dialogs
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,11 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
                 log.info("took back %d rows left leased by a previous run", released)
             tasks = [asyncio.create_task(app[INBOX].run(), name="inbox-worker"),
                      asyncio.create_task(app[DISPATCHER].run(), name="outbox-dispatcher")]
+            url = app[SETTINGS].database_url
+            if url.startswith(("postgres://", "asyncpg://")):
+                wakers = {wakeup_channel("inbox_event"): app[INBOX].wake,
+                          wakeup_channel("outbox_message"): app[DISPATCHER].wake}
+                tasks.append(asyncio.create_task(listen(url, wakers), name="wakeups"))
         for task in tasks:
             task.add_done_callback(_report_crash)
         yield

@@ -5,6 +5,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
@@ -170,3 +171,20 @@ async def test_claims_at_the_same_time_lease_each_persons_oldest_event_once(
     # A lease that ran out (its worker died) is taken over, still only the heads.
     later = now + lease + timedelta(seconds=1)
     assert sorted(row.id for row in await inbox_claim("late", later, lease, 10)) == sorted(heads)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="LISTEN/NOTIFY is PostgreSQL's")
+async def test_a_row_stored_elsewhere_wakes_the_workers_without_waiting_for_the_poll(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path) -> None:
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir, poll_seconds=60))
+    await svc.start()
+    try:
+        await asyncio.sleep(0.5)              # the listener connects; the first poll has passed
+        # Stored by this test's own connection, as by a `serve --no-workers` process.
+        assert await inbox_put(text("zhangsan", 1, "帮助"), utc_now())
+        # Far sooner than the 60 s poll: the NOTIFY woke the worker, and its reply's the
+        # dispatcher.
+        await wecom.wait_for("zhangsan", timeout=10)
+    finally:
+        await svc.stop()
