@@ -27,7 +27,7 @@ from models.messaging import (
     Selection,
     enqueue,
 )
-from models.webchat import WebChatLine
+from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import Service, service_settings
 from tests.webchat_client import Socket, eventually, message_id, post, upload
@@ -163,6 +163,27 @@ async def test_history_comes_back_when_the_page_reloads(
     caught_up = await Socket.open(http, service.url, "wangwu", after=first["id"])
     assert (await caught_up.until(lambda line: True))["id"] == second["id"]
     await caught_up.close()
+
+
+async def test_a_line_committed_after_a_higher_id_still_reaches_the_open_page(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    """On PostgreSQL ids are not commit order: a card update written in a transaction can become
+    visible after a reply with a higher id. Played here by writing the lower id last."""
+    sock = await Socket.open(http, service.url, "zhangsan")
+    await add_line("lisi", "taken", from_bot=True, kind="text", payload={"content": "x"},
+                   now=utc_now())
+    taken = await WebChatLine.get(user_id="lisi", key="taken")
+    await taken.delete()
+    await add_line("zhangsan", "reply", from_bot=True, kind="text",
+                   payload={"type": "text", "content": "已提交"}, now=utc_now())
+    reply = await sock.until(lambda line: line["payload"]["content"] == "已提交")
+    await WebChatLine.create(id=taken.id, user_id="zhangsan", key="late", from_bot=True,
+                             kind="card_update", created_at=utc_now(), task_id="t-1",
+                             payload={"task_id": "t-1", "replace_text": "已由张三提交"})
+    late = await sock.until(lambda line: line["kind"] == "card_update")
+    assert late["id"] == taken.id < reply["id"]
+    assert [line["id"] for line in sock.lines].count(reply["id"]) == 1   # nothing sent twice
+    await sock.close()
 
 
 async def test_a_disabled_web_chat_answers_404(

@@ -8,6 +8,7 @@ from playwright.async_api import expect
 from bot.app import utc_now
 from handlers.commands import HELP
 from models.messaging import Button, Card, InboundKind, InboxEvent, Selection, enqueue
+from models.webchat import WebChatLine, add_line
 from tests.harness import Service
 from tests.webchat_client import eventually
 from tests.webchat_page import (
@@ -58,3 +59,20 @@ async def test_chat_as_a_person_ask_for_help_send_a_photo_and_answer_a_card(
         event = (await InboxEvent.get(kind=InboundKind.CARD_ACTION)).event
         assert (event.user_id, event.event_key, event.task_id, event.selected) == (
             "zhangsan", "test:1:accept", "owner-1-1", {"by": ["d3"]})
+
+
+async def test_a_line_that_arrives_late_takes_its_place_by_id(service: Service) -> None:
+    """A line committed after one with a higher id (PostgreSQL) is shown above it, once."""
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await add_line("lisi", "taken", from_bot=True, kind="text",
+                       payload={"type": "text", "content": "x"}, now=utc_now())
+        taken = await WebChatLine.get(user_id="lisi", key="taken")
+        await taken.delete()
+        await add_line("zhangsan", "second", from_bot=True, kind="text",
+                       payload={"type": "text", "content": "第二条"}, now=utc_now())
+        await expect(bot_says(page, "第二条")).to_be_visible()
+        await WebChatLine.create(id=taken.id, user_id="zhangsan", key="first", from_bot=True,
+                                 kind="text", payload={"type": "text", "content": "第一条"},
+                                 created_at=utc_now())
+        await expect(page.locator(".line.bot")).to_have_text(["第一条", "第二条"])

@@ -37,7 +37,7 @@ from models.messaging import (
     outgoing_to_payload,
 )
 from models.org import User
-from models.webchat import add_line, close_card, lines_after, open_card
+from models.webchat import WebChatLine, add_line, close_card, lines_after, open_card
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ MULTIPART_SLACK = 16 * 1024    # form fields and boundaries around the file
 _USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _DIGEST = "{digest:[0-9a-f]{64}}"
+SETTLE_SECONDS = 10.0          # a line committed this much later than a higher id still goes out
 
 Sink = Callable[[Inbound], Awaitable[bool]]
 Clock = Callable[[], datetime]
@@ -151,6 +152,7 @@ class WebChat:
         return web.json_response({
             "people": [{"id": u.id, "name": u.name, "roles": u.roles} for u in users],
             "max_upload": self._max_upload, "max_text": TEXT_MAX_CHARS,
+            "settle_seconds": SETTLE_SECONDS,
         })
 
     async def text(self, request: web.Request) -> web.Response:
@@ -225,17 +227,33 @@ class WebChat:
         return ws
 
     async def _push(self, ws: web.WebSocketResponse, user: str, after: int) -> None:
-        """Send the lines after `after`, then each new one: woken here, or found by polling."""
+        """Send the lines after `after`, then each new one: woken here, or found by polling.
+
+        Ids are not commit order: on PostgreSQL a line can become visible after one with a
+        higher id (a card update is written inside a transaction while a reply commits), so the
+        cursor (`floor`) only moves past lines this socket sent SETTLE_SECONDS ago; the lines
+        above it are read again and only the ones not sent yet go out.
+        """
+        sent: dict[int, float] = {}   # line id above the floor -> when it went out
+        clock = asyncio.get_running_loop().time
         with self._hub.listen() as woken:
             try:
+                lines = await lines_after(user, after)   # with 0, the latest lines only
+                floor = lines[0].id - 1 if after == 0 and lines else after
                 while not ws.closed:
-                    woken.clear()
-                    for line in await lines_after(user, after):
-                        await ws.send_json(line.to_json())
-                        after = line.id
+                    for line in lines:
+                        if line.id not in sent:
+                            await ws.send_json(line.to_json())
+                            sent[line.id] = clock()
+                    settled = [i for i, at in sent.items() if clock() - at >= SETTLE_SECONDS]
+                    if settled:
+                        floor = max(floor, *settled)
+                        sent = {i: at for i, at in sent.items() if i > floor}
                     with suppress(TimeoutError):
                         async with asyncio.timeout(self._poll):   # not wait_for: see claim_loop
                             await woken.wait()
+                    woken.clear()
+                    lines = await WebChatLine.filter(user_id=user, id__gt=floor).order_by("id")
             except (ConnectionError, RuntimeError) as exc:
                 log.info("web chat socket dropped: %r", exc, extra={"user": user})
             except Exception:

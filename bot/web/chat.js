@@ -8,7 +8,10 @@ const ROLES = {
   principal: "主要负责人", commander: "值班长", responder: "应急响应人", admin: "管理员",
 };
 const $ = (id) => document.getElementById(id);
-const chat = { user: "", socket: null, last: 0, retry: 0, maxUpload: 0, maxText: 2000 };
+const chat = {
+  user: "", socket: null, retry: 0, maxUpload: 0, maxText: 2000, settleMs: 10000,
+  seen: new Map(),   // line id -> when it arrived: a line can arrive after a higher id (see render)
+};
 
 function newId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -119,12 +122,16 @@ function render(line) {
     node = el("div", `line ${line.from_bot ? "bot" : "me"}`);
     if (line.kind === "image") node.append(imageNode(p.media));
     else if (line.kind === "markdown") node.innerHTML = renderMarkdown(p.content);
-    else node.textContent = p.content;
+    else { node.classList.add("text"); node.textContent = p.content; }   // keeps its line breaks
   }
   node.dataset.line = line.id;
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.append(node);
+  // Ids are not commit order, so a line may come after one with a higher id: put it in its place.
+  let next = null;
+  for (let n = box.lastElementChild; n && n.dataset.line && +n.dataset.line > line.id;
+    n = n.previousElementSibling) next = n;
+  box.insertBefore(node, next);
   if (atBottom || !line.from_bot) box.scrollTop = box.scrollHeight;
 }
 
@@ -137,17 +144,26 @@ function setStatus(state, text) {
   status.textContent = text;
 }
 
+// Where a new socket starts: after the last line that arrived long enough ago that nothing with a
+// lower id can still be on its way (the server holds its own cursor back the same way).
+function settledId() {
+  const now = Date.now();
+  let settled = 0;
+  for (const [id, at] of chat.seen) if (now - at >= chat.settleMs && id > settled) settled = id;
+  return settled;
+}
+
 function connect() {
   const user = chat.user;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = new URLSearchParams({ user, after: String(chat.last) });
+  const query = new URLSearchParams({ user, after: String(settledId()) });
   const socket = new WebSocket(`${scheme}://${location.host}/chat/ws?${query}`);
   chat.socket = socket;
   socket.onopen = () => { chat.retry = 0; setStatus("open", "已连接"); };
   socket.onmessage = (message) => {
     const line = JSON.parse(message.data);
-    if (line.id <= chat.last) return;
-    chat.last = line.id;
+    if (chat.seen.has(line.id)) return;   // sent again after a reconnect
+    chat.seen.set(line.id, Date.now());
     render(line);
   };
   socket.onclose = () => {
@@ -161,7 +177,7 @@ function connect() {
 function pick(user) {
   if (chat.socket) { const old = chat.socket; chat.socket = null; old.close(); }
   chat.user = user;
-  chat.last = 0;
+  chat.seen.clear();
   $("messages").replaceChildren();
   showError("");
   $("text").disabled = $("send").disabled = !user;
@@ -235,6 +251,7 @@ async function loadPeople() {
   const answer = await response.json();
   chat.maxUpload = answer.max_upload;
   chat.maxText = answer.max_text;
+  chat.settleMs = answer.settle_seconds * 1000;
   const select = $("person");
   for (const person of answer.people) {
     const roles = person.roles.map((r) => ROLES[r] || r).join("、");
