@@ -251,6 +251,8 @@ async def assignment(ticket: Ticket, category: Category) -> Assignment:
     reviewer = await User.get_or_none(id=reviewer_id, active=True) if reviewer_id else None
     if owner is None or reviewer is None:
         raise Refused(f"{area.name}尚未指定整改责任人或复查人，请联系安全管理员。")
+    if ticket.grade is Grade.MAJOR and not await principals():
+        raise Refused("名册中没有主要负责人，重大隐患无法制定治理方案，请联系安全管理员。")
     return Assignment(owner, reviewer, None)
 
 

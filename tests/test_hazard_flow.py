@@ -16,7 +16,7 @@ from models.audit import AuditEvent
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
 from models.messaging import Inbound, InboundKind, inbox_put
-from models.org import Area
+from models.org import Area, User
 from scheduler.dialogs import expire_dialogs
 from simulator.wecom import WeComSimulator
 from tests.harness import Service
@@ -500,6 +500,18 @@ async def test_a_major_hazard_needs_its_plan_and_the_principals_approval(
     await principal.expect("已闭环")
     await ticket.refresh_from_db()
     assert ticket.status is Status.CLOSED
+
+
+async def test_a_major_hazard_without_a_principal_in_the_roster_keeps_its_draft(
+        sim: WeComSimulator) -> None:
+    await User.filter(id="chenjianguo").update(active=False)
+    worker = person(sim, "guoqiang")
+    await worker.says("罐区 液氨阀门泄漏")
+    summary = await worker.expect("请确认隐患上报")
+    await worker.clicks(summary, "提交")
+    await worker.expect("名册中没有主要负责人")
+    draft = await Ticket.get(reporter_id="guoqiang")
+    assert draft.status is Status.DRAFT and draft.number is None
 
 
 async def test_one_word_never_makes_a_hazard_major(sim: WeComSimulator) -> None:
