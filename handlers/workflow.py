@@ -76,9 +76,7 @@ async def owner_clicked(ctx: Context) -> None:
                                  "整改后照片并回复“已整改”。如需延期或转派，请回复“申请延期”"
                                  "或“转派”。"))
         return
-    if ctx.me.id != ticket.owner_id:
-        await guarded(ctx, ticket, accept(ticket, ctx.me, ctx.now))   # records the refusal
-        return
+    # The card went to the owner and still matches the ticket (open_click), so the clicker is it.
     if not await settle(ctx, click, click.action, "处理"):
         return
     chosen = ctx.event.selected.get("transfer_to", [])
