@@ -25,12 +25,11 @@ from models.messaging import (
     InboxStatus,
     OutboxDelivery,
     Selection,
-    enqueue,
 )
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import Service, service_settings
-from tests.webchat_client import Socket, eventually, message_id, post, upload
+from tests.webchat_client import Socket, eventually, message_id, post, queue, upload
 
 JPEG = b"\xff\xd8\xff\xe0" + b"a photo of an open fuse box" * 40
 
@@ -101,8 +100,7 @@ async def test_a_card_is_clicked_then_greyed_out_for_everyone_and_its_code_works
                 fields=(("区域", "3号车间"),), buttons=(Button("通过", "test:7:ok"),
                                                         Button("驳回", "test:7:no", 3)),
                 selection=Selection("who", "指派给", (("lisi", "李四"), ("wangwu", "王五"))))
-    await enqueue("card-7", card, now=utc_now(), platform="webchat",
-                  to_users=["zhangsan", "lisi"])
+    await queue("card-7", card, ["zhangsan", "lisi"])
     zhang = await Socket.open(http, service.url, "zhangsan")
     li = await Socket.open(http, service.url, "lisi")
     shown = await zhang.until(lambda line: line["kind"] == "card")
@@ -121,8 +119,7 @@ async def test_a_card_is_clicked_then_greyed_out_for_everyone_and_its_code_works
             event.selected) == ("zhangsan", "test:7:ok", "review-7-1", code,
                                 {"who": ["wangwu"]})
 
-    await enqueue("update-7", CardUpdate(code, "已通过（张三）"), now=utc_now(),
-                  platform="webchat")
+    await queue("update-7", CardUpdate(code, "已通过（张三）"))
     for sock in (zhang, li):
         update = await sock.until(lambda line: line["kind"] == "card_update")
         assert update["payload"] == {"task_id": "review-7-1", "replace_text": "已通过（张三）"}
@@ -131,8 +128,7 @@ async def test_a_card_is_clicked_then_greyed_out_for_everyone_and_its_code_works
                       key="test:7:no")
     assert late[0] == 409
 
-    await enqueue("update-7-again", CardUpdate(code, "再次更新"), now=utc_now(),
-                  platform="webchat")
+    await queue("update-7-again", CardUpdate(code, "再次更新"))
 
     async def settled() -> bool:
         return not await OutboxDelivery.filter(recipient=f"card:{code}",

@@ -7,10 +7,10 @@ from playwright.async_api import expect
 
 from bot.app import utc_now
 from handlers.commands import HELP
-from models.messaging import Button, Card, InboundKind, InboxEvent, Selection, enqueue
+from models.messaging import Button, Card, InboundKind, InboxEvent, Selection
 from models.webchat import WebChatLine, add_line
 from tests.harness import Service
-from tests.webchat_client import eventually
+from tests.webchat_client import eventually, queue
 from tests.webchat_page import (
     bot_says,
     card,
@@ -42,11 +42,11 @@ async def test_chat_as_a_person_ask_for_help_send_a_photo_and_answer_a_card(
 
         await eventually(photo_arrived, "the photo in the inbox")
 
-        await enqueue("browser-card", Card(
+        await queue("browser-card", Card(
             task_id="owner-1-1", title="新的整改任务", description="HZ-20261129-0001",
             fields=(("区域", "3号车间"),), buttons=(Button("接收", "test:1:accept"),),
             selection=Selection("by", "完成时间", (("d1", "明天"), ("d3", "三天内")))),
-            now=utc_now(), platform="webchat", to_users=["zhangsan"])
+            ["zhangsan"])
         task = card(page, "新的整改任务")
         await expect(task).to_be_visible()
         await choose(task, "三天内")

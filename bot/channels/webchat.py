@@ -37,7 +37,14 @@ from models.messaging import (
     outgoing_to_payload,
 )
 from models.org import User
-from models.webchat import WebChatLine, add_line, close_card, lines_after, open_card
+from models.webchat import (
+    HISTORY_LIMIT,
+    WebChatLine,
+    add_line,
+    close_card,
+    lines_after,
+    open_card,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +246,10 @@ class WebChat:
         with self._hub.listen() as woken:
             try:
                 lines = await lines_after(user, after)   # with 0, the latest lines only
-                floor = lines[0].id - 1 if after == 0 and lines else after
+                if after == 0 and len(lines) == HISTORY_LIMIT:   # not the whole log
+                    floor = lines[0].id - 1
+                else:
+                    floor = after
                 while not ws.closed:
                     for line in lines:
                         if line.id not in sent:
