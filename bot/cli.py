@@ -88,7 +88,8 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True) 
         print(f"safetybot: database needs migrations ({', '.join(pending)}): "
               "run `safetybot migrate`", file=sys.stderr)
         return 2
-    channels = [name for name, on in (("wecom", settings.wecom.enabled),) if on]
+    channels = [name for name, on in (("wecom", settings.wecom.enabled),
+                                      ("webchat", settings.webchat_enabled)) if on]
     roles = [role for role, on in (("callbacks", callbacks), ("workers", workers)) if on]
     logging.getLogger("bot").info(
         "serving on http://%s:%d", settings.host, settings.port,

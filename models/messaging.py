@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 # ---------------------------------------------------------------------------------------------
 # Neutral inbound event
@@ -384,19 +385,22 @@ async def enqueue(
     # broadcasts and card updates do not wait for anything.
     single = len(recipients) == 1 and recipients[0] in to_users
     thread = f"{platform}:{int(priority)}:{recipients[0]}"[:100] if single else ""
-    message_id = await _insert_once(OutboxMessage, "idempotency_key", {
-        "idempotency_key": key, "platform": platform, "kind": message.type,
-        "payload": outgoing_to_payload(message), "priority": int(priority),
-        "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
-        "created_at": now, "result": {}, "last_error": "", "thread": thread,
-    })
-    if message_id is None:
-        return False
     limited = message.type in RATE_LIMITED and not to_chat
-    await OutboxDelivery.bulk_create(
-        [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=limited)
-         for r in recipients]
-    )
+    # The message and its recipients commit together even when a caller forgot its transaction:
+    # a dispatcher woken by the insert must never find a message addressed to nobody.
+    async with in_transaction():
+        message_id = await _insert_once(OutboxMessage, "idempotency_key", {
+            "idempotency_key": key, "platform": platform, "kind": message.type,
+            "payload": outgoing_to_payload(message), "priority": int(priority),
+            "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
+            "created_at": now, "result": {}, "last_error": "", "thread": thread,
+        })
+        if message_id is None:
+            return False
+        await OutboxDelivery.bulk_create(
+            [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=limited)
+             for r in recipients]
+        )
     return True
 
 

@@ -309,7 +309,8 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
     await owner.clicks(assigned, "接收")
     await owner.expect(f"已接收 {number}")
     await owner.sends_photo()                      # the after-photo first, then 已整改
-    await owner.expect("哪个区域")                  # (it looks like a new report …)
+    await owner.expect("如是整改后的照片，请回复“已整改”")
+    await owner.expect("哪个区域")                  # (it could be a new report …)
     await owner.says("已整改")                      # … until 已整改 claims it as evidence
     await owner.expect(f"{number} 已提交复查，复查人：徐明")
     reviewer = person(sim, "xuming")
