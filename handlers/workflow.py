@@ -332,10 +332,10 @@ async def _reject_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) 
     if len(text) < 2 or len(text) > ctx.rules.text_max:
         await ctx.reply(Text("驳回需要说明原因，请用一句话说明需要怎样重新整改。"))
         return
-    if not await guarded(ctx, ticket, reject(ticket, ctx.me, text, ctx.now)):
-        await close_dialog(ctx.me.id)
-        return
+    rejected = await guarded(ctx, ticket, reject(ticket, ctx.me, text, ctx.now))
     await close_dialog(ctx.me.id)
+    if not rejected:
+        return
     await ctx.send(Text(f"{ticket.number} 复查未通过，原因：{text}。请重新整改后发送照片并回复"
                         f"“已整改”，期限{when(ticket.deadline, ctx.rules.tz)}。"),
                    to_users=[ticket.owner_id or ""])
