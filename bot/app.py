@@ -32,11 +32,11 @@ from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings
-from bot.wakeups import listen
+from bot.wakeups import Announcer, listen
 from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
-from models.messaging import Inbound, release_leases, wakeup_channel
+from models.messaging import Inbound, release_leases
 from scheduler.dialogs import expire_dialogs
 
 log = logging.getLogger(__name__)
@@ -101,17 +101,28 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
         app.cleanup_ctx.append(_background(instance))
         app.cleanup_ctx.append(_scheduler(clock))
     app.add_routes(ops.routes())
+    # Without workers of its own, a process tells the others' workers (PostgreSQL only).
+    announcer = None if workers or not _postgres(settings) else Announcer()
+    sink = _sink(app, announcer)
     if callbacks and settings.wecom.enabled:
-        app.add_routes(WeComCallback(settings.wecom, _sink(app), settings.max_body_bytes).routes())
+        app.add_routes(WeComCallback(settings.wecom, sink, settings.max_body_bytes).routes())
     if callbacks and settings.webchat_enabled:
-        app.add_routes(WebChat(_sink(app), media, app[WEBCHAT_HUB], clock, max_upload=UPLOAD_LIMIT,
+        app.add_routes(WebChat(sink, media, app[WEBCHAT_HUB], clock, max_upload=UPLOAD_LIMIT,
                                poll_seconds=settings.poll_seconds).routes())
     return app
 
 
-def _sink(app: web.Application) -> Callable[[Inbound], Awaitable[bool]]:
+def _postgres(settings: Settings) -> bool:
+    return settings.database_url.startswith(("postgres://", "asyncpg://"))
+
+
+def _sink(app: web.Application, announcer: Announcer | None
+          ) -> Callable[[Inbound], Awaitable[bool]]:
     async def put(event: Inbound) -> bool:
-        return await app[INBOX].put(event)
+        stored = await app[INBOX].put(event)
+        if stored and announcer is not None:
+            announcer.poke()
+        return stored
 
     return put
 
@@ -156,11 +167,9 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
                 log.info("took back %d rows left leased by a previous run", released)
             tasks = [asyncio.create_task(app[INBOX].run(), name="inbox-worker"),
                      asyncio.create_task(app[DISPATCHER].run(), name="outbox-dispatcher")]
-            url = app[SETTINGS].database_url
-            if url.startswith(("postgres://", "asyncpg://")):
-                wakers = {wakeup_channel("inbox_event"): app[INBOX].wake,
-                          wakeup_channel("outbox_message"): app[DISPATCHER].wake}
-                tasks.append(asyncio.create_task(listen(url, wakers), name="wakeups"))
+            if _postgres(app[SETTINGS]):
+                tasks.append(asyncio.create_task(
+                    listen(app[SETTINGS].database_url, app[INBOX].wake), name="wakeups"))
         for task in tasks:
             task.add_done_callback(_report_crash)
         yield

@@ -478,25 +478,13 @@ async def _insert_once(model: type[Model], unique: str, values: dict[str, Any]) 
     return int(rows[0]["id"]) if rows else None
 
 
-def wakeup_channel(table: str) -> str:
-    """The PostgreSQL NOTIFY channel a new row of `table` is announced on, so that workers in
-    other processes start at once instead of at their next poll."""
-    return f"safetybot_{table}"
-
-
 @functools.cache
 def _insert_sql(table: str, columns: tuple[str, ...], unique: str, dialect: str) -> str:
     mark = "$" if dialect == "postgres" else "?"
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join(f"{mark}{n}" for n in range(1, len(columns) + 1))
-    insert = (f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
-              f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id"')
-    if dialect != "postgres":
-        return insert
-    # Announced in the same round trip; delivered when the transaction commits, once per
-    # transaction however many rows it stored.
-    return (f"WITH stored AS ({insert}) "
-            f"SELECT \"id\", pg_notify('{wakeup_channel(table)}', '') FROM stored")
+    return (f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
+            f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id"')
 
 
 async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,

@@ -174,17 +174,20 @@ async def test_claims_at_the_same_time_lease_each_persons_oldest_event_once(
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="LISTEN/NOTIFY is PostgreSQL's")
-async def test_a_row_stored_elsewhere_wakes_the_workers_without_waiting_for_the_poll(
+async def test_a_callback_answered_elsewhere_wakes_the_workers_without_waiting_for_the_poll(
         db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
         media_dir: Path) -> None:
-    svc = Service(service_settings(database_url, wecom.base_url, media_dir, poll_seconds=60))
-    await svc.start()
+    """`serve --no-workers` beside a worker process, as in the split deployment."""
+    worker = Service(service_settings(database_url, wecom.base_url, media_dir, poll_seconds=60))
+    front = Service(service_settings(database_url, wecom.base_url, media_dir, poll_seconds=60))
+    await worker.start()
+    await front.start(workers=False)
     try:
         await asyncio.sleep(0.5)              # the listener connects; the first poll has passed
-        # Stored by this test's own connection, as by a `serve --no-workers` process.
-        assert await inbox_put(text("zhangsan", 1, "帮助"), utc_now())
-        # Far sooner than the 60 s poll: the NOTIFY woke the worker, and its reply's the
-        # dispatcher.
+        wecom.callback_url = f"{front.url}/wecom/callback"
+        assert (await wecom.user("zhangsan").says("帮助")).status == 200
+        # Far sooner than the 60 s poll: the front's NOTIFY woke the worker.
         await wecom.wait_for("zhangsan", timeout=10)
     finally:
-        await svc.stop()
+        await front.stop()
+        await worker.stop()
