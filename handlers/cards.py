@@ -4,8 +4,10 @@ undecided and still matches the ticket; anything else changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from handlers.answers import HANDLED, guarded
 from handlers.router import Context
 from models.audit import record
 from models.hazard import CardPurpose, Ticket, TicketCard, decide_card
@@ -19,7 +21,6 @@ ACTIONS = {
     CardPurpose.REVIEW: {"approve", "reject"},
     CardPurpose.PLAN: {"write"},
 }
-HANDLED = "该事项已处理，无需再次操作。"
 
 
 @dataclass
@@ -66,11 +67,17 @@ async def _handled_by(card: TicketCard) -> str:
     return HANDLED
 
 
-async def settle(ctx: Context, click: Click, decision: str, shown: str) -> bool:
-    """Record the decision on the card and grey it out for everyone who got it."""
-    if not await decide_card(click.card, ctx.me.id, decision, ctx.now):
+async def settle(ctx: Context, click: Click, shown: str) -> bool:
+    """Record the click as the card's decision and grey it out for everyone who got it."""
+    if not await decide_card(click.card, ctx.me.id, click.action, ctx.now):
         await ctx.reply(Text(await _handled_by(await TicketCard.get(task_id=click.card.task_id))))
         return False
     if ctx.event.response_code:
         await ctx.send(CardUpdate(ctx.event.response_code, f"已由{ctx.me.name}{shown}"))
     return True
+
+
+async def decided(ctx: Context, click: Click, step: Awaitable[None], shown: str) -> bool:
+    """The click's transition (or its rights check) first, then the card's decision; False, with
+    the person told why, when either does not happen."""
+    return await guarded(ctx, click.ticket, step) and await settle(ctx, click, shown)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+from handlers.answers import guarded
 from handlers.router import Context, Router
 from handlers.views import details, facts, line
-from handlers.workflow import NUMBER, guarded
+from handlers.workflow import NUMBER
 from models.audit import AuditEvent
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
 from models.messaging import InboundKind, Markdown, Text

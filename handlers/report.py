@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from handlers.answers import photo_refused
 from handlers.cards import Click, open_click, settle
 from handlers.notices import owner_cards, plan_cards
 from handlers.router import Context, Router
@@ -57,7 +58,7 @@ async def start_by_menu(ctx: Context) -> None:
 
 @router.kind(InboundKind.IMAGE)
 async def start_by_photo(ctx: Context) -> None:
-    if await _photo_refused(ctx):
+    if await photo_refused(ctx):
         return
     draft, dialog = await _begin(ctx, ask_now=False)
     await _add_photo(ctx, dialog, draft)
@@ -117,7 +118,7 @@ async def on_dialog(ctx: Context, dialog: Dialog) -> None:
         return
     event = ctx.event
     if event.kind is InboundKind.IMAGE:
-        if not await _photo_refused(ctx):
+        if not await photo_refused(ctx):
             await _add_photo(ctx, dialog, draft)
         return
     if event.kind is InboundKind.LOCATION and event.location:
@@ -241,17 +242,6 @@ async def _save(ctx: Context, draft: Ticket) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Photos
-
-
-async def _photo_refused(ctx: Context) -> bool:
-    """A photo that did not arrive or is not an image gets a clear answer; nothing changes."""
-    if ctx.event.media_lost or not ctx.event.media:
-        await ctx.reply(Text("照片没有接收成功，请重新发送。"))
-        return True
-    if not await ctx.rules.is_image(ctx.event.media):
-        await ctx.reply(Text("只能接收图片（JPG、PNG），请重新发送照片。"))
-        return True
-    return False
 
 
 async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
@@ -411,7 +401,7 @@ async def summary_clicked(ctx: Context) -> None:
 
 async def _summary_action(ctx: Context, click: Click, dialog: Dialog) -> None:
     shown = {"submit": "提交", "edit": "修改", "cancel": "取消"}[click.action]
-    if not await settle(ctx, click, click.action, shown):
+    if not await settle(ctx, click, shown):
         return
     if click.action == "submit":
         await _submit(ctx, click.ticket)

@@ -9,10 +9,10 @@ so nobody is left without a way to act.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
 from datetime import datetime, time, timedelta
 
-from handlers.cards import HANDLED, Click, open_click, settle
+from handlers.answers import guarded, photo_refused
+from handlers.cards import Click, decided, open_click, settle
 from handlers.notices import extension_cards, owner_cards, plan_cards, review_cards
 from handlers.router import Context, Router
 from handlers.views import facts, when
@@ -20,8 +20,6 @@ from models.dialog import Dialog, ask, close_dialog, open_dialog
 from models.hazard import (
     PLAN_FIELDS,
     CardPurpose,
-    Refused,
-    Stale,
     Status,
     Ticket,
     accept,
@@ -45,19 +43,6 @@ DONE_WORDS = ("已整改", "整改完成")
 DIALOG_KINDS = ("pick", "evidence", "extension", "transfer", "reject", "plan")
 
 
-async def guarded(ctx: Context, ticket: Ticket, step: Awaitable[None]) -> bool:
-    """Run a transition; a refusal or a stale ticket is answered and changes nothing."""
-    try:
-        await step
-    except Refused as refused:
-        await ctx.reply(Text(refused.reason))
-        return False
-    except Stale:
-        await ctx.reply(Text(f"{ticket.label} 的状态已经变化，{HANDLED}"))
-        return False
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # The owner's card
 
@@ -69,15 +54,14 @@ async def owner_clicked(ctx: Context) -> None:
         return
     ticket = click.ticket
     if click.action == "accept":
-        if await guarded(ctx, ticket, accept(ticket, ctx.me, ctx.now)) and await settle(
-                ctx, click, "accept", "接收"):
+        if await decided(ctx, click, accept(ticket, ctx.me, ctx.now), "接收"):
             await ctx.reply(Text(f"已接收 {ticket.number}，整改期限"
                                  f"{when(ticket.deadline, ctx.rules.tz)}。整改完成后，请发送"
                                  "整改后照片并回复“已整改”。如需延期或转派，请回复“申请延期”"
                                  "或“转派”。"))
         return
     # The card went to the owner and still matches the ticket (open_click), so the clicker is it.
-    if not await settle(ctx, click, click.action, "处理"):
+    if not await settle(ctx, click, "处理"):
         return
     chosen = ctx.event.selected.get("transfer_to", [])
     if click.action == "transfer" and chosen:
@@ -220,11 +204,7 @@ async def _picked(ctx: Context, dialog: Dialog, text: str) -> None:
 async def _evidence_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) -> None:
     event = ctx.event
     if event.kind is InboundKind.IMAGE:
-        if event.media_lost or not event.media:
-            await ctx.reply(Text("照片没有接收成功，请重新发送。"))
-        elif not await ctx.rules.is_image(event.media):
-            await ctx.reply(Text("只能接收图片（JPG、PNG），请重新发送照片。"))
-        else:
+        if not await photo_refused(ctx):
             dialog.data = {**dialog.data, "photos": [*dialog.data["photos"], event.media]}
             await ask(dialog, "photos", ctx.now, ctx.rules.draft_idle)
             if len(dialog.data["photos"]) == 1:
@@ -304,9 +284,7 @@ async def review_clicked(ctx: Context) -> None:
     if click.action == "approve":
         await _approve(ctx, click)
         return
-    if not await guarded(ctx, ticket, check_reviewer(ticket, ctx.me, "驳回", ctx.now)):
-        return
-    if await settle(ctx, click, "reject", "驳回"):
+    if await decided(ctx, click, check_reviewer(ticket, ctx.me, "驳回", ctx.now), "驳回"):
         await open_dialog(ctx.me.id, ctx.event.platform, "reject", "reason", ctx.now,
                           ctx.rules.draft_idle, ticket_id=ticket.id, data={"from_card": True})
         await ctx.reply(Text(f"请回复 {ticket.number} 的驳回原因，将转告整改责任人。"))
@@ -314,9 +292,7 @@ async def review_clicked(ctx: Context) -> None:
 
 async def _approve(ctx: Context, click: Click) -> None:
     ticket = click.ticket
-    if not await guarded(ctx, ticket, approve(ticket, ctx.me, ctx.now)):
-        return
-    if not await settle(ctx, click, "approve", "通过"):
+    if not await decided(ctx, click, approve(ticket, ctx.me, ctx.now), "通过"):
         return
     f = await facts(ticket, ctx.rules.catalog)
     if ticket.status is not Status.CLOSED:
@@ -353,9 +329,8 @@ async def extension_clicked(ctx: Context) -> None:
         return
     ticket = click.ticket
     yes = click.action == "yes"
-    if not await guarded(ctx, ticket, decide_extension(ticket, ctx.me, yes, ctx.now)):
-        return
-    if not await settle(ctx, click, click.action, "同意延期" if yes else "不同意延期"):
+    if not await decided(ctx, click, decide_extension(ticket, ctx.me, yes, ctx.now),
+                         "同意延期" if yes else "不同意延期"):
         return
     answer = (f"同意延期，新的期限为{when(ticket.deadline, ctx.rules.tz)}" if yes
               else f"不同意延期，请按原期限{when(ticket.deadline, ctx.rules.tz)}完成整改")
@@ -374,9 +349,7 @@ async def plan_clicked(ctx: Context) -> None:
     if click is None:
         return
     ticket = click.ticket
-    if not await guarded(ctx, ticket, check_planner(ticket, ctx.me, ctx.now)):
-        return
-    if await settle(ctx, click, "write", "填写治理方案"):
+    if await decided(ctx, click, check_planner(ticket, ctx.me, ctx.now), "填写治理方案"):
         await open_dialog(ctx.me.id, ctx.event.platform, "plan", PLAN_FIELDS[0][0], ctx.now,
                           ctx.rules.draft_idle, ticket_id=ticket.id, data={"from_card": True})
         await ctx.reply(Text(f"开始制定 {ticket.number} 的治理方案，共{len(PLAN_FIELDS)}项。"
