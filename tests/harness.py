@@ -81,7 +81,9 @@ async def spawn(command: list[str], database_url: str, api_base: str, media: Pat
            "SAFETYBOT_POLL_SECONDS": "0.05", "SAFETYBOT_LOG_LEVEL": "WARNING",
            "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
            "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-           "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base}
+           "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+           # As in service_settings: an instance killed mid-refresh holds it for 2 s, not 20.
+           "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1"}
     env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
