@@ -173,7 +173,6 @@ class Stale(Exception):
 class Assignment:
     owner: User
     reviewer: User
-    deadline: datetime | None
 
 
 async def refuse(ticket: Ticket, actor: User, action: str, reason: str, now: datetime) -> None:
@@ -253,7 +252,7 @@ async def assignment(ticket: Ticket, category: Category) -> Assignment:
         raise Refused(f"{area.name}尚未指定整改责任人或复查人，请联系安全管理员。")
     if ticket.grade is Grade.MAJOR and not await principals():
         raise Refused("名册中没有主要负责人，重大隐患无法制定治理方案，请联系安全管理员。")
-    return Assignment(owner, reviewer, None)
+    return Assignment(owner, reviewer)
 
 
 async def file_ticket(draft: Ticket, now: datetime, day: str, who: Assignment,
