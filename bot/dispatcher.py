@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = timedelta(minutes=1)
 MAX_BACKOFF = 300.0
+_SETTLED = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID: DeliveryStatus.INVALID,
+            Verdict.FAILED: DeliveryStatus.FAILED}
 
 
 class Dispatcher(ClaimLoop[int]):
@@ -64,7 +66,7 @@ class Dispatcher(ClaimLoop[int]):
         if channel is None:
             outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")
             await self._settle(msg, Delivery({d.recipient: outcome for d in waiting}, {}),
-                               waiting, now)
+                               waiting, 0, now)
             return
         ready, free_at = await self._reserve(waiting, now)
         delivery = Delivery({}, {})
@@ -72,7 +74,7 @@ class Dispatcher(ClaimLoop[int]):
             recipients = [d.recipient for d in ready]
             delivery = await channel.deliver(msg.idempotency_key, msg.message, recipients,
                                              _repeat_after(ready, now))
-        await self._settle(msg, delivery, ready, now, free_at)
+        await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _reserve(
         self, waiting: list[OutboxDelivery], now: datetime
@@ -100,32 +102,39 @@ class Dispatcher(ClaimLoop[int]):
 
     async def _settle(
         self, msg: OutboxMessage, delivery: Delivery, tried: list[OutboxDelivery],
-        now: datetime, free_at: datetime | None = None,
+        untried: int, now: datetime, free_at: datetime | None = None,
     ) -> None:
+        """Record each tried recipient's outcome and finish or reschedule the message.
+
+        Recipients with the same outcome are updated together (usually one statement for the
+        whole message), and what is left unsettled is counted here rather than in the database:
+        `untried` waited for their rate limit, and while we hold the message's lease nobody
+        else changes its deliveries."""
         retry_in = 0.0
+        left = untried
+        changes: dict[tuple[tuple[str, object], ...], list[int]] = {}
         for d in tried:
             outcome = delivery.outcomes.get(d.recipient, Outcome(Verdict.RETRY, "no answer", 2.0))
             metrics.OUTBOX_SENT.labels(msg.platform, outcome.verdict.value).inc()
+            error = outcome.detail[:200]
             if outcome.verdict is Verdict.RETRY:
                 retry_in = max(retry_in, outcome.delay)
+                left += 1
                 if outcome.uncertain or d.status is DeliveryStatus.UNCERTAIN:
                     # Maybe delivered: it keeps counting against the member's limit.
-                    await OutboxDelivery.filter(id=d.id).update(
-                        status=DeliveryStatus.UNCERTAIN, error=outcome.detail[:200])
+                    change: dict[str, object] = {"status": DeliveryStatus.UNCERTAIN,
+                                                 "error": error}
                 else:
-                    await OutboxDelivery.filter(id=d.id).update(
-                        status=DeliveryStatus.PENDING, sent_at=None, error=outcome.detail[:200])
+                    change = {"status": DeliveryStatus.PENDING, "sent_at": None, "error": error}
             else:
-                status = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID:
-                          DeliveryStatus.INVALID, Verdict.FAILED: DeliveryStatus.FAILED}
-                await OutboxDelivery.filter(id=d.id).update(
-                    status=status[outcome.verdict], error=outcome.detail[:200]
-                )
+                change = {"status": _SETTLED[outcome.verdict], "error": error}
                 if outcome.verdict is not Verdict.SENT:
                     log.warning("delivery refused: %s", outcome.detail,
                                 extra={"outbox_id": msg.id, "recipient": d.recipient})
+            changes.setdefault(tuple(change.items()), []).append(d.id)
+        for change_items, ids in changes.items():
+            await OutboxDelivery.filter(id__in=ids).update(**dict(change_items))
         result = _merge(msg.result, delivery.result)
-        left = await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).count()
         attempts = msg.attempts + (1 if retry_in else 0)
         if left and attempts >= self._s.outbox_max_attempts:
             await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).update(
