@@ -1,10 +1,11 @@
 """Messages in and out: the neutral event and message types, the inbox and the outbox.
 
 Handlers see only these types: an `Inbound` event and the outgoing `Text`, `Markdown`, `Image`,
-`Card`, `CardUpdate` and `GroupCreate` values. Channels turn them into a platform's JSON. The
-inbox makes every inbound event durable and de-duplicated before it is acknowledged; the outbox
-makes every outbound message durable and sent once per idempotency key. Races between workers
-and instances are decided by compare-and-set updates, which work on SQLite and PostgreSQL alike.
+`File`, `Card`, `CardUpdate` and `GroupCreate` values. Channels turn them into a platform's JSON.
+The inbox makes every inbound event durable and de-duplicated before it is acknowledged; the
+outbox makes every outbound message durable and sent once per idempotency key. Races between
+workers and instances are decided by compare-and-set updates, which work on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ class Image:
 
 
 @dataclass(frozen=True)
+class File:
+    """A document (a report's ledger); the name is what the person sees and saves it as."""
+
+    type: ClassVar[str] = "file"
+    media: str                            # content hash in the media store
+    filename: str
+
+
+@dataclass(frozen=True)
 class Button:
     text: str
     key: str
@@ -152,11 +162,11 @@ class GroupCreate:
     members: tuple[str, ...]
 
 
-Outgoing = Text | Markdown | Image | Card | CardUpdate | GroupCreate
+Outgoing = Text | Markdown | Image | File | Card | CardUpdate | GroupCreate
 _OUTGOING: dict[str, type[Outgoing]] = {
-    cls.type: cls for cls in (Text, Markdown, Image, Card, CardUpdate, GroupCreate)
+    cls.type: cls for cls in (Text, Markdown, Image, File, Card, CardUpdate, GroupCreate)
 }
-RATE_LIMITED = frozenset({Text.type, Markdown.type, Image.type, Card.type})
+RATE_LIMITED = frozenset({Text.type, Markdown.type, Image.type, File.type, Card.type})
 CHAT_PREFIX = "chat:"
 
 

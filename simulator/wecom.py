@@ -42,12 +42,15 @@ MAX_CONTENT_BYTES = 2048          # text and markdown (§4.2)
 MAX_DUPLICATE_INTERVAL = 4 * 3600
 MAX_UPLOAD = 20 * 1024 * 1024     # the largest media WeCom takes (file, §4.5)
 CALLBACK_TIMEOUT = aiohttp.ClientTimeout(total=5)  # WeCom drops the connection after 5 s (§1.5)
-SEND_TYPES = frozenset({"text", "markdown", "image", "template_card"})
+SEND_TYPES = frozenset({"text", "markdown", "image", "file", "template_card"})
 CHAT_TYPES = frozenset({"text", "image", "voice", "video", "file", "textcard", "news", "mpnews",
                         "markdown"})
 INTERACTIVE_CARDS = frozenset({"button_interaction", "vote_interaction", "multiple_interaction"})
 CARD_TYPES = INTERACTIVE_CARDS | {"text_notice", "news_notice"}
-MEDIA_TYPES = frozenset({"image", "voice", "video", "file"})
+# media/upload's `type` and its size limit (§4.5).
+MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 10 * 1024 * 1024,
+                "file": MAX_UPLOAD}
+MEDIA_TYPES = frozenset(MEDIA_LIMITS)
 CHAT_ID = re.compile(r"[0-9a-zA-Z]{1,32}")
 
 # WeCom's errmsg wording varies; clients must judge by errcode only (§4).
@@ -138,6 +141,7 @@ class Media:
     content_type: str
     filename: str
     created_at: int
+    kind: str = "image"          # the `type` it was uploaded as
 
 
 @dataclass(frozen=True)
@@ -275,9 +279,9 @@ class WeComSimulator:
         self._faults.setdefault(path, deque()).extend([fault] * times)
 
     def add_media(self, data: bytes, content_type: str = "image/jpeg",
-                  filename: str = "photo.jpg") -> str:
+                  filename: str = "photo.jpg", kind: str = "image") -> str:
         media_id = "1" + secrets.token_urlsafe(40)
-        self.media[media_id] = Media(data, content_type, filename, int(time.time()))
+        self.media[media_id] = Media(data, content_type, filename, int(time.time()), kind)
         return media_id
 
     # -- what people received -------------------------------------------------------------
@@ -498,9 +502,9 @@ class WeComSimulator:
         if not isinstance(part, web.FileField):
             raise ApiError(44001)
         data = part.file.read()
-        if len(data) <= 5:              # "所有文件size必须大于5个字节" (§4.5)
+        if not 5 < len(data) <= MEDIA_LIMITS[kind]:   # "所有文件size必须大于5个字节" (§4.5)
             raise ApiError(40006)
-        media_id = self.add_media(data, part.content_type, part.filename)
+        media_id = self.add_media(data, part.content_type, part.filename, kind)
         return {"type": kind, "media_id": media_id,
                 "created_at": str(self.media[media_id].created_at)}
 
@@ -622,7 +626,7 @@ class SimUser:
                                              ("MediaId", media_id)])
 
     async def sends_voice(self, data: bytes) -> CallbackResult:
-        media_id = self.sim.add_media(data, "audio/amr", "voice.amr")
+        media_id = self.sim.add_media(data, "audio/amr", "voice.amr", "voice")
         return await self._message("voice", [("MediaId", media_id), ("Format", "amr")])
 
     async def sends_location(self, lat: float, lng: float, label: str) -> CallbackResult:

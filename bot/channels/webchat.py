@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
@@ -28,6 +29,7 @@ from bot.media import MediaStore, content_type
 from models.messaging import (
     Card,
     CardUpdate,
+    File,
     Image,
     Inbound,
     InboundKind,
@@ -106,7 +108,7 @@ class WebChatChannel:
             outcome = (Outcome.sent() if told is not None
                        else Outcome(Verdict.FAILED, "response code unknown or already used"))
             outcomes = {r: outcome for r in recipients}
-        elif isinstance(message, Text | Markdown | Image | Card):
+        elif isinstance(message, Text | Markdown | Image | File | Card):
             task_id = message.task_id if isinstance(message, Card) else ""
             outcomes = {}
             for user in recipients:
@@ -148,6 +150,7 @@ class WebChat:
             web.post("/chat/api/photo", self.photo),
             web.post("/chat/api/click", self.click),
             web.get(f"/chat/media/{_DIGEST}", self.media),
+            web.get(f"/chat/media/{_DIGEST}/{{filename}}", self.media),   # a File, saved by name
             web.get("/chat/ws", self.socket),
         ]
 
@@ -212,6 +215,9 @@ class WebChat:
             raise web.HTTPNotFound() from None
         kind = content_type(data)
         shown = "inline" if kind.startswith("image/") else "attachment"
+        if "filename" in request.match_info:
+            # RFC 6266: the UTF-8 name in filename*, so 隐患台账 keeps its Chinese name.
+            shown = f"attachment; filename*=UTF-8''{quote(request.match_info['filename'])}"
         return web.Response(body=data, content_type=kind, headers={
             "Content-Disposition": shown, "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, max-age=86400, immutable"})

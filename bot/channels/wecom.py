@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import mimetypes
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from models.messaging import (
     CHAT_PREFIX,
     Card,
     CardUpdate,
+    File,
     GroupCreate,
     Image,
     Inbound,
@@ -284,14 +286,19 @@ class WeComChannel:
             return Delivery({r: _unreachable(exc) for r in recipients}, {})
 
     async def _body(self, message: Outgoing, repeat_after: float) -> dict[str, Any]:
-        if isinstance(message, Image):
+        if isinstance(message, Image | File):
             data = await self._media.get(message.media)
-            kind = content_type(data)
-            name = "photo." + ("png" if kind == "image/png" else "jpg")
-            media_id = await self._api.upload(data, name, kind)
+            if isinstance(message, Image):
+                kind = content_type(data)
+                name = "photo." + ("png" if kind == "image/png" else "jpg")
+            else:
+                name = message.filename
+                kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            # media/upload takes the same `type` as the message's msgtype (§4.5).
+            media_id = await self._api.upload(data, name, kind, message.type)
             # A repeat uploads again and gets a new media id, so WeCom's check cannot match it.
-            return {"agentid": self._s.agent_id, "msgtype": "image",
-                    "image": {"media_id": media_id}}
+            return {"agentid": self._s.agent_id, "msgtype": message.type,
+                    message.type: {"media_id": media_id}}
         if isinstance(message, Text | Markdown | Card):
             return render(message, self._s.agent_id, repeat_after)
         raise TypeError(f"{message.type} is not a chat message")

@@ -192,7 +192,9 @@ class WeComApi:
 
     async def upload(self, data: bytes, filename: str, content_type: str,
                      kind: str = "image") -> str:
-        form = aiohttp.FormData()
+        # The name as raw UTF-8, as browsers and requests send it (RFC 7578): aiohttp would
+        # percent-encode it, and a 隐患台账 would reach people named %E9%9A%90….xlsx.
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("media", data, filename=filename, content_type=content_type)
         body = await self.call("POST", "media/upload", params={"type": kind}, data=form)
         return str(body["media_id"])

@@ -64,6 +64,14 @@ function imageNode(media) {
   return img;
 }
 
+// A document (a report's ledger): a link that saves it under its own name.
+function fileNode(file) {
+  const link = el("a", "download", `📎 ${file.filename}`);
+  link.href = `/chat/media/${file.media}/${encodeURIComponent(file.filename)}`;
+  link.download = file.filename;
+  return link;
+}
+
 function cardNode(line) {
   const card = line.payload;
   const node = el("div", "line bot card");
@@ -121,6 +129,7 @@ function render(line) {
   } else {
     node = el("div", `line ${line.from_bot ? "bot" : "me"}`);
     if (line.kind === "image") node.append(imageNode(p.media));
+    else if (line.kind === "file") node.append(fileNode(p));
     else if (line.kind === "markdown") node.innerHTML = renderMarkdown(p.content);
     else { node.classList.add("text"); node.textContent = p.content; }   // keeps its line breaks
   }

@@ -1,0 +1,352 @@
+"""The monthly 《隐患闭环分析报告》: a markdown summary, a chart and an Excel ledger, sent through
+the outbox on the first day of the month, or written to a folder by `safetybot report --month`.
+
+The numbers and their definitions are in `models.closure`; this module only lays them out. The
+chart and the workbook are built in a thread: matplotlib and openpyxl are synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.worksheet import Worksheet
+
+from models.catalog import Catalog
+from models.closure import Breakdown, MonthlyClosure, closure_for
+from models.messaging import File, Image, Markdown, OutboxMessage, Outgoing, enqueue
+
+log = logging.getLogger(__name__)
+
+TITLE = "隐患闭环分析报告"
+# message/send takes 2048 bytes of markdown (chat-protocols.md §4.2; the 4096 bytes often quoted
+# are the group robot's, §4.4), and the simulator refuses more with 45002 as WeCom does.
+MARKDOWN_MAX_BYTES = 2048
+DESCRIPTION_CHARS = 15          # of a repeated hazard's description in the markdown
+CHART_AREAS = 12
+# Fonts with the simplified Chinese glyphs, best first; Debian: fonts-noto-cjk.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK", "Source Han Sans SC", "Source Han Sans",
+             "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
+             "PingFang SC")
+
+
+class MediaSink(Protocol):
+    """Where the chart and the ledger are kept by content hash (bot.media.MediaStore)."""
+
+    async def put(self, data: bytes) -> str: ...
+
+
+@dataclass(frozen=True)
+class Rendered:
+    markdown: str
+    chart: bytes          # PNG
+    ledger: bytes         # xlsx
+
+
+def file_name(month: str, suffix: str) -> str:
+    return f"{TITLE}-{month}{suffix}"
+
+
+async def render(report: MonthlyClosure) -> Rendered:
+    chart, ledger = await asyncio.to_thread(
+        lambda: (render_chart(report), render_ledger(report)))
+    return Rendered(render_markdown(report), chart, ledger)
+
+
+async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Path
+                        ) -> list[Path]:
+    """`safetybot report --month`: the three files in `out_dir`; the .md, .png, .xlsx paths."""
+    rendered = await render(await closure_for(month, tz, catalog))
+    contents = ((".md", rendered.markdown.encode()), (".png", rendered.chart),
+                (".xlsx", rendered.ledger))
+    paths = [out_dir / file_name(month, suffix) for suffix, _ in contents]
+
+    def write() -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, (_, data) in zip(paths, contents, strict=True):
+            path.write_bytes(data)
+
+    await asyncio.to_thread(write)
+    return paths
+
+
+async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog,
+                       media: MediaSink, platform: str, recipients: list[str]) -> bool:
+    """Queue the summary, the chart and the ledger to `recipients`, once per month: the
+    idempotency keys are `monthly:{month}:text|chart|ledger`. Returns whether anything was
+    queued. Call it inside the caller's transaction, so the decision and the messages commit
+    together."""
+    keys = {part: f"monthly:{month}:{part}" for part in ("text", "chart", "ledger")}
+    if not recipients:
+        log.warning("monthly report has no recipients", extra={"month": month})
+        return False
+    if await OutboxMessage.filter(idempotency_key__in=list(keys.values())).count() == len(keys):
+        return False        # sent before: not worth drawing the chart again
+    rendered = await render(await closure_for(month, tz, catalog))
+    messages: list[tuple[str, Outgoing]] = [
+        (keys["text"], Markdown(rendered.markdown)),
+        (keys["chart"], Image(await media.put(rendered.chart))),
+        (keys["ledger"], File(await media.put(rendered.ledger), file_name(month, ".xlsx"))),
+    ]
+    queued = False
+    for key, message in messages:
+        queued |= await enqueue(key, message, now=now, platform=platform, to_users=recipients)
+    return queued
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def render_markdown(r: MonthlyClosure) -> str:
+    """WeCom's markdown subset (no tables): quoted lines, trimmed to MARKDOWN_MAX_BYTES by
+    leaving out the areas (and, with a huge library, categories) that fit only in the ledger."""
+    c, d = r.current, r.change
+    cancelled = f"，另有已取消{c.cancelled}项" if c.cancelled else ""
+    head = [
+        f"## {TITLE}（{month_label(r.month)}）",
+        f"**总体情况**（与{month_label(r.previous_month)}相比）",
+        f"> 上报隐患：{c.filed}项{_more(d.filed, '项')}{cancelled}",
+        f"> 闭环率：{percent(c.closure_rate)}（{c.closed_of_filed}/{c.filed}）"
+        f"{_more(d.closure_rate, '个百分点')}",
+        f"> 本月闭环：{c.closed}项，按期闭环率：{percent(c.on_time_rate)}"
+        f"（{c.on_time}/{c.closed}）{_more(d.on_time_rate, '个百分点')}",
+        f"> 闭环用时：平均{duration(c.mean_hours)}{_more(d.mean_hours, '', duration)}，"
+        f"中位数{duration(c.median_hours)}{_more(d.median_hours, '', duration)}",
+        f"> 月末未闭环：{c.open_at_end}项，其中逾期"
+        f"<font color=\"warning\">{c.overdue_at_end}项</font>{_more(d.overdue_at_end, '项')}",
+    ]
+    repeated = [f"> {x.number}（{x.area} · {x.category}）：上报{x.reports}次，{x.status}，"
+                f"{_clip(x.description)}" for x in r.repeated]
+    tail = (["**重复上报最多的隐患**", *repeated] if repeated else []) + [
+        "图表和《隐患台账》见随后的图片与附件。"]
+    area_title = ["**按区域**"] if r.by_area else []
+    category_title = ["**按类别**"] if r.by_category else []
+    # Each block of rows adds its bytes and one line break to the fixed lines.
+    room = MARKDOWN_MAX_BYTES - _size(head + area_title + category_title + tail) - 2
+    categories = _fit(_rows(r.by_category), room // 2, "其余{}个类别见附件")
+    areas = _fit(_rows(r.by_area), room - _size(categories), "其余{}个区域见附件")
+    return "\n".join([*head, *area_title, *areas, *category_title, *categories, *tail])
+
+
+def _rows(rows: Sequence[Breakdown]) -> list[str]:
+    return [f"> {b.name}：上报{b.filed}项，闭环{b.closed}项（{percent(b.closure_rate)}），"
+            f"逾期{b.overdue}项" for b in rows]
+
+
+def _fit(lines: list[str], budget: int, rest: str) -> list[str]:
+    """The first lines that fit in `budget` bytes, then a line saying how many were left out."""
+    if _size(lines) <= budget:
+        return lines
+    kept: list[str] = []
+    for line in lines:
+        if _size([*kept, line, "> " + rest.format(len(lines) - len(kept) - 1)]) > budget:
+            break
+        kept.append(line)
+    return [*kept, "> " + rest.format(len(lines) - len(kept))]
+
+
+def _size(lines: Sequence[str]) -> int:
+    return len("\n".join(lines).encode())
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= DESCRIPTION_CHARS else text[:DESCRIPTION_CHARS] + "…"
+
+
+def _more(change: float | None, unit: str, shown: Callable[[float], str] | None = None) -> str:
+    """"，较上月+3项" / "，与上月持平"; nothing when last month had nothing to compare."""
+    if change is None:
+        return ""
+    if round(change, 1) == 0:
+        return "，与上月持平"
+    sign = "+" if change > 0 else "−"
+    amount = shown(abs(change)) if shown else f"{abs(change):.1f}".removesuffix(".0")
+    return f"，较上月{sign}{amount}{unit}"
+
+
+def month_label(month: str) -> str:
+    year, number = month.split("-")
+    return f"{year}年{int(number)}月"
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def duration(hours: float | None) -> str:
+    """Days and hours, e.g. 3天20小时."""
+    if hours is None:
+        return "—"
+    days, rest = divmod(round(hours), 24)
+    if not days and not rest:
+        return "不足1小时"
+    return (f"{days}天" if days else "") + (f"{rest}小时" if rest or not days else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chart
+
+
+def render_chart(r: MonthlyClosure) -> bytes:
+    """PNG: the areas' filed, closed and overdue counts, and the two rates against last month."""
+    # Imported here: matplotlib takes a noticeable part of a second to import, and only this
+    # monthly job needs it. Figure without pyplot keeps no global figure state.
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    font = _cjk_font()
+    fonts = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
+    with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": fonts,
+                                "axes.unicode_minus": False}), warnings.catch_warnings():
+        if font is None:   # boxes for the Chinese glyphs, and no warning per glyph
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        fig = Figure(figsize=(11, 5.5), dpi=110, layout="constrained")
+        by_area, rates = fig.subplots(1, 2, width_ratios=(3, 2))
+        _area_bars(by_area, r.by_area[:CHART_AREAS], len(r.by_area) > CHART_AREAS)
+        _rate_bars(rates, r)
+        fig.suptitle(f"{TITLE}（{month_label(r.month)}）", fontsize=15)
+        out = io.BytesIO()
+        fig.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()
+
+
+def _area_bars(ax: Any, rows: Sequence[Breakdown], trimmed: bool) -> None:
+    names = [b.name for b in reversed(rows)]
+    series = (("上报", [b.filed for b in reversed(rows)], "#1f6feb"),
+              ("闭环", [b.closed for b in reversed(rows)], "#00a870"),
+              ("逾期", [b.overdue for b in reversed(rows)], "#e37318"))
+    height = 0.8 / len(series)
+    for i, (label, values, color) in enumerate(series):
+        ax.barh([y + (1 - i) * height for y in range(len(rows))], values, height=height,
+                label=label, color=color)
+    ax.set_yticks(range(len(rows)), names)
+    ax.set_title(("各区域隐患" + (f"（前{CHART_AREAS}个）" if trimmed else "")) if rows
+                 else "本月无上报的隐患")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if rows:
+        ax.legend(loc="lower right")
+
+
+def _rate_bars(ax: Any, r: MonthlyClosure) -> None:
+    groups = ("闭环率", "按期闭环率")
+    months = ((month_label(r.previous_month), r.previous, "#c9cdd4"),
+              (month_label(r.month), r.current, "#1f6feb"))
+    for i, (label, headline, color) in enumerate(months):
+        values = [(rate or 0.0) * 100 for rate in (headline.closure_rate, headline.on_time_rate)]
+        bars = ax.bar([x + (i - 0.5) * 0.38 for x in range(len(groups))], values, width=0.38,
+                      label=label, color=color)
+        ax.bar_label(bars, labels=[percent(rate) for rate in
+                                   (headline.closure_rate, headline.on_time_rate)], fontsize=9)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 125)         # room above 100 % for the legend
+    ax.set_ylabel("%")
+    ax.set_title("闭环率与按期闭环率")
+    ax.legend(loc="upper center", ncols=2, fontsize=9)
+
+
+@functools.cache
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    for wanted in CJK_FONTS:
+        found = sorted(name for name in installed if name.startswith(wanted))
+        if found:
+            return found[0]
+    log.info("no CJK font found for the monthly chart; install fonts-noto-cjk")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Excel ledger
+
+LEDGER_COLUMNS = (("编号", 18), ("区域", 14), ("类别", 12), ("等级", 6), ("隐患类型", 10),
+                  ("隐患描述", 40), ("上报人", 8), ("整改责任人", 10), ("复查人", 8),
+                  ("上报时间", 17), ("整改期限", 17), ("状态", 10), ("闭环时间", 17),
+                  ("是否逾期", 8))
+HEADLINE_ROWS = (("上报隐患（项）", "filed"), ("已取消（项）", "cancelled"),
+                 ("其中已闭环（项）", "closed_of_filed"), ("闭环率", "closure_rate"),
+                 ("本月闭环（项）", "closed"), ("其中按期（项）", "on_time"),
+                 ("按期闭环率", "on_time_rate"), ("平均闭环用时（小时）", "mean_hours"),
+                 ("闭环用时中位数（小时）", "median_hours"), ("月末未闭环（项）", "open_at_end"),
+                 ("月末逾期（项）", "overdue_at_end"))
+TIME_FORMAT = "yyyy-mm-dd hh:mm"
+BOLD = Font(bold=True)
+
+
+def render_ledger(r: MonthlyClosure) -> bytes:
+    """xlsx: sheet 隐患台账 (every ticket filed in the month, local times) and sheet 统计."""
+    tz = ZoneInfo(r.timezone)
+
+    def local(moment: datetime | None) -> datetime | None:
+        # Excel has no time zones: the plant's wall-clock time, as people read it.
+        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
+
+    book = Workbook()
+    ledger = book.active
+    assert isinstance(ledger, Worksheet)
+    ledger.title = "隐患台账"
+    _header(ledger, [name for name, _ in LEDGER_COLUMNS])
+    for t in r.ledger:
+        ledger.append([t.number, t.area, t.category, t.grade, t.defect_type, t.description,
+                       t.reporter, t.owner, t.reviewer, local(t.filed_at), local(t.deadline),
+                       t.status, local(t.closed_at), "是" if t.overdue else "否"])
+    for letter in ("J", "K", "M"):
+        for cell in ledger[letter][1:]:
+            cell.number_format = TIME_FORMAT
+    for i, (_, width) in enumerate(LEDGER_COLUMNS):
+        ledger.column_dimensions[chr(ord("A") + i)].width = width
+    ledger.freeze_panes = "A2"
+    _statistics(book.create_sheet("统计"), r)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _header(sheet: Worksheet, names: Sequence[str]) -> None:
+    sheet.append(list(names))
+    for cell in sheet[sheet.max_row]:
+        cell.font = BOLD
+
+
+def _statistics(sheet: Worksheet, r: MonthlyClosure) -> None:
+    sheet.append([f"{TITLE}（{month_label(r.month)}）"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([])
+    _header(sheet, ["指标", month_label(r.month), month_label(r.previous_month),
+                    "变化（比率为百分点）"])
+    for label, name in HEADLINE_ROWS:
+        now, before, change = (getattr(h, name) for h in (r.current, r.previous, r.change))
+        sheet.append([label, _cell(now), _cell(before), _cell(change)])
+        if name.endswith("_rate"):
+            for cell in sheet[sheet.max_row][1:3]:
+                cell.number_format = "0.0%"
+    for title, rows in (("区域", r.by_area), ("类别", r.by_category)):
+        sheet.append([])
+        _header(sheet, [title, "上报（项）", "其中已闭环（项）", "闭环率", "月末逾期（项）"])
+        for b in rows:
+            sheet.append([b.name, b.filed, b.closed, b.closure_rate, b.overdue])
+            sheet.cell(sheet.max_row, 4).number_format = "0.0%"
+    sheet.append([])
+    _header(sheet, ["重复上报最多的隐患", "区域", "类别", "上报（次）", "状态", "隐患描述"])
+    for x in r.repeated:
+        sheet.append([x.number, x.area, x.category, x.reports, x.status, x.description])
+    for letter, width in zip("ABCDEF", (24, 14, 14, 20, 14, 40), strict=True):
+        sheet.column_dimensions[letter].width = width
+
+
+def _cell(value: float | None) -> float | None:
+    return round(value, 4) if isinstance(value, float) else value
