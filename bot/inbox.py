@@ -33,7 +33,6 @@ from models.messaging import (
     inbox_put,
     inbox_update_payload,
 )
-from models.org import User
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +70,7 @@ class InboxWorker(ClaimLoop[InboxEvent]):
             event = await self._with_media(row)
             now = self._clock()
             async with in_transaction():
-                user = await User.get_or_none(id=event.user_id, active=True)
-                await handle(self._router, Context(event=event, user=user, now=now,
-                                                   event_id=row.id, rules=self._rules))
+                await handle(self._router, await Context.load(event, now, row.id, self._rules))
                 await inbox_complete(row, now)
             metrics.INBOX_HANDLED.labels("done").inc()
             self._on_handled()   # its replies are in the outbox now

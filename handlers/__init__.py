@@ -26,7 +26,7 @@ DIALOGS: dict[str, Callable[[Context, Dialog], Awaitable[None]]] = {
 
 async def expired(ctx: Context) -> None:
     """A question went unanswered: put it aside, unless the person answered meanwhile."""
-    dialog = await Dialog.get_or_none(user_id=ctx.me.id)
+    dialog = await ctx.dialog()
     if dialog is None or dialog.asked_at.isoformat() != ctx.event.event_key:
         return
     if dialog.kind == report.KIND:
@@ -39,6 +39,7 @@ def build_router() -> Router:
     router = Router()
     router.include(report.router)
     router.include(workflow.router)
+    router.include(commands.clicks)
     return router
 
 
@@ -54,7 +55,7 @@ async def handle(router: Router, ctx: Context) -> None:
     if event.kind is not InboundKind.CARD_ACTION:
         if await commands.router.dispatch(ctx):
             return
-        dialog = await Dialog.get_or_none(user_id=ctx.me.id)
+        dialog = await ctx.dialog()
         if dialog is not None:
             await DIALOGS[dialog.kind](ctx, dialog)
             return

@@ -3,6 +3,8 @@ photos that go with them. Each card is recorded first, so its buttons can be ver
 
 from __future__ import annotations
 
+from tortoise.expressions import Subquery
+
 from handlers.router import Context
 from handlers.views import (
     Facts,
@@ -38,14 +40,14 @@ async def owner_cards(ctx: Context, ticket: Ticket) -> Facts:
 
 async def _transfer_candidates(ticket: Ticket) -> list[User]:
     """People a ticket is usually passed to: the owner's colleagues, then other areas' owners.
-    Two small queries, whatever the size of the roster."""
+    Small queries, whatever the size of the roster."""
     owner = await User.get_or_none(id=ticket.owner_id or "")
     colleagues = await User.filter(
         active=True, department_id=owner.department_id if owner else None,
     ).exclude(id=ticket.owner_id or "").order_by("id").limit(CHOICES)
-    area_owners = {i for i in await Area.all().values_list("owner_id", flat=True) if i}
-    others = await User.filter(active=True, id__in=sorted(area_owners - {ticket.owner_id})
-                               ).order_by("id").limit(CHOICES)
+    area_owners = Subquery(Area.filter(owner_id__isnull=False).values("owner_id"))
+    others = await User.filter(active=True, id__in=area_owners).exclude(
+        id=ticket.owner_id or "").order_by("id").limit(CHOICES)
     picked = {u.id: u for u in [*colleagues, *others]}
     return list(picked.values())[:CHOICES]
 

@@ -428,7 +428,7 @@ async def summary_clicked(ctx: Context) -> None:
     click = await open_click(ctx, CardPurpose.SUMMARY)
     if click is None:
         return
-    dialog = await Dialog.get_or_none(user_id=ctx.me.id, kind=KIND)
+    dialog = await ctx.dialog(KIND)
     if (click.ticket.status is not Status.DRAFT or dialog is None
             or dialog.data.get("card") != click.card.task_id):
         await ctx.reply(Text("这张确认卡片已过期，请以最新的卡片为准。"))

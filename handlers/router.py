@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tortoise.models import Model
+
 from models.catalog import Catalog
+from models.dialog import Dialog
 from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue
 from models.org import User
 
@@ -34,13 +38,31 @@ class Context:
     now: datetime
     event_id: int
     rules: Rules
+    # The sender's open question as read together with the sender (see `load`); used once.
+    preloaded: Dialog | None = None
     _sent: int = field(default=0, init=False)
+
+    @classmethod
+    async def load(cls, event: Inbound, now: datetime, event_id: int, rules: Rules) -> Context:
+        """The context of an event whose lease (the person's lock) is held: the sender, if an
+        active member, and their open question, in one query rather than two."""
+        user, dialog = await _sender(event.user_id)
+        return cls(event=event, user=user, now=now, event_id=event_id, rules=rules,
+                   preloaded=dialog)
 
     @property
     def me(self) -> User:
         """The sender, once `handle` has turned strangers away."""
         assert self.user is not None
         return self.user
+
+    async def dialog(self, kind: str = "") -> Dialog | None:
+        """The sender's open question (of `kind`, if given). The first call answers from the row
+        read with the sender; later ones read it again, as this event may have changed it."""
+        dialog, self.preloaded = self.preloaded, None
+        if dialog is None:
+            dialog = await Dialog.get_or_none(user_id=self.me.id)
+        return dialog if dialog is not None and kind in ("", dialog.kind) else None
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.rules.tz)
@@ -98,3 +120,33 @@ class Router:
                 await handler(ctx)
                 return True
         return False
+
+
+async def _sender(user_id: str) -> tuple[User | None, Dialog | None]:
+    """An active member and their open question, with one LEFT JOIN."""
+    db = User._meta.db
+    rows = await db.execute_query_dict(_sender_sql(db.capabilities.dialect), [user_id])
+    if not rows:
+        return None, None
+    row = rows[0]
+    user = User._init_from_db(**{c: row[f"u_{c}"] for c in _columns(User)})
+    if not user.active:
+        return None, None
+    if row[f"d_{Dialog._meta.db_pk_column}"] is None:
+        return user, None
+    return user, Dialog._init_from_db(**{c: row[f"d_{c}"] for c in _columns(Dialog)})
+
+
+def _columns(model: type[Model]) -> tuple[str, ...]:
+    return tuple(model._meta.fields_db_projection.values())
+
+
+@functools.cache
+def _sender_sql(dialect: str) -> str:
+    users, dialogs = User._meta, Dialog._meta
+    picked = [f'u."{c}" AS "u_{c}"' for c in _columns(User)]
+    picked += [f'd."{c}" AS "d_{c}"' for c in _columns(Dialog)]
+    user_key, dialog_key = users.db_pk_column, dialogs.db_pk_column
+    return (f'SELECT {", ".join(picked)} FROM "{users.db_table}" u '
+            f'LEFT JOIN "{dialogs.db_table}" d ON d."{dialog_key}" = u."{user_key}" '
+            f'WHERE u."{user_key}" = {"$1" if dialect == "postgres" else "?"}')
