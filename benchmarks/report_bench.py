@@ -10,7 +10,11 @@ A step's latency is the time from sending its callback to the simulator acceptin
 message that answers it (issue 3's "time from a callback to the reply accepted by the
 simulator"); the target is a p95 under 500 ms with 200 concurrent workers.
 
-    .venv/bin/python benchmarks/report_bench.py [--levels 50,200] [--rounds 2]
+By default every worker answers the moment a reply arrives (the worst case: the steps of all
+workers arrive in waves). `--think 2-6` paces them like people reading and typing on a phone:
+before each step after the first, a worker waits a random time in that range (seeded).
+
+    .venv/bin/python benchmarks/report_bench.py [--levels 50,200] [--rounds 2] [--think 2-6]
                                                 [--worker-nice 10] [--py-spy PATH]
 """
 
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import random
 import signal
 import statistics
 import subprocess
@@ -240,9 +245,35 @@ class DialogFailed(Exception):
     pass
 
 
-async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event) -> Dialog:
+@dataclass(frozen=True)
+class Pace:
+    """How long a worker takes to read a reply and answer it: uniform in [low, high] seconds,
+    from a generator seeded per worker, so a run can be repeated. (0, 0): at once."""
+
+    low: float = 0.0
+    high: float = 0.0
+    seed: int = 1
+
+    def __str__(self) -> str:
+        if not self.high:
+            return "none: each step is sent the moment the previous step's last reply arrives"
+        return (f"{self.low:g}–{self.high:g} s, uniform (seed {self.seed}), after the previous "
+                "step's last reply arrived, before each step after the first")
+
+    def thinker(self, worker: str) -> random.Random:
+        return random.Random(f"{self.seed}:{worker}")
+
+
+async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event,
+                     pace: Pace = Pace()) -> Dialog:
     dialog = Dialog(report)
     user, seen = sim.user(report.worker), 0
+    thinker = pace.thinker(report.worker)
+
+    async def think() -> None:
+        """A person reads the reply and types the answer; not part of any step's latency."""
+        if pace.high:
+            await asyncio.sleep(thinker.uniform(pace.low, pace.high))
 
     async def step(name: str, send: Any, *expected: str) -> list[Delivered]:
         """Send one callback; wait for one reply per expected phrase, in order."""
@@ -270,9 +301,11 @@ async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event) -> 
     try:
         await step("photo", lambda: user.sends_photo(report.photo, "image/png"),
                    "已收到照片（共1张）", "哪个区域")
+        await think()
         [card] = await step("text", lambda: user.says(report.text), "请确认隐患上报")
         tc = card.body["template_card"]
         [submit] = [b for b in tc["button_list"] if b["text"] == "提交"]
+        await think()
         dialog.submitted_at = time.monotonic()
         [filed] = await step("submit", lambda: user.clicks(tc["task_id"], submit["key"]),
                              "已提交，编号")
@@ -406,7 +439,7 @@ async def run_round(sim: BenchSimulator, plant: Plant, target: Target, level: in
         await owners_got_cards(sim, warm, STEP_TIMEOUT)
         reports = plant.reports(level)
         go = asyncio.Event()
-        tasks = [asyncio.create_task(run_dialog(sim, r, go)) for r in reports]
+        tasks = [asyncio.create_task(run_dialog(sim, r, go, args.pace)) for r in reports]
         await asyncio.sleep(0.2)           # every worker is waiting at the start line
         before = process_cpu(children)
         started = time.monotonic()
@@ -536,7 +569,8 @@ def report(args: argparse.Namespace, info: dict[str, str], results: Sequence[Rou
         print(f"- {key}: {value}")
     print(f"- {args.areas} areas (one owner each), a fresh set of workers every round, "
           f"{args.warmup} warm-up dialog(s) per round; pool {args.pool_size} per process; "
-          f"`safetybot work` under nice {args.worker_nice}; {args.rounds} rounds, medians\n")
+          f"`safetybot work` under nice {args.worker_nice}; {args.rounds} rounds, medians")
+    print(f"- think time: {args.pace}\n")
     print("Latency: callback sent → first reply accepted by the simulator, all steps pooled.\n")
     print("| target | workers | p50 ms | p95 ms | p99 ms | tickets/min | owner card p95 ms "
           "(after 提交) | dialogs ok |")
@@ -618,6 +652,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds per target and level")
     p.add_argument("--targets", default="split,single",
                    help="deployments: split (serve --no-workers + work), single (serve)")
+    p.add_argument("--think", default="0", metavar="SECONDS-RANGE",
+                   help="a worker's pause before each step after the first, uniform in the "
+                        "range, e.g. 2-6 (a person reading and typing); 0: none (default)")
+    p.add_argument("--seed", type=int, default=1, help="seeds the think times")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured dialogs per round")
     p.add_argument("--areas", type=int, default=150,
                    help="areas in the generated plant (the area question lists them all)")
@@ -634,6 +672,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError:
         p.error("--levels: comma-separated numbers, e.g. 50,200")
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    try:
+        low, _, high = args.think.partition("-")
+        args.pace = Pace(float(low), float(high or low), args.seed)
+    except ValueError:
+        p.error("--think: seconds or a range of seconds, e.g. 0 or 2-6")
+    if not 0 <= args.pace.low <= args.pace.high:
+        p.error("--think: a range from a lower to a higher number of seconds, e.g. 2-6")
     if not args.levels or min(args.levels) < 1:
         p.error("--levels must name at least one level of 1 or more")
     if not args.targets or set(args.targets) - {"split", "single"}:
