@@ -37,7 +37,8 @@ from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
 from models.messaging import Inbound, release_leases
-from scheduler.dialogs import expire_dialogs
+from scheduler.jobs import Jobs
+from scheduler.policy import load_policy
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
-DIALOG_CHECK_SECONDS = 30      # how often idle questions are looked for
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
 
@@ -78,10 +78,21 @@ def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
     )
 
 
+def home_platform(settings: Settings) -> str:
+    """Where scheduled notices go: WeCom when it is connected, else the local web chat."""
+    return "wecom" if settings.wecom.enabled else "webchat"
+
+
+def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules) -> Jobs:
+    return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media,
+                home_platform(settings))
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
-               workers: bool = True) -> web.Application:
+               workers: bool = True, scheduler: bool | None = None) -> web.Application:
     """`callbacks`: answer the platforms' callbacks; `workers`: run the inbox worker and the
-    outbox dispatcher. The operations endpoints are always there."""
+    outbox dispatcher; `scheduler`: tick the scheduled jobs (by default where workers run).
+    The operations endpoints are always there."""
     app = web.Application(middlewares=[_orm_context], client_max_size=UPLOAD_LIMIT)
     app[SETTINGS] = settings
     channels: dict[str, Channel] = {}
@@ -91,15 +102,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     media = MediaStore(Path(settings.media_dir))
     dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
     app[DISPATCHER] = dispatcher
+    rules = hazard_rules(settings, media)
+    jobs = scheduled_jobs(settings, media, rules)
     app[INBOX] = InboxWorker(settings, channels=channels, media=media, router=build_router(),
-                             rules=hazard_rules(settings, media), clock=clock,
-                             instance=instance, on_handled=dispatcher.wake)
+                             rules=rules, clock=clock, instance=instance,
+                             on_handled=dispatcher.wake)
 
     app.cleanup_ctx.append(_database)
     if workers:
         app.cleanup_ctx.append(_platform_clients(media, clock, instance))
         app.cleanup_ctx.append(_background(instance))
-        app.cleanup_ctx.append(_scheduler(clock))
+    if workers if scheduler is None else scheduler:
+        app.cleanup_ctx.append(_scheduler(jobs, clock))
     app.add_routes(ops.routes())
     # Without workers of its own, a process tells the others' workers (PostgreSQL only).
     announcer = None if workers or not _postgres(settings) else Announcer()
@@ -180,20 +194,22 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
     return background
 
 
-def _scheduler(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     """APScheduler only ticks; each job reads what is due from the database (scheduler/)."""
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        async def expire() -> None:
+        async def tick() -> None:
             with app[ORM]:
-                if await expire_dialogs(clock()):
-                    app[INBOX].wake()
+                report = await jobs.tick(clock())
+            if report.done.get("dialogs"):
+                app[INBOX].wake()
+            app[DISPATCHER].wake()
 
-        jobs = AsyncIOScheduler(timezone=app[SETTINGS].tz)
-        jobs.add_job(expire, "interval", seconds=DIALOG_CHECK_SECONDS, id="dialog-expiry",
-                     max_instances=1, coalesce=True)
-        jobs.start()
+        ticker = AsyncIOScheduler(timezone=app[SETTINGS].tz)
+        ticker.add_job(tick, "interval", seconds=jobs.policy.tick.total_seconds(), id="tick",
+                       max_instances=1, coalesce=True)
+        ticker.start()
         yield
-        jobs.shutdown(wait=False)
+        ticker.shutdown(wait=False)
 
     return scheduler
 

@@ -1,4 +1,5 @@
-"""The `safetybot` command: serve, work, migrate, load-org, check-config."""
+"""The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org,
+check-config."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 
 from aiohttp import web
 
 from bot import logs
-from bot.app import hazard_rules
+from bot.app import hazard_rules, scheduled_jobs
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings, describe, load_settings
+from scheduler.jobs import Jobs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,8 +26,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service: callbacks and the workers")
     serve.add_argument("--no-workers", action="store_true",
                        help="answer callbacks only; run `safetybot work` beside it")
-    commands.add_parser("work", help="run the inbox worker and the outbox dispatcher, without "
-                                     "callbacks (operations endpoints on SAFETYBOT_PORT)")
+    work = commands.add_parser("work", help="run the inbox worker and the outbox dispatcher, "
+                               "without callbacks (operations endpoints on SAFETYBOT_PORT)")
+    for parser_ in (serve, work):
+        parser_.add_argument("--no-scheduler", action="store_true",
+                             help="leave the scheduled jobs to `safetybot scheduler`")
+    commands.add_parser("scheduler", help="run only the scheduled jobs (reminders, "
+                                          "escalations, digests, reports)")
+    tick = commands.add_parser("tick", help="run every scheduled job that is due, once")
+    tick.add_argument("--now", default="", metavar="ISO-TIME",
+                      help="as of this instant (default: now); a time without an offset is "
+                           "in SAFETYBOT_TIMEZONE")
+    report = commands.add_parser("report", help="write the monthly closure report's files")
+    report.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    report.add_argument("--out", type=Path, default=Path("reports"),
+                        help="folder for the files (default: ./reports)")
     commands.add_parser("migrate", help="apply database migrations")
     load = commands.add_parser("load-org", help="import the roster (idempotent)")
     load.add_argument("file", type=Path, nargs="?", help="roster TOML (default: org_file)")
@@ -32,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        hazard_rules(settings, MediaStore(Path(settings.media_dir)))  # the category library
+        media = MediaStore(Path(settings.media_dir))
+        jobs = scheduled_jobs(settings, media, hazard_rules(settings, media))
     except SettingError as exc:
         print(f"safetybot: bad setting {exc}", file=sys.stderr)
         return 2
@@ -48,9 +65,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "load-org":
         return asyncio.run(_load_org(settings, args.file or Path(settings.org_file)))
+    if args.command == "tick":
+        try:
+            now = _instant(args.now, settings.tz) if args.now else datetime.now(UTC)
+        except ValueError:
+            print(f"safetybot: tick --now: not an ISO time: {args.now!r}", file=sys.stderr)
+            return 2
+        return asyncio.run(_tick(settings, jobs, now))
+    if args.command == "report":
+        return asyncio.run(_report(settings, jobs, args.month, args.out))
+    if args.command == "scheduler":
+        return _serve(settings, callbacks=False, workers=False, scheduler=True)
     if args.command == "work":
-        return _serve(settings, callbacks=False)
-    return _serve(settings, workers=not args.no_workers)
+        return _serve(settings, callbacks=False, scheduler=not args.no_scheduler)
+    return _serve(settings, workers=not args.no_workers,
+                  scheduler=not args.no_scheduler and not args.no_workers)
+
+
+def _instant(text: str, tz: tzinfo) -> datetime:
+    """An ISO time; without an offset it is local (SAFETYBOT_TIMEZONE), as people write it."""
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
+
+
+def _month(text: str) -> str:
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return f"{date(year, month, 1):%Y-%m}"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {text!r}") from None
+
+
+async def _tick(settings: Settings, jobs: Jobs, now: datetime) -> int:
+    from bot.db import open_database
+
+    ctx = await open_database(settings.database_url)
+    with ctx:
+        try:
+            report = await jobs.tick(now)
+        finally:
+            await ctx.close_connections()
+    print(f"safetybot: tick: {report.summary()}")
+    return 1 if report.failed else 0
+
+
+async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
+    from bot.db import open_database
+    from scheduler.monthly import write_monthly
+
+    ctx = await open_database(settings.database_url)
+    with ctx:
+        try:
+            paths = await write_monthly(month, settings.tz, jobs.catalog, out)
+        finally:
+            await ctx.close_connections()
+    for path in paths:
+        print(f"safetybot: wrote {path}")
+    return 0
 
 
 async def _load_org(settings: Settings, path: Path) -> int:
@@ -71,7 +142,8 @@ async def _load_org(settings: Settings, path: Path) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True) -> int:
+def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
+           scheduler: bool = True) -> int:
     from bot.app import create_app
     from bot.db import open_database, pending_migrations
 
@@ -90,13 +162,15 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True) 
         return 2
     channels = [name for name, on in (("wecom", settings.wecom.enabled),
                                       ("webchat", settings.webchat_enabled)) if on]
-    roles = [role for role, on in (("callbacks", callbacks), ("workers", workers)) if on]
+    roles = [role for role, on in (("callbacks", callbacks), ("workers", workers),
+                                   ("scheduler", scheduler)) if on]
     logging.getLogger("bot").info(
         "serving on http://%s:%d", settings.host, settings.port,
         extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
                "running": roles},
     )
-    web.run_app(create_app(settings, callbacks=callbacks, workers=workers), host=settings.host,
+    web.run_app(create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler),
+                host=settings.host,
                 port=settings.port, access_log=None, print=lambda _: None)
     return 0
 

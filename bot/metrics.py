@@ -40,3 +40,7 @@ API_ERRORS = Counter(
 TOKEN_REFRESHES = Counter(
     "safetybot_token_refreshes_total", "Access token fetches", ["platform"], registry=REGISTRY
 )
+ALARMS_LATE = Gauge(
+    "safetybot_alarms_late", "Reminders and escalations overdue beyond the grace period",
+    registry=REGISTRY,
+)

@@ -65,6 +65,19 @@ class HazardSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    tick_seconds: int = 30                   # how often the scheduler looks for due work
+    remind_before_hours: str = "24,2"        # reminders to the owner before the deadline
+    escalate_after_hours: str = "0,24,48"    # overdue: supervisor, next supervisor, managers
+    spread_minutes: int = 10                 # sends are spread over this much past their time
+    quiet_hours: str = "22:00-07:00"         # routine reminders wait until the end
+    calendar_file: str = "config/calendar.toml"  # weekends, holidays and 调休 working days
+    digest_time: str = "08:20"               # daily digest; the monthly report on the 1st
+    risk_rules_file: str = "config/risk-status.toml"
+    audit_grace_minutes: int = 15            # a step this late is reported by the auditor
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite://data/safetybot.sqlite3"
     host: str = "127.0.0.1"
@@ -87,6 +100,7 @@ class Settings:
     wecom: WeComSettings = WeComSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
     hazard: HazardSettings = HazardSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -112,7 +126,7 @@ def is_loopback(host: str) -> bool:
 SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
                      "dingtalk.client_secret"})
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
-                             "hazard": HazardSettings}
+                             "hazard": HazardSettings, "schedule": ScheduleSettings}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -39,6 +39,7 @@ def build_router() -> Router:
     router = Router()
     router.include(report.router)
     router.include(workflow.router)
+    router.include(commands.clicks)
     return router
 
 

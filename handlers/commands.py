@@ -14,6 +14,7 @@ from models.messaging import InboundKind, Markdown, Text
 from models.org import Area, User
 
 router = Router()
+clicks = Router()      # card buttons that only show something
 
 HELP = """**安全助手 使用说明**
 > **上报隐患**：直接发送现场照片，并说明区域和情况，例如“3号车间 配电箱门没关”
@@ -61,9 +62,21 @@ async def mine(ctx: Context) -> None:
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and NUMBER.fullmatch(e.text.strip()) is not None)
 async def show_ticket(ctx: Context) -> None:
-    ticket = await Ticket.get_or_none(number=ctx.event.text.strip())
+    await _details(ctx, ctx.event.text.strip())
+
+
+@clicks.card_action("view")
+async def view_from_card(ctx: Context) -> None:
+    """查看详情 on a reminder or escalation card: the ticket picked in its drop-down, else the
+    one the button names. It only shows, like typing the number, so it needs no stored card."""
+    picked = ctx.event.selected.get("ticket") or [ctx.event.event_key.split(":")[1]]
+    await _details(ctx, picked[0])
+
+
+async def _details(ctx: Context, number: str) -> None:
+    ticket = await Ticket.get_or_none(number=number)
     if ticket is None:
-        await ctx.reply(Text(f"没有找到隐患 {ctx.event.text.strip()}。"))
+        await ctx.reply(Text(f"没有找到隐患 {number}。"))
         return
     history = await AuditEvent.filter(subject_type="ticket", subject_id=str(ticket.id)
                                       ).order_by("id")

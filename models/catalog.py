@@ -82,6 +82,11 @@ class Catalog:
     def get(self, code: str) -> Category | None:
         return next((c for c in self.categories if c.code == code), None)
 
+    def name_of(self, code: str) -> str:
+        """The category's name for people; the code itself once it left the library."""
+        found = self.get(code)
+        return found.name if found else (code or "未填类别")
+
     def find(self, text: str) -> Category | None:
         """The category whose keywords the text mentions most (the first one on a tie)."""
         scored = [(sum(k in text for k in c.keywords), -i, c)

@@ -20,6 +20,7 @@ from tortoise.models import Model
 
 from models.audit import record
 from models.catalog import Category, DefectType, Grade
+from models.escalation import supervisor_chain, void_alarms
 from models.org import Area, Role, User
 
 
@@ -85,11 +86,18 @@ class Ticket(Model):
     opened_at = fields.DatetimeField(null=True)
     submitted_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
+    # The escalation ladder (models/escalation.py): the owner's supervisors, frozen when the
+    # ticket opens or changes hands; whether the ladder's rows match the deadline and owner;
+    # the highest escalation level that has fired.
+    chain: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    armed = fields.BooleanField(default=False)
+    escalation_level = fields.SmallIntField(default=0)
 
     class Meta:
         table = "ticket"
         indexes = (("status", "area_id", "category"), ("owner_id", "status"),
-                   ("reviewer_id", "status"), ("reporter_id", "status"))
+                   ("reviewer_id", "status"), ("reporter_id", "status"), ("status", "armed"),
+                   ("created_at",), ("closed_at",))
 
     @property
     def label(self) -> str:
@@ -193,12 +201,31 @@ async def _move(ticket: Ticket, actor: str, action: str, now: datetime, *,
     """Apply a transition if nobody changed the ticket meanwhile; audit it."""
     new_status = status or ticket.status
     won = await Ticket.filter(id=ticket.id, version=ticket.version).update(
-        status=new_status, version=F("version") + 1, updated_at=now, **changes)
+        status=new_status, version=F("version") + 1, updated_at=now,
+        **changes, **await _ladder_changes(ticket, new_status, changes))
     if not won:
         raise Stale(ticket.label)
+    if ticket.status in ACTIVE and new_status not in ACTIVE:
+        await void_alarms(ticket.id)
     await _audit(ticket, actor, action, now, to_state=new_status.value, note=note,
                  changes={k: _plain(v) for k, v in changes.items()})
     await ticket.refresh_from_db()
+
+
+async def _ladder_changes(ticket: Ticket, new_status: Status, changes: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """An opening, a new deadline or a new owner asks the scheduler to rewrite the ladder; the
+    supervisor chain is frozen when the ticket opens and when it changes hands."""
+    if new_status is not Status.OPEN:
+        return {}
+    reopened = ticket.status is not Status.OPEN
+    if not reopened and not {"deadline", "owner_id"} & changes.keys():
+        return {}
+    out: dict[str, Any] = {"armed": False}
+    owner = changes.get("owner_id", ticket.owner_id)
+    if owner and ("owner_id" in changes or not ticket.chain):
+        out["chain"] = await supervisor_chain(owner)
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -234,12 +234,12 @@ class InboxEvent(Model):
 
 async def inbox_put(event: Inbound, now: datetime) -> bool:
     """Store an event once; False when its dedup key was seen before (a platform retry)."""
-    stored = await _insert_once(InboxEvent, "dedup_key", {
+    stored = await insert_once(InboxEvent, "dedup_key", [{
         "dedup_key": event.dedup_key, "platform": event.platform, "user_id": event.user_id,
         "kind": event.kind.value, "payload": event.to_payload(), "received_at": now,
         "status": InboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "last_error": "",
-    })
-    return stored is not None
+    }])
+    return bool(stored)
 
 
 async def inbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[InboxEvent]:
@@ -381,6 +381,16 @@ class OutboxDelivery(Model):
         indexes = (("recipient", "sent_at"),)
 
 
+@dataclass(frozen=True)
+class Queued:
+    """One message for `enqueue_many`."""
+
+    key: str
+    message: Outgoing
+    to_users: Sequence[str] = ()
+    to_chat: str = ""
+
+
 async def enqueue(
     key: str, message: Outgoing, *, now: datetime, platform: str,
     to_users: Sequence[str] = (), to_chat: str = "", priority: Priority = Priority.ROUTINE,
@@ -390,28 +400,37 @@ async def enqueue(
     Call it inside the transaction that decided to send, so the decision and the message commit
     together.
     """
-    recipients = _recipients(message, to_users, to_chat)
-    # A lone person's messages keep their order ("没有找到该区域" before the question asked again);
-    # broadcasts and card updates do not wait for anything.
-    single = len(recipients) == 1 and recipients[0] in to_users
-    thread = f"{platform}:{int(priority)}:{recipients[0]}"[:100] if single else ""
-    limited = message.type in RATE_LIMITED and not to_chat
-    # The message and its recipients commit together even when a caller forgot its transaction:
-    # a dispatcher woken by the insert must never find a message addressed to nobody.
-    async with in_transaction():
-        message_id = await _insert_once(OutboxMessage, "idempotency_key", {
-            "idempotency_key": key, "platform": platform, "kind": message.type,
-            "payload": outgoing_to_payload(message), "priority": int(priority),
+    return bool(await enqueue_many([Queued(key, message, to_users, to_chat)], now=now,
+                                   platform=platform, priority=priority))
+
+
+async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
+                       priority: Priority = Priority.ROUTINE) -> int:
+    """Queue messages in two statements however many there are (a scheduler tick may queue a
+    thousand); keys queued before are skipped. Returns how many were new."""
+    rows, recipients = [], {}
+    for item in items:
+        to = _recipients(item.message, item.to_users, item.to_chat)
+        recipients[item.key] = (to, item.message.type in RATE_LIMITED and not item.to_chat)
+        # A lone person's messages keep their order ("没有找到该区域" before the question asked
+        # again); broadcasts and card updates do not wait for anything.
+        single = len(to) == 1 and to[0] in item.to_users
+        rows.append({
+            "idempotency_key": item.key, "platform": platform, "kind": item.message.type,
+            "payload": outgoing_to_payload(item.message), "priority": int(priority),
             "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
-            "created_at": now, "result": {}, "last_error": "", "thread": thread,
+            "created_at": now, "result": {}, "last_error": "",
+            "thread": f"{platform}:{int(priority)}:{to[0]}"[:100] if single else "",
         })
-        if message_id is None:
-            return False
+    # The messages and their recipients commit together even when a caller forgot its
+    # transaction: a dispatcher woken by the insert must never find a message addressed to
+    # nobody.
+    async with in_transaction():
+        new = await insert_once(OutboxMessage, "idempotency_key", rows)
         await OutboxDelivery.bulk_create(
-            [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=limited)
-             for r in recipients]
-        )
-    return True
+            [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=recipients[key][1])
+             for key, message_id in new.items() for r in recipients[key][0]], batch_size=500)
+    return len(new)
 
 
 def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> list[str]:
@@ -474,27 +493,44 @@ class PlatformToken(Model):
 # Statements the ORM cannot express in one round trip; the same SQL on PostgreSQL and SQLite
 
 
-async def _insert_once(model: type[Model], unique: str, values: dict[str, Any]) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING: the new row's id, or None when `unique` was taken.
+async def insert_once(model: type[Model], unique: str, rows: Sequence[dict[str, Any]]
+                      ) -> dict[str, int]:
+    """INSERT … ON CONFLICT DO NOTHING, a batch at a time: the new rows' ids by their `unique`
+    value; a value already taken is left out.
 
     A repeat is a no-op rather than an error, so it leaves a PostgreSQL transaction usable, and
     it skips the ORM's per-object work on the callback's hot path."""
+    if not rows:
+        return {}
     meta = model._meta
     db = meta.db
-    columns = tuple(meta.fields_db_projection[name] for name in values)
-    sql = _insert_sql(meta.db_table, columns, unique, db.capabilities.dialect)
-    params = [meta.fields_map[name].to_db_value(value, model) for name, value in values.items()]
-    rows = await db.execute_query_dict(sql, params)
-    return int(rows[0]["id"]) if rows else None
+    names = tuple(rows[0])
+    columns = tuple(meta.fields_db_projection[name] for name in names)
+    column = meta.fields_db_projection[unique]
+    new: dict[str, int] = {}
+    for start in range(0, len(rows), INSERT_BATCH):
+        batch = rows[start:start + INSERT_BATCH]
+        sql = _insert_sql(meta.db_table, columns, column, len(batch), db.capabilities.dialect)
+        params = [meta.fields_map[name].to_db_value(row[name], model)
+                  for row in batch for name in names]
+        for found in await db.execute_query_dict(sql, params):
+            new[str(found[column])] = int(found["id"])
+    return new
+
+
+INSERT_BATCH = 500     # rows per statement: 13 columns stay far below SQLite's 32,766 variables
 
 
 @functools.cache
-def _insert_sql(table: str, columns: tuple[str, ...], unique: str, dialect: str) -> str:
-    mark = "$" if dialect == "postgres" else "?"
+def _insert_sql(table: str, columns: tuple[str, ...], unique: str, count: int,
+                dialect: str) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(f"{mark}{n}" for n in range(1, len(columns) + 1))
-    return (f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
-            f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id"')
+    numbers = iter(range(1, len(columns) * count + 1))
+    mark = "$" if dialect == "postgres" else "?"
+    values = ", ".join("(" + ", ".join(f"{mark}{next(numbers)}" for _ in columns) + ")"
+                       for _ in range(count))
+    return (f'INSERT INTO "{table}" ({names}) VALUES {values} '
+            f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id", "{unique}"')
 
 
 async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,

@@ -73,6 +73,11 @@ class Area(Model):
     groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     latitude = fields.FloatField(null=True)
     longitude = fields.FloatField(null=True)
+    # Dynamic status from the area's ticket history (scheduler/risk.py): 高 / 中 / 低, with the
+    # rule that gave it. Kept apart from the inherent colour, and never shown in colours.
+    risk_status = fields.CharField(max_length=2, default="")
+    risk_reason = fields.CharField(max_length=100, default="")
+    risk_status_at = fields.DatetimeField(null=True)
     owner_id: str | None
     reviewer_id: str | None
 

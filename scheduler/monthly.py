@@ -39,6 +39,7 @@ CHART_AREAS = 12
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK", "Source Han Sans SC", "Source Han Sans",
              "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
              "PingFang SC")
+CJK_FILES = ("NotoSansCJK", "SourceHanSans", "wqy-", "msyh", "simhei", "PingFang")
 
 
 class MediaSink(Protocol):
@@ -237,7 +238,7 @@ def _area_bars(ax: Any, rows: Sequence[Breakdown], trimmed: bool) -> None:
                  else "本月无上报的隐患")
     ax.xaxis.get_major_locator().set_params(integer=True)
     if rows:
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
 
 
 def _rate_bars(ax: Any, r: MonthlyClosure) -> None:
@@ -259,14 +260,27 @@ def _rate_bars(ax: Any, r: MonthlyClosure) -> None:
 
 @functools.cache
 def _cjk_font() -> str | None:
+    """The best installed font with Chinese glyphs. matplotlib keeps the font list it found on
+    its first run, so a font installed since is looked for by its file name."""
     from matplotlib import font_manager
 
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    name = _preferred({entry.name for entry in manager.ttflist})
+    if name is None:
+        for path in font_manager.findSystemFonts():
+            if any(part in Path(path).name for part in CJK_FILES):
+                manager.addfont(path)
+        name = _preferred({entry.name for entry in manager.ttflist})
+    if name is None:
+        log.info("no CJK font for the monthly chart; install fonts-noto-cjk")
+    return name
+
+
+def _preferred(installed: set[str]) -> str | None:
     for wanted in CJK_FONTS:
         found = sorted(name for name in installed if name.startswith(wanted))
         if found:
             return found[0]
-    log.info("no CJK font found for the monthly chart; install fonts-noto-cjk")
     return None
 
 
@@ -330,7 +344,8 @@ def _statistics(sheet: Worksheet, r: MonthlyClosure) -> None:
                     "变化（比率为百分点）"])
     for label, name in HEADLINE_ROWS:
         now, before, change = (getattr(h, name) for h in (r.current, r.previous, r.change))
-        sheet.append([label, _cell(now), _cell(before), _cell(change)])
+        digits = 4 if name.endswith("_rate") else 1     # rates are shown as 0.0%
+        sheet.append([label, _cell(now, digits), _cell(before, digits), _cell(change, 1)])
         if name.endswith("_rate"):
             for cell in sheet[sheet.max_row][1:3]:
                 cell.number_format = "0.0%"
@@ -348,5 +363,5 @@ def _statistics(sheet: Worksheet, r: MonthlyClosure) -> None:
         sheet.column_dimensions[letter].width = width
 
 
-def _cell(value: float | None) -> float | None:
-    return round(value, 4) if isinstance(value, float) else value
+def _cell(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if isinstance(value, float) else value

@@ -31,9 +31,9 @@ from tests.harness import (
 )
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("webchat_line", "outbox_delivery", "outbox_message", "inbox_event", "platform_token",
-          "audit_event", "dialog", "ticket_card", "ticket_counter", "ticket", "area", "org_user",
-          "department")
+TABLES = ("alarm", "job_run", "webchat_line", "outbox_delivery", "outbox_message",
+          "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
+          "ticket_counter", "ticket", "area", "org_user", "department")
 
 def _server_and_name(url: str) -> tuple[str, str]:
     base, _, name = url.rpartition("/")

@@ -1,0 +1,123 @@
+"""Reminders and the escalation ladder of an open ticket, as rows that say when each step is due.
+
+A ticket's ladder is written when it opens (and rewritten when its deadline or owner changes):
+one `Alarm` per step, unique by (ticket, kind, level), with its recipients frozen at that moment,
+so a later roster change does not move an escalation that is already on its way. A step fires at
+most once: the scheduler moves it from `pending` to `sent` in the same transaction that queues its
+message. Ticket transitions only mark a ladder stale (`Ticket.armed = False`) or void it; the
+scheduler, which knows the configured ladder, arms it (scheduler/escalation.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.org import Role, User
+
+if TYPE_CHECKING:
+    from models.hazard import Ticket
+
+MAX_CHAIN = 6            # supervisors kept above an owner; a ladder rarely climbs more than three
+
+
+class AlarmKind(StrEnum):
+    REMIND = "remind"        # to the owner, before the deadline
+    ESCALATE = "escalate"    # up the chain, after it
+
+
+class AlarmState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"      # already past when the ladder was written (a short deadline)
+    VOID = "void"            # the ticket closed or was cancelled first
+
+
+class Alarm(Model):
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="alarms", on_delete=fields.CASCADE)
+    kind = fields.CharEnumField(AlarmKind, max_length=8)
+    level = fields.SmallIntField()                     # 1 = the first step of its kind
+    due_at = fields.DatetimeField()
+    recipients: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    state = fields.CharEnumField(AlarmState, max_length=8, default=AlarmState.PENDING)
+    fired_at = fields.DatetimeField(null=True)
+    ticket_id: int
+
+    class Meta:
+        table = "alarm"
+        unique_together = (("ticket", "kind", "level"),)
+        indexes = (("state", "due_at"),)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """When the steps come, from configuration: reminders before the deadline, escalations
+    after it. The last escalation goes to the safety managers and principals; the ones before
+    it climb the owner's supervisor chain, one level each."""
+
+    remind_before: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+    escalate_after: tuple[timedelta, ...] = (timedelta(0), timedelta(hours=24),
+                                             timedelta(hours=48))
+    spread: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: AlarmKind
+    level: int
+    due_at: datetime
+    recipients: list[str]
+
+
+async def supervisor_chain(user_id: str) -> list[str]:
+    """The people above `user_id`, nearest first (the roster refuses cycles; the cap is a
+    second guard)."""
+    chain: list[str] = []
+    current = await User.get_or_none(id=user_id)
+    while current is not None and current.supervisor_id and len(chain) < MAX_CHAIN:  # type: ignore[attr-defined]
+        above: str = current.supervisor_id  # type: ignore[attr-defined]
+        if above in chain or above == user_id:
+            break
+        chain.append(above)
+        current = await User.get_or_none(id=above, active=True)
+    return chain
+
+
+async def managers() -> list[str]:
+    """Safety managers and principals: the top of every ladder."""
+    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
+    wanted = {Role.SAFETY_MANAGER.value, Role.PRINCIPAL.value}
+    return [uid for uid, roles in people if wanted & set(roles)]
+
+
+def steps(ladder: Ladder, *, deadline: datetime, owner: str, chain: list[str],
+          top: list[str], offset: timedelta) -> list[Step]:
+    """The ladder of one ticket. `offset` (less than `ladder.spread`, fixed per ticket) moves
+    every step a little, so tickets opened at the same minute do not all fire at once."""
+    out = [Step(AlarmKind.REMIND, n, deadline - before + offset - ladder.spread, [owner])
+           for n, before in enumerate(ladder.remind_before, 1)]
+    last = len(ladder.escalate_after)
+    for n, after in enumerate(ladder.escalate_after, 1):
+        above = chain[n - 1] if n < last and n - 1 < len(chain) else ""
+        out.append(Step(AlarmKind.ESCALATE, n, deadline + after + offset,
+                        [above] if above else top))
+    return out
+
+
+def spread_offset(ticket_id: int, spread: timedelta) -> timedelta:
+    """A fixed, well-mixed share of `spread` for one ticket."""
+    seconds = int(spread.total_seconds())
+    return timedelta(seconds=(ticket_id * 2654435761) % seconds) if seconds > 0 else timedelta(0)
+
+
+async def void_alarms(ticket_id: int) -> None:
+    """The ticket is closed or cancelled: nothing left on its ladder may fire."""
+    await Alarm.filter(ticket_id=ticket_id, state=AlarmState.PENDING).update(
+        state=AlarmState.VOID)

@@ -1,0 +1,41 @@
+"""The auditor: steps of the ladder that should have fired and did not, and opened tickets whose
+ladder was never written. It changes nothing; it tells (a warning in the log and the
+`safetybot_alarms_late` metric), because a silent scheduler is the failure nobody notices."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from tortoise.expressions import Q
+
+from bot import metrics
+from models.catalog import Grade
+from models.escalation import Alarm, AlarmState
+from models.hazard import Status, Ticket
+from scheduler.policy import Policy
+
+log = logging.getLogger(__name__)
+NAMED = 10     # tickets named in the warning; the metric counts them all
+
+
+async def audit_alarms(policy: Policy, now: datetime) -> int:
+    """How many steps are late beyond the grace period; routine steps held over quiet time are
+    late only once their release (start of working time plus the spread) is past too."""
+    cutoff = now - policy.audit_grace
+    late = Alarm.filter(state=AlarmState.PENDING, due_at__lt=cutoff, ticket__status=Status.OPEN)
+    opened = policy.calendar.opened_at(now)
+    if opened is None:
+        late = late.filter(ticket__grade=Grade.MAJOR)
+    elif opened + policy.ladder.spread >= cutoff:
+        late = late.filter(Q(ticket__grade=Grade.MAJOR) | Q(due_at__gte=opened))
+    count = await late.count()
+    unarmed = Ticket.filter(status=Status.OPEN, armed=False, updated_at__lt=cutoff)
+    count += await unarmed.count()
+    metrics.ALARMS_LATE.set(count)
+    if count:
+        numbers = sorted(set(await late.limit(NAMED).values_list("ticket__number", flat=True))
+                         | set(await unarmed.limit(NAMED).values_list("number", flat=True)))
+        log.warning("reminders or escalations are late", extra={
+            "late": count, "tickets": ", ".join(str(n) for n in numbers[:NAMED])})
+    return count

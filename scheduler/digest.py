@@ -1,0 +1,58 @@
+"""The safety managers' daily digest: yesterday's new and closed tickets, what is open and
+overdue now, by area, and the areas whose dynamic risk status is 高."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from models.hazard import ACTIVE, Status, Ticket
+from models.messaging import Markdown, enqueue
+from models.org import Area, Role, User
+
+MAX_AREAS = 15          # the rest are summed up in one line, within WeCom's 4,096 bytes
+
+
+async def safety_managers() -> list[str]:
+    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
+    return [uid for uid, roles in people if Role.SAFETY_MANAGER.value in roles]
+
+
+async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: ZoneInfo,
+                      platform: str) -> None:
+    """The digest for the local day that ends at `day_start` (yesterday)."""
+    since = day_start - timedelta(days=1)
+    new = await Ticket.filter(number__isnull=False, created_at__gte=since,
+                              created_at__lt=day_start).exclude(
+        status__in=[Status.CANCELLED, Status.LINKED]).values_list("area_id", flat=True)
+    closed = await Ticket.filter(closed_at__gte=since, closed_at__lt=day_start
+                                 ).values_list("area_id", flat=True)
+    active = await Ticket.filter(status__in=ACTIVE).values_list("area_id", "status", "deadline")
+    overdue = [a for a, status, deadline in active
+               if status == Status.OPEN and deadline is not None and deadline < now]
+    areas = {a.code: a for a in await Area.all()}
+    counts = {name: Counter(ids) for name, ids in (
+        ("new", new), ("closed", closed), ("open", [a for a, _, _ in active]),
+        ("overdue", overdue))}
+    day = since.astimezone(tz)
+    lines = [f"**安全日报 {day:%m月%d日}**",
+             f"> 新增隐患：{len(new)}项，闭环：{len(closed)}项",
+             f"> 未闭环：{len(active)}项，其中超期：{len(overdue)}项"]
+    touched = sorted(set().union(*counts.values()),
+                     key=lambda code: (-counts["overdue"][code], -counts["open"][code],
+                                       code or ""))
+    if touched:
+        lines.append("**分区域**（新增 / 闭环 / 未闭环 / 超期）")
+        for code in touched[:MAX_AREAS]:
+            name = areas[code].name if code in areas else "未填区域"
+            lines.append(f"> {name}：{counts['new'][code]} / {counts['closed'][code]} / "
+                         f"{counts['open'][code]} / {counts['overdue'][code]}")
+        if len(touched) > MAX_AREAS:
+            lines.append(f"> 其余{len(touched) - MAX_AREAS}个区域略，发送“统计”查看全部。")
+    high = sorted((a for a in areas.values() if a.risk_status == "高"), key=lambda a: a.code)
+    if high:
+        lines.append("**动态风险“高”的区域**")
+        lines += [f"> {a.name}：{a.risk_reason}" for a in high[:MAX_AREAS]]
+    await enqueue(f"digest:{day:%Y-%m-%d}", Markdown("\n".join(lines)), now=now,
+                  platform=platform, to_users=to)

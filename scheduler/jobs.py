@@ -1,0 +1,114 @@
+"""Everything the scheduler does, as one `tick(now)`: the same code runs from APScheduler in the
+service, from `safetybot tick [--now]`, and in tests with a clock they control.
+
+Each job reads what is due from the database and writes outbox rows, so a tick can run on any
+instance, be repeated, or fail half-way: what it did commits with the rows that record it, and
+what it did not is still due at the next tick. Daily and monthly jobs claim their period in the
+transaction that does their work (models/schedule.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from bot.media import MediaStore
+from models.catalog import Catalog
+from models.escalation import managers
+from models.schedule import claim_period
+from scheduler.auditor import audit_alarms
+from scheduler.dialogs import expire_dialogs
+from scheduler.digest import safety_managers, send_digest
+from scheduler.escalation import arm_ladders, fire_due
+from scheduler.monthly import send_monthly
+from scheduler.policy import Policy
+from scheduler.risk import update_risk_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    done: dict[str, int] = field(default_factory=dict)     # job → rows it acted on
+    failed: dict[str, str] = field(default_factory=dict)   # job → the error
+
+    def summary(self) -> str:
+        parts = [f"{job} {n}" for job, n in self.done.items()]
+        parts += [f"{job} FAILED ({error})" for job, error in self.failed.items()]
+        return ", ".join(parts)
+
+
+@dataclass
+class Jobs:
+    policy: Policy
+    catalog: Catalog
+    media: MediaStore
+    platform: str       # where scheduled notices go: WeCom when connected, else the web chat
+
+    async def tick(self, now: datetime) -> TickReport:
+        """Run every job once as of `now`. One job failing does not stop the others."""
+        report = TickReport()
+        jobs: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
+            ("dialogs", expire_dialogs),
+            ("ladders", lambda at: arm_ladders(self.policy, at)),
+            ("alarms", lambda at: fire_due(self.policy, self.catalog, at, self.platform)),
+            ("risk", self._risk),
+            ("digest", self._digest),
+            ("monthly", self._monthly),
+            ("auditor", lambda at: audit_alarms(self.policy, at)),
+        ]
+        for name, job in jobs:
+            try:
+                report.done[name] = await job(now)
+            except Exception as exc:
+                log.exception("scheduled job %s failed; the next tick tries again", name)
+                report.failed[name] = f"{type(exc).__name__}: {exc}"
+        return report
+
+    def _day(self, now: datetime) -> datetime | None:
+        """Today's local midnight once the digest time has come, else None."""
+        local = now.astimezone(self.policy.tz)
+        if local.time() < self.policy.digest_time:
+            return None
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    async def _risk(self, now: datetime) -> int:
+        day = self._day(now)
+        if day is None:
+            return 0
+        async with in_transaction():
+            if not await claim_period("risk", f"{day:%Y-%m-%d}", now):
+                return 0
+            return await update_risk_status(self.policy.risk_rules, now, self.platform)
+
+    async def _digest(self, now: datetime) -> int:
+        day = self._day(now)
+        if day is None:
+            return 0
+        to = await safety_managers()
+        if not to:
+            return 0
+        async with in_transaction():
+            if not await claim_period("digest", f"{day:%Y-%m-%d}", now):
+                return 0
+            await send_digest(to, day, now, self.policy.tz, self.platform)
+            return 1
+
+    async def _monthly(self, now: datetime) -> int:
+        """On the first day of a month, the report on the month before."""
+        day = self._day(now)
+        if day is None or day.day != 1:
+            return 0
+        month = f"{day - timedelta(days=1):%Y-%m}"
+        to = await managers()
+        if not to:
+            return 0
+        async with in_transaction():
+            if not await claim_period("monthly", month, now):
+                return 0
+            return int(await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
+                                          self.platform, to))

@@ -1,0 +1,53 @@
+"""Area dynamic risk status (高 / 中 / 低), recomputed daily from ticket history by the rules in
+configuration. It never touches the inherent colour from the risk assessment; a change is
+announced to the area's group chats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tortoise.functions import Count
+
+from models.hazard import ACTIVE, Status, Ticket
+from models.messaging import Queued, Text, enqueue_many
+from models.org import Area
+from scheduler.policy import RiskRule
+
+FILED_OUT = (Status.DRAFT, Status.CANCELLED, Status.LINKED)
+
+
+async def _counts(rule: RiskRule, now: datetime) -> dict[str, int]:
+    """Tickets per area that the rule counts, in one grouped query."""
+    query = Ticket.filter(area_id__isnull=False).exclude(status__in=FILED_OUT)
+    if rule.grade is not None:
+        query = query.filter(grade=rule.grade)
+    if rule.open:
+        query = query.filter(status__in=ACTIVE)
+    if rule.within_days is not None:
+        query = query.filter(created_at__gte=now - timedelta(days=rule.within_days))
+    rows = await query.annotate(n=Count("id")).group_by("area_id").values("area_id", "n")
+    return {row["area_id"]: row["n"] for row in rows}
+
+
+async def update_risk_status(rules: tuple[RiskRule, ...], now: datetime, platform: str) -> int:
+    """Give every area the status of the first rule that holds; returns how many changed."""
+    counts = [await _counts(rule, now) if rule.at_least is not None or rule.at_most is not None
+              else {} for rule in rules]
+    announcements: list[Queued] = []
+    changed = 0
+    for area in await Area.all().order_by("code"):
+        rule = next(r for r, c in zip(rules, counts, strict=True)
+                    if r.holds(c.get(area.code, 0)))
+        if (area.risk_status, area.risk_reason) == (rule.status, rule.reason):
+            continue
+        changed += 1
+        before = area.risk_status
+        await Area.filter(code=area.code).update(risk_status=rule.status,
+                                                 risk_reason=rule.reason, risk_status_at=now)
+        if before and before != rule.status:
+            text = Text(f"【区域风险动态】{area.name}的动态风险状态由“{before}”调整为"
+                        f"“{rule.status}”：{rule.reason}。（固有风险等级：{area.risk_color.value}）")
+            announcements += [Queued(f"risk:{area.code}:{now.date()}:{group}", text,
+                                     to_chat=group) for group in area.groups]
+    await enqueue_many(announcements, now=now, platform=platform)
+    return changed
