@@ -259,14 +259,14 @@ async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
         draft.photos = [*draft.photos, ctx.event.media]
         await _save(ctx, draft)
     dialog.data = {**dialog.data, "photo_at": ctx.now.isoformat()}
-    await dialog.save()
     if quiet:
+        await dialog.save()
         return
     owner_hint = ""
     if len(draft.photos) == 1 and await Ticket.exists(owner_id=ctx.me.id, status=Status.OPEN):
         owner_hint = "如是整改后的照片，请回复“已整改”；如是新发现的隐患，请继续回答。"
     await ctx.reply(Text(f"已收到照片（共{len(draft.photos)}张）。{owner_hint}"))
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft)      # saves the dialog with the photo's time
 
 
 # ---------------------------------------------------------------------------------------------
