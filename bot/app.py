@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import ops
+from bot import metrics, ops
 from bot.channels import Channel
 from bot.channels.webchat import Hub, WebChat, WebChatChannel
 from bot.channels.wecom import WeComCallback, WeComChannel
@@ -31,6 +31,7 @@ from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
+from bot.scheduling import load_policy
 from bot.settings import SettingError, Settings
 from bot.wakeups import Announcer, listen
 from handlers import build_router
@@ -38,7 +39,6 @@ from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
 from models.messaging import Inbound, release_leases
 from scheduler.jobs import Jobs
-from scheduler.policy import load_policy
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,8 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
         async def tick() -> None:
             with app[ORM]:
                 report = await jobs.tick(clock())
+            if "auditor" in report.done:
+                metrics.ALARMS_LATE.set(report.done["auditor"])
             if report.done.get("dialogs"):
                 app[INBOX].wake()
             app[DISPATCHER].wake()

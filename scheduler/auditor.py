@@ -1,6 +1,7 @@
 """The auditor: steps of the ladder that should have fired and did not, and opened tickets whose
-ladder was never written. It changes nothing; it tells (a warning in the log and the
-`safetybot_alarms_late` metric), because a silent scheduler is the failure nobody notices."""
+ladder was never written. It changes nothing; it tells (a warning in the log, and the count the
+service shows as the `safetybot_alarms_late` metric), because a silent scheduler is the failure
+nobody notices."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import datetime
 
 from tortoise.expressions import Q
 
-from bot import metrics
 from models.catalog import Grade
 from models.escalation import Alarm, AlarmState
 from models.hazard import Status, Ticket
@@ -32,7 +32,6 @@ async def audit_alarms(policy: Policy, now: datetime) -> int:
     count = await late.count()
     unarmed = Ticket.filter(status=Status.OPEN, armed=False, updated_at__lt=cutoff)
     count += await unarmed.count()
-    metrics.ALARMS_LATE.set(count)
     if count:
         numbers = sorted(set(await late.limit(NAMED).values_list("ticket__number", flat=True))
                          | set(await unarmed.limit(NAMED).values_list("number", flat=True)))

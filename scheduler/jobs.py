@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from bot.media import MediaStore
 from models.catalog import Catalog
 from models.escalation import managers
 from models.schedule import claim_period
@@ -24,7 +23,7 @@ from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
 from scheduler.digest import safety_managers, send_digest
 from scheduler.escalation import arm_ladders, fire_due
-from scheduler.monthly import send_monthly
+from scheduler.monthly import MediaSink, send_monthly
 from scheduler.policy import Policy
 from scheduler.risk import update_risk_status
 
@@ -46,7 +45,7 @@ class TickReport:
 class Jobs:
     policy: Policy
     catalog: Catalog
-    media: MediaStore
+    media: MediaSink
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
 
     async def tick(self, now: datetime) -> TickReport:

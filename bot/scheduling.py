@@ -1,0 +1,125 @@
+"""The scheduler's settings, read and checked once at start-up: the ladder, working time, the
+digest hour, the calendar and risk-status files. A bad value stops start-up in one line naming
+the setting."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.settings import PROJECT_ROOT, ScheduleSettings, SettingError
+from models.catalog import Grade
+from models.escalation import Ladder
+from scheduler.policy import STATUSES, Policy, RiskRule, WorkCalendar
+
+SETTING = "SAFETYBOT_SCHEDULE_"
+
+
+def load_policy(s: ScheduleSettings, tz: ZoneInfo) -> Policy:
+    spread = _at_least("spread_minutes", s.spread_minutes, 0)
+    ladder = Ladder(
+        remind_before=tuple(timedelta(hours=h) for h in _hours("remind_before_hours",
+                                                                s.remind_before_hours)),
+        escalate_after=tuple(timedelta(hours=h) for h in _hours("escalate_after_hours",
+                                                                 s.escalate_after_hours)),
+        spread=timedelta(minutes=spread),
+    )
+    if not ladder.escalate_after:
+        raise SettingError(f"{SETTING}ESCALATE_AFTER_HOURS: needs at least one level")
+    start, _, end = s.quiet_hours.partition("-")
+    quiet = (_clock("quiet_hours", start), _clock("quiet_hours", end))
+    calendar = _calendar(Path(s.calendar_file), tz, quiet)
+    return Policy(
+        tz=tz, ladder=ladder, calendar=calendar,
+        digest_time=_clock("digest_time", s.digest_time),
+        risk_rules=_risk_rules(Path(s.risk_rules_file)),
+        audit_grace=timedelta(minutes=_at_least("audit_grace_minutes",
+                                                s.audit_grace_minutes, 1)),
+        tick=timedelta(seconds=_at_least("tick_seconds", s.tick_seconds, 1)),
+    )
+
+
+def _at_least(name: str, value: int, low: int) -> int:
+    if value < low:
+        raise SettingError(f"{SETTING}{name.upper()}: must be at least {low}")
+    return value
+
+
+def _hours(name: str, text: str) -> list[float]:
+    try:
+        hours = sorted((float(part) for part in text.split(",") if part.strip()),
+                       reverse=name.startswith("remind"))
+    except ValueError:
+        raise SettingError(f"{SETTING}{name.upper()}: expected hours separated by commas, "
+                           f"got {text!r}") from None
+    if any(h < 0 for h in hours) or len(set(hours)) != len(hours):
+        raise SettingError(f"{SETTING}{name.upper()}: hours must be distinct and not negative")
+    return hours
+
+
+def _clock(name: str, text: str) -> time:
+    try:
+        hours, minutes = text.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise SettingError(f"{SETTING}{name.upper()}: expected HH:MM, got {text!r}") from None
+
+
+def _read(name: str, path: Path) -> dict[str, Any]:
+    full = path if path.is_absolute() else PROJECT_ROOT / path
+    try:
+        with full.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingError(f"{SETTING}{name.upper()}: {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingError(f"{SETTING}{name.upper()}: {path} is not valid TOML ({exc})") from None
+
+
+def _calendar(path: Path, tz: ZoneInfo, quiet: tuple[time, time]) -> WorkCalendar:
+    raw = _read("calendar_file", path)
+
+    def days(key: str) -> frozenset[date]:
+        try:
+            return frozenset(date.fromisoformat(d) for d in raw.get(key, []))
+        except (TypeError, ValueError):
+            raise SettingError(f"{SETTING}CALENDAR_FILE: {path}: {key} must list dates as "
+                               "YYYY-MM-DD") from None
+
+    weekend = raw.get("weekend", [6, 7])
+    if not isinstance(weekend, list) or not all(isinstance(d, int) and 1 <= d <= 7
+                                                for d in weekend):
+        raise SettingError(f"{SETTING}CALENDAR_FILE: {path}: weekend must list ISO weekdays "
+                           "1–7")
+    return WorkCalendar(tz, quiet[0], quiet[1], frozenset(weekend), days("holidays"),
+                        days("workdays"))
+
+
+def _risk_rules(path: Path) -> tuple[RiskRule, ...]:
+    raw = _read("risk_rules_file", path).get("rules", [])
+    rules = []
+    for n, entry in enumerate(raw, 1):
+        where = f"{SETTING}RISK_RULES_FILE: {path}: rules[{n}]"
+        try:
+            rule = RiskRule(
+                status=entry["status"], reason=entry.get("reason", ""),
+                grade=Grade(entry["grade"]) if "grade" in entry else None,
+                open=bool(entry.get("open", False)), within_days=entry.get("within_days"),
+                at_least=entry.get("at_least"), at_most=entry.get("at_most"),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SettingError(f"{where}: {exc}") from None
+        if rule.status not in STATUSES:
+            raise SettingError(f"{where}: status must be one of {'/'.join(STATUSES)}")
+        unknown = set(entry) - {"status", "reason", "grade", "open", "within_days", "at_least",
+                                "at_most"}
+        if unknown:
+            raise SettingError(f"{where}: unknown key {sorted(unknown)[0]}")
+        rules.append(rule)
+    if not rules or rules[-1].at_least is not None or rules[-1].at_most is not None:
+        raise SettingError(f"{SETTING}RISK_RULES_FILE: {path}: the last rule must have no "
+                           "count, so every area gets a status")
+    return tuple(rules)
