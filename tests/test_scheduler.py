@@ -314,6 +314,22 @@ async def test_the_digest_goes_once_a_day_with_the_days_numbers(org: None, jobs:
     assert len([m for m in await outbox() if m[0].startswith("digest:")]) == 2
 
 
+async def test_the_monthly_report_goes_on_the_first_once(org: None, jobs: Jobs) -> None:
+    closed = await open_ticket(at("2026-11-02 10:00"), area="A3")
+    await submit_evidence(closed, await User.get(id="lihua"), ["after"], "",
+                          at("2026-11-03 15:00"))
+    await approve(closed, await User.get(id="huangjun"), at("2026-11-03 16:00"))
+    await run(jobs, at("2026-11-30 09:00"), at("2026-12-01 08:00"))
+    assert not [m for m in await outbox() if m[0].startswith("monthly:")]
+    await run(jobs, at("2026-12-01 08:30"), at("2026-12-01 09:00"), at("2026-12-02 08:30"))
+    sent = [(key, to) for key, to, _ in await outbox() if key.startswith("monthly:")]
+    assert [key for key, _ in sent] == [f"monthly:2026-11:{part}"
+                                        for part in ("text", "chart", "ledger")]
+    assert {to for _, to in sent} == {tuple(MANAGERS)}
+    [(_, _, words)] = [m for m in await outbox() if m[0] == "monthly:2026-11:text"]
+    assert "2026年11月" in words and "100" in words          # one filed, one closed
+
+
 async def test_area_risk_status_follows_the_rules_and_a_change_is_announced(
         org: None, jobs: Jobs) -> None:
     colour = (await Area.get(code="A1")).risk_color
