@@ -280,10 +280,11 @@ def _count(counts: dict[str, int], name: str) -> None:
 
 
 async def _repeated(window: Window, area: _Namer, category: _Namer) -> tuple[Repeated, ...]:
+    """Filed in the month or open during it: filed before its end and not closed before it
+    began."""
     tickets = await Ticket.filter(number__isnull=False, reports__gt=1, created_at__lt=window.end) \
         .exclude(status__in=(Status.LINKED, Status.CANCELLED)) \
-        .filter(Q(created_at__gte=window.start) | Q(closed_at__isnull=True)
-                | Q(closed_at__gte=window.start)) \
+        .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=window.start)) \
         .order_by("-reports", "created_at", "id").limit(REPEATED_SHOWN)
     return tuple(Repeated(t.number or "", area(t), category(t), t.reports, t.description,
                           LABELS[t.status]) for t in tickets)
