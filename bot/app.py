@@ -37,6 +37,7 @@ from bot.wakeups import Announcer, listen
 from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
+from models.emergency import EmergencyPolicy
 from models.messaging import Inbound, release_leases
 from scheduler.jobs import Jobs
 
@@ -69,12 +70,18 @@ def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
         catalog = load_catalog(path)
     except CatalogError as exc:
         raise SettingError(f"SAFETYBOT_HAZARD_CATEGORIES_FILE: {exc}") from None
-    h = settings.hazard
+    h, e = settings.hazard, settings.emergency
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
         draft_idle=timedelta(minutes=h.draft_idle_minutes),
         photo_window=timedelta(seconds=h.photo_window_seconds),
         repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,
+        emergency=EmergencyPolicy(
+            remind_every=timedelta(minutes=e.remind_minutes),
+            reminders_before_deputy=e.reminders_before_deputy,
+            join_within=timedelta(minutes=e.join_minutes),
+            board_every=timedelta(seconds=e.board_seconds),
+            review_after=timedelta(hours=e.review_hours)),
     )
 
 
@@ -85,7 +92,7 @@ def home_platform(settings: Settings) -> str:
 
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules) -> Jobs:
     return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media,
-                home_platform(settings))
+                home_platform(settings), rules.emergency)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

@@ -78,12 +78,22 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class EmergencySettings:
+    remind_minutes: int = 2            # a responder who has not answered is reminded this often
+    reminders_before_deputy: int = 2   # then their deputy is called
+    join_minutes: int = 10             # the same plan and area started again this soon joins
+    board_seconds: int = 30            # the commander's board is sent at most this often
+    review_hours: int = 48             # a drill's 评估 reminder this long after it closed
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite://data/safetybot.sqlite3"
     host: str = "127.0.0.1"
     port: int = 8080
     timezone: str = "Asia/Shanghai"
     org_file: str = "config/demo-org.toml"
+    plans_dir: str = "config/plans"
     media_dir: str = "data/media"
     instance_id: str = ""
     log_level: str = "INFO"
@@ -101,6 +111,7 @@ class Settings:
     dingtalk: DingTalkSettings = DingTalkSettings()
     hazard: HazardSettings = HazardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    emergency: EmergencySettings = EmergencySettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -126,7 +137,8 @@ def is_loopback(host: str) -> bool:
 SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
                      "dingtalk.client_secret"})
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
-                             "hazard": HazardSettings, "schedule": ScheduleSettings}
+                             "hazard": HazardSettings, "schedule": ScheduleSettings,
+                             "emergency": EmergencySettings}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -251,6 +263,10 @@ def _validate(s: Settings) -> Settings:
                  "text_max_chars"):
         if getattr(s.hazard, name) < 1:
             raise SettingError(f"{_env_name('hazard.' + name)}: must be at least 1")
+    for name in ("remind_minutes", "reminders_before_deputy", "join_minutes", "board_seconds",
+                 "review_hours"):
+        if getattr(s.emergency, name) < 1:
+            raise SettingError(f"{_env_name('emergency.' + name)}: must be at least 1")
     if s.wecom.enabled:
         _validate_wecom(s.wecom)
     return s

@@ -1,16 +1,16 @@
 """What the bot does when something arrives. The routers are composed here, in one place.
 
 Precedence, top first: strangers get one polite answer; a card click goes to its card's handler;
-a command typed in full (帮助, 我的隐患, a ticket number …) is answered even in the middle of a
-question; an open question gets the message; otherwise a photo, a trigger word or a hazard's words
-start a report.
+an emergency command (一键报警, 启动预案, 收到 …) or a command typed in full (帮助, 我的隐患, a
+ticket number …) is answered even in the middle of a question; an open question gets the
+message; otherwise a photo, a trigger word or a hazard's words start a report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers import cards, commands, report, workflow
+from handlers import cards, commands, emergency, report, workflow
 from handlers.router import Context, Router
 from models.dialog import Dialog
 from models.messaging import InboundKind
@@ -20,6 +20,7 @@ _SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED
 
 DIALOGS: dict[str, Callable[[Context, Dialog], Awaitable[None]]] = {
     report.KIND: report.on_dialog,
+    emergency.KIND: emergency.on_dialog,
     **{kind: workflow.on_dialog for kind in workflow.DIALOG_KINDS},
 }
 
@@ -31,6 +32,8 @@ async def expired(ctx: Context) -> None:
         return
     if dialog.kind == report.KIND:
         await report.put_aside(ctx, dialog)
+    elif dialog.kind == emergency.KIND:
+        await emergency.put_aside(ctx, dialog)
     else:
         await workflow.put_aside(ctx, dialog)
 
@@ -40,6 +43,7 @@ def build_router() -> Router:
     router.include(report.router)
     router.include(workflow.router)
     router.include(commands.clicks)
+    router.include(emergency.clicks)
     return router
 
 
@@ -53,7 +57,7 @@ async def handle(router: Router, ctx: Context) -> None:
         await expired(ctx)
         return
     if event.kind is not InboundKind.CARD_ACTION:
-        if await commands.router.dispatch(ctx):
+        if await emergency.router.dispatch(ctx) or await commands.router.dispatch(ctx):
             return
         dialog = await ctx.dialog()
         if dialog is not None:

@@ -12,6 +12,7 @@ from tortoise.models import Model
 
 from models.catalog import Catalog
 from models.dialog import Dialog
+from models.emergency import EmergencyPolicy
 from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue
 from models.org import User
 
@@ -27,6 +28,7 @@ class Rules:
     photo_window: timedelta = timedelta(seconds=60)
     repeat_window: timedelta = timedelta(hours=72)
     text_max: int = 500
+    emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
 
 
 @dataclass

@@ -10,15 +10,47 @@ still silent survive a restart and are read by the scheduler's reminders.
 
 from __future__ import annotations
 
+import secrets
+import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise import fields
 from tortoise.models import Model
 
 from models.audit import record
+from models.messaging import (
+    Button,
+    Card,
+    DeliveryStatus,
+    Markdown,
+    OutboxDelivery,
+    OutboxMessage,
+    Priority,
+    Queued,
+    enqueue_many,
+)
+from models.org import Area, Role, User, people_with
+
+CARD_CHUNK = 1000      # WeCom's message/send takes 1,000 members; a card's task id is single-use
+ANSWERS = {"ok": "收到", "no": "无法到场"}
+LISTED = 20            # names shown per line of a board before "等N人"
+MARKDOWN_BYTES = 2000  # WeCom app and group markdown stop at 2,048 bytes
+
+
+@dataclass(frozen=True)
+class EmergencyPolicy:
+    """Timing from configuration ([emergency] settings)."""
+
+    remind_every: timedelta = timedelta(minutes=2)
+    reminders_before_deputy: int = 2
+    join_within: timedelta = timedelta(minutes=10)
+    board_every: timedelta = timedelta(seconds=30)
+    report_within: timedelta = timedelta(hours=1)
+    review_after: timedelta = timedelta(hours=48)
 
 
 class PlanKind(StrEnum):
@@ -179,3 +211,191 @@ async def move(activation: Activation, frm: ActivationStatus | tuple[ActivationS
     await activation.refresh_from_db()
     await audit(activation, actor, action, now, from_state=before, note=note)
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling people
+
+
+async def callees(plan: Plan, level: Level) -> list[str]:
+    """Everyone a level calls: people with its roles and the people it names, active ones."""
+    named = await User.filter(active=True, id__in=list(level.people)).values_list("id", flat=True)
+    roles = await people_with(*(Role(r) for r in level.roles))
+    return sorted({*map(str, named), *roles})
+
+
+async def call(activation: Activation, plan: Plan, people: list[str], now: datetime,
+               platform: str, remind_every: timedelta,
+               deputy_for: dict[str, str] | None = None) -> int:
+    """Send each person the 收到 / 无法到场 card, a card per 1,000 people (a task id serves one
+    send), and record them as responders; people already called are skipped. Returns how many
+    were called."""
+    known = set(await Responder.filter(activation_id=activation.id).values_list(
+        "user_id", flat=True))
+    fresh = [p for p in dict.fromkeys(people) if p not in known]
+    queued, rows = [], []
+    for start in range(0, len(fresh), CARD_CHUNK):
+        chunk = fresh[start:start + CARD_CHUNK]
+        task_id = f"emg-{activation.id}-{secrets.token_hex(6)}"
+        queued.append(Queued(f"emg:{activation.id}:card:{task_id}",
+                             await _responder_card(activation, plan, task_id), to_users=chunk))
+        rows += [Responder(activation_id=activation.id, user_id=p, task_id=task_id,
+                           deputy_for=(deputy_for or {}).get(p, ""), notified_at=now,
+                           next_remind_at=now + remind_every) for p in chunk]
+    await Responder.bulk_create(rows, batch_size=1000)
+    await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
+    return len(fresh)
+
+
+async def _responder_card(activation: Activation, plan: Plan, task_id: str) -> Card:
+    area = await Area.get_or_none(code=activation.area_id or "")
+    commander = await User.get_or_none(id=activation.commander)
+    key = f"emg:ack:{activation.id}:{activation.token}"
+    return Card(
+        task_id=task_id,
+        title=f"{'【演练】' if activation.drill else '【应急】'}{plan.name}",
+        description=f"{activation.level}响应 · 请立即确认",
+        fields=(("区域", area.name if area else "全厂"), ("级别", activation.level),
+                ("指挥", commander.name if commander else activation.commander)),
+        body="；".join(plan.steps[:2])[:160],
+        buttons=(Button("收到", f"{key}:ok", 1), Button("无法到场", f"{key}:no", 2)),
+    )
+
+
+def headline(activation: Activation, plan: Plan) -> str:
+    return f"{'【演练】' if activation.drill else '【应急】'}{plan.name} {activation.level}响应"
+
+
+async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
+    """For the plan's group chats: what happened, what to do first, what is at hand."""
+    area = await Area.get_or_none(code=activation.area_id or "")
+    commander = await User.get_or_none(id=activation.commander)
+    started = (activation.activated_at or activation.created_at).astimezone(tz)
+    lines = [f"**{headline(activation, plan)}已启动**",
+             f"> 区域：{area.name if area else '全厂'}",
+             f"> 指挥：{commander.name if commander else activation.commander}  "
+             f"启动时间：{started:%H:%M}",
+             "**先期处置**"]
+    lines += [f"> {n}. {step}" for n, step in enumerate(plan.steps, 1)]
+    resources = nearest(plan.resource_list, area, await Area.all())
+    if resources:
+        lines.append("**最近的应急物资**")
+        lines += [f"> {r.what}：{r.where}" + (f"（{r.keeper} {r.phone}）".replace(" ）", "）")
+                                              if r.keeper or r.phone else "")
+                  for r in resources[:5]]
+    lines.append("应急人员请在个人消息中点“收到”确认。")
+    return Markdown(_fit(lines))
+
+
+def nearest(resources: list[Resource], area: Area | None, areas: list[Area]) -> list[Resource]:
+    """The area's own resources first, then by distance between areas where the roster has
+    their locations, then the rest in file order."""
+    if area is None:
+        return resources
+    where = {a.code: a for a in areas}
+
+    def distance(r: Resource) -> float:
+        if r.area == area.code:
+            return -1.0
+        other = where.get(r.area)
+        if other is None or None in (other.latitude, other.longitude, area.latitude,
+                                     area.longitude):
+            return float("inf")
+        return ((other.latitude - area.latitude) ** 2  # type: ignore[operator]
+                + (other.longitude - area.longitude) ** 2)  # type: ignore[operator]
+
+    return sorted(resources, key=distance)
+
+
+def _fit(lines: list[str]) -> str:
+    """Whole lines up to WeCom's markdown limit."""
+    kept: list[str] = []
+    for line in lines:
+        if len("\n".join([*kept, line]).encode()) > MARKDOWN_BYTES:
+            kept.append("……")
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# The commander's board and the closing summary
+
+
+def _names(ids: list[str], names: dict[str, str]) -> str:
+    shown = "、".join(names.get(i, i) for i in ids[:LISTED])
+    return shown + (f"等{len(ids)}人" if len(ids) > LISTED else "")
+
+
+def _took(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60}分{seconds % 60:02d}秒" if seconds >= 60 else f"{seconds}秒"
+
+
+async def undeliverable(activation: Activation) -> list[str]:
+    """People WeCom named invalid (or refused for good) when their card was sent."""
+    messages = await OutboxMessage.filter(
+        idempotency_key__startswith=f"emg:{activation.id}:card:").values_list("id", flat=True)
+    lost = await OutboxDelivery.filter(
+        message_id__in=list(messages),
+        status__in=[DeliveryStatus.INVALID, DeliveryStatus.FAILED]).values_list(
+        "recipient", flat=True)
+    return sorted({str(r) for r in lost})
+
+
+async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo) -> Markdown:
+    """Who acknowledged and when, who cannot come, who has not answered, who could not be
+    reached. Answers after the close are not counted here."""
+    rows = await Responder.filter(activation_id=activation.id).order_by("answered_at", "id")
+    names = dict(await User.filter(id__in=[r.user_id for r in rows]).values_list("id", "name"))
+    lost = await undeliverable(activation)
+    start = activation.activated_at or activation.created_at
+    acked = [r for r in rows if r.answer == ANSWERS["ok"] and not r.late]
+    cannot = [r for r in rows if r.answer == ANSWERS["no"] and not r.late]
+    silent = [r.user_id for r in rows if (not r.answer or r.late) and r.user_id not in lost]
+    lines = [f"**应急看板 · {headline(activation, plan)}**（{now.astimezone(tz):%H:%M:%S}）",
+             f"> 已确认 {len(acked)}/{len(rows)}，无法到场 {len(cannot)}，"
+             f"未回复 {len(silent)}" + (f"，无法送达 {len(lost)}" if lost else "")]
+    if silent:
+        lines.append(f"**未回复**：{_names(silent, names)}")
+    if cannot:
+        lines.append(f"**无法到场**：{_names([r.user_id for r in cannot], names)}")
+    if lost:
+        lines.append(f"**无法送达**（企业微信账号无效或未激活）：{_names(lost, names)}")
+    if acked:
+        lines.append("**已确认**：" + "、".join(
+            f"{names.get(r.user_id, r.user_id)} {_took((r.answered_at or start) - start)}"
+            for r in acked[-LISTED:]))
+    return Markdown(_fit(lines))
+
+
+async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
+    """The close: how long it lasted and each person's response time."""
+    rows = await Responder.filter(activation_id=activation.id).order_by("answered_at", "id")
+    names = dict(await User.filter(id__in=[r.user_id for r in rows]).values_list("id", "name"))
+    start = activation.activated_at or activation.created_at
+    end = activation.closed_at or start
+    acked = [r for r in rows if r.answer and not r.late]
+    times = [((r.answered_at or start) - start).total_seconds() for r in acked
+             if r.answer == ANSWERS["ok"]]
+    lines = [f"**{headline(activation, plan)}已结束**",
+             f"> {start.astimezone(tz):%m月%d日 %H:%M} 至 {end.astimezone(tz):%H:%M}，"
+             f"历时{_took(end - start)}",
+             f"> 通知 {len(rows)} 人，确认 {len(times)} 人" +
+             (f"，响应时间中位数 {_took(timedelta(seconds=statistics.median(times)))}"
+              if times else "")]
+    lines += [f"> {names.get(r.user_id, r.user_id)}：{r.answer} "
+              f"{_took((r.answered_at or start) - start)}" for r in acked]
+    silent = [r.user_id for r in rows if not r.answer or r.late]
+    if silent:
+        lines.append(f"**未回复**：{_names(silent, names)}")
+    return Markdown(_fit(lines))
+
+
+async def commanders() -> list[str]:
+    return await people_with(Role.COMMANDER)
+
+
+def may_activate(user: User) -> bool:
+    """Commanders, safety managers and the principal start plans; anyone may raise an alarm."""
+    return any(user.has_role(r) for r in (Role.COMMANDER, Role.SAFETY_MANAGER, Role.PRINCIPAL))

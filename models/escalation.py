@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from tortoise import fields
 from tortoise.models import Model
 
-from models.org import Role, User
+from models.org import Role, User, people_with
 
 if TYPE_CHECKING:
     from models.hazard import Ticket
@@ -92,9 +92,7 @@ async def supervisor_chain(user_id: str) -> list[str]:
 
 async def managers() -> list[str]:
     """Safety managers and principals: the top of every ladder."""
-    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
-    wanted = {Role.SAFETY_MANAGER.value, Role.PRINCIPAL.value}
-    return [uid for uid, roles in people if wanted & set(roles)]
+    return await people_with(Role.SAFETY_MANAGER, Role.PRINCIPAL)
 
 
 def steps(ladder: Ladder, *, deadline: datetime, owner: str, chain: list[str],

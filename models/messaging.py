@@ -146,11 +146,13 @@ class Card:
 
 @dataclass(frozen=True)
 class CardUpdate:
-    """Grey out a card's buttons with a note, for everyone who received it."""
+    """Grey out a card's buttons with a note, for everyone who received it, or only for
+    `users` (an emergency card goes to a thousand people; one person's 收到 is theirs alone)."""
 
     type: ClassVar[str] = "card_update"
     response_code: str
     replace_text: str
+    users: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
                 tuple(option) for option in pick["options"])})
     if cls is GroupCreate:
         values["members"] = tuple(values["members"])
+    if cls is CardUpdate:
+        values["users"] = tuple(values.get("users", ()))
     return cls(**values)
 
 

@@ -59,6 +59,13 @@ class User(Model):
         return role.value in self.roles
 
 
+async def people_with(*roles: Role) -> list[str]:
+    """Active people holding any of `roles`, by id."""
+    wanted = {role.value for role in roles}
+    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
+    return [uid for uid, held in people if wanted & set(held)]
+
+
 class Area(Model):
     code = fields.CharField(max_length=32, primary_key=True)
     name = fields.CharField(max_length=100, unique=True)

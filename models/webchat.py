@@ -10,6 +10,7 @@ everyone who received that card's task id.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,9 +80,10 @@ async def open_card(user_id: str, response_code: str) -> WebChatLine | None:
     return card
 
 
-async def close_card(key: str, response_code: str, replace_text: str, now: datetime
-                     ) -> list[str] | None:
-    """Grey out a card for everyone who received its task id; the code works once.
+async def close_card(key: str, response_code: str, replace_text: str, now: datetime,
+                     only: Sequence[str] = ()) -> list[str] | None:
+    """Grey out a card for everyone who received its task id (or only for `only`); the code
+    works once.
 
     Returns who was told, or None when the code is unknown or was used before. The code is
     spent by a compare-and-set update, so two updates racing on one code cannot both win.
@@ -93,7 +95,7 @@ async def close_card(key: str, response_code: str, replace_text: str, now: datet
         if not await WebChatLine.filter(id=card.id, code_used=False).update(code_used=True):
             return None
         users = [str(u) for u in await WebChatLine.filter(task_id=card.task_id, kind="card")
-                 .distinct().values_list("user_id", flat=True)]
+                 .distinct().values_list("user_id", flat=True) if not only or u in only]
         payload = {"task_id": card.task_id, "replace_text": replace_text}
         for user in users:
             await add_line(user, key, from_bot=True, kind=CARD_UPDATE, payload=payload,

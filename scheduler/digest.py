@@ -9,14 +9,13 @@ from zoneinfo import ZoneInfo
 
 from models.hazard import ACTIVE, Status, Ticket
 from models.messaging import Markdown, enqueue
-from models.org import Area, Role, User
+from models.org import Area, Role, people_with
 
 MAX_AREAS = 15          # the rest are summed up in one line, within WeCom's 4,096 bytes
 
 
 async def safety_managers() -> list[str]:
-    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
-    return [uid for uid, roles in people if Role.SAFETY_MANAGER.value in roles]
+    return await people_with(Role.SAFETY_MANAGER)
 
 
 async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: ZoneInfo,

@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from models.catalog import Catalog
+from models.emergency import EmergencyPolicy
 from models.escalation import managers
 from models.schedule import claim_period
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
 from scheduler.digest import safety_managers, send_digest
+from scheduler.emergency import run_emergency
 from scheduler.escalation import arm_ladders, fire_due
 from scheduler.monthly import MediaSink, send_monthly
 from scheduler.policy import Policy
@@ -47,6 +49,7 @@ class Jobs:
     catalog: Catalog
     media: MediaSink
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
+    emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
 
     async def tick(self, now: datetime) -> TickReport:
         """Run every job once as of `now`. One job failing does not stop the others."""
@@ -58,6 +61,8 @@ class Jobs:
             ("risk", self._risk),
             ("digest", self._digest),
             ("monthly", self._monthly),
+            ("emergency", lambda at: run_emergency(self.emergency, at, self.platform,
+                                                   self.policy.tz)),
             ("auditor", lambda at: audit_alarms(self.policy, at)),
         ]
         for name, job in jobs:

@@ -104,7 +104,8 @@ class WebChatChannel:
                       repeat_after: float = 0.0) -> Delivery:
         now = self._clock()
         if isinstance(message, CardUpdate):
-            told = await close_card(key, message.response_code, message.replace_text, now)
+            told = await close_card(key, message.response_code, message.replace_text, now,
+                                    only=message.users)
             outcome = (Outcome.sent() if told is not None
                        else Outcome(Verdict.FAILED, "response code unknown or already used"))
             outcomes = {r: outcome for r in recipients}

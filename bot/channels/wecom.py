@@ -359,8 +359,10 @@ class WeComChannel:
         return Delivery({r: Outcome.sent() for r in recipients}, {"chatid": answer.get("chatid")})
 
     async def _update_card(self, message: CardUpdate, recipients: Sequence[str]) -> Delivery:
+        whom: dict[str, Any] = ({"userids": list(message.users)} if message.users
+                                else {"atall": 1})
         await self._api.call("POST", "message/update_template_card", json={
-            "agentid": self._s.agent_id, "response_code": message.response_code, "atall": 1,
+            "agentid": self._s.agent_id, "response_code": message.response_code, **whom,
             "button": {"replace_name": message.replace_text},
         })
         return Delivery({r: Outcome.sent() for r in recipients}, {})

@@ -1,0 +1,157 @@
+"""The emergency side of each tick: remind responders who have not answered and then call their
+deputies, send the commander's board when answers came in since the last one, count down the
+one-hour 事故上报, and remind of a drill's 评估 48 hours after it closed. All of it goes with
+emergency priority and ignores quiet hours."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models.emergency import (
+    Activation,
+    ActivationStatus,
+    EmergencyPolicy,
+    Plan,
+    Responder,
+    board,
+    call,
+    headline,
+)
+from models.messaging import Priority, Queued, Text, enqueue_many
+from models.org import User
+from scheduler.digest import safety_managers
+
+BATCH = 5000
+REPORT_STAGES = (timedelta(minutes=30), timedelta(minutes=10), timedelta(0))  # before due
+
+
+async def run_emergency(policy: EmergencyPolicy, now: datetime, platform: str,
+                        tz: ZoneInfo) -> int:
+    """Everything due; returns how many messages it queued."""
+    sent = await _remind(policy, now, platform)
+    sent += await _boards(now, platform, tz)
+    sent += await _report_countdown(now, platform, tz)
+    sent += await _reviews(now, platform, tz)
+    return sent
+
+
+async def _remind(policy: EmergencyPolicy, now: datetime, platform: str) -> int:
+    async with in_transaction():
+        rows = await Responder.filter(
+            next_remind_at__lte=now, activation__status=ActivationStatus.ACTIVE,
+        ).order_by("next_remind_at").limit(BATCH).select_for_update(
+            skip_locked=True, of=("emergency_responder",))
+        if not rows:
+            return 0
+        activations = {a.id: a for a in await Activation.filter(
+            id__in={r.activation_id for r in rows})}
+        plans = {p.code: p for p in await Plan.filter(
+            code__in={a.plan_id for a in activations.values()})}
+        remind = [r for r in rows if r.reminders < policy.reminders_before_deputy]
+        handover = [r for r in rows if r.reminders >= policy.reminders_before_deputy]
+        titles = {a.id: headline(a, plans[a.plan_id or ""]) for a in activations.values()}
+        queued = [Queued(
+            f"emg:{r.activation_id}:remind:{r.user_id}:{r.reminders + 1}",
+            Text(f"{titles[r.activation_id]}：请立即确认，点卡片上的“收到”或直接回复“收到”；"
+                 f"无法到场请回复“无法到场”。（第{r.reminders + 1}次提醒）"),
+            to_users=[r.user_id]) for r in remind]
+        await Responder.filter(id__in=[r.id for r in remind]).update(
+            reminders=F("reminders") + 1, next_remind_at=now + policy.remind_every)
+        await Responder.filter(id__in=[r.id for r in handover]).update(
+            next_remind_at=None, deputy_called=True)
+        queued += await _call_deputies(handover, activations, plans, now, platform, policy)
+        await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
+    return len(queued)
+
+
+async def _call_deputies(silent: list[Responder], activations: dict[int, Activation],
+                         plans: dict[str, Plan], now: datetime, platform: str,
+                         policy: EmergencyPolicy) -> list[Queued]:
+    """Call each silent person's deputy, and tell the commander who was replaced by whom."""
+    by_activation: dict[int, list[Responder]] = defaultdict(list)
+    for row in silent:
+        by_activation[row.activation_id].append(row)
+    notes = []
+    for activation_id, rows in by_activation.items():
+        activation = activations[activation_id]
+        plan = plans[activation.plan_id or ""]
+        level = plan.level(activation.level)
+        deputies = {r.user_id: level.deputy_of(r.user_id) if level else "" for r in rows}
+        called = {d: p for p, d in deputies.items() if d}
+        if called:
+            await call(activation, plan, list(called), now, platform, policy.remind_every,
+                       deputy_for=called)
+        names = dict(await User.filter(id__in=[*deputies, *called]).values_list("id", "name"))
+        parts = [f"{names.get(p, p)}（" + (f"已通知替补{names.get(d, d)}" if d else "无替补")
+                 + "）" for p, d in deputies.items()]
+        notes.append(Queued(
+            f"emg:{activation_id}:deputies:{min(r.id for r in rows)}:{len(rows)}",
+            Text(f"{headline(activation, plan)}：以下人员多次提醒仍未确认：" + "、".join(parts)),
+            to_users=[activation.commander]))
+    return notes
+
+
+async def _boards(now: datetime, platform: str, tz: ZoneInfo) -> int:
+    """Answers arrived since the last board: the commander gets a fresh one."""
+    due = await Activation.filter(status=ActivationStatus.ACTIVE, board_due_at__lte=now)
+    queued = []
+    for activation in due:
+        if not await Activation.filter(id=activation.id, board_due_at=activation.board_due_at
+                                       ).update(board_due_at=None, board_sent_at=now):
+            continue
+        plan = await Plan.get(code=activation.plan_id or "")
+        queued.append(Queued(f"emg:{activation.id}:board:{now.isoformat()}",
+                             await board(activation, plan, now, tz),
+                             to_users=[activation.commander]))
+    await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
+    return len(queued)
+
+
+async def _report_countdown(now: datetime, platform: str, tz: ZoneInfo) -> int:
+    """30 and 10 minutes before the one-hour 事故上报 limit, and when it passes."""
+    due = await Activation.filter(report_due_at__lte=now + REPORT_STAGES[0],
+                                  reported_at__isnull=True,
+                                  report_reminders__lt=len(REPORT_STAGES))
+    managers = await safety_managers()
+    queued = []
+    for activation in due:
+        assert activation.report_due_at is not None
+        stage = sum(activation.report_due_at - before <= now for before in REPORT_STAGES)
+        if stage <= activation.report_reminders or not await Activation.filter(
+                id=activation.id, report_reminders=activation.report_reminders).update(
+                report_reminders=stage):
+            continue
+        plan = await Plan.get(code=activation.plan_id or "")
+        left = int((activation.report_due_at - now).total_seconds() // 60)
+        text = (f"事故上报提醒：{headline(activation, plan)}须在"
+                f"{activation.report_due_at.astimezone(tz):%H:%M}前向属地应急管理部门报告"
+                + (f"，还有{left}分钟。" if left > 0 else "，现已超过1小时时限，请立即报告。")
+                + "报告后请回复“已上报”。")
+        queued.append(Queued(f"emg:{activation.id}:report:{stage}", Text(text),
+                             to_users=sorted({activation.commander, *managers})))
+    await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
+    return len(queued)
+
+
+async def _reviews(now: datetime, platform: str, tz: ZoneInfo) -> int:
+    due = await Activation.filter(review_sent=False, review_due_at__lte=now)
+    managers = await safety_managers()
+    queued = []
+    for activation in due:
+        if not await Activation.filter(id=activation.id, review_sent=False).update(
+                review_sent=True):
+            continue
+        plan = await Plan.get(code=activation.plan_id or "")
+        ended = (activation.closed_at or now).astimezone(tz)
+        queued.append(Queued(
+            f"emg:{activation.id}:review",
+            Text(f"演练评估提醒：{headline(activation, plan)}已于{ended:%m月%d日 %H:%M}结束，"
+                 "请组织演练评估，形成评估报告（参照AQ/T 9009），各人员响应时间见演练总结。"),
+            to_users=sorted({activation.commander, *managers})))
+    await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
+    return len(queued)
