@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/safetybot migrate
 	$(BIN)/safetybot load-org config/demo-org.toml
+	$(BIN)/safetybot load-plans config/plans
 	$(BIN)/safetybot serve
 
 # The suite runs on SQLite, then on PostgreSQL when SAFETYBOT_TEST_DATABASE_URL names a server.

@@ -1,5 +1,5 @@
 """The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org,
-check-config."""
+load-plans, check-config."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations")
     load = commands.add_parser("load-org", help="import the roster (idempotent)")
     load.add_argument("file", type=Path, nargs="?", help="roster TOML (default: org_file)")
+    plans = commands.add_parser("load-plans", help="import the emergency plans (idempotent)")
+    plans.add_argument("dir", type=Path, nargs="?",
+                       help="folder of plan files, *.toml (default: plans_dir)")
     commands.add_parser("check-config", help="validate and print the effective settings")
     args = parser.parse_args(argv)
     try:
@@ -55,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     if args.command == "check-config":
-        print("\n".join(describe(settings)))
-        return 0
+        return _check_config(settings)
     if args.command == "migrate":
         from bot.db import migrate
 
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "load-org":
         return asyncio.run(_load_org(settings, args.file or Path(settings.org_file)))
+    if args.command == "load-plans":
+        return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
     if args.command == "tick":
         try:
             now = _instant(args.now, settings.tz) if args.now else datetime.now(UTC)
@@ -139,6 +143,39 @@ async def _load_org(settings: Settings, path: Path) -> int:
         finally:
             await ctx.close_connections()
     print(f"safetybot: {path}: {report.summary()}")
+    return 0
+
+
+async def _load_plans(settings: Settings, directory: Path) -> int:
+    from bot.app import utc_now
+    from bot.db import open_database
+    from bot.plans import PlanError, load_plans
+
+    platform = "wecom" if settings.wecom.enabled else "webchat"
+    ctx = await open_database(settings.database_url)
+    with ctx:
+        try:
+            report = await load_plans(directory, utc_now(), platform)
+        except PlanError as exc:
+            print(f"safetybot: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await ctx.close_connections()
+    print(f"safetybot: {directory}: {report.summary()}")
+    return 0
+
+
+def _check_config(settings: Settings) -> int:
+    """The settings, then the plan files: their shape only, the roster is in the database."""
+    from bot.plans import PlanError, parse_plans
+
+    print("\n".join(describe(settings)))
+    try:
+        plans = parse_plans(Path(settings.plans_dir))
+    except PlanError as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 2
+    print(f"plans: {', '.join(f'{p.code} ({p.name})' for p in plans)}")
     return 0
 
 

@@ -9,23 +9,19 @@ the file are deactivated, never deleted, because tickets and the audit trail sti
 from __future__ import annotations
 
 import asyncio
-import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
-from tortoise import fields as orm_fields
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from models.audit import record
+from bot.loading import Entry, Journal, limit, show, write
 from models.org import Area, Department, RiskColor, Role, User
 
 ACTOR = "roster"
-M = TypeVar("M", bound=Model)
 
 
 class RosterError(Exception):
@@ -91,8 +87,6 @@ class RosterReport:
 # Parsing: pure, and complete before anything touches the database
 
 _SECTIONS = {"departments": "id", "users": "id", "areas": "code"}  # section -> its key
-_TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
-               list: "an array", dict: "a table"}
 
 
 def parse_roster(text: str) -> Roster:
@@ -125,115 +119,48 @@ def _at(section: str, index: int, ident: object = None) -> str:
     """`users[3] (id="zhaoliu")`: where an entry is, in the file's own terms (0-based)."""
     where = f"{section}[{index}]"
     if isinstance(ident, str) and ident:
-        where += f" ({_SECTIONS[section]}={_show(ident)})"
+        where += f" ({_SECTIONS[section]}={show(ident)})"
     return where
 
 
-def _show(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _limit(model: type[Model], key: str) -> int:
-    """The column's width, so that a long value is refused here and not by PostgreSQL."""
-    field = model._meta.fields_map[key]
-    assert isinstance(field, orm_fields.CharField)
-    return field.max_length
-
-
-class _Table:
-    """One `[[section]]` entry and its place in the file, for error messages."""
-
-    def __init__(self, section: str, index: int, raw: object, allowed: Sequence[str]) -> None:
-        self.where = _at(section, index)
-        if not isinstance(raw, dict):
-            self.fail(f"must be a table ([[{section}]])")
-        self.raw: dict[str, Any] = raw
-        self.where = _at(section, index, raw.get(_SECTIONS[section]))
-        unknown = sorted(set(raw) - set(allowed))
-        if unknown:
-            self.fail(f'unknown key "{unknown[0]}"; allowed: {", ".join(allowed)}')
-
-    def fail(self, problem: str) -> NoReturn:
-        raise RosterError(f"{self.where}: {problem}")
-
-    def required(self, key: str, limit: int) -> str:
-        if key not in self.raw:
-            self.fail(f'missing required key "{key}"')
-        value = self.optional(key, limit)
-        assert value is not None
-        return value
-
-    def optional(self, key: str, limit: int | None = None) -> str | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.fail(f"{key} must be a string, not {_TOML_TYPES.get(type(value), 'a date')}")
-        if not value.strip():
-            self.fail(f"{key} must not be empty")
-        if limit is not None and len(value) > limit:
-            self.fail(f"{key} is longer than {limit} characters")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.fail(f"{key} must be a list of non-empty strings")
-        repeated = next((v for i, v in enumerate(value) if v in value[:i]), None)
-        if repeated is not None:
-            self.fail(f"{key} lists {_show(repeated)} twice")
-        return tuple(value)
-
-    def point(self, key: str) -> tuple[float, float] | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-                or not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180)):
-            self.fail(f"{key} must be [latitude, longitude] in degrees")
-        return float(value[0]), float(value[1])
-
-    def choices(self, key: str, value: str, allowed: Sequence[str]) -> None:
-        if value not in allowed:
-            self.fail(f"{key} {_show(value)} must be one of {'/'.join(allowed)}")
-
-
-def _tables(data: Mapping[str, Any], section: str, entry: type) -> list[_Table]:
+def _tables(data: Mapping[str, Any], section: str, entry: type) -> list[Entry]:
     raw = data.get(section, [])
     if not isinstance(raw, list):
         raise RosterError(f'"{section}" must be an array of tables ([[{section}]])')
     allowed = [f.name for f in fields(entry)]
-    return [_Table(section, i, item, allowed) for i, item in enumerate(raw)]
+    key = _SECTIONS[section]
+    return [Entry(_at(section, i, item.get(key) if isinstance(item, dict) else None),
+                  item, allowed, error=RosterError, shape=f"[[{section}]]")
+            for i, item in enumerate(raw)]
 
 
-def _department(t: _Table) -> DepartmentEntry:
+def _department(t: Entry) -> DepartmentEntry:
     return DepartmentEntry(
-        id=t.required("id", _limit(Department, "id")),
-        name=t.required("name", _limit(Department, "name")),
+        id=t.required("id", limit(Department, "id")),
+        name=t.required("name", limit(Department, "name")),
     )
 
 
-def _user(t: _Table) -> UserEntry:
+def _user(t: Entry) -> UserEntry:
     roles = t.strings("roles")
     for role in roles:
         t.choices("role", role, [r.value for r in Role])
     return UserEntry(
-        id=t.required("id", _limit(User, "id")),
-        name=t.required("name", _limit(User, "name")),
+        id=t.required("id", limit(User, "id")),
+        name=t.required("name", limit(User, "name")),
         department=t.optional("department"),
         roles=tuple(Role(r) for r in roles),
         supervisor=t.optional("supervisor"),
-        mobile=t.optional("mobile", _limit(User, "mobile")) or "",
+        mobile=t.optional("mobile", limit(User, "mobile")) or "",
     )
 
 
-def _area(t: _Table) -> AreaEntry:
+def _area(t: Entry) -> AreaEntry:
     color = t.raw.get("risk_color", RiskColor.BLUE.value)
     t.choices("risk_color", color, [c.value for c in RiskColor])
     return AreaEntry(
-        code=t.required("code", _limit(Area, "code")),
-        name=t.required("name", _limit(Area, "name")),
+        code=t.required("code", limit(Area, "code")),
+        name=t.required("name", limit(Area, "name")),
         aliases=t.strings("aliases"),
         owner=t.optional("owner"),
         reviewer=t.optional("reviewer"),
@@ -248,7 +175,7 @@ def _check_unique(section: str, idents: list[str]) -> None:
     for i, ident in enumerate(idents):
         if ident in first:
             raise RosterError(
-                f"{_at(section, i, ident)}: {_SECTIONS[section]} {_show(ident)} "
+                f"{_at(section, i, ident)}: {_SECTIONS[section]} {show(ident)} "
                 f"is already used by {section}[{first[ident]}]"
             )
         first[ident] = i
@@ -264,7 +191,7 @@ def _check_area_labels(areas: Sequence[AreaEntry]) -> None:
                 owner = "the area's own name" if j == i else (
                     f"the {other_kind} of {_at('areas', j, areas[j].code)}"
                 )
-                raise RosterError(f"{_at('areas', i, area.code)}: {kind} {_show(label)} "
+                raise RosterError(f"{_at('areas', i, area.code)}: {kind} {show(label)} "
                                   f"is already {owner}")
             claimed[label] = (i, kind)
 
@@ -275,7 +202,7 @@ def _check_references(roster: Roster) -> None:
 
     def resolve(where: str, key: str, ref: str | None, known: set[str]) -> None:
         if ref is not None and ref not in known:
-            raise RosterError(f"{where}: {key} {_show(ref)} is not in the roster")
+            raise RosterError(f"{where}: {key} {show(ref)} is not in the roster")
 
     for i, user in enumerate(roster.users):
         where = _at("users", i, user.id)
@@ -326,7 +253,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
     except UnicodeDecodeError as exc:
         raise RosterError(f"the roster is not UTF-8 text (byte {exc.start})") from None
     roster = parse_roster(text)
-    journal = _Journal(now)
+    journal = Journal(now, ACTOR, "org")
     async with in_transaction():
         areas = {a.code: a for a in await Area.all()}
         _check_areas_left_out(roster.areas, areas)
@@ -340,51 +267,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
     )
 
 
-class _Journal:
-    """Writes rows that differ and audits each write, counting what it did."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.created = self.updated = self.unchanged = self.deactivated = 0
-
-    async def create(self, kind: str, model: type[M], pk: str, values: dict[str, Any],
-                     audited: Mapping[str, Any] | None = None) -> M:
-        row = await model.create(**{model._meta.pk_attr: pk, **values})
-        await self._audit(kind, pk, "created", note=str(values.get("name", "")),
-                          data={"after": dict(audited or values)})
-        self.created += 1
-        return row
-
-    async def update(self, kind: str, row: Model, pk: str, wanted: Mapping[str, Any]) -> None:
-        changes = {k: v for k, v in wanted.items() if getattr(row, k) != v}
-        if not changes:
-            self.unchanged += 1
-            return
-        before = {k: getattr(row, k) for k in changes}
-        await _write(row, changes)
-        action = "reactivated" if changes.get("active") is True else "updated"
-        await self._audit(kind, pk, action, note="changed: " + ", ".join(changes),
-                          data={"before": before, "after": changes})
-        self.updated += 1
-
-    async def deactivate(self, user: User) -> None:
-        await _write(user, {"active": False})
-        await self._audit("user", user.id, "deactivated", note="not in the roster",
-                          data={"before": {"active": True}, "after": {"active": False}})
-        self.deactivated += 1
-
-    async def _audit(self, kind: str, pk: str, action: str, note: str,
-                     data: dict[str, Any]) -> None:
-        await record(at=self.now, actor=ACTOR, action=f"org.{kind}.{action}", subject_type=kind,
-                     subject_id=pk, note=note, data=data)
-
-
-async def _write(row: Model, changes: Mapping[str, Any]) -> None:
-    row.update_from_dict(dict(changes))
-    await row.save(update_fields=list(changes))
-
-
-async def _load_departments(entries: Sequence[DepartmentEntry], journal: _Journal) -> None:
+async def _load_departments(entries: Sequence[DepartmentEntry], journal: Journal) -> None:
     rows = {d.id: d for d in await Department.all()}
     for entry in entries:
         wanted = {"name": entry.name}
@@ -395,7 +278,7 @@ async def _load_departments(entries: Sequence[DepartmentEntry], journal: _Journa
             await journal.update("department", row, entry.id, wanted)
 
 
-async def _load_users(entries: Sequence[UserEntry], journal: _Journal) -> None:
+async def _load_users(entries: Sequence[UserEntry], journal: Journal) -> None:
     """Two passes: a supervisor may be a later entry, and the foreign key needs its row."""
     rows = {u.id: u for u in await User.all()}
     wanted = {
@@ -412,10 +295,10 @@ async def _load_users(entries: Sequence[UserEntry], journal: _Journal) -> None:
         if entry.id not in new:
             await journal.update("user", row, entry.id, wanted[entry.id])
         elif entry.supervisor is not None:
-            await _write(row, {"supervisor_id": entry.supervisor})  # audited when created
+            await write(row, {"supervisor_id": entry.supervisor})  # audited when created
     for row in rows.values():
         if row.id not in wanted and row.active:
-            await journal.deactivate(row)
+            await journal.deactivate("user", row, row.id, "not in the roster")
 
 
 def _check_areas_left_out(entries: Sequence[AreaEntry], rows: Mapping[str, Area]) -> None:
@@ -427,13 +310,13 @@ def _check_areas_left_out(entries: Sequence[AreaEntry], rows: Mapping[str, Area]
         for label in (entry.name, *entry.aliases):
             if label in taken:
                 raise RosterError(
-                    f"{_at('areas', i, entry.code)}: {_show(label)} already names area "
-                    f"{_show(taken[label])}, which is in the database but not in this file"
+                    f"{_at('areas', i, entry.code)}: {show(label)} already names area "
+                    f"{show(taken[label])}, which is in the database but not in this file"
                 )
 
 
 async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
-                      journal: _Journal) -> None:
+                      journal: Journal) -> None:
     for entry in entries:
         row = rows.get(entry.code)
         if row is not None and row.name != entry.name:

@@ -1,0 +1,325 @@
+"""Emergency plans (应急预案) from `config/plans/*.toml` into the database: `safetybot load-plans`.
+
+Every file is checked alone, against the others and against the roster before anything is
+written, then all plans are written in one transaction: a bad file changes nothing, because a
+plan half loaded would call the wrong people in an emergency. Loading is idempotent: a plan is
+rewritten, and audited, only when its file changed. A plan whose file is gone is deactivated,
+never deleted: activations refer to it. Each group chat a plan names is created once, through the
+outbox (idempotency key `group:{chat_id}`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from bot.loading import Entry, Journal, limit, show
+from models.emergency import Activation, Level, Plan, PlanKind, Resource
+from models.messaging import GroupCreate, Queued, enqueue_many
+from models.org import Area, Role, User
+
+ACTOR = "plans"
+PLAN_KEYS = ("code", "name", "type", "triggers", "groups", "report_level", "steps", "levels",
+             "resources")
+KINDS = {kind.value: kind for kind in PlanKind} | {
+    "综合": PlanKind.GENERAL, "专项": PlanKind.SPECIAL, "现场处置": PlanKind.ONSITE}
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_CHAT_ID = re.compile(r"[0-9a-zA-Z]{1,32}")       # appchat/create (chat-protocols.md §4.3)
+_PHONE = re.compile(r"\+?[0-9][0-9-]{1,19}")      # 119, 13800000000, 0571-88881234-801
+GROUP_SIZE = (2, 2000)                              # appchat/create's userlist
+GROUP_NAME_CHARS = 50
+
+
+class PlanError(Exception):
+    """A plan file that cannot be loaded; the message names the file and the entry, on one line."""
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    file: Path
+    code: str
+    name: str
+    kind: PlanKind
+    triggers: tuple[str, ...]
+    groups: tuple[str, ...]
+    steps: tuple[str, ...]
+    levels: tuple[Level, ...]                       # highest first
+    resources: tuple[Resource, ...] = ()
+    report_level: str = ""
+
+    def stored(self) -> dict[str, Any]:
+        """The Plan row's fields as its JSON columns give them back (lists, not tuples), so that
+        an unchanged plan compares equal to its row."""
+        return {
+            "name": self.name, "kind": self.kind, "triggers": list(self.triggers),
+            "groups": list(self.groups), "steps": list(self.steps),
+            "levels": json.loads(json.dumps([dataclasses.asdict(lv) for lv in self.levels])),
+            "resources": [dataclasses.asdict(r) for r in self.resources],
+            "report_level": self.report_level, "active": True,
+        }
+
+
+@dataclass(frozen=True)
+class PlansReport:
+    """What a load did; `plans` counts the files, `groups` the group chats newly queued."""
+
+    plans: int
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int
+    groups: int
+
+    def summary(self) -> str:
+        return (f"{self.plans} plans: {self.created} created, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {self.deactivated} deactivated; "
+                f"{self.groups} group chats to create")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing: pure, no database (also `safetybot check-config`)
+
+
+def parse_plans(directory: Path) -> list[PlanEntry]:
+    """Read and check every `*.toml` in `directory`, each alone and then against the others."""
+    if not directory.is_dir():
+        raise PlanError(f"{directory}: not a folder of plan files")
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        # A mistyped folder would otherwise deactivate every plan.
+        raise PlanError(f"{directory}: no plan files (*.toml)")
+    plans = [_plan(path, _read(path)) for path in files]
+    _check_across(plans)
+    return plans
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _at(path: Path, section: str, index: int, label: object = None) -> str:
+    """`config/plans/nh3.toml: levels[1] (二级)`: where an entry is, 0-based like the roster's."""
+    where = f"{path}: {section}[{index}]"
+    return where + f" ({label})" if isinstance(label, str) and label else where
+
+
+def _tables(path: Path, plan: Entry, section: str, fields: Sequence[str]) -> list[Entry]:
+    raw = plan.raw.get(section, [])
+    if not isinstance(raw, list):
+        plan.fail(f'"{section}" must be an array of tables ([[{section}]])')
+    label = fields[0]                 # a level's name, a resource's what
+    return [Entry(_at(path, section, i, item.get(label) if isinstance(item, dict) else None),
+                  item, fields, error=PlanError, shape=f"[[{section}]]")
+            for i, item in enumerate(raw)]
+
+
+def _plan(path: Path, data: dict[str, Any]) -> PlanEntry:
+    t = Entry(str(path), data, PLAN_KEYS, error=PlanError, shape="a plan file")
+    code = t.required("code")
+    if not _CODE.fullmatch(code):
+        t.fail(f"code {show(code)} must be 1 to 32 letters, digits, _ or -")
+    kind = t.required("type")
+    if kind not in KINDS:
+        t.fail(f"type {show(kind)} must be one of {'/'.join(KINDS)}")
+    levels = _levels(path, t)
+    names = [level.name for level in levels]
+    report_level = t.optional("report_level") or ""
+    if report_level and report_level not in names:
+        t.fail(f"report_level {show(report_level)} is not one of the levels ({'/'.join(names)})")
+    return PlanEntry(
+        file=path, code=code, name=t.required("name", limit(Plan, "name")), kind=KINDS[kind],
+        triggers=_triggers(t), groups=_groups(t), steps=_listed(t, "steps"),
+        levels=levels, report_level=report_level,
+        resources=tuple(_resource(r) for r in _tables(
+            path, t, "resources", [f.name for f in dataclasses.fields(Resource)])),
+    )
+
+
+def _listed(t: Entry, key: str) -> tuple[str, ...]:
+    values = t.strings(key)
+    if not values:
+        t.fail(f"{key} must list at least one")
+    return values
+
+
+def _triggers(t: Entry) -> tuple[str, ...]:
+    words = _listed(t, "triggers")
+    # "启动预案 氨泄漏 二级" is split at spaces: a trigger with one could never be typed.
+    spaced = next((w for w in words if len(w.split()) > 1), None)
+    if spaced is not None:
+        t.fail(f"triggers: {show(spaced)} must be one word, without spaces")
+    return words
+
+
+def _groups(t: Entry) -> tuple[str, ...]:
+    groups = t.strings("groups")
+    bad = next((g for g in groups if not _CHAT_ID.fullmatch(g)), None)
+    if bad is not None:
+        t.fail(f"groups: {show(bad)} is not a WeCom chat id (1 to 32 letters and digits)")
+    return groups
+
+
+def _levels(path: Path, plan: Entry) -> tuple[Level, ...]:
+    entries = _tables(path, plan, "levels", [f.name for f in dataclasses.fields(Level)])
+    if not entries:
+        plan.fail("lists no levels ([[levels]]): at least one, highest first")
+    levels: list[Level] = []
+    for t in entries:
+        level = _level(t)
+        earlier = next((i for i, lv in enumerate(levels) if lv.name == level.name), None)
+        if earlier is not None:
+            t.fail(f"name {show(level.name)} is already used by levels[{earlier}]")
+        levels.append(level)
+    return tuple(levels)
+
+
+def _level(t: Entry) -> Level:
+    name = t.required("name", limit(Activation, "level"))
+    if len(name.split()) > 1:
+        t.fail(f"name {show(name)} must be one word, without spaces")
+    roles = t.strings("roles")
+    for role in roles:
+        t.choices("role", role, [r.value for r in Role])
+    people = t.strings("people")
+    if not roles and not people:
+        t.fail("calls nobody: give roles or people")
+    deputies = t.raw.get("deputies", {})
+    if not isinstance(deputies, dict) or not all(
+            isinstance(v, str) and v.strip() for v in deputies.values()):
+        t.fail('deputies must be a table of person = "deputy" (user ids)')
+    own = next((p for p, d in deputies.items() if p == d), None)
+    if own is not None:
+        t.fail(f"deputies: {show(own)} cannot be their own deputy")
+    return Level(name, roles, people, tuple(deputies.items()))
+
+
+def _resource(t: Entry) -> Resource:
+    phone = t.optional("phone") or ""
+    if phone and not _PHONE.fullmatch(phone):
+        t.fail(f"phone {show(phone)} is not a phone number (digits and -)")
+    return Resource(what=t.required("what"), where=t.required("where"),
+                    keeper=t.optional("keeper") or "", phone=phone, area=t.optional("area") or "")
+
+
+def _check_across(plans: Sequence[PlanEntry]) -> None:
+    """Codes name plans and trigger words pick them: each must lead to exactly one plan."""
+    codes: dict[str, PlanEntry] = {}
+    words: dict[str, PlanEntry] = {}
+    for plan in plans:
+        first = codes.setdefault(plan.code, plan)
+        if first is not plan:
+            raise PlanError(f"{plan.file}: code {show(plan.code)} is already used by {first.file}")
+        for word in plan.triggers:
+            first = words.setdefault(word, plan)
+            if first is not plan:
+                raise PlanError(f"{plan.file}: trigger {show(word)} is already a trigger of "
+                                f"{first.file}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: checked against the roster, then one transaction
+
+
+async def load_plans(directory: Path, now: datetime, platform: str) -> PlansReport:
+    """Make the plans in the database match the files; loading the same files again writes
+    nothing. `platform` is where the plans' group chats are created ("wecom" or "webchat")."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    plans = await asyncio.to_thread(parse_plans, directory)
+    journal = Journal(now, ACTOR, "emergency")
+    async with in_transaction():
+        users = {u.id: u for u in await User.all().order_by("id")}
+        if not any(u.active for u in users.values()):
+            raise PlanError("the roster is empty: load it first (safetybot load-org)")
+        areas = {a.code for a in await Area.all().only("code")}
+        groups = _group_chats(plans, {p.code: _check_roster(p, users, areas) for p in plans},
+                              users)
+        rows = {p.code: p for p in await Plan.all()}
+        for plan in plans:
+            wanted = plan.stored()
+            row = rows.get(plan.code)
+            if row is None:
+                await journal.create("plan", Plan, plan.code, {**wanted, "loaded_at": now}, wanted)
+            else:
+                await journal.update("plan", row, plan.code, wanted, stamp={"loaded_at": now})
+        listed = {p.code for p in plans}
+        for row in rows.values():
+            if row.code not in listed and row.active:
+                await journal.deactivate("plan", row, row.code, "its file is gone")
+        queued = await enqueue_many([Queued(f"group:{g.chat_id}", g) for g in groups],
+                                    now=now, platform=platform)
+    return PlansReport(plans=len(plans), created=journal.created, updated=journal.updated,
+                       unchanged=journal.unchanged, deactivated=journal.deactivated,
+                       groups=queued)
+
+
+def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]) -> list[str]:
+    """Everyone the plan calls must be in the roster and active; returns them, in level order."""
+    called: list[str] = []
+    for i, level in enumerate(plan.levels):
+        where = _at(plan.file, "levels", i, level.name)
+        for person in level.people:
+            _person(where, f"person {show(person)}", users.get(person))
+        holders = [u.id for u in users.values()
+                   if u.active and any(role in u.roles for role in level.roles)]
+        calls = list(dict.fromkeys([*holders, *level.people]))
+        if not calls:
+            raise PlanError(f"{where}: calls nobody: no active person in the roster has roles "
+                            f"{'/'.join(level.roles)}")
+        for person, deputy in level.deputies:
+            _person(where, f"person {show(person)}", users.get(person))
+            if person not in calls:
+                raise PlanError(f"{where}: deputies: {show(person)} is not called at this level")
+            _person(where, f"deputy {show(deputy)} of {show(person)}", users.get(deputy))
+        called += [*calls, *(deputy for _, deputy in level.deputies)]
+    for i, resource in enumerate(plan.resources):
+        if resource.area and resource.area not in areas:
+            raise PlanError(f"{_at(plan.file, 'resources', i, resource.what)}: area "
+                            f"{show(resource.area)} is not in the roster")
+    return list(dict.fromkeys(called))
+
+
+def _person(where: str, who: str, user: User | None) -> None:
+    if user is None:
+        raise PlanError(f"{where}: {who} is not in the roster")
+    if not user.active:
+        raise PlanError(f"{where}: {who} has left (inactive in the roster)")
+
+
+def _group_chats(plans: Sequence[PlanEntry], called: dict[str, list[str]],
+                 users: dict[str, User]) -> list[GroupCreate]:
+    """One chat per id, with everyone that any plan naming it calls; named after the first such
+    plan and owned by the first commander among them."""
+    members: dict[str, list[str]] = {}
+    first: dict[str, PlanEntry] = {}
+    for plan in plans:
+        for chat in plan.groups:
+            first.setdefault(chat, plan)
+            members[chat] = list(dict.fromkeys([*members.get(chat, []), *called[plan.code]]))
+    chats = []
+    for chat, people in members.items():
+        low, high = GROUP_SIZE
+        if not low <= len(people) <= high:
+            raise PlanError(f"{first[chat].file}: groups: chat {show(chat)} would have "
+                            f"{len(people)} member(s); WeCom needs {low} to {high}")
+        owner = next((p for p in people if users[p].has_role(Role.COMMANDER)), people[0])
+        chats.append(GroupCreate(chat_id=chat, name=first[chat].name[:GROUP_NAME_CHARS],
+                                 owner=owner, members=tuple(people)))
+    return chats
