@@ -205,8 +205,8 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
     """APScheduler only ticks; each job reads what is due from the database (scheduler/)."""
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         async def tick() -> None:
-            with app[ORM]:
-                report = await jobs.tick(clock())
+            activate(app[ORM])      # APScheduler runs each job in a task of its own
+            report = await jobs.tick(clock())
             if "auditor" in report.done:
                 metrics.ALARMS_LATE.set(report.done["auditor"])
             if report.done.get("dialogs"):

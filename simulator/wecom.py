@@ -255,6 +255,10 @@ class WeComSimulator:
     def add_user(self, user_id: str) -> None:
         self._members[user_id.lower()] = user_id
 
+    def remove_user(self, user_id: str) -> None:
+        """Someone who left the company: messages to them come back as invaliduser."""
+        self._members.pop(user_id.lower(), None)
+
     def user(self, user_id: str) -> SimUser:
         """A member writing to the app; whoever can write to it is in WeCom's directory."""
         self.add_user(user_id)
@@ -548,6 +552,7 @@ class WeComSimulator:
         self.chats[chatid] = Chat(chatid, name, owner, tuple(m for m in members if m))
         self._chat_messages[chatid] = []
         log.info("群 %s「%s」建立，成员 %s", chatid, name, "、".join(self.chats[chatid].userlist))
+        await self._recorded()
         return {"chatid": chatid}
 
     async def _chat_send(self, request: web.Request) -> Answer:

@@ -1,0 +1,332 @@
+"""Emergencies end to end: the demo plant and plans, the real service and the WeCom simulator.
+A commander starts a plan, the groups get the summary, each responder a card, the commander a
+board; reminders, deputies, the close, drills and the 事故上报 countdown run from scheduler ticks
+called directly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from bot.db import ORM, activate
+from bot.plans import load_plans
+from models.audit import AuditEvent
+from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Responder
+from models.messaging import OutboxMessage, Priority
+from scheduler.emergency import run_emergency
+from simulator.wecom import Delivered, WeComSimulator
+from tests.harness import ROOT, Service
+from tests.plant import Person, plant, text_of
+
+PLANS = ROOT / "config" / "plans"
+# NH3 二级 calls the safety managers and six named people.
+LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xuming", "zhouwei"]
+
+
+@pytest.fixture
+async def world(db: TortoiseContext, database_url: str, media_dir: Path
+                ) -> AsyncIterator[tuple[WeComSimulator, Service]]:
+    async with plant(database_url, media_dir) as (sim, service):
+        await load_plans(PLANS, datetime.now(UTC), "wecom")
+        await sim.until(lambda: "emergency01" in sim.chats, 10)
+        yield sim, service
+
+
+@pytest.fixture
+def sim(world: tuple[WeComSimulator, Service]) -> WeComSimulator:
+    return world[0]
+
+
+@pytest.fixture
+def service(world: tuple[WeComSimulator, Service]) -> Service:
+    return world[1]
+
+
+def cards_for(sim: WeComSimulator, user: str, title: str) -> list[Delivered]:
+    """The cards `user` got whose title has `title` in it."""
+    return [m for m in sim.messages_for(user) if m.msgtype == "template_card"
+            and title in m.body["template_card"]["main_title"]["title"]]
+
+
+async def start(sim: WeComSimulator, commander: Person, command: str) -> Activation:
+    """The command, the confirmation card, 确认启动; returns the activation once active."""
+    await commander.says(command)
+    card = await commander.expect("请确认启动预案")
+    await commander.clicks(card, "确认启动")
+    await commander.expect("已启动：已向")
+    activation = await Activation.filter(status=ActivationStatus.ACTIVE).order_by("-id").first()
+    assert activation is not None
+    return activation
+
+
+async def tick(service: Service) -> int:
+    """The emergency jobs as of now, on the service's own connection (SQLite has one writer).
+    Times in the future are reached by moving the rows' due times into the past instead, so
+    what is queued is due for the running dispatcher."""
+    async def run() -> int:
+        assert service.app is not None
+        activate(service.app[ORM])
+        return await run_emergency(EmergencyPolicy(), datetime.now(UTC), "wecom",
+                                   ZoneInfo("Asia/Shanghai"))
+
+    return await asyncio.create_task(run())
+
+
+def ago(seconds: float = 1) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+async def test_activation_reaches_groups_and_each_responder_and_the_board_follows(
+        sim: WeComSimulator, service: Service) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
+    assert activation.plan_id == "NH3" and activation.level == "二级"
+    assert activation.area_id == "A3" and not activation.drill
+    # The group: what happened, the first steps, the nearest resources (3号车间's first).
+    await sim.until(lambda: len(sim.chat_messages("emergency01")) >= 1, 10)
+    [group] = sim.chat_messages("emergency01")
+    content = group.body["markdown"]["content"]
+    assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
+    assert "关闭泄漏点上游阀门" in content
+    assert content.index("正压式空气呼吸器") < content.index("堵漏工具箱")
+    # Each responder: one card with 收到 / 无法到场.
+    for user in LEVEL2:
+        await sim.until(lambda u=user: len(cards_for(sim, u, "液氨泄漏")) == 1, 10)
+    assert await Responder.filter(activation_id=activation.id).count() == len(LEVEL2)
+    # Emergency messages go ahead of everything routine.
+    priorities = set(await OutboxMessage.filter(idempotency_key__startswith="emg:")
+                     .values_list("priority", flat=True))
+    assert priorities == {Priority.EMERGENCY}
+    # 李华 presses 收到: his card alone greys out, and the commander's first board comes at once.
+    lihua = Person(sim, "lihua")
+    [card] = cards_for(sim, "lihua", "液氨泄漏")
+    await lihua.clicks(card, "收到")
+    await lihua.expect("已确认收到")
+    await sim.until(lambda: any(u.body.get("userids") == ["lihua"] for u in sim.card_updates), 10)
+    board = await zhouwei.expect("应急看板", "已确认 1/8")
+    assert "未回复" in text_of(board)
+    # 黄军 types 收到; the next board waits for the interval, then the tick sends it.
+    huangjun = Person(sim, "huangjun")
+    await huangjun.says("收到")
+    await huangjun.expect("已确认收到")
+    row = await Activation.get(id=activation.id)
+    assert row.board_due_at is not None and row.board_sent_at is not None
+    assert row.board_due_at - row.board_sent_at == EmergencyPolicy().board_every
+    await Activation.filter(id=activation.id).update(board_due_at=ago())
+    assert await tick(service) == 1
+    await zhouwei.expect("应急看板", "已确认 2/8")
+    # A second press changes nothing.
+    await lihua.clicks(card, "收到")
+    await lihua.expect("无需重复确认")
+
+
+async def test_a_second_activation_of_the_same_plan_and_area_joins_the_first(
+        sim: WeComSimulator) -> None:
+    await start(sim, Person(sim, "zhouwei"), "启动预案 氨泄漏 二级 3号车间")
+    liuyang = Person(sim, "liuyang")
+    await liuyang.says("启动预案 液氨泄漏 二级 3号车间")
+    card = await liuyang.expect("请确认启动预案")
+    await liuyang.clicks(card, "确认启动")
+    await liuyang.expect("由周伟启动，本次并入")
+    await Person(sim, "zhouwei").expect("刘洋也启动了")
+    await asyncio.sleep(0.5)
+    for user in LEVEL2:
+        assert len(cards_for(sim, user, "液氨泄漏")) == 1
+    assert len(sim.chat_messages("emergency01")) == 1
+    statuses = await Activation.all().order_by("id").values_list("status", flat=True)
+    assert statuses == [ActivationStatus.ACTIVE, ActivationStatus.JOINED]
+
+
+async def test_someone_without_the_right_is_refused_and_it_is_recorded(
+        sim: WeComSimulator) -> None:
+    zhangsan = Person(sim, "zhangsan")
+    await zhangsan.says("启动预案 氨泄漏 一级")
+    await zhangsan.expect("只有应急指挥、安全管理员和主要负责人可以启动预案", "一键报警")
+    assert not await Activation.exists()
+    assert await AuditEvent.filter(actor="zhangsan", action="refused",
+                                   subject_type="activation").exists()
+
+
+async def test_an_unknown_plan_or_level_gets_choices(sim: WeComSimulator) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    await zhouwei.says("启动预案 地震")
+    question = await zhouwei.expect("没有找到与“地震”对应的预案", "请回复序号")
+    assert "液氨泄漏现场处置方案" in text_of(question)
+    await zhouwei.says("9")
+    await zhouwei.expect("没有这个预案")
+    number = next(line.split(".")[0] for line in text_of(question).splitlines()
+                  if "液氨泄漏" in line)
+    await zhouwei.says(number)
+    await zhouwei.expect("请回复序号选择响应级别", "1. 一级")
+    await zhouwei.says("五级")
+    await zhouwei.expect("没有这个级别")
+    await zhouwei.says("3")
+    card = await zhouwei.expect("请确认启动预案")
+    assert "三级" in text_of(card) and "全厂" in text_of(card)
+
+
+async def test_a_one_tap_alarm_goes_to_the_duty_commanders(sim: WeComSimulator) -> None:
+    zhangsan = Person(sim, "zhangsan")
+    await zhangsan.says("一键报警 3号车间 闻到很重的氨味，有漏氨")
+    await zhangsan.expect("已向值班长", "报警")
+    commanders = ["chenjianguo", "liuyang", "zhouwei"]
+    for user in commanders:
+        await sim.until(lambda u=user: len(cards_for(sim, u, "一键报警")) == 1, 10)
+    zhouwei = Person(sim, "zhouwei")
+    [card] = cards_for(sim, "zhouwei", "一键报警")
+    assert "张三" in text_of(card) and "3号车间" in text_of(card)
+    await zhouwei.clicks(card, "启动预案")
+    # Everyone's alarm card shows who took it; 漏氨 named the plan, the level is asked.
+    await sim.until(lambda: any(u.body.get("atall") == 1 for u in sim.card_updates), 10)
+    await zhouwei.expect("液氨泄漏现场处置方案：请回复序号选择响应级别")
+    await zhouwei.says("3")
+    confirm = await zhouwei.expect("请确认启动预案")
+    await zhouwei.clicks(confirm, "确认启动")
+    await zhouwei.expect("已启动")
+    await zhangsan.expect("您报告的情况已启动")
+    # A second commander's press comes too late and changes nothing.
+    liuyang = Person(sim, "liuyang")
+    [late] = cards_for(sim, "liuyang", "一键报警")
+    await liuyang.clicks(late, "误报")
+    await liuyang.expect("无需再次操作")
+
+
+async def test_a_false_alarm_is_dismissed_and_the_reporter_told(sim: WeComSimulator) -> None:
+    await Person(sim, "zhangsan").says("报警 仓库冒烟")
+    await sim.until(lambda: len(cards_for(sim, "chenjianguo", "一键报警")) == 1, 10)
+    chen = Person(sim, "chenjianguo")
+    [card] = cards_for(sim, "chenjianguo", "一键报警")
+    await chen.clicks(card, "误报")
+    zhangsan = Person(sim, "zhangsan")
+    await zhangsan.expect("已由陈建国确认为误报")
+    alarm = await Activation.get()
+    assert alarm.status is ActivationStatus.DISMISSED and alarm.commander == "chenjianguo"
+
+
+async def test_silent_responders_are_reminded_then_their_deputies_called(
+        sim: WeComSimulator, service: Service) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动预案 氨泄漏 三级 3号车间")   # 李华, 黄军, 孙丽
+    sunli = Person(sim, "sunli")
+    await sim.until(lambda: len(cards_for(sim, "sunli", "液氨泄漏")) == 1, 10)
+    await sunli.says("无法到场")
+    await sunli.expect("已记录您无法到场")
+    for reminder in (1, 2):
+        await Responder.filter(activation_id=activation.id, next_remind_at__isnull=False
+                               ).update(next_remind_at=ago())
+        assert await tick(service) == 2
+        for user in ("lihua", "huangjun"):
+            await Person(sim, user).expect("请立即确认", f"第{reminder}次提醒")
+    await Responder.filter(activation_id=activation.id, next_remind_at__isnull=False
+                           ).update(next_remind_at=ago())
+    await tick(service)
+    # 李华's deputy is 周伟 (三级); 黄军 has none. The commander hears who replaced whom.
+    await sim.until(lambda: len(cards_for(sim, "zhouwei", "液氨泄漏")) == 1, 10)
+    note = await zhouwei.expect("多次提醒仍未确认")
+    assert "李华（已通知替补周伟）" in text_of(note) and "黄军（无替补）" in text_of(note)
+    deputy = await Responder.get(activation_id=activation.id, user_id="zhouwei")
+    assert deputy.deputy_for == "lihua"
+    await tick(service)                           # nothing more is due
+    assert await Responder.filter(activation_id=activation.id, reminders__gt=2).count() == 0
+
+
+async def test_closing_sends_the_summary_and_a_late_answer_is_only_recorded(
+        sim: WeComSimulator) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动预案 氨泄漏 三级 3号车间")
+    lihua = Person(sim, "lihua")
+    await sim.until(lambda: len(cards_for(sim, "lihua", "液氨泄漏")) == 1, 10)
+    await lihua.clicks(cards_for(sim, "lihua", "液氨泄漏")[0], "收到")
+    await zhouwei.expect("应急看板", "已确认 1/3")
+    await zhouwei.says("结束预案")
+    closing = await zhouwei.expect("三级响应已结束")
+    assert "李华：收到" in text_of(closing) and "未回复" in text_of(closing)
+    await sim.until(lambda: len(sim.chat_messages("emergency01")) == 2, 10)
+    assert "已结束" in sim.chat_messages("emergency01")[1].body["markdown"]["content"]
+    huangjun = Person(sim, "huangjun")
+    await huangjun.clicks(cards_for(sim, "huangjun", "液氨泄漏")[0], "收到")
+    await huangjun.expect("该应急响应已结束，您的回复已记录")
+    late = await Responder.get(activation_id=activation.id, user_id="huangjun")
+    assert late.late and late.answer == "收到"
+    await asyncio.sleep(0.5)
+    assert not [m for m in zhouwei.unread() if "应急看板" in text_of(m)]   # the board stays
+    assert (await Activation.get(id=activation.id)).status is ActivationStatus.CLOSED
+
+
+async def test_a_drill_is_marked_and_its_review_is_reminded_48_hours_later(
+        sim: WeComSimulator, service: Service) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动演练 氨泄漏 三级 3号车间")
+    assert activation.drill and activation.report_due_at is None
+    await sim.until(lambda: len(cards_for(sim, "lihua", "【演练】")) == 1, 10)
+    await zhouwei.says("结束演练")
+    await zhouwei.expect("演练已结束", "48小时后")
+    closed = await Activation.get(id=activation.id)
+    assert closed.review_due_at is not None and closed.closed_at is not None
+    assert closed.review_due_at - closed.closed_at == timedelta(hours=48)
+    assert await tick(service) == 0                       # not before the 48 hours
+    await Activation.filter(id=activation.id).update(review_due_at=ago())
+    assert await tick(service) == 1
+    await zhouwei.expect("演练评估提醒")
+    await Person(sim, "sunli").expect("演练评估提醒")
+    assert await tick(service) == 0
+
+
+async def test_a_real_activation_counts_down_the_one_hour_accident_report(
+        sim: WeComSimulator, service: Service) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
+    assert activation.report_due_at is not None
+    assert activation.report_due_at - (activation.activated_at or datetime.now(UTC)) == \
+        timedelta(hours=1)
+    await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
+    assert await tick(service) == 0                       # an hour to go: nothing yet
+    soon = datetime.now(UTC) + timedelta(minutes=29, seconds=50)
+    await Activation.filter(id=activation.id).update(report_due_at=soon)
+    assert await tick(service) == 1
+    await zhouwei.expect("事故上报提醒", "还有29分钟")
+    assert await tick(service) == 0                       # each stage once
+    await Activation.filter(id=activation.id).update(report_due_at=ago(60))
+    assert await tick(service) == 1                       # the limit passed
+    await zhouwei.expect("事故上报提醒", "现已超过1小时时限")
+    await zhouwei.says("已上报")
+    await zhouwei.expect("已记录事故上报时间", "已超过1小时时限")
+    assert await tick(service) == 0
+
+
+async def test_invalid_recipients_are_listed_to_the_commander(sim: WeComSimulator,
+                                                             service: Service) -> None:
+    sim.remove_user("gaofeng")                    # left the company; still in the roster
+    zhouwei = Person(sim, "zhouwei")
+    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
+    await sim.until(lambda: len(cards_for(sim, "xuming", "液氨泄漏")) == 1, 10)
+    await asyncio.sleep(0.5)
+    await Activation.filter(id=activation.id).update(board_due_at=ago())
+    await tick(service)
+    board = await zhouwei.expect("应急看板", "无法送达")
+    assert "高峰" in text_of(board).split("无法送达")[-1]
+
+
+async def test_a_failing_platform_or_a_restart_mid_broadcast_sends_every_card_once(
+        world: tuple[WeComSimulator, Service]) -> None:
+    sim, service = world
+    zhouwei = Person(sim, "zhouwei")
+    await zhouwei.says("启动预案 氨泄漏 二级 3号车间")
+    card = await zhouwei.expect("请确认启动预案")
+    sim.fail_next("message/send", -1, times=2)        # 系统繁忙: retried with backoff
+    await zhouwei.clicks(card, "确认启动")
+    await service.stop()                              # a restart right after the decision
+    await service.start()
+    for user in LEVEL2:
+        await sim.until(lambda u=user: len(cards_for(sim, u, "液氨泄漏")) >= 1, 30)
+    await asyncio.sleep(1.0)
+    for user in LEVEL2:
+        assert len(cards_for(sim, user, "液氨泄漏")) == 1, user
+    assert len(sim.chat_messages("emergency01")) == 1
+    assert await Activation.filter(status=ActivationStatus.ACTIVE).count() == 1
