@@ -42,6 +42,7 @@ from models.messaging import (
     Outgoing,
     Priority,
     Queued,
+    Selection,
     Text,
     enqueue_many,
 )
@@ -50,7 +51,8 @@ from models.org import Area, User
 router = Router()      # typed commands, answered before any open question
 clicks = Router()      # the emg:… card buttons
 KIND = "emergency"
-MENU_KEY = "alarm"
+MENU_KEY = "alarm"           # the app menu's 一键报警
+PLAN_MENU_KEY = "emergency"  # the app menu's 启动预案
 
 START = re.compile(r"^(启动预案|启动演练|预案演练|演练)\s*(.*)$")
 CLOSE = re.compile(r"^结束(预案|演练|应急)\s*(.*)$")
@@ -128,9 +130,10 @@ async def _alarm_click(ctx: Context, alarm: Activation, answer: str) -> None:
 # 启动预案 氨泄漏 二级 3号车间 → questions for what is missing → 确认启动
 
 
-@router.on(lambda e: e.kind is InboundKind.TEXT and START.match(e.text.strip()) is not None)
+@router.on(lambda e: (e.kind is InboundKind.TEXT and START.match(e.text.strip()) is not None)
+           or (e.kind is InboundKind.MENU and e.event_key == PLAN_MENU_KEY))
 async def start(ctx: Context) -> None:
-    found = START.match(ctx.event.text.strip())
+    found = START.match(ctx.event.text.strip() or "启动预案")
     assert found is not None
     if not may_activate(ctx.me):
         await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="activation",
@@ -181,6 +184,7 @@ async def _next_question(ctx: Context, activation: Activation, hint: str = "") -
                           ctx.rules.draft_idle, data=data)
         choices = "\n".join(f"{n}. {p.name}" for n, p in enumerate(plans, 1))
         await _say(ctx, f"{hint}请回复序号选择要启动的预案：\n{choices}\n回复“取消”放弃。")
+        await _send(ctx, _pick_card(activation, plans), [ctx.me.id])
         return
     if not activation.level:
         await open_dialog(ctx.me.id, ctx.event.platform, KIND, "level", ctx.now,
@@ -200,6 +204,37 @@ async def _next_question(ctx: Context, activation: Activation, hint: str = "") -
                 ("性质", "演练" if activation.drill else "实战")),
         buttons=(Button("确认启动", key.format("go"), 1), Button("取消", key.format("stop"), 2)),
     ), [ctx.me.id])
+
+
+def _pick_card(activation: Activation, plans: list[Plan]) -> Card:
+    """The same choice in one tap: the plan from the drop-down, then the level's button."""
+    levels = list(dict.fromkeys(name for p in plans for name in p.level_names))[:6]
+    key = f"emg:pick:{activation.id}:{activation.token}"
+    return Card(
+        task_id=f"emgp-{activation.id}-{activation.token}", title="选择预案和响应级别",
+        description="在下拉框中选择预案，再点响应级别",
+        selection=Selection(key="plan", title="预案", options=tuple(
+            (p.code, p.name[:16]) for p in plans[:10])),
+        buttons=tuple(Button(name, f"{key}:{n}", 1) for n, name in enumerate(levels, 1)),
+    )
+
+
+async def _picked(ctx: Context, activation: Activation, answer: str) -> None:
+    chosen = ctx.event.selected.get("plan", [])
+    plan = await Plan.get_or_none(code=chosen[0], active=True) if chosen else None
+    if plan is None:
+        await _say(ctx, "请先在下拉框中选择预案，再点响应级别。")
+        return
+    levels = list(dict.fromkeys(
+        name for p in await Plan.filter(active=True).order_by("code") for name in p.level_names))
+    level = levels[int(answer) - 1] if answer.isdigit() and 0 < int(answer) <= len(levels) else ""
+    if level not in plan.level_names:
+        await _say(ctx, f"{plan.name}没有{level or '这个'}响应级别，请重新选择。")
+        return
+    await Activation.filter(id=activation.id).update(plan_id=plan.code, level=level)
+    activation.plan_id, activation.level = plan.code, level
+    await _grey(ctx, f"已选择{plan.name} {level}")
+    await _next_question(ctx, activation)
 
 
 async def on_dialog(ctx: Context, dialog: Dialog) -> None:
@@ -322,9 +357,12 @@ async def clicked(ctx: Context) -> None:
         await _alarm_click(ctx, activation, answer)
     elif action == "ack" and answer in ANSWERS:
         await acknowledge(ctx, activation, answer)
-    elif action in ("go", "stop") and ctx.me.id in (activation.raised_by, activation.commander):
+    elif action in ("go", "stop", "pick") and ctx.me.id in (activation.raised_by,
+                                                            activation.commander):
         if activation.status is not ActivationStatus.CONFIRMING:
             await _already(ctx, activation)
+        elif action == "pick":
+            await _picked(ctx, activation, answer)
         elif action == "go":
             await close_dialog(ctx.me.id)
             await _confirm(ctx, activation)

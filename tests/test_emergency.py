@@ -171,6 +171,20 @@ async def test_an_unknown_plan_or_level_gets_choices(sim: WeComSimulator) -> Non
     assert "三级" in text_of(card) and "全厂" in text_of(card)
 
 
+async def test_the_menu_and_a_card_pick_plan_and_level_in_one_tap(sim: WeComSimulator) -> None:
+    zhouwei = Person(sim, "zhouwei")
+    assert (await sim.user("zhouwei").clicks_menu("emergency")).status == 200
+    await zhouwei.expect("请回复序号选择要启动的预案")
+    pick = await zhouwei.expect("选择预案和响应级别")
+    await zhouwei.clicks(pick, "二级")
+    await zhouwei.expect("请先在下拉框中选择预案")
+    await zhouwei.clicks(pick, "二级", selected={"plan": ["NH3"]})
+    confirm = await zhouwei.expect("请确认启动预案")
+    assert "液氨泄漏现场处置方案" in text_of(confirm) and "二级" in text_of(confirm)
+    await zhouwei.clicks(confirm, "确认启动")
+    await zhouwei.expect("已启动：已向8人发送确认卡片")
+
+
 async def test_a_one_tap_alarm_goes_to_the_duty_commanders(sim: WeComSimulator) -> None:
     zhangsan = Person(sim, "zhangsan")
     await zhangsan.says("一键报警 3号车间 闻到很重的氨味，有漏氨")
