@@ -13,6 +13,8 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from bot.app import UPLOAD_LIMIT, utc_now
+from bot.plans import load_plans
+from bot.roster import load_org
 from bot.settings import SettingError, load_settings
 from handlers.commands import HELP
 from models.messaging import (
@@ -28,7 +30,7 @@ from models.messaging import (
 )
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
-from tests.harness import Service, service_settings
+from tests.harness import ROOT, Service, service_settings
 from tests.webchat_client import Socket, eventually, message_id, post, queue, upload
 
 JPEG = b"\xff\xd8\xff\xe0" + b"a photo of an open fuse box" * 40
@@ -205,3 +207,32 @@ def test_auto_serves_the_web_chat_only_on_a_loopback_host() -> None:
     assert not load_settings({"SAFETYBOT_WEBCHAT": "off"}).webchat_enabled
     with pytest.raises(SettingError, match="SAFETYBOT_WEBCHAT"):
         load_settings({"SAFETYBOT_WEBCHAT": "yes"})
+
+
+async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    """The README's emergency walk-through: cards, a per-person card update and the board."""
+    await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    await load_plans(ROOT / "config" / "plans", utc_now(), "webchat")
+    zhou = await Socket.open(http, service.url, "zhouwei")
+    await post(http, service.url, "text", user="zhouwei", id=message_id(),
+               text="启动预案 氨泄漏 三级 3号车间")
+    confirm = await zhou.until(lambda line: line["kind"] == "card"
+                               and line["payload"]["title"] == "请确认启动预案")
+    go = next(b["key"] for b in confirm["payload"]["buttons"] if b["text"] == "确认启动")
+    await post(http, service.url, "click", user="zhouwei", id=message_id(),
+               code=confirm["response_code"], key=go)
+    await zhou.until(lambda line: "已启动：已向3人" in line["payload"].get("content", ""))
+    li = await Socket.open(http, service.url, "lihua")
+    huang = await Socket.open(http, service.url, "huangjun")
+    card = await li.until(lambda line: line["kind"] == "card"
+                          and "液氨泄漏" in line["payload"]["title"])
+    ok = next(b["key"] for b in card["payload"]["buttons"] if b["text"] == "收到")
+    await post(http, service.url, "click", user="lihua", id=message_id(),
+               code=card["response_code"], key=ok)
+    update = await li.until(lambda line: line["kind"] == "card_update")
+    assert update["payload"]["replace_text"].startswith("已回复收到")
+    board = await zhou.until(lambda line: "应急看板" in line["payload"].get("content", ""))
+    assert "已确认 1/3" in board["payload"]["content"]
+    await huang.until(lambda line: line["kind"] == "card")
+    assert not [line for line in huang.lines if line["kind"] == "card_update"]
