@@ -232,7 +232,7 @@ async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
                code=card["response_code"], key=ok)
     update = await li.until(lambda line: line["kind"] == "card_update")
     assert update["payload"]["replace_text"].startswith("已回复收到")
-    board = await zhou.until(lambda line: "应急看板" in line["payload"].get("content", ""))
+    board = await zhou.until(lambda line: "**应急看板" in line["payload"].get("content", ""))
     assert "已确认 1/3" in board["payload"]["content"]
     await huang.until(lambda line: line["kind"] == "card")
     assert not [line for line in huang.lines if line["kind"] == "card_update"]
