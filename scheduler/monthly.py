@@ -234,14 +234,27 @@ def _area_bars(ax: Any, rows: Sequence[Breakdown], trimmed: bool) -> None:
         ax.barh([y + (1 - i) * height for y in range(len(rows))], values, height=height,
                 label=label, color=color)
     ax.set_yticks(range(len(rows)), names)
-    ax.set_title(("各区域隐患" + (f"（前{CHART_AREAS}个）" if trimmed else "")) if rows
-                 else "本月无上报的隐患")
+    if not rows:
+        _nothing(ax, "本月无上报的隐患")
+        return
+    ax.set_title("各区域隐患" + (f"（前{CHART_AREAS}个）" if trimmed else ""))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if rows:
-        ax.legend(loc="best")
+    ax.legend(loc="best")
+
+
+def _nothing(ax: Any, text: str) -> None:
+    """An empty panel says so, without axes that measure nothing."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, color="#6b7785",
+            transform=ax.transAxes)
 
 
 def _rate_bars(ax: Any, r: MonthlyClosure) -> None:
+    rates = (r.previous.closure_rate, r.previous.on_time_rate, r.current.closure_rate,
+             r.current.on_time_rate)
+    if all(rate is None for rate in rates):
+        _nothing(ax, "两个月均无可计算的闭环率")
+        return
     groups = ("闭环率", "按期闭环率")
     months = ((month_label(r.previous_month), r.previous, "#c9cdd4"),
               (month_label(r.month), r.current, "#1f6feb"))
