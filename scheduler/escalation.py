@@ -45,6 +45,8 @@ from scheduler.policy import Policy
 BATCH = 2000           # steps fired per tick at most; the rest go at the next tick
 CARD_ROWS = 6          # a WeCom card shows six rows and ten drop-down options
 CARD_OPTIONS = 10
+TICKET_FIELDS = ("id", "number", "status", "area_id", "category", "owner_id", "deadline",
+                 "grade", "extension", "accepted_at")
 
 
 class LostRace(Exception):
@@ -107,7 +109,10 @@ async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: st
             skip_locked=True, of=("alarm",))
         if not alarms:
             return 0
-        tickets = {t.id: t for t in await Ticket.filter(id__in={a.ticket_id for a in alarms})}
+        # Only what the messages and the audit trail show: a whole ticket row (eight JSON
+        # columns) costs the ORM about 0.1 ms to build, a tenth of a second per 1,000 steps.
+        tickets = {t.id: t for t in await Ticket.filter(
+            id__in={a.ticket_id for a in alarms}).only(*TICKET_FIELDS)}
         # A reminder that comes after its deadline (the ticket went back and forth with the
         # reviewer) would only confuse: the escalation speaks for it.
         late = [a.id for a in alarms if a.kind is AlarmKind.REMIND
