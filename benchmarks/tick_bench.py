@@ -1,0 +1,705 @@
+"""Tick benchmark: the time of one scheduler tick with a million tickets on PostgreSQL.
+
+Issue 4: *with 1,000,000 tickets (100,000 open, 1,000 due) one `Jobs.tick(now)` takes under
+200 ms, and grows with the number due, not the total.* This script builds that database (a
+generated plant loaded with `load_org`, tickets and their alarm rows bulk-loaded with COPY),
+then runs the service's own `Jobs.tick` in this process at a fixed instant, a Tuesday 10:00 in
+Asia/Shanghai (working time, so no routine step is held by quiet hours), for every total and
+number due asked for, each several rounds that do the same work.
+
+    .venv/bin/python benchmarks/tick_bench.py [--totals 100000,1000000] [--due 0,1000,5000]
+                                              [--rounds 7] [--open-share 0.1] [--no-daily]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.callback_bench import (  # noqa: E402
+    BenchError,
+    code_version,
+    fresh_database,
+    machine_info,
+)
+from bot.db import migrate, open_database  # noqa: E402
+from bot.media import MediaStore  # noqa: E402
+from bot.roster import load_org  # noqa: E402
+from bot.scheduling import load_policy  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from models.catalog import DefectType, Grade, load_catalog  # noqa: E402
+from models.escalation import AlarmKind, AlarmState, Ladder, spread_offset, steps  # noqa: E402
+from models.hazard import Status  # noqa: E402
+from scheduler import jobs as jobs_module  # noqa: E402
+from scheduler.escalation import BATCH  # noqa: E402
+from scheduler.jobs import Jobs, TickReport  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 12, 8, 10, 0, tzinfo=TZ).astimezone(UTC)   # a Tuesday, a working day
+TARGET_MS = 200.0
+DUE_WINDOW = 240          # seconds before `now` in which the due steps fall
+MAJOR_SHARE = 0.02        # 重大 tickets (their messages go out as urgent)
+COPY_CHUNK = 50_000
+# The job functions `Jobs.tick` calls, by the name it reports them under: wrapped from outside
+# to time each part of one real tick (the instance's daily jobs are its bound methods).
+MODULE_JOBS = {"dialogs": "expire_dialogs", "ladders": "arm_ladders", "alarms": "fire_due",
+               "emergency": "run_emergency", "auditor": "audit_alarms"}
+INSTANCE_JOBS = {"risk": "_risk", "digest": "_digest", "monthly": "_monthly"}
+JOB_ORDER = ("dialogs", "ladders", "alarms", "risk", "digest", "monthly", "emergency", "auditor")
+
+
+# ---------------------------------------------------------------------------------------------
+# The plant: a roster with supervisor chains
+
+
+class Plant:
+    """A principal and three safety managers at the top; 10 department heads, 30 supervisors,
+    one owner per area (150), 10 reviewers and 200 workers. An owner's chain is supervisor,
+    head, principal, so the ladder's escalations climb it and its last level reaches the four
+    managers."""
+
+    def __init__(self, areas: int) -> None:
+        self.principal = "zfz"
+        self.managers = ["aq01", "aq02", "aq03"]
+        self.heads = [f"bz{i:02d}" for i in range(1, 11)]
+        self.supervisors = [f"zg{i:03d}" for i in range(1, 31)]
+        self.owners = [f"zrr{i:03d}" for i in range(1, areas + 1)]
+        self.reviewers = [f"fcr{i:02d}" for i in range(1, 11)]
+        self.workers = [f"yg{i:04d}" for i in range(1, 201)]
+        self.areas = [f"A{i:03d}" for i in range(1, areas + 1)]
+
+    def supervisor_of(self, user: str) -> str | None:
+        if user in self.owners:
+            return self.supervisors[self.owners.index(user) % len(self.supervisors)]
+        if user in self.supervisors:
+            return self.heads[self.supervisors.index(user) % len(self.heads)]
+        if user in self.workers:
+            return self.supervisors[self.workers.index(user) % len(self.supervisors)]
+        if user in self.reviewers:
+            return self.managers[self.reviewers.index(user) % len(self.managers)]
+        return None if user == self.principal else self.principal
+
+    def chain(self, owner: str) -> list[str]:
+        out, current = [], self.supervisor_of(owner)
+        while current is not None:
+            out.append(current)
+            current = self.supervisor_of(current)
+        return out
+
+    @property
+    def top(self) -> list[str]:
+        """`managers()` of the service: safety managers and principals, by id."""
+        return sorted([*self.managers, self.principal])
+
+    def write_roster(self, path: Path) -> None:
+        parts = ['[[departments]]\nid = "plant"\nname = "压测厂"\n']
+        people = ([(self.principal, "厂长", "principal")]
+                  + [(u, f"安全员{i}", "safety_manager") for i, u in enumerate(self.managers, 1)]
+                  + [(u, f"部长{i}", "owner") for i, u in enumerate(self.heads, 1)]
+                  + [(u, f"主管{i}", "owner") for i, u in enumerate(self.supervisors, 1)]
+                  + [(u, f"责任人{i}", "owner") for i, u in enumerate(self.owners, 1)]
+                  + [(u, f"复查人{i}", "reviewer") for i, u in enumerate(self.reviewers, 1)]
+                  + [(u, f"员工{i}", "worker") for i, u in enumerate(self.workers, 1)])
+        for uid, name, role in people:
+            above = self.supervisor_of(uid)
+            parts.append(f'[[users]]\nid = "{uid}"\nname = "{name}"\ndepartment = "plant"\n'
+                         f'roles = ["{role}"]\n' + (f'supervisor = "{above}"\n' if above else ""))
+        for i, code in enumerate(self.areas):
+            parts.append(f'[[areas]]\ncode = "{code}"\nname = "{code}区"\n'
+                         f'owner = "{self.owners[i]}"\n'
+                         f'reviewer = "{self.reviewers[i % len(self.reviewers)]}"\n')
+        path.write_text("\n".join(parts), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tickets and alarms, generated and COPYed
+
+
+TICKET_COLUMNS = (
+    "id", "number", "status", "version", "category", "description", "photos", "grade",
+    "grade_reason", "defect_type", "defect_reason", "deadline", "checklist", "plan",
+    "extension", "evidence", "evidence_note", "first_approval", "reports", "accepted_at",
+    "created_at", "updated_at", "opened_at", "submitted_at", "closed_at", "area_id",
+    "owner_id", "reporter_id", "reviewer_id", "armed", "chain", "escalation_level",
+)
+ALARM_COLUMNS = ("ticket_id", "kind", "level", "due_at", "recipients", "state", "fired_at")
+
+
+@dataclass(frozen=True)
+class Open:
+    """An open ticket's row and its ladder, as `arm_ladders` would have written it."""
+
+    ticket: tuple[Any, ...]
+    alarms: list[tuple[Any, ...]]
+
+
+@dataclass
+class Generator:
+    """Deterministic tickets: id order is the order of generation, `open_share` of them open,
+    drawn from the most recent ids of each batch.
+    The first `pool` open tickets each have exactly one step due in the `DUE_WINDOW` seconds
+    before `now`; every other step of every ticket is either in the future (pending) or past
+    and already fired (sent), so nothing else is due."""
+
+    plant: Plant
+    ladder: Ladder
+    categories: list[str]
+    open_share: float
+    pool: int
+    rng: random.Random = field(default_factory=lambda: random.Random(4))
+    next_id: int = 1
+    pool_made: int = 0
+    pool_ids: list[int] = field(default_factory=list)
+
+    def batch(self, count: int) -> tuple[list[tuple[Any, ...]], list[Open]]:
+        """`count` more tickets: the closed ones' rows, and the open ones with their ladders."""
+        closed, opened = [], []
+        # Open tickets are the recent ones, as in a plant: drawn from the batch's last ids.
+        n_open = round(count * self.open_share)
+        recent = range(count - min(count, n_open * 3 // 2), count)
+        is_open = set(self.rng.sample(recent, n_open))
+        for i in range(count):
+            tid = self.next_id
+            self.next_id += 1
+            if i in is_open:
+                opened.append(self._open(tid))
+            else:
+                closed.append(self._closed(tid))
+        return closed, opened
+
+    def _base(self, tid: int, created: datetime) -> dict[str, Any]:
+        area = self.rng.randrange(len(self.plant.areas))
+        owner = self.plant.owners[area]
+        major = self.rng.random() < MAJOR_SHARE
+        return {
+            "id": tid, "number": f"HZ-{created.astimezone(TZ):%Y%m%d}-{tid:07d}",
+            "version": 3, "category": self.rng.choice(self.categories),
+            "description": "压测隐患", "photos": "[]",
+            "grade": (Grade.MAJOR if major else Grade.GENERAL).value, "grade_reason": "",
+            "defect_type": DefectType.THING.value, "defect_reason": "", "checklist": "{}",
+            "plan": "{}", "extension": "{}", "evidence": "[]", "evidence_note": "",
+            "first_approval": "", "reports": 1, "created_at": created,
+            "area_id": self.plant.areas[area], "owner_id": owner,
+            "reporter_id": self.rng.choice(self.plant.workers),
+            "reviewer_id": self.plant.reviewers[area % len(self.plant.reviewers)],
+            "armed": True, "chain": json.dumps(self.plant.chain(owner)),
+            "submitted_at": None,
+        }
+
+    def _closed(self, tid: int) -> tuple[Any, ...]:
+        created = NOW - timedelta(days=2, seconds=self.rng.randrange(730 * 86400))
+        deadline = created + timedelta(days=self.rng.choice((1, 2, 3, 5)))
+        closed_at = min(created + timedelta(seconds=self.rng.randrange(1800, 7 * 86400)),
+                        NOW - timedelta(hours=1))
+        row = self._base(tid, created) | {
+            "status": Status.CLOSED.value, "deadline": deadline, "accepted_at": created,
+            "updated_at": closed_at, "opened_at": created, "submitted_at": closed_at,
+            "closed_at": closed_at, "escalation_level": 1 if closed_at > deadline else 0,
+        }
+        return tuple(row[c] for c in TICKET_COLUMNS)
+
+    def _open(self, tid: int) -> Open:
+        offset = spread_offset(tid, self.ladder.spread)
+        chosen: tuple[AlarmKind, int] | None = None
+        if self.pool_made < self.pool:
+            # One step of this ticket falls due just before `now`; its deadline follows.
+            kinds = [(AlarmKind.REMIND, n) for n in range(1, len(self.ladder.remind_before) + 1)]
+            kinds += [(AlarmKind.ESCALATE, n)
+                      for n in range(1, len(self.ladder.escalate_after) + 1)]
+            chosen = kinds[self.pool_made % len(kinds)]
+            due = NOW - timedelta(seconds=1 + self.rng.randrange(DUE_WINDOW))
+            kind, level = chosen
+            if kind is AlarmKind.REMIND:
+                deadline = (due + self.ladder.remind_before[level - 1] - offset
+                            + self.ladder.spread)
+            else:
+                deadline = due - self.ladder.escalate_after[level - 1] - offset
+            self.pool_made += 1
+            self.pool_ids.append(tid)
+        else:
+            # Deadlines over the coming four weeks; one in ten already overdue.
+            days = (-self.rng.uniform(0, 10) if self.rng.random() < 0.1
+                    else self.rng.uniform(0.05, 28))
+            deadline = NOW + timedelta(days=days)
+        created = min(NOW - timedelta(hours=1), deadline - timedelta(days=1)) - timedelta(
+            seconds=self.rng.randrange(14 * 86400))
+        base = self._base(tid, created)
+        ladder = steps(self.ladder, deadline=deadline, owner=base["owner_id"],
+                       chain=json.loads(base["chain"]), top=self.plant.top, offset=offset)
+        alarms, level_reached = [], 0
+        for step in ladder:
+            pending = (step.kind, step.level) == chosen or step.due_at > NOW
+            if chosen == (step.kind, step.level):
+                assert NOW - timedelta(seconds=DUE_WINDOW + 1) <= step.due_at <= NOW, step
+            elif not pending and step.kind is AlarmKind.ESCALATE:
+                level_reached = max(level_reached, step.level)
+            alarms.append((tid, step.kind.value, step.level, step.due_at,
+                           json.dumps(step.recipients),
+                           (AlarmState.PENDING if pending else AlarmState.SENT).value,
+                           None if pending else step.due_at))
+        row = base | {
+            "status": Status.OPEN.value, "deadline": deadline, "accepted_at": None,
+            "updated_at": created, "opened_at": created, "closed_at": None,
+            "escalation_level": level_reached,
+        }
+        return Open(tuple(row[c] for c in TICKET_COLUMNS), alarms)
+
+
+# Closed tickets' ladders, written by the server from their rows: the steps due before the
+# ticket closed were sent, the rest voided when it closed. (Their spread offset is left out.)
+CLOSED_ALARMS = """
+    INSERT INTO alarm (ticket_id, kind, level, due_at, recipients, state, fired_at)
+    SELECT t.id, s.kind, s.level, t.deadline + s.shift,
+           CASE WHEN s.kind = 'remind' THEN jsonb_build_array(t.owner_id)
+                WHEN s.level < $3 THEN jsonb_build_array(t.chain ->> (s.level - 1))
+                ELSE $4::jsonb END,
+           CASE WHEN t.deadline + s.shift <= t.closed_at THEN 'sent' ELSE 'void' END,
+           CASE WHEN t.deadline + s.shift <= t.closed_at THEN t.deadline + s.shift END
+    FROM ticket t CROSS JOIN unnest($5::text[], $6::smallint[], $7::interval[])
+                             AS s(kind, level, shift)
+    WHERE t.status = 'closed' AND t.id BETWEEN $1 AND $2"""
+
+
+def chunks(rows: Sequence[tuple[Any, ...]], size: int = COPY_CHUNK
+           ) -> Iterator[Sequence[tuple[Any, ...]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+async def plain_indexes(conn: asyncpg.Connection, tables: Sequence[str]) -> dict[str, str]:
+    """The tables' indexes that back no constraint (the migrations' `indexes`), by name."""
+    rows = await conn.fetch(
+        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid "
+        "WHERE i.indrelid = ANY($1::regclass[]) AND c.oid IS NULL", list(tables))
+    return {r["name"]: r["def"] for r in rows}
+
+
+async def load_tickets(conn: asyncpg.Connection, gen: Generator, count: int) -> float:
+    """`count` more tickets and their alarms; returns the seconds it took."""
+    started = time.perf_counter()
+    first = gen.next_id
+    closed, opened = gen.batch(count)
+    # The rows are consistent by construction: skip the per-row foreign-key triggers, and
+    # build the plain indexes once at the end rather than row by row.
+    await conn.execute("SET session_replication_role = replica")
+    await conn.execute("SET maintenance_work_mem = '256MB'")
+    indexes = await plain_indexes(conn, ("ticket", "alarm"))
+    for name in indexes:
+        await conn.execute(f"DROP INDEX {name}")
+    try:
+        for part in chunks(closed):
+            await conn.copy_records_to_table("ticket", records=part, columns=TICKET_COLUMNS)
+        for part in chunks([o.ticket for o in opened]):
+            await conn.copy_records_to_table("ticket", records=part, columns=TICKET_COLUMNS)
+        for part in chunks([a for o in opened for a in o.alarms]):
+            await conn.copy_records_to_table("alarm", records=part, columns=ALARM_COLUMNS)
+        ladder = gen.ladder
+        shifts = ([("remind", n, -before - ladder.spread)
+                   for n, before in enumerate(ladder.remind_before, 1)]
+                  + [("escalate", n, after) for n, after in enumerate(ladder.escalate_after, 1)])
+        kinds, levels, deltas = zip(*shifts, strict=True)
+        await conn.execute(CLOSED_ALARMS, first, gen.next_id - 1, len(ladder.escalate_after),
+                           json.dumps(gen.plant.top), list(kinds), list(levels), list(deltas))
+    finally:
+        await conn.execute("RESET session_replication_role")
+        for definition in indexes.values():
+            await conn.execute(definition)
+        await conn.execute("RESET maintenance_work_mem")
+    await conn.execute("SELECT setval('ticket_id_seq', $1)", gen.next_id - 1)
+    await conn.execute("VACUUM ANALYZE ticket")
+    await conn.execute("VACUUM ANALYZE alarm")
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------------------
+# The due steps, and putting them back after a tick
+
+
+@dataclass(frozen=True)
+class DueStep:
+    alarm_id: int
+    ticket_id: int
+    due_at: datetime
+    level_before: int        # the ticket's escalation level before this step fires
+
+
+async def due_pool(conn: asyncpg.Connection, ticket_ids: Sequence[int]) -> list[DueStep]:
+    rows = await conn.fetch(
+        "SELECT a.id, a.ticket_id, a.due_at, a.kind, a.level FROM alarm a "
+        "WHERE a.ticket_id = ANY($1::bigint[]) AND a.due_at > $2 AND a.due_at <= $3 "
+        "ORDER BY a.due_at, a.id", list(ticket_ids),
+        NOW - timedelta(seconds=DUE_WINDOW + 1), NOW)
+    if len(rows) != len(ticket_ids):
+        raise BenchError(f"expected {len(ticket_ids)} steps in the due window, found {len(rows)}")
+    return [DueStep(r["id"], r["ticket_id"], r["due_at"],
+                    r["level"] - 1 if r["kind"] == AlarmKind.ESCALATE.value else 0)
+            for r in rows]
+
+
+async def set_due(conn: asyncpg.Connection, pool: Sequence[DueStep], due: int) -> None:
+    """The first `due` steps of the pool pending, the others fired at their time."""
+    await conn.execute("UPDATE alarm SET state = 'sent', fired_at = due_at "
+                       "WHERE id = ANY($1::bigint[])", [s.alarm_id for s in pool[due:]])
+    await restore(conn, pool[:due], [])
+
+
+async def restore(conn: asyncpg.Connection, due: Sequence[DueStep],
+                  claimed: Sequence[str]) -> None:
+    """Undo what a tick at `NOW` did: its steps pending again, its outbox rows and audit events
+    gone, its tickets' escalation levels back, the daily jobs' claims given back."""
+    async with conn.transaction():
+        await conn.execute("UPDATE alarm SET state = 'pending', fired_at = NULL "
+                           "WHERE id = ANY($1::bigint[])", [s.alarm_id for s in due])
+        await conn.execute(
+            "UPDATE ticket t SET escalation_level = v.level FROM unnest($1::bigint[], "
+            "$2::smallint[]) AS v(id, level) WHERE t.id = v.id",
+            [s.ticket_id for s in due], [s.level_before for s in due])
+        await conn.execute("DELETE FROM outbox_message WHERE created_at = $1", NOW)
+        await conn.execute("DELETE FROM audit_event WHERE at = $1 AND actor = 'system'", NOW)
+        await conn.execute("DELETE FROM job_run WHERE key = ANY($1::text[])", list(claimed))
+
+
+def daily_periods(jobs: Jobs) -> list[str]:
+    """The job_run keys a tick at `NOW` would claim: claimed beforehand, the measured tick is
+    the steady minute tick; given back, it is the day's first tick after the digest time."""
+    day = NOW.astimezone(jobs.policy.tz)
+    month = (day.replace(day=1) - timedelta(days=1))
+    return [f"risk:{day:%Y-%m-%d}", f"digest:{day:%Y-%m-%d}", f"monthly:{month:%Y-%m}"]
+
+
+async def claim(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
+    await conn.executemany("INSERT INTO job_run (key, ran_at) VALUES ($1, $2) "
+                           "ON CONFLICT (key) DO NOTHING", [(k, NOW) for k in keys])
+
+
+# ---------------------------------------------------------------------------------------------
+# One measured tick
+
+
+@contextlib.contextmanager
+def timed_parts(jobs: Jobs, parts: dict[str, float]) -> Iterator[None]:
+    """Time each job of a real `Jobs.tick` from outside: the job functions it calls are wrapped
+    for the duration, nothing in the service changes."""
+
+    def timed(name: str, job: Callable[..., Awaitable[int]]) -> Callable[..., Awaitable[int]]:
+        async def run(*args: Any, **kwargs: Any) -> int:
+            started = time.perf_counter()
+            try:
+                return await job(*args, **kwargs)
+            finally:
+                parts[name] = time.perf_counter() - started
+        return run
+
+    present = {name: attr for name, attr in MODULE_JOBS.items() if hasattr(jobs_module, attr)}
+    originals = {attr: getattr(jobs_module, attr) for attr in present.values()}
+    try:
+        for name, attr in present.items():
+            setattr(jobs_module, attr, timed(name, originals[attr]))
+        for name, attr in INSTANCE_JOBS.items():
+            setattr(jobs, attr, timed(name, getattr(jobs, attr)))
+        yield
+    finally:
+        for attr, job in originals.items():
+            setattr(jobs_module, attr, job)
+        for attr in INSTANCE_JOBS.values():
+            delattr(jobs, attr)
+
+
+@dataclass
+class Tick:
+    seconds: float
+    parts: dict[str, float]
+    report: TickReport
+    problems: list[str]
+
+
+async def check(conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,
+                report: TickReport) -> list[str]:
+    """Each due step fired once (the earliest `BATCH` of them when more are due), nothing else
+    fired, and the outbox holds one message per recipient, kind and urgency group."""
+    problems = [f"{job} failed: {error}" for job, error in report.failed.items()]
+    expected = sorted(pool[:due], key=lambda s: (s.due_at, s.alarm_id))[:BATCH]
+    fired = await conn.fetch(
+        "SELECT a.id, a.kind, a.recipients, t.grade FROM alarm a JOIN ticket t "
+        "ON t.id = a.ticket_id WHERE a.fired_at = $1 AND a.state = 'sent'", NOW)
+    if sorted(r["id"] for r in fired) != sorted(s.alarm_id for s in expected):
+        problems.append(f"{len(fired)} steps fired at now, expected {len(expected)}")
+    if report.done.get("alarms", 0) != len(expected):
+        problems.append(f"fire_due reported {report.done.get('alarms')}")
+    left = await conn.fetchval("SELECT count(*) FROM alarm WHERE state = 'pending' "
+                               "AND due_at <= $1", NOW)
+    if left != due - len(expected):
+        problems.append(f"{left} steps still due, expected {due - len(expected)}")
+    audited = await conn.fetchval("SELECT count(*) FROM audit_event WHERE at = $1 "
+                                  "AND actor = 'system'", NOW)
+    if audited != len(expected):
+        problems.append(f"{audited} audit events, expected {len(expected)}")
+    groups: Counter[tuple[str, str, bool]] = Counter()
+    for r in fired:
+        for person in json.loads(r["recipients"]):
+            groups[(r["kind"], person, r["grade"] == Grade.MAJOR.value)] += 1
+    queued = await conn.fetch(
+        "SELECT m.idempotency_key, m.priority, array_agg(d.recipient) AS recipients "
+        "FROM outbox_message m JOIN outbox_delivery d ON d.message_id = m.id "
+        "WHERE m.created_at = $1 AND m.idempotency_key LIKE 'alarm:%' GROUP BY m.id", NOW)
+    got: Counter[tuple[str, str, bool]] = Counter()
+    for q in queued:
+        _, kind, person, _, covered = q["idempotency_key"].split(":")
+        if list(q["recipients"]) != [person]:
+            problems.append(f"message {q['idempotency_key']} goes to {q['recipients']}")
+        got[(kind, person, q["priority"] > 0)] += int(covered)
+    if got != groups:
+        problems.append(f"outbox: {len(queued)} messages covering {sum(got.values())} "
+                        f"steps; expected {len(groups)} covering {sum(groups.values())}")
+    return problems
+
+
+async def tick_once(jobs: Jobs, conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,
+                    claimed: Sequence[str]) -> Tick:
+    await restore(conn, pool[:due], claimed)
+    parts: dict[str, float] = {}
+    with timed_parts(jobs, parts):
+        started = time.perf_counter()
+        report = await jobs.tick(NOW)
+        seconds = time.perf_counter() - started
+    return Tick(seconds, parts, report, await check(conn, pool, due, report))
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass
+class Scenario:
+    total: int
+    open: int
+    due: int
+    daily: bool
+    ticks: list[Tick]
+    alarms: int
+
+    @property
+    def fired(self) -> int:
+        return min(self.due, BATCH)
+
+    def ms(self, p: float, part: str | None = None) -> float:
+        values = sorted((t.parts.get(part, math.nan) if part else t.seconds) * 1000
+                        for t in self.ticks)
+        return values[max(0, math.ceil(p / 100 * len(values)) - 1)] if values else math.nan
+
+
+def report(args: argparse.Namespace, info: dict[str, str], scenarios: Sequence[Scenario],
+           loads: dict[int, float]) -> bool:
+    print("\n## Tick benchmark\n")
+    for key, value in info.items():
+        print(f"- {key}: {value}")
+    print(f"- now: {NOW.astimezone(TZ):%Y-%m-%d %H:%M} Asia/Shanghai ({NOW:%H:%M} UTC), "
+          f"a working Tuesday; due steps in the {DUE_WINDOW} s before it; "
+          f"{args.open_share:.0%} of tickets open")
+    print("- load (COPY + alarms + VACUUM ANALYZE): "
+          + ", ".join(f"{n:,} tickets {s:.0f} s" for n, s in loads.items()))
+    print(f"- {args.rounds} measured rounds per row after {args.warmup} unmeasured; "
+          "p90 is nearest-rank (with 7 rounds: the slowest)\n")
+    parts = [j for j in JOB_ORDER if any(j in t.parts for s in scenarios for t in s.ticks)]
+    print("| tickets | open | alarm rows | due | fired | daily jobs | tick p50 ms | p90 ms | "
+          + " | ".join(f"{p} p50" for p in parts) + " | checks |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|" + "---:|" * len(parts) + "---|")
+    ok = True
+    for s in scenarios:
+        problems = [p for t in s.ticks for p in t.problems]
+        ok &= not problems
+        print(f"| {s.total:,} | {s.open:,} | {s.alarms:,} | {s.due:,} | {s.fired:,} | "
+              f"{'run' if s.daily else 'claimed'} | {s.ms(50):.1f} | {s.ms(90):.1f} | "
+              + " | ".join(f"{s.ms(50, p):.1f}" for p in parts)
+              + f" | {'ok' if not problems else 'FAILED'} |")
+    print()
+    for s in scenarios:
+        counted = Counter(p for t in s.ticks for p in t.problems)
+        label = f"{s.total:,} tickets, {s.due:,} due{', daily jobs run' if s.daily else ''}"
+        if counted:
+            print(f"- check {label}: " + "; ".join(f"{n}× {p}" for p, n in counted.items()))
+        else:
+            print(f"- check {label}: in all {len(s.ticks)} rounds the {s.fired:,} earliest due "
+                  "steps were sent once each, nothing else fired, "
+                  f"{s.due - s.fired:,} left due, one message per recipient, kind and "
+                  "urgency, one audit event per step")
+    steady = [s for s in scenarios if not s.daily and s.due == args.target_due
+              and s.total == max(args.totals)]
+    if steady:
+        s = steady[0]
+        met = s.ms(50) < TARGET_MS
+        print(f"\nverdict: {s.total:,} tickets, {s.due:,} due: median {s.ms(50):.1f} ms, "
+              f"p90 {s.ms(90):.1f} ms, target < {TARGET_MS:.0f} ms: "
+              f"{'met' if met else 'MISSED'}")
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {text!r}"
+                                         ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected numbers ≥ 0: {text!r}")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--totals", type=int_list, default=[100_000, 1_000_000],
+                   help="ticket totals to measure at, grown in place (default 100000,1000000)")
+    p.add_argument("--due", type=int_list, default=[0, 1000, 5000],
+                   help="steps due at the measured instant (default 0,1000,5000)")
+    p.add_argument("--open-share", type=float, default=0.1,
+                   help="share of tickets that are open (default 0.1: 100,000 of 1,000,000)")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured ticks per row")
+    p.add_argument("--daily", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure, at the largest total, the tick that runs the day's "
+                        "risk status and digest (default on)")
+    p.add_argument("--areas", type=int, default=150)
+    p.add_argument("--target-due", type=int, default=1000,
+                   help="the row the verdict is about, at the largest total")
+    p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
+                   help="a database to connect to for CREATE/DROP DATABASE")
+    args = p.parse_args(argv)
+    args.totals = sorted(set(args.totals))
+    if args.rounds < 1 or args.warmup < 0:
+        p.error("--rounds must be at least 1 and --warmup at least 0")
+    if not 0 < args.open_share <= 1:
+        p.error("--open-share must be in (0, 1]")
+    smallest_open = round(args.totals[0] * args.open_share)
+    if max(args.due) > smallest_open:
+        p.error(f"--due {max(args.due)} needs at least that many open tickets in the first "
+                f"total ({smallest_open})")
+    return args
+
+
+def version() -> str:
+    """The commit, marked when the scheduler or models differ from it (others edit as we run)."""
+    base = code_version()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "scheduler", "models"],
+                               cwd=ROOT, check=True, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        if dirty and "uncommitted" not in base:
+            base += " + uncommitted changes in scheduler/models"
+    return base
+
+
+def make_jobs(media: Path) -> Jobs:
+    """The service's scheduler with its default configuration, as tests/test_scheduler.py
+    builds it."""
+    settings = load_settings({})
+    policy = load_policy(settings.schedule, settings.tz)
+    if policy.calendar.opened_at(NOW) is None:
+        raise BenchError(f"{NOW} is quiet time in config/calendar.toml; pick a working hour")
+    return Jobs(policy, load_catalog(ROOT / "config" / "categories.toml"), MediaStore(media),
+                "wecom")
+
+
+async def measure(jobs: Jobs, conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,
+                  args: argparse.Namespace, daily: bool) -> list[Tick]:
+    periods = daily_periods(jobs)
+    claimed = periods[:2] if daily else []    # the day's risk status and digest run again
+    ticks = []
+    for i in range(args.warmup + args.rounds):
+        tick = await tick_once(jobs, conn, pool, due, claimed)
+        if i >= args.warmup:
+            ticks.append(tick)
+    await restore(conn, pool[:due], [])
+    await claim(conn, periods)
+    return ticks
+
+
+async def bench(args: argparse.Namespace, code: str) -> int:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    plant = Plant(args.areas)
+    scenarios: list[Scenario] = []
+    loads: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="safetybot-tickbench-") as tmp:
+        jobs = make_jobs(Path(tmp) / "media")
+        roster = Path(tmp) / "roster.toml"
+        plant.write_roster(roster)
+        catalog = load_catalog(ROOT / "config" / "categories.toml")
+        gen = Generator(plant, jobs.policy.ladder, [c.code for c in catalog.categories],
+                        args.open_share, max(args.due))
+        async with fresh_database(args.admin_dsn) as dsn:
+            info = await machine_info(dsn) | {"service code": code}
+            print("migrate, load-org …", file=sys.stderr)
+            await migrate(dsn)
+            ctx = await open_database(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                with ctx:
+                    await load_org(roster, NOW - timedelta(days=800))
+                    await claim(conn, daily_periods(jobs))
+                    loaded = 0
+                    for total in args.totals:
+                        print(f"loading {total - loaded:,} tickets …", file=sys.stderr)
+                        loads[total] = await load_tickets(conn, gen, total - loaded)
+                        loaded = total
+                        pool = await due_pool(conn, gen.pool_ids)
+                        alarms = await conn.fetchval("SELECT count(*) FROM alarm")
+                        n_open = await conn.fetchval(
+                            "SELECT count(*) FROM ticket WHERE status = 'open'")
+                        runs = [(due, False) for due in args.due]
+                        if args.daily and total == args.totals[-1]:
+                            runs.append((args.target_due, True))
+                        for due, daily in runs:
+                            print(f"{total:,} tickets, {due:,} due"
+                                  f"{', daily jobs' if daily else ''} …", file=sys.stderr)
+                            await set_due(conn, pool, due)
+                            if daily:    # settle the areas' statuses: later days change few
+                                await tick_once(jobs, conn, pool, due, daily_periods(jobs)[:2])
+                            ticks = await measure(jobs, conn, pool, due, args, daily)
+                            scenarios.append(Scenario(total, n_open, due, daily, ticks, alarms))
+            finally:
+                await conn.close()
+                await ctx.close_connections()
+    return 0 if report(args, info, scenarios, loads) else 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(bench(args, version()))
+    except (BenchError, OSError, asyncpg.PostgresError) as exc:
+        print(f"tick_bench: {exc}", file=sys.stderr)
+        return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("tick_bench: interrupted; database dropped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
