@@ -238,11 +238,11 @@ class InboxEvent(Model):
 
 async def inbox_put(event: Inbound, now: datetime) -> bool:
     """Store an event once; False when its dedup key was seen before (a platform retry)."""
-    stored = await insert_once(InboxEvent, "dedup_key", [{
+    stored = await insert_rows(InboxEvent, [{
         "dedup_key": event.dedup_key, "platform": event.platform, "user_id": event.user_id,
         "kind": event.kind.value, "payload": event.to_payload(), "received_at": now,
         "status": InboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "last_error": "",
-    }])
+    }], unique="dedup_key")
     return bool(stored)
 
 
@@ -430,10 +430,11 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     # transaction: a dispatcher woken by the insert must never find a message addressed to
     # nobody.
     async with in_transaction():
-        new = await insert_once(OutboxMessage, "idempotency_key", rows)
-        await OutboxDelivery.bulk_create(
-            [OutboxDelivery(message_id=message_id, recipient=r, rate_limited=recipients[key][1])
-             for key, message_id in new.items() for r in recipients[key][0]], batch_size=500)
+        new = await insert_rows(OutboxMessage, rows, unique="idempotency_key")
+        await insert_rows(OutboxDelivery, [
+            {"message_id": message_id, "recipient": r, "rate_limited": recipients[key][1],
+             "status": DeliveryStatus.PENDING, "sent_at": None, "error": ""}
+            for key, message_id in new.items() for r in recipients[key][0]])
     return len(new)
 
 
@@ -497,28 +498,29 @@ class PlatformToken(Model):
 # Statements the ORM cannot express in one round trip; the same SQL on PostgreSQL and SQLite
 
 
-async def insert_once(model: type[Model], unique: str, rows: Sequence[dict[str, Any]]
-                      ) -> dict[str, int]:
-    """INSERT … ON CONFLICT DO NOTHING, a batch at a time: the new rows' ids by their `unique`
-    value; a value already taken is left out.
-
-    A repeat is a no-op rather than an error, so it leaves a PostgreSQL transaction usable, and
-    it skips the ORM's per-object work on the callback's hot path."""
+async def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]],
+                      unique: str | None = None) -> dict[str, int]:
+    """Multi-row INSERT, a batch a statement, without the ORM's per-object work (a tick may
+    write a thousand rows). With `unique`: ON CONFLICT DO NOTHING, and the new rows' ids by
+    their `unique` value, a value already taken left out; a repeat is then a no-op rather than
+    an error, which leaves a PostgreSQL transaction usable. Without: the ids, by themselves.
+    Every column must be given: the database does not know the models' defaults."""
     if not rows:
         return {}
     meta = model._meta
     db = meta.db
     names = tuple(rows[0])
     columns = tuple(meta.fields_db_projection[name] for name in names)
-    column = meta.fields_db_projection[unique]
+    key = meta.fields_db_projection[unique] if unique else meta.db_pk_column
     new: dict[str, int] = {}
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start:start + INSERT_BATCH]
-        sql = _insert_sql(meta.db_table, columns, column, len(batch), db.capabilities.dialect)
+        sql = _insert_sql(meta.db_table, columns, unique and key, len(batch),
+                          db.capabilities.dialect)
         params = [meta.fields_map[name].to_db_value(row[name], model)
                   for row in batch for name in names]
         for found in await db.execute_query_dict(sql, params):
-            new[str(found[column])] = int(found["id"])
+            new[str(found[key])] = int(found["id"])
     return new
 
 
@@ -526,13 +528,15 @@ INSERT_BATCH = 500     # rows per statement: 13 columns stay far below SQLite's 
 
 
 @functools.cache
-def _insert_sql(table: str, columns: tuple[str, ...], unique: str, count: int,
+def _insert_sql(table: str, columns: tuple[str, ...], unique: str | None, count: int,
                 dialect: str) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
     numbers = iter(range(1, len(columns) * count + 1))
     mark = "$" if dialect == "postgres" else "?"
     values = ", ".join("(" + ", ".join(f"{mark}{next(numbers)}" for _ in columns) + ")"
                        for _ in range(count))
+    if unique is None:
+        return f'INSERT INTO "{table}" ({names}) VALUES {values} RETURNING "id"'
     return (f'INSERT INTO "{table}" ({names}) VALUES {values} '
             f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id", "{unique}"')
 
