@@ -318,12 +318,13 @@ async def _confirm(ctx: Context, activation: Activation) -> None:
     await _grey(ctx, f"已由{ctx.me.name}确认启动")
     level = plan.level(activation.level)
     assert level is not None
-    called = await call(activation, plan, await callees(plan, level), ctx.now,
-                        ctx.event.platform, policy.remind_every)
+    # The groups first: fifty short sends, then the cards to everyone (1,000 people a call).
     text = await broadcast_text(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:group:{group}", text, to_chat=group)
                         for group in plan.groups], now=ctx.now, platform=ctx.event.platform,
                        priority=Priority.EMERGENCY)
+    called = await call(activation, plan, await callees(plan, level), ctx.now,
+                        ctx.event.platform, policy.remind_every)
     lines = [f"{headline(activation, plan)}已启动：已向{called}人发送确认卡片，"
              f"向{len(plan.groups)}个群发送处置要点。应急看板将随确认情况更新，"
              "发送“应急状态”可随时查看，发送“结束预案”结束响应。"]

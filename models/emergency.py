@@ -32,6 +32,7 @@ from models.messaging import (
     Priority,
     Queued,
     enqueue_many,
+    insert_rows,
 )
 from models.org import Area, Role, User, people_with
 
@@ -244,36 +245,9 @@ async def call(activation: Activation, plan: Plan, people: list[str], now: datet
                   "deputy_for": (deputy_for or {}).get(p, ""), "notified_at": now,
                   "next_remind_at": now + remind_every, "answer": "", "late": False,
                   "reminders": 0, "deputy_called": False} for p in chunk]
-    await _insert_responders(rows)
+    await insert_rows(Responder, rows)
     await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
     return len(fresh)
-
-
-RESPONDER_BATCH = 1000   # rows per INSERT: 10 columns stay below SQLite's 32,766 variables
-
-
-async def _insert_responders(rows: list[dict[str, Any]]) -> None:
-    """A multi-row INSERT per batch. `bulk_create` builds an ORM object and runs an INSERT per
-    row: for a plan calling 10,000 people that was most of the time between 确认启动 and the
-    first card (emergency benchmark, benchmarks/README.md)."""
-    if not rows:
-        return
-    meta = Responder._meta
-    db = meta.db
-    names = tuple(rows[0])
-    columns = ", ".join(f'"{meta.fields_db_projection[n]}"' for n in names)
-    fields_ = [meta.fields_map[n] for n in names]
-    mark = "$" if db.capabilities.dialect == "postgres" else "?"
-    for start in range(0, len(rows), RESPONDER_BATCH):
-        batch = rows[start:start + RESPONDER_BATCH]
-        numbers = iter(range(1, len(names) * len(batch) + 1))
-        values = ", ".join("(" + ", ".join(
-            f"{mark}{next(numbers)}" if mark == "$" else mark for _ in names) + ")"
-            for _ in batch)
-        params = [f.to_db_value(row[n], Responder) for row in batch
-                  for n, f in zip(names, fields_, strict=True)]
-        await db.execute_query(f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values}',
-                               params)
 
 
 async def _responder_card(activation: Activation, plan: Plan, task_id: str) -> Card:
