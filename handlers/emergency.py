@@ -431,20 +431,24 @@ async def acknowledge(ctx: Context, activation: Activation, answer: str) -> None
         return
     await audit_activation(activation, ctx.me.id, f"ack_{answer}", ctx.now,
                            from_state=activation.status.value)
+    # A pressed card is answered by greying out that person's card alone; a typed answer has
+    # no card to grey, so it gets a line. At ten thousand answers, one message each, and behind
+    # the cards and the board (urgent, not emergency).
+    at = ctx.local(ctx.now)
     if ctx.event.response_code:
-        await ctx.send(CardUpdate(ctx.event.response_code,
-                                  f"已回复{word} {ctx.local(ctx.now):%H:%M:%S}",
-                                  users=(ctx.me.id,)), priority=Priority.EMERGENCY)
+        await ctx.send(CardUpdate(ctx.event.response_code, f"已回复{word} {at:%H:%M:%S}",
+                                  users=(ctx.me.id,)), priority=Priority.URGENT)
+    else:
+        await ctx.send(Text(f"已记录：{word}（{at:%H:%M:%S}）。" + (
+            "请按预案行动，注意安全。" if answer == "ok" else "指挥会安排他人。")),
+            to_users=[ctx.me.id], priority=Priority.URGENT)
     plan = await Plan.get(code=activation.plan_id or "")
     if answer == "no":
-        await _say(ctx, "已记录您无法到场，指挥会安排他人。")
         level = plan.level(activation.level)
         deputy = level.deputy_of(ctx.me.id) if level else ""
         if deputy:
             await call(activation, plan, [deputy], ctx.now, ctx.event.platform,
                        ctx.rules.emergency.remind_every, deputy_for={deputy: ctx.me.id})
-    else:
-        await _say(ctx, f"已确认收到（{ctx.local(ctx.now):%H:%M:%S}），请按预案行动，注意安全。")
     await _board_soon(ctx, activation, plan)
 
 

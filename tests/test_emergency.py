@@ -107,14 +107,13 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     lihua = Person(sim, "lihua")
     [card] = cards_for(sim, "lihua", "液氨泄漏")
     await lihua.clicks(card, "收到")
-    await lihua.expect("已确认收到")
     await sim.until(lambda: any(u.body.get("userids") == ["lihua"] for u in sim.card_updates), 10)
     board = await zhouwei.expect("应急看板", "已确认 1/8")
     assert "未回复" in text_of(board)
     # 黄军 types 收到; the next board waits for the interval, then the tick sends it.
     huangjun = Person(sim, "huangjun")
     await huangjun.says("收到")
-    await huangjun.expect("已确认收到")
+    await huangjun.expect("已记录：收到")
     row = await Activation.get(id=activation.id)
     assert row.board_due_at is not None and row.board_sent_at is not None
     assert row.board_due_at - row.board_sent_at == EmergencyPolicy().board_every
@@ -230,7 +229,7 @@ async def test_silent_responders_are_reminded_then_their_deputies_called(
     sunli = Person(sim, "sunli")
     await sim.until(lambda: len(cards_for(sim, "sunli", "液氨泄漏")) == 1, 10)
     await sunli.says("无法到场")
-    await sunli.expect("已记录您无法到场")
+    await sunli.expect("已记录：无法到场", "指挥会安排他人")
     for reminder in (1, 2):
         await Responder.filter(activation_id=activation.id, next_remind_at__isnull=False
                                ).update(next_remind_at=ago())
