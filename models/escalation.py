@@ -35,7 +35,7 @@ class AlarmState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     SKIPPED = "skipped"      # already past when the ladder was written (a short deadline)
-    VOID = "void"            # the ticket closed or was cancelled first
+    VOID = "void"            # the ticket left the owner's hands first (review, close, cancel)
 
 
 class Alarm(Model):
@@ -116,6 +116,6 @@ def spread_offset(ticket_id: int, spread: timedelta) -> timedelta:
 
 
 async def void_alarms(ticket_id: int) -> None:
-    """The ticket is closed or cancelled: nothing left on its ladder may fire."""
+    """The ticket is with the reviewer, closed or cancelled: nothing left may fire."""
     await Alarm.filter(ticket_id=ticket_id, state=AlarmState.PENDING).update(
         state=AlarmState.VOID)

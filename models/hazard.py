@@ -205,7 +205,9 @@ async def _move(ticket: Ticket, actor: str, action: str, now: datetime, *,
         **changes, **await _ladder_changes(ticket, new_status, changes))
     if not won:
         raise Stale(ticket.label)
-    if ticket.status in ACTIVE and new_status not in ACTIVE:
+    if ticket.status is Status.OPEN and new_status is not Status.OPEN:
+        # Submitted for review, closed or cancelled: the owner's ladder stops. A 驳回 reopens
+        # the ticket and the scheduler writes the ladder again.
         await void_alarms(ticket.id)
     await _audit(ticket, actor, action, now, to_state=new_status.value, note=note,
                  changes={k: _plain(v) for k, v in changes.items()})
