@@ -547,11 +547,21 @@ async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
     time. On both, the update re-checks that each row is still pending and unleased, so a row
     is leased by one owner at a time (compare-and-set)."""
     db = model._meta.db
+    postgres = db.capabilities.dialect == "postgres"
     sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect)
     field = model._meta.fields_map["lease_until"]
-    rows = await db.execute_query_dict(sql, [
-        owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit,
-    ])
+    params = [owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit]
+    if not postgres:
+        rows = await db.execute_query_dict(sql, params)
+        return [int(row["id"]) for row in rows]
+    # A queue table fills faster than its statistics follow (a burst of ten thousand 收到, or
+    # autovacuum off): believing a few pending rows, the planner probes the head check with a
+    # sequential scan per candidate, quadratic in the backlog (20 s for 10,000 waiting). The
+    # indexes answer both sides whatever the statistics say, in arrival order so the walk stops
+    # at `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all).
+    async with in_transaction() as conn:
+        await conn.execute_script("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+        rows = await conn.execute_query_dict(sql, params)
     return [int(row["id"]) for row in rows]
 
 
