@@ -50,6 +50,7 @@ INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
+SHUTDOWN_GRACE = 10           # seconds a running tick gets to finish at shutdown
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
 
@@ -204,9 +205,17 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
 def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     """APScheduler only ticks; each job reads what is due from the database (scheduler/)."""
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        running: set[asyncio.Task[object]] = set()
+
         async def tick() -> None:
-            activate(app[ORM])      # APScheduler runs each job in a task of its own
-            report = await jobs.tick(clock())
+            task = asyncio.current_task()
+            assert task is not None
+            running.add(task)
+            try:
+                activate(app[ORM])      # APScheduler runs each job in a task of its own
+                report = await jobs.tick(clock())
+            finally:
+                running.discard(task)
             if "auditor" in report.done:
                 metrics.ALARMS_LATE.set(report.done["auditor"])
             if report.done.get("dialogs"):
@@ -219,6 +228,10 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
         ticker.start()
         yield
         ticker.shutdown(wait=False)
+        # A tick half-way commits or rolls back on its own; cancelling it mid-commit only
+        # makes noise, so it is given a moment to finish before the database closes.
+        if running:
+            await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
 
     return scheduler
 
