@@ -509,18 +509,24 @@ async def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]],
     names = tuple(rows[0])
     columns = tuple(meta.fields_db_projection[name] for name in names)
     key = meta.fields_db_projection[unique] if unique else meta.db_pk_column
+    # Plain columns go as they are; only JSON, enum and time columns need the field's own
+    # conversion (done per value, it was half the time of a 10,000-row insert).
+    convert = [None if type(meta.fields_map[name]) in _PLAIN_FIELDS
+               else meta.fields_map[name].to_db_value for name in names]
     new: dict[str, int] = {}
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start:start + INSERT_BATCH]
         sql = _insert_sql(meta.db_table, columns, unique and key, len(batch),
                           db.capabilities.dialect)
-        params = [meta.fields_map[name].to_db_value(row[name], model)
-                  for row in batch for name in names]
+        params = [row[name] if to_db is None else to_db(row[name], model)
+                  for row in batch for name, to_db in zip(names, convert, strict=True)]
         for found in await db.execute_query_dict(sql, params):
             new[str(found[key])] = int(found["id"])
     return new
 
 
+_PLAIN_FIELDS = (fields.CharField, fields.TextField, fields.IntField, fields.BigIntField,
+                 fields.SmallIntField, fields.BooleanField)
 INSERT_BATCH = 500     # rows per statement: 13 columns stay far below SQLite's 32,766 variables
 
 
