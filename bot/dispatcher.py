@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import metrics
@@ -61,7 +62,9 @@ class Dispatcher(ClaimLoop[int]):
 
     async def _attempt(self, msg: OutboxMessage) -> None:
         now = self._clock()
-        waiting = await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED)
+        waiting = [Recipient(*row) for row in await OutboxDelivery.filter(
+            message_id=msg.id, status__in=UNSETTLED).order_by("id").values_list(
+            "id", "recipient", "rate_limited", "status", "sent_at")]
         channel = self._channels.get(msg.platform)
         if channel is None:
             outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")
@@ -77,8 +80,8 @@ class Dispatcher(ClaimLoop[int]):
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _reserve(
-        self, waiting: list[OutboxDelivery], now: datetime
-    ) -> tuple[list[OutboxDelivery], datetime | None]:
+        self, waiting: list[Recipient], now: datetime
+    ) -> tuple[list[Recipient], datetime | None]:
         """Take the recipients below their per-minute limit; say when the others are free."""
         limit = self._s.wecom.per_member_per_minute
         async with self._rate_lock:
@@ -101,7 +104,7 @@ class Dispatcher(ClaimLoop[int]):
         return ready, free_at
 
     async def _settle(
-        self, msg: OutboxMessage, delivery: Delivery, tried: list[OutboxDelivery],
+        self, msg: OutboxMessage, delivery: Delivery, tried: list[Recipient],
         untried: int, now: datetime, free_at: datetime | None = None,
     ) -> None:
         """Record each tried recipient's outcome and finish or reschedule the message.
@@ -157,7 +160,18 @@ class Dispatcher(ClaimLoop[int]):
         await OutboxMessage.filter(id=msg.id, lease_owner=self._instance).update(**fields)
 
 
-def _repeat_after(ready: list[OutboxDelivery], now: datetime) -> float:
+@dataclass(frozen=True)
+class Recipient:
+    """One unsettled delivery, read as plain values: a card to 1,000 people makes 1,000."""
+
+    id: int
+    recipient: str
+    rate_limited: bool
+    status: DeliveryStatus
+    sent_at: datetime | None
+
+
+def _repeat_after(ready: list[Recipient], now: datetime) -> float:
     """Seconds since an attempt that may have gone through: a delivery still `sending` was
     interrupted by a crash, an `uncertain` one by a timeout. 0 when this is a first attempt."""
     earlier = [d.sent_at for d in ready if d.status is not DeliveryStatus.PENDING and d.sent_at]
