@@ -7,17 +7,21 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
+from tortoise.context import TortoiseContext
 
 from bot import logs
 from bot.app import hazard_rules, scheduled_jobs
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,29 +104,30 @@ def _month(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {text!r}") from None
 
 
-async def _tick(settings: Settings, jobs: Jobs, now: datetime) -> int:
+async def _in_database(settings: Settings,
+                       work: Callable[[TortoiseContext], Awaitable[T]]) -> T:
+    """Run `work` with the ORM open on the configured database, closing it afterwards."""
     from bot.db import open_database
 
     ctx = await open_database(settings.database_url)
     with ctx:
         try:
-            report = await jobs.tick(now)
+            return await work(ctx)
         finally:
             await ctx.close_connections()
+
+
+async def _tick(settings: Settings, jobs: Jobs, now: datetime) -> int:
+    report = await _in_database(settings, lambda _: jobs.tick(now))
     print(f"safetybot: tick: {report.summary()}")
     return 1 if report.failed else 0
 
 
 async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
-    from bot.db import open_database
     from scheduler.monthly import write_monthly
 
-    ctx = await open_database(settings.database_url)
-    with ctx:
-        try:
-            paths = await write_monthly(month, settings.tz, jobs.catalog, out)
-        finally:
-            await ctx.close_connections()
+    paths = await _in_database(
+        settings, lambda _: write_monthly(month, settings.tz, jobs.catalog, out))
     for path in paths:
         print(f"safetybot: wrote {path}")
     return 0
@@ -130,37 +135,27 @@ async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
 
 async def _load_org(settings: Settings, path: Path) -> int:
     from bot.app import utc_now
-    from bot.db import open_database
     from bot.roster import RosterError, load_org
 
-    ctx = await open_database(settings.database_url)
-    with ctx:
-        try:
-            report = await load_org(path, utc_now())
-        except RosterError as exc:
-            print(f"safetybot: {path}: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            await ctx.close_connections()
+    try:
+        report = await _in_database(settings, lambda _: load_org(path, utc_now()))
+    except RosterError as exc:
+        print(f"safetybot: {path}: {exc}", file=sys.stderr)
+        return 1
     print(f"safetybot: {path}: {report.summary()}")
     return 0
 
 
 async def _load_plans(settings: Settings, directory: Path) -> int:
-    from bot.app import utc_now
-    from bot.db import open_database
+    from bot.app import home_platform, utc_now
     from bot.plans import PlanError, load_plans
 
-    platform = "wecom" if settings.wecom.enabled else "webchat"
-    ctx = await open_database(settings.database_url)
-    with ctx:
-        try:
-            report = await load_plans(directory, utc_now(), platform)
-        except PlanError as exc:
-            print(f"safetybot: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            await ctx.close_connections()
+    try:
+        report = await _in_database(
+            settings, lambda _: load_plans(directory, utc_now(), home_platform(settings)))
+    except PlanError as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 1
     print(f"safetybot: {directory}: {report.summary()}")
     return 0
 
@@ -182,17 +177,9 @@ def _check_config(settings: Settings) -> int:
 def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
            scheduler: bool = True) -> int:
     from bot.app import create_app
-    from bot.db import open_database, pending_migrations
+    from bot.db import pending_migrations
 
-    async def check() -> list[str]:
-        ctx = await open_database(settings.database_url)
-        with ctx:
-            try:
-                return await pending_migrations(ctx)
-            finally:
-                await ctx.close_connections()
-
-    pending = asyncio.run(check())
+    pending = asyncio.run(_in_database(settings, pending_migrations))
     if pending:
         print(f"safetybot: database needs migrations ({', '.join(pending)}): "
               "run `safetybot migrate`", file=sys.stderr)
