@@ -32,7 +32,7 @@ from models.messaging import (
     Priority,
     Queued,
     enqueue_many,
-    insert_rows,
+    insert_many,
 )
 from models.org import Area, Role, User, people_with
 
@@ -245,7 +245,7 @@ async def call(activation: Activation, plan: Plan, people: list[str], now: datet
                   "deputy_for": (deputy_for or {}).get(p, ""), "notified_at": now,
                   "next_remind_at": now + remind_every, "answer": "", "late": False,
                   "reminders": 0, "deputy_called": False} for p in chunk]
-    await insert_rows(Responder, rows)
+    await insert_many(Responder, rows)
     await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
     return len(fresh)
 

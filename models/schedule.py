@@ -9,7 +9,7 @@ from datetime import datetime
 from tortoise import fields
 from tortoise.models import Model
 
-from models.messaging import insert_rows
+from models.messaging import insert_once
 
 
 class JobRun(Model):
@@ -24,5 +24,5 @@ class JobRun(Model):
 async def claim_period(job: str, period: str, now: datetime) -> bool:
     """True for the one caller that runs `job` for `period`. Call it in the transaction that does
     the job's work: a job that fails leaves the period unclaimed for the next tick."""
-    return bool(await insert_rows(JobRun, [{"key": f"{job}:{period}", "ran_at": now}],
+    return bool(await insert_once(JobRun, [{"key": f"{job}:{period}", "ran_at": now}],
                                   unique="key"))

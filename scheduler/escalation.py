@@ -39,7 +39,7 @@ from models.messaging import (
     Selection,
     Text,
     enqueue_many,
-    insert_rows,
+    insert_many,
 )
 from models.org import Area, User
 from scheduler.policy import Policy
@@ -296,7 +296,7 @@ def _escalation(rows: list[_Row], now: datetime) -> Outgoing:
 async def _record(due: list[Due], now: datetime) -> None:
     """The audit trail of each ticket shows every reminder and escalation, and the ticket the
     highest level reached."""
-    await insert_rows(AuditEvent, [{
+    await insert_many(AuditEvent, [{
         "at": now, "actor": "system", "action": f"{d.alarm.kind.value}_{d.alarm.level}",
         "subject_type": "ticket", "subject_id": str(d.ticket.id),
         "from_state": d.ticket.status.value, "to_state": d.ticket.status.value,
