@@ -71,7 +71,7 @@ class Dispatcher(ClaimLoop[int]):
             await self._settle(msg, Delivery({d.recipient: outcome for d in waiting}, {}),
                                waiting, 0, now)
             return
-        ready, free_at = await self._reserve(waiting, now)
+        ready, free_at = await self._reserve(msg.id, waiting, now)
         delivery = Delivery({}, {})
         if ready:
             recipients = [d.recipient for d in ready]
@@ -80,7 +80,7 @@ class Dispatcher(ClaimLoop[int]):
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _reserve(
-        self, waiting: list[Recipient], now: datetime
+        self, message_id: int, waiting: list[Recipient], now: datetime
     ) -> tuple[list[Recipient], datetime | None]:
         """Take the recipients below their per-minute limit; say when the others are free."""
         limit = self._s.wecom.per_member_per_minute
@@ -97,10 +97,12 @@ class Dispatcher(ClaimLoop[int]):
                     continue
                 ready.append(d)
             fresh = [d.id for d in ready if d.status is DeliveryStatus.PENDING]
+            pending = sum(d.status is DeliveryStatus.PENDING for d in waiting)
+            # All of them (a card to 1,000 people): by message, not by a list of 1,000 ids.
+            rows = (OutboxDelivery.filter(message_id=message_id, status=DeliveryStatus.PENDING)
+                    if len(fresh) == pending else OutboxDelivery.filter(id__in=fresh))
             if fresh:
-                await OutboxDelivery.filter(id__in=fresh).update(
-                    status=DeliveryStatus.SENDING, sent_at=now
-                )
+                await rows.update(status=DeliveryStatus.SENDING, sent_at=now)
         return ready, free_at
 
     async def _settle(
@@ -135,8 +137,14 @@ class Dispatcher(ClaimLoop[int]):
                     log.warning("delivery refused: %s", outcome.detail,
                                 extra={"outbox_id": msg.id, "recipient": d.recipient})
             changes.setdefault(tuple(change.items()), []).append(d.id)
-        for change_items, ids in changes.items():
-            await OutboxDelivery.filter(id__in=ids).update(**dict(change_items))
+        if len(changes) == 1 and not untried:
+            # One outcome for every unsettled recipient (the usual case): one update by message.
+            [change_items] = changes
+            await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).update(
+                **dict(change_items))
+        else:
+            for change_items, ids in changes.items():
+                await OutboxDelivery.filter(id__in=ids).update(**dict(change_items))
         result = _merge(msg.result, delivery.result)
         attempts = msg.attempts + (1 if retry_in else 0)
         if left and attempts >= self._s.outbox_max_attempts:
