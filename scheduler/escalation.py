@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise import fields
 from tortoise.transactions import in_transaction
 
 from models.audit import AuditEvent
@@ -44,6 +45,9 @@ from models.messaging import (
 from models.org import Area, User
 from scheduler.policy import Policy
 
+# Columns that arrive from the database as their Python values (enum columns are CharFields
+# too, so they are told apart by type, not by isinstance on CharField).
+_PLAIN = (fields.IntField, fields.BigIntField, fields.SmallIntField, fields.TextField)
 BATCH = 2000           # steps fired per tick at most; the rest go at the next tick
 CARD_ROWS = 6          # a WeCom card shows six rows and ten drop-down options
 CARD_OPTIONS = 10
@@ -148,11 +152,17 @@ async def _claim(now: datetime, major_only: bool) -> list[Due]:
     params: list[Any] = [step_fields["due_at"].to_db_value(now, Alarm)]
     if major_only:
         params.append(Grade.MAJOR.value)
+    # Only JSON, enum and time columns need converting; the rest arrive as they are.
+    steps_at = [(c, step_fields[c].to_python_value) for c in STEP_COLUMNS
+                if c != "ticket_id" and not isinstance(step_fields[c], _PLAIN)]
+    tickets_at = [(c, ticket_fields[c].to_python_value) for c in TICKET_COLUMNS
+                  if not isinstance(ticket_fields[c], _PLAIN)]
     due = []
     for row in await db.execute_query_dict(sql, params):
-        step = {c: step_fields[c].to_python_value(row[c]) for c in STEP_COLUMNS
-                if c != "ticket_id"}
-        ticket = {c: ticket_fields[c].to_python_value(row[f"t_{c}"]) for c in TICKET_COLUMNS}
+        step = {c: row[c] for c in STEP_COLUMNS if c != "ticket_id"}
+        step.update((c, convert(row[c])) for c, convert in steps_at)
+        ticket = {c: row[f"t_{c}"] for c in TICKET_COLUMNS}
+        ticket.update((c, convert(row[f"t_{c}"])) for c, convert in tickets_at)
         due.append(Due(_Step(**step, ticket_id=int(row["ticket_id"])),
                        _Ticket(id=int(row["ticket_id"]), **ticket)))
     return due
