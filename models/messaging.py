@@ -173,7 +173,17 @@ CHAT_PREFIX = "chat:"
 
 
 def outgoing_to_payload(message: Outgoing) -> dict[str, Any]:
-    return {"type": message.type, **dataclasses.asdict(message)}
+    return {"type": message.type, **_plain(message)}
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts and tuples as lists, for JSON; like `dataclasses.asdict` without
+    its deep copies (a tick renders hundreds of messages)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
@@ -545,7 +555,10 @@ def _records(model: type[Model], rows: Sequence[dict[str, Any]]
     meta = model._meta
     names = tuple(rows[0])
     columns = tuple(meta.fields_db_projection[name] for name in names)
-    convert = [None if type(meta.fields_map[name]) in _PLAIN_FIELDS
+    # asyncpg takes aware datetimes as they are; SQLite needs the field's own conversion.
+    plain = _PLAIN_FIELDS + ((fields.DatetimeField,)
+                             if meta.db.capabilities.dialect == "postgres" else ())
+    convert = [None if type(meta.fields_map[name]) in plain
                else meta.fields_map[name].to_db_value for name in names]
     records = [tuple(row[name] if to_db is None else to_db(row[name], model)
                      for name, to_db in zip(names, convert, strict=True)) for row in rows]

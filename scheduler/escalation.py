@@ -9,8 +9,10 @@ on `state` decides.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +139,20 @@ _DUE_SQL = """
     ORDER BY a.due_at, a.id LIMIT {limit}{lock}"""
 
 
+def _reader(field: Any, postgres: bool) -> Callable[[Any], Any]:
+    """A column's value as Python: asyncpg already gives aware datetimes, and enums and JSON
+    need no more than their constructor (the field's own conversion costs ~60 µs a row)."""
+    if isinstance(field, fields.data.CharEnumFieldInstance):
+        enum = field.enum_type
+        return lambda value: None if value is None else enum(value)
+    if isinstance(field, fields.JSONField):
+        return lambda value: json.loads(value) if isinstance(value, str | bytes) else value
+    if postgres and isinstance(field, fields.DatetimeField):
+        return lambda value: value
+    converted: Callable[[Any], Any] = field.to_python_value
+    return converted
+
+
 async def _claim(now: datetime, major_only: bool) -> list[Due]:
     """The due steps of open tickets, locked on PostgreSQL (SKIP LOCKED: another instance takes
     other rows)."""
@@ -152,10 +168,10 @@ async def _claim(now: datetime, major_only: bool) -> list[Due]:
     params: list[Any] = [step_fields["due_at"].to_db_value(now, Alarm)]
     if major_only:
         params.append(Grade.MAJOR.value)
-    # Only JSON, enum and time columns need converting; the rest arrive as they are.
-    steps_at = [(c, step_fields[c].to_python_value) for c in STEP_COLUMNS
+    # Only JSON, enum and (on SQLite) time columns need converting; the rest arrive as they are.
+    steps_at = [(c, _reader(step_fields[c], postgres)) for c in STEP_COLUMNS
                 if c != "ticket_id" and not isinstance(step_fields[c], _PLAIN)]
-    tickets_at = [(c, ticket_fields[c].to_python_value) for c in TICKET_COLUMNS
+    tickets_at = [(c, _reader(ticket_fields[c], postgres)) for c in TICKET_COLUMNS
                   if not isinstance(ticket_fields[c], _PLAIN)]
     due = []
     for row in await db.execute_query_dict(sql, params):
