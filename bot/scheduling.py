@@ -4,13 +4,12 @@ the setting."""
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import PROJECT_ROOT, ScheduleSettings, SettingError
+from bot.settings import PROJECT_ROOT, ScheduleSettings, SettingError, read_toml
 from models.catalog import Grade
 from models.escalation import Ladder
 from scheduler.policy import STATUSES, Policy, RiskRule, WorkCalendar
@@ -69,14 +68,7 @@ def _clock(name: str, text: str) -> time:
 
 
 def _read(name: str, path: Path) -> dict[str, Any]:
-    full = path if path.is_absolute() else PROJECT_ROOT / path
-    try:
-        with full.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise SettingError(f"{SETTING}{name.upper()}: {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingError(f"{SETTING}{name.upper()}: {path} is not valid TOML ({exc})") from None
+    return read_toml(path if path.is_absolute() else PROJECT_ROOT / path, SETTING + name.upper())
 
 
 def _calendar(path: Path, tz: ZoneInfo, quiet: tuple[time, time]) -> WorkCalendar:

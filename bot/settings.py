@@ -144,11 +144,11 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Merge defaults, the optional `SAFETYBOT_CONFIG` file and the environment, then validate."""
     env = os.environ if environ is None else environ
-    raw = _read_toml(DEFAULTS_FILE)
+    raw = read_toml(DEFAULTS_FILE)
     secrets_allowed: set[str] = set()
     extra = env.get(ENV_PREFIX + "CONFIG")
     if extra:
-        overlay = _read_toml(Path(extra))
+        overlay = read_toml(Path(extra))
         _merge(raw, overlay)
         secrets_allowed |= _flat_keys(overlay)
     for name in SECRETS & _flat_keys(raw) - secrets_allowed:
@@ -158,14 +158,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return _validate(_build(raw))
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, setting: str = ENV_PREFIX + "CONFIG") -> dict[str, Any]:
+    """A configuration file; a missing or broken one is a bad `setting`, said in one line."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise SettingError(f"SAFETYBOT_CONFIG: file {path} does not exist") from None
+        raise SettingError(f"{setting}: file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SettingError(f"SAFETYBOT_CONFIG: {path} is not valid TOML ({exc})") from None
+        raise SettingError(f"{setting}: {path} is not valid TOML ({exc})") from None
 
 
 def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
