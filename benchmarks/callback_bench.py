@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -787,17 +787,22 @@ async def bench(args: argparse.Namespace, version: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(name: str, work: Coroutine[object, object, int],
+              cleaned: str = "processes stopped, database dropped") -> int:
+    """Every benchmark's exit codes: its own result, 1 when it could not set up or run (the
+    message names the step), 130 when interrupted, after cleaning up."""
     try:
-        return asyncio.run(bench(args, code_version()))
+        return asyncio.run(work)
     except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"callback_bench: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
     except (asyncio.CancelledError, KeyboardInterrupt):
-        print("callback_bench: interrupted; processes stopped, database dropped",
-              file=sys.stderr)
+        print(f"{name}: interrupted; {cleaned}", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_bench("callback_bench", bench(parse_args(argv), code_version()))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from benchmarks.callback_bench import (  # noqa: E402
     fresh_database,
     log_summary,
     machine_info,
+    run_bench,
 )
 from benchmarks.report_bench import (  # noqa: E402
     BenchSimulator,
@@ -646,16 +647,7 @@ async def bench(args: argparse.Namespace, version: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(bench(args, code_version()))
-    except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"emergency_bench: {exc}", file=sys.stderr)
-        return 1
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("emergency_bench: interrupted; processes stopped, database dropped",
-              file=sys.stderr)
-        return 130
+    return run_bench("emergency_bench", bench(parse_args(argv), code_version()))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from benchmarks.callback_bench import (  # noqa: E402
     log_summary,
     machine_info,
     postgres_cpu_seconds,
+    run_bench,
     safetybot_argv,
     service_env,
     start_profiler,
@@ -728,15 +729,7 @@ async def bench(args: argparse.Namespace, version: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(bench(args, code_version()))
-    except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"report_bench: {exc}", file=sys.stderr)
-        return 1
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("report_bench: interrupted; processes stopped, database dropped", file=sys.stderr)
-        return 130
+    return run_bench("report_bench", bench(parse_args(argv), code_version()))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from benchmarks.callback_bench import (  # noqa: E402
     code_version,
     fresh_database,
     machine_info,
+    run_bench,
 )
 from bot.db import migrate, open_database  # noqa: E402
 from bot.media import MediaStore  # noqa: E402
@@ -690,15 +691,7 @@ async def bench(args: argparse.Namespace, code: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(bench(args, version()))
-    except (BenchError, OSError, asyncpg.PostgresError) as exc:
-        print(f"tick_bench: {exc}", file=sys.stderr)
-        return 1
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("tick_bench: interrupted; database dropped", file=sys.stderr)
-        return 130
+    return run_bench("tick_bench", bench(parse_args(argv), version()), "database dropped")
 
 
 if __name__ == "__main__":
