@@ -50,7 +50,7 @@ INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
-SHUTDOWN_GRACE = 10           # seconds a running tick gets to finish at shutdown
+SHUTDOWN_GRACE = 10           # seconds running work and ticks get to finish at shutdown
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
 
@@ -195,7 +195,13 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
         for task in tasks:
             task.add_done_callback(_report_crash)
         yield
-        for task in tasks:
+        app[INBOX].stop()
+        app[DISPATCHER].stop()
+        # An event half-handled or a send half-made finishes rather than being cut off: that
+        # is quicker for everyone, and a query cancelled mid-way keeps its connection (and the
+        # database's shutdown) waiting on the server.
+        _, late = await asyncio.wait(tasks[:2], timeout=SHUTDOWN_GRACE)
+        for task in (*late, *tasks[2:]):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -25,6 +25,7 @@ class ClaimLoop(ABC, Generic[Claimed]):
         self._backlog = False
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @abstractmethod
     async def claim(self, limit: int) -> list[Claimed]:
@@ -39,9 +40,11 @@ class ClaimLoop(ABC, Generic[Claimed]):
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Claim and work until cancelled; in-flight work is cancelled with it."""
+        """Claim and work until `stop()`, then let the work in flight finish. A cancellation
+        cancels the work in flight with it (a query cut off mid-way holds its connection until
+        the server confirms, so shutdown stops first and cancels only what outstays it)."""
         try:
-            while True:
+            while not self._stopping:
                 self._wakeup.clear()
                 if not await self._claim_and_start():
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for's inner task can
@@ -51,10 +54,16 @@ class ClaimLoop(ABC, Generic[Claimed]):
                             await self._wakeup.wait()
                     except TimeoutError:
                         pass
+            await asyncio.gather(*list(self._running))
         finally:
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Claim nothing more; `run()` returns once the work in flight is done."""
+        self._stopping = True
+        self._wakeup.set()
 
     async def run_once(self) -> int:
         """Work on what is due now and wait for it to finish; for tests and one-shot callers."""

@@ -72,6 +72,9 @@ class Service:
             self._runner = None
 
 
+STOP_SECONDS = 20      # beyond the service's own grace for work in flight (10 s)
+
+
 async def spawn(command: list[str], database_url: str, api_base: str, media: Path,
                 **overrides: object) -> tuple[subprocess.Popen[bytes], str]:
     """`safetybot COMMAND` in a process of its own on a free port, once its /readyz answers."""
@@ -102,3 +105,18 @@ async def spawn(command: list[str], database_url: str, api_base: str, media: Pat
             await asyncio.sleep(0.05)
     proc.kill()
     raise AssertionError(f"safetybot {' '.join(command)} did not become ready")
+
+
+async def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM and wait for the exit without blocking the loop: the simulator serving the
+    process's last sends runs in this loop."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.to_thread(proc.wait, STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{proc.args!r} did not stop on SIGTERM within "
+                             f"{STOP_SECONDS} s") from None

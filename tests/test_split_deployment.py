@@ -9,7 +9,7 @@ from tortoise.context import TortoiseContext
 
 from models.messaging import InboxEvent, InboxStatus
 from simulator.wecom import WeComSimulator
-from tests.harness import spawn
+from tests.harness import spawn, stop
 
 
 async def test_callbacks_in_one_process_are_handled_by_a_worker_in_another(
@@ -37,7 +37,6 @@ async def test_callbacks_in_one_process_are_handled_by_a_worker_in_another(
     finally:
         for proc in (web_proc, work_proc):
             if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=10)
+                await stop(proc)
     assert await InboxEvent.filter(status=InboxStatus.DONE).count() == 2
     assert len(wecom.messages_for("zhangsan")) == len(wecom.messages_for("lisi")) == 1

@@ -12,7 +12,7 @@ from tortoise.context import TortoiseContext
 
 from models.messaging import InboxEvent, InboxStatus, OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, spawn
+from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, spawn, stop
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres",
                                 reason="several instances need PostgreSQL (SQLite is embedded)")
@@ -71,9 +71,7 @@ async def test_two_instances_share_the_work_without_doubling(
         await asyncio.sleep(0.5)
     finally:
         for proc in (a, b):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+            await stop(proc)
 
     for user in CROWD:
         # Every reply arrived, except where the dispatcher repeated a send that A's death left
