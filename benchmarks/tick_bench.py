@@ -142,7 +142,7 @@ TICKET_COLUMNS = (
     "grade_reason", "defect_type", "defect_reason", "deadline", "checklist", "plan",
     "extension", "evidence", "evidence_note", "first_approval", "reports", "accepted_at",
     "created_at", "updated_at", "opened_at", "submitted_at", "closed_at", "area_id",
-    "owner_id", "reporter_id", "reviewer_id", "armed", "chain", "escalation_level",
+    "owner_id", "reporter_id", "reviewer_id", "armed", "chain",
 )
 ALARM_COLUMNS = ("ticket_id", "kind", "level", "due_at", "recipients", "state", "fired_at")
 
@@ -216,7 +216,7 @@ class Generator:
         row = self._base(tid, created) | {
             "status": Status.CLOSED.value, "deadline": deadline, "accepted_at": created,
             "updated_at": closed_at, "opened_at": created, "submitted_at": closed_at,
-            "closed_at": closed_at, "escalation_level": 1 if closed_at > deadline else 0,
+            "closed_at": closed_at,
         }
         return tuple(row[c] for c in TICKET_COLUMNS)
 
@@ -248,13 +248,11 @@ class Generator:
         base = self._base(tid, created)
         ladder = steps(self.ladder, deadline=deadline, owner=base["owner_id"],
                        chain=json.loads(base["chain"]), top=self.plant.top, offset=offset)
-        alarms, level_reached = [], 0
+        alarms = []
         for step in ladder:
             pending = (step.kind, step.level) == chosen or step.due_at > NOW
             if chosen == (step.kind, step.level):
                 assert NOW - timedelta(seconds=DUE_WINDOW + 1) <= step.due_at <= NOW, step
-            elif not pending and step.kind is AlarmKind.ESCALATE:
-                level_reached = max(level_reached, step.level)
             alarms.append((tid, step.kind.value, step.level, step.due_at,
                            json.dumps(step.recipients),
                            (AlarmState.PENDING if pending else AlarmState.SENT).value,
@@ -262,7 +260,6 @@ class Generator:
         row = base | {
             "status": Status.OPEN.value, "deadline": deadline, "accepted_at": None,
             "updated_at": created, "opened_at": created, "closed_at": None,
-            "escalation_level": level_reached,
         }
         return Open(tuple(row[c] for c in TICKET_COLUMNS), alarms)
 
@@ -343,19 +340,17 @@ class DueStep:
     alarm_id: int
     ticket_id: int
     due_at: datetime
-    level_before: int        # the ticket's escalation level before this step fires
 
 
 async def due_pool(conn: asyncpg.Connection, ticket_ids: Sequence[int]) -> list[DueStep]:
     rows = await conn.fetch(
-        "SELECT a.id, a.ticket_id, a.due_at, a.kind, a.level FROM alarm a "
+        "SELECT a.id, a.ticket_id, a.due_at FROM alarm a "
         "WHERE a.ticket_id = ANY($1::bigint[]) AND a.due_at > $2 AND a.due_at <= $3 "
         "ORDER BY a.due_at, a.id", list(ticket_ids),
         NOW - timedelta(seconds=DUE_WINDOW + 1), NOW)
     if len(rows) != len(ticket_ids):
         raise BenchError(f"expected {len(ticket_ids)} steps in the due window, found {len(rows)}")
-    return [DueStep(r["id"], r["ticket_id"], r["due_at"],
-                    r["level"] - 1 if r["kind"] == AlarmKind.ESCALATE.value else 0)
+    return [DueStep(r["id"], r["ticket_id"], r["due_at"])
             for r in rows]
 
 
@@ -369,14 +364,10 @@ async def set_due(conn: asyncpg.Connection, pool: Sequence[DueStep], due: int) -
 async def restore(conn: asyncpg.Connection, due: Sequence[DueStep],
                   claimed: Sequence[str]) -> None:
     """Undo what a tick at `NOW` did: its steps pending again, its outbox rows and audit events
-    gone, its tickets' escalation levels back, the daily jobs' claims given back."""
+    gone, the daily jobs' claims given back."""
     async with conn.transaction():
         await conn.execute("UPDATE alarm SET state = 'pending', fired_at = NULL "
                            "WHERE id = ANY($1::bigint[])", [s.alarm_id for s in due])
-        await conn.execute(
-            "UPDATE ticket t SET escalation_level = v.level FROM unnest($1::bigint[], "
-            "$2::smallint[]) AS v(id, level) WHERE t.id = v.id",
-            [s.ticket_id for s in due], [s.level_before for s in due])
         await conn.execute("DELETE FROM outbox_message WHERE created_at = $1", NOW)
         await conn.execute("DELETE FROM audit_event WHERE at = $1 AND actor = 'system'", NOW)
         await conn.execute("DELETE FROM job_run WHERE key = ANY($1::text[])", list(claimed))
@@ -453,10 +444,6 @@ async def check(conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,
                                "AND due_at <= $1", NOW)
     if left != due - len(expected):
         problems.append(f"{left} steps still due, expected {due - len(expected)}")
-    audited = await conn.fetchval("SELECT count(*) FROM audit_event WHERE at = $1 "
-                                  "AND actor = 'system'", NOW)
-    if audited != len(expected):
-        problems.append(f"{audited} audit events, expected {len(expected)}")
     groups: Counter[tuple[str, str, bool]] = Counter()
     for r in fired:
         for person in json.loads(r["recipients"]):

@@ -9,6 +9,7 @@ from handlers.router import Context, Router
 from handlers.views import details, facts, line
 from handlers.workflow import NUMBER
 from models.audit import AuditEvent
+from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
 from models.messaging import InboundKind, Markdown, Text
 from models.org import Area, User
@@ -80,8 +81,10 @@ async def _details(ctx: Context, number: str) -> None:
         return
     history = await AuditEvent.filter(subject_type="ticket", subject_id=str(ticket.id)
                                       ).order_by("id")
-    names = {u.id: u.name for u in await User.filter(id__in={e.actor for e in history})}
-    await ctx.reply(details(await facts(ticket, ctx.rules.catalog), history, names,
+    alarms = await fired(ticket.id)
+    people = {e.actor for e in history}.union(*(a.recipients for a in alarms))
+    names = {u.id: u.name for u in await User.filter(id__in=people)}
+    await ctx.reply(details(await facts(ticket, ctx.rules.catalog), history, alarms, names,
                             ctx.rules.tz))
 
 

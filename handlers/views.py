@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
+from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
 from models.messaging import Button, Card, Markdown, Selection
 from models.org import Area, User
@@ -159,23 +160,29 @@ def line(f: Facts, tz: ZoneInfo, now: datetime) -> str:
     return f"> {t.label} {f.title}（{LABELS[t.status]}{deadline}{late}）"
 
 
-def details(f: Facts, history: list[AuditEvent], names: dict[str, str], tz: ZoneInfo
-            ) -> Markdown:
+def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dict[str, str],
+            tz: ZoneInfo) -> Markdown:
+    """The ticket with its record: every audit event and every reminder and escalation sent,
+    in time order."""
     t = f.ticket
+    level = max((a.level for a in alarms if a.kind is AlarmKind.ESCALATE), default=0)
     lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　等级：{t.grade.value}　"
              f"类型：{t.defect_type.value}", f"描述：{t.description}",
              f"上报人：{f.reporter}　整改责任人：{f.owner or '—'}　复查人：{f.reviewer or '—'}",
-             f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"]
+             f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"
+             + (f"　已督办至第{level}级" if level else "")]
     if t.checklist:
         lines.append("五到位：" + "；".join(f"{k}{'已落实' if v else '待落实'}"
                                          for k, v in _five(t).items()))
     if t.grade is Grade.MAJOR and t.plan:
         lines += [f"> {label}：{t.plan.get(key, '')}" for key, label in PLAN_FIELDS]
+    record = [(e.at, names.get(e.actor, e.actor), ACTION_WORDS.get(e.action, e.action), e.note)
+              for e in history]
+    record += [(a.fired_at or a.due_at, "系统", a.label,
+                "发送给" + "、".join(names.get(p, p) for p in a.recipients)) for a in alarms]
     lines.append("**记录**")
-    for e in history:
-        note = f"：{e.note}" if e.note else ""
-        lines.append(f"> {when(e.at, tz)} {names.get(e.actor, e.actor)} "
-                     f"{ACTION_WORDS.get(e.action, e.action)}{note}")
+    for at, who, what, note in sorted(record, key=lambda entry: entry[0]):
+        lines.append(f"> {when(at, tz)} {who} {what}" + (f"：{note}" if note else ""))
     return Markdown("\n".join(lines))
 
 

@@ -4,7 +4,9 @@ A ticket's ladder is written when it opens (and rewritten when its deadline or o
 one `Alarm` per step, unique by (ticket, kind, level), with its recipients frozen at that moment,
 so a later roster change does not move an escalation that is already on its way. A step fires at
 most once: the scheduler moves it from `pending` to `sent` in the same transaction that queues its
-message. Ticket transitions only mark a ladder stale (`Ticket.armed = False`) or void it; the
+message. A sent row is the record of that reminder or escalation: the ticket's history shows
+it, and its highest escalation level is the level the ticket reached. Ticket transitions only
+mark a ladder stale (`Ticket.armed = False`) or void it; the
 scheduler, which knows the configured ladder, arms it (scheduler/escalation.py).
 """
 
@@ -54,6 +56,19 @@ class Alarm(Model):
         table = "alarm"
         unique_together = (("ticket", "kind", "level"),)
         indexes = (("state", "due_at"),)
+
+    @property
+    def label(self) -> str:
+        """How the ticket's history names the step."""
+        if self.kind is AlarmKind.REMIND:
+            return f"整改提醒（第{self.level}次）"
+        return f"第{self.level}级超期督办"
+
+
+async def fired(ticket_id: int) -> list[Alarm]:
+    """The reminders and escalations that went out for a ticket, in order."""
+    return await Alarm.filter(ticket_id=ticket_id, state=AlarmState.SENT).order_by(
+        "fired_at", "id")
 
 
 @dataclass(frozen=True)

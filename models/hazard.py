@@ -87,11 +87,10 @@ class Ticket(Model):
     submitted_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
     # The escalation ladder (models/escalation.py): the owner's supervisors, frozen when the
-    # ticket opens or changes hands; whether the ladder's rows match the deadline and owner;
-    # the highest escalation level that has fired.
+    # ticket opens or changes hands; whether the ladder's rows match the deadline and owner.
+    # The level reached is read from the ladder's sent rows, not kept here as well.
     chain: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     armed = fields.BooleanField(default=False)
-    escalation_level = fields.SmallIntField(default=0)
 
     class Meta:
         table = "ticket"

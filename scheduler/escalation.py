@@ -2,9 +2,10 @@
 
 Both read only indexed columns (`ticket.status, armed`; `alarm.state, due_at`), so a tick costs
 what is due, not what is stored. A step fires in the transaction that queues its message and
-marks it sent; on PostgreSQL the due rows are locked with SKIP LOCKED, so two instances ticking
-at once share the work instead of doubling it, and on SQLite (one instance) the compare-and-set
-on `state` decides.
+marks it sent. The sent row is the step's record, with no audit event or ticket update beside
+it, so a tick writes little more than its messages. On PostgreSQL the due rows are locked with
+SKIP LOCKED, so two instances ticking at once share the work instead of doubling it; on SQLite
+(one instance) the compare-and-set on `state` decides.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 from tortoise import fields
 from tortoise.transactions import in_transaction
 
-from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
 from models.escalation import (
     Alarm,
@@ -42,7 +42,6 @@ from models.messaging import (
     Selection,
     Text,
     enqueue_many,
-    insert_many,
 )
 from models.org import Area, User
 from scheduler.policy import Policy
@@ -207,7 +206,6 @@ async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: st
             state=AlarmState.SENT, fired_at=now)
         if fired != len(ids):
             raise LostRace(f"{len(ids) - fired} of {len(ids)} steps fired elsewhere")
-        await _record(due, now)
     return len(due)
 
 
@@ -318,21 +316,3 @@ def _escalation(rows: list[_Row], now: datetime) -> Outgoing:
         buttons=(Button("查看详情", f"view:{first}:{nonce}"),),
     )
 
-
-async def _record(due: list[Due], now: datetime) -> None:
-    """The audit trail of each ticket shows every reminder and escalation, and the ticket the
-    highest level reached."""
-    await insert_many(AuditEvent, [{
-        "at": now, "actor": "system", "action": f"{d.alarm.kind.value}_{d.alarm.level}",
-        "subject_type": "ticket", "subject_id": str(d.ticket.id),
-        "from_state": d.ticket.status.value, "to_state": d.ticket.status.value,
-        "note": "、".join(d.alarm.recipients),
-        "data": {"recipients": d.alarm.recipients, "due_at": d.alarm.due_at.isoformat()},
-    } for d in due])
-    levels: dict[int, list[int]] = defaultdict(list)
-    for d in due:
-        if d.alarm.kind is AlarmKind.ESCALATE:
-            levels[d.alarm.level].append(d.ticket.id)
-    for level, ids in levels.items():
-        await Ticket.filter(id__in=ids, escalation_level__lt=level).update(
-            escalation_level=level)
