@@ -532,7 +532,7 @@ def report(args: argparse.Namespace, info: dict[str, str], scenarios: Sequence[S
             print(f"- check {label}: in all {len(s.ticks)} rounds the {s.fired:,} earliest due "
                   "steps were sent once each, nothing else fired, "
                   f"{s.due - s.fired:,} left due, one message per recipient, kind and "
-                  "urgency, one audit event per step")
+                  "urgency")
     steady = [s for s in scenarios if not s.daily and s.due == args.target_due
               and s.total == max(args.totals)]
     if steady:
