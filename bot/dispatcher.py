@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import metrics
@@ -24,8 +24,10 @@ from models.messaging import (
     OutboxDelivery,
     OutboxMessage,
     OutboxStatus,
+    Unsettled,
+    at_limit,
     outbox_claim,
-    recent_sends,
+    unsettled,
 )
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,7 @@ class Dispatcher(ClaimLoop[int]):
 
     async def _attempt(self, msg: OutboxMessage) -> None:
         now = self._clock()
-        waiting = [Recipient(*row) for row in await OutboxDelivery.filter(
-            message_id=msg.id, status__in=UNSETTLED).order_by("id").values_list(
-            "id", "recipient", "rate_limited", "status", "sent_at")]
+        waiting = await unsettled(msg.id)
         channel = self._channels.get(msg.platform)
         if channel is None:
             outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")
@@ -80,33 +80,40 @@ class Dispatcher(ClaimLoop[int]):
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _reserve(
-        self, message_id: int, waiting: list[Recipient], now: datetime
-    ) -> tuple[list[Recipient], datetime | None]:
-        """Take the recipients below their per-minute limit; say when the others are free."""
-        limit = self._s.wecom.per_member_per_minute
+        self, message_id: int, waiting: list[Unsettled], now: datetime
+    ) -> tuple[list[Unsettled], datetime | None]:
+        """Take the recipients below their per-minute limit; say when the others are free.
+
+        Only messages to members count against the limit, and only they wait for the lock:
+        between the count and the reservation, no other attempt of this process may hand the
+        same member a message. A message to group chats or a card update goes straight on."""
+        if not any(d.rate_limited and d.status is DeliveryStatus.PENDING for d in waiting):
+            await self._take(message_id, waiting, waiting, now)
+            return waiting, None
         async with self._rate_lock:
-            limited = [d.recipient for d in waiting if d.rate_limited]
-            history = await recent_sends(limited, now - WINDOW) if limited else {}
-            ready, free_at = [], None
-            for d in waiting:
-                sent = history.get(d.recipient, [])
-                if d.rate_limited and d.status is DeliveryStatus.PENDING and len(sent) >= limit:
-                    # Already-handed deliveries (sending, uncertain) are counted in `sent`.
-                    slot = sent[len(sent) - limit] + WINDOW
-                    free_at = slot if free_at is None else min(free_at, slot)
-                    continue
-                ready.append(d)
-            fresh = [d.id for d in ready if d.status is DeliveryStatus.PENDING]
-            pending = sum(d.status is DeliveryStatus.PENDING for d in waiting)
-            # All of them (a card to 1,000 people): by message, not by a list of 1,000 ids.
-            rows = (OutboxDelivery.filter(message_id=message_id, status=DeliveryStatus.PENDING)
-                    if len(fresh) == pending else OutboxDelivery.filter(id__in=fresh))
-            if fresh:
-                await rows.update(status=DeliveryStatus.SENDING, sent_at=now)
+            full = await at_limit(message_id, now - WINDOW,
+                                  self._s.wecom.per_member_per_minute)
+            ready = [d for d in waiting
+                     if d.status is not DeliveryStatus.PENDING or d.recipient not in full]
+            await self._take(message_id, waiting, ready, now)
+        free_at = min((oldest + WINDOW for oldest in full.values()), default=None)
         return ready, free_at
 
+    @staticmethod
+    async def _take(message_id: int, waiting: list[Unsettled], ready: list[Unsettled],
+                    now: datetime) -> None:
+        """Mark the ready pending deliveries handed (`sending`) as of now."""
+        fresh = [d.id for d in ready if d.status is DeliveryStatus.PENDING]
+        if not fresh:
+            return
+        pending = sum(d.status is DeliveryStatus.PENDING for d in waiting)
+        # All of them (a card to 1,000 people): by message, not by a list of 1,000 ids.
+        rows = (OutboxDelivery.filter(message_id=message_id, status=DeliveryStatus.PENDING)
+                if len(fresh) == pending else OutboxDelivery.filter(id__in=fresh))
+        await rows.update(status=DeliveryStatus.SENDING, sent_at=now)
+
     async def _settle(
-        self, msg: OutboxMessage, delivery: Delivery, tried: list[Recipient],
+        self, msg: OutboxMessage, delivery: Delivery, tried: list[Unsettled],
         untried: int, now: datetime, free_at: datetime | None = None,
     ) -> None:
         """Record each tried recipient's outcome and finish or reschedule the message.
@@ -118,9 +125,10 @@ class Dispatcher(ClaimLoop[int]):
         retry_in = 0.0
         left = untried
         changes: dict[tuple[tuple[str, object], ...], list[int]] = {}
+        verdicts: Counter[Verdict] = Counter()
         for d in tried:
             outcome = delivery.outcomes.get(d.recipient, Outcome(Verdict.RETRY, "no answer", 2.0))
-            metrics.OUTBOX_SENT.labels(msg.platform, outcome.verdict.value).inc()
+            verdicts[outcome.verdict] += 1
             error = outcome.detail[:200]
             if outcome.verdict is Verdict.RETRY:
                 retry_in = max(retry_in, outcome.delay)
@@ -137,6 +145,8 @@ class Dispatcher(ClaimLoop[int]):
                     log.warning("delivery refused: %s", outcome.detail,
                                 extra={"outbox_id": msg.id, "recipient": d.recipient})
             changes.setdefault(tuple(change.items()), []).append(d.id)
+        for verdict, count in verdicts.items():
+            metrics.OUTBOX_SENT.labels(msg.platform, verdict.value).inc(count)
         if len(changes) == 1 and not untried:
             # One outcome for every unsettled recipient (the usual case): one update by message.
             [change_items] = changes
@@ -168,18 +178,7 @@ class Dispatcher(ClaimLoop[int]):
         await OutboxMessage.filter(id=msg.id, lease_owner=self._instance).update(**fields)
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One unsettled delivery, read as plain values: a card to 1,000 people makes 1,000."""
-
-    id: int
-    recipient: str
-    rate_limited: bool
-    status: DeliveryStatus
-    sent_at: datetime | None
-
-
-def _repeat_after(ready: list[Recipient], now: datetime) -> float:
+def _repeat_after(ready: list[Unsettled], now: datetime) -> float:
     """Seconds since an attempt that may have gone through: a delivery still `sending` was
     interrupted by a crash, an `uncertain` one by a timeout. 0 when this is a first attempt."""
     earlier = [d.sent_at for d in ready if d.status is not DeliveryStatus.PENDING and d.sent_at]

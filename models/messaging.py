@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
@@ -476,16 +476,57 @@ _OUTBOX_DUE = """
     ORDER BY priority DESC, id LIMIT :limit {lock}"""
 
 
-async def recent_sends(recipients: Iterable[str], since: datetime) -> dict[str, list[datetime]]:
-    """When each member was handed rate-limited messages since `since`, oldest first."""
-    rows = await OutboxDelivery.filter(
-        recipient__in=list(recipients), rate_limited=True, sent_at__gte=since,
-        status__in=[DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN, DeliveryStatus.SENT],
-    ).order_by("sent_at").values_list("recipient", "sent_at")
-    times: dict[str, list[datetime]] = {}
-    for recipient, sent_at in rows:
-        times.setdefault(recipient, []).append(sent_at)
-    return times
+@dataclass(frozen=True)
+class Unsettled:
+    """One unsettled delivery, read as plain values: a card to 1,000 people makes 1,000."""
+
+    id: int
+    recipient: str
+    rate_limited: bool
+    status: DeliveryStatus
+    sent_at: datetime | None
+
+
+async def unsettled(message_id: int) -> list[Unsettled]:
+    """A message's deliveries still to be sent or confirmed, in the order they were queued."""
+    db = OutboxDelivery._meta.db
+    sql = _numbered(_UNSETTLED, ("message",), db.capabilities.dialect)
+    to_time = OutboxDelivery._meta.fields_map["sent_at"].to_python_value
+    return [Unsettled(int(row["id"]), str(row["recipient"]), bool(row["rate_limited"]),
+                      DeliveryStatus(row["status"]),
+                      None if row["sent_at"] is None else to_time(row["sent_at"]))
+            for row in await db.execute_query_dict(sql, [message_id])]
+
+
+_UNSETTLED = """
+    SELECT id, recipient, rate_limited, status, sent_at FROM outbox_delivery
+    WHERE message_id = :message AND status IN ('pending', 'sending', 'uncertain') ORDER BY id"""
+
+
+async def at_limit(message_id: int, since: datetime, limit: int) -> dict[str, datetime]:
+    """The members among a message's pending rate-limited recipients who were handed `limit`
+    messages or more since `since`, each with the oldest of their last `limit` (their next
+    slot opens a window after it). Usually nobody: one query with an index probe per member,
+    instead of every member's history read into Python."""
+    db = OutboxDelivery._meta.db
+    field = OutboxDelivery._meta.fields_map["sent_at"]
+    sql = _numbered(_AT_LIMIT, ("message", "since", "skip"), db.capabilities.dialect)
+    rows = await db.execute_query_dict(
+        sql, [message_id, field.to_db_value(since, OutboxDelivery), limit - 1])
+    return {str(row["recipient"]): field.to_python_value(row["nth"]) for row in rows}
+
+
+# Already-handed deliveries (sending, uncertain) count against the limit like sent ones.
+_AT_LIMIT = """
+    SELECT recipient, nth FROM (
+        SELECT d.recipient, (
+            SELECT h.sent_at FROM outbox_delivery h
+            WHERE h.recipient = d.recipient AND h.rate_limited AND h.sent_at >= :since
+              AND h.status IN ('sending', 'uncertain', 'sent')
+            ORDER BY h.sent_at DESC LIMIT 1 OFFSET :skip) AS nth
+        FROM outbox_delivery d
+        WHERE d.message_id = :message AND d.status = 'pending' AND d.rate_limited) AS members
+    WHERE nth IS NOT NULL"""
 
 
 class PlatformToken(Model):
@@ -630,7 +671,13 @@ def _lease_sql(table: str, candidates: str, dialect: str) -> str:
     WHERE id IN ({candidates.format(lock="")})
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
     RETURNING id"""
+    return _numbered(sql, ("owner", "until", "now", "limit"), dialect)
+
+
+@functools.cache
+def _numbered(sql: str, names: tuple[str, ...], dialect: str) -> str:
+    """`:name` parameters as the dialect numbers them ($1 … on PostgreSQL, ?1 … on SQLite)."""
     mark = "$" if dialect == "postgres" else "?"
-    for n, name in enumerate(("owner", "until", "now", "limit"), 1):
+    for n, name in enumerate(names, 1):
         sql = sql.replace(f":{name}", f"{mark}{n}")
     return sql

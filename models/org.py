@@ -60,10 +60,23 @@ class User(Model):
 
 
 async def people_with(*roles: Role) -> list[str]:
-    """Active people holding any of `roles`, by id."""
-    wanted = {role.value for role in roles}
-    people = await User.filter(active=True).order_by("id").values_list("id", "roles")
-    return [uid for uid, held in people if wanted & set(held)]
+    """Active people holding any of `roles`, by id. The database picks them: an emergency level
+    that calls everyone with a role reads ten thousand people, and decoding every person's roles
+    in Python took a tenth of a second."""
+    if not roles:
+        return []
+    db = User._meta.db
+    wanted = [role.value for role in roles]
+    if db.capabilities.dialect == "postgres":
+        sql = ('SELECT "id" FROM "org_user" WHERE "active" AND "roles" ?| $1::text[] '
+               'ORDER BY "id"')
+        params: list[object] = [wanted]
+    else:
+        marks = ", ".join("?" for _ in wanted)
+        sql = ('SELECT "id" FROM "org_user" WHERE "active" AND EXISTS (SELECT 1 FROM '
+               f'json_each("org_user"."roles") WHERE "value" IN ({marks})) ORDER BY "id"')
+        params = list(wanted)
+    return [str(row["id"]) for row in await db.execute_query_dict(sql, params)]
 
 
 class Area(Model):

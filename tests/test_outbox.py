@@ -112,6 +112,29 @@ async def test_per_member_limit_is_kept_by_queueing_not_dropping(world: World) -
     assert world.sim.dropped == []
 
 
+async def test_a_broadcast_goes_at_once_to_everyone_but_a_member_at_the_limit(
+        world: World) -> None:
+    for n in range(30):
+        await world.send(f"busy-{n}", Text(f"第{n}条提醒"), "zhangsan")
+    await world.drain()
+    first_sent = world.clock()
+    world.clock.advance(10)
+    await world.send("alert", Text("【应急】氨泄漏，请立即确认"), "lisi", "zhangsan", "wangwu",
+                     priority=Priority.EMERGENCY)
+    await world.drain()
+    # 李四 and 王五 have it now; 张三 waits until his oldest send leaves the minute.
+    assert await statuses("alert") == {"lisi": DeliveryStatus.SENT,
+                                          "wangwu": DeliveryStatus.SENT,
+                                          "zhangsan": DeliveryStatus.PENDING}
+    message = await OutboxMessage.get(idempotency_key="alert")
+    assert message.next_attempt_at == first_sent + timedelta(minutes=1)
+    world.clock.advance(51)
+    await world.drain()
+    assert set((await statuses("alert")).values()) == {DeliveryStatus.SENT}
+    assert "氨泄漏" in world.sim.messages_for("zhangsan")[-1].body["text"]["content"]
+    assert world.sim.calls["message/send"] == 32 and world.sim.dropped == []
+
+
 async def test_busy_twice_then_expired_token_then_success_delivers_once(world: World) -> None:
     world.sim.fail_next("message/send", -1, times=2)
     await world.send("k1", Text("请注意安全"), "zhangsan")
