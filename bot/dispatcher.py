@@ -76,7 +76,7 @@ class Dispatcher(ClaimLoop[int]):
         if ready:
             recipients = [d.recipient for d in ready]
             delivery = await channel.deliver(msg.idempotency_key, msg.message, recipients,
-                                             _repeat_after(ready, now))
+                                             _repeat_after(ready, now), _batch(msg, ready))
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _reserve(
@@ -183,6 +183,13 @@ def _repeat_after(ready: list[Unsettled], now: datetime) -> float:
     interrupted by a crash, an `uncertain` one by a timeout. 0 when this is a first attempt."""
     earlier = [d.sent_at for d in ready if d.status is not DeliveryStatus.PENDING and d.sent_at]
     return max((now - min(earlier)).total_seconds(), 1.0) if earlier else 0.0
+
+
+def _batch(msg: OutboxMessage, ready: list[Unsettled]) -> str:
+    """Names a send to people the message reached others before (they waited for their rate
+    limit): a card needs a task id of its own for them. Named by its first delivery, it is the
+    same when a timed-out attempt is repeated."""
+    return str(min(d.id for d in ready)) if msg.result.get("msgids") else ""
 
 
 def _merge(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:

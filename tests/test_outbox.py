@@ -135,6 +135,35 @@ async def test_a_broadcast_goes_at_once_to_everyone_but_a_member_at_the_limit(
     assert world.sim.calls["message/send"] == 32 and world.sim.dropped == []
 
 
+async def test_a_card_reaches_a_member_who_waited_for_the_limit(world: World) -> None:
+    """A card's task_id is single-use: the member served after the others gets an id of their
+    own, and a timed-out repeat of that send is still refused as the duplicate it is."""
+    for n in range(30):
+        await world.send(f"busy-{n}", Text(f"第{n}条提醒"), "zhangsan")
+    await world.drain()
+    world.clock.advance(10)
+    card = Card(task_id="emg-1-abc", title="【应急】请确认",
+                buttons=(Button("收到", "emg:ack:1"),))
+    await world.send("card", card, "lisi", "zhangsan", priority=Priority.EMERGENCY)
+    await world.drain()
+    world.clock.advance(51)
+    world.sim.hang_next("message/send", 1.5)
+    await world.drain()                      # 张三's turn: WeCom takes it, the answer times out
+    world.clock.advance(5)
+    await world.drain()                      # the repeat is refused as a duplicate task_id
+    assert await statuses("card") == {"lisi": DeliveryStatus.SENT,
+                                         "zhangsan": DeliveryStatus.SENT}
+
+    def cards(user: str) -> list[str]:
+        return [m.body["template_card"]["task_id"] for m in world.sim.messages_for(user)
+                if m.body["msgtype"] == "template_card"]
+
+    assert cards("lisi") == ["emg-1-abc"]
+    [late] = cards("zhangsan")
+    assert late.startswith("emg-1-abc@")
+    assert world.sim.calls["message/send"] == 33 and world.sim.dropped == []
+
+
 async def test_busy_twice_then_expired_token_then_success_delivers_once(world: World) -> None:
     world.sim.fail_next("message/send", -1, times=2)
     await world.send("k1", Text("请注意安全"), "zhangsan")

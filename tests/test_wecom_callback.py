@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.channels.wecom import parse_event
 from bot.channels.wecom_crypto import WeComCrypto, signature
 from models.messaging import InboxEvent, InboxStatus, OutboxMessage
 from simulator.wecom import WeComSimulator
@@ -152,6 +153,19 @@ async def test_every_kind_is_normalized(service: Service, wecom: WeComSimulator)
     click = (await stored("card_action")).event
     assert (click.task_id, click.event_key, click.response_code, click.selected) == (
         "hz-1-review-1", "review:1:yes", "RC-1", {"grade": ["major"]})
+
+
+def test_a_card_sent_after_its_first_send_answers_with_its_own_task_id() -> None:
+    """A later send of a card carries a tagged task_id (single-use on WeCom); handlers see the
+    card's own id."""
+    plaintext = (f"<xml><ToUserName>{CORP_ID}</ToUserName><FromUserName>zhangsan</FromUserName>"
+                 "<CreateTime>1764400003</CreateTime><MsgType>event</MsgType>"
+                 "<Event>template_card_event</Event><EventKey>emg:ack:1</EventKey>"
+                 "<TaskId>emg-1-abc@17</TaskId><ResponseCode>RC-9</ResponseCode>"
+                 "<AgentID>1000002</AgentID></xml>")
+    click = parse_event(plaintext, CORP_ID)
+    assert (click.task_id, click.event_key, click.response_code) == (
+        "emg-1-abc", "emg:ack:1", "RC-9")
 
 
 async def test_a_photo_that_cannot_be_fetched_is_marked_not_retried_forever(

@@ -53,10 +53,12 @@ class Channel(Protocol):
         ...
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0) -> Delivery:
+                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
         """Send to these recipients; never raises for platform errors, reports them instead.
 
         `repeat_after`: when positive, an attempt this many seconds ago may have reached them,
-        so ask the platform to drop a copy.
+        so ask the platform to drop a copy. `batch`: set when the message already reached
+        others (these recipients waited for their rate limit); the same for every attempt at
+        these recipients.
         """
         ...

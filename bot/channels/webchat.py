@@ -101,7 +101,7 @@ class WebChatChannel:
         raise MediaGone(f"the web chat has no media id {media_id!r}")
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0) -> Delivery:
+                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
         now = self._clock()
         if isinstance(message, CardUpdate):
             told = await close_card(key, message.response_code, message.replace_text, now,

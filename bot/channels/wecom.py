@@ -44,6 +44,7 @@ PLATFORM = "wecom"
 MAX_RECIPIENTS = 1000          # message/send takes at most 1000 users in touser (§4.2)
 DUPLICATE_MARGIN_SECONDS = 5      # clock slack around the first attempt
 DUPLICATE_MAX_SECONDS = 4 * 3600  # the longest duplicate_check_interval WeCom takes (§3.2)
+TASK_TAG = "@"                 # a task_id may hold digits, letters and _-@; ours never hold @
 
 Sink = Callable[[Inbound], Awaitable[bool]]
 
@@ -89,7 +90,8 @@ def parse_event(plaintext: str, corp_id: str) -> Inbound:
     if msg_type == "event" and event_name == "template_card_event":
         return Inbound(
             kind=InboundKind.CARD_ACTION, event_key=str(doc.get("EventKey") or ""),
-            task_id=str(doc.get("TaskId") or ""), response_code=str(doc.get("ResponseCode") or ""),
+            task_id=str(doc.get("TaskId") or "").split(TASK_TAG, 1)[0],
+            response_code=str(doc.get("ResponseCode") or ""),
             selected=_selected_items(doc.get("SelectedItems")), **common,
         )
     return Inbound(kind=InboundKind.UNKNOWN, **common)
@@ -221,6 +223,18 @@ def render(message: Text | Markdown | Card, agent_id: int, repeat_after: float =
     return body
 
 
+def _own_task_id(body: dict[str, Any], batch: str, chunk: int) -> dict[str, Any]:
+    """A card's task_id is single-use (§3.2): the people it reaches after its first send (they
+    waited for their rate limit, or come after the first 1,000) need an id of their own. The tag
+    is the same at every attempt of that send, so a repeat after a timeout is still refused as
+    the duplicate it is; callbacks carry the tagged id and `parse_event` strips the tag."""
+    tag = "-".join(part for part in (batch, str(chunk) if chunk else "") if part)
+    if not tag or body.get("msgtype") != "template_card":
+        return body
+    card = body["template_card"]
+    return {**body, "template_card": {**card, "task_id": f"{card['task_id']}{TASK_TAG}{tag}"}}
+
+
 def _template_card(card: Card) -> dict[str, Any]:
     body: dict[str, Any] = {
         "card_type": "button_interaction",
@@ -269,7 +283,7 @@ class WeComChannel:
             raise
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0) -> Delivery:
+                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
@@ -279,7 +293,7 @@ class WeComChannel:
             body = await self._body(message, repeat_after)
             if chats:
                 return await self._to_chats(body, chats)
-            return await self._to_members(body, recipients)
+            return await self._to_members(body, recipients, batch)
         except WeComError as exc:
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
@@ -303,15 +317,16 @@ class WeComChannel:
             return render(message, self._s.agent_id, repeat_after)
         raise TypeError(f"{message.type} is not a chat message")
 
-    async def _to_members(self, body: dict[str, Any], recipients: Sequence[str]) -> Delivery:
+    async def _to_members(self, body: dict[str, Any], recipients: Sequence[str], batch: str
+                          ) -> Delivery:
         outcomes: dict[str, Outcome] = {}
         result: dict[str, Any] = {}
-        for start in range(0, len(recipients), MAX_RECIPIENTS):
+        for n, start in enumerate(range(0, len(recipients), MAX_RECIPIENTS)):
             chunk = list(recipients[start:start + MAX_RECIPIENTS])
             try:
                 answer = await self._api.call(
-                    "POST", "message/send", json={**body, "touser": "|".join(chunk)}
-                )
+                    "POST", "message/send",
+                    json={**_own_task_id(body, batch, n), "touser": "|".join(chunk)})
             except WeComError as exc:
                 if exc.errcode == 81013:  # every recipient invalid or unlicensed
                     outcomes |= {r: Outcome(Verdict.INVALID, "81013") for r in chunk}
