@@ -187,21 +187,23 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
             released = await release_leases(instance)
             if released:
                 log.info("took back %d rows left leased by a previous run", released)
-            tasks = [asyncio.create_task(app[INBOX].run(), name="inbox-worker"),
-                     asyncio.create_task(app[DISPATCHER].run(), name="outbox-dispatcher")]
-            if _postgres(app[SETTINGS]):
-                tasks.append(asyncio.create_task(
-                    listen(app[SETTINGS].database_url, app[INBOX].wake), name="wakeups"))
+            inbox, dispatcher = app[INBOX], app[DISPATCHER]
+            workers = [asyncio.create_task(inbox.run(), name="inbox-worker"),
+                       asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")]
+            listeners = [asyncio.create_task(
+                listen(app[SETTINGS].database_url, inbox.wake), name="wakeups")
+                ] if _postgres(app[SETTINGS]) else []
+        tasks = [*workers, *listeners]
         for task in tasks:
             task.add_done_callback(_report_crash)
         yield
-        app[INBOX].stop()
-        app[DISPATCHER].stop()
+        inbox.stop()
+        dispatcher.stop()
         # An event half-handled or a send half-made finishes rather than being cut off: that
         # is quicker for everyone, and a query cancelled mid-way keeps its connection (and the
         # database's shutdown) waiting on the server.
-        _, late = await asyncio.wait(tasks[:2], timeout=SHUTDOWN_GRACE)
-        for task in (*late, *tasks[2:]):
+        _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
+        for task in (*late, *listeners):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 

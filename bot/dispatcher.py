@@ -186,10 +186,10 @@ def _repeat_after(ready: list[Unsettled], now: datetime) -> float:
 
 
 def _batch(msg: OutboxMessage, ready: list[Unsettled]) -> str:
-    """Names a send to people the message reached others before (they waited for their rate
-    limit): a card needs a task id of its own for them. Named by its first delivery, it is the
-    same when a timed-out attempt is repeated."""
-    return str(min(d.id for d in ready)) if msg.result.get("msgids") else ""
+    """Names a send to people the message reached others before (the channel recorded what an
+    earlier send answered; these waited for their rate limit): a card needs a task id of its own
+    for them. Named by its first delivery, it is the same when a timed-out attempt is repeated."""
+    return str(min(d.id for d in ready)) if msg.result else ""
 
 
 def _merge(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:

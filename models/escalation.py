@@ -6,8 +6,8 @@ so a later roster change does not move an escalation that is already on its way.
 most once: the scheduler moves it from `pending` to `sent` in the same transaction that queues its
 message. A sent row is the record of that reminder or escalation: the ticket's history shows
 it, and its highest escalation level is the level the ticket reached. Ticket transitions only
-mark a ladder stale (`Ticket.armed = False`) or void it; the
-scheduler, which knows the configured ladder, arms it (scheduler/escalation.py).
+mark a ladder stale (`Ticket.armed = False`) or void it; the scheduler, which knows the
+configured ladder, arms it (scheduler/escalation.py).
 """
 
 from __future__ import annotations
