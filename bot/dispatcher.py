@@ -9,9 +9,10 @@ per-member limit is kept by queueing: a recipient at the limit waits for the win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot import metrics
@@ -48,7 +49,7 @@ class Dispatcher(ClaimLoop[int]):
         self._channels = channels
         self._clock = clock
         self._instance = instance
-        self._rate_lock = asyncio.Lock()
+        self._counting = MemberTurns()
 
     async def claim(self, limit: int) -> list[int]:
         lease = timedelta(seconds=self._s.lease_seconds)
@@ -84,13 +85,17 @@ class Dispatcher(ClaimLoop[int]):
     ) -> tuple[list[Unsettled], datetime | None]:
         """Take the recipients below their per-minute limit; say when the others are free.
 
-        Only messages to members count against the limit, and only they wait for the lock:
-        between the count and the reservation, no other attempt of this process may hand the
-        same member a message. A message to group chats or a card update goes straight on."""
-        if not any(d.rate_limited and d.status is DeliveryStatus.PENDING for d in waiting):
+        Only messages to members count against the limit. Between the count and the
+        reservation, no other attempt of this process may hand the same member a message, so
+        an attempt waits for the earlier ones that share a member; cards to different thousands
+        of responders count at the same time. A message to group chats or a card update goes
+        straight on."""
+        members = frozenset(d.recipient for d in waiting
+                            if d.rate_limited and d.status is DeliveryStatus.PENDING)
+        if not members:
             await self._take(message_id, waiting, waiting, now)
             return waiting, None
-        async with self._rate_lock:
+        async with self._counting.turn(members):
             full = await at_limit(message_id, now - WINDOW,
                                   self._s.wecom.per_member_per_minute)
             ready = [d for d in waiting
@@ -176,6 +181,26 @@ class Dispatcher(ClaimLoop[int]):
         else:
             fields.update(status=OutboxStatus.DONE, done_at=self._clock())
         await OutboxMessage.filter(id=msg.id, lease_owner=self._instance).update(**fields)
+
+
+class MemberTurns:
+    """Attempts that share a member take turns, in the order they asked; the others go at once."""
+
+    def __init__(self) -> None:
+        self._holders: list[tuple[frozenset[str], asyncio.Event]] = []
+
+    @contextlib.asynccontextmanager
+    async def turn(self, members: frozenset[str]) -> AsyncIterator[None]:
+        earlier = [done for held, done in self._holders if not held.isdisjoint(members)]
+        mine = (members, asyncio.Event())
+        self._holders.append(mine)
+        try:
+            for done in earlier:
+                await done.wait()
+            yield
+        finally:
+            self._holders.remove(mine)
+            mine[1].set()
 
 
 def _repeat_after(ready: list[Unsettled], now: datetime) -> float:

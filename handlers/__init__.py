@@ -1,9 +1,10 @@
 """What the bot does when something arrives. The routers are composed here, in one place.
 
-Precedence, top first: strangers get one polite answer; a card click goes to its card's handler;
-an emergency command (一键报警, 启动预案, 收到 …) or a command typed in full (帮助, 我的隐患, a
-ticket number …) is answered even in the middle of a question; an open question gets the
-message; otherwise a photo, a trigger word or a hazard's words start a report.
+Precedence, top first: a handler's queued next step (a follow-up) goes to its own; strangers get
+one polite answer; a card click goes to its card's handler; an emergency command (一键报警,
+启动预案, 收到 …) or a command typed in full (帮助, 我的隐患, a ticket number …) is answered even
+in the middle of a question; an open question gets the message; otherwise a photo, a trigger
+word or a hazard's words start a report.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def build_router() -> Router:
 
 async def handle(router: Router, ctx: Context) -> None:
     event = ctx.event
+    if event.kind is InboundKind.FOLLOW_UP:
+        # The bot's own step: it runs even if the person who started it has left the roster.
+        await router.dispatch(ctx)
+        return
     if ctx.user is None:
         if event.kind not in _SILENT:
             await commands.not_registered(ctx)

@@ -49,7 +49,7 @@ from models.messaging import (
 from models.org import Area, User
 
 router = Router()      # typed commands, answered before any open question
-clicks = Router()      # the emg:… card buttons
+clicks = Router()      # the emg:… card buttons and the broadcast's second step
 KIND = "emergency"
 MENU_KEY = "alarm"           # the app menu's 一键报警
 PLAN_MENU_KEY = "emergency"  # the app menu's 启动预案
@@ -316,15 +316,26 @@ async def _confirm(ctx: Context, activation: Activation) -> None:
         await _already(ctx, activation)
         return
     await _grey(ctx, f"已由{ctx.me.name}确认启动")
-    level = plan.level(activation.level)
-    assert level is not None
-    # The groups first: fifty short sends, then the cards to everyone (1,000 people a call).
+    # The groups now; the cards to everyone (ten thousand rows) in a step of their own, so the
+    # decision commits and the groups hear of it without waiting for them.
     text = await broadcast_text(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:group:{group}", text, to_chat=group)
                         for group in plan.groups], now=ctx.now, platform=ctx.event.platform,
                        priority=Priority.EMERGENCY)
+    await ctx.follow_up(f"emg:call:{activation.id}")
+
+
+@clicks.follow_up("emg:call")
+async def call_responders(ctx: Context) -> None:
+    """确认启动's second step: a card to each person the level calls; the commander is told."""
+    activation = await Activation.get(id=int(ctx.event.event_key.rsplit(":", 1)[1]))
+    if activation.status is not ActivationStatus.ACTIVE:
+        return      # closed already: nobody is called to a response that is over
+    plan = await Plan.get(code=activation.plan_id or "")
+    level = plan.level(activation.level)
+    assert level is not None
     called = await call(activation, plan, await callees(plan, level), ctx.now,
-                        ctx.event.platform, policy.remind_every)
+                        ctx.event.platform, ctx.rules.emergency.remind_every)
     lines = [f"{headline(activation, plan)}已启动：已向{called}人发送确认卡片，"
              f"向{len(plan.groups)}个群发送处置要点。应急看板将随确认情况更新，"
              "发送“应急状态”可随时查看，发送“结束预案”结束响应。"]

@@ -13,7 +13,7 @@ from tortoise.models import Model
 from models.catalog import Catalog
 from models.dialog import Dialog
 from models.emergency import EmergencyPolicy
-from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue
+from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue, inbox_put
 from models.org import User
 
 
@@ -84,6 +84,15 @@ class Context:
             platform=self.event.platform, to_users=to_users, to_chat=to_chat, priority=priority,
         )
 
+    async def follow_up(self, key: str) -> None:
+        """Queue the next step of this work as an event of the sender's, handled once this one
+        has committed: a decision and its first messages need not wait for slow work (ten
+        thousand cards), and the step is as durable as a message, retried until done."""
+        await inbox_put(Inbound(platform=self.event.platform, user_id=self.event.user_id,
+                                kind=InboundKind.FOLLOW_UP, dedup_key=f"follow:{key}",
+                                event_key=key, raw_type="follow_up"), self.now)
+
+
 
 Handler = Callable[[Context], Awaitable[None]]
 Predicate = Callable[[Inbound], bool]
@@ -110,8 +119,14 @@ class Router:
 
     def card_action(self, prefix: str) -> Callable[[Handler], Handler]:
         """A card click whose key starts with `prefix:`."""
-        return self.on(lambda e: e.kind is InboundKind.CARD_ACTION
-                       and e.event_key.startswith(prefix + ":"))
+        return self._keyed(InboundKind.CARD_ACTION, prefix)
+
+    def follow_up(self, prefix: str) -> Callable[[Handler], Handler]:
+        """A step queued by `Context.follow_up` with a key that starts with `prefix:`."""
+        return self._keyed(InboundKind.FOLLOW_UP, prefix)
+
+    def _keyed(self, kind: InboundKind, prefix: str) -> Callable[[Handler], Handler]:
+        return self.on(lambda e: e.kind is kind and e.event_key.startswith(prefix + ":"))
 
     def include(self, other: Router) -> None:
         self._routes.extend(other._routes)

@@ -35,6 +35,7 @@ class InboundKind(StrEnum):
     MENU = "menu"            # an app menu click
     CARD_ACTION = "card_action"
     EXPIRED = "expired"      # the person left a question unanswered (from the scheduler)
+    FOLLOW_UP = "follow_up"  # a handler's next step, queued with its decision (`event_key`)
     UNKNOWN = "unknown"
 
 

@@ -18,7 +18,15 @@ from bot.db import ORM, activate
 from bot.plans import load_plans
 from models.audit import AuditEvent
 from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Responder
-from models.messaging import OutboxMessage, Priority
+from models.messaging import (
+    Inbound,
+    InboundKind,
+    InboxEvent,
+    InboxStatus,
+    OutboxMessage,
+    Priority,
+    inbox_put,
+)
 from scheduler.emergency import run_emergency
 from simulator.wecom import Delivered, WeComSimulator
 from tests.harness import ROOT, Service
@@ -270,6 +278,20 @@ async def test_closing_sends_the_summary_and_a_late_answer_is_only_recorded(
     await asyncio.sleep(0.5)
     assert not [m for m in zhouwei.unread() if "应急看板" in text_of(m)]   # the board stays
     assert (await Activation.get(id=activation.id)).status is ActivationStatus.CLOSED
+    # The broadcast's second step, had it been held back until after the close, calls nobody.
+    called = await Responder.filter(activation_id=activation.id).count()
+    await inbox_put(Inbound(platform="wecom", user_id="zhouwei", kind=InboundKind.FOLLOW_UP,
+                            dedup_key="late-call", event_key=f"emg:call:{activation.id}"),
+                    datetime.now(UTC))
+    for _ in range(100):
+        if await InboxEvent.filter(dedup_key="late-call", status=InboxStatus.DONE).exists():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the late step was not handled")
+    await asyncio.sleep(0.3)
+    assert await Responder.filter(activation_id=activation.id).count() == called
+    assert zhouwei.unread() == [] and len(sim.messages_for("lihua")) == 1   # his one card
 
 
 async def test_a_drill_is_marked_and_its_review_is_reminded_48_hours_later(

@@ -25,6 +25,7 @@ from models.messaging import (
     inbox_claim,
     inbox_put,
 )
+from models.org import User
 from simulator.wecom import WeComSimulator
 from tests.harness import BACKEND, Service, service_settings
 
@@ -101,6 +102,42 @@ async def test_a_failing_event_is_retried_then_parked_and_later_events_go_on(
     assert "handler bug" in bad.last_error
     assert good.status is InboxStatus.DONE
     assert await OutboxMessage.all().count() == 1   # only the good event's reply survived
+
+
+async def test_a_follow_up_runs_once_after_its_decision_commits(
+        db: TortoiseContext, people: None, media_dir: Path, database_url: str) -> None:
+    """A handler's next step is queued in its transaction: a failed try queues nothing, the
+    step runs once, after what the person sent before it, and even if the person left."""
+    seen: list[str] = []
+    router = Router()
+
+    @router.kind(InboundKind.TEXT)
+    async def decide(ctx: Context) -> None:
+        seen.append(ctx.event.text)
+        await ctx.reply(Text("已决定"))
+        if ctx.event.text == "启动":
+            await ctx.follow_up("step:7")
+            await ctx.follow_up("step:7")             # asked twice, one step
+            if seen.count("启动") == 1:
+                raise RuntimeError("the first try fails after queueing its step")
+        else:
+            await User.filter(id="zhangsan").update(active=False)   # leaves the roster
+
+    @router.follow_up("step")
+    async def step(ctx: Context) -> None:
+        assert ctx.user is None
+        # Both decisions committed before the step began: their replies are in the outbox.
+        assert await OutboxMessage.all().count() == 2
+        seen.append(ctx.event.event_key)
+
+    await inbox_put(text("zhangsan", 1, "启动"), utc_now())
+    await inbox_put(text("zhangsan", 2, "再说一句"), utc_now())
+    await drain(worker(media_dir, database_url, router, inbox_retry_seconds=0.01))
+    assert seen == ["启动", "启动", "再说一句", "step:7"]
+    events = await InboxEvent.all().order_by("id")
+    assert [(e.kind, e.user_id, e.status) for e in events] == [
+        ("text", "zhangsan", InboxStatus.DONE), ("text", "zhangsan", InboxStatus.DONE),
+        ("follow_up", "zhangsan", InboxStatus.DONE)]
 
 
 async def test_acknowledged_but_unhandled_events_are_handled_after_restart(

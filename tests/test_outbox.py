@@ -15,7 +15,7 @@ from tortoise.context import TortoiseContext
 
 from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, MemberTurns
 from bot.media import MediaStore
 from bot.settings import Settings
 from models.messaging import (
@@ -162,6 +162,25 @@ async def test_a_card_reaches_a_member_who_waited_for_the_limit(world: World) ->
     [late] = cards("zhangsan")
     assert late.startswith("emg-1-abc@")
     assert world.sim.calls["message/send"] == 33 and world.sim.dropped == []
+
+
+async def test_attempts_sharing_a_member_take_turns_in_order_the_others_go_at_once() -> None:
+    """Between counting a member's sends and reserving theirs, nobody else may hand them one;
+    cards to different thousands of responders need not wait for each other."""
+    turns = MemberTurns()
+    log: list[str] = []
+
+    async def attempt(name: str, members: set[str], hold: float) -> None:
+        async with turns.turn(frozenset(members)):
+            log.append(f"{name}+")
+            await asyncio.sleep(hold)
+            log.append(f"{name}-")
+
+    await asyncio.gather(attempt("a", {"zhangsan", "lisi"}, 0.05),
+                         attempt("b", {"wangwu"}, 0.01),
+                         attempt("c", {"lisi"}, 0.01),
+                         attempt("d", {"lisi", "wangwu"}, 0.01))
+    assert log == ["a+", "b+", "b-", "a-", "c+", "c-", "d+", "d-"]
 
 
 async def test_busy_twice_then_expired_token_then_success_delivers_once(world: World) -> None:
