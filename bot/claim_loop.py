@@ -1,10 +1,11 @@
 """The loop the inbox worker and the outbox dispatcher share: claim due rows, work on each in a
 task of its own up to a limit, and sleep until woken or until the next poll.
 
-While there is a backlog (the last claim got all it asked for), it claims again only once half
-its slots are free: a claim costs a query over every due row, so claiming one row each time one
-finishes would spend more on claiming than on the work. When the queue is short it claims at
-once, so a lone event is not kept waiting."""
+While there is a backlog (the last claim got all it asked for), it claims again only once
+`batch` slots are free, so short work (an inbox event of a few milliseconds) is not outweighed
+by a claim per row; work that mostly waits on the network (an outbox send) claims as soon as a
+slot is free, since a slot left idle costs more than a claim. When the queue is short it claims
+at once, so a lone event is not kept waiting."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ Claimed = TypeVar("Claimed")
 
 
 class ClaimLoop(ABC, Generic[Claimed]):
-    def __init__(self, concurrency: int, poll_seconds: float) -> None:
+    def __init__(self, concurrency: int, poll_seconds: float, batch: int) -> None:
         self._concurrency = concurrency
         self._poll_seconds = poll_seconds
-        self._batch = max(1, concurrency // 2)
+        self._batch = max(1, min(batch, concurrency))
         self._backlog = False
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()

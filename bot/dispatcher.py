@@ -44,7 +44,7 @@ class Dispatcher(ClaimLoop[int]):
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
     ) -> None:
-        super().__init__(settings.outbox_concurrency, settings.poll_seconds)
+        super().__init__(settings.outbox_concurrency, settings.poll_seconds, batch=1)
         self._s = settings
         self._channels = channels
         self._clock = clock

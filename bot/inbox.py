@@ -43,7 +43,8 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         router: Router, rules: Rules, clock: Callable[[], datetime], instance: str,
         on_handled: Callable[[], None],
     ) -> None:
-        super().__init__(settings.inbox_concurrency, settings.poll_seconds)
+        super().__init__(settings.inbox_concurrency, settings.poll_seconds,
+                         batch=settings.inbox_concurrency // 2)
         self._s = settings
         self._channels = channels
         self._media = media

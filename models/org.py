@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from tortoise import fields
@@ -70,13 +71,13 @@ async def people_with(*roles: Role) -> list[str]:
     if db.capabilities.dialect == "postgres":
         sql = ('SELECT "id" FROM "org_user" WHERE "active" AND "roles" ?| $1::text[] '
                'ORDER BY "id"')
-        params: list[object] = [wanted]
+        param: object = wanted
     else:
-        marks = ", ".join("?" for _ in wanted)
         sql = ('SELECT "id" FROM "org_user" WHERE "active" AND EXISTS (SELECT 1 FROM '
-               f'json_each("org_user"."roles") WHERE "value" IN ({marks})) ORDER BY "id"')
-        params = list(wanted)
-    return [str(row["id"]) for row in await db.execute_query_dict(sql, params)]
+               'json_each("org_user"."roles") WHERE "value" IN (SELECT "value" FROM '
+               'json_each(?))) ORDER BY "id"')
+        param = json.dumps(wanted)
+    return [str(row["id"]) for row in await db.execute_query_dict(sql, [param])]
 
 
 class Area(Model):
