@@ -143,6 +143,8 @@ async def _load_org(settings: Settings, path: Path) -> int:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
     print(f"safetybot: {path}: {report.summary()}")
+    for chat in report.chats:
+        print(f"safetybot: {chat.summary()}")
     return 0
 
 

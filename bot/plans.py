@@ -5,7 +5,8 @@ written, then all plans are written in one transaction: a bad file changes nothi
 plan half loaded would call the wrong people in an emergency. Loading is idempotent: a plan is
 rewritten, and audited, only when its file changed. A plan whose file is gone is deactivated,
 never deleted: activations refer to it. Each group chat a plan names is created once, through the
-outbox (idempotency key `group:{chat_id}`).
+outbox (idempotency key `group:{chat_id}`), and its members are kept (`GroupChat`): after every
+roster load, `follow_roster` adds who the plans now call and removes who they no longer call.
 """
 
 from __future__ import annotations
@@ -13,20 +14,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tortoise.transactions import in_transaction
 
 from bot.loading import Entry, Journal, limit, show
+from models.chats import GroupChat, change_key
 from models.emergency import Activation, Level, Plan, PlanKind, Resource
-from models.messaging import GroupCreate, Queued, enqueue_many
+from models.messaging import (
+    GroupCreate,
+    GroupUpdate,
+    OutboxMessage,
+    OutboxStatus,
+    Queued,
+    enqueue,
+    enqueue_many,
+)
 from models.org import Area, Role, User
+
+log = logging.getLogger(__name__)
 
 ACTOR = "plans"
 PLAN_KEYS = ("code", "name", "type", "triggers", "groups", "report_level", "steps", "levels",
@@ -38,6 +51,20 @@ _CHAT_ID = re.compile(r"[0-9a-zA-Z]{1,32}")       # appchat/create (chat-protoco
 _PHONE = re.compile(r"\+?[0-9][0-9-]{1,19}")      # 119, 13800000000, 0571-88881234-801
 GROUP_SIZE = (2, 2000)                              # appchat/create's userlist
 GROUP_NAME_CHARS = 50
+
+
+class _NamesChats(Protocol):
+    """A plan as its file gives it (`PlanEntry`) or as the database keeps it (`Plan`)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def groups(self) -> Sequence[str]: ...
+
+
+P = TypeVar("P", bound=_NamesChats)
 
 
 class PlanError(Exception):
@@ -84,6 +111,33 @@ class PlansReport:
         return (f"{self.plans} plans: {self.created} created, {self.updated} updated, "
                 f"{self.unchanged} unchanged, {self.deactivated} deactivated; "
                 f"{self.groups} group chats to create")
+
+
+@dataclass(frozen=True)
+class ChatChange:
+    """What a roster load did to one plan chat: people added and removed, or why it was left as
+    it is (`calls`: the people its plans now call, when WeCom would refuse that many; `waiting`:
+    its previous change is still in the outbox, and changes to one chat must not overtake)."""
+
+    chat_id: str
+    plans: tuple[str, ...]           # the active plans naming it
+    added: int = 0
+    removed: int = 0
+    calls: int | None = None
+    waiting: bool = False
+
+    def summary(self) -> str:
+        plans = ("plan " if len(self.plans) == 1 else "plans ") + ", ".join(self.plans)
+        where = f"chat {self.chat_id} ({plans})"
+        if self.calls is not None:
+            low, high = GROUP_SIZE
+            people = "person" if self.calls == 1 else "people"
+            return (f"{where}: left as it is: {plans} now calls {self.calls} {people} and "
+                    f"WeCom takes {low} to {high} in a chat")
+        if self.waiting:
+            return (f"{where}: left as it is: its previous change is not sent yet; load the "
+                    "roster again once it is")
+        return f"{where}: {self.added} added, {self.removed} removed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +305,7 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         areas = {a.code for a in await Area.all().only("code")}
         groups = _group_chats(plans, {p.code: _check_roster(p, users, areas) for p in plans},
                               users)
+        _check_sizes(groups)
         rows = {p.code: p for p in await Plan.all()}
         for plan in plans:
             wanted = plan.stored()
@@ -263,7 +318,8 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         for row in rows.values():
             if row.code not in listed and row.active:
                 await journal.deactivate("plan", row, row.code, "its file is gone")
-        queued = await enqueue_many([Queued(f"group:{g.chat_id}", g) for g in groups],
+        new = await _record_new_chats([chat for _, chat in groups], now, platform)
+        queued = await enqueue_many([Queued(change_key(g.chat_id, 0), g) for g in new],
                                     now=now, platform=platform)
     return PlansReport(plans=len(plans), created=journal.created, updated=journal.updated,
                        unchanged=journal.unchanged, deactivated=journal.deactivated,
@@ -271,15 +327,12 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
 
 
 def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]) -> list[str]:
-    """Everyone the plan calls must be in the roster and active; returns them, in level order."""
-    called: list[str] = []
+    """Everyone the plan calls must be in the roster and active; returns them (`_called`)."""
     for i, level in enumerate(plan.levels):
         where = _at(plan.file, "levels", i, level.name)
         for person in level.people:
             _person(where, f"person {show(person)}", users.get(person))
-        holders = [u.id for u in users.values()
-                   if u.active and any(role in u.roles for role in level.roles)]
-        calls = list(dict.fromkeys([*holders, *level.people]))
+        calls = _level_calls(level, users)
         if not calls:
             raise PlanError(f"{where}: calls nobody: no active person in the roster has roles "
                             f"{'/'.join(level.roles)}")
@@ -288,12 +341,35 @@ def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]) -> l
             if person not in calls:
                 raise PlanError(f"{where}: deputies: {show(person)} is not called at this level")
             _person(where, f"deputy {show(deputy)} of {show(person)}", users.get(deputy))
-        called += [*calls, *(deputy for _, deputy in level.deputies)]
     for i, resource in enumerate(plan.resources):
         if resource.area and resource.area not in areas:
             raise PlanError(f"{_at(plan.file, 'resources', i, resource.what)}: area "
                             f"{show(resource.area)} is not in the roster")
+    return _called(plan.levels, users)
+
+
+def _level_calls(level: Level, users: Mapping[str, User]) -> list[str]:
+    """Whom a level calls: the active holders of its roles, then the people it names. Only
+    active ones: load-plans refuses a plan naming someone who left, but a roster load later can
+    make them leave, and then they leave its chats."""
+    holders = [u.id for u in users.values()
+               if u.active and any(role in u.roles for role in level.roles)]
+    return [p for p in dict.fromkeys([*holders, *level.people]) if _active(p, users)]
+
+
+def _called(levels: Sequence[Level], users: Mapping[str, User]) -> list[str]:
+    """Everyone a plan calls at any level, deputies included, in level order: the members of its
+    group chats, when the plan is loaded and after every roster load."""
+    called: list[str] = []
+    for level in levels:
+        called += _level_calls(level, users)
+        called += [deputy for _, deputy in level.deputies if _active(deputy, users)]
     return list(dict.fromkeys(called))
+
+
+def _active(person: str, users: Mapping[str, User]) -> bool:
+    user = users.get(person)
+    return user is not None and user.active
 
 
 def _person(where: str, who: str, user: User | None) -> None:
@@ -303,23 +379,110 @@ def _person(where: str, who: str, user: User | None) -> None:
         raise PlanError(f"{where}: {who} has left (inactive in the roster)")
 
 
-def _group_chats(plans: Sequence[PlanEntry], called: dict[str, list[str]],
-                 users: dict[str, User]) -> list[GroupCreate]:
+def _group_chats(plans: Sequence[P], called: Mapping[str, Sequence[str]],
+                 users: Mapping[str, User]) -> list[tuple[P, GroupCreate]]:
     """One chat per id, with everyone that any plan naming it calls; named after the first such
-    plan and owned by the first commander among them."""
+    plan (returned with it) and owned by the first commander among them."""
     members: dict[str, list[str]] = {}
-    first: dict[str, PlanEntry] = {}
+    first: dict[str, P] = {}
     for plan in plans:
         for chat in plan.groups:
             first.setdefault(chat, plan)
             members[chat] = list(dict.fromkeys([*members.get(chat, []), *called[plan.code]]))
     chats = []
     for chat, people in members.items():
-        low, high = GROUP_SIZE
-        if not low <= len(people) <= high:
-            raise PlanError(f"{first[chat].file}: groups: chat {show(chat)} would have "
-                            f"{len(people)} member(s); WeCom needs {low} to {high}")
-        owner = next((p for p in people if users[p].has_role(Role.COMMANDER)), people[0])
-        chats.append(GroupCreate(chat_id=chat, name=first[chat].name[:GROUP_NAME_CHARS],
-                                 owner=owner, members=tuple(people)))
+        owner = next((p for p in people if users[p].has_role(Role.COMMANDER)),
+                     people[0] if people else "")
+        chats.append((first[chat], GroupCreate(
+            chat_id=chat, name=first[chat].name[:GROUP_NAME_CHARS], owner=owner,
+            members=tuple(people))))
     return chats
+
+
+def _fits(chat: GroupCreate) -> bool:
+    low, high = GROUP_SIZE
+    return low <= len(chat.members) <= high
+
+
+def _check_sizes(chats: Sequence[tuple[PlanEntry, GroupCreate]]) -> None:
+    for plan, chat in chats:
+        if not _fits(chat):
+            low, high = GROUP_SIZE
+            raise PlanError(f"{plan.file}: groups: chat {show(chat.chat_id)} would have "
+                            f"{len(chat.members)} member(s); WeCom needs {low} to {high}")
+
+
+async def _record_new_chats(chats: Sequence[GroupCreate], now: datetime, platform: str
+                            ) -> list[GroupCreate]:
+    """The chats not created before, recorded with the members they are created with: the
+    roster loads after this one compare with them."""
+    known = set(await GroupChat.filter(chat_id__in=[c.chat_id for c in chats]).values_list(
+        "chat_id", flat=True))
+    new = [c for c in chats if c.chat_id not in known]
+    if new:
+        await GroupChat.bulk_create([
+            GroupChat(chat_id=c.chat_id, platform=platform, owner=c.owner,
+                      members=list(c.members), changed_at=now) for c in new])
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# After a roster load: the plans' chats follow the people the plans call
+
+
+async def follow_roster(now: datetime) -> list[ChatChange]:
+    """Bring each active plan's group chats to the people the plans call now: an `appchat/update`
+    adds who joined and removes who left since the chat's last change. Runs after a roster load
+    commits, so a chat never holds the roster back: a chat WeCom would refuse is left as it is,
+    reported and logged. A repeated load finds nothing to change and queues nothing."""
+    async with in_transaction():
+        plans = [p for p in await Plan.filter(active=True).order_by("code") if p.groups]
+        users = {u.id: u for u in await User.all().order_by("id")}
+        called = {p.code: _called(_stored_levels(p), users) for p in plans}
+        rows = {c.chat_id: c for c in await GroupChat.filter(
+            chat_id__in=[g for p in plans for g in p.groups])}
+        changes = []
+        for _, chat in _group_chats(plans, called, users):
+            row = rows.get(chat.chat_id)
+            if row is not None:      # else not created yet: load-plans creates it
+                naming = tuple(p.code for p in plans if chat.chat_id in p.groups)
+                changes.append(await _follow(row, chat, naming, now))
+    return changes
+
+
+def _stored_levels(plan: Plan) -> list[Level]:
+    """A plan row's levels as the file gave them (its column keeps them as JSON), highest first."""
+    return [level for name in plan.level_names if (level := plan.level(name)) is not None]
+
+
+async def _follow(row: GroupChat, wanted: GroupCreate, plans: tuple[str, ...], now: datetime
+                  ) -> ChatChange:
+    """Queue one chat's difference, or say why not. The owner stays while the plans still call
+    them: a chat changes hands only when its owner leaves it (to the commander the chat would be
+    created with now)."""
+    if not _fits(wanted):
+        change = ChatChange(row.chat_id, plans, calls=len(wanted.members))
+        log.warning(change.summary(), extra={"chat_id": row.chat_id, "plans": list(plans),
+                                             "people": len(wanted.members)})
+        return change
+    members, current = set(wanted.members), set(row.members)
+    add = tuple(p for p in wanted.members if p not in current)
+    remove = tuple(p for p in row.members if p not in members)
+    if not add and not remove:
+        return ChatChange(row.chat_id, plans)
+    if await OutboxMessage.filter(idempotency_key=row.last_key,
+                                  status=OutboxStatus.PENDING).exists():
+        # The outbox sends a chat's create and updates in no particular order: an update sent
+        # before the change it builds on would fail (86003) or be undone.
+        return ChatChange(row.chat_id, plans, waiting=True)
+    owner = "" if row.owner in members else wanted.owner
+    version = row.version + 1
+    won = await GroupChat.filter(chat_id=row.chat_id, version=row.version).update(
+        members=list(wanted.members), owner=owner or row.owner, version=version,
+        changed_at=now)
+    if not won:
+        return ChatChange(row.chat_id, plans, waiting=True)   # another load changed it first
+    await enqueue(change_key(row.chat_id, version),
+                  GroupUpdate(row.chat_id, add=add, remove=remove, owner=owner),
+                  now=now, platform=row.platform, to_chat=row.chat_id)
+    return ChatChange(row.chat_id, plans, added=len(add), removed=len(remove))

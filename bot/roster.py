@@ -4,6 +4,7 @@ The whole file is checked before anything is written, then written in one transa
 roster changes nothing: a half-loaded org chart would send escalations to the wrong people.
 Loading is idempotent: a row is written, and audited, only when it changes. People missing from
 the file are deactivated, never deleted, because tickets and the audit trail still refer to them.
+Once the roster is in, the emergency plans' group chats follow it (`bot.plans.follow_roster`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from bot.loading import Entry, Journal, limit, show, write
+from bot.plans import ChatChange, follow_roster
 from models.org import Area, Department, RiskColor, Role, User
 
 ACTOR = "roster"
@@ -65,7 +67,8 @@ class Roster:
 
 @dataclass(frozen=True)
 class RosterReport:
-    """What a load did; departments, users and areas count the entries in the file."""
+    """What a load did; departments, users and areas count the entries in the file, `chats`
+    says what became of each plan's group chats."""
 
     departments: int
     users: int
@@ -74,6 +77,7 @@ class RosterReport:
     updated: int
     unchanged: int
     deactivated: int
+    chats: tuple[ChatChange, ...] = ()
 
     def summary(self) -> str:
         return (
@@ -243,7 +247,8 @@ def _check_chain(users: Sequence[UserEntry]) -> None:
 
 
 async def load_org(path: Path, now: datetime) -> RosterReport:
-    """Make the database match the roster file; loading the same file again writes nothing."""
+    """Make the database match the roster file, then the plans' chats match the roster; loading
+    the same file again writes and queues nothing."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     try:
@@ -260,10 +265,12 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
         await _load_departments(roster.departments, journal)
         await _load_users(roster.users, journal)
         await _load_areas(roster.areas, areas, journal)
+    # After the commit: the roster is the plant's HR data, and no chat may hold it back.
+    chats = await follow_roster(now)
     return RosterReport(
         departments=len(roster.departments), users=len(roster.users), areas=len(roster.areas),
         created=journal.created, updated=journal.updated, unchanged=journal.unchanged,
-        deactivated=journal.deactivated,
+        deactivated=journal.deactivated, chats=tuple(chats),
     )
 
 

@@ -2,4 +2,4 @@
 
 MODEL_MODULES = ["models.org", "models.messaging", "models.audit", "models.webchat",
                  "models.hazard", "models.dialog", "models.escalation", "models.schedule",
-                 "models.emergency"]
+                 "models.emergency", "models.chats"]

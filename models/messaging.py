@@ -1,7 +1,8 @@
 """Messages in and out: the neutral event and message types, the inbox and the outbox.
 
 Handlers see only these types: an `Inbound` event and the outgoing `Text`, `Markdown`, `Image`,
-`File`, `Card`, `CardUpdate` and `GroupCreate` values. Channels turn them into a platform's JSON.
+`File`, `Card`, `CardUpdate`, `GroupCreate` and `GroupUpdate` values. Channels turn them into a
+platform's JSON.
 The inbox makes every inbound event durable and de-duplicated before it is acknowledged; the
 outbox makes every outbound message durable and sent once per idempotency key. Races between
 workers and instances are decided by compare-and-set updates, which work on SQLite and
@@ -165,9 +166,23 @@ class GroupCreate:
     members: tuple[str, ...]
 
 
-Outgoing = Text | Markdown | Image | File | Card | CardUpdate | GroupCreate
+@dataclass(frozen=True)
+class GroupUpdate:
+    """People to add to and remove from a group chat the service created, so that it keeps up
+    with the roster; `owner` hands the chat over when its owner is among those removed ("" keeps
+    it). Queued to the chat (`to_chat`)."""
+
+    type: ClassVar[str] = "group_update"
+    chat_id: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    owner: str = ""
+
+
+Outgoing = Text | Markdown | Image | File | Card | CardUpdate | GroupCreate | GroupUpdate
 _OUTGOING: dict[str, type[Outgoing]] = {
-    cls.type: cls for cls in (Text, Markdown, Image, File, Card, CardUpdate, GroupCreate)
+    cls.type: cls
+    for cls in (Text, Markdown, Image, File, Card, CardUpdate, GroupCreate, GroupUpdate)
 }
 RATE_LIMITED = frozenset({Text.type, Markdown.type, Image.type, File.type, Card.type})
 CHAT_PREFIX = "chat:"
@@ -199,6 +214,9 @@ def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
                 tuple(option) for option in pick["options"])})
     if cls is GroupCreate:
         values["members"] = tuple(values["members"])
+    if cls is GroupUpdate:
+        values["add"] = tuple(values.get("add", ()))
+        values["remove"] = tuple(values.get("remove", ()))
     if cls is CardUpdate:
         values["users"] = tuple(values.get("users", ()))
     return cls(**values)

@@ -115,6 +115,7 @@ class ChatMessage:
     msgtype: str
     body: dict[str, Any]
     at: float
+    members: tuple[str, ...] = ()    # who was in the chat to read it
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class WeComSimulator:
             "media/upload": ("POST", self._upload, True),
             "media/get": ("GET", self._download, True),
             "appchat/create": ("POST", self._create_chat, True),
+            "appchat/update": ("POST", self._update_chat, True),
             "appchat/send": ("POST", self._chat_send, True),
             "appchat/get": ("GET", self._chat_get, True),
         }
@@ -555,6 +557,37 @@ class WeComSimulator:
         await self._recorded()
         return {"chatid": chatid}
 
+    async def _update_chat(self, request: web.Request) -> Answer:
+        """Members in and out, a new name or owner (§4.3), checked as appchat/create checks them.
+        WeCom's doc does not say what becomes of a chat whose owner is removed without a new one
+        named; the simulator refuses that (86005), so a client that tries it is caught here."""
+        body = await _json_body(request)
+        chat = self.chats.get(str(body.get("chatid") or ""))
+        if chat is None:
+            raise ApiError(86003)
+        add, drop = body.get("add_user_list", []), body.get("del_user_list", [])
+        if not isinstance(add, list) or not isinstance(drop, list):
+            raise ApiError(40058, "add_user_list and del_user_list must be lists")
+        joining = [self._member(str(u)) for u in add]
+        if None in joining:
+            raise ApiError(86007)
+        name = str(body.get("name") or chat.name)
+        if len(name) > 50:
+            raise ApiError(86004)
+        leaving = {str(u).lower() for u in drop}
+        userlist = list(dict.fromkeys([*(m for m in chat.userlist if m.lower() not in leaving),
+                                       *(m for m in joining if m)]))
+        if len(userlist) > 2000:
+            raise ApiError(86006)
+        owner = self._member(str(body["owner"])) if body.get("owner") else chat.owner
+        if owner is None or owner not in userlist:
+            raise ApiError(86005)
+        self.chats[chat.chatid] = Chat(chat.chatid, name, owner, tuple(userlist))
+        log.info("群 %s「%s」加入 %s，移出 %s", chat.chatid, name,
+                 "、".join(m for m in joining if m) or "无", "、".join(map(str, drop)) or "无")
+        await self._recorded()
+        return {}
+
     async def _chat_send(self, request: web.Request) -> Answer:
         body = await _json_body(request)
         chatid = str(body.get("chatid") or "")
@@ -565,7 +598,8 @@ class WeComSimulator:
         if chatid not in self.chats:
             raise ApiError(86003)
         self._check_content(body, msgtype)
-        self._chat_messages[chatid].append(ChatMessage(chatid, msgtype, body, self._clock()))
+        self._chat_messages[chatid].append(
+            ChatMessage(chatid, msgtype, body, self._clock(), self.chats[chatid].userlist))
         log.info("→ 群 %s「%s」  %s", chatid, self.chats[chatid].name, describe(body))
         await self._recorded()
         return {}

@@ -31,7 +31,7 @@ from tests.harness import (
 )
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("emergency_responder", "emergency_activation", "emergency_plan", "alarm",
+TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",
           "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
           "ticket_counter", "ticket", "area", "org_user", "department")

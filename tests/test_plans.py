@@ -1,13 +1,16 @@
 """`safetybot load-plans`: the emergency plans from `config/plans/*.toml`, loaded whole or not at
-all, checked against the roster, with their group chats created once."""
+all, checked against the roster, with their group chats created once; and after each
+`safetybot load-org`, the chats follow the roster."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,22 @@ from tortoise.context import TortoiseContext
 from bot.plans import PlanError, PlansReport, load_plans, parse_plans
 from bot.roster import load_org
 from models.audit import AuditEvent
+from models.chats import GroupChat
 from models.emergency import Level, Plan, PlanKind, Resource
-from models.messaging import GroupCreate, OutboxDelivery, OutboxMessage
+from models.messaging import (
+    GroupCreate,
+    GroupUpdate,
+    OutboxDelivery,
+    OutboxMessage,
+    OutboxStatus,
+)
 from models.org import User
+from simulator.wecom import WeComSimulator
+from tests.plant import DEMO_ORG, Person, plant
 
 ROOT = Path(__file__).parents[1]
 DEMO_PLANS = ROOT / "config" / "plans"
+CHATS = ("emergency01", "emergency02", "emergency03")       # NH3, FIRE, GENERAL
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
 # Everyone the demo roster gives a role that a 一级 response calls.
@@ -374,3 +387,168 @@ def test_check_config_parses_the_plans_and_stops_on_a_bad_file(plans: Path) -> N
     [line] = bad.stderr.splitlines()
     assert line == (f'safetybot: {plans / "fire.toml"}: type "专项预案" must be one of '
                     "综合应急预案/专项应急预案/现场处置方案/综合/专项/现场处置")
+
+
+# ---------------------------------------------------------------------------------------------
+# After a roster load, the plans' chats follow it
+
+ZHANGSAN_ROLES = 'name = "张三"\ndepartment = "prod"\nroles = ["worker"]'
+ZHAOLEI = ('[[users]]\nid = "zhaolei"           # 1号车间操作工, 义务消防队员\nname = "赵磊"\n'
+           'department = "prod"\nroles = ["worker", "responder"]\nsupervisor = "wangqiang"\n\n')
+
+
+def roster(folder: Path, *edits: tuple[str, str], extra: str = "") -> Path:
+    """The demo roster with `edits` made and `extra` entries added."""
+    text = DEMO_ORG.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} must occur once in the demo roster"
+        text = text.replace(old, new)
+    path = folder / "org.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+async def all_sent() -> None:
+    """Until the running service's dispatcher has settled everything queued."""
+    for _ in range(200):
+        if not await OutboxMessage.filter(status=OutboxStatus.PENDING).exists():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the outbox was not sent")
+
+
+@pytest.fixture
+async def running(db: TortoiseContext, database_url: str, media_dir: Path
+                  ) -> AsyncIterator[WeComSimulator]:
+    """The demo org in the database, the service running, WeCom played by the simulator."""
+    async with plant(database_url, media_dir) as (sim, _):
+        yield sim
+
+
+@pytest.fixture
+async def chats(running: WeComSimulator) -> WeComSimulator:
+    """…and the demo plans' chats created in WeCom."""
+    await load_plans(DEMO_PLANS, datetime.now(UTC), "wecom")
+    await all_sent()
+    assert set(running.chats) == set(CHATS)
+    return running
+
+
+async def test_a_new_responder_joins_the_plans_chats_and_reads_the_next_emergency(
+    chats: WeComSimulator, tmp_path: Path
+) -> None:
+    promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
+        '["worker"]', '["worker", "responder"]')))
+
+    report = await load_org(promoted, datetime.now(UTC))
+
+    assert (report.updated, [c.summary() for c in report.chats]) == (1, [
+        "chat emergency02 (plan FIRE): 1 added, 0 removed",
+        "chat emergency03 (plan GENERAL): 1 added, 0 removed",
+        "chat emergency01 (plan NH3): 1 added, 0 removed"])
+    update = (await OutboxMessage.get(idempotency_key="group:emergency01:1")).message
+    assert update == GroupUpdate("emergency01", add=("zhangsan",))
+    await chats.until(lambda: all("zhangsan" in chats.chats[c].userlist for c in CHATS), 10)
+    assert set(chats.chats["emergency01"].userlist) == PLANT_RESPONSE | {"zhangsan"}
+    zhouwei = Person(chats, "zhouwei")
+    await zhouwei.says("启动预案 氨泄漏 三级 3号车间")
+    await zhouwei.clicks(await zhouwei.expect("请确认启动预案"), "确认启动")
+    await chats.until(lambda: len(chats.chat_messages("emergency01")) == 1, 10)
+    [summary] = chats.chat_messages("emergency01")
+    assert "液氨泄漏现场处置方案 三级响应" in summary.body["markdown"]["content"]
+    assert "zhangsan" in summary.members
+
+
+async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_queues_nothing(
+    chats: WeComSimulator, tmp_path: Path
+) -> None:
+    without_zhaolei = roster(tmp_path, (ZHAOLEI, ""))
+
+    report = await load_org(without_zhaolei, datetime.now(UTC))
+
+    assert (report.deactivated, [c.summary() for c in report.chats]) == (1, [
+        "chat emergency02 (plan FIRE): 0 added, 1 removed",
+        "chat emergency03 (plan GENERAL): 0 added, 1 removed",
+        "chat emergency01 (plan NH3): 0 added, 1 removed"])
+    await chats.until(lambda: not any("zhaolei" in chats.chats[c].userlist for c in CHATS), 10)
+    assert set(chats.chats["emergency01"].userlist) == PLANT_RESPONSE - {"zhaolei"}
+    assert set((await GroupChat.get(chat_id="emergency01")).members) == PLANT_RESPONSE - {
+        "zhaolei"}
+    await all_sent()
+    queued = await OutboxMessage.all().count()
+
+    again = await load_org(without_zhaolei, datetime.now(UTC))
+
+    assert [c.summary() for c in again.chats] == [
+        f"chat {chat} (plan {plan}): 0 added, 0 removed"
+        for chat, plan in (("emergency02", "FIRE"), ("emergency03", "GENERAL"),
+                           ("emergency01", "NH3"))]
+    assert await OutboxMessage.all().count() == queued
+
+
+async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_commander(
+    running: WeComSimulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    small_plan(folder, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
+    await load_plans(folder, datetime.now(UTC), "wecom")
+    await all_sent()
+    assert running.chats["emergency09"].owner == "chenjianguo"
+    plain_principal = roster(tmp_path, ('roles = ["principal", "commander"]',
+                                        'roles = ["principal"]'))
+
+    report = await load_org(plain_principal, datetime.now(UTC))
+
+    assert [c.summary() for c in report.chats] == [
+        "chat emergency09 (plan SMALL): 0 added, 1 removed"]
+    await running.until(lambda: running.chats["emergency09"].owner == "liuyang", 10)
+    assert running.chats["emergency09"].userlist == ("liuyang", "zhouwei", "lihua", "huangjun")
+
+
+async def test_a_chat_change_waits_until_the_previous_one_is_sent(
+    org: None, tmp_path: Path
+) -> None:
+    await load_plans(DEMO_PLANS, NOW, "wecom")      # the creates stay queued: nothing sends them
+    promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
+        '["worker"]', '["worker", "responder"]')))
+
+    report = await load_org(promoted, LATER)
+
+    assert report.updated == 1 and all(c.waiting for c in report.chats)
+    assert report.chats[-1].summary() == (
+        "chat emergency01 (plan NH3): left as it is: its previous change is not sent yet; load "
+        "the roster again once it is")
+    assert not await OutboxMessage.filter(kind="group_update").exists()
+    assert "zhangsan" not in (await GroupChat.get(chat_id="emergency01")).members
+
+
+async def test_a_chat_the_plans_would_fill_beyond_2000_is_left_as_it_is_and_the_roster_loads(
+    org: None, database_url: str, tmp_path: Path
+) -> None:
+    await load_plans(DEMO_PLANS, NOW, "wecom")
+    before = await GroupChat.all().order_by("chat_id").values("chat_id", "members", "version")
+    crowd = "".join(f'\n[[users]]\nid = "r{n:04}"\nname = "队员{n}"\nroles = ["responder"]\n'
+                    for n in range(1990))
+    path = roster(tmp_path, (ZHAOLEI, ""), extra=crowd)
+    env = {"SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_LOG_LEVEL": "WARNING"}
+
+    done = await asyncio.to_thread(_cli, "load-org", str(path), env=env)
+
+    assert done.returncode == 0, done.stderr
+    counts = {"emergency02": ("FIRE", 2001), "emergency03": ("GENERAL", 2002),
+              "emergency01": ("NH3", 2001)}
+    said = [f"chat {chat} (plan {plan}): left as it is: plan {plan} now calls {people} people "
+            "and WeCom takes 2 to 2000 in a chat" for chat, (plan, people) in counts.items()]
+    assert done.stdout.splitlines() == [
+        f"safetybot: {path}: 5 departments, 2006 users, 6 areas: 1990 created, 0 updated, "
+        "27 unchanged, 1 deactivated", *(f"safetybot: {line}" for line in said)]
+    logged = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(e["level"], e["msg"], e["chat_id"], e["people"]) for e in logged] == [
+        ("warning", line, chat, people)
+        for line, (chat, (_, people)) in zip(said, counts.items(), strict=True)]
+    assert await User.filter(active=True).count() == 16 + 1990
+    # Left as it is: 赵磊, who has left, is not removed either.
+    assert await GroupChat.all().order_by("chat_id").values(
+        "chat_id", "members", "version") == before
+    assert not await OutboxMessage.filter(kind="group_update").exists()

@@ -270,6 +270,36 @@ async def test_group_chat_takes_markdown_but_no_template_card(sim: WeComSimulato
     assert alone["errcode"] == 86006
 
 
+async def test_group_chat_members_change_as_wecom_allows(sim: WeComSimulator, api: Api) -> None:
+    await api.post("appchat/create", {"name": "应急指挥群", "owner": "lisi",
+                                      "userlist": ["lisi", "wangwu"], "chatid": "emergency01"})
+
+    async def update(**body: Any) -> int:
+        errcode: int = (await api.post("appchat/update", {"chatid": "emergency01", **body})
+                        )["errcode"]
+        return errcode
+
+    assert await update(add_user_list=["zhangsan"], del_user_list=["wangwu"]) == 0
+    assert sim.chats["emergency01"].userlist == ("lisi", "zhangsan")
+    unknown = await api.post("appchat/update", {"chatid": "nochat", "add_user_list": ["wangwu"]})
+    assert unknown["errcode"] == 86003
+    assert await update(add_user_list=["nobody"]) == 86007           # not in WeCom's directory
+    assert await update(del_user_list=["lisi"]) == 86005             # the owner, with no new one
+    assert await update(del_user_list=["lisi"], owner="zhangsan") == 0
+    crowd = [f"worker{n}" for n in range(2000)]
+    for user in crowd:
+        sim.add_user(user)
+    assert await update(add_user_list=crowd) == 86006                # 2,001 members
+    assert await update(add_user_list=crowd[1:]) == 0                # 2,000
+    chat = sim.chats["emergency01"]
+    assert (chat.owner, len(chat.userlist), chat.userlist[0]) == ("zhangsan", 2000, "zhangsan")
+    said = await api.post("appchat/send", {"chatid": "emergency01", "msgtype": "text",
+                                           "text": {"content": "演练通知"}})
+    assert said["errcode"] == 0
+    [message] = sim.chat_messages("emergency01")
+    assert message.members == chat.userlist                           # who could read it
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 

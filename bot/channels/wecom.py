@@ -29,6 +29,7 @@ from models.messaging import (
     CardUpdate,
     File,
     GroupCreate,
+    GroupUpdate,
     Image,
     Inbound,
     InboundKind,
@@ -287,6 +288,8 @@ class WeComChannel:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
+            if isinstance(message, GroupUpdate):
+                return await self._update_group(message, recipients)
             if isinstance(message, CardUpdate):
                 return await self._update_card(message, recipients)
             chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
@@ -372,6 +375,15 @@ class WeComChannel:
             "chatid": message.chat_id,
         })
         return Delivery({r: Outcome.sent() for r in recipients}, {"chatid": answer.get("chatid")})
+
+    async def _update_group(self, message: GroupUpdate, recipients: Sequence[str]) -> Delivery:
+        """appchat/update (§4.3); the owner goes along only when it changes hands."""
+        await self._api.call("POST", "appchat/update", json={
+            "chatid": message.chat_id, "add_user_list": list(message.add),
+            "del_user_list": list(message.remove),
+            **({"owner": message.owner} if message.owner else {}),
+        })
+        return Delivery({r: Outcome.sent() for r in recipients}, {})
 
     async def _update_card(self, message: CardUpdate, recipients: Sequence[str]) -> Delivery:
         whom: dict[str, Any] = ({"userids": list(message.users)} if message.users
