@@ -13,8 +13,10 @@ simulator"); the target is a p95 under 500 ms with 200 concurrent workers.
 By default every worker answers the moment a reply arrives (the worst case: the steps of all
 workers arrive in waves). `--think 2-6` paces them like people reading and typing on a phone:
 before each step after the first, a worker waits a random time in that range (seeded).
+`--ramp 10` spreads the workers' first steps over 10 s, as a load test ramps up its users.
 
     .venv/bin/python benchmarks/report_bench.py [--levels 50,200] [--rounds 2] [--think 2-6]
+                                                [--ramp SECONDS]
                                                 [--worker-nice 10] [--py-spy PATH]
 """
 
@@ -228,6 +230,7 @@ class Dialog:
     report: Report
     steps: list[Step] = field(default_factory=list)
     number: str = ""
+    started_at: float = math.nan      # when the photo was sent
     submitted_at: float = math.nan    # when the 提交 click was sent
     filed_at: float = math.nan        # when "已提交，编号 …" was accepted
     error: str = ""
@@ -254,12 +257,15 @@ class Pace:
     low: float = 0.0
     high: float = 0.0
     seed: int = 1
+    ramp: float = 0.0      # the workers leave the start line spread over this many seconds
 
     def __str__(self) -> str:
+        start = (f"photos sent over the first {self.ramp:g} s, uniform (seed {self.seed}); "
+                 if self.ramp else "every photo sent at the start line; ")
         if not self.high:
-            return "none: each step is sent the moment the previous step's last reply arrives"
-        return (f"{self.low:g}–{self.high:g} s, uniform (seed {self.seed}), after the previous "
-                "step's last reply arrived, before each step after the first")
+            return start + "each step sent the moment the previous step's last reply arrives"
+        return start + (f"{self.low:g}–{self.high:g} s, uniform, after the previous step's "
+                        "last reply arrived, before each step after the first")
 
     def thinker(self, worker: str) -> random.Random:
         return random.Random(f"{self.seed}:{worker}")
@@ -299,6 +305,9 @@ async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event,
         return replies
 
     await go.wait()
+    if pace.ramp:
+        await asyncio.sleep(thinker.uniform(0, pace.ramp))
+    dialog.started_at = time.monotonic()
     try:
         await step("photo", lambda: user.sends_photo(report.photo, "image/png"),
                    "已收到照片（共1张）", "哪个区域")
@@ -377,6 +386,14 @@ class RoundResult:
     @property
     def tickets_per_minute(self) -> float:
         return len(self.completed) / self.elapsed * 60 if self.elapsed else 0.0
+
+    @property
+    def peak_open(self) -> int:
+        """The most dialogs under way at one moment (photo sent, "已提交" not yet accepted):
+        how many workers were really in a dialog at the same time."""
+        edges = sorted([(d.started_at, 1) for d in self.completed]
+                       + [(d.filed_at, -1) for d in self.completed])
+        return max(itertools.accumulate(change for _, change in edges), default=0)
 
     def latencies(self, step: str | None = None, kind: str = "first") -> list[float]:
         return [getattr(s, kind) for d in self.dialogs for s in d.steps
@@ -557,8 +574,9 @@ def summary_rows(results: Sequence[RoundResult]) -> list[str]:
         done = sum(len(r.completed) for r in rounds)
         total = sum(len(r.dialogs) for r in rounds)
         owner = median([percentile_ms(list(r.owner_cards.values()), 95) for r in rounds])
-        rows.append(f"| {target} | {level} | {fmt(p[50])} | {fmt(p[95])} | {fmt(p[99])} | "
-                    f"{fmt(tpm)} | {fmt(owner)} | {done}/{total} |")
+        peak = min(r.peak_open for r in rounds)
+        rows.append(f"| {target} | {level} | {peak} | {fmt(p[50])} | {fmt(p[95])} | "
+                    f"{fmt(p[99])} | {fmt(tpm)} | {fmt(owner)} | {done}/{total} |")
     return rows
 
 
@@ -571,11 +589,12 @@ def report(args: argparse.Namespace, info: dict[str, str], results: Sequence[Rou
     print(f"- {args.areas} areas (one owner each), a fresh set of workers every round, "
           f"{args.warmup} warm-up dialog(s) per round; pool {args.pool_size} per process; "
           f"`safetybot work` under nice {args.worker_nice}; {args.rounds} rounds, medians")
-    print(f"- think time: {args.pace}\n")
+    print(f"- pacing: {args.pace}\n")
     print("Latency: callback sent → first reply accepted by the simulator, all steps pooled.\n")
-    print("| target | workers | p50 ms | p95 ms | p99 ms | tickets/min | owner card p95 ms "
-          "(after 提交) | dialogs ok |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("Peak open: the most dialogs under way at one moment (the lowest of the rounds).\n")
+    print("| target | workers | peak open | p50 ms | p95 ms | p99 ms | tickets/min | "
+          "owner card p95 ms (after 提交) | dialogs ok |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in summary_rows(results):
         print(row)
     print()
@@ -656,7 +675,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--think", default="0", metavar="SECONDS-RANGE",
                    help="a worker's pause before each step after the first, uniform in the "
                         "range, e.g. 2-6 (a person reading and typing); 0: none (default)")
-    p.add_argument("--seed", type=int, default=1, help="seeds the think times")
+    p.add_argument("--ramp", type=float, default=0.0, metavar="SECONDS",
+                   help="the workers' first steps spread uniformly over this many seconds "
+                        "(a load test's ramp-up); 0: all at the start line (default)")
+    p.add_argument("--seed", type=int, default=1, help="seeds the think and start times")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured dialogs per round")
     p.add_argument("--areas", type=int, default=150,
                    help="areas in the generated plant (the area question lists them all)")
@@ -675,9 +697,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     try:
         low, _, high = args.think.partition("-")
-        args.pace = Pace(float(low), float(high or low), args.seed)
+        args.pace = Pace(float(low), float(high or low), args.seed, args.ramp)
     except ValueError:
         p.error("--think: seconds or a range of seconds, e.g. 0 or 2-6")
+    if args.ramp < 0:
+        p.error("--ramp: seconds, 0 or more")
     if not 0 <= args.pace.low <= args.pace.high:
         p.error("--think: a range from a lower to a higher number of seconds, e.g. 2-6")
     if not args.levels or min(args.levels) < 1:
