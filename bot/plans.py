@@ -27,7 +27,7 @@ from tortoise.transactions import in_transaction
 
 from bot.loading import Entry, Journal, limit, show
 from models.chats import GroupChat, change_key
-from models.emergency import Activation, Level, Plan, PlanKind, Resource
+from models.emergency import Activation, Level, Plan, PlanKind, Resource, callees
 from models.messaging import (
     GroupCreate,
     GroupUpdate,
@@ -303,8 +303,8 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         if not any(u.active for u in users.values()):
             raise PlanError("the roster is empty: load it first (safetybot load-org)")
         areas = {a.code for a in await Area.all().only("code")}
-        groups = _group_chats(plans, {p.code: _check_roster(p, users, areas) for p in plans},
-                              users)
+        groups = _group_chats(plans, {p.code: await _check_roster(p, users, areas)
+                                      for p in plans}, users)
         _check_sizes(groups)
         rows = {p.code: p for p in await Plan.all()}
         for plan in plans:
@@ -326,13 +326,14 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
                        groups=queued)
 
 
-def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]) -> list[str]:
+async def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]
+                        ) -> list[str]:
     """Everyone the plan calls must be in the roster and active; returns them (`_called`)."""
     for i, level in enumerate(plan.levels):
         where = _at(plan.file, "levels", i, level.name)
         for person in level.people:
             _person(where, f"person {show(person)}", users.get(person))
-        calls = _level_calls(level, users)
+        calls = await callees(level)
         if not calls:
             raise PlanError(f"{where}: calls nobody: no active person in the roster has roles "
                             f"{'/'.join(level.roles)}")
@@ -345,24 +346,17 @@ def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]) -> l
         if resource.area and resource.area not in areas:
             raise PlanError(f"{_at(plan.file, 'resources', i, resource.what)}: area "
                             f"{show(resource.area)} is not in the roster")
-    return _called(plan.levels, users)
+    return await _called(plan.levels, users)
 
 
-def _level_calls(level: Level, users: Mapping[str, User]) -> list[str]:
-    """Whom a level calls: the active holders of its roles, then the people it names. Only
-    active ones: load-plans refuses a plan naming someone who left, but a roster load later can
-    make them leave, and then they leave its chats."""
-    holders = [u.id for u in users.values()
-               if u.active and any(role in u.roles for role in level.roles)]
-    return [p for p in dict.fromkeys([*holders, *level.people]) if _active(p, users)]
-
-
-def _called(levels: Sequence[Level], users: Mapping[str, User]) -> list[str]:
+async def _called(levels: Sequence[Level], users: Mapping[str, User]) -> list[str]:
     """Everyone a plan calls at any level, deputies included, in level order: the members of its
-    group chats, when the plan is loaded and after every roster load."""
+    group chats, when the plan is loaded and after every roster load. Only active people:
+    load-plans refuses a plan naming someone who left, but a roster load later can make them
+    leave, and then they leave its chats."""
     called: list[str] = []
     for level in levels:
-        called += _level_calls(level, users)
+        called += await callees(level)
         called += [deputy for _, deputy in level.deputies if _active(deputy, users)]
     return list(dict.fromkeys(called))
 
@@ -438,7 +432,7 @@ async def follow_roster(now: datetime) -> list[ChatChange]:
     async with in_transaction():
         plans = [p for p in await Plan.filter(active=True).order_by("code") if p.groups]
         users = {u.id: u for u in await User.all().order_by("id")}
-        called = {p.code: _called(_stored_levels(p), users) for p in plans}
+        called = {p.code: await _called(_stored_levels(p), users) for p in plans}
         rows = {c.chat_id: c for c in await GroupChat.filter(
             chat_id__in=[g for p in plans for g in p.groups])}
         changes = []

@@ -334,7 +334,7 @@ async def call_responders(ctx: Context) -> None:
     plan = await Plan.get(code=activation.plan_id or "")
     level = plan.level(activation.level)
     assert level is not None
-    called = await call(activation, plan, await callees(plan, level), ctx.now,
+    called = await call(activation, plan, await callees(level), ctx.now,
                         ctx.event.platform, ctx.rules.emergency.remind_every)
     lines = [f"{headline(activation, plan)}已启动：已向{called}人发送确认卡片，"
              f"向{len(plan.groups)}个群发送处置要点。应急看板将随确认情况更新，"

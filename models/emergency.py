@@ -218,11 +218,14 @@ async def move(activation: Activation, frm: ActivationStatus | tuple[ActivationS
 # Calling people
 
 
-async def callees(plan: Plan, level: Level) -> list[str]:
-    """Everyone a level calls: people with its roles and the people it names, active ones."""
-    named = await User.filter(active=True, id__in=list(level.people)).values_list("id", flat=True)
-    roles = await people_with(*(Role(r) for r in level.roles))
-    return sorted({*map(str, named), *roles})
+async def callees(level: Level) -> list[str]:
+    """Whom a level calls: the active holders of its roles (by id), then the active people it
+    names. The one rule for an activation and for the plans' group chats; the database picks the
+    holders, as a level may call everyone with a role (ten thousand people)."""
+    holders = await people_with(*(Role(r) for r in level.roles))
+    named = set(await User.filter(active=True, id__in=list(level.people)).values_list(
+        "id", flat=True))
+    return list(dict.fromkeys([*holders, *(p for p in level.people if p in named)]))
 
 
 async def call(activation: Activation, plan: Plan, people: list[str], now: datetime,
