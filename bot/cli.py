@@ -159,6 +159,8 @@ async def _load_plans(settings: Settings, directory: Path) -> int:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
     print(f"safetybot: {directory}: {report.summary()}")
+    for chat in report.chats:
+        print(f"safetybot: {chat.summary()}")
     return 0
 
 

@@ -6,7 +6,7 @@ plan half loaded would call the wrong people in an emergency. Loading is idempot
 rewritten, and audited, only when its file changed. A plan whose file is gone is deactivated,
 never deleted: activations refer to it. Each group chat a plan names is created once, through the
 outbox (idempotency key `group:{chat_id}`), and its members are kept (`GroupChat`): after every
-roster load, `follow_roster` adds who the plans now call and removes who they no longer call.
+roster load, `sync_chats` adds who the plans now call and removes who they no longer call.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class PlanEntry:
 
 @dataclass(frozen=True)
 class PlansReport:
-    """What a load did; `plans` counts the files, `groups` the group chats newly queued."""
+    """What a load did; `plans` counts the files, `groups` the group chats newly queued, `chats`
+    what became of the chats that were there before (a plan's new level or person joins them)."""
 
     plans: int
     created: int
@@ -106,6 +107,7 @@ class PlansReport:
     unchanged: int
     deactivated: int
     groups: int
+    chats: tuple[ChatChange, ...] = ()
 
     def summary(self) -> str:
         return (f"{self.plans} plans: {self.created} created, {self.updated} updated, "
@@ -135,8 +137,8 @@ class ChatChange:
             return (f"{where}: left as it is: {plans} now calls {self.calls} {people} and "
                     f"WeCom takes {low} to {high} in a chat")
         if self.waiting:
-            return (f"{where}: left as it is: its previous change is not sent yet; load the "
-                    "roster again once it is")
+            return (f"{where}: left as it is: its previous change is not sent yet; load "
+                    "again once it is")
         return f"{where}: {self.added} added, {self.removed} removed"
 
 
@@ -321,9 +323,11 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         new = await _record_new_chats([chat for _, chat in groups], now, platform)
         queued = await enqueue_many([Queued(change_key(g.chat_id, 0), g) for g in new],
                                     now=now, platform=platform)
+    new_ids = {chat.chat_id for chat in new}
+    chats = await sync_chats(now)
     return PlansReport(plans=len(plans), created=journal.created, updated=journal.updated,
                        unchanged=journal.unchanged, deactivated=journal.deactivated,
-                       groups=queued)
+                       groups=queued, chats=tuple(c for c in chats if c.chat_id not in new_ids))
 
 
 async def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]
@@ -424,11 +428,11 @@ async def _record_new_chats(chats: Sequence[GroupCreate], now: datetime, platfor
 # After a roster load: the plans' chats follow the people the plans call
 
 
-async def follow_roster(now: datetime) -> list[ChatChange]:
+async def sync_chats(now: datetime) -> list[ChatChange]:
     """Bring each active plan's group chats to the people the plans call now: an `appchat/update`
-    adds who joined and removes who left since the chat's last change. Runs after a roster load
-    commits, so a chat never holds the roster back: a chat WeCom would refuse is left as it is,
-    reported and logged. A repeated load finds nothing to change and queues nothing."""
+    adds who joined and removes who left since the chat's last change. Runs after a roster or
+    plan load commits, so a chat never holds the load back: a chat WeCom would refuse is left as
+    it is, reported and logged. A repeated load finds nothing to change and queues nothing."""
     async with in_transaction():
         plans = [p for p in await Plan.filter(active=True).order_by("code") if p.groups]
         users = {u.id: u for u in await User.all().order_by("id")}

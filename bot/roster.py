@@ -4,7 +4,7 @@ The whole file is checked before anything is written, then written in one transa
 roster changes nothing: a half-loaded org chart would send escalations to the wrong people.
 Loading is idempotent: a row is written, and audited, only when it changes. People missing from
 the file are deactivated, never deleted, because tickets and the audit trail still refer to them.
-Once the roster is in, the emergency plans' group chats follow it (`bot.plans.follow_roster`).
+Once the roster is in, the emergency plans' group chats follow it (`bot.plans.sync_chats`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from bot.loading import Entry, Journal, limit, show, write
-from bot.plans import ChatChange, follow_roster
+from bot.plans import ChatChange, sync_chats
 from models.org import Area, Department, RiskColor, Role, User
 
 ACTOR = "roster"
@@ -266,7 +266,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
         await _load_users(roster.users, journal)
         await _load_areas(roster.areas, areas, journal)
     # After the commit: the roster is the plant's HR data, and no chat may hold it back.
-    chats = await follow_roster(now)
+    chats = await sync_chats(now)
     return RosterReport(
         departments=len(roster.departments), users=len(roster.users), areas=len(roster.areas),
         created=journal.created, updated=journal.updated, unchanged=journal.unchanged,

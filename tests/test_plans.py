@@ -506,6 +506,25 @@ async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_comm
     assert running.chats["emergency09"].userlist == ("liuyang", "zhouwei", "lihua", "huangjun")
 
 
+async def test_a_plan_file_that_calls_one_more_person_adds_them_to_its_chat(
+    running: WeComSimulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    small_plan(folder, 'roles = ["commander"]\npeople = ["lihua"]')
+    await load_plans(folder, datetime.now(UTC), "wecom")
+    await all_sent()
+    assert "huangjun" not in running.chats["emergency09"].userlist
+    small_plan(folder, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
+
+    report = await load_plans(folder, datetime.now(UTC), "wecom")
+
+    assert (report.updated, report.groups) == (1, 0)
+    assert [c.summary() for c in report.chats] == [
+        "chat emergency09 (plan SMALL): 1 added, 0 removed"]
+    await running.until(lambda: "huangjun" in running.chats["emergency09"].userlist, 10)
+
+
 async def test_a_chat_change_waits_until_the_previous_one_is_sent(
     org: None, tmp_path: Path
 ) -> None:
@@ -518,7 +537,7 @@ async def test_a_chat_change_waits_until_the_previous_one_is_sent(
     assert report.updated == 1 and all(c.waiting for c in report.chats)
     assert report.chats[-1].summary() == (
         "chat emergency01 (plan NH3): left as it is: its previous change is not sent yet; load "
-        "the roster again once it is")
+        "again once it is")
     assert not await OutboxMessage.filter(kind="group_update").exists()
     assert "zhangsan" not in (await GroupChat.get(chat_id="emergency01")).members
 
