@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 from tortoise.context import TortoiseContext
@@ -20,6 +20,10 @@ from bot.app import hazard_rules, scheduled_jobs
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
+
+if TYPE_CHECKING:
+    from bot.plans import PlansReport
+    from bot.roster import RosterReport
 
 T = TypeVar("T")
 
@@ -142,10 +146,7 @@ async def _load_org(settings: Settings, path: Path) -> int:
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
-    print(f"safetybot: {path}: {report.summary()}")
-    for chat in report.chats:
-        print(f"safetybot: {chat.summary()}")
-    return 0
+    return _loaded(path, report)
 
 
 async def _load_plans(settings: Settings, directory: Path) -> int:
@@ -158,7 +159,12 @@ async def _load_plans(settings: Settings, directory: Path) -> int:
     except PlanError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
-    print(f"safetybot: {directory}: {report.summary()}")
+    return _loaded(directory, report)
+
+
+def _loaded(source: Path, report: RosterReport | PlansReport) -> int:
+    """What a load did, then what became of each plan chat, a line each."""
+    print(f"safetybot: {source}: {report.summary()}")
     for chat in report.chats:
         print(f"safetybot: {chat.summary()}")
     return 0
