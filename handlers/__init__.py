@@ -9,12 +9,15 @@ word or a hazard's words start a report.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from handlers import cards, commands, emergency, report, workflow
 from handlers.router import Context, Router
 from models.dialog import Dialog
 from models.messaging import InboundKind
+
+log = logging.getLogger(__name__)
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
 _SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})
@@ -52,7 +55,9 @@ async def handle(router: Router, ctx: Context) -> None:
     event = ctx.event
     if event.kind is InboundKind.FOLLOW_UP:
         # The bot's own step: it runs even if the person who started it has left the roster.
-        await router.dispatch(ctx)
+        if not await router.dispatch(ctx):
+            log.error("no handler for a queued step; it is dropped",
+                      extra={"event_key": event.event_key, "inbox_id": ctx.event_id})
         return
     if ctx.user is None:
         if event.kind not in _SILENT:

@@ -93,7 +93,6 @@ class Context:
                                 event_key=key, raw_type="follow_up"), self.now)
 
 
-
 Handler = Callable[[Context], Awaitable[None]]
 Predicate = Callable[[Inbound], bool]
 

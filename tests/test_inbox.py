@@ -140,6 +140,17 @@ async def test_a_follow_up_runs_once_after_its_decision_commits(
         ("follow_up", "zhangsan", InboxStatus.DONE)]
 
 
+async def test_a_queued_step_nobody_handles_is_logged_not_retried(
+        db: TortoiseContext, people: None, media_dir: Path, database_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    await inbox_put(Inbound(platform="wecom", user_id="zhangsan", kind=InboundKind.FOLLOW_UP,
+                            dedup_key="follow:gone:1", event_key="gone:1"), utc_now())
+    await drain(worker(media_dir, database_url, Router()))
+    assert (await InboxEvent.get()).status is InboxStatus.DONE
+    assert any("no handler for a queued step" in r.message and r.levelname == "ERROR"
+               for r in caplog.records)
+
+
 async def test_acknowledged_but_unhandled_events_are_handled_after_restart(
         db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
         media_dir: Path) -> None:
