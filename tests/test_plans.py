@@ -417,6 +417,17 @@ async def all_sent() -> None:
     raise AssertionError("the outbox was not sent")
 
 
+async def small_chat(tmp_path: Path, level: str) -> Path:
+    """The one-level plan loaded from a folder of its own and its chat created in WeCom; returns
+    the folder, to load a changed file from."""
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    small_plan(folder, level)
+    await load_plans(folder, datetime.now(UTC), "wecom")
+    await all_sent()
+    return folder
+
+
 @pytest.fixture
 async def running(db: TortoiseContext, database_url: str, media_dir: Path
                   ) -> AsyncIterator[WeComSimulator]:
@@ -489,11 +500,7 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
 async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_commander(
     running: WeComSimulator, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "plans"
-    folder.mkdir()
-    small_plan(folder, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
-    await load_plans(folder, datetime.now(UTC), "wecom")
-    await all_sent()
+    await small_chat(tmp_path, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
     assert running.chats["emergency09"].owner == "chenjianguo"
     plain_principal = roster(tmp_path, ('roles = ["principal", "commander"]',
                                         'roles = ["principal"]'))
@@ -509,11 +516,7 @@ async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_comm
 async def test_a_plan_file_that_calls_one_more_person_adds_them_to_its_chat(
     running: WeComSimulator, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "plans"
-    folder.mkdir()
-    small_plan(folder, 'roles = ["commander"]\npeople = ["lihua"]')
-    await load_plans(folder, datetime.now(UTC), "wecom")
-    await all_sent()
+    folder = await small_chat(tmp_path, 'roles = ["commander"]\npeople = ["lihua"]')
     assert "huangjun" not in running.chats["emergency09"].userlist
     small_plan(folder, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
 
