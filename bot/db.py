@@ -12,22 +12,27 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
 
-from models import MODEL_MODULES
+from models import DATABASE, MODEL_MODULES
+from models.hazard import NUMBERING
 
 APP = "models"
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 # tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md);
 # `?maxsize=N` in the URL still wins.
 POSTGRES_POOL_SIZE = 10
+NUMBERING_POOL_SIZE = 2  # ticket numbers are drawn in short transactions of their own
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
+    connections = {DATABASE: _connection(url)}
+    if url.startswith(("postgres://", "asyncpg://")):
+        connections[NUMBERING] = _connection(url, pool=NUMBERING_POOL_SIZE)
     return {
-        "connections": {"default": _connection(url)},
+        "connections": connections,
         "apps": {
             APP: {
                 "models": MODEL_MODULES,
-                "default_connection": "default",
+                "default_connection": DATABASE,
                 "migrations": "models.migrations",
             }
         },
@@ -36,12 +41,12 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
-def _connection(url: str) -> str | dict[str, Any]:
+def _connection(url: str, pool: int = POSTGRES_POOL_SIZE) -> str | dict[str, Any]:
     """PostgreSQL gets a wider pool and keeps its session on release (see `_keep_session`)."""
     if not url.startswith(("postgres://", "asyncpg://")):
         return url
     config = expand_db_url(url)
-    config["credentials"].setdefault("maxsize", POSTGRES_POOL_SIZE)
+    config["credentials"].setdefault("maxsize", pool)
     config["credentials"]["reset"] = _keep_session
     return config
 

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from tortoise.transactions import in_transaction
-
 from bot import metrics
 from bot.channels import Channel, MediaGone
 from bot.claim_loop import ClaimLoop
@@ -22,6 +20,7 @@ from bot.media import MediaStore
 from bot.settings import Settings
 from handlers import handle
 from handlers.router import Context, Router, Rules
+from models import transaction
 from models.messaging import (
     Inbound,
     InboxEvent,
@@ -70,7 +69,7 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         try:
             event = await self._with_media(row)
             now = self._clock()
-            async with in_transaction():
+            async with transaction():
                 await handle(self._router, await Context.load(event, now, row.id, self._rules))
                 await inbox_complete(row, now)
             metrics.INBOX_HANDLED.labels("done").inc()

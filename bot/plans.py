@@ -23,9 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tortoise.transactions import in_transaction
-
 from bot.loading import Entry, Journal, limit, show
+from models import transaction
 from models.chats import GroupChat, change_key
 from models.emergency import Activation, Level, Plan, PlanKind, Resource, callees
 from models.messaging import (
@@ -300,7 +299,7 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         raise ValueError("now must be timezone-aware")
     plans = await asyncio.to_thread(parse_plans, directory)
     journal = Journal(now, ACTOR, "emergency")
-    async with in_transaction():
+    async with transaction():
         users = {u.id: u for u in await User.all().order_by("id")}
         if not any(u.active for u in users.values()):
             raise PlanError("the roster is empty: load it first (safetybot load-org)")
@@ -433,7 +432,7 @@ async def sync_chats(now: datetime) -> list[ChatChange]:
     adds who joined and removes who left since the chat's last change. Runs after a roster or
     plan load commits, so a chat never holds the load back: a chat WeCom would refuse is left as
     it is, reported and logged. A repeated load finds nothing to change and queues nothing."""
-    async with in_transaction():
+    async with transaction():
         plans = [p for p in await Plan.filter(active=True).order_by("code") if p.groups]
         users = {u.id: u for u in await User.all().order_by("id")}
         called = {p.code: await _called(_stored_levels(p), users) for p in plans}

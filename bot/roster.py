@@ -17,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from bot.loading import Entry, Journal, limit, show, write
 from bot.plans import ChatChange, sync_chats
+from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
 
 ACTOR = "roster"
@@ -259,7 +258,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
         raise RosterError(f"the roster is not UTF-8 text (byte {exc.start})") from None
     roster = parse_roster(text)
     journal = Journal(now, ACTOR, "org")
-    async with in_transaction():
+    async with transaction():
         areas = {a.code: a for a in await Area.all()}
         _check_areas_left_out(roster.areas, areas)
         await _load_departments(roster.departments, journal)

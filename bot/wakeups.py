@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from tortoise import connections
 
+from models import DATABASE
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "safetybot_inbox"
@@ -37,7 +39,7 @@ class Announcer:
     async def _announce(self) -> None:
         await asyncio.sleep(ANNOUNCE_SECONDS)
         try:
-            await connections.get("default").execute_query(f"SELECT pg_notify('{CHANNEL}', '')")
+            await connections.get(DATABASE).execute_query(f"SELECT pg_notify('{CHANNEL}', '')")
         except Exception as exc:   # the workers' poll picks the events up anyway
             log.warning("could not announce new inbox events: %r", exc)
 

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
-from tortoise.transactions import in_transaction
+
+from models import transaction
 
 # ---------------------------------------------------------------------------------------------
 # Neutral inbound event
@@ -457,7 +458,7 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     # The messages and their recipients commit together even when a caller forgot its
     # transaction: a dispatcher woken by the insert must never find a message addressed to
     # nobody.
-    async with in_transaction():
+    async with transaction():
         new = await insert_once(OutboxMessage, rows, unique="idempotency_key")
         await insert_many(OutboxDelivery, [
             {"message_id": message_id, "recipient": r, "rate_limited": recipients[key][1],
@@ -672,7 +673,7 @@ async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
     # sequential scan per candidate, quadratic in the backlog (20 s for 10,000 waiting). The
     # indexes answer both sides whatever the statistics say, in arrival order so the walk stops
     # at `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all).
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         await conn.execute_script("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
         rows = await conn.execute_query_dict(sql, params)
     return [int(row["id"]) for row in rows]

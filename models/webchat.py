@@ -17,7 +17,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
-from tortoise.transactions import in_transaction
+
+from models import transaction
 
 HISTORY_LIMIT = 200      # lines a freshly opened page gets
 CARD_UPDATE = "card_update"
@@ -88,7 +89,7 @@ async def close_card(key: str, response_code: str, replace_text: str, now: datet
     Returns who was told, or None when the code is unknown or was used before. The code is
     spent by a compare-and-set update, so two updates racing on one code cannot both win.
     """
-    async with in_transaction():
+    async with transaction():
         card = await WebChatLine.get_or_none(response_code=response_code, kind="card")
         if card is None:
             return None

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
+from models import transaction
 from models.emergency import (
     Activation,
     ActivationStatus,
@@ -41,7 +41,7 @@ async def run_emergency(policy: EmergencyPolicy, now: datetime, platform: str,
 
 
 async def _remind(policy: EmergencyPolicy, now: datetime, platform: str) -> int:
-    async with in_transaction():
+    async with transaction():
         rows = await Responder.filter(
             next_remind_at__lte=now, activation__status=ActivationStatus.ACTIVE,
         ).order_by("next_remind_at").limit(BATCH).select_for_update(

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import fields
-from tortoise.transactions import in_transaction
 
+from models import transaction
 from models.catalog import Catalog, Grade
 from models.escalation import (
     Alarm,
@@ -62,7 +62,7 @@ async def arm_ladders(policy: Policy, now: datetime) -> int:
     """Write the ladder of every ticket that opened or changed deadline or owner since the last
     tick. Recipients are frozen here: the chain stored on the ticket when it opened, and the
     managers of today. Tickets another instance is arming are skipped (PostgreSQL)."""
-    async with in_transaction():
+    async with transaction():
         tickets = await Ticket.filter(status=Status.OPEN, armed=False).order_by("id").limit(
             BATCH).select_for_update(skip_locked=True)
         if not tickets:
@@ -186,7 +186,7 @@ async def _claim(now: datetime, major_only: bool) -> list[Due]:
 async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: str) -> int:
     """Queue the due steps, one message per person and kind; returns the steps fired."""
     opened = policy.calendar.opened_at(now)
-    async with in_transaction():
+    async with transaction():
         claimed = await _claim(now, major_only=opened is None)   # quiet time: 重大 only
         if not claimed:
             return 0

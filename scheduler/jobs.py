@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tortoise.transactions import in_transaction
-
+from models import transaction
 from models.catalog import Catalog
 from models.emergency import EmergencyPolicy
 from models.escalation import managers
@@ -84,7 +83,7 @@ class Jobs:
         day = self._day(now)
         if day is None:
             return 0
-        async with in_transaction():
+        async with transaction():
             if not await claim_period("risk", f"{day:%Y-%m-%d}", now):
                 return 0
             return await update_risk_status(self.policy.risk_rules, now, self.platform)
@@ -96,7 +95,7 @@ class Jobs:
         to = await safety_managers()
         if not to:
             return 0
-        async with in_transaction():
+        async with transaction():
             if not await claim_period("digest", f"{day:%Y-%m-%d}", now):
                 return 0
             await send_digest(to, day, now, self.policy.tz, self.platform)
@@ -111,7 +110,7 @@ class Jobs:
         to = await managers()
         if not to:
             return 0
-        async with in_transaction():
+        async with transaction():
             if not await claim_period("monthly", month, now):
                 return 0
             return int(await send_monthly(month, now, self.policy.tz, self.catalog, self.media,

@@ -34,7 +34,7 @@ PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",
           "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
-          "ticket_counter", "ticket", "area", "org_user", "department")
+          "ticket_number", "ticket_counter", "ticket", "area", "org_user", "department")
 
 def _server_and_name(url: str) -> tuple[str, str]:
     base, _, name = url.rpartition("/")

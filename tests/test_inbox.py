@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from tortoise.context import TortoiseContext
-from tortoise.transactions import in_transaction
 
 from bot.app import hazard_rules, instance_name, utc_now
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from handlers.router import Context, Router
+from models import transaction
 from models.messaging import (
     Inbound,
     InboundKind,
@@ -187,7 +187,7 @@ async def test_a_repeated_key_is_a_no_op_that_leaves_the_transaction_usable(
         db: TortoiseContext, people: None) -> None:
     now = utc_now()
     assert await inbox_put(text("zhangsan", 1, "帮助"), now)
-    async with in_transaction():
+    async with transaction():
         assert not await inbox_put(text("zhangsan", 1, "帮助"), now)   # a platform retry
         assert await enqueue("reply:1", Text("好"), now=now, platform="wecom",
                              to_users=["zhangsan"])

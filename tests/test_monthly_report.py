@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
-from tortoise.transactions import in_transaction
 
 from bot.media import MediaStore
+from models import transaction
 from models.catalog import Grade, load_catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
 from models.hazard import Status, Ticket
@@ -242,7 +242,7 @@ async def test_sent_twice_the_report_is_queued_once(plant: None, media_dir: Path
     media = MediaStore(media_dir)
     now = datetime(2026, 12, 1, 1, 7, tzinfo=UTC)
     for expected in (True, False):
-        async with in_transaction():
+        async with transaction():
             assert await send_monthly(MONTH, now, TZ, CATALOG, media, "wecom",
                                       ["lisi", "xuming"]) is expected
     rows = await OutboxMessage.all().order_by("id")
@@ -261,7 +261,7 @@ async def world(plant: None, database_url: str, media_dir: Path) -> AsyncIterato
 
 
 async def test_the_report_reaches_wecom_as_text_chart_and_ledger(world: World) -> None:
-    async with in_transaction():
+    async with transaction():
         await send_monthly(MONTH, world.clock(), TZ, CATALOG, world.media, "wecom", ["lisi"])
     await world.drain()
     text, chart, ledger = world.sim.messages_for("lisi")

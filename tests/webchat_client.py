@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from tortoise.transactions import in_transaction
 
 from bot.app import utc_now
+from models import transaction
 from models.messaging import Outgoing, enqueue
 
 Line = dict[str, Any]
@@ -78,5 +78,5 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 async def queue(key: str, message: Outgoing, to_users: list[str] | None = None) -> None:
     """Queue a web chat message as a handler does, in a transaction: the dispatcher must never
     claim the message before its recipients are written (it would finish it with nobody)."""
-    async with in_transaction():
+    async with transaction():
         await enqueue(key, message, now=utc_now(), platform="webchat", to_users=to_users or [])
