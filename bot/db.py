@@ -17,16 +17,15 @@ from models.hazard import NUMBERING
 
 APP = "models"
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
-# tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md);
-# `?maxsize=N` in the URL still wins.
+# tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md).
 POSTGRES_POOL_SIZE = 10
 NUMBERING_POOL_SIZE = 2  # ticket numbers are drawn in short transactions of their own
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
-    connections = {DATABASE: _connection(url)}
+    connections: dict[str, str | dict[str, Any]] = {DATABASE: url}
     if url.startswith(("postgres://", "asyncpg://")):
-        connections[NUMBERING] = _connection(url, pool=NUMBERING_POOL_SIZE)
+        connections = {DATABASE: _postgres(url), NUMBERING: _postgres(url, NUMBERING_POOL_SIZE)}
     return {
         "connections": connections,
         "apps": {
@@ -41,13 +40,16 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
-def _connection(url: str, pool: int = POSTGRES_POOL_SIZE) -> str | dict[str, Any]:
-    """PostgreSQL gets a wider pool and keeps its session on release (see `_keep_session`)."""
-    if not url.startswith(("postgres://", "asyncpg://")):
-        return url
+def _postgres(url: str, pool: int | None = None) -> dict[str, Any]:
+    """The service's pool is wider than tortoise's default (`?maxsize=N` still wins), the
+    numbering pool is always `pool`; both keep their session on release (`_keep_session`)."""
     config = expand_db_url(url)
-    config["credentials"].setdefault("maxsize", pool)
-    config["credentials"]["reset"] = _keep_session
+    credentials = config["credentials"]
+    if pool is None:
+        credentials.setdefault("maxsize", POSTGRES_POOL_SIZE)
+    else:
+        credentials.update(minsize=1, maxsize=pool)
+    credentials["reset"] = _keep_session
     return config
 
 
