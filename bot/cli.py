@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import uvloop
 from aiohttp import web
 from tortoise.context import TortoiseContext
 
@@ -204,11 +203,8 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
         extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
                "running": roles},
     )
-    # uvloop: the service spends much of its CPU in the event loop and asyncpg's protocol, both
-    # several times cheaper on it (benchmarks/README.md, report benchmark run H).
     web.run_app(create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler),
-                host=settings.host, port=settings.port, access_log=None, print=lambda _: None,
-                loop=uvloop.new_event_loop())
+                host=settings.host, port=settings.port, access_log=None, print=lambda _: None)
     return 0
 
 
