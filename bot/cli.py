@@ -204,7 +204,8 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
                "running": roles},
     )
     web.run_app(create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler),
-                host=settings.host, port=settings.port, access_log=None, print=lambda _: None)
+                host=settings.host,
+                port=settings.port, access_log=None, print=lambda _: None)
     return 0
 
 
