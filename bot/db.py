@@ -12,20 +12,23 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
 
-from models import DATABASE, MODEL_MODULES
-from models.hazard import NUMBERING
+from models import DATABASE, MODEL_MODULES, SIDE
 
 APP = "models"
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 # tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md).
 POSTGRES_POOL_SIZE = 10
-NUMBERING_POOL_SIZE = 2  # ticket numbers are drawn in short transactions of their own
+SIDE_POOL_SIZE = 3  # the inbox claim, the outbox claim and a ticket-number draw at once
+# The side connection's sessions (`models.SIDE`): the queue claims walk their indexes, whatever
+# the planner's statistics of a fast-changing queue table say.
+INDEXES_ONLY = {"enable_seqscan": "off", "enable_sort": "off"}
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
     connections: dict[str, str | dict[str, Any]] = {DATABASE: url}
     if url.startswith(("postgres://", "asyncpg://")):
-        connections = {DATABASE: _postgres(url), NUMBERING: _postgres(url, NUMBERING_POOL_SIZE)}
+        connections = {DATABASE: _postgres(url),
+                       SIDE: _postgres(url, SIDE_POOL_SIZE, INDEXES_ONLY)}
     return {
         "connections": connections,
         "apps": {
@@ -40,15 +43,18 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
-def _postgres(url: str, pool: int | None = None) -> dict[str, Any]:
-    """The service's pool is wider than tortoise's default (`?maxsize=N` still wins), the
-    numbering pool is always `pool`; both keep their session on release (`_keep_session`)."""
+def _postgres(url: str, pool: int | None = None,
+              settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """The service's pool is wider than tortoise's default (`?maxsize=N` still wins), the side
+    pool is always `pool` with its own session `settings`; both keep their session on release
+    (`_keep_session`)."""
     config = expand_db_url(url)
     credentials = config["credentials"]
     if pool is None:
         credentials.setdefault("maxsize", POSTGRES_POOL_SIZE)
     else:
         credentials.update(minsize=1, maxsize=pool)
+        credentials["server_settings"] = {**credentials.get("server_settings", {}), **(settings or {})}
     credentials["reset"] = _keep_session
     return config
 

@@ -28,6 +28,7 @@ from models.messaging import (
     Unsettled,
     at_limit,
     outbox_claim,
+    take,
     unsettled,
 )
 
@@ -39,7 +40,7 @@ _SETTLED = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID: DeliveryStatus.I
             Verdict.FAILED: DeliveryStatus.FAILED}
 
 
-class Dispatcher(ClaimLoop[int]):
+class Dispatcher(ClaimLoop[OutboxMessage]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
@@ -51,17 +52,16 @@ class Dispatcher(ClaimLoop[int]):
         self._instance = instance
         self._counting = MemberTurns()
 
-    async def claim(self, limit: int) -> list[int]:
+    async def claim(self, limit: int) -> list[OutboxMessage]:
         lease = timedelta(seconds=self._s.lease_seconds)
         return await outbox_claim(self._instance, self._clock(), lease, limit)
 
-    async def work(self, message_id: int) -> None:
-        ids = {"outbox_id": message_id}
+    async def work(self, msg: OutboxMessage) -> None:
         try:
-            await self._attempt(await OutboxMessage.get(id=message_id))
+            await self._attempt(msg)
         except Exception:
             log.exception("outbox attempt crashed; the lease will expire and it is retried",
-                          extra=ids)
+                          extra={"outbox_id": msg.id})
 
     async def _attempt(self, msg: OutboxMessage) -> None:
         now = self._clock()
@@ -83,39 +83,25 @@ class Dispatcher(ClaimLoop[int]):
     async def _reserve(
         self, message_id: int, waiting: list[Unsettled], now: datetime
     ) -> tuple[list[Unsettled], datetime | None]:
-        """Take the recipients below their per-minute limit; say when the others are free.
+        """Hand over the recipients below their per-minute limit; say when the others are free.
 
-        Only messages to members count against the limit. Between the count and the
-        reservation, no other attempt of this process may hand the same member a message, so
-        an attempt waits for the earlier ones that share a member; cards to different thousands
-        of responders count at the same time. A message to group chats or a card update goes
-        straight on."""
+        Only messages to members count against the limit. Between the count and the hand-over
+        (one statement), no other attempt of this process may hand the same member a message,
+        so an attempt waits for the earlier ones that share a member; cards to different
+        thousands of responders count at the same time. A message to group chats or a card
+        update goes straight on."""
+        if all(d.status is not DeliveryStatus.PENDING for d in waiting):
+            return waiting, None      # a repeat of an attempt whose deliveries were handed
         members = frozenset(d.recipient for d in waiting
                             if d.rate_limited and d.status is DeliveryStatus.PENDING)
-        if not members:
-            await self._take(message_id, waiting, waiting, now)
-            return waiting, None
+        limit = self._s.wecom.per_member_per_minute
         async with self._counting.turn(members):
-            full = await at_limit(message_id, now - WINDOW,
-                                  self._s.wecom.per_member_per_minute)
-            ready = [d for d in waiting
-                     if d.status is not DeliveryStatus.PENDING or d.recipient not in full]
-            await self._take(message_id, waiting, ready, now)
-        free_at = min((oldest + WINDOW for oldest in full.values()), default=None)
-        return ready, free_at
-
-    @staticmethod
-    async def _take(message_id: int, waiting: list[Unsettled], ready: list[Unsettled],
-                    now: datetime) -> None:
-        """Mark the ready pending deliveries handed (`sending`) as of now."""
-        fresh = [d.id for d in ready if d.status is DeliveryStatus.PENDING]
-        if not fresh:
-            return
-        pending = sum(d.status is DeliveryStatus.PENDING for d in waiting)
-        # All of them (a card to 1,000 people): by message, not by a list of 1,000 ids.
-        rows = (OutboxDelivery.filter(message_id=message_id, status=DeliveryStatus.PENDING)
-                if len(fresh) == pending else OutboxDelivery.filter(id__in=fresh))
-        await rows.update(status=DeliveryStatus.SENDING, sent_at=now)
+            taken = await take(message_id, now, now - WINDOW, limit)
+        ready = [d for d in waiting if d.status is not DeliveryStatus.PENDING or d.id in taken]
+        if len(ready) == len(waiting):
+            return ready, None
+        full = await at_limit(message_id, now - WINDOW, limit)  # who waits, and until when
+        return ready, min((oldest + WINDOW for oldest in full.values()), default=None)
 
     async def _settle(
         self, msg: OutboxMessage, delivery: Delivery, tried: list[Unsettled],

@@ -70,7 +70,9 @@ class InboxWorker(ClaimLoop[InboxEvent]):
             event = await self._with_media(row)
             now = self._clock()
             async with transaction():
-                await handle(self._router, await Context.load(event, now, row.id, self._rules))
+                ctx = await Context.load(event, now, row.id, self._rules)
+                await handle(self._router, ctx)
+                await ctx.flush()
                 await inbox_complete(row, now)
             metrics.INBOX_HANDLED.labels("done").inc()
             self._on_handled()   # its replies are in the outbox now

@@ -13,7 +13,15 @@ from tortoise.models import Model
 from models.catalog import Catalog
 from models.dialog import Dialog
 from models.emergency import EmergencyPolicy
-from models.messaging import Inbound, InboundKind, Outgoing, Priority, enqueue, inbox_put
+from models.messaging import (
+    Inbound,
+    InboundKind,
+    Outgoing,
+    Priority,
+    Queued,
+    enqueue_many,
+    inbox_put,
+)
 from models.org import User
 
 
@@ -42,7 +50,7 @@ class Context:
     rules: Rules
     # The sender's open question as read together with the sender (see `load`); used once.
     preloaded: Dialog | None = None
-    _sent: int = field(default=0, init=False)
+    _outgoing: list[tuple[Priority, Queued]] = field(default_factory=list, init=False)
 
     @classmethod
     async def load(cls, event: Inbound, now: datetime, event_id: int, rules: Rules) -> Context:
@@ -76,13 +84,18 @@ class Context:
         self, message: Outgoing, *, to_users: Sequence[str] = (), to_chat: str = "",
         priority: Priority = Priority.ROUTINE,
     ) -> None:
-        """Queue a message; the key derives from the inbox event, so a redelivery sends nothing
-        twice."""
-        self._sent += 1
-        await enqueue(
-            f"in:{self.event_id}:{self._sent}", message, now=self.now,
-            platform=self.event.platform, to_users=to_users, to_chat=to_chat, priority=priority,
-        )
+        """Queue a message with `flush`, in the handler's transaction; the key derives from the
+        inbox event, so a redelivery sends nothing twice."""
+        key = f"in:{self.event_id}:{len(self._outgoing) + 1}"
+        self._outgoing.append((priority, Queued(key, message, to_users, to_chat)))
+
+    async def flush(self) -> None:
+        """Write the handler's messages to the outbox together: two statements per priority
+        rather than two per message (a 提交 sends four)."""
+        for priority in sorted({p for p, _ in self._outgoing}, reverse=True):
+            await enqueue_many([q for p, q in self._outgoing if p is priority], now=self.now,
+                               platform=self.event.platform, priority=priority)
+        self._outgoing.clear()
 
     async def follow_up(self, key: str) -> None:
         """Queue the next step of this work as an event of the sender's, handled once this one

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tortoise import connections, fields
+from tortoise import fields
 from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from models import DATABASE
+from models import side
 from models.audit import record
 from models.catalog import Category, DefectType, Grade
 from models.escalation import supervisor_chain, void_alarms
@@ -131,13 +131,6 @@ class TicketNumber(Model):
 
     class Meta:
         table = "ticket_number"
-
-
-# On PostgreSQL numbers are drawn on a connection of their own (bot/db.py names it): the day's
-# counter row is then locked for one short transaction, not for a whole 提交, whose cards and
-# messages come after the draw (under a burst of 200 提交 they queued for each other, 200 ms a
-# draw). SQLite has one writer at a time anyway, and a second connection would wait for it.
-NUMBERING = "numbering"
 
 
 class CardPurpose(StrEnum):
@@ -269,9 +262,12 @@ async def principals() -> list[User]:
 
 
 async def draw_number(ticket_id: int, day: str) -> str:
-    """The ticket's number: the one drawn for it before, or the day's next."""
-    numbering = NUMBERING if NUMBERING in connections.db_config else DATABASE
-    async with in_transaction(numbering) as conn:
+    """The ticket's number: the one drawn for it before, or the day's next.
+
+    Drawn on the side connection (`models.SIDE`): the day's counter row is then locked for one
+    short transaction, not for a whole 提交, whose cards and messages come after the draw (under
+    a burst of 200 提交 they queued for each other, 200 ms a draw)."""
+    async with in_transaction(side()) as conn:
         drawn = await TicketNumber.filter(ticket_id=ticket_id).using_db(conn).first()
         if drawn is not None:
             return drawn.number

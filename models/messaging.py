@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from tortoise import fields
+from tortoise import connections, fields
 from tortoise.models import Model
 
-from models import transaction
+from models import atomic, side
+
+M = TypeVar("M", bound=Model)
 
 # ---------------------------------------------------------------------------------------------
 # Neutral inbound event
@@ -282,8 +284,7 @@ async def inbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -
     Only a user's oldest pending event (its head) can be claimed, so one user's events run in
     arrival order on any number of instances, while different users run in parallel.
     """
-    ids = await _lease(InboxEvent, _INBOX_HEADS, owner, now, lease, limit)
-    return await InboxEvent.filter(id__in=ids).order_by("id") if ids else []
+    return await _lease(InboxEvent, _INBOX_HEADS, owner, now, lease, limit)
 
 
 # Each person's oldest pending event: pending events in arrival order (the (status, id) index),
@@ -458,7 +459,7 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     # The messages and their recipients commit together even when a caller forgot its
     # transaction: a dispatcher woken by the insert must never find a message addressed to
     # nobody.
-    async with transaction():
+    async with atomic():
         new = await insert_once(OutboxMessage, rows, unique="idempotency_key")
         await insert_many(OutboxDelivery, [
             {"message_id": message_id, "recipient": r, "rate_limited": recipients[key][1],
@@ -482,9 +483,10 @@ def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> lis
     return users
 
 
-async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
-    """Lease due messages, emergencies first, then oldest first; returns their ids. A message
-    waits while an earlier one of its thread is unfinished."""
+async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int
+                       ) -> list[OutboxMessage]:
+    """Lease due messages, emergencies first, then oldest first. A message waits while an
+    earlier one of its thread is unfinished."""
     return await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit)
 
 
@@ -530,6 +532,34 @@ _UNSETTLED = """
     WHERE message_id = :message AND status IN ('pending', 'sending', 'uncertain') ORDER BY id"""
 
 
+async def take(message_id: int, now: datetime, since: datetime, limit: int) -> set[int]:
+    """Hand over (`sending` as of `now`) a message's pending deliveries, except to members who
+    were handed `limit` messages or more since `since`; returns the ids handed over. One
+    statement, the count and the change together."""
+    db = OutboxDelivery._meta.db
+    field = OutboxDelivery._meta.fields_map["sent_at"]
+    sql = _numbered(_TAKE, ("message", "now", "since", "skip"), db.capabilities.dialect)
+    rows = await db.execute_query_dict(sql, [
+        message_id, field.to_db_value(now, OutboxDelivery),
+        field.to_db_value(since, OutboxDelivery), limit - 1])
+    return {int(row["id"]) for row in rows}
+
+
+# A member's history: already-handed deliveries (sending, uncertain) count like sent ones. The
+# nth latest of them since the window opened, or nothing when there are fewer than n.
+_NTH_LATEST = """(
+            SELECT h.sent_at FROM outbox_delivery h
+            WHERE h.recipient = d.recipient AND h.rate_limited AND h.sent_at >= :since
+              AND h.status IN ('sending', 'uncertain', 'sent')
+            ORDER BY h.sent_at DESC LIMIT 1 OFFSET :skip)"""
+
+_TAKE = f"""
+    UPDATE outbox_delivery AS d SET status = 'sending', sent_at = :now
+    WHERE d.message_id = :message AND d.status = 'pending'
+      AND (NOT d.rate_limited OR {_NTH_LATEST} IS NULL)
+    RETURNING id"""
+
+
 async def at_limit(message_id: int, since: datetime, limit: int) -> dict[str, datetime]:
     """The members among a message's pending rate-limited recipients who were handed `limit`
     messages or more since `since`, each with the oldest of their last `limit` (their next
@@ -543,14 +573,9 @@ async def at_limit(message_id: int, since: datetime, limit: int) -> dict[str, da
     return {str(row["recipient"]): field.to_python_value(row["nth"]) for row in rows}
 
 
-# Already-handed deliveries (sending, uncertain) count against the limit like sent ones.
-_AT_LIMIT = """
+_AT_LIMIT = f"""
     SELECT recipient, nth FROM (
-        SELECT d.recipient, (
-            SELECT h.sent_at FROM outbox_delivery h
-            WHERE h.recipient = d.recipient AND h.rate_limited AND h.sent_at >= :since
-              AND h.status IN ('sending', 'uncertain', 'sent')
-            ORDER BY h.sent_at DESC LIMIT 1 OFFSET :skip) AS nth
+        SELECT d.recipient, {_NTH_LATEST} AS nth
         FROM outbox_delivery d
         WHERE d.message_id = :message AND d.status = 'pending' AND d.rate_limited) AS members
     WHERE nth IS NOT NULL"""
@@ -652,31 +677,27 @@ def _insert_sql(table: str, columns: tuple[str, ...], unique: str | None, count:
             f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id", "{unique}"')
 
 
-async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
-                 lease: timedelta, limit: int) -> list[int]:
-    """Lease the rows that `candidates` selects, in one statement; returns their ids.
+async def _lease(model: type[M], candidates: str, owner: str, now: datetime,
+                 lease: timedelta, limit: int) -> list[M]:
+    """Lease the rows that `candidates` selects, in one statement; returns them, oldest first.
 
     PostgreSQL locks the candidates with SKIP LOCKED, so instances claiming at the same moment
     take different rows instead of waiting for each other. SQLite runs one statement at a
     time. On both, the update re-checks that each row is still pending and unleased, so a row
-    is leased by one owner at a time (compare-and-set)."""
-    db = model._meta.db
-    postgres = db.capabilities.dialect == "postgres"
+    is leased by one owner at a time (compare-and-set).
+
+    A queue table fills faster than its statistics follow (a burst of ten thousand 收到, or
+    autovacuum off): believing a few pending rows, the planner would probe the head check with
+    a sequential scan per candidate, quadratic in the backlog (20 s for 10,000 waiting). So on
+    PostgreSQL the claim runs on the side connection, whose sessions plan with indexes only
+    (`models.SIDE`): the indexes answer both sides in arrival order, so the walk stops at
+    `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all), in one round trip."""
+    db = connections.get(side())
     sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect)
     field = model._meta.fields_map["lease_until"]
     params = [owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit]
-    if not postgres:
-        rows = await db.execute_query_dict(sql, params)
-        return [int(row["id"]) for row in rows]
-    # A queue table fills faster than its statistics follow (a burst of ten thousand 收到, or
-    # autovacuum off): believing a few pending rows, the planner probes the head check with a
-    # sequential scan per candidate, quadratic in the backlog (20 s for 10,000 waiting). The
-    # indexes answer both sides whatever the statistics say, in arrival order so the walk stops
-    # at `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all).
-    async with transaction() as conn:
-        await conn.execute_script("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
-        rows = await conn.execute_query_dict(sql, params)
-    return [int(row["id"]) for row in rows]
+    rows = await db.execute_query_dict(sql, params)
+    return sorted((model._init_from_db(**row) for row in rows), key=lambda row: row.pk)
 
 
 @functools.cache
@@ -691,13 +712,13 @@ def _lease_sql(table: str, candidates: str, dialect: str) -> str:
     UPDATE "{table}" t SET lease_owner = :owner, lease_until = :until
     FROM picked WHERE t.id = picked.id
       AND t.status = 'pending' AND (t.lease_until IS NULL OR t.lease_until < :now)
-    RETURNING t.id"""
+    RETURNING t.*"""
     else:
         sql = f"""
     UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
     WHERE id IN ({candidates.format(lock="")})
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
-    RETURNING id"""
+    RETURNING *"""
     return _numbered(sql, ("owner", "until", "now", "limit"), dialect)
 
 

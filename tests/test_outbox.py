@@ -370,9 +370,11 @@ async def test_claims_at_the_same_time_lease_each_message_once(db: TortoiseConte
     lease = timedelta(minutes=1)
     batches = await asyncio.gather(*(outbox_claim(f"dispatcher-{i}", now, lease, 4)
                                      for i in range(3)))
-    claimed = [message_id for batch in batches for message_id in batch]
+    claimed = [m.id for batch in batches for m in batch]
     assert sorted(claimed) == sorted(m.id for m in await OutboxMessage.all())
     assert await outbox_claim("late", now, lease, 10) == []
     for batch, i in zip(batches, range(3), strict=True):
-        owners = await OutboxMessage.filter(id__in=batch).values_list("lease_owner", flat=True)
+        assert {m.lease_owner for m in batch} <= {f"dispatcher-{i}"}
+        owners = await OutboxMessage.filter(id__in=[m.id for m in batch]).values_list(
+            "lease_owner", flat=True)
         assert set(owners) <= {f"dispatcher-{i}"}
