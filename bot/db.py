@@ -53,8 +53,7 @@ def _postgres(url: str, pool: int | None = None,
     if pool is None:
         credentials.setdefault("maxsize", POSTGRES_POOL_SIZE)
     else:
-        credentials.update(minsize=1, maxsize=pool)
-        credentials["server_settings"] = {**credentials.get("server_settings", {}), **(settings or {})}
+        credentials.update(minsize=1, maxsize=pool, server_settings=settings or {})
     credentials["reset"] = _keep_session
     return config
 
