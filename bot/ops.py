@@ -15,7 +15,6 @@ from models.messaging import (
     InboxStatus,
     OutboxDelivery,
     OutboxMessage,
-    OutboxStatus,
 )
 
 
@@ -57,7 +56,7 @@ async def _refresh_queue_gauges() -> None:
     lag = (datetime.now(UTC) - first).total_seconds() if isinstance(first, datetime) else 0.0
     metrics.INBOX_LAG.set(lag)
     metrics.OUTBOX_PENDING.set(
-        await OutboxMessage.filter(status=OutboxStatus.PENDING).count()
+        await OutboxMessage.filter(done_at__isnull=True).count()   # by index `outbox_due`
     )
     metrics.OUTBOX_FAILED.set(
         await OutboxDelivery.filter(
