@@ -27,6 +27,7 @@ from models.messaging import (
     OutboxStatus,
     Unsettled,
     at_limit,
+    finish,
     outbox_claim,
     take,
     unsettled,
@@ -109,8 +110,8 @@ class Dispatcher(ClaimLoop[OutboxMessage]):
     ) -> None:
         """Record each tried recipient's outcome and finish or reschedule the message.
 
-        Recipients with the same outcome are updated together (usually one statement for the
-        whole message), and what is left unsettled is counted here rather than in the database:
+        Recipients with the same outcome are updated together (usually the whole message is
+        settled alike and done, in one statement: `finish`), and what is left unsettled is counted here rather than in the database:
         `untried` waited for their rate limit, and while we hold the message's lease nobody
         else changes its deliveries."""
         retry_in = 0.0
@@ -138,16 +139,17 @@ class Dispatcher(ClaimLoop[OutboxMessage]):
             changes.setdefault(tuple(change.items()), []).append(d.id)
         for verdict, count in verdicts.items():
             metrics.OUTBOX_SENT.labels(msg.platform, verdict.value).inc(count)
-        if len(changes) == 1 and not untried:
-            # One outcome for every unsettled recipient (the usual case): one update by message.
-            [change_items] = changes
-            await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).update(
-                **dict(change_items))
-        else:
-            for change_items, ids in changes.items():
-                await OutboxDelivery.filter(id__in=ids).update(**dict(change_items))
         result = _merge(msg.result, delivery.result)
         attempts = msg.attempts + (1 if retry_in else 0)
+        if len(changes) == 1 and not left:
+            # The usual case: one final outcome for every unsettled recipient, and done.
+            [change_items] = changes
+            change = dict(change_items)
+            await finish(msg.id, self._instance, DeliveryStatus(change["status"]),
+                         str(change["error"]), result, attempts, self._clock())
+            return
+        for change_items, ids in changes.items():
+            await OutboxDelivery.filter(id__in=ids).update(**dict(change_items))
         if left and attempts >= self._s.outbox_max_attempts:
             await OutboxDelivery.filter(message_id=msg.id, status__in=UNSETTLED).update(
                 status=DeliveryStatus.FAILED, error="gave up after repeated retryable errors"

@@ -562,6 +562,36 @@ _TAKE = f"""
     RETURNING id"""
 
 
+async def finish(message_id: int, owner: str, status: DeliveryStatus, error: str,
+                 result: dict[str, Any], attempts: int, now: datetime) -> None:
+    """The usual end of an attempt: every unsettled recipient settled alike and the message
+    done, if `owner` still holds its lease. One statement on PostgreSQL; on SQLite two, which
+    need not commit together: a message left pending with nobody unsettled is done on its next
+    claim."""
+    meta = OutboxMessage._meta
+    dialect = meta.db.capabilities.dialect
+    params = [message_id, status.value, error, owner,
+              meta.fields_map["done_at"].to_db_value(now, OutboxMessage),
+              meta.fields_map["result"].to_db_value(result, OutboxMessage), attempts]
+    names = ("message", "status", "error", "owner", "now", "result", "attempts")
+    if dialect == "postgres":
+        await meta.db.execute_query(
+            _numbered(f"WITH settled AS ({_SETTLE_ALL}) {_DONE}", names, dialect), params)
+        return
+    await meta.db.execute_query(_numbered(_SETTLE_ALL, names, dialect), params[:3])
+    await meta.db.execute_query(_numbered(_DONE, names, dialect), params)
+
+
+_SETTLE_ALL = """
+    UPDATE outbox_delivery SET status = :status, error = :error
+    WHERE message_id = :message AND status IN ('pending', 'sending', 'uncertain')"""
+
+_DONE = """
+    UPDATE outbox_message SET status = 'done', done_at = :now, result = :result,
+        attempts = :attempts, lease_owner = NULL, lease_until = NULL
+    WHERE id = :message AND lease_owner = :owner"""
+
+
 async def at_limit(message_id: int, since: datetime, limit: int) -> dict[str, datetime]:
     """The members among a message's pending rate-limited recipients who were handed `limit`
     messages or more since `since`, each with the oldest of their last `limit` (their next
