@@ -111,9 +111,9 @@ class Dispatcher(ClaimLoop[OutboxMessage]):
         """Record each tried recipient's outcome and finish or reschedule the message.
 
         Recipients with the same outcome are updated together (usually the whole message is
-        settled alike and done, in one statement: `finish`), and what is left unsettled is counted here rather than in the database:
-        `untried` waited for their rate limit, and while we hold the message's lease nobody
-        else changes its deliveries."""
+        settled alike and done, in one statement: `finish`), and what is left unsettled is
+        counted here rather than in the database: `untried` waited for their rate limit, and
+        while we hold the message's lease nobody else changes its deliveries."""
         retry_in = 0.0
         left = untried
         changes: dict[tuple[tuple[str, object], ...], list[int]] = {}
