@@ -145,7 +145,7 @@ class Dispatcher(ClaimLoop[OutboxMessage]):
             # The usual case: one final outcome for every unsettled recipient, and done.
             [change_items] = changes
             change = dict(change_items)
-            await finish(msg.id, self._instance, DeliveryStatus(change["status"]),
+            await finish(msg.id, self._instance, DeliveryStatus(str(change["status"])),
                          str(change["error"]), result, attempts, self._clock())
             return
         for change_items, ids in changes.items():
