@@ -18,6 +18,7 @@ from bot.channels.wecom_api import WeComApi
 from bot.dispatcher import Dispatcher, MemberTurns
 from bot.media import MediaStore
 from bot.settings import Settings
+from models import transaction
 from models.messaging import (
     Button,
     Card,
@@ -261,6 +262,22 @@ async def test_the_same_idempotency_key_is_sent_once(world: World) -> None:
     await world.send("k5", Text("一次"), "zhangsan")
     await world.drain()
     assert len(world.sim.messages_for("zhangsan")) == 1
+
+
+async def test_messages_commit_with_the_callers_transaction_or_on_their_own(
+        db: TortoiseContext) -> None:
+    now = datetime.now(UTC)
+    with pytest.raises(RuntimeError):
+        async with transaction():
+            await enqueue("undone", Text("撤回"), now=now, platform="wecom",
+                          to_users=["zhangsan"])
+            raise RuntimeError("the decision failed")
+    assert await OutboxMessage.all().count() == 0
+    assert await OutboxDelivery.all().count() == 0
+    await enqueue("alone", Text("你好"), now=now, platform="wecom", to_users=["zhangsan", "lisi"])
+    message = await OutboxMessage.get(idempotency_key="alone")
+    assert sorted(await OutboxDelivery.filter(message_id=message.id).values_list(
+        "recipient", flat=True)) == ["lisi", "zhangsan"]
 
 
 async def test_permanent_errors_are_recorded_and_never_retried(world: World) -> None:
