@@ -12,7 +12,7 @@ from models.audit import AuditEvent
 from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
 from models.messaging import InboundKind, Markdown, Text
-from models.org import Area, User
+from models.org import User, every_area
 
 router = Router()
 clicks = Router()      # card buttons that only show something
@@ -106,7 +106,7 @@ async def statistics(ctx: Context) -> None:
     lines = [f"**隐患统计（截至{local:%m月%d日 %H:%M}）**",
              f"> 未闭环：{len(active)}项（其中超期{len(overdue)}项）",
              f"> 本月上报：{len(this_month)}项，已闭环{len(closed)}项，闭环率{rate}"]
-    areas = {a.code: a.name for a in await Area.all()}
+    areas = {a.code: a.name for a in await every_area()}
     by_area: dict[str, int] = {}
     for t in active:
         by_area[areas.get(t.area_id or "", "未填区域")] = by_area.get(

@@ -46,7 +46,7 @@ from models.messaging import (
     Text,
     enqueue_many,
 )
-from models.org import Area, User
+from models.org import Area, User, every_area
 
 router = Router()      # typed commands, answered before any open question
 clicks = Router()      # the emg:… card buttons and the broadcast's second step
@@ -84,7 +84,7 @@ async def raise_alarm(ctx: Context) -> None:
     if not on_duty:
         await _say(ctx, "名册中没有值班长（应急指挥），请立即拨打厂内应急电话。")
         return
-    area = area_in_text(note, await Area.all())
+    area = area_in_text(note, await every_area())
     plans = await Plan.filter(active=True)
     plan = _plan_in(note, plans)
     alarm = await Activation.create(
@@ -148,7 +148,7 @@ async def start(ctx: Context) -> None:
         return
     plan = _plan_in(rest, plans)
     level = _level_in(rest, plan)
-    area = area_in_text(rest, await Area.all())
+    area = area_in_text(rest, await every_area())
     activation = await Activation.create(
         status=ActivationStatus.CONFIRMING, plan_id=plan.code if plan else None,
         level=level, area_id=area[0].code if area else None,

@@ -3,8 +3,6 @@ photos that go with them. Each card is recorded first, so its buttons can be ver
 
 from __future__ import annotations
 
-from tortoise.expressions import Subquery
-
 from handlers.router import Context
 from handlers.views import (
     Facts,
@@ -16,7 +14,7 @@ from handlers.views import (
 )
 from models.hazard import CardPurpose, Ticket, new_card, principals
 from models.messaging import Image, Text
-from models.org import Area, User
+from models.org import User, every_area
 
 MAX_PHOTOS = 9
 CHOICES = 10          # a WeCom card's drop-down holds at most 10 options
@@ -40,14 +38,15 @@ async def owner_cards(ctx: Context, ticket: Ticket) -> Facts:
 
 async def _transfer_candidates(ticket: Ticket) -> list[User]:
     """People a ticket is usually passed to: the owner's colleagues, then other areas' owners.
-    Small queries, whatever the size of the roster."""
+    Small queries, whatever the size of the roster: colleagues by the (department, id) index,
+    area owners by key from the list of areas."""
     owner = await User.get_or_none(id=ticket.owner_id or "")
     colleagues = await User.filter(
         active=True, department_id=owner.department_id if owner else None,
     ).exclude(id=ticket.owner_id or "").order_by("id").limit(CHOICES)
-    area_owners = Subquery(Area.filter(owner_id__isnull=False).values("owner_id"))
-    others = await User.filter(active=True, id__in=area_owners).exclude(
-        id=ticket.owner_id or "").order_by("id").limit(CHOICES)
+    area_owners = {a.owner_id for a in await every_area()} - {None, ticket.owner_id}
+    others = await User.filter(active=True, id__in=sorted(area_owners)).order_by("id").limit(
+        CHOICES) if area_owners else []
     picked = {u.id: u for u in [*colleagues, *others]}
     return list(picked.values())[:CHOICES]
 

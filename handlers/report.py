@@ -8,10 +8,8 @@ again with a hint.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from handlers.answers import photo_refused
 from handlers.cards import Click, open_click, settle
@@ -34,7 +32,7 @@ from models.hazard import (
     new_card,
 )
 from models.messaging import InboundKind, Text
-from models.org import Area, User
+from models.org import Area, User, every_area
 
 router = Router()
 KIND = "report"
@@ -90,7 +88,7 @@ async def put_aside(ctx: Context, dialog: Dialog) -> None:
 async def names_a_hazard(ctx: Context) -> bool:
     """Free text that names an area or a category starts a report by itself."""
     text = ctx.event.text
-    return bool(area_in_text(text, await _areas()) or ctx.rules.catalog.find(text))
+    return bool(area_in_text(text, await every_area()) or ctx.rules.catalog.find(text))
 
 
 async def start_by_text(ctx: Context) -> None:
@@ -174,7 +172,7 @@ async def _answer(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> Non
 
 async def _answer_choice(ctx: Context, dialog: Dialog, draft: Ticket, step: str,
                          text: str) -> None:
-    areas = await _areas()
+    areas = await every_area()
     if step == "area":
         area = area_answer(text, areas)
         if area is None:
@@ -199,7 +197,7 @@ async def _located(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     draft.location = {"latitude": where.latitude, "longitude": where.longitude,
                       "label": where.label}
     if not draft.area_id:
-        area = area_near(where.latitude, where.longitude, where.label, await _areas())
+        area = area_near(where.latitude, where.longitude, where.label, await every_area())
         if area is None:
             await ctx.reply(Text("没能根据位置确定区域。"))
         else:
@@ -215,7 +213,7 @@ async def _fill(ctx: Context, draft: Ticket, text: str,
     the list the caller already read in this event, if any."""
     rest = text
     if areas is None:
-        areas = await _areas()
+        areas = await every_area()
     if not draft.area_id:
         found = area_in_text(text, areas)
         if found:
@@ -273,40 +271,6 @@ async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
 # Questions
 
 
-class _AreaList:
-    """Every area, ordered by code, as the area question lists them.
-
-    Building 150 ORM objects costs about 4 ms of CPU, and a report asks and answers the area
-    question on every dialog; reading the same rows as plain values costs a fifth of that. So the
-    rows are read every time (in the event's own transaction: a reloaded roster is seen at once)
-    and the objects are built again only when the rows differ from the last read. The objects
-    are shared between events: read them, never change them."""
-
-    def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
-        self._areas: tuple[Area, ...] = ()
-
-    async def load(self) -> tuple[Area, ...]:
-        meta = Area._meta
-        rows = await meta.db.execute_query_dict(_areas_sql(meta.db_table, meta.db_pk_column))
-        if rows != self._rows:
-            self._areas = tuple(Area._init_from_db(**row) for row in rows)
-            self._rows = rows
-        return self._areas
-
-
-@functools.cache
-def _areas_sql(table: str, key: str) -> str:
-    return f'SELECT * FROM "{table}" ORDER BY "{key}"'
-
-
-_AREAS = _AreaList()
-
-
-async def _areas() -> tuple[Area, ...]:
-    return await _AREAS.load()
-
-
 def _missing(draft: Ticket) -> str:
     if not draft.area_id:
         return "area"
@@ -333,7 +297,7 @@ async def _advance(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
 async def _ask(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     step = dialog.step
     if step == "area":
-        areas = await _areas()
+        areas = await every_area()
         choices = "\n".join(f"{i}. {a.name}" for i, a in enumerate(areas[:AREAS_LISTED], 1))
         more = (f"\n……共{len(areas)}个区域，其他区域请直接回复名称"
                 if len(areas) > AREAS_LISTED else "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -34,7 +35,7 @@ from models.messaging import (
     enqueue_many,
     insert_many,
 )
-from models.org import Area, Role, User, people_with
+from models.org import Area, Role, User, every_area, people_with
 
 CARD_CHUNK = 1000      # WeCom's message/send takes 1,000 members; a card's task id is single-use
 ANSWERS = {"ok": "收到", "no": "无法到场"}
@@ -283,7 +284,7 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
              f"启动时间：{started:%H:%M}",
              "**先期处置**"]
     lines += [f"> {n}. {step}" for n, step in enumerate(plan.steps, 1)]
-    resources = nearest(plan.resource_list, area, await Area.all())
+    resources = nearest(plan.resource_list, area, await every_area())
     if resources:
         lines.append("**最近的应急物资**")
         lines += [f"> {r.what}：{r.where}" + (f"（{r.keeper} {r.phone}）".replace(" ）", "）")
@@ -293,7 +294,8 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
     return Markdown(_fit(lines))
 
 
-def nearest(resources: list[Resource], area: Area | None, areas: list[Area]) -> list[Resource]:
+def nearest(resources: list[Resource], area: Area | None, areas: Sequence[Area]
+            ) -> list[Resource]:
     """The area's own resources first, then by distance between areas where the roster has
     their locations, then the rest in file order."""
     if area is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -55,6 +57,7 @@ class User(Model):
 
     class Meta:
         table = "org_user"
+        indexes = (("department_id", "id"),)   # a ticket's 转派 choices: the owner's colleagues
 
     def has_role(self, role: Role) -> bool:
         return role.value in self.roles
@@ -104,3 +107,38 @@ class Area(Model):
 
     class Meta:
         table = "area"
+
+
+class _AreaList:
+    """Every area, ordered by code, as the area question lists them.
+
+    Building 150 ORM objects costs about 4 ms of CPU, and a report asks and answers the area
+    question on every dialog; reading the same rows as plain values costs a fifth of that. So the
+    rows are read every time (in the event's own transaction: a reloaded roster is seen at once)
+    and the objects are built again only when the rows differ from the last read. The objects
+    are shared between events: read them, never change them."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._areas: tuple[Area, ...] = ()
+
+    async def load(self) -> tuple[Area, ...]:
+        meta = Area._meta
+        rows = await meta.db.execute_query_dict(_areas_sql(meta.db_table, meta.db_pk_column))
+        if rows != self._rows:
+            self._areas = tuple(Area._init_from_db(**row) for row in rows)
+            self._rows = rows
+        return self._areas
+
+
+@functools.cache
+def _areas_sql(table: str, key: str) -> str:
+    return f'SELECT * FROM "{table}" ORDER BY "{key}"'
+
+
+_AREAS = _AreaList()
+
+
+async def every_area() -> tuple[Area, ...]:
+    """Every area, ordered by code; shared objects, never to be changed."""
+    return await _AREAS.load()
