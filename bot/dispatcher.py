@@ -22,6 +22,7 @@ from bot.settings import Settings
 from models.messaging import (
     UNSETTLED,
     DeliveryStatus,
+    Leased,
     OutboxDelivery,
     OutboxMessage,
     OutboxStatus,
@@ -30,7 +31,6 @@ from models.messaging import (
     finish,
     outbox_claim,
     take,
-    unsettled,
 )
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ _SETTLED = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID: DeliveryStatus.I
             Verdict.FAILED: DeliveryStatus.FAILED}
 
 
-class Dispatcher(ClaimLoop[OutboxMessage]):
+class Dispatcher(ClaimLoop[Leased]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
@@ -53,20 +53,19 @@ class Dispatcher(ClaimLoop[OutboxMessage]):
         self._instance = instance
         self._counting = MemberTurns()
 
-    async def claim(self, limit: int) -> list[OutboxMessage]:
+    async def claim(self, limit: int) -> list[Leased]:
         lease = timedelta(seconds=self._s.lease_seconds)
         return await outbox_claim(self._instance, self._clock(), lease, limit)
 
-    async def work(self, msg: OutboxMessage) -> None:
+    async def work(self, leased: Leased) -> None:
         try:
-            await self._attempt(msg)
+            await self._attempt(leased.message, leased.unsettled)
         except Exception:
             log.exception("outbox attempt crashed; the lease will expire and it is retried",
-                          extra={"outbox_id": msg.id})
+                          extra={"outbox_id": leased.message.id})
 
-    async def _attempt(self, msg: OutboxMessage) -> None:
+    async def _attempt(self, msg: OutboxMessage, waiting: list[Unsettled]) -> None:
         now = self._clock()
-        waiting = await unsettled(msg.id)
         channel = self._channels.get(msg.platform)
         if channel is None:
             outcome = Outcome(Verdict.FAILED, f"no {msg.platform} channel configured")

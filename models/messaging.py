@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from tortoise import connections, fields
 from tortoise.models import Model
 
 from models import atomic, side
-
-M = TypeVar("M", bound=Model)
 
 # ---------------------------------------------------------------------------------------------
 # Neutral inbound event
@@ -284,7 +283,8 @@ async def inbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -
     Only a user's oldest pending event (its head) can be claimed, so one user's events run in
     arrival order on any number of instances, while different users run in parallel.
     """
-    return await _lease(InboxEvent, _INBOX_HEADS, owner, now, lease, limit)
+    rows = await _lease(InboxEvent, _INBOX_HEADS, owner, now, lease, limit)
+    return [InboxEvent._init_from_db(**row) for row in rows]
 
 
 # Each person's oldest pending event: pending events in arrival order (the (status, id) index),
@@ -483,11 +483,29 @@ def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> lis
     return users
 
 
-async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int
-                       ) -> list[OutboxMessage]:
+@dataclass(frozen=True)
+class Leased:
+    """A claimed message with its deliveries still to be sent or confirmed, in the order they
+    were queued (read with the claim: one round trip less a message)."""
+
+    message: OutboxMessage
+    unsettled: list[Unsettled]
+
+
+async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[Leased]:
     """Lease due messages, emergencies first, then oldest first. A message waits while an
     earlier one of its thread is unfinished."""
-    return await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit)
+    rows = await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit,
+                        also="unsettled")
+    to_time = OutboxDelivery._meta.fields_map["sent_at"].to_python_value
+    leased = []
+    for row in rows:
+        waiting = sorted(json.loads(row.pop("unsettled") or "[]"))
+        leased.append(Leased(OutboxMessage._init_from_db(**row), [
+            Unsettled(int(id_), str(recipient), bool(rate_limited), DeliveryStatus(status),
+                      None if sent_at is None else to_time(sent_at))
+            for id_, recipient, rate_limited, status, sent_at in waiting]))
+    return leased
 
 
 # Unfinished is asked as `done_at IS NULL` (set exactly when a message leaves `pending`) rather
@@ -516,22 +534,6 @@ class Unsettled:
     rate_limited: bool
     status: DeliveryStatus
     sent_at: datetime | None
-
-
-async def unsettled(message_id: int) -> list[Unsettled]:
-    """A message's deliveries still to be sent or confirmed, in the order they were queued."""
-    db = OutboxDelivery._meta.db
-    sql = _numbered(_UNSETTLED, ("message",), db.capabilities.dialect)
-    to_time = OutboxDelivery._meta.fields_map["sent_at"].to_python_value
-    return [Unsettled(int(row["id"]), str(row["recipient"]), bool(row["rate_limited"]),
-                      DeliveryStatus(row["status"]),
-                      None if row["sent_at"] is None else to_time(row["sent_at"]))
-            for row in await db.execute_query_dict(sql, [message_id])]
-
-
-_UNSETTLED = """
-    SELECT id, recipient, rate_limited, status, sent_at FROM outbox_delivery
-    WHERE message_id = :message AND status IN ('pending', 'sending', 'uncertain') ORDER BY id"""
 
 
 async def take(message_id: int, now: datetime, since: datetime, limit: int) -> set[int]:
@@ -709,9 +711,10 @@ def _insert_sql(table: str, columns: tuple[str, ...], unique: str | None, count:
             f'ON CONFLICT ("{unique}") DO NOTHING RETURNING "id", "{unique}"')
 
 
-async def _lease(model: type[M], candidates: str, owner: str, now: datetime,
-                 lease: timedelta, limit: int) -> list[M]:
-    """Lease the rows that `candidates` selects, in one statement; returns them, oldest first.
+async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
+                 lease: timedelta, limit: int, also: str = "") -> list[dict[str, Any]]:
+    """Lease the rows that `candidates` selects, in one statement; returns them, oldest first,
+    with the column `also` names (one of `_ALSO`) beside each.
 
     PostgreSQL locks the candidates with SKIP LOCKED, so instances claiming at the same moment
     take different rows instead of waiting for each other. SQLite runs one statement at a
@@ -725,15 +728,15 @@ async def _lease(model: type[M], candidates: str, owner: str, now: datetime,
     (`models.SIDE`): the indexes answer both sides in arrival order, so the walk stops at
     `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all), in one round trip."""
     db = connections.get(side())
-    sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect)
+    sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect, also)
     field = model._meta.fields_map["lease_until"]
     params = [owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit]
-    rows = await db.execute_query_dict(sql, params)
-    return sorted((model._init_from_db(**row) for row in rows), key=lambda row: row.pk)
+    return sorted(await db.execute_query_dict(sql, params), key=lambda row: int(row["id"]))
 
 
 @functools.cache
-def _lease_sql(table: str, candidates: str, dialect: str) -> str:
+def _lease_sql(table: str, candidates: str, dialect: str, also: str) -> str:
+    returning = f"*, {_ALSO[also][dialect]} AS {also}" if also else "*"
     if dialect == "postgres":
         # The candidates are picked once, in a materialized step: left to the planner, an
         # `IN (SELECT … LIMIT … FOR UPDATE)` on a table whose statistics lag may be run again
@@ -742,17 +745,33 @@ def _lease_sql(table: str, candidates: str, dialect: str) -> str:
         # every pending row.
         sql = f"""
     WITH picked AS MATERIALIZED ({candidates.format(lock="FOR UPDATE SKIP LOCKED")})
-    UPDATE "{table}" t SET lease_owner = :owner, lease_until = :until
-    WHERE t.id = ANY(ARRAY(SELECT id FROM picked))
-      AND t.status = 'pending' AND (t.lease_until IS NULL OR t.lease_until < :now)
-    RETURNING t.*"""
+    UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
+    WHERE id = ANY(ARRAY(SELECT id FROM picked))
+      AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
+    RETURNING {returning}"""
     else:
         sql = f"""
     UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
     WHERE id IN ({candidates.format(lock="")})
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
-    RETURNING *"""
+    RETURNING {returning}"""
     return _numbered(sql, ("owner", "until", "now", "limit"), dialect)
+
+
+# Columns a claim can return beside its rows, by dialect: a message's unsettled deliveries as
+# one JSON array of [id, recipient, rate_limited, status, sent_at] (NULL when there are none).
+_ALSO = {
+    "unsettled": {
+        "postgres": """(
+        SELECT json_agg(json_build_array(d.id, d.recipient, d.rate_limited, d.status, d.sent_at))
+        FROM outbox_delivery d WHERE d.message_id = "outbox_message".id
+          AND d.status IN ('pending', 'sending', 'uncertain'))""",
+        "sqlite": """(
+        SELECT json_group_array(json_array(d.id, d.recipient, d.rate_limited, d.status, d.sent_at))
+        FROM outbox_delivery d WHERE d.message_id = "outbox_message".id
+          AND d.status IN ('pending', 'sending', 'uncertain'))""",
+    },
+}
 
 
 @functools.cache

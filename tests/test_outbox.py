@@ -387,11 +387,11 @@ async def test_claims_at_the_same_time_lease_each_message_once(db: TortoiseConte
     lease = timedelta(minutes=1)
     batches = await asyncio.gather(*(outbox_claim(f"dispatcher-{i}", now, lease, 4)
                                      for i in range(3)))
-    claimed = [m.id for batch in batches for m in batch]
+    claimed = [leased.message.id for batch in batches for leased in batch]
     assert sorted(claimed) == sorted(m.id for m in await OutboxMessage.all())
     assert await outbox_claim("late", now, lease, 10) == []
     for batch, i in zip(batches, range(3), strict=True):
-        assert {m.lease_owner for m in batch} <= {f"dispatcher-{i}"}
-        owners = await OutboxMessage.filter(id__in=[m.id for m in batch]).values_list(
-            "lease_owner", flat=True)
+        assert {leased.message.lease_owner for leased in batch} <= {f"dispatcher-{i}"}
+        ids = [leased.message.id for leased in batch]
+        owners = await OutboxMessage.filter(id__in=ids).values_list("lease_owner", flat=True)
         assert set(owners) <= {f"dispatcher-{i}"}
