@@ -495,8 +495,9 @@ class Leased:
 async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) -> list[Leased]:
     """Lease due messages, emergencies first, then oldest first. A message waits while an
     earlier one of its thread is unfinished."""
+    agg, array = _JSON_ARRAYS[connections.get(side()).capabilities.dialect]
     rows = await _lease(OutboxMessage, _OUTBOX_DUE, owner, now, lease, limit,
-                        also="unsettled")
+                        returning=f"*, {_UNSETTLED.format(agg=agg, array=array)} AS unsettled")
     to_time = OutboxDelivery._meta.fields_map["sent_at"].to_python_value
     leased = []
     for row in rows:
@@ -506,6 +507,17 @@ async def outbox_claim(owner: str, now: datetime, lease: timedelta, limit: int) 
                       None if sent_at is None else to_time(sent_at))
             for id_, recipient, rate_limited, status, sent_at in waiting]))
     return leased
+
+
+# A message's unsettled deliveries as one JSON array of [id, recipient, rate_limited, status,
+# sent_at] (NULL when there are none), returned with its claim; the dialects name the JSON
+# functions differently.
+_UNSETTLED = """(
+        SELECT {agg}({array}(d.id, d.recipient, d.rate_limited, d.status, d.sent_at))
+        FROM outbox_delivery d WHERE d.message_id = "outbox_message".id
+          AND d.status IN ('pending', 'sending', 'uncertain'))"""
+_JSON_ARRAYS = {"postgres": ("json_agg", "json_build_array"),
+                "sqlite": ("json_group_array", "json_array")}
 
 
 # Unfinished is asked as `done_at IS NULL` (set exactly when a message leaves `pending`) rather
@@ -712,9 +724,9 @@ def _insert_sql(table: str, columns: tuple[str, ...], unique: str | None, count:
 
 
 async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
-                 lease: timedelta, limit: int, also: str = "") -> list[dict[str, Any]]:
-    """Lease the rows that `candidates` selects, in one statement; returns them, oldest first,
-    with the column `also` names (one of `_ALSO`) beside each.
+                 lease: timedelta, limit: int, returning: str = "*") -> list[dict[str, Any]]:
+    """Lease the rows that `candidates` selects, in one statement; returns what `returning`
+    names of them, oldest first.
 
     PostgreSQL locks the candidates with SKIP LOCKED, so instances claiming at the same moment
     take different rows instead of waiting for each other. SQLite runs one statement at a
@@ -728,15 +740,14 @@ async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
     (`models.SIDE`): the indexes answer both sides in arrival order, so the walk stops at
     `limit` (inbox: 0.9 ms with 10,000 waiting and no statistics at all), in one round trip."""
     db = connections.get(side())
-    sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect, also)
+    sql = _lease_sql(model._meta.db_table, candidates, db.capabilities.dialect, returning)
     field = model._meta.fields_map["lease_until"]
     params = [owner, field.to_db_value(now + lease, model), field.to_db_value(now, model), limit]
     return sorted(await db.execute_query_dict(sql, params), key=lambda row: int(row["id"]))
 
 
 @functools.cache
-def _lease_sql(table: str, candidates: str, dialect: str, also: str) -> str:
-    returning = f"*, {_ALSO[also][dialect]} AS {also}" if also else "*"
+def _lease_sql(table: str, candidates: str, dialect: str, returning: str) -> str:
     if dialect == "postgres":
         # The candidates are picked once, in a materialized step: left to the planner, an
         # `IN (SELECT … LIMIT … FOR UPDATE)` on a table whose statistics lag may be run again
@@ -756,22 +767,6 @@ def _lease_sql(table: str, candidates: str, dialect: str, also: str) -> str:
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
     RETURNING {returning}"""
     return _numbered(sql, ("owner", "until", "now", "limit"), dialect)
-
-
-# Columns a claim can return beside its rows, by dialect: a message's unsettled deliveries as
-# one JSON array of [id, recipient, rate_limited, status, sent_at] (NULL when there are none).
-_ALSO = {
-    "unsettled": {
-        "postgres": """(
-        SELECT json_agg(json_build_array(d.id, d.recipient, d.rate_limited, d.status, d.sent_at))
-        FROM outbox_delivery d WHERE d.message_id = "outbox_message".id
-          AND d.status IN ('pending', 'sending', 'uncertain'))""",
-        "sqlite": """(
-        SELECT json_group_array(json_array(d.id, d.recipient, d.rate_limited, d.status, d.sent_at))
-        FROM outbox_delivery d WHERE d.message_id = "outbox_message".id
-          AND d.status IN ('pending', 'sending', 'uncertain'))""",
-    },
-}
 
 
 @functools.cache
