@@ -146,7 +146,10 @@ async def _load_org(settings: Settings, path: Path) -> int:
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
-    return _loaded(path, report)
+    loaded = _loaded(path, report)
+    for gap in report.gaps:
+        print(f"safetybot: warning: {gap}")
+    return loaded
 
 
 async def _load_plans(settings: Settings, directory: Path) -> int:

@@ -447,6 +447,24 @@ async def sync_chats(now: datetime) -> list[ChatChange]:
     return changes
 
 
+async def plan_gaps() -> list[str]:
+    """People the active plans name, in a level or as a deputy, who are no longer active in the
+    roster. A roster load does not wait for the plans: the plans stop calling them and their
+    chats drop them, so the load names them, and whoever keeps the plans can mend the files."""
+    users = {u.id: u for u in await User.all()}
+    gaps = []
+    for plan in await Plan.filter(active=True).order_by("code"):
+        for level in _stored_levels(plan):
+            named = dict.fromkeys([*level.people, *(p for pair in level.deputies for p in pair)])
+            gone = [person for person in named if not _active(person, users)]
+            if gone:
+                gap = (f"plan {plan.code}, level {level.name}: {', '.join(map(show, gone))} "
+                       "named but no longer in the roster; the plan does not call them")
+                log.warning(gap, extra={"plan": plan.code})
+                gaps.append(gap)
+    return gaps
+
+
 def _stored_levels(plan: Plan) -> list[Level]:
     """A plan row's levels as the file gave them (its column keeps them as JSON), highest first."""
     return [level for name in plan.level_names if (level := plan.level(name)) is not None]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.loading import Entry, Journal, limit, show, write
-from bot.plans import ChatChange, sync_chats
+from bot.plans import ChatChange, plan_gaps, sync_chats
 from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
 
@@ -67,7 +67,8 @@ class Roster:
 @dataclass(frozen=True)
 class RosterReport:
     """What a load did; departments, users and areas count the entries in the file, `chats`
-    says what became of each plan's group chats."""
+    says what became of each plan's group chats, `gaps` whom the plans name but can no longer
+    call."""
 
     departments: int
     users: int
@@ -77,6 +78,7 @@ class RosterReport:
     unchanged: int
     deactivated: int
     chats: tuple[ChatChange, ...] = ()
+    gaps: tuple[str, ...] = ()
 
     def summary(self) -> str:
         return (
@@ -269,7 +271,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
     return RosterReport(
         departments=len(roster.departments), users=len(roster.users), areas=len(roster.areas),
         created=journal.created, updated=journal.updated, unchanged=journal.unchanged,
-        deactivated=journal.deactivated, chats=tuple(chats),
+        deactivated=journal.deactivated, chats=tuple(chats), gaps=tuple(await plan_gaps()),
     )
 
 

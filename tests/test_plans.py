@@ -481,6 +481,10 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
         "chat emergency02 (plan FIRE): 0 added, 1 removed",
         "chat emergency03 (plan GENERAL): 0 added, 1 removed",
         "chat emergency01 (plan NH3): 0 added, 1 removed"])
+    # FIRE names him at two levels: whoever keeps the plans is told.
+    assert report.gaps == tuple(
+        f'plan FIRE, level {level}: "zhaolei" named but no longer in the roster; '
+        "the plan does not call them" for level in ("二级", "三级"))
     await chats.until(lambda: not any("zhaolei" in chats.chats[c].userlist for c in CHATS), 10)
     assert set(chats.chats["emergency01"].userlist) == PLANT_RESPONSE - {"zhaolei"}
     assert set((await GroupChat.get(chat_id="emergency01")).members) == PLANT_RESPONSE - {
@@ -490,6 +494,7 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
 
     again = await load_org(without_zhaolei, datetime.now(UTC))
 
+    assert len(again.gaps) == 2   # still named, still said: the roster load cannot mend a plan
     assert [c.summary() for c in again.chats] == [
         f"chat {chat} (plan {plan}): 0 added, 0 removed"
         for chat, plan in (("emergency02", "FIRE"), ("emergency03", "GENERAL"),
@@ -562,13 +567,17 @@ async def test_a_chat_the_plans_would_fill_beyond_2000_is_left_as_it_is_and_the_
               "emergency01": ("NH3", 2001)}
     said = [f"chat {chat} (plan {plan}): left as it is: plan {plan} now calls {people} people "
             "and WeCom takes 2 to 2000 in a chat" for chat, (plan, people) in counts.items()]
+    gaps = [f'plan FIRE, level {level}: "zhaolei" named but no longer in the roster; the plan '
+            "does not call them" for level in ("二级", "三级")]
     assert done.stdout.splitlines() == [
         f"safetybot: {path}: 5 departments, 2006 users, 6 areas: 1990 created, 0 updated, "
-        "27 unchanged, 1 deactivated", *(f"safetybot: {line}" for line in said)]
+        "27 unchanged, 1 deactivated", *(f"safetybot: {line}" for line in said),
+        *(f"safetybot: warning: {gap}" for gap in gaps)]
     logged = [json.loads(line) for line in done.stderr.splitlines()]
-    assert [(e["level"], e["msg"], e["chat_id"], e["people"]) for e in logged] == [
+    assert [(e["level"], e["msg"], e.get("chat_id"), e.get("people")) for e in logged] == [
         ("warning", line, chat, people)
-        for line, (chat, (_, people)) in zip(said, counts.items(), strict=True)]
+        for line, (chat, (_, people)) in zip(said, counts.items(), strict=True)] + [
+        ("warning", gap, None, None) for gap in gaps]
     assert await User.filter(active=True).count() == 16 + 1990
     # Left as it is: 赵磊, who has left, is not removed either.
     assert await GroupChat.all().order_by("chat_id").values(
