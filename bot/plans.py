@@ -28,8 +28,10 @@ from models import transaction
 from models.chats import GroupChat, change_key
 from models.emergency import Activation, Level, Plan, PlanKind, Resource, callees
 from models.messaging import (
+    DeliveryStatus,
     GroupCreate,
     GroupUpdate,
+    OutboxDelivery,
     OutboxMessage,
     OutboxStatus,
     Queued,
@@ -118,7 +120,9 @@ class PlansReport:
 class ChatChange:
     """What a roster load did to one plan chat: people added and removed, or why it was left as
     it is (`calls`: the people its plans now call, when WeCom would refuse that many; `waiting`:
-    its previous change is still in the outbox, and changes to one chat must not overtake)."""
+    its previous change is still in the outbox, and changes to one chat must not overtake), and
+    what WeCom refused before (`refused`: "create" or "update"; this change starts from the chat
+    as WeCom has it)."""
 
     chat_id: str
     plans: tuple[str, ...]           # the active plans naming it
@@ -126,6 +130,7 @@ class ChatChange:
     removed: int = 0
     calls: int | None = None
     waiting: bool = False
+    refused: str = ""
 
     def summary(self) -> str:
         plans = ("plan " if len(self.plans) == 1 else "plans ") + ", ".join(self.plans)
@@ -138,7 +143,10 @@ class ChatChange:
         if self.waiting:
             return (f"{where}: left as it is: its previous change is not sent yet; load "
                     "again once it is")
-        return f"{where}: {self.added} added, {self.removed} removed"
+        if self.refused == "create":
+            return f"{where}: created again with {self.added} people (WeCom refused it before)"
+        again = " (WeCom refused the previous change)" if self.refused else ""
+        return f"{where}: {self.added} added, {self.removed} removed{again}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,30 +482,58 @@ async def _follow(row: GroupChat, wanted: GroupCreate, plans: tuple[str, ...], n
                   ) -> ChatChange:
     """Queue one chat's difference, or say why not. The owner stays while the plans still call
     them: a chat changes hands only when its owner leaves it (to the commander the chat would be
-    created with now)."""
+    created with now). A change WeCom refused for good (the app not visible to everyone, say) is
+    not taken as done: the next load starts from the chat as it was, and creates a chat whose
+    creation was refused."""
     if not _fits(wanted):
         change = ChatChange(row.chat_id, plans, calls=len(wanted.members))
         log.warning(change.summary(), extra={"chat_id": row.chat_id, "plans": list(plans),
                                              "people": len(wanted.members)})
         return change
-    members, current = set(wanted.members), set(row.members)
-    add = tuple(p for p in wanted.members if p not in current)
-    remove = tuple(p for p in row.members if p not in members)
-    if not add and not remove:
-        return ChatChange(row.chat_id, plans)
-    if await OutboxMessage.filter(idempotency_key=row.last_key,
-                                  status=OutboxStatus.PENDING).exists():
+    last = await OutboxMessage.get_or_none(idempotency_key=row.last_key)
+    if last is not None and last.status is OutboxStatus.PENDING:
         # The outbox sends a chat's create and updates in no particular order: an update sent
         # before the change it builds on would fail (86003) or be undone.
         return ChatChange(row.chat_id, plans, waiting=True)
+    refused = last is not None and await OutboxDelivery.filter(
+        message_id=last.id, status__in=(DeliveryStatus.FAILED, DeliveryStatus.INVALID)).exists()
+    before = last.message if refused and last is not None else None
+    if isinstance(before, GroupCreate):
+        return await _change(row, wanted, wanted, now, ChatChange(
+            row.chat_id, plans, added=len(wanted.members), refused="create"))
+    current = _undone(row.members, before) if isinstance(before, GroupUpdate) else row.members
+    members = set(wanted.members)
+    add = tuple(p for p in wanted.members if p not in current)
+    remove = tuple(p for p in current if p not in members)
     owner = "" if row.owner in members else wanted.owner
+    if before is not None:
+        # The refused change may have handed the chat over: name its owner again.
+        owner = owner or row.owner
+    elif not add and not remove:
+        return ChatChange(row.chat_id, plans)
+    update = GroupUpdate(row.chat_id, add=add, remove=remove, owner=owner)
+    return await _change(row, wanted, update, now, ChatChange(
+        row.chat_id, plans, added=len(add), removed=len(remove),
+        refused="update" if before is not None else ""))
+
+
+def _undone(members: Sequence[str], refused: GroupUpdate) -> list[str]:
+    """A chat's members as they were before an update WeCom refused."""
+    added = set(refused.add)
+    return [m for m in members if m not in added] + [m for m in refused.remove
+                                                      if m not in members]
+
+
+async def _change(row: GroupChat, wanted: GroupCreate, message: GroupCreate | GroupUpdate,
+                  now: datetime, change: ChatChange) -> ChatChange:
+    """Record the chat as `wanted` and queue `message`, its next change; of two loads that find
+    a change at the same moment, one queues it."""
     version = row.version + 1
     won = await GroupChat.filter(chat_id=row.chat_id, version=row.version).update(
-        members=list(wanted.members), owner=owner or row.owner, version=version,
+        members=list(wanted.members), owner=message.owner or row.owner, version=version,
         changed_at=now)
     if not won:
-        return ChatChange(row.chat_id, plans, waiting=True)   # another load changed it first
-    await enqueue(change_key(row.chat_id, version),
-                  GroupUpdate(row.chat_id, add=add, remove=remove, owner=owner),
-                  now=now, platform=row.platform, to_chat=row.chat_id)
-    return ChatChange(row.chat_id, plans, added=len(add), removed=len(remove))
+        return ChatChange(row.chat_id, change.plans, waiting=True)  # another load was first
+    await enqueue(change_key(row.chat_id, version), message, now=now, platform=row.platform,
+                  to_chat=row.chat_id)
+    return change

@@ -32,5 +32,6 @@ class GroupChat(Model):
 
 def change_key(chat_id: str, version: int) -> str:
     """`group:{chat_id}` creates the chat (as it always has); `group:{chat_id}:{n}` is its n-th
-    update. Two loads that find the same difference at the same version queue it once."""
+    change after that: an update, or the create again when WeCom refused the first. Two loads
+    that find the same difference at the same version queue it once."""
     return f"group:{chat_id}" if version == 0 else f"group:{chat_id}:{version}"

@@ -502,6 +502,69 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
     assert await OutboxMessage.all().count() == queued
 
 
+async def test_a_chat_change_wecom_refused_is_sent_again_by_the_next_load(
+    chats: WeComSimulator, tmp_path: Path
+) -> None:
+    promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
+        '["worker"]', '["worker", "responder"]')))
+    chats.fail_next("appchat/update", 60011, times=len(CHATS))   # the app not visible to all
+    await load_org(promoted, datetime.now(UTC))
+    await all_sent()
+    assert not any("zhangsan" in chats.chats[c].userlist for c in CHATS)
+
+    again = await load_org(promoted, datetime.now(UTC))
+
+    assert [c.summary() for c in again.chats] == [
+        f"chat {chat} (plan {plan}): 1 added, 0 removed (WeCom refused the previous change)"
+        for chat, plan in (("emergency02", "FIRE"), ("emergency03", "GENERAL"),
+                           ("emergency01", "NH3"))]
+    await all_sent()
+    assert all("zhangsan" in chats.chats[c].userlist for c in CHATS)
+    queued = await OutboxMessage.all().count()
+    third = await load_org(promoted, datetime.now(UTC))
+    assert {c.summary().split(": ")[1] for c in third.chats} == {"0 added, 0 removed"}
+    assert await OutboxMessage.all().count() == queued
+
+
+async def test_a_refused_update_that_handed_the_chat_over_is_sent_again_with_its_owner(
+    running: WeComSimulator, tmp_path: Path
+) -> None:
+    await small_chat(tmp_path, 'roles = ["commander"]\npeople = ["lihua", "huangjun"]')
+    plain_principal = roster(tmp_path, ('roles = ["principal", "commander"]',
+                                        'roles = ["principal"]'))
+    running.fail_next("appchat/update", 60011)
+    await load_org(plain_principal, datetime.now(UTC))
+    await all_sent()
+    assert running.chats["emergency09"].owner == "chenjianguo"
+
+    again = await load_org(plain_principal, datetime.now(UTC))
+
+    assert [c.summary() for c in again.chats] == [
+        "chat emergency09 (plan SMALL): 0 added, 1 removed (WeCom refused the previous change)"]
+    await running.until(lambda: running.chats["emergency09"].owner == "liuyang", 10)
+    assert running.chats["emergency09"].userlist == ("liuyang", "zhouwei", "lihua", "huangjun")
+
+
+async def test_a_chat_whose_creation_wecom_refused_is_created_by_the_next_load(
+    running: WeComSimulator
+) -> None:
+    running.fail_next("appchat/create", 60011, times=len(CHATS))
+    await load_plans(DEMO_PLANS, datetime.now(UTC), "wecom")
+    await all_sent()
+    assert not running.chats
+
+    report = await load_org(DEMO_ORG, datetime.now(UTC))
+
+    assert [c.refused for c in report.chats] == ["create"] * len(CHATS)
+    assert report.chats[-1].summary() == (
+        f"chat emergency01 (plan NH3): created again with {len(PLANT_RESPONSE)} people (WeCom "
+        "refused it before)")
+    await all_sent()
+    assert set(running.chats["emergency01"].userlist) == PLANT_RESPONSE
+    assert {c.summary().split(": ")[1] for c in (await load_org(
+        DEMO_ORG, datetime.now(UTC))).chats} == {"0 added, 0 removed"}
+
+
 async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_commander(
     running: WeComSimulator, tmp_path: Path
 ) -> None:
