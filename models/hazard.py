@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tortoise import fields
+from tortoise import connections, fields
 from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -265,19 +265,41 @@ async def draw_number(ticket_id: int, day: str) -> str:
     """The ticket's number: the one drawn for it before, or the day's next.
 
     Drawn on the side connection (`models.SIDE`): the day's counter row is then locked for one
-    short transaction, not for a whole 提交, whose cards and messages come after the draw (under
+    short statement, not for a whole 提交, whose cards and messages come after the draw (under
     a burst of 200 提交 they queued for each other, 200 ms a draw)."""
+    conn = connections.get(side())
+    prefix = f"HZ-{day}-"
+    if conn.capabilities.dialect == "postgres":
+        rows = await conn.execute_query_dict(_DRAW, [ticket_id, day, prefix, NUMBER_DIGITS])
+        return str(rows[0]["number"])
     async with in_transaction(side()) as conn:
         drawn = await TicketNumber.filter(ticket_id=ticket_id).using_db(conn).first()
         if drawn is not None:
             return drawn.number
-        mark = "$1" if conn.capabilities.dialect == "postgres" else "?"
         rows = await conn.execute_query_dict(
-            f"INSERT INTO ticket_counter (day, issued) VALUES ({mark}, 1) ON CONFLICT (day) "
+            "INSERT INTO ticket_counter (day, issued) VALUES (?, 1) ON CONFLICT (day) "
             "DO UPDATE SET issued = ticket_counter.issued + 1 RETURNING issued", [day])
-        number = f"HZ-{day}-{rows[0]['issued']:04d}"
+        number = f"{prefix}{rows[0]['issued']:0{NUMBER_DIGITS}d}"
         await TicketNumber.create(ticket_id=ticket_id, number=number, using_db=conn)
     return number
+
+
+NUMBER_DIGITS = 4   # HZ-20261129-0007; the 10,000th of a day is HZ-20261129-10000
+# PostgreSQL: the kept number, or the day's next drawn and kept, in one statement (one round
+# trip instead of five, and the counter row locked for no longer than the statement).
+_DRAW = """
+    WITH kept AS (SELECT number FROM ticket_number WHERE ticket_id = $1),
+    drawn AS (
+        INSERT INTO ticket_counter AS c (day, issued)
+        SELECT $2, 1 WHERE NOT EXISTS (SELECT 1 FROM kept)
+        ON CONFLICT (day) DO UPDATE SET issued = c.issued + 1
+        RETURNING issued),
+    made AS (
+        INSERT INTO ticket_number (ticket_id, number)
+        SELECT $1, $3 || lpad(issued::text, greatest($4, length(issued::text)), '0')
+        FROM drawn
+        RETURNING number)
+    SELECT number FROM kept UNION ALL SELECT number FROM made"""
 
 
 async def find_repeat(ticket: Ticket, since: datetime) -> Ticket | None:

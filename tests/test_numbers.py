@@ -7,7 +7,7 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from models import transaction
-from models.hazard import TicketNumber, draw_number
+from models.hazard import TicketCounter, TicketNumber, draw_number
 from tests.harness import BACKEND
 
 
@@ -17,6 +17,12 @@ async def test_numbers_are_dense_per_day_and_a_draft_keeps_its_own(db: TortoiseC
     assert await draw_number(11, "20261129") == "HZ-20261129-0001"
     assert await draw_number(13, "20261129") == "HZ-20261129-0003"
     assert await draw_number(14, "20261130") == "HZ-20261130-0001"
+
+
+async def test_the_ten_thousandth_of_a_day_gets_a_fifth_digit(db: TortoiseContext) -> None:
+    await TicketCounter.create(day="20261129", issued=9998)
+    assert await draw_number(41, "20261129") == "HZ-20261129-9999"
+    assert await draw_number(42, "20261129") == "HZ-20261129-10000"
 
 
 async def test_a_failed_submit_leaves_no_gap(db: TortoiseContext) -> None:
