@@ -458,18 +458,22 @@ async def sync_chats(now: datetime) -> list[ChatChange]:
 async def plan_gaps() -> list[str]:
     """People the active plans name, in a level or as a deputy, who are no longer active in the
     roster. A roster load does not wait for the plans: the plans stop calling them and their
-    chats drop them, so the load names them, and whoever keeps the plans can mend the files."""
-    users = {u.id: u for u in await User.all()}
+    chats drop them, so the load names them, and whoever keeps the plans can mend the files.
+    Only the named people are read, not the roster."""
+    named = {(plan.code, level.name): list(dict.fromkeys(
+                 [*level.people, *(p for pair in level.deputies for p in pair)]))
+             for plan in await Plan.filter(active=True).order_by("code")
+             for level in _stored_levels(plan)}
+    everyone = {p for people in named.values() for p in people}
+    active = set(await User.filter(id__in=everyone, active=True).values_list("id", flat=True))
     gaps = []
-    for plan in await Plan.filter(active=True).order_by("code"):
-        for level in _stored_levels(plan):
-            named = dict.fromkeys([*level.people, *(p for pair in level.deputies for p in pair)])
-            gone = [person for person in named if not _active(person, users)]
-            if gone:
-                gap = (f"plan {plan.code}, level {level.name}: {', '.join(map(show, gone))} "
-                       "named but no longer in the roster; the plan does not call them")
-                log.warning(gap, extra={"plan": plan.code})
-                gaps.append(gap)
+    for (plan, level), people in named.items():
+        gone = [person for person in people if person not in active]
+        if gone:
+            gap = (f"plan {plan}, level {level}: {', '.join(map(show, gone))} "
+                   "named but no longer in the roster; the plan does not call them")
+            log.warning(gap, extra={"plan": plan})
+            gaps.append(gap)
     return gaps
 
 
