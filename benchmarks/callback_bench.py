@@ -310,7 +310,8 @@ async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        yield str(URL(admin_dsn).with_path(f"/{name}"))
+        admin_url = URL(admin_dsn)   # keeps the query: `?host=/var/run/postgresql` for the socket
+        yield str(admin_url.with_path(f"/{name}").with_query(admin_url.query))
     finally:
         admin = await asyncpg.connect(admin_dsn)
         try:
@@ -323,6 +324,13 @@ def safetybot_argv(*command: str) -> list[str]:
     script = Path(sys.executable).parent / "safetybot"
     return [str(script), *command] if script.exists() else [sys.executable, "-m", "bot.cli",
                                                             *command]
+
+
+def pool_url(dsn: str, pool_size: int) -> str:
+    """The service's URL with its pool size; tortoise reads pool limits from the query string."""
+    if pool_size == POSTGRES_POOL_SIZE:
+        return dsn
+    return str(URL(dsn).update_query(maxsize=pool_size))
 
 
 def service_env(database_url: str, port: int, media: Path) -> dict[str, str]:
@@ -696,9 +704,7 @@ def make_targets(args: argparse.Namespace, dsn: str, media: Path, logs: dict[str
                  ) -> dict[str, Target]:
     """The production deployment (callbacks and workers in two processes), the service in one
     process, and the baseline; each service process has a port of its own."""
-    # tortoise reads its pool limits from the URL's query string
-    wider = args.pool_size != POSTGRES_POOL_SIZE
-    service_dsn = f"{dsn}?maxsize={args.pool_size}" if wider else dsn
+    service_dsn = pool_url(dsn, args.pool_size)
 
     def service(name: str, command: list[str], worker: Target | None = None) -> Target:
         port = free_port()

@@ -60,6 +60,7 @@ from benchmarks.callback_bench import (  # noqa: E402
     fresh_database,
     log_summary,
     machine_info,
+    pool_url,
     postgres_cpu_seconds,
     run_bench,
     safetybot_argv,
@@ -536,8 +537,7 @@ async def run_command(env: dict[str, str], *command: str) -> str:
 
 def make_targets(args: argparse.Namespace, dsn: str, media: Path, api: str
                  ) -> dict[str, Target]:
-    wider = args.pool_size != POSTGRES_POOL_SIZE
-    url = f"{dsn}?maxsize={args.pool_size}" if wider else dsn
+    url = pool_url(dsn, args.pool_size)
 
     def env(port: int) -> dict[str, str]:
         return service_env(url, port, media) | {"SAFETYBOT_WECOM_API_BASE": api}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from tortoise import connections
+from tortoise.backends.base.config_generator import expand_db_url
 
 from models import DATABASE
 
@@ -46,10 +46,10 @@ class Announcer:
 
 async def listen(database_url: str, wake: Callable[[], None]) -> None:
     """Hold one connection that listens for announcements; reconnect when it drops."""
-    dsn = _dsn(database_url)
+    where = _where(database_url)
     while True:
         try:
-            connection = await asyncpg.connect(dsn)
+            connection = await asyncpg.connect(**where)
             try:
                 await _until_lost(connection, wake)
             finally:
@@ -67,7 +67,9 @@ async def _until_lost(connection: asyncpg.Connection, wake: Callable[[], None]) 
     log.warning("wake-up listener lost its connection; reconnecting")
 
 
-def _dsn(database_url: str) -> str:
-    """asyncpg takes the URL without tortoise's pool options (`?maxsize=…`)."""
-    parts = urlsplit(database_url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
+def _where(database_url: str) -> dict[str, object]:
+    """The server and login of the service's own pool, read as tortoise reads the URL, so a
+    unix-socket URL (`?host=/var/run/postgresql`) listens where it queries; the pool options
+    (`?maxsize=…`) are tortoise's and left out."""
+    credentials = expand_db_url(database_url)["credentials"]
+    return {key: credentials.get(key) for key in ("host", "port", "user", "password", "database")}
