@@ -452,9 +452,14 @@ async def reject(ticket: Ticket, actor: User, reason: str, now: datetime) -> Non
 
 
 async def cancel(ticket: Ticket, actor: User, reason: str, now: datetime) -> None:
-    """A reporter cancels a draft; after filing only a safety manager can, with a reason."""
+    """A reporter cancels a draft; after filing only a safety manager can, with a reason.
+
+    A draft whose 提交 drew a number and then failed keeps that number when cancelled: the day's
+    numbers stay dense on the ledger, the gap shown as 已取消 instead of missing."""
     if ticket.status is Status.DRAFT and actor.id == ticket.reporter_id:
-        await _move(ticket, actor.id, "cancelled", now, status=Status.CANCELLED, note=reason)
+        kept = await TicketNumber.get_or_none(ticket_id=ticket.id)
+        await _move(ticket, actor.id, "cancelled", now, status=Status.CANCELLED, note=reason,
+                    **({"number": kept.number} if kept else {}))
         return
     if not actor.has_role(Role.SAFETY_MANAGER):
         await refuse(ticket, actor, "取消", "只有上报人（草稿）或安全管理员可以取消隐患。", now)

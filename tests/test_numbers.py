@@ -2,12 +2,14 @@
 without waiting for the other 提交 under way."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from tortoise.context import TortoiseContext
 
 from models import transaction
-from models.hazard import TicketCounter, TicketNumber, draw_number
+from models.hazard import Status, Ticket, TicketCounter, TicketNumber, cancel, draw_number
+from models.org import Area, User
 from tests.harness import BACKEND
 
 
@@ -36,6 +38,27 @@ async def test_a_failed_submit_leaves_no_gap(db: TortoiseContext) -> None:
     assert await draw_number(21, "20261129") == "HZ-20261129-0001"   # the retry
     assert await draw_number(22, "20261129") == "HZ-20261129-0002"
     assert await TicketNumber.all().count() == 2
+
+
+async def test_a_draft_cancelled_after_its_failed_submit_keeps_its_number(
+        db: TortoiseContext) -> None:
+    """The ledger then shows the number as 已取消 instead of a gap. (On SQLite the draw is
+    part of the 提交's transaction, so the failed 提交 drew nothing to keep.)"""
+    reporter = await User.create(id="zhangsan", name="张三", roles=["worker"])
+    await Area.create(code="A1", name="1号车间")
+    now = datetime(2026, 11, 29, 9, tzinfo=UTC)
+    draft = await Ticket.create(reporter_id=reporter.id, area_id="A1", category="F02",
+                                description="灭火器压力不足", created_at=now, updated_at=now)
+    with pytest.raises(ZeroDivisionError):
+        async with transaction():
+            await draw_number(draft.id, "20261129")
+            raise ZeroDivisionError      # the 提交 fails after the draw, every time
+    await cancel(draft, reporter, "上报人取消", now)
+    assert (await Ticket.get(id=draft.id)).status is Status.CANCELLED
+    numbers = set(await Ticket.filter(number__isnull=False).values_list("number", flat=True))
+    numbers.add(await draw_number(draft.id + 1, "20261129"))
+    assert numbers == {f"HZ-20261129-{n:04d}" for n in range(1, len(numbers) + 1)}
+    assert len(numbers) == (2 if BACKEND == "postgres" else 1)
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="SQLite has one writer at a time by design")
