@@ -36,11 +36,12 @@ async def open_click(ctx: Context, purpose: CardPurpose) -> Click | None:
     card = None
     if len(parts) == 3 and parts[1] in ACTIONS[purpose] and (
             not ctx.event.task_id or ctx.event.task_id == parts[2]):
-        card = await TicketCard.get_or_none(task_id=parts[2], purpose=purpose.value)
+        card = await TicketCard.filter(task_id=parts[2], purpose=purpose.value) \
+            .select_related("ticket").first()
     if card is None:
         await unknown(ctx)
         return None
-    ticket = await Ticket.get(id=card.ticket_id)
+    ticket = card.ticket
     if ctx.me.id not in card.recipients:
         await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="ticket",
                      subject_id=str(ticket.id), note=f"card {card.task_id} was not sent to them")

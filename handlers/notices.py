@@ -3,6 +3,8 @@ photos that go with them. Each card is recorded first, so its buttons can be ver
 
 from __future__ import annotations
 
+from tortoise.expressions import Subquery
+
 from handlers.router import Context
 from handlers.views import (
     Facts,
@@ -40,10 +42,10 @@ async def _transfer_candidates(ticket: Ticket) -> list[User]:
     """People a ticket is usually passed to: the owner's colleagues, then other areas' owners.
     Small queries, whatever the size of the roster: colleagues by the (department, id) index,
     area owners by key from the list of areas."""
-    owner = await User.get_or_none(id=ticket.owner_id or "")
+    owner = ticket.owner_id or ""
     colleagues = await User.filter(
-        active=True, department_id=owner.department_id if owner else None,
-    ).exclude(id=ticket.owner_id or "").order_by("id").limit(CHOICES)
+        active=True, department_id=Subquery(User.filter(id=owner).values("department_id")),
+    ).exclude(id=owner).order_by("id").limit(CHOICES)
     area_owners = {a.owner_id for a in await every_area()} - {None, ticket.owner_id}
     others = await User.filter(active=True, id__in=sorted(area_owners)).order_by("id").limit(
         CHOICES) if area_owners else []

@@ -61,7 +61,7 @@ async def start_by_menu(ctx: Context) -> None:
 async def start_by_photo(ctx: Context) -> None:
     if await photo_refused(ctx):
         return
-    draft, dialog = await _begin(ctx, ask_now=False)
+    draft, dialog = await _begin(ctx, ask_now=False, photos=[ctx.event.media])
     await _add_photo(ctx, dialog, draft)
 
 
@@ -94,11 +94,13 @@ async def names_a_hazard(ctx: Context) -> bool:
 async def start_by_text(ctx: Context) -> None:
     draft, dialog = await _begin(ctx, ask_now=False)
     await _fill(ctx, draft, ctx.event.text.strip())
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft, changed=True)
 
 
-async def _begin(ctx: Context, *, ask_now: bool = True) -> tuple[Ticket, Dialog]:
-    draft = await Ticket.create(reporter_id=ctx.me.id, created_at=ctx.now, updated_at=ctx.now)
+async def _begin(ctx: Context, *, ask_now: bool = True, photos: Sequence[str] = ()
+                 ) -> tuple[Ticket, Dialog]:
+    draft = await Ticket.create(reporter_id=ctx.me.id, photos=list(photos), created_at=ctx.now,
+                                updated_at=ctx.now)
     dialog = await open_dialog(ctx.me.id, ctx.event.platform, KIND, "area", ctx.now,
                                ctx.rules.draft_idle, ticket_id=draft.id)
     if ask_now:
@@ -167,7 +169,7 @@ async def _answer(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> Non
             await ctx.reply(Text("请用一句话说明隐患情况，例如：配电箱门没关，有裸露电线。"))
             return
         await _fill(ctx, draft, text)
-        await _advance(ctx, dialog, draft)
+        await _advance(ctx, dialog, draft, changed=True)
 
 
 async def _answer_choice(ctx: Context, dialog: Dialog, draft: Ticket, step: str,
@@ -188,7 +190,7 @@ async def _answer_choice(ctx: Context, dialog: Dialog, draft: Ticket, step: str,
             return
         draft.category = category.code
     await _fill(ctx, draft, text, areas)
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft, changed=True)
 
 
 async def _located(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
@@ -203,14 +205,13 @@ async def _located(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
         else:
             draft.area_id = area.code
             await ctx.reply(Text(f"已根据位置确定区域：{area.name}。"))
-    await _save(ctx, draft)
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft, changed=True)
 
 
 async def _fill(ctx: Context, draft: Ticket, text: str,
                 areas: Sequence[Area] | None = None) -> None:
     """Take from free text whatever is still missing: area, category, description. `areas`:
-    the list the caller already read in this event, if any."""
+    the list the caller already read in this event, if any. The caller saves the draft."""
     rest = text
     if areas is None:
         areas = await every_area()
@@ -233,7 +234,6 @@ async def _fill(ctx: Context, draft: Ticket, text: str,
     rest = rest.strip(" ，,。.;；:：")
     if not draft.description and _describes(rest):
         draft.description = rest
-    await _save(ctx, draft)
 
 
 def _describes(text: str) -> bool:
@@ -253,18 +253,20 @@ async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     """Photos sent together join quietly; a later one is confirmed and the question repeated."""
     last = dialog.data.get("photo_at")
     quiet = last is not None and ctx.now - datetime.fromisoformat(last) <= ctx.rules.photo_window
-    if ctx.event.media not in draft.photos:
+    added = ctx.event.media not in draft.photos       # a new draft starts with its photo
+    if added:
         draft.photos = [*draft.photos, ctx.event.media]
-        await _save(ctx, draft)
     dialog.data = {**dialog.data, "photo_at": ctx.now.isoformat()}
     if quiet:
+        if added:
+            await _save(ctx, draft)
         await dialog.save()
         return
     owner_hint = ""
     if len(draft.photos) == 1 and await Ticket.exists(owner_id=ctx.me.id, status=Status.OPEN):
         owner_hint = "如是整改后的照片，请回复“已整改”；如是新发现的隐患，请继续回答。"
     await ctx.reply(Text(f"已收到照片（共{len(draft.photos)}张）。{owner_hint}"))
-    await _advance(ctx, dialog, draft)      # saves the dialog with the photo's time
+    await _advance(ctx, dialog, draft, changed=added)   # saves the dialog with the photo's time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,14 +283,18 @@ def _missing(draft: Ticket) -> str:
     return "confirm"
 
 
-async def _advance(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
-    """Ask the first thing still missing, or show the summary card when nothing is."""
+async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool = False
+                   ) -> None:
+    """Ask the first thing still missing, or show the summary card when nothing is. The draft
+    is saved here, once, when the caller `changed` it or the grade is suggested."""
     step = _missing(draft)
     if step == "confirm" and not dialog.data.get("grade_chosen"):
         category = ctx.rules.catalog.get(draft.category)
         hint = ctx.rules.catalog.suggest(draft.description, category)
         draft.grade, draft.grade_reason = hint.grade, hint.grade_reason
         draft.defect_type, draft.defect_reason = hint.defect_type, hint.defect_reason
+        changed = True
+    if changed:
         await _save(ctx, draft)
     await ask(dialog, step, ctx.now, ctx.rules.draft_idle)
     await _ask(ctx, dialog, draft)
@@ -357,8 +363,7 @@ async def _choose_edit(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -
         await _ask(ctx, dialog, draft)
         return
     _clear(draft, chosen)
-    await _save(ctx, draft)
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft, changed=True)
 
 
 async def _choose_grade(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> None:
@@ -368,9 +373,8 @@ async def _choose_grade(ctx: Context, dialog: Dialog, draft: Ticket, text: str) 
         await ctx.reply(Text("请回复 1（一般）或 2（重大）。"))
         return
     draft.grade, draft.grade_reason = grade, f"上报人选择{grade.value}"
-    await _save(ctx, draft)
     dialog.data = {**dialog.data, "grade_chosen": True}
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft, changed=True)
 
 
 async def _confirm_by_text(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> None:

@@ -213,11 +213,13 @@ async def _audit(ticket: Ticket, actor: str, action: str, now: datetime, *,
 
 async def _move(ticket: Ticket, actor: str, action: str, now: datetime, *,
                 status: Status | None = None, note: str = "", **changes: Any) -> None:
-    """Apply a transition if nobody changed the ticket meanwhile; audit it."""
+    """Apply a transition if nobody changed the ticket meanwhile; audit it. The won update is
+    applied to `ticket` too, so the caller goes on with the ticket as stored."""
     new_status = status or ticket.status
+    applied = {"status": new_status, "updated_at": now, **changes,
+               **await _ladder_changes(ticket, new_status, changes)}
     won = await Ticket.filter(id=ticket.id, version=ticket.version).update(
-        status=new_status, version=F("version") + 1, updated_at=now,
-        **changes, **await _ladder_changes(ticket, new_status, changes))
+        version=F("version") + 1, **applied)
     if not won:
         raise Stale(ticket.label)
     if ticket.status is Status.OPEN and new_status is not Status.OPEN:
@@ -226,7 +228,7 @@ async def _move(ticket: Ticket, actor: str, action: str, now: datetime, *,
         await void_alarms(ticket.id)
     await _audit(ticket, actor, action, now, to_state=new_status.value, note=note,
                  changes={k: _plain(v) for k, v in changes.items()})
-    await ticket.refresh_from_db()
+    ticket.update_from_dict({**applied, "version": ticket.version + 1})
 
 
 async def _ladder_changes(ticket: Ticket, new_status: Status, changes: dict[str, Any]

@@ -112,28 +112,44 @@ class Area(Model):
 class _AreaList:
     """Every area, ordered by code, as the area question lists them.
 
-    Building 150 ORM objects costs about 4 ms of CPU, and a report asks and answers the area
-    question on every dialog; reading the same rows as plain values costs a fifth of that. So the
-    rows are read every time (in the event's own transaction: a reloaded roster is seen at once)
-    and the objects are built again only when the rows differ from the last read. The objects
-    are shared between events: read them, never change them."""
+    Building 150 ORM objects costs about 4 ms of CPU, and a report reads the list three times
+    (the question, the answer, the owner card's 转派 choices). So the objects are shared between
+    events and built again only when the table changed, which is checked in the event's own
+    transaction (a reloaded roster is seen at once): on PostgreSQL by the rows' versions (`xmin`
+    changes with every insert and update, the list with every delete; 0.3 ms instead of 1.1 ms
+    to read the rows), on SQLite, which has none, by reading the rows themselves. The objects
+    are read, never changed."""
 
     def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
+        self._seen: object = None
         self._areas: tuple[Area, ...] = ()
 
     async def load(self) -> tuple[Area, ...]:
         meta = Area._meta
-        rows = await meta.db.execute_query_dict(_areas_sql(meta.db_table, meta.db_pk_column))
-        if rows != self._rows:
-            self._areas = tuple(Area._init_from_db(**row) for row in rows)
-            self._rows = rows
+        every = _areas_sql(meta.db_table, meta.db_pk_column)
+        if meta.db.capabilities.dialect == "postgres":
+            seen = await meta.db.execute_query_dict(_versions_sql(meta.db_table))
+            if seen != self._seen:
+                self._build(await meta.db.execute_query_dict(every), seen)
+        else:
+            rows = await meta.db.execute_query_dict(every)
+            if rows != self._seen:
+                self._build(rows, rows)
         return self._areas
+
+    def _build(self, rows: list[dict[str, Any]], seen: object) -> None:
+        self._areas = tuple(Area._init_from_db(**row) for row in rows)
+        self._seen = seen
 
 
 @functools.cache
 def _areas_sql(table: str, key: str) -> str:
     return f'SELECT * FROM "{table}" ORDER BY "{key}"'
+
+
+@functools.cache
+def _versions_sql(table: str) -> str:
+    return f"SELECT string_agg(xmin::text, ',') AS versions FROM \"{table}\""
 
 
 _AREAS = _AreaList()

@@ -428,6 +428,9 @@ async def test_transfer_by_the_cards_drop_down_and_an_approved_extension(
     assigned = await owner.expect(f"隐患整改 {number}")
     options = assigned.body["template_card"]["button_selection"]["option_list"]
     assert {"id": "hepingan", "text": "何平安"} in options
+    # 高峰's colleagues in 设备部 first, then the other areas' owners.
+    assert [o["id"] for o in options] == [
+        "hepingan", "xuming", "guoqiang", "lihua", "linfang", "wangqiang"]
     await owner.clicks(assigned, "转派", {"transfer_to": ["hepingan"]})
     await owner.expect(f"已将 {number} 转派给何平安")
     new_owner = person(sim, "hepingan")

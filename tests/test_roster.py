@@ -10,8 +10,9 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from bot.roster import RosterError, RosterReport, load_org, parse_roster
+from models import transaction
 from models.audit import AuditEvent
-from models.org import Area, Department, RiskColor, Role, User
+from models.org import Area, Department, RiskColor, Role, User, every_area
 
 DEMO = Path(__file__).parents[1] / "config" / "demo-org.toml"
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
@@ -305,3 +306,27 @@ def test_the_demo_roster_parses_into_frozen_entries() -> None:
     assert zhangsan.roles == (Role.WORKER,) and zhangsan.supervisor == "wangqiang"
     with pytest.raises(AttributeError):
         zhangsan.name = "张三丰"  # type: ignore[misc]
+
+
+async def test_the_shared_area_list_follows_every_change(db: TortoiseContext) -> None:
+    """Built once and shared while the table stays as it is; any insert, update or delete, and
+    a change in the reader's own transaction, is seen by the next read; a rolled-back one not."""
+    async def names() -> list[str]:
+        return [a.name for a in await every_area()]
+
+    await Area.create(code="A1", name="1号车间")
+    first = await every_area()
+    assert [a.name for a in first] == ["1号车间"]
+    assert await every_area() is first
+    await Area.filter(code="A1").update(name="一车间")
+    assert await names() == ["一车间"]
+    await Area.create(code="A2", name="2号车间")
+    assert await names() == ["一车间", "2号车间"]
+    await Area.filter(code="A1").delete()
+    assert await names() == ["2号车间"]
+    with pytest.raises(ZeroDivisionError):
+        async with transaction():
+            await Area.filter(code="A2").update(name="二车间")
+            assert await names() == ["二车间"]
+            raise ZeroDivisionError
+    assert await names() == ["2号车间"]
