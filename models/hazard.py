@@ -326,8 +326,9 @@ async def assignment(ticket: Ticket, category: Category) -> Assignment:
     area = await Area.get(code=ticket.area_id)
     owner_id = category.owner or area.owner_id
     reviewer_id = category.reviewer or area.reviewer_id
-    owner = await User.get_or_none(id=owner_id, active=True) if owner_id else None
-    reviewer = await User.get_or_none(id=reviewer_id, active=True) if reviewer_id else None
+    named = {u.id: u for u in await User.filter(
+        id__in=[i for i in (owner_id, reviewer_id) if i], active=True)}
+    owner, reviewer = named.get(owner_id or ""), named.get(reviewer_id or "")
     if owner is None or reviewer is None:
         raise Refused(f"{area.name}尚未指定整改责任人或复查人，请联系安全管理员。")
     if ticket.grade is Grade.MAJOR and not await principals():

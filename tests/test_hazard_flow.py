@@ -205,6 +205,27 @@ async def test_blank_text_and_two_answers_sent_together(sim: WeComSimulator) -> 
     assert (draft.area_id, draft.category) == ("A3", "F02")
 
 
+async def test_a_submit_with_nobody_to_own_it_is_refused_and_the_draft_stays(
+        sim: WeComSimulator) -> None:
+    """The 用电类 owner has left: nothing is filed and no number drawn; once the roster names
+    him again, 提交 by text files the same draft."""
+    await User.filter(id="gaofeng").update(active=False)
+    worker = person(sim, "zhangsan")
+    await worker.sends_photo()
+    await worker.expect("哪个区域")
+    await worker.says("3号车间 配电箱门没关 有裸露电线")
+    await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+    await worker.expect("尚未指定整改责任人或复查人")
+    draft = await Ticket.get(reporter_id="zhangsan")
+    assert (draft.status, draft.number) == (Status.DRAFT, None)
+    await User.filter(id="gaofeng").update(active=True)
+    await worker.says("提交")
+    await worker.expect("已提交，编号 HZ-")
+    filed = await Ticket.get(id=draft.id)
+    assert (filed.status, filed.owner_id) == (Status.OPEN, "gaofeng")
+    assert filed.number and filed.number.endswith("-0001")
+
+
 async def test_a_restart_in_the_middle_of_the_dialog_loses_nothing(
         world: tuple[WeComSimulator, Service]) -> None:
     sim, service = world
