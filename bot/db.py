@@ -64,6 +64,14 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     cursors. asyncpg still rolls back a transaction left open before calling this."""
 
 
+def connect_params(url: str) -> dict[str, Any]:
+    """`asyncpg.connect` arguments for a PostgreSQL URL, read as tortoise reads it: a unix-socket
+    URL (`?host=/var/run/postgresql`) connects where the pool does, and tortoise's pool options
+    (`?maxsize=…`), which asyncpg would take for server settings, are left out."""
+    credentials = expand_db_url(url)["credentials"]
+    return {key: credentials.get(key) for key in ("host", "port", "user", "password", "database")}
+
+
 # For `tortoise makemigrations` (see [tool.tortoise] in pyproject.toml); the service never uses it.
 TORTOISE_ORM = tortoise_config("sqlite://data/safetybot.sqlite3")
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import asyncpg
 from tortoise import connections
-from tortoise.backends.base.config_generator import expand_db_url
 
+from bot.db import connect_params
 from models import DATABASE
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Announcer:
 
 async def listen(database_url: str, wake: Callable[[], None]) -> None:
     """Hold one connection that listens for announcements; reconnect when it drops."""
-    where = _where(database_url)
+    where = connect_params(database_url)
     while True:
         try:
             connection = await asyncpg.connect(**where)
@@ -65,11 +65,3 @@ async def _until_lost(connection: asyncpg.Connection, wake: Callable[[], None]) 
     await connection.add_listener(CHANNEL, lambda *_: wake())
     await lost.wait()
     log.warning("wake-up listener lost its connection; reconnecting")
-
-
-def _where(database_url: str) -> dict[str, object]:
-    """The server and login of the service's own pool, read as tortoise reads the URL, so a
-    unix-socket URL (`?host=/var/run/postgresql`) listens where it queries; the pool options
-    (`?maxsize=…`) are tortoise's and left out."""
-    credentials = expand_db_url(database_url)["credentials"]
-    return {key: credentials.get(key) for key in ("host", "port", "user", "password", "database")}

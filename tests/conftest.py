@@ -14,8 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from tortoise.context import TortoiseContext
+from yarl import URL
 
-from bot.db import migrate, open_database
+from bot.db import connect_params, migrate, open_database
 from models.org import User
 from simulator.wecom import WeComSimulator
 from tests.harness import (
@@ -36,26 +37,26 @@ TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergenc
           "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
           "ticket_number", "ticket_counter", "ticket", "area", "org_user", "department")
 
-def _server_and_name(url: str) -> tuple[str, str]:
-    base, _, name = url.rpartition("/")
-    return base, name.split("?", 1)[0]
+def _database(url: str, name: str) -> str:
+    """The same server, login and options (`?host=` for a unix socket), another database."""
+    parsed = URL(url)
+    return str(parsed.with_path(f"/{name}").with_query(parsed.query))
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the CI server for this run, dropped afterwards."""
-    server, admin_db = _server_and_name(PG_URL)
     name = f"safetybot_t_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{server}/{admin_db}".replace("postgres://", "postgresql://"))
+        conn = await asyncpg.connect(**connect_params(PG_URL))
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"{server}/{name}"
+    url = _database(PG_URL, name)
     asyncio.run(migrate(url))
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

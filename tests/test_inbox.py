@@ -9,9 +9,9 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from bot.app import hazard_rules, instance_name, utc_now
+from bot.db import connect_params
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
-from bot.wakeups import _where
 from handlers.router import Context, Router
 from models import transaction
 from models.messaging import (
@@ -244,7 +244,7 @@ async def test_a_callback_answered_elsewhere_wakes_the_workers_without_waiting_f
 
 def test_the_wakeup_listener_connects_where_the_pool_does() -> None:
     """A unix-socket URL keeps its directory; tortoise's pool options are not asyncpg's."""
-    assert _where("postgres://bot:s%40fe@/safety?host=/var/run/postgresql&maxsize=20") == {
+    assert connect_params("postgres://bot:s%40fe@/safety?host=/var/run/postgresql&maxsize=20") == {
         "host": "/var/run/postgresql", "port": 5432, "user": "bot", "password": "s@fe",
         "database": "safety"}
-    assert _where("postgres://bot@10.0.0.5:6432/safety?maxsize=20")["host"] == "10.0.0.5"
+    assert connect_params("postgres://bot@10.0.0.5:6432/safety?maxsize=20")["host"] == "10.0.0.5"
