@@ -8,7 +8,7 @@ from handlers.answers import guarded
 from handlers.router import Context, Router
 from handlers.views import details, facts, line
 from handlers.workflow import NUMBER
-from models.audit import AuditEvent
+from models.audit import AuditEvent, record
 from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
 from models.messaging import InboundKind, Markdown, Text
@@ -91,6 +91,8 @@ async def _details(ctx: Context, number: str) -> None:
 @router.text("统计")
 async def statistics(ctx: Context) -> None:
     if not is_manager(ctx.me):
+        await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="command",
+                     subject_id="统计", note="统计: not a safety manager or principal")
         await ctx.reply(Text("统计仅对安全管理员和主要负责人开放。发送“我的隐患”可查看与您有关的"
                              "隐患。"))
         return

@@ -9,6 +9,7 @@ so nobody is left without a way to act.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 
 from handlers.answers import guarded, photo_refused
@@ -18,6 +19,7 @@ from handlers.router import Context, Router
 from handlers.views import facts, when
 from models.dialog import Dialog, ask, close_dialog, open_dialog
 from models.hazard import (
+    LABELS,
     PLAN_FIELDS,
     CardPurpose,
     Status,
@@ -25,8 +27,10 @@ from models.hazard import (
     accept,
     approve,
     cancel,
+    check_owner,
     check_planner,
     check_reviewer,
+    check_transferer,
     decide_extension,
     reject,
     request_extension,
@@ -79,7 +83,7 @@ async def owner_clicked(ctx: Context) -> None:
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and e.text.strip().startswith(DONE_WORDS))
 async def done_typed(ctx: Context) -> None:
-    await _pick_then(ctx, "evidence", await _photos_sent_first(ctx))
+    await _pick_then(ctx, "evidence")
 
 
 async def _photos_sent_first(ctx: Context) -> list[str]:
@@ -103,18 +107,35 @@ async def transfer_typed(ctx: Context) -> None:
     await _pick_then(ctx, "transfer")
 
 
-async def _pick_then(ctx: Context, kind: str, carried: list[str] | None = None) -> None:
-    """Find the ticket meant: named by number, the only open one, or asked for."""
-    mine = await Ticket.filter(owner_id=ctx.me.id, status=Status.OPEN).order_by("deadline")
+RIGHTS: dict[str, Callable[[Ticket, User, datetime], Awaitable[None]]] = {
+    "evidence": lambda ticket, actor, now: check_owner(ticket, actor, "提交整改", now),
+    "extension": lambda ticket, actor, now: check_owner(ticket, actor, "申请延期", now),
+    "transfer": check_transferer,
+}
+
+
+async def _pick_then(ctx: Context, kind: str) -> None:
+    """Find the ticket meant: named by number (whoever may not act on it is refused, on
+    record), the only open one of the person's, or asked for. Only then are photos sent just
+    before 已整改 taken as its evidence, so a refused 已整改 leaves a report draft as it was."""
     named = NUMBER.search(ctx.event.text)
     if named:
-        mine = [t for t in mine if t.number == named.group()]
-        if not mine:
-            await ctx.reply(Text(f"{named.group()} 不是您负责整改中的隐患。"))
+        ticket = await Ticket.get_or_none(number=named.group())
+        if ticket is None:
+            await ctx.reply(Text(f"没有找到隐患 {named.group()}。"))
             return
+        if not await guarded(ctx, ticket, RIGHTS[kind](ticket, ctx.me, ctx.now)):
+            return
+        if ticket.status is not Status.OPEN:
+            await ctx.reply(Text(f"{ticket.number} 不在整改中（{LABELS[ticket.status]}）。"))
+            return
+        mine = [ticket]
+    else:
+        mine = await Ticket.filter(owner_id=ctx.me.id, status=Status.OPEN).order_by("deadline")
     if not mine:
         await ctx.reply(Text("您目前没有整改中的隐患。"))
         return
+    carried = await _photos_sent_first(ctx) if kind == "evidence" else []
     if len(mine) == 1:
         await _start(ctx, mine[0], kind, carried=carried)
         return
@@ -123,7 +144,7 @@ async def _pick_then(ctx: Context, kind: str, carried: list[str] | None = None) 
                         for i, (t, title) in enumerate(zip(mine, titles, strict=True), 1))
     await open_dialog(ctx.me.id, ctx.event.platform, "pick", "pick", ctx.now,
                       ctx.rules.draft_idle, data={"then": kind, "ids": [t.id for t in mine],
-                                                  "photos": carried or []})
+                                                  "photos": carried})
     await ctx.reply(Text(f"您有{len(mine)}项整改中的隐患，请回复序号选择：\n{choices}"))
 
 

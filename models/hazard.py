@@ -370,17 +370,26 @@ async def set_plan(ticket: Ticket, actor: User, plan: dict[str, str], deadline: 
                 deadline=deadline, opened_at=now, checklist=checklist)
 
 
-async def accept(ticket: Ticket, actor: User, now: datetime) -> None:
+async def check_owner(ticket: Ticket, actor: User, action: str, now: datetime) -> None:
+    """Only the ticket's owner acts on it; anyone else is refused, on record."""
     if actor.id != ticket.owner_id:
-        await refuse(ticket, actor, "接收", "只有整改责任人可以接收。", now)
+        await refuse(ticket, actor, action, f"只有整改责任人可以{action}。", now)
+
+
+async def check_transferer(ticket: Ticket, actor: User, now: datetime) -> None:
+    if actor.id != ticket.owner_id and not is_manager(actor):
+        await refuse(ticket, actor, "转派", "只有整改责任人或安全管理员可以转派。", now)
+
+
+async def accept(ticket: Ticket, actor: User, now: datetime) -> None:
+    await check_owner(ticket, actor, "接收", now)
     if ticket.status is not Status.OPEN or ticket.accepted_at is not None:
         raise Stale(ticket.label)
     await _move(ticket, actor.id, "accepted", now, accepted_at=now)
 
 
 async def transfer(ticket: Ticket, actor: User, to: User, now: datetime) -> None:
-    if actor.id != ticket.owner_id and not is_manager(actor):
-        await refuse(ticket, actor, "转派", "只有整改责任人或安全管理员可以转派。", now)
+    await check_transferer(ticket, actor, now)
     if ticket.status is not Status.OPEN:
         raise Stale(ticket.label)
     if to.id == ticket.owner_id:
@@ -392,8 +401,7 @@ async def transfer(ticket: Ticket, actor: User, to: User, now: datetime) -> None
 
 async def request_extension(ticket: Ticket, actor: User, reason: str, until: datetime,
                             now: datetime) -> None:
-    if actor.id != ticket.owner_id:
-        await refuse(ticket, actor, "申请延期", "只有整改责任人可以申请延期。", now)
+    await check_owner(ticket, actor, "申请延期", now)
     if ticket.status is not Status.OPEN:
         raise Stale(ticket.label)
     if ticket.deadline and until <= ticket.deadline:
@@ -418,8 +426,7 @@ async def decide_extension(ticket: Ticket, actor: User, approve: bool, now: date
 
 async def submit_evidence(ticket: Ticket, actor: User, photos: list[str], note: str,
                           now: datetime) -> None:
-    if actor.id != ticket.owner_id:
-        await refuse(ticket, actor, "提交整改", "只有整改责任人可以提交整改。", now)
+    await check_owner(ticket, actor, "提交整改", now)
     if ticket.status is not Status.OPEN:
         raise Stale(ticket.label)
     checklist = {**ticket.checklist, **({"措施": note} if note else {})}

@@ -430,7 +430,18 @@ async def test_the_same_click_delivered_twice_is_one_decision(sim: WeComSimulato
 async def test_only_the_owner_submits_and_only_the_reviewer_decides(sim: WeComSimulator) -> None:
     worker, owner, number = await file_general(sim)
     await worker.says(f"已整改 {number}")
-    await worker.expect(f"{number} 不是您负责整改中的隐患")
+    await worker.expect("只有整改责任人可以提交整改")
+    await worker.says(f"申请延期 {number}")
+    await worker.expect("只有整改责任人可以申请延期")
+    await worker.says(f"转派 {number}")
+    await worker.expect("只有整改责任人或安全管理员可以转派")
+    ticket = await Ticket.get(number=number)
+    refusals = await AuditEvent.filter(subject_id=str(ticket.id), action="refused",
+                                       actor="zhangsan").values_list("note", flat=True)
+    assert sorted(refusals) == sorted([
+        "提交整改: 只有整改责任人可以提交整改。", "申请延期: 只有整改责任人可以申请延期。",
+        "转派: 只有整改责任人或安全管理员可以转派。"])
+    assert (await Ticket.get(number=number)).version == ticket.version
     await owner.says("已整改")
     await owner.expect("请发送", "整改后的照片")
     await owner.sends_photo()
@@ -441,6 +452,27 @@ async def test_only_the_owner_submits_and_only_the_reviewer_decides(sim: WeComSi
     await outsider.clicks(review, "通过")
     await outsider.expect("这张卡片不是发给您的")
     assert (await Ticket.get(number=number)).status is Status.SUBMITTED
+
+
+async def test_a_manager_transfers_by_typing_and_a_refused_done_keeps_the_draft(
+        sim: WeComSimulator) -> None:
+    worker, owner, number = await file_general(sim)
+    await worker.sends_photo()                      # a new report begins with a photo …
+    await worker.expect("哪个区域")
+    await worker.says(f"已整改 {number}")           # … then a 已整改 that is not theirs
+    await worker.expect("只有整改责任人可以提交整改")
+    draft = await Ticket.get(reporter_id="zhangsan", status=Status.DRAFT)
+    assert len(draft.photos) == 1
+    assert await Dialog.filter(user_id="zhangsan", kind="report").exists()
+    manager = person(sim, "sunli")                  # 孙丽, 专职安全员
+    await manager.says(f"转派 {number}")
+    await manager.expect(f"请回复 {number} 新的整改责任人")
+    await manager.says("何平安")
+    await manager.expect(f"已将 {number} 转派给何平安")
+    assert (await Ticket.get(number=number)).owner_id == "hepingan"
+    await person(sim, "hepingan").expect(f"隐患整改 {number}")
+    await owner.says(f"已整改 {number}")            # 高峰 no longer owns it
+    await owner.expect("只有整改责任人可以提交整改")
 
 
 async def test_transfer_by_the_cards_drop_down_and_an_approved_extension(
@@ -570,15 +602,26 @@ async def test_my_tickets_details_and_statistics(sim: WeComSimulator) -> None:
     assert number in mine and "整改中" in mine
     await owner.says("我的隐患")
     assert number in text_of(await owner.expect("我负责整改"))
+    await owner.says("已整改")
+    await owner.expect("整改后的照片")
+    await owner.sends_photo()
+    await owner.says("提交")
+    await owner.expect(f"{number} 已提交复查")
+    reviewer = person(sim, "xuming")
+    await reviewer.says("我的隐患")
+    assert number in text_of(await reviewer.expect("待我复查"))
     await worker.says(number)
     detail = text_of(await worker.expect(f"{number} 3号车间 · 用电类"))
     assert "张三 登记" in detail and "五到位" in detail
+    assert "高峰 提交整改" in detail and detail.index("张三 登记") < detail.index("高峰 提交整改")
     await worker.says("统计")
     await worker.expect("统计仅对安全管理员和主要负责人开放")
+    assert await AuditEvent.filter(action="refused", actor="zhangsan", subject_type="command",
+                                   subject_id="统计").count() == 1
     manager = person(sim, "liuyang")
     await manager.says("统计")
     stats = text_of(await manager.expect("隐患统计"))
-    assert "未闭环：1项" in stats and "3号车间：1项" in stats
+    assert "未闭环：1项" in stats and "3号车间：1项" in stats and "待复查1项" in stats
 
 
 async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
@@ -587,6 +630,7 @@ async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
     assigned = await owner.expect(f"隐患整改 {number}")
     await worker.says(f"取消 {number} 重复")
     await worker.expect("只有上报人（草稿）或安全管理员可以取消隐患")
+    assert await AuditEvent.filter(action="refused", actor="zhangsan").count() == 1
     manager = person(sim, "sunli")
     await manager.says(f"取消 {number}")
     await manager.expect("需要说明原因")
