@@ -16,7 +16,7 @@ from models.org import User
 
 ACTIONS = {
     CardPurpose.SUMMARY: {"submit", "edit", "cancel"},
-    CardPurpose.ASSIGN: {"accept", "transfer", "extend"},
+    CardPurpose.ASSIGN: {"accept", "done", "transfer", "extend"},
     CardPurpose.EXTENSION: {"yes", "no"},
     CardPurpose.REVIEW: {"approve", "reject"},
     CardPurpose.PLAN: {"write"},

@@ -27,12 +27,14 @@ async def photos(ctx: Context, to: list[str], hashes: list[str]) -> None:
         await ctx.send(Image(digest), to_users=to)
 
 
-async def owner_cards(ctx: Context, ticket: Ticket) -> Facts:
-    """The new owner gets the photos and the 接收 / 转派 / 申请延期 card."""
+async def owner_cards(ctx: Context, ticket: Ticket, *, with_photos: bool = True) -> Facts:
+    """The owner gets the photos (a new owner; not again for a card sent again) and the card:
+    接收 until accepted, 已整改, 转派, 申请延期."""
     f = await facts(ticket, ctx.rules.catalog)
     owner = ticket.owner_id or ""
     card = await new_card(ticket, CardPurpose.ASSIGN, [owner], ctx.now)
-    await photos(ctx, [owner], ticket.photos)
+    if with_photos:
+        await photos(ctx, [owner], ticket.photos)
     await ctx.send(owner_card(f, card.task_id, ctx.rules.tz, await _transfer_candidates(ticket)),
                    to_users=[owner])
     return f

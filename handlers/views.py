@@ -109,7 +109,9 @@ def owner_card(f: Facts, task_id: str, tz: ZoneInfo, candidates: list[User]) -> 
         fields=(("等级", t.grade.value), ("期限", when(t.deadline, tz)), ("上报人", f.reporter),
                 ("复查人", f.reviewer), ("上报次数", str(t.reports))),
         body=t.description,
-        buttons=(Button("接收", _key(CardPurpose.ASSIGN, "accept", task_id), 1),
+        buttons=(*(() if t.accepted_at else
+                   (Button("接收", _key(CardPurpose.ASSIGN, "accept", task_id), 1),)),
+                 Button("已整改", _key(CardPurpose.ASSIGN, "done", task_id), 1),
                  Button("转派", _key(CardPurpose.ASSIGN, "transfer", task_id), 2),
                  Button("申请延期", _key(CardPurpose.ASSIGN, "extend", task_id), 2)),
         selection=pick,

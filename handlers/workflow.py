@@ -60,12 +60,15 @@ async def owner_clicked(ctx: Context) -> None:
     if click.action == "accept":
         if await decided(ctx, click, accept(ticket, ctx.me, ctx.now), "接收"):
             await ctx.reply(Text(f"已接收 {ticket.number}，整改期限"
-                                 f"{when(ticket.deadline, ctx.rules.tz)}。整改完成后，请发送"
-                                 "整改后照片并回复“已整改”。如需延期或转派，请回复“申请延期”"
-                                 "或“转派”。"))
+                                 f"{when(ticket.deadline, ctx.rules.tz)}。整改完成后，点下面卡片"
+                                 "上的“已整改”，或发送整改后照片并回复“已整改”。"))
+            await owner_cards(ctx, ticket, with_photos=False)   # the same buttons, less 接收
         return
     # The card went to the owner and still matches the ticket (open_click), so the clicker is it.
     if not await settle(ctx, click, "处理"):
+        return
+    if click.action == "done":
+        await _start(ctx, ticket, "evidence", from_card=True)
         return
     chosen = ctx.event.selected.get("transfer_to", [])
     if click.action == "transfer" and chosen:
@@ -207,8 +210,8 @@ async def put_aside(ctx: Context, dialog: Dialog) -> None:
 async def _card_again(ctx: Context, kind: str, ticket: Ticket) -> None:
     if kind == "reject":
         await review_cards(ctx, ticket)
-    elif kind in ("extension", "transfer"):
-        await owner_cards(ctx, ticket)
+    elif kind in ("evidence", "extension", "transfer"):
+        await owner_cards(ctx, ticket, with_photos=False)
     elif kind == "plan":
         await plan_cards(ctx, ticket)
 

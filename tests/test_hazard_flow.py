@@ -98,7 +98,7 @@ async def test_a_photo_and_one_sentence_fill_the_whole_report(sim: WeComSimulato
     assigned = await owner.expect(f"隐患整改 {ticket.number}")
     assert card_field(assigned, "上报人") == "张三"
     actions = [b["text"] for b in assigned.body["template_card"]["button_list"]]
-    assert actions == ["接收", "转派", "申请延期"]
+    assert actions == ["接收", "已整改", "转派", "申请延期"]
     filed_events = await AuditEvent.filter(subject_id=str(ticket.id), action="filed")
     assert [(e.from_state, e.to_state) for e in filed_events] == [("draft", "open")]
 
@@ -473,6 +473,39 @@ async def test_a_manager_transfers_by_typing_and_a_refused_done_keeps_the_draft(
     await person(sim, "hepingan").expect(f"隐患整改 {number}")
     await owner.says(f"已整改 {number}")            # 高峰 no longer owns it
     await owner.expect("只有整改责任人可以提交整改")
+
+
+async def test_several_open_tickets_ask_which_and_the_card_starts_the_evidence(
+        sim: WeComSimulator) -> None:
+    worker, owner, first = await file_general(sim)
+    first_card = await owner.expect(f"隐患整改 {first}")
+    await worker.sends_photo()
+    await worker.expect("哪个区域")
+    await worker.says("1号车间 配电箱门没关 有裸露电线")
+    await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+    second = NUMBER.search(text_of(await worker.expect("已提交，编号")))
+    assert second is not None and second.group() != first
+    await owner.says("已整改")
+    listed = text_of(await owner.expect("您有2项整改中的隐患"))
+    assert first in listed and second.group() in listed
+    await owner.says("3")
+    await owner.expect("请回复 1 到 2 之间的序号")
+    chosen = first if listed.index(first) > listed.index(second.group()) else second.group()
+    await owner.says("2")
+    await owner.expect(f"请发送 {chosen} 整改后的照片")
+    await owner.says("取消")
+    await owner.expect("已取消")
+    await owner.clicks(first_card, "已整改")         # through the card this time
+    await owner.expect(f"请发送 {first} 整改后的照片")
+    await owner.says("取消")                         # a card that started it comes again
+    again = await owner.expect(f"隐患整改 {first}")
+    await owner.clicks(again, "已整改")
+    await owner.sends_photo()
+    await owner.expect("已收到整改照片")
+    await owner.says("提交")
+    await owner.expect(f"{first} 已提交复查")
+    assert (await Ticket.get(number=first)).status is Status.SUBMITTED
+    assert (await Ticket.get(number=second.group())).status is Status.OPEN
 
 
 async def test_transfer_by_the_cards_drop_down_and_an_approved_extension(

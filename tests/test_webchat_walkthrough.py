@@ -100,13 +100,22 @@ async def test_report_rectify_and_approve_entirely_in_the_web_chat(
         await expect(assigned).to_be_visible()
         await expect(page.locator(".line.bot img").first).to_be_visible()
         await expect(assigned.locator(".card-select select option")).not_to_have_count(0)
+        await expect(assigned.locator(".card-buttons button")).to_have_text(
+            ["接收", "已整改", "转派", "申请延期"])
         await press(assigned, "接收")
         await expect(bot_says(page, f"已接收 {number}")).to_be_visible()
-        await decided(page, assigned, "已由高峰接收")
+        # The accepted card is greyed out and a new one follows, without 接收.
+        cards = page.locator(".card").filter(
+            has=page.locator(".card-title", has_text=f"隐患整改 {number}"))
+        await expect(cards).to_have_count(2)
+        await decided(page, cards.first, "已由高峰接收")
+        await expect(cards.last.locator(".card-buttons button")).to_have_text(
+            ["已整改", "转派", "申请延期"])
+        await press(cards.last, "已整改")
+        await expect(bot_says(page, "整改后的照片")).to_be_visible()
         await send_photo(page, photo(), "after.png")
-        # A photo alone looks like a new report (the bot asks where) until 已整改 claims it.
-        await expect(bot_says(page, "哪个区域")).to_be_visible()
-        await say(page, "已整改")
+        await expect(bot_says(page, "已收到整改照片")).to_be_visible()
+        await say(page, "提交")
         await expect(bot_says(page, f"{number} 已提交复查，复查人：徐明")).to_be_visible()
 
         # 3. 徐明 (the reviewer) sees the photos before and after, and approves.
