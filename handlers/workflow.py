@@ -17,6 +17,7 @@ from handlers.cards import Click, decided, open_click, settle
 from handlers.notices import extension_cards, owner_cards, plan_cards, review_cards
 from handlers.router import Context, Router
 from handlers.views import facts, when
+from models.catalog import Category
 from models.dialog import Dialog, ask, close_dialog, open_dialog
 from models.hazard import (
     LABELS,
@@ -383,6 +384,9 @@ async def plan_clicked(ctx: Context) -> None:
 async def _plan_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) -> None:
     keys = [key for key, _ in PLAN_FIELDS]
     index = keys.index(dialog.step)
+    default_days = _major_deadline_days(ctx, ticket)
+    if dialog.step == "deadline" and text == "默认":
+        text = f"{default_days}天内完成（类别默认时限）"
     if len(text) < 2 or len(text) > ctx.rules.text_max:
         await ctx.reply(Text(f"请填写{PLAN_FIELDS[index][1]}（2到{ctx.rules.text_max}字）。"))
         return
@@ -392,7 +396,9 @@ async def _plan_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) ->
     dialog.data = {**dialog.data, dialog.step: text}
     if index + 1 < len(keys):
         await ask(dialog, keys[index + 1], ctx.now, ctx.rules.draft_idle)
-        await ctx.reply(Text(f"{index + 2}. 请填写{PLAN_FIELDS[index + 1][1]}。"))
+        hint = (f"需包含完成日期，或回复“默认”：{default_days}天"
+                if keys[index + 1] == "deadline" else "")
+        await ctx.reply(Text(f"{index + 2}. 请填写{PLAN_FIELDS[index + 1][1]}。{hint}"))
         return
     plan = {key: dialog.data[key] for key in keys}
     deadline = parse_date(plan["deadline"], ctx.local(ctx.now))
@@ -405,6 +411,13 @@ async def _plan_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) ->
                          "，已通知整改责任人。"))
     await ctx.send(Text(f"您上报的 {ticket.number} 已制定治理方案，进入整改。"),
                    to_users=[ticket.reporter_id])
+
+
+def _major_deadline_days(ctx: Context, ticket: Ticket) -> int:
+    """The category's time for a 重大 hazard (`major_deadline_days`), offered as the plan's
+    default 时限."""
+    category = ctx.rules.catalog.get(ticket.category)
+    return category.major_deadline_days if category else Category.major_deadline_days
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise.context import TortoiseContext
@@ -23,6 +24,7 @@ from tests.harness import Service
 from tests.plant import Person, card_field, plant, text_of
 
 NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
+TZ = ZoneInfo("Asia/Shanghai")     # the demo plant's
 
 
 @pytest.fixture
@@ -562,16 +564,21 @@ async def test_a_major_hazard_needs_its_plan_and_the_principals_approval(
     plan = await principal.expect(f"重大隐患 {ticket.number}")
     await principal.clicks(plan, "填写治理方案")
     answers = ["停用泄漏储罐，消除泄漏", "倒罐后更换法兰垫片", "维修费2万元已批准",
-               "设备部牵头，罐区配合", "30天", "设警戒区，配备正压式空气呼吸器"]
+               "设备部牵头，罐区配合", "默认", "设警戒区，配备正压式空气呼吸器"]
     for n, answer in enumerate(answers, 1):
-        await principal.expect(f"{n}. 请填写")
-        if answer == "30天":
+        asked = await principal.expect(f"{n}. 请填写")
+        if answer == "默认":     # the category's major_deadline_days (30 unless it says)
+            assert "回复“默认”：30天" in text_of(asked)
             await principal.says("尽快")
             await principal.expect("治理时限需要包含完成日期")
         await principal.says(answer)
     await principal.expect("治理方案已确定")
     await ticket.refresh_from_db()
     assert ticket.status is Status.OPEN and ticket.deadline is not None
+    assert ticket.opened_at is not None
+    assert ticket.deadline.astimezone(TZ).date() == (
+        ticket.opened_at.astimezone(TZ) + timedelta(days=30)).date()
+    assert ticket.plan["deadline"] == "30天内完成（类别默认时限）"
     assert set(ticket.plan) == {"goal", "method", "funds", "people", "deadline", "safety"}
     assert ticket.checklist["资金"] == "维修费2万元已批准"
 
@@ -678,10 +685,8 @@ async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
 
 
 def test_deadline_words_are_read_in_local_time() -> None:
-    from zoneinfo import ZoneInfo
-
     from handlers.workflow import parse_date
-    now = datetime(2026, 11, 29, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    now = datetime(2026, 11, 29, 10, 0, tzinfo=TZ)
     assert parse_date("12月15日", now) == now.replace(month=12, day=15, hour=18)
     assert parse_date("2027-01-05前完成", now) == now.replace(year=2027, month=1, day=5, hour=18)
     assert parse_date("3月1日", now) == now.replace(year=2027, month=3, day=1, hour=18)
