@@ -105,6 +105,17 @@ async def test_a_photo_and_one_sentence_fill_the_whole_report(sim: WeComSimulato
     assert [(e.from_state, e.to_state) for e in filed_events] == [("draft", "open")]
 
 
+async def test_the_menu_and_the_usual_words_start_a_report(sim: WeComSimulator) -> None:
+    for user_id, start in (("zhangsan", "menu"), ("huangjun", "随手拍"), ("wanghaiyan", "隐患")):
+        if start == "menu":
+            assert (await sim.user(user_id).clicks_menu("report")).status == 200
+        else:
+            await person(sim, user_id).says(start)
+        await person(sim, user_id).expect("开始上报隐患")
+        assert (await Dialog.get(user_id=user_id)).kind == "report"
+        assert (await Ticket.get(reporter_id=user_id)).status is Status.DRAFT
+
+
 async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> None:
     worker = person(sim, "wanghaiyan")
     await worker.says("上报")
@@ -545,6 +556,28 @@ async def test_transfer_by_the_cards_drop_down_and_an_approved_extension(
     assert ticket.extension == {}
 
 
+async def test_an_extension_asked_from_the_card_and_refused_keeps_the_deadline(
+        sim: WeComSimulator) -> None:
+    _, owner, number = await file_general(sim)
+    await owner.clicks(await owner.expect(f"隐患整改 {number}"), "申请延期")
+    await owner.expect("申请延期的原因")
+    await owner.says("等停产检修")
+    await owner.expect("希望延至的日期")
+    await owner.says("20天")
+    await owner.expect("延期申请已提交复查人审批")
+    before = await Ticket.get(number=number)
+    assert before.extension["reason"] == "等停产检修"
+    reviewer = person(sim, "xuming")
+    await reviewer.clicks(await reviewer.expect(f"延期申请 {number}"), "不同意")
+    await reviewer.expect(f"已处理 {number} 的延期申请")
+    told = text_of(await owner.expect(f"{number} 的延期申请"))
+    assert "不同意延期，请按原期限" in told
+    after = await Ticket.get(number=number)
+    assert (after.deadline, after.extension) == (before.deadline, {})
+    assert await AuditEvent.filter(subject_id=str(after.id), action="extension_refused",
+                                   actor="xuming").count() == 1
+
+
 async def test_a_major_hazard_needs_its_plan_and_the_principals_approval(
         sim: WeComSimulator) -> None:
     worker = person(sim, "guoqiang")
@@ -629,6 +662,30 @@ async def test_a_repeat_report_is_linked_not_filed_twice(sim: WeComSimulator) ->
     assert await Ticket.filter(number__isnull=False).count() == 1
     assert (await Ticket.get(number=number)).reports == 2
     assert (await Ticket.get(reporter_id="huangjun")).status is Status.LINKED
+
+
+async def test_a_report_after_the_window_or_like_a_closed_ticket_is_filed_anew(
+        sim: WeComSimulator) -> None:
+    """The repeat window is 72 hours by default, and only tickets still open count."""
+    _, _, number = await file_general(sim)
+    original = await Ticket.get(number=number)
+    assert original.created_at is not None
+    await Ticket.filter(id=original.id).update(
+        created_at=original.created_at - timedelta(hours=72, minutes=1))
+
+    async def report(user_id: str) -> str:
+        other = person(sim, user_id)
+        await other.says("3号车间 电线裸露在地上")
+        await other.clicks(await other.expect("请确认隐患上报"), "提交")
+        return text_of(await other.expect("已提交"))
+
+    later = NUMBER.search(await report("huangjun"))        # outside the window: a new ticket
+    assert later is not None and later.group() != number
+    await Ticket.filter(number=later.group()).update(status=Status.CLOSED)
+    again = NUMBER.search(await report("wanghaiyan"))      # like a closed one: a new ticket
+    assert again is not None and again.group() not in (number, later.group())
+    assert await Ticket.filter(status=Status.LINKED).count() == 0
+    assert (await Ticket.get(number=number)).reports == 1
 
 
 # ---------------------------------------------------------------------------------------------
