@@ -403,6 +403,31 @@ async def test_one_decision_updates_every_recipients_card_and_later_clicks_chang
     assert await AuditEvent.filter(action="accepted").count() == 1
 
 
+async def test_a_card_to_several_principals_is_decided_once_for_all(
+        sim: WeComSimulator) -> None:
+    """A 重大 ticket's 治理方案 card goes to every principal; the first to act takes it."""
+    await User.create(id="zhaomin", name="赵敏", roles=["principal"])
+    sim.add_user("zhaomin")
+    worker = person(sim, "guoqiang")
+    await worker.says("罐区 液氨储罐法兰泄漏，有刺鼻气味")
+    await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+    await worker.expect("主要负责人组织制定治理方案")
+    ticket = await Ticket.get(reporter_id="guoqiang")
+    first, second = person(sim, "chenjianguo"), person(sim, "zhaomin")
+    card_one = await first.expect(f"重大隐患 {ticket.number}")
+    card_two = await second.expect(f"重大隐患 {ticket.number}")
+    assert card_one.body["template_card"]["task_id"] == card_two.body["template_card"]["task_id"]
+    code = await first.clicks(card_one, "填写治理方案")
+    await first.expect("1. 请填写")
+    await sim.until(lambda: any(u.response_code == code for u in sim.card_updates))
+    [update] = [u for u in sim.card_updates if u.response_code == code]
+    assert update.body["atall"] == 1 and "已由陈建国填写治理方案" in str(update.body)
+    await second.clicks(card_two, "填写治理方案")
+    await second.expect("已由陈建国处理")
+    assert not await Dialog.filter(user_id="zhaomin").exists()
+    assert (await Dialog.get(user_id="chenjianguo")).kind == "plan"
+
+
 async def test_clicks_by_the_wrong_person_or_with_a_forged_key_change_nothing(
         sim: WeComSimulator) -> None:
     _, owner, number = await file_general(sim)
