@@ -114,6 +114,13 @@ async def test_the_menu_and_the_usual_words_start_a_report(sim: WeComSimulator) 
         await person(sim, user_id).expect("开始上报隐患")
         assert (await Dialog.get(user_id=user_id)).kind == "report"
         assert (await Ticket.get(reporter_id=user_id)).status is Status.DRAFT
+    worker = person(sim, "zhangsan")
+    asked = text_of(await worker.expect("哪个区域"))
+    await worker.says("2")                                  # the area by its number
+    await worker.expect("哪一类隐患")
+    second = asked.split("\n2. ", 1)[1].split("\n", 1)[0]
+    assert (await Area.get(code=(await Ticket.get(reporter_id="zhangsan")).area_id or "")
+            ).name == second
 
 
 async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> None:
