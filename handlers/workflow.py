@@ -289,11 +289,16 @@ async def _transfer_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str
 
 
 async def _transfer(ctx: Context, ticket: Ticket, to: User) -> None:
+    """The new owner gets the card; an owner whom a safety manager relieved is told."""
+    before = ticket.owner_id
     if not await guarded(ctx, ticket, transfer(ticket, ctx.me, to, ctx.now)):
         return
     await close_dialog(ctx.me.id)
     await owner_cards(ctx, ticket)
     await ctx.reply(Text(f"已将 {ticket.number} 转派给{to.name}。"))
+    if before and before != ctx.me.id:
+        await ctx.send(Text(f"{ticket.number} 已由{ctx.me.name}转派给{to.name}，您无需再处理。"),
+                       to_users=[before])
 
 
 # ---------------------------------------------------------------------------------------------

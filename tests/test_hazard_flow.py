@@ -516,6 +516,7 @@ async def test_a_manager_transfers_by_typing_and_a_refused_done_keeps_the_draft(
     await manager.expect(f"已将 {number} 转派给何平安")
     assert (await Ticket.get(number=number)).owner_id == "hepingan"
     await person(sim, "hepingan").expect(f"隐患整改 {number}")
+    await owner.expect(f"{number} 已由孙丽转派给何平安")
     await owner.says(f"已整改 {number}")            # 高峰 no longer owns it
     await owner.expect("只有整改责任人可以提交整改")
 
