@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.channels.wecom_crypto import WeComCrypto  # noqa: E402
-from bot.db import POSTGRES_POOL_SIZE  # noqa: E402
+from bot.db import POSTGRES_POOL_SIZE, with_database  # noqa: E402
 
 # The official WXBizMsgCrypt test vector's credentials; nothing here is a real secret.
 CORP_ID = "ww1436e0e65a779aee"
@@ -310,8 +310,7 @@ async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        admin_url = URL(admin_dsn)   # keeps the query: `?host=/var/run/postgresql` for the socket
-        yield str(admin_url.with_path(f"/{name}").with_query(admin_url.query))
+        yield with_database(admin_dsn, name)
     finally:
         admin = await asyncpg.connect(admin_dsn)
         try:

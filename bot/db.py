@@ -11,6 +11,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
+from yarl import URL
 
 from models import DATABASE, MODEL_MODULES, SIDE
 
@@ -70,6 +71,13 @@ def connect_params(url: str) -> dict[str, Any]:
     (`?maxsize=…`), which asyncpg would take for server settings, are left out."""
     credentials = expand_db_url(url)["credentials"]
     return {key: credentials.get(key) for key in ("host", "port", "user", "password", "database")}
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server, login and options (`?host=` for a unix socket), another database: the
+    fresh databases of the tests and the benchmarks."""
+    parsed = URL(url)
+    return str(parsed.with_path(f"/{name}").with_query(parsed.query))
 
 
 # For `tortoise makemigrations` (see [tool.tortoise] in pyproject.toml); the service never uses it.

@@ -14,9 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from tortoise.context import TortoiseContext
-from yarl import URL
 
-from bot.db import connect_params, migrate, open_database
+from bot.db import connect_params, migrate, open_database, with_database
 from models.org import User
 from simulator.wecom import WeComSimulator
 from tests.harness import (
@@ -37,12 +36,6 @@ TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergenc
           "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
           "ticket_number", "ticket_counter", "ticket", "area", "org_user", "department")
 
-def _database(url: str, name: str) -> str:
-    """The same server, login and options (`?host=` for a unix socket), another database."""
-    parsed = URL(url)
-    return str(parsed.with_path(f"/{name}").with_query(parsed.query))
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the CI server for this run, dropped afterwards."""
@@ -56,7 +49,7 @@ def postgres_url() -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _database(PG_URL, name)
+    url = with_database(PG_URL, name)
     asyncio.run(migrate(url))
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
