@@ -16,32 +16,41 @@ from yarl import URL
 from models import DATABASE, MODEL_MODULES, SIDE
 
 APP = "models"
+APP_CONFIG: dict[str, Any] = {"models": MODEL_MODULES, "default_connection": DATABASE,
+              "migrations": "models.migrations"}
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 # tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md).
 POSTGRES_POOL_SIZE = 10
 SIDE_POOL_SIZE = 3  # the inbox claim, the outbox claim and a ticket-number draw at once
+# How long a SQLite writer waits for another connection's write (an operator's load-org beside the
+# running service) before it fails; `?busy_timeout=` in the URL wins.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The side connection's sessions (`models.SIDE`): the queue claims walk their indexes, whatever
 # the planner's statistics of a fast-changing queue table say.
 INDEXES_ONLY = {"enable_seqscan": "off", "enable_sort": "off"}
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
-    connections: dict[str, str | dict[str, Any]] = {DATABASE: url}
     if url.startswith(("postgres://", "asyncpg://")):
         connections = {DATABASE: _postgres(url),
                        SIDE: _postgres(url, SIDE_POOL_SIZE, INDEXES_ONLY)}
+    else:
+        connections = {DATABASE: _sqlite(url)}
     return {
         "connections": connections,
-        "apps": {
-            APP: {
-                "models": MODEL_MODULES,
-                "default_connection": DATABASE,
-                "migrations": "models.migrations",
-            }
-        },
+        "apps": {APP: APP_CONFIG},
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _sqlite(url: str) -> dict[str, Any]:
+    """tortoise's SQLite client with transactions that take the write lock at BEGIN
+    (bot/sqlite.py) and wait for another connection's write."""
+    config = expand_db_url(url)
+    config["engine"] = "bot.sqlite"
+    config["credentials"].setdefault("busy_timeout", SQLITE_BUSY_TIMEOUT_MS)
+    return config
 
 
 def _postgres(url: str, pool: int | None = None,
@@ -123,7 +132,7 @@ async def ping(ctx: TortoiseContext) -> None:
 
 async def pending_migrations(ctx: TortoiseContext) -> list[str]:
     """Names of migrations on disk that the database has not applied."""
-    executor = MigrationExecutor(ctx.db(), {APP: tortoise_config("")["apps"][APP]})
+    executor = MigrationExecutor(ctx.db(), {APP: APP_CONFIG})
     plan = await executor.plan(None)
     return [f"{step.migration.app_label}.{step.migration.name}" for step in plan
             if not step.backward]

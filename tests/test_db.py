@@ -1,11 +1,17 @@
 """Migrations apply on both databases and the schema holds what the models say."""
 
+import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import OperationalError
 
-from bot.db import pending_migrations
+from bot.db import open_database, pending_migrations
+from models import transaction
 from models.messaging import Inbound, InboundKind, InboxEvent, inbox_put
+from models.org import User
 
 
 async def test_migrations_are_all_applied(db: TortoiseContext) -> None:
@@ -19,3 +25,51 @@ async def test_inbox_refuses_a_second_copy_of_an_event(db: TortoiseContext) -> N
     assert await inbox_put(event, now) is True
     assert await inbox_put(event, now) is False
     assert await InboxEvent.all().count() == 1
+
+
+async def test_a_transaction_that_read_before_another_connection_wrote_still_writes(
+    db: TortoiseContext, database_url: str
+) -> None:
+    """Two connections to one database, as an operator's load-org beside the running service: the
+    second writer waits for the first transaction instead of failing it half-way (SQLite)."""
+    await User.bulk_create([User(id="zhangsan", name="张三", roles=["worker"]),
+                            User(id="lisi", name="李四", roles=["worker"])])
+    other = await open_database(database_url)
+    try:
+        async with transaction():
+            assert (await User.get(id="zhangsan")).name == "张三"   # read first
+            with other:
+                rename = asyncio.ensure_future(
+                    User.filter(id="lisi").update(name="李四（二车间）"))
+            await asyncio.sleep(0.2)   # time enough for the other connection to commit
+            await User.filter(id="zhangsan").update(name="张三（一车间）")
+        await rename
+    finally:
+        await other.close_connections()
+
+    assert {u.id: u.name for u in await User.all()} == {
+        "zhangsan": "张三（一车间）", "lisi": "李四（二车间）"}
+
+
+async def test_a_sqlite_transaction_kept_waiting_too_long_fails_and_frees_its_connection(
+    tmp_path: Path
+) -> None:
+    url = f"sqlite://{tmp_path / 'two.sqlite3'}?busy_timeout=100"
+    first, second = await open_database(url), await open_database(url)
+    try:
+        await first.db().execute_script("CREATE TABLE note (text TEXT)")
+        with first:
+            async with transaction() as writing:
+                await writing.execute_query("INSERT INTO note VALUES ('first')")
+                with second, pytest.raises(OperationalError, match="locked"):
+                    async with transaction():
+                        pytest.fail("began while the other connection was writing")
+        with second:
+            async with transaction() as writing:
+                await writing.execute_query("INSERT INTO note VALUES ('second')")
+            _, rows = await second.db().execute_query("SELECT text FROM note")
+    finally:
+        await first.close_connections()
+        await second.close_connections()
+
+    assert [row["text"] for row in rows] == ["first", "second"]
