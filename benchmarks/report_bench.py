@@ -291,8 +291,9 @@ async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event,
         if pace.high:
             await asyncio.sleep(thinker.uniform(pace.low, pace.high))
 
-    async def step(name: str, send: Any, *expected: str) -> list[Delivered]:
-        """Send one callback; wait for one reply per expected phrase, in order."""
+    async def step(name: str, send: Any, *expected: str | tuple[str, ...]) -> list[Delivered]:
+        """Send one callback; wait for one reply per expected item (a phrase, or phrases that
+        one message holds together), in order."""
         nonlocal seen
         started = time.monotonic()
         answer = await send()
@@ -300,15 +301,16 @@ async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event,
         if answer.status != 200:
             raise DialogFailed(f"{name}: callback answered {answer.status}")
         replies = []
-        for phrase in expected:
+        for item in expected:
+            phrases = (item,) if isinstance(item, str) else item
             try:
                 message = await sim.message(report.worker, seen, STEP_TIMEOUT)
             except TimeoutError:
-                raise DialogFailed(f"{name}: no reply containing {phrase!r} after "
+                raise DialogFailed(f"{name}: no reply containing {phrases!r} after "
                                    f"{STEP_TIMEOUT:.0f} s") from None
             seen += 1
-            if phrase not in text_of(message):
-                raise DialogFailed(f"{name}: expected {phrase!r}, got {text_of(message)[:60]!r}")
+            if not all(phrase in text_of(message) for phrase in phrases):
+                raise DialogFailed(f"{name}: expected {phrases!r}, got {text_of(message)[:60]!r}")
             replies.append(message)
         dialog.steps.append(Step(name, replies[0].at - started, replies[-1].at - started, ack))
         return replies
@@ -319,7 +321,7 @@ async def run_dialog(sim: BenchSimulator, report: Report, go: asyncio.Event,
     dialog.started_at = time.monotonic()
     try:
         await step("photo", lambda: user.sends_photo(report.photo, "image/png"),
-                   "已收到照片（共1张）", "哪个区域")
+                   ("已收到照片（共1张）", "哪个区域"))
         await think()
         [card] = await step("text", lambda: user.says(report.text), "请确认隐患上报")
         tc = card.body["template_card"]

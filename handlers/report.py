@@ -73,8 +73,8 @@ async def resume(ctx: Context) -> None:
         return
     dialog = await open_dialog(ctx.me.id, ctx.event.platform, KIND, "area", ctx.now,
                                ctx.rules.draft_idle, ticket_id=draft.id)
-    await ctx.reply(Text(f"继续填写您{when(draft.created_at, ctx.rules.tz)}开始的上报。"))
-    await _advance(ctx, dialog, draft)
+    await _advance(ctx, dialog, draft,
+                   lead=f"继续填写您{when(draft.created_at, ctx.rules.tz)}开始的上报。")
 
 
 async def put_aside(ctx: Context, dialog: Dialog) -> None:
@@ -104,8 +104,7 @@ async def _begin(ctx: Context, *, ask_now: bool = True, photos: Sequence[str] = 
     dialog = await open_dialog(ctx.me.id, ctx.event.platform, KIND, "area", ctx.now,
                                ctx.rules.draft_idle, ticket_id=draft.id)
     if ask_now:
-        await ctx.reply(Text("好的，开始上报隐患。可以先发一张现场照片。"))
-        await _advance(ctx, dialog, draft)
+        await _advance(ctx, dialog, draft, lead="好的，开始上报隐患。可以先发一张现场照片。")
     return draft, dialog
 
 
@@ -128,9 +127,8 @@ async def on_dialog(ctx: Context, dialog: Dialog) -> None:
         await _located(ctx, dialog, draft)
         return
     if event.kind is not InboundKind.TEXT:
-        if event.kind is InboundKind.VOICE:
-            await ctx.reply(Text("暂时无法识别语音，请用文字回复。"))
-        await _ask(ctx, dialog, draft)
+        voice = event.kind is InboundKind.VOICE
+        await _ask(ctx, dialog, draft, lead="暂时无法识别语音，请用文字回复。" if voice else "")
         return
     await _answer(ctx, dialog, draft, event.text.strip())
 
@@ -148,12 +146,11 @@ async def _answer(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -> Non
     if await owner_words.dispatch(ctx):     # 已整改, 申请延期, 转派: the owner's flow takes over
         return
     if not text:
-        await ctx.reply(Text("没有收到文字内容。"))
-        await _ask(ctx, dialog, draft)
+        await _ask(ctx, dialog, draft, lead="没有收到文字内容。")
         return
     if len(text) > ctx.rules.text_max:
-        await ctx.reply(Text(f"内容太长了（最多{ctx.rules.text_max}字），请精简后再发。"))
-        await _ask(ctx, dialog, draft)
+        await _ask(ctx, dialog, draft,
+                   lead=f"内容太长了（最多{ctx.rules.text_max}字），请精简后再发。")
         return
     step = dialog.step
     if step == "confirm":
@@ -178,15 +175,13 @@ async def _answer_choice(ctx: Context, dialog: Dialog, draft: Ticket, step: str,
     if step == "area":
         area = area_answer(text, areas)
         if area is None:
-            await ctx.reply(Text(f"没有找到“{text[:20]}”对应的区域。"))
-            await _ask(ctx, dialog, draft)
+            await _ask(ctx, dialog, draft, lead=f"没有找到“{text[:20]}”对应的区域。")
             return
         draft.area_id = area.code
     else:
         category = ctx.rules.catalog.answer(text)
         if category is None:
-            await ctx.reply(Text(f"没有找到“{text[:20]}”对应的类别。"))
-            await _ask(ctx, dialog, draft)
+            await _ask(ctx, dialog, draft, lead=f"没有找到“{text[:20]}”对应的类别。")
             return
         draft.category = category.code
     await _fill(ctx, draft, text, areas)
@@ -198,14 +193,15 @@ async def _located(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     assert where is not None
     draft.location = {"latitude": where.latitude, "longitude": where.longitude,
                       "label": where.label}
+    lead = ""
     if not draft.area_id:
         area = area_near(where.latitude, where.longitude, where.label, await every_area())
         if area is None:
-            await ctx.reply(Text("没能根据位置确定区域。"))
+            lead = "没能根据位置确定区域。"
         else:
             draft.area_id = area.code
-            await ctx.reply(Text(f"已根据位置确定区域：{area.name}。"))
-    await _advance(ctx, dialog, draft, changed=True)
+            lead = f"已根据位置确定区域：{area.name}。"
+    await _advance(ctx, dialog, draft, changed=True, lead=lead)
 
 
 async def _fill(ctx: Context, draft: Ticket, text: str,
@@ -265,8 +261,8 @@ async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     owner_hint = ""
     if len(draft.photos) == 1 and await Ticket.exists(owner_id=ctx.me.id, status=Status.OPEN):
         owner_hint = "如是整改后的照片，请回复“已整改”；如是新发现的隐患，请继续回答。"
-    await ctx.reply(Text(f"已收到照片（共{len(draft.photos)}张）。{owner_hint}"))
-    await _advance(ctx, dialog, draft, changed=added)   # saves the dialog with the photo's time
+    await _advance(ctx, dialog, draft, changed=added,   # saves the dialog with the photo's time
+                   lead=f"已收到照片（共{len(draft.photos)}张）。{owner_hint}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +279,8 @@ def _missing(draft: Ticket) -> str:
     return "confirm"
 
 
-async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool = False
-                   ) -> None:
+async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool = False,
+                   lead: str = "") -> None:
     """Ask the first thing still missing, or show the summary card when nothing is. The draft
     is saved here, once, when the caller `changed` it or the grade is suggested."""
     step = _missing(draft)
@@ -297,31 +293,41 @@ async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool
     if changed:
         await _save(ctx, draft)
     await ask(dialog, step, ctx.now, ctx.rules.draft_idle)
-    await _ask(ctx, dialog, draft)
+    await _ask(ctx, dialog, draft, lead)
 
 
-async def _ask(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
-    step = dialog.step
+async def _ask(ctx: Context, dialog: Dialog, draft: Ticket, lead: str = "") -> None:
+    """Ask the dialog's question. `lead` (an acknowledgement, or why the last answer did not
+    fit) goes in the same message: one notification on the person's phone a step."""
+    question = await _question(ctx, dialog.step)
+    if question is None:
+        if lead:
+            await ctx.reply(Text(lead))
+        await _summary(ctx, dialog, draft)
+    else:
+        await ctx.reply(Text(f"{lead}\n{question}" if lead else question))
+
+
+async def _question(ctx: Context, step: str) -> str | None:
+    """The question of a step, None for the summary card."""
     if step == "area":
         areas = await every_area()
         choices = "\n".join(f"{i}. {a.name}" for i, a in enumerate(areas[:AREAS_LISTED], 1))
         more = (f"\n……共{len(areas)}个区域，其他区域请直接回复名称"
                 if len(areas) > AREAS_LISTED else "")
-        await ctx.reply(Text("请问隐患在哪个区域？请回复序号或名称，也可以发送位置："
-                             f"\n{choices}{more}"))
-    elif step == "category":
+        return f"请问隐患在哪个区域？请回复序号或名称，也可以发送位置：\n{choices}{more}"
+    if step == "category":
         choices = "\n".join(f"{i}. {c.name}"
                             for i, c in enumerate(ctx.rules.catalog.categories, 1))
-        await ctx.reply(Text(f"请问属于哪一类隐患？请回复序号或名称：\n{choices}"))
-    elif step == "description":
-        await ctx.reply(Text("请用一句话描述隐患情况，例如：配电箱门没关，有裸露电线。"))
-    elif step == "edit":
+        return f"请问属于哪一类隐患？请回复序号或名称：\n{choices}"
+    if step == "description":
+        return "请用一句话描述隐患情况，例如：配电箱门没关，有裸露电线。"
+    if step == "edit":
         choices = "\n".join(f"{i}. {label}" for i, (_, label) in enumerate(EDITABLE, 1))
-        await ctx.reply(Text(f"请问要修改哪一项？请回复序号（补充照片可直接发送）：\n{choices}"))
-    elif step == "grade":
-        await ctx.reply(Text("请选择隐患等级：\n1. 一般\n2. 重大"))
-    else:
-        await _summary(ctx, dialog, draft)
+        return f"请问要修改哪一项？请回复序号（补充照片可直接发送）：\n{choices}"
+    if step == "grade":
+        return "请选择隐患等级：\n1. 一般\n2. 重大"
+    return None
 
 
 async def _summary(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
@@ -335,10 +341,10 @@ async def _back(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
     """Go back one question; its answer is cleared so it can be given again."""
     step = await go_back(dialog, ctx.now, ctx.rules.draft_idle)
     if step is None:
-        await ctx.reply(Text("已经是第一步了。回复“取消”可以放弃本次上报。"))
-    else:
-        _clear(draft, step)
-        await _save(ctx, draft)
+        await _ask(ctx, dialog, draft, lead="已经是第一步了。回复“取消”可以放弃本次上报。")
+        return
+    _clear(draft, step)
+    await _save(ctx, draft)
     await _ask(ctx, dialog, draft)
 
 
@@ -355,8 +361,7 @@ async def _choose_edit(ctx: Context, dialog: Dialog, draft: Ticket, text: str) -
     chosen = next((key for i, (key, label) in enumerate(EDITABLE, 1)
                    if text in (str(i), label)), None)
     if chosen is None:
-        await ctx.reply(Text("请回复要修改项目的序号。"))
-        await _ask(ctx, dialog, draft)
+        await _ask(ctx, dialog, draft, lead=f"没有“{text[:20]}”这一项。")
         return
     if chosen == "grade":
         await ask(dialog, "grade", ctx.now, ctx.rules.draft_idle)

@@ -53,8 +53,7 @@ async def file_general(sim: WeComSimulator) -> tuple[Person, Person, str]:
     """张三 reports a bare live wire in 3号车间; 电工 高峰 (the 用电类 owner) gets it."""
     worker, owner = person(sim, "zhangsan"), person(sim, "gaofeng")
     await worker.sends_photo()
-    await worker.expect("已收到照片")
-    await worker.expect("哪个区域")
+    await worker.expect("已收到照片", "哪个区域")
     await worker.says("3号车间 配电箱门没关 有裸露电线")
     summary = await worker.expect("请确认隐患上报")
     await worker.clicks(summary, "提交")
@@ -71,8 +70,7 @@ async def file_general(sim: WeComSimulator) -> tuple[Person, Person, str]:
 async def test_a_photo_and_one_sentence_fill_the_whole_report(sim: WeComSimulator) -> None:
     worker = person(sim, "zhangsan")
     await worker.sends_photo()
-    await worker.expect("已收到照片（共1张）")
-    await worker.expect("哪个区域", "1. 1号车间")
+    await worker.expect("已收到照片（共1张）", "哪个区域", "1. 1号车间")   # one message
     await worker.says("3号车间 配电箱门没关 有裸露电线")
     summary = await worker.expect("请确认隐患上报")
     assert card_field(summary, "区域") == "3号车间"
@@ -128,18 +126,15 @@ async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> Non
     await worker.says("上报")
     await worker.expect("哪个区域")
     await worker.says("火星基地")
-    await worker.expect("没有找到“火星基地”对应的区域")
-    await worker.expect("哪个区域", "6. ")                 # asked again, with the choices
+    await worker.expect("没有找到“火星基地”对应的区域", "哪个区域", "6. ")   # re-asked, choices
     await worker.says("三车间")                             # an alias
     await worker.expect("哪一类隐患", "1. 用电类")
     await worker.says("不知道")
-    await worker.expect("没有找到“不知道”对应的类别")
-    await worker.expect("哪一类隐患")
+    await worker.expect("没有找到“不知道”对应的类别", "哪一类隐患")
     await worker.says("2")                                  # a numbered choice: 消防类
     await worker.expect("请用一句话描述隐患情况")
     await worker.says("x" * 501)
-    await worker.expect("内容太长了（最多500字）")
-    await worker.expect("请用一句话描述隐患情况")
+    await worker.expect("内容太长了（最多500字）", "请用一句话描述隐患情况")
     await worker.says("灭火器压力不足，指针在红区")
     summary = await worker.expect("请确认隐患上报")
     assert (card_field(summary, "区域"), card_field(summary, "类别")) == ("3号车间", "消防类")
@@ -164,8 +159,7 @@ async def test_a_close_match_and_a_location_find_the_area(sim: WeComSimulator) -
     await worker.says("隐患")
     await worker.expect("哪个区域")
     await worker.sends_location(32.25405, 118.78185, "江苏省南京市某路1号")   # by 配电房 (E1)
-    await worker.expect("已根据位置确定区域：配电房")
-    await worker.expect("哪一类隐患")
+    await worker.expect("已根据位置确定区域：配电房", "哪一类隐患")
     await worker.says("返回")
     await worker.expect("哪个区域")
     await worker.says("锅炉房房")                           # a typo, close to 锅炉房
@@ -179,8 +173,7 @@ async def test_several_photos_join_one_draft_and_cancel_keeps_nothing_open(
     worker = person(sim, "zhangsan")
     for _ in range(3):
         await worker.sends_photo()
-    await worker.expect("已收到照片（共1张）")
-    await worker.expect("哪个区域")
+    await worker.expect("已收到照片（共1张）", "哪个区域")
     await settled(sim)
     assert worker.unread() == []                            # the 2nd and 3rd joined quietly
     draft = await Ticket.get(reporter_id="zhangsan")
@@ -215,8 +208,7 @@ async def test_blank_text_and_two_answers_sent_together(sim: WeComSimulator) -> 
     await worker.says("上报")
     await worker.expect("哪个区域")
     await worker.says("   ")
-    await worker.expect("没有收到文字内容")
-    await worker.expect("哪个区域")
+    await worker.expect("没有收到文字内容", "哪个区域")
     await worker.says("3号车间")             # two answers at once, before any reply:
     await worker.says("消防")                 # each is taken by the question it answers
     await worker.expect("哪一类隐患")
@@ -300,8 +292,7 @@ async def test_an_idle_draft_is_put_aside_kept_and_resumed(sim: WeComSimulator) 
     draft = await Ticket.get(reporter_id="zhangsan")
     assert draft.status is Status.DRAFT and len(draft.photos) == 1
     await worker.says("继续上报")
-    await worker.expect("继续填写您")
-    await worker.expect("哪个区域")
+    await worker.expect("继续填写您", "哪个区域")
     await worker.says("1号车间 急停按钮失灵")
     summary = await worker.expect("请确认隐患上报")
     assert card_field(summary, "照片") == "1张"
@@ -350,8 +341,8 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
     await owner.clicks(assigned, "接收")
     await owner.expect(f"已接收 {number}")
     await owner.sends_photo()                      # the after-photo first, then 已整改
-    await owner.expect("如是整改后的照片，请回复“已整改”")
-    await owner.expect("哪个区域")                  # (it could be a new report …)
+    await owner.expect("如是整改后的照片，请回复“已整改”",
+                       "哪个区域")                  # (it could be a new report …)
     await owner.says("已整改")                      # … until 已整改 claims it as evidence
     await owner.expect(f"{number} 已提交复查，复查人：徐明")
     reviewer = person(sim, "xuming")

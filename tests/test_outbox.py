@@ -203,7 +203,7 @@ async def test_busy_twice_then_expired_token_then_success_delivers_once(world: W
 
 
 async def test_one_persons_messages_arrive_in_the_order_they_were_queued(world: World) -> None:
-    """Eight senders at once, yet 张三 reads "没有找到" before the question it precedes."""
+    """Eight senders at once, yet 张三 reads her messages in the order the service queued them."""
     world.sim.latency = 0.02
     for n in range(6):
         await world.send(f"order-{n}", Text(f"第{n}条"), "zhangsan")
