@@ -11,7 +11,7 @@ from handlers.workflow import NUMBER
 from models.audit import AuditEvent, record
 from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
-from models.messaging import InboundKind, Markdown, Text
+from models.messaging import InboundKind, Markdown, Text, fit
 from models.org import User, every_area
 
 router = Router()
@@ -30,6 +30,7 @@ HELP = """**安全助手 使用说明**
 NOT_REGISTERED = ("您好，您还没有登记在本厂的安全助手名册中，暂时无法使用。"
                   "请联系安全管理员为您登记。")
 UNKNOWN = "没有理解您的意思。发送照片可以上报隐患，发送“帮助”查看使用说明。"
+LISTED = 10   # tickets a section of 我的隐患 lists, the newest first
 CANCEL = re.compile(r"^取消\s*(HZ-\d{8}-\d{4})\s*(.*)$")
 
 
@@ -49,7 +50,9 @@ async def mine(ctx: Context) -> None:
     )
     lines = []
     for title, query in sections:
-        tickets = await query.order_by("-id").limit(10)
+        tickets = await query.order_by("-id").limit(LISTED)
+        if len(tickets) == LISTED and (count := await query.count()) > LISTED:
+            title = f"{title}（共{count}项，列出最近{LISTED}项）"
         if tickets:
             lines.append(f"**{title}**")
             lines += [line(await facts(t, ctx.rules.catalog), ctx.rules.tz, ctx.now)
@@ -58,7 +61,7 @@ async def mine(ctx: Context) -> None:
         await ctx.reply(Text("目前没有与您有关的隐患。发送照片即可上报。"))
         return
     lines.append("发送编号可查看详情。")
-    await ctx.reply(Markdown("\n".join(lines)))
+    await ctx.reply(Markdown(fit(lines, more="……发送编号可查看其他隐患的详情。")))
 
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and NUMBER.fullmatch(e.text.strip()) is not None)
@@ -119,7 +122,7 @@ async def statistics(ctx: Context) -> None:
                   sorted(by_area.items(), key=lambda kv: -kv[1])]
     by_status = {s: sum(t.status is s for t in active) for s in ACTIVE}
     lines.append("> " + "，".join(f"{LABELS[s]}{n}项" for s, n in by_status.items()))
-    await ctx.reply(Markdown("\n".join(lines)))
+    await ctx.reply(Markdown(fit(lines)))
 
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and CANCEL.match(e.text.strip()) is not None)

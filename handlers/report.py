@@ -31,7 +31,7 @@ from models.hazard import (
     link_repeat,
     new_card,
 )
-from models.messaging import InboundKind, Text
+from models.messaging import MESSAGE_BYTES, InboundKind, Text
 from models.org import Area, User, every_area
 
 router = Router()
@@ -39,7 +39,8 @@ KIND = "report"
 TRIGGERS = ("上报", "隐患", "随手拍", "上报隐患", "报告隐患", "我要上报")
 MENU_KEY = "report"
 RESUME = "继续上报"
-AREAS_LISTED = 30        # a WeCom text holds 2048 bytes; a plant's longer list is named, not shown
+AREAS_LISTED = 30        # at most, and fewer where long names would not fit one text; the rest
+                         # are named by the reporter, not shown
 EDITABLE = (("area", "区域"), ("category", "类别"), ("description", "描述"), ("grade", "等级"))
 
 
@@ -269,6 +270,22 @@ async def _add_photo(ctx: Context, dialog: Dialog, draft: Ticket) -> None:
 # Questions
 
 
+def _area_question(areas: Sequence[Area], room: int) -> str:
+    """The areas a reporter picks from by number: the first AREAS_LISTED, or as many as the
+    text holds; the question then says how many there are."""
+    head = "请问隐患在哪个区域？请回复序号或名称，也可以发送位置："
+    more = f"\n……共{len(areas)}个区域，其他区域请直接回复名称"
+    room -= len((head + more).encode())
+    choices = []
+    for i, area in enumerate(areas[:AREAS_LISTED], 1):
+        choice = f"\n{i}. {area.name}"
+        room -= len(choice.encode())
+        if room < 0:
+            break
+        choices.append(choice)
+    return head + "".join(choices) + (more if len(choices) < len(areas) else "")
+
+
 def _missing(draft: Ticket) -> str:
     if not draft.area_id:
         return "area"
@@ -299,23 +316,20 @@ async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool
 async def _ask(ctx: Context, dialog: Dialog, draft: Ticket, lead: str = "") -> None:
     """Ask the dialog's question. `lead` (an acknowledgement, or why the last answer did not
     fit) goes in the same message: one notification on the person's phone a step."""
-    question = await _question(ctx, dialog.step)
+    lead = f"{lead}\n" if lead else ""
+    question = await _question(ctx, dialog.step, MESSAGE_BYTES - len(lead.encode()))
     if question is None:
         if lead:
-            await ctx.reply(Text(lead))
+            await ctx.reply(Text(lead.rstrip()))
         await _summary(ctx, dialog, draft)
     else:
-        await ctx.reply(Text(f"{lead}\n{question}" if lead else question))
+        await ctx.reply(Text(lead + question))
 
 
-async def _question(ctx: Context, step: str) -> str | None:
-    """The question of a step, None for the summary card."""
+async def _question(ctx: Context, step: str, room: int) -> str | None:
+    """The question of a step in at most `room` bytes, None for the summary card."""
     if step == "area":
-        areas = await every_area()
-        choices = "\n".join(f"{i}. {a.name}" for i, a in enumerate(areas[:AREAS_LISTED], 1))
-        more = (f"\n……共{len(areas)}个区域，其他区域请直接回复名称"
-                if len(areas) > AREAS_LISTED else "")
-        return f"请问隐患在哪个区域？请回复序号或名称，也可以发送位置：\n{choices}{more}"
+        return _area_question(await every_area(), room)
     if step == "category":
         choices = "\n".join(f"{i}. {c.name}"
                             for i, c in enumerate(ctx.rules.catalog.categories, 1))

@@ -15,9 +15,11 @@ from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
-from models.messaging import Button, Card, Markdown, Selection
+from models.messaging import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
 from models.org import Area, User
 
+SHOWN_CHARS = 40   # of a long answer in a ticket's details (its record, its 治理方案's fields)
+DESCRIPTION_CHARS = 200   # of the description there: with the rest it fits one message
 ACTION_WORDS = {
     "filed": "登记", "linked": "合并为重复上报", "reported_again": "再次被上报",
     "plan_approved": "治理方案确定", "accepted": "接收", "transferred": "转派",
@@ -169,7 +171,7 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
     t = f.ticket
     level = max((a.level for a in alarms if a.kind is AlarmKind.ESCALATE), default=0)
     lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　等级：{t.grade.value}　"
-             f"类型：{t.defect_type.value}", f"描述：{t.description}",
+             f"类型：{t.defect_type.value}", f"描述：{_short(t.description, DESCRIPTION_CHARS)}",
              f"上报人：{f.reporter}　整改责任人：{f.owner or '—'}　复查人：{f.reviewer or '—'}",
              f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"
              + (f"　已督办至第{level}级" if level else "")]
@@ -177,15 +179,22 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
         lines.append("五到位：" + "；".join(f"{k}{'已落实' if v else '待落实'}"
                                          for k, v in _five(t).items()))
     if t.grade is Grade.MAJOR and t.plan:
-        lines += [f"> {label}：{t.plan.get(key, '')}" for key, label in PLAN_FIELDS]
+        lines += [f"> {label}：{_short(t.plan.get(key, ''))}" for key, label in PLAN_FIELDS]
     record = [(e.at, names.get(e.actor, e.actor), ACTION_WORDS.get(e.action, e.action), e.note)
               for e in history]
     record += [(a.fired_at or a.due_at, "系统", a.label,
                 "发送给" + "、".join(names.get(p, p) for p in a.recipients)) for a in alarms]
     lines.append("**记录**")
-    for at, who, what, note in sorted(record, key=lambda entry: entry[0]):
-        lines.append(f"> {when(at, tz)} {who} {what}" + (f"：{note}" if note else ""))
-    return Markdown("\n".join(lines))
+    head = "\n".join(lines)
+    entries = [f"> {when(at, tz)} {who} {what}" + (f"：{_short(note)}" if note else "")
+               for at, who, what, note in sorted(record, key=lambda entry: entry[0])]
+    return Markdown(head + "\n" + fit(entries, room=MESSAGE_BYTES - len(head.encode()) - 1,
+                                      more="> ……（较早的记录从略）", newest_last=True))
+
+
+def _short(text: str, chars: int = SHOWN_CHARS) -> str:
+    """A long answer (a 治理方案 field, a reason) cut for the chat; the ledger keeps it whole."""
+    return text if len(text) <= chars else text[:chars] + "…"
 
 
 def _five(t: Ticket) -> dict[str, str]:

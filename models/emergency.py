@@ -33,6 +33,7 @@ from models.messaging import (
     Priority,
     Queued,
     enqueue_many,
+    fit,
     insert_many,
 )
 from models.org import Area, Role, User, every_area, people_with
@@ -40,7 +41,6 @@ from models.org import Area, Role, User, every_area, people_with
 CARD_CHUNK = 1000      # WeCom's message/send takes 1,000 members; a card's task id is single-use
 ANSWERS = {"ok": "收到", "no": "无法到场"}
 LISTED = 20            # names shown per line of a board before "等N人"
-MARKDOWN_BYTES = 2000  # WeCom app and group markdown stop at 2,048 bytes
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
                                               if r.keeper or r.phone else "")
                   for r in resources[:5]]
     lines.append("应急人员请在个人消息中点“收到”确认。")
-    return Markdown(_fit(lines))
+    return Markdown(fit(lines))
 
 
 def nearest(resources: list[Resource], area: Area | None, areas: Sequence[Area]
@@ -313,17 +313,6 @@ def nearest(resources: list[Resource], area: Area | None, areas: Sequence[Area]
                 + (other.longitude - area.longitude) ** 2)  # type: ignore[operator]
 
     return sorted(resources, key=distance)
-
-
-def _fit(lines: list[str]) -> str:
-    """Whole lines up to WeCom's markdown limit."""
-    kept: list[str] = []
-    for line in lines:
-        if len("\n".join([*kept, line]).encode()) > MARKDOWN_BYTES:
-            kept.append("……")
-            break
-        kept.append(line)
-    return "\n".join(kept)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +363,7 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
         lines.append("**已确认**：" + "、".join(
             f"{names.get(r.user_id, r.user_id)} {_took((r.answered_at or start) - start)}"
             for r in acked[-LISTED:]))
-    return Markdown(_fit(lines))
+    return Markdown(fit(lines))
 
 
 async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
@@ -397,7 +386,7 @@ async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
     silent = [r.user_id for r in rows if not r.answer or r.late]
     if silent:
         lines.append(f"**未回复**：{_names(silent, names)}")
-    return Markdown(_fit(lines))
+    return Markdown(fit(lines))
 
 
 async def commanders() -> list[str]:

@@ -90,6 +90,26 @@ class Inbound:
 # Neutral outgoing messages
 
 
+MESSAGE_BYTES = 2048   # the most a text or markdown may hold: WeCom refuses more (45002)
+
+
+def fit(lines: Sequence[str], *, room: int = MESSAGE_BYTES, more: str = "……",
+        newest_last: bool = False) -> str:
+    """As many whole lines as `room` bytes hold, `more` standing for the rest: the first lines,
+    or with `newest_last` the last ones (a record read up to now)."""
+    text = "\n".join(lines)
+    if len(text.encode()) <= room:
+        return text
+    left = room - len(more.encode())
+    kept: list[str] = []
+    for line in reversed(lines) if newest_last else lines:
+        left -= len(line.encode()) + 1
+        if left < 0:
+            break
+        kept.append(line)
+    return "\n".join([more, *reversed(kept)] if newest_last else [*kept, more])
+
+
 @dataclass(frozen=True)
 class Text:
     type: ClassVar[str] = "text"

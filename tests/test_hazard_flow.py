@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tortoise.context import TortoiseContext
 
-from models.audit import AuditEvent
+from models.audit import AuditEvent, record
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
 from models.messaging import Inbound, InboundKind, inbox_put
@@ -142,16 +142,28 @@ async def test_the_bot_asks_only_for_what_is_missing(sim: WeComSimulator) -> Non
     assert draft.status is Status.DRAFT and draft.description == "灭火器压力不足，指针在红区"
 
 
-async def test_a_large_plants_area_question_still_fits_one_message(sim: WeComSimulator) -> None:
+@pytest.mark.parametrize("name", ["第{n:02d}号精馏装置区", "东区{n:02d}号联合装置二楼北侧"
+                                  "精馏塔顶冷凝器检修平台及周边管廊区域"], ids=["short", "long"])
+async def test_a_large_plants_area_question_still_fits_one_message(
+        sim: WeComSimulator, name: str) -> None:
+    """WeCom refuses a text over 2,048 bytes (45002): the list stops at 30 areas, or sooner when
+    the names are long, and the rest are named by the reporter."""
     for n in range(60):
-        await Area.create(code=f"Z{n:02d}", name=f"第{n:02d}号精馏装置区", owner_id="lihua",
+        await Area.create(code=f"Z{n:02d}", name=name.format(n=n), owner_id="lihua",
                           reviewer_id="huangjun")
     worker = person(sim, "zhangsan")
     await worker.says("上报")
-    question = text_of(await worker.expect("哪个区域", "共66个区域，其他区域请直接回复名称"))
-    assert len(question.encode()) <= 2048          # WeCom refuses longer texts (45002)
-    await worker.says("第59号精馏装置区")              # not in the list, found by name
+    question = text_of(await worker.expect("开始上报隐患", "哪个区域",
+                                           "共66个区域，其他区域请直接回复名称"))
+    assert len(question.encode()) <= 2048
+    listed = question.count("\n") - 2
+    assert listed == 30 if name.startswith("第") else 10 < listed < 30
+    await worker.says("没有这个区域" * 4)               # the longest answer quoted back
+    question = text_of(await worker.expect("没有找到", "哪个区域", "共66个区域"))
+    assert len(question.encode()) <= 2048
+    await worker.says(name.format(n=59))               # not in the list, found by name
     await worker.expect("哪一类隐患")
+    assert (await Ticket.get(reporter_id="zhangsan")).area_id == "Z59"
 
 
 async def test_a_close_match_and_a_location_find_the_area(sim: WeComSimulator) -> None:
@@ -743,6 +755,40 @@ async def test_my_tickets_details_and_statistics(sim: WeComSimulator) -> None:
     await manager.says("统计")
     stats = text_of(await manager.expect("隐患统计"))
     assert "未闭环：1项" in stats and "3号车间：1项" in stats and "待复查1项" in stats
+
+
+async def test_long_lists_and_records_still_fit_one_message(sim: WeComSimulator) -> None:
+    """WeCom refuses a message over 2,048 bytes (45002): 我的隐患 lists the newest ten of each
+    kind and says how many there are; a long-lived ticket's details keep its newest record."""
+    worker, owner, number = await file_general(sim)
+    ticket = await Ticket.get(number=number)
+    now = datetime.now(UTC)
+    roles = ((Status.OPEN, "zhangsan", "gaofeng", "xuming"),         # 高峰 owns,
+             (Status.SUBMITTED, "zhangsan", "xuming", "gaofeng"),    # reviews
+             (Status.OPEN, "gaofeng", "xuming", "liuyang"))          # and reported 12 each
+    for n in range(36):
+        status, reporter, owner_id, reviewer = roles[n // 12]
+        await Ticket.create(number=f"HZ-20261201-{n + 1:04d}", status=status,
+                            reporter_id=reporter, owner_id=owner_id, reviewer_id=reviewer,
+                            area_id=ticket.area_id, category=ticket.category,
+                            description="配电箱门没关", deadline=now + timedelta(days=3),
+                            created_at=now, updated_at=now, opened_at=now)
+    ticket.description = "配电箱门没关，有裸露电线。" * 40
+    await ticket.save()
+    for n in range(60):
+        await record(at=now + timedelta(minutes=n + 1), actor="zhaolei", action="refused",
+                     subject_type="ticket", subject_id=str(ticket.id),
+                     note=f"第{n}次：" + "您不是该隐患的整改责任人。" * 5)
+
+    await owner.says("我的隐患")
+    mine = text_of(await owner.expect("我负责整改（共13项，列出最近10项）",
+                                      "待我复查（共12项，列出最近10项）"))
+    assert len(mine.encode()) <= 2048 and mine.endswith("……发送编号可查看其他隐患的详情。")
+    await worker.says(number)
+    detail = text_of(await worker.expect(f"{number} 3号车间 · 用电类"))
+    assert len(detail.encode()) <= 2048
+    assert "较早的记录从略" in detail and "第59次" in detail and "张三 登记" not in detail
+    assert "描述：配电箱门没关" in detail and "…" in detail
 
 
 async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(

@@ -32,6 +32,7 @@ from models.messaging import (
     Priority,
     Text,
     enqueue,
+    fit,
     outbox_claim,
 )
 from simulator.wecom import WeComSimulator
@@ -395,3 +396,11 @@ async def test_claims_at_the_same_time_lease_each_message_once(db: TortoiseConte
         ids = [leased.message.id for leased in batch]
         owners = await OutboxMessage.filter(id__in=ids).values_list("lease_owner", flat=True)
         assert set(owners) <= {f"dispatcher-{i}"}
+
+
+def test_fit_keeps_whole_lines_within_the_room_and_says_what_it_left_out() -> None:
+    lines = [f"第{n}行" for n in range(10)]              # 7 bytes each, 79 with the newlines
+    assert fit(lines, room=79) == "\n".join(lines)       # exactly full: nothing left out
+    assert fit(lines, room=78) == "\n".join([*lines[:9], "……"])           # 78 bytes
+    assert fit(lines, room=40, newest_last=True) == "……\n第6行\n第7行\n第8行\n第9行"
+    assert fit(["一" * 700], room=100) == "……"         # a line is never cut in the middle
