@@ -76,3 +76,16 @@ async def test_a_line_that_arrives_late_takes_its_place_by_id(service: Service) 
                                  kind="text", payload={"type": "text", "content": "第一条"},
                                  created_at=utc_now())
         await expect(page.locator(".line.bot")).to_have_text(["第一条", "第二条"])
+
+
+async def test_the_page_fits_a_phones_width(service: Service) -> None:
+    """On a 360-pixel screen the header wraps as a whole: the title, the person and the
+    buttons each stay on one line."""
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await page.set_viewport_size({"width": 360, "height": 640})
+        one_line = 40   # pixels: a line of 15–18 px text with its padding
+        for selector in ("header h1", "#status", "form button", ".photo-button"):
+            box = await page.locator(selector).bounding_box()
+            assert box is not None and box["height"] < one_line, selector
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
