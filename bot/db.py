@@ -17,7 +17,7 @@ from models import DATABASE, MODEL_MODULES, SIDE
 
 APP = "models"
 APP_CONFIG: dict[str, Any] = {"models": MODEL_MODULES, "default_connection": DATABASE,
-              "migrations": "models.migrations"}
+                              "migrations": "models.migrations"}
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 # tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md).
 POSTGRES_POOL_SIZE = 10

@@ -316,14 +316,13 @@ async def _advance(ctx: Context, dialog: Dialog, draft: Ticket, *, changed: bool
 async def _ask(ctx: Context, dialog: Dialog, draft: Ticket, lead: str = "") -> None:
     """Ask the dialog's question. `lead` (an acknowledgement, or why the last answer did not
     fit) goes in the same message: one notification on the person's phone a step."""
-    lead = f"{lead}\n" if lead else ""
-    question = await _question(ctx, dialog.step, MESSAGE_BYTES - len(lead.encode()))
+    question = await _question(ctx, dialog.step, MESSAGE_BYTES - len(f"{lead}\n".encode()))
     if question is None:
         if lead:
-            await ctx.reply(Text(lead.rstrip()))
+            await ctx.reply(Text(lead))
         await _summary(ctx, dialog, draft)
     else:
-        await ctx.reply(Text(lead + question))
+        await ctx.reply(Text(f"{lead}\n{question}" if lead else question))
 
 
 async def _question(ctx: Context, step: str, room: int) -> str | None:
