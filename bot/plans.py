@@ -426,7 +426,7 @@ async def _record_new_chats(chats: Sequence[GroupCreate], now: datetime, platfor
     new = [c for c in chats if c.chat_id not in known]
     if new:
         await GroupChat.bulk_create([
-            GroupChat(chat_id=c.chat_id, platform=platform, owner=c.owner,
+            GroupChat(chat_id=c.chat_id, platform=platform, name=c.name, owner=c.owner,
                       members=list(c.members), changed_at=now) for c in new])
     return new
 

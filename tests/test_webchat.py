@@ -17,6 +17,7 @@ from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import SettingError, load_settings
 from handlers.commands import HELP
+from models.chats import GroupChat
 from models.messaging import (
     Button,
     Card,
@@ -25,8 +26,10 @@ from models.messaging import (
     InboundKind,
     InboxEvent,
     InboxStatus,
+    Markdown,
     OutboxDelivery,
     Selection,
+    Text,
 )
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
@@ -209,6 +212,27 @@ def test_auto_serves_the_web_chat_only_on_a_loopback_host() -> None:
         load_settings({"SAFETYBOT_WEBCHAT": "yes"})
 
 
+async def test_a_group_chats_message_reaches_its_members_and_an_unknown_chat_is_refused(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    await GroupChat.create(chat_id="emergency09", platform="webchat", name="演练群",
+                           owner="zhangsan", members=["zhangsan", "lisi"], changed_at=utc_now())
+    await queue("group-1", Markdown("**演练通知**"), to_chat="emergency09")
+    await queue("group-2", Text("无人收到"), to_chat="nochat")
+    zhang = await Socket.open(http, service.url, "zhangsan")
+    shown = await zhang.until(lambda line: line["payload"].get("chat") == "演练群")
+    assert (shown["kind"], shown["payload"]["content"]) == ("markdown", "**演练通知**")
+
+    async def settled() -> bool:
+        return not await OutboxDelivery.filter(status__in=["pending", "sending"]).exists()
+
+    await eventually(settled, "both messages settled")
+    assert {d.recipient: d.status for d in await OutboxDelivery.all()} == {
+        "chat:emergency09": DeliveryStatus.SENT, "chat:nochat": DeliveryStatus.INVALID}
+    assert sorted(await WebChatLine.filter(key="group-1").values_list("user_id", flat=True)
+                  ) == ["lisi", "zhangsan"]
+    assert not await WebChatLine.filter(key="group-2").exists()
+
+
 async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
         service: Service, http: aiohttp.ClientSession) -> None:
     """The README's emergency walk-through: cards, a per-person card update and the board."""
@@ -236,3 +260,12 @@ async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
     assert "已确认 1/3" in board["payload"]["content"]
     await huang.until(lambda line: line["kind"] == "card")
     assert not [line for line in huang.lines if line["kind"] == "card_update"]
+    # The plan's group chat: its broadcast is a line of each member's own conversation.
+    members = set((await GroupChat.get(chat_id="emergency01")).members)
+    assert {"zhouwei", "lihua", "huangjun"} <= members
+    for socket in (zhou, li, huang):
+        group = await socket.until(
+            lambda line: line["payload"].get("chat") == "液氨泄漏现场处置方案")
+        assert group["kind"] == "markdown" and "液氨泄漏" in group["payload"]["content"]
+    assert not await OutboxDelivery.exclude(status=DeliveryStatus.SENT).filter(
+        recipient__startswith="chat:").exists()          # created, changed and told: all shown

@@ -75,8 +75,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-async def queue(key: str, message: Outgoing, to_users: list[str] | None = None) -> None:
+async def queue(key: str, message: Outgoing, to_users: list[str] | None = None, *,
+                to_chat: str = "") -> None:
     """Queue a web chat message as a handler does, in a transaction: the dispatcher must never
     claim the message before its recipients are written (it would finish it with nobody)."""
     async with transaction():
-        await enqueue(key, message, now=utc_now(), platform="webchat", to_users=to_users or [])
+        await enqueue(key, message, now=utc_now(), platform="webchat", to_users=to_users or [],
+                      to_chat=to_chat)

@@ -26,14 +26,16 @@ from aiohttp import BodyPartReader, web
 
 from bot.channels import Delivery, MediaGone, Outcome, Verdict
 from bot.media import MediaStore, content_type
+from models.chats import GroupChat
 from models.messaging import (
+    CHAT_PREFIX,
     Card,
     CardUpdate,
-    File,
+    GroupCreate,
+    GroupUpdate,
     Image,
     Inbound,
     InboundKind,
-    Markdown,
     Outgoing,
     Text,
     outgoing_to_payload,
@@ -109,21 +111,39 @@ class WebChatChannel:
             outcome = (Outcome.sent() if told is not None
                        else Outcome(Verdict.FAILED, "response code unknown or already used"))
             outcomes = {r: outcome for r in recipients}
-        elif isinstance(message, Text | Markdown | Image | File | Card):
-            task_id = message.task_id if isinstance(message, Card) else ""
-            outcomes = {}
-            for user in recipients:
-                if not _USER.fullmatch(user):
-                    outcomes[user] = Outcome(Verdict.INVALID, "the web chat has no group chats")
-                    continue
-                await add_line(user, key, from_bot=True, kind=message.type,
-                               payload=outgoing_to_payload(message), now=now, task_id=task_id)
-                outcomes[user] = Outcome.sent()
+        elif isinstance(message, GroupCreate | GroupUpdate):
+            # Nothing to create: a chat's members are its GroupChat row's, which the plan and
+            # roster loads keep, and a message to the chat is shown to each of them.
+            outcomes = {r: Outcome.sent() for r in recipients}
         else:
-            outcomes = {r: Outcome(Verdict.FAILED, f"the web chat cannot show {message.type}")
-                        for r in recipients}
+            task_id = message.task_id if isinstance(message, Card) else ""
+            payload = outgoing_to_payload(message)
+            outcomes = {}
+            for recipient in recipients:
+                if recipient.startswith(CHAT_PREFIX):
+                    outcomes[recipient] = await _to_chat(
+                        recipient.removeprefix(CHAT_PREFIX), key, message.type, payload, now)
+                elif _USER.fullmatch(recipient):
+                    await add_line(recipient, key, from_bot=True, kind=message.type,
+                                   payload=payload, now=now, task_id=task_id)
+                    outcomes[recipient] = Outcome.sent()
+                else:
+                    outcomes[recipient] = Outcome(Verdict.INVALID, "not a person's id")
         self._hub.wake()
         return Delivery(outcomes, {})
+
+
+async def _to_chat(chat_id: str, key: str, kind: str, payload: dict[str, Any], now: datetime
+                   ) -> Outcome:
+    """A group chat's message, as a line of each member's own conversation that names the chat
+    (the page has one conversation a person)."""
+    chat = await GroupChat.get_or_none(chat_id=chat_id)
+    if chat is None:
+        return Outcome(Verdict.INVALID, f"no group chat {chat_id}")
+    for member in chat.members:
+        await add_line(member, key, from_bot=True, kind=kind,
+                       payload={**payload, "chat": chat.name or chat.chat_id}, now=now)
+    return Outcome.sent()
 
 
 # ---------------------------------------------------------------------------------------------

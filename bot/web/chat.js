@@ -132,6 +132,10 @@ function render(line) {
     else if (line.kind === "file") node.append(fileNode(p));
     else if (line.kind === "markdown") node.innerHTML = renderMarkdown(p.content);
     else { node.classList.add("text"); node.textContent = p.content; }   // keeps its line breaks
+    if (p.chat) {   // a group chat's message: the page shows it in each member's conversation
+      node.classList.add("group");
+      node.prepend(el("div", "line-chat", `群聊「${p.chat}」`));
+    }
   }
   node.dataset.line = line.id;
   const box = $("messages");
