@@ -125,9 +125,11 @@ def review_card(f: Facts, task_id: str, tz: ZoneInfo) -> Card:
     stage = "（复查人已通过，请主要负责人审批）" if t.first_approval else ""
     return Card(
         task_id=task_id, title=f"整改复查 {t.number}", description=f.title,
-        fields=(("等级", t.grade.value), ("整改人", f.owner), ("期限", when(t.deadline, tz)),
-                ("整改照片", f"{len(t.evidence)}张")),
-        body=f"整改说明：{t.evidence_note or '无'}{stage}",
+        fields=(("等级", t.grade.value), ("整改责任人", f.owner),
+                ("期限", when(t.deadline, tz)), ("整改照片", f"{len(t.evidence)}张")),
+        # what was found and what was done, within the card's 160 characters
+        body=f"隐患：{_short(t.description, 50)}\n整改说明：{_short(t.evidence_note or '无', 70)}"
+             f"{stage}",
         buttons=(Button("通过", _key(CardPurpose.REVIEW, "approve", task_id), 1),
                  Button("驳回", _key(CardPurpose.REVIEW, "reject", task_id), 2)),
     )

@@ -342,9 +342,11 @@ async def _reject_step(ctx: Context, dialog: Dialog, ticket: Ticket, text: str) 
     await close_dialog(ctx.me.id)
     if not rejected:
         return
-    await ctx.send(Text(f"{ticket.number} 复查未通过，原因：{text}。请重新整改后发送照片并回复"
-                        f"“已整改”，期限{when(ticket.deadline, ctx.rules.tz)}。"),
+    await ctx.send(Text(f"{ticket.number} 复查未通过，原因：{text}。请重新整改，完成后点下面卡片"
+                        f"上的“已整改”，或发送照片并回复“已整改”，期限"
+                        f"{when(ticket.deadline, ctx.rules.tz)}。"),
                    to_users=[ticket.owner_id or ""])
+    await owner_cards(ctx, ticket, with_photos=False)   # the reopened ticket's buttons
     await ctx.reply(Text(f"已驳回 {ticket.number}，原因已转告整改责任人。"))
 
 

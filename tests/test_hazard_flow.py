@@ -361,7 +361,8 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
     await reviewer.expect("整改前照片")
     await reviewer.expect("整改后照片")
     review = await reviewer.expect(f"整改复查 {number}")
-    assert card_field(review, "整改照片") == "1张"
+    assert (card_field(review, "整改照片"), card_field(review, "整改责任人")) == ("1张", "高峰")
+    assert "隐患：配电箱门没关 有裸露电线\n整改说明：无" in text_of(review)
     code = await reviewer.clicks(review, "驳回")
     await reviewer.expect("请回复", "驳回原因")
     await sim.until(lambda: any(u.response_code == code for u in sim.card_updates))
@@ -370,6 +371,9 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
     await reviewer.says("线头没有包扎，箱门锁未更换")
     await reviewer.expect(f"已驳回 {number}")
     await owner.expect(f"{number} 复查未通过", "线头没有包扎")
+    reopened = await owner.expect(f"隐患整改 {number}")          # a live card again
+    assert [b["text"] for b in reopened.body["template_card"]["button_list"]] == [
+        "已整改", "转派", "申请延期"]
     ticket = await Ticket.get(number=number)
     assert ticket.status is Status.OPEN
 
