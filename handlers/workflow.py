@@ -368,6 +368,7 @@ async def extension_clicked(ctx: Context) -> None:
               else f"不同意延期，请按原期限{when(ticket.deadline, ctx.rules.tz)}完成整改")
     await ctx.send(Text(f"{ticket.number} 的延期申请：{ctx.me.name}{answer}。"),
                    to_users=[ticket.owner_id or ""])
+    await owner_cards(ctx, ticket, with_photos=False)   # the owner's earlier card is stale now
     await ctx.reply(Text(f"已处理 {ticket.number} 的延期申请。"))
 
 

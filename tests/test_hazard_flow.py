@@ -612,6 +612,9 @@ async def test_an_extension_asked_from_the_card_and_refused_keeps_the_deadline(
     await reviewer.expect(f"已处理 {number} 的延期申请")
     told = text_of(await owner.expect(f"{number} 的延期申请"))
     assert "不同意延期，请按原期限" in told
+    fresh = await owner.expect(f"隐患整改 {number}")        # the one clicked is stale now
+    await owner.clicks(fresh, "已整改")
+    await owner.expect(f"请发送 {number} 整改后的照片")
     after = await Ticket.get(number=number)
     assert (after.deadline, after.extension) == (before.deadline, {})
     assert await AuditEvent.filter(subject_id=str(after.id), action="extension_refused",
