@@ -174,7 +174,7 @@ async def _answer_choice(ctx: Context, dialog: Dialog, draft: Ticket, step: str,
                          text: str) -> None:
     areas = await every_area()
     if step == "area":
-        area = area_answer(text, areas)
+        area = area_answer(text, areas, AREAS_LISTED)
         if area is None:
             await _ask(ctx, dialog, draft, lead=f"没有找到“{text[:20]}”对应的区域。")
             return

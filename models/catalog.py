@@ -230,10 +230,11 @@ def area_in_text(text: str, areas: Sequence[Area]) -> tuple[Area, str] | None:
     return area, label
 
 
-def area_answer(text: str, areas: Sequence[Area]) -> Area | None:
-    """A reply to "which area?": its number in the list, code, a label in it, or a close match."""
+def area_answer(text: str, areas: Sequence[Area], numbered: int) -> Area | None:
+    """A reply to "which area?": its number in the list (of the first `numbered`, the ones the
+    question can show), code, a label in it, or a close match."""
     text = text.strip()
-    if text.isdigit() and 1 <= int(text) <= len(areas):
+    if text.isdigit() and 1 <= int(text) <= min(numbered, len(areas)):
         return areas[int(text) - 1]
     by_code = next((a for a in areas if a.code.upper() == text.upper()), None)
     if by_code:

@@ -158,6 +158,8 @@ async def test_a_large_plants_area_question_still_fits_one_message(
     assert len(question.encode()) <= 2048
     listed = question.count("\n") - 2
     assert listed == 30 if name.startswith("第") else 10 < listed < 30
+    await worker.says("45")                            # a number the list never shows
+    await worker.expect("没有找到“45”对应的区域", "哪个区域")
     await worker.says("没有这个区域" * 4)               # the longest answer quoted back
     question = text_of(await worker.expect("没有找到", "哪个区域", "共66个区域"))
     assert len(question.encode()) <= 2048
