@@ -34,7 +34,15 @@ from models.messaging import (
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service, service_settings
-from tests.webchat_client import Socket, eventually, message_id, post, queue, upload
+from tests.webchat_client import (
+    Socket,
+    drill_chat,
+    eventually,
+    message_id,
+    post,
+    queue,
+    upload,
+)
 
 JPEG = b"\xff\xd8\xff\xe0" + b"a photo of an open fuse box" * 40
 
@@ -214,9 +222,8 @@ def test_auto_serves_the_web_chat_only_on_a_loopback_host() -> None:
 
 async def test_a_group_chats_message_reaches_its_members_and_an_unknown_chat_is_refused(
         service: Service, http: aiohttp.ClientSession) -> None:
-    await GroupChat.create(chat_id="emergency09", platform="webchat", name="演练群",
-                           owner="zhangsan", members=["zhangsan", "lisi"], changed_at=utc_now())
-    await queue("group-1", Markdown("**演练通知**"), to_chat="emergency09")
+    chat = await drill_chat()
+    await queue("group-1", Markdown("**演练通知**"), to_chat=chat)
     await queue("group-2", Text("无人收到"), to_chat="nochat")
     zhang = await Socket.open(http, service.url, "zhangsan")
     shown = await zhang.until(lambda line: line["payload"].get("chat") == "演练群")

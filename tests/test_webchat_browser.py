@@ -7,11 +7,10 @@ from playwright.async_api import expect
 
 from bot.app import utc_now
 from handlers.commands import HELP
-from models.chats import GroupChat
 from models.messaging import Button, Card, InboundKind, InboxEvent, Markdown, Selection
 from models.webchat import WebChatLine, add_line
 from tests.harness import Service
-from tests.webchat_client import eventually, queue
+from tests.webchat_client import drill_chat, eventually, queue
 from tests.webchat_page import (
     bot_says,
     card,
@@ -80,11 +79,10 @@ async def test_a_line_that_arrives_late_takes_its_place_by_id(service: Service) 
 
 
 async def test_a_group_chats_message_is_marked_with_the_chats_name(service: Service) -> None:
-    await GroupChat.create(chat_id="emergency09", platform="webchat", name="演练群",
-                           owner="zhangsan", members=["zhangsan", "lisi"], changed_at=utc_now())
+    chat = await drill_chat()
     async with chromium() as browser:
         page = await open_chat(browser, service.url, "lisi")
-        await queue("group-1", Markdown("**演练通知**\n> 集合点：东门广场"), to_chat="emergency09")
+        await queue("group-1", Markdown("**演练通知**\n> 集合点：东门广场"), to_chat=chat)
         shown = page.locator(".line.group")
         await expect(shown.locator(".line-chat")).to_have_text("群聊「演练群」")
         await expect(shown).to_contain_text("集合点：东门广场")

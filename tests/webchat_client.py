@@ -13,6 +13,7 @@ import aiohttp
 
 from bot.app import utc_now
 from models import transaction
+from models.chats import GroupChat
 from models.messaging import Outgoing, enqueue
 
 Line = dict[str, Any]
@@ -73,6 +74,13 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never happened: {what}")
+
+
+async def drill_chat() -> str:
+    """A plan's group chat as a load records it: 张三 and 李四 in 演练群. Returns its id."""
+    await GroupChat.create(chat_id="emergency09", platform="webchat", name="演练群",
+                           owner="zhangsan", members=["zhangsan", "lisi"], changed_at=utc_now())
+    return "emergency09"
 
 
 async def queue(key: str, message: Outgoing, to_users: list[str] | None = None, *,
