@@ -15,7 +15,7 @@ from tortoise.models import Model
 class GroupChat(Model):
     chat_id = fields.CharField(max_length=32, primary_key=True)
     platform = fields.CharField(max_length=16)
-    name = fields.CharField(max_length=50, default="")   # as created; the web chat shows it
+    name = fields.CharField(max_length=50, default="", db_default="")   # as created; shown
     owner = fields.CharField(max_length=64)
     members: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     # Changes queued since the create: the next one's number, and what names its outbox message.

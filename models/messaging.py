@@ -275,6 +275,10 @@ class InboxEvent(Model):
     next_attempt_at = fields.DatetimeField()
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
+    taken_from = fields.CharField(max_length=64, null=True)  # whose expired lease we took
+    # When the environment (database, disk, platform) started failing this event: it is
+    # retried until `environment_retry_minutes` past this, not parked after a few tries.
+    failing_since = fields.DatetimeField(null=True)
     last_error = fields.TextField(default="")
     processed_at = fields.DatetimeField(null=True)
 
@@ -396,6 +400,7 @@ class OutboxMessage(Model):
     next_attempt_at = fields.DatetimeField()
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
+    taken_from = fields.CharField(max_length=64, null=True)  # whose expired lease we took
     created_at = fields.DatetimeField()
     done_at = fields.DatetimeField(null=True)
     result: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]

@@ -34,12 +34,13 @@ class WebChatLine(Model):
     task_id = fields.CharField(max_length=128, default="")
     response_code = fields.CharField(max_length=64, null=True, unique=True)
     code_used = fields.BooleanField(default=False)
+    media = fields.CharField(max_length=64, default="", db_default="")  # photo or file shown
     created_at = fields.DatetimeField()
 
     class Meta:
         table = "webchat_line"
         unique_together = (("user_id", "key"),)
-        indexes = (("user_id", "id"), ("task_id",))
+        indexes = (("user_id", "id"), ("task_id",), ("user_id", "media"))
 
     def to_json(self) -> dict[str, Any]:
         """What the page sees; the code is the person's own, as WeCom gives it in the click."""

@@ -11,6 +11,6 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='GroupChat',
             name='name',
-            field=fields.CharField(default='', max_length=50),
+            field=fields.CharField(default='', db_default='', max_length=50),
         ),
     ]

@@ -1,0 +1,36 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0015_group_chat_name')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='InboxEvent',
+            name='taken_from',
+            field=fields.CharField(null=True, max_length=64),
+        ),
+        ops.AddField(
+            model_name='InboxEvent',
+            name='failing_since',
+            field=fields.DatetimeField(null=True),
+        ),
+        ops.AddField(
+            model_name='OutboxMessage',
+            name='taken_from',
+            field=fields.CharField(null=True, max_length=64),
+        ),
+        ops.AddField(
+            model_name='WebChatLine',
+            name='media',
+            field=fields.CharField(default='', db_default='', max_length=64),
+        ),
+        ops.AddIndex(
+            model_name='WebChatLine',
+            index=Index(fields=['user_id', 'media']),
+        ),
+    ]
