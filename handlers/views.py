@@ -15,6 +15,7 @@ from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
+from models.markup import literal
 from models.messaging import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
 from models.org import Area, User
 
@@ -169,11 +170,13 @@ def line(f: Facts, tz: ZoneInfo, now: datetime) -> str:
 def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dict[str, str],
             tz: ZoneInfo) -> Markdown:
     """The ticket with its record: every audit event and every reminder and escalation sent,
-    in time order."""
+    in time order. What people typed (the description, the 治理方案, notes and reasons) is
+    `literal`: it shows as typed, never as markup."""
     t = f.ticket
     level = max((a.level for a in alarms if a.kind is AlarmKind.ESCALATE), default=0)
     lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　等级：{t.grade.value}　"
-             f"类型：{t.defect_type.value}", f"描述：{_short(t.description, DESCRIPTION_CHARS)}",
+             f"类型：{t.defect_type.value}",
+             f"描述：{literal(_short(t.description, DESCRIPTION_CHARS))}",
              f"上报人：{f.reporter}　整改责任人：{f.owner or '—'}　复查人：{f.reviewer or '—'}",
              f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"
              + (f"　已督办至第{level}级" if level else "")]
@@ -181,14 +184,15 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
         lines.append("五到位：" + "；".join(f"{k}{'已落实' if v else '待落实'}"
                                          for k, v in _five(t).items()))
     if t.grade is Grade.MAJOR and t.plan:
-        lines += [f"> {label}：{_short(t.plan.get(key, ''))}" for key, label in PLAN_FIELDS]
+        lines += [f"> {label}：{literal(_short(t.plan.get(key, '')))}"
+                  for key, label in PLAN_FIELDS]
     record = [(e.at, names.get(e.actor, e.actor), ACTION_WORDS.get(e.action, e.action), e.note)
               for e in history]
     record += [(a.fired_at or a.due_at, "系统", a.label,
                 "发送给" + "、".join(names.get(p, p) for p in a.recipients)) for a in alarms]
     lines.append("**记录**")
     head = "\n".join(lines)
-    entries = [f"> {when(at, tz)} {who} {what}" + (f"：{_short(note)}" if note else "")
+    entries = [f"> {when(at, tz)} {who} {what}" + (f"：{literal(_short(note))}" if note else "")
                for at, who, what, note in sorted(record, key=lambda entry: entry[0])]
     return Markdown(head + "\n" + fit(entries, room=MESSAGE_BYTES - len(head.encode()) - 1,
                                       more="> ……（较早的记录从略）", newest_last=True))

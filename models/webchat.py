@@ -52,12 +52,15 @@ class WebChatLine(Model):
 
 async def add_line(user_id: str, key: str, *, from_bot: bool, kind: str,
                    payload: dict[str, Any], now: datetime, task_id: str = "") -> bool:
-    """Append a line once per (person, key); False when it was written before (a repeat)."""
+    """Append a line once per (person, key); False when it was written before (a repeat).
+
+    A photo's or file's hash goes in `media` too: the media route shows a file only to the
+    people whose log holds it."""
     code = secrets.token_urlsafe(18) if kind == "card" else None
     try:
         await WebChatLine.create(user_id=user_id, key=key, from_bot=from_bot, kind=kind,
                                  payload=payload, task_id=task_id, response_code=code,
-                                 created_at=now)
+                                 media=str(payload.get("media") or ""), created_at=now)
     except IntegrityError:
         return False
     return True

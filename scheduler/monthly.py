@@ -23,6 +23,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
+from models import markup
 from models.catalog import Catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for
 from models.messaging import File, Image, Markdown, OutboxMessage, Outgoing, enqueue
@@ -69,7 +70,8 @@ async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Pat
                         ) -> list[Path]:
     """`safetybot report --month`: the three files in `out_dir`; the .md, .png, .xlsx paths."""
     rendered = await render(await closure_for(month, tz, catalog))
-    contents = ((".md", rendered.markdown.encode()), (".png", rendered.chart),
+    text = markup.render_markdown(rendered.markdown, room=None)   # descriptions as typed
+    contents = ((".md", text.encode()), (".png", rendered.chart),
                 (".xlsx", rendered.ledger))
     paths = [out_dir / file_name(month, suffix) for suffix, _ in contents]
 
@@ -112,7 +114,8 @@ async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog
 
 def render_markdown(r: MonthlyClosure) -> str:
     """WeCom's markdown subset (no tables): quoted lines, trimmed to MARKDOWN_MAX_BYTES by
-    leaving out the areas (and, with a huge library, categories) that fit only in the ledger."""
+    leaving out the areas (and, with a huge library, categories) that fit only in the ledger.
+    Descriptions are people's text, marked `literal` for the channel to escape."""
     c, d = r.current, r.change
     cancelled = f"，另有已取消{c.cancelled}项" if c.cancelled else ""
     head = [
@@ -129,7 +132,7 @@ def render_markdown(r: MonthlyClosure) -> str:
         f"<font color=\"warning\">{c.overdue_at_end}项</font>{_more(d.overdue_at_end, '项')}",
     ]
     repeated = [f"> {x.number}（{x.area} · {x.category}）：上报{x.reports}次，{x.status}，"
-                f"{_clip(x.description)}" for x in r.repeated]
+                f"{markup.literal(_clip(x.description))}" for x in r.repeated]
     tail = (["**重复上报最多的隐患**", *repeated] if repeated else []) + [
         "图表和《隐患台账》见随后的图片与附件。"]
     area_title = ["**按区域**"] if r.by_area else []

@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
 
 from bot.media import MediaStore
-from models import transaction
+from models import markup, transaction
 from models.catalog import Grade, load_catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
 from models.hazard import Status, Ticket
@@ -184,7 +184,7 @@ async def test_a_month_is_a_calendar_month_in_the_plant_time_zone(report: Monthl
 
 async def test_the_summary_reads_with_the_change_from_last_month(report: MonthlyClosure
                                                                  ) -> None:
-    text = render_markdown(report)
+    text = markup.render_markdown(render_markdown(report), room=MARKDOWN_MAX_BYTES)
     assert text.startswith("## 隐患闭环分析报告（2026年11月）")
     for line in ("> 上报隐患：9项，较上月+6项，另有已取消1项",
                  "> 闭环率：55.6%（5/9），较上月+22.2个百分点",
@@ -285,7 +285,12 @@ async def test_the_web_chat_offers_the_ledger_as_a_download(
         line = await sock.until(lambda line: line["kind"] == "file")
         assert line["payload"] == {"type": "file", "media": digest, "filename": LEDGER}
         await sock.close()
-        async with http.get(f"{service.url}/chat/media/{digest}/{quote(LEDGER)}") as resp:
+        link = f"{service.url}/chat/media/{digest}/{quote(LEDGER)}"
+        async with http.get(link, params={"user": "lisi"}) as resp:
             assert resp.status == 200 and await resp.read() == data
             assert resp.headers["Content-Disposition"] == (
                 f"attachment; filename*=UTF-8''{quote(LEDGER)}")
+        # Only for the people it was sent to: not for another person, nor for no one.
+        for query in ({"user": "zhangsan"}, {}):
+            async with http.get(link, params=query) as resp:
+                assert resp.status == 404

@@ -23,6 +23,7 @@ from models.messaging import (
     Card,
     CardUpdate,
     DeliveryStatus,
+    Image,
     InboundKind,
     InboxEvent,
     InboxStatus,
@@ -31,6 +32,7 @@ from models.messaging import (
     Selection,
     Text,
 )
+from models.org import User
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service, service_settings
@@ -92,7 +94,7 @@ async def test_a_photo_is_stored_by_hash_and_forwarded_as_an_image_event(
     assert (media_dir / digest[:2] / digest[2:4] / digest).read_bytes() == JPEG
     event = (await InboxEvent.get(platform="webchat")).event
     assert (event.kind, event.media, event.media_id) == (InboundKind.IMAGE, digest, "")
-    async with http.get(f"{service.url}/chat/media/{digest}") as shown:
+    async with http.get(f"{service.url}/chat/media/{digest}?user=zhangsan") as shown:
         assert (shown.status, shown.content_type) == (200, "image/jpeg")
         assert await shown.read() == JPEG
 
@@ -276,3 +278,153 @@ async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
         assert group["kind"] == "markdown" and "液氨泄漏" in group["payload"]["content"]
     assert not await OutboxDelivery.exclude(status=DeliveryStatus.SENT).filter(
         recipient__startswith="chat:").exists()          # created, changed and told: all shown
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input and places it must not reach
+
+
+def stored_files(media_dir: Path) -> list[Path]:
+    return [p for p in media_dir.rglob("*") if p.is_file()]
+
+
+async def nothing_stored(media_dir: Path) -> bool:
+    return not (await InboxEvent.exists() or await WebChatLine.exists()
+                or await asyncio.to_thread(stored_files, media_dir))
+
+
+async def test_auto_mode_refuses_a_request_that_came_through_a_proxy(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    """A reverse proxy on the same host connects from loopback: its forwarding header gives it
+    away, and nothing of the web chat is served, not even the page."""
+    digest = hashlib.sha256(JPEG).hexdigest()
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        proxied = {header: "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"}
+        for path in ("/chat", "/chat/static/chat.js", f"/chat/media/{digest}?user=zhangsan",
+                     "/chat/ws?user=zhangsan"):
+            async with http.get(service.url + path, headers=proxied) as answer:
+                assert answer.status == 403, (header, path)
+                assert "仅限在运行服务的电脑上直接打开" in await answer.text()
+        async with http.get(f"{service.url}/chat/api/people", headers=proxied) as answer:
+            assert answer.status == 403
+            assert "仅限在运行服务的电脑上直接打开" in (await answer.json())["error"]
+        async with http.post(f"{service.url}/chat/api/text", headers=proxied, json={
+                "user": "zhangsan", "id": message_id(), "text": "帮助"}) as answer:
+            assert answer.status == 403
+    assert await nothing_stored(media_dir)
+    async with http.get(f"{service.url}/chat") as direct:
+        assert direct.status == 200
+
+
+async def test_on_mode_serves_a_proxied_request(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path, http: aiohttp.ClientSession) -> None:
+    """`on` is the operator's choice to expose the page: a proxy may then hand it out."""
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir, webchat="on"))
+    await svc.start()
+    try:
+        async with http.get(f"{svc.url}/chat/api/people",
+                            headers={"X-Forwarded-For": "203.0.113.7"}) as answer:
+            assert answer.status == 200
+            assert [p["id"] for p in (await answer.json())["people"]] == [
+                "lisi", "wangwu", "zhangsan"]
+    finally:
+        await svc.stop()
+
+
+async def test_an_id_not_on_the_roster_is_refused_and_nothing_is_stored(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    await User.create(id="gone", name="离职人员", roles=["worker"], active=False)
+    for user in ("nobody", "gone"):
+        status, answer = await post(http, service.url, "text", user=user, id=message_id(),
+                                    text="帮助")
+        assert (status, answer["error"]) == (403, "名册中没有这位人员，请刷新页面后重新选择。")
+        status, answer = await upload(http, service.url, user, JPEG)
+        assert status == 403 and "名册中没有" in answer["error"]
+        status, answer = await post(http, service.url, "click", user=user, id=message_id(),
+                                    code="x" * 24, key="test:1:ok")
+        assert status == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await Socket.open(http, service.url, user)
+        assert refused.value.status == 403
+    assert await nothing_stored(media_dir)
+
+
+async def test_an_upload_that_is_not_a_photo_is_refused_and_nothing_is_stored(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    """The bytes decide, not the name or the type the browser claims (photo.jpg, image/jpeg)."""
+    for data in (b"%PDF-1.7\n" + b"x" * 4096, b"MZ\x90\x00 a program", b"<svg></svg>"):
+        status, answer = await upload(http, service.url, "zhangsan", data)
+        assert status == 415
+        assert answer["error"] == "只能发送照片（JPG、PNG 或 GIF 格式），请重新选择。"
+    assert await nothing_stored(media_dir)
+
+
+async def test_a_photo_is_shown_only_to_the_people_whose_conversation_holds_it(
+        service: Service, http: aiohttp.ClientSession) -> None:
+    status, _ = await upload(http, service.url, "zhangsan", JPEG)
+    assert status == 200
+    digest = hashlib.sha256(JPEG).hexdigest()
+    photo = f"{service.url}/chat/media/{digest}"
+    for query, expected in (("?user=zhangsan", 200), ("?user=lisi", 404), ("", 404),
+                            ("?user=../zhangsan", 404)):
+        async with http.get(photo + query) as answer:
+            assert answer.status == expected, query
+    # Sent to a group chat, it is in each member's conversation: theirs to open, no one else's.
+    await queue("group-photo", Image(digest), to_chat=await drill_chat())
+
+    async def shown_to_lisi() -> bool:
+        return await WebChatLine.exists(user_id="lisi", key="group-photo")
+
+    await eventually(shown_to_lisi, "the group's photo in lisi's conversation")
+    for user, expected in (("lisi", 200), ("wangwu", 404)):
+        async with http.get(f"{photo}/photo.jpg?user={user}") as answer:
+            assert answer.status == expected, user
+
+
+async def test_a_photo_that_cannot_be_saved_is_answered_503_in_chinese(
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
+    """The store's folder for this hash is taken by a file (as a full or read-only disk, the
+    write fails with an OSError): the person is told to try later, and nothing is recorded."""
+    digest = hashlib.sha256(JPEG).hexdigest()
+    await asyncio.to_thread((media_dir / digest[:2]).write_bytes, b"in the way")
+    status, answer = await upload(http, service.url, "zhangsan", JPEG)
+    assert (status, answer) == (503, {"error": "暂时无法保存照片，请稍后再试。"})
+    assert not await InboxEvent.exists() and not await WebChatLine.exists()
+
+
+async def test_an_unexpected_failure_is_answered_500_in_chinese(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path, http: aiohttp.ClientSession) -> None:
+    """The conversation log's table is away (as when the database fails mid-request): the page
+    gets a sentence to show, not a stack trace."""
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir))
+    await svc.start(workers=False)
+    conn = db.db()
+    await conn.execute_script('ALTER TABLE "webchat_line" RENAME TO "webchat_line_away"')
+    try:
+        status, answer = await post(http, svc.url, "text", user="zhangsan", id=message_id(),
+                                    text="帮助")
+        assert (status, answer) == (500, {"error": "服务暂时出现问题，请稍后再试。"})
+    finally:
+        await conn.execute_script('ALTER TABLE "webchat_line_away" RENAME TO "webchat_line"')
+        await svc.stop()
+
+
+@pytest.mark.parametrize("typed", ["配电箱\x00门没关", "配电箱\ud800门没关"],
+                         ids=["nul", "lone-surrogate"])
+async def test_text_that_a_database_cannot_hold_is_stored_cleaned_and_handled(
+        service: Service, http: aiohttp.ClientSession, typed: str) -> None:
+    """PostgreSQL refuses NUL and lone surrogates (a 500 before): they become U+FFFD."""
+    status, answer = await post(http, service.url, "text", user="zhangsan", id=message_id(),
+                                text=typed)
+    assert (status, answer) == (200, {"stored": True})
+    mine = await WebChatLine.get(user_id="zhangsan", from_bot=False)
+    assert mine.payload["content"] == "配电箱\ufffd门没关"
+
+    async def handled() -> bool:
+        return await InboxEvent.filter(status=InboxStatus.DONE).exists() and \
+            await WebChatLine.filter(user_id="zhangsan", from_bot=True).exists()
+
+    await eventually(handled, "the event handled and answered")
+    assert (await InboxEvent.get()).event.text == "配电箱\ufffd门没关"

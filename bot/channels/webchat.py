@@ -6,12 +6,16 @@ generates, so a resent request is handled once. Outbound, `deliver()` appends ea
 person's conversation log (`models.webchat`); open WebSockets send new lines as they appear. The
 dispatcher may run in another process (`safetybot work`), so sockets poll the log as well as
 being woken in-process. Because the page lets anyone act as anyone, it is served only when
-`SAFETYBOT_WEBCHAT` allows it (by default only on a loopback host).
+`SAFETYBOT_WEBCHAT` allows it: by default (`auto`) only on a loopback host, and then only to
+requests that come from this computer directly (a reverse proxy on the same host would otherwise
+hand it to the network). Only people on the roster can speak, and a photo or a file is shown
+only to someone whose conversation holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -27,8 +31,10 @@ from aiohttp import BodyPartReader, web
 from bot.channels import Delivery, MediaGone, Outcome, Verdict
 from bot.media import MediaStore, content_type
 from models.chats import GroupChat
+from models.markup import clean_text, render_markdown
 from models.messaging import (
     CHAT_PREFIX,
+    MESSAGE_BYTES,
     Card,
     CardUpdate,
     GroupCreate,
@@ -36,6 +42,7 @@ from models.messaging import (
     Image,
     Inbound,
     InboundKind,
+    Markdown,
     Outgoing,
     Text,
     outgoing_to_payload,
@@ -60,9 +67,16 @@ _USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _DIGEST = "{digest:[0-9a-f]{64}}"
 SETTLE_SECONDS = 10.0          # a line committed this much later than a higher id still goes out
+# Headers a reverse proxy adds: a request carrying one did not come from this computer directly.
+FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+              "X-Real-IP", "Via")
+LOCAL_ONLY = "网页试用仅限在运行服务的电脑上直接打开，请勿经由代理或其他电脑访问。"
+FAILED = "服务暂时出现问题，请稍后再试。"
+NOT_SAVED = "暂时无法保存照片，请稍后再试。"
 
 Sink = Callable[[Inbound], Awaitable[bool]]
 Clock = Callable[[], datetime]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Hub:
@@ -118,6 +132,9 @@ class WebChatChannel:
         else:
             task_id = message.task_id if isinstance(message, Card) else ""
             payload = outgoing_to_payload(message)
+            if isinstance(message, Markdown):
+                # The page renders WeCom's markdown subset: people's text is escaped as there.
+                payload["content"] = render_markdown(message.content, room=MESSAGE_BYTES)
             outcomes = {}
             for recipient in recipients:
                 if recipient.startswith(CHAT_PREFIX):
@@ -151,32 +168,68 @@ async def _to_chat(chat_id: str, key: str, kind: str, payload: dict[str, Any], n
 
 
 class WebChat:
-    """`/chat`: the page, the roster, text, photos, card clicks, media and the live socket."""
+    """`/chat`: the page, the roster, text, photos, card clicks, media and the live socket.
+
+    `local_only` (`SAFETYBOT_WEBCHAT=auto`): serve a request only when it comes from a loopback
+    address and carries no proxy's forwarding header. Off (`on`), anyone who reaches the port
+    may use it, as the operator chose."""
 
     def __init__(self, sink: Sink, media: MediaStore, hub: Hub, clock: Clock, *,
-                 poll_seconds: float, max_upload: int) -> None:
+                 poll_seconds: float, max_upload: int, local_only: bool = True) -> None:
         self._sink = sink
         self._media = media
         self._hub = hub
         self._clock = clock
         self._poll = poll_seconds
         self._max_upload = max_upload
+        self._local_only = local_only
 
     def routes(self) -> list[web.AbstractRouteDef]:
+        served, api = self._served, self._api
         return [
-            web.get("/chat", self.page),
-            web.static("/chat/static", WEB_DIR),
-            web.get("/chat/api/people", self.people),
-            web.post("/chat/api/text", self.text),
-            web.post("/chat/api/photo", self.photo),
-            web.post("/chat/api/click", self.click),
-            web.get(f"/chat/media/{_DIGEST}", self.media),
-            web.get(f"/chat/media/{_DIGEST}/{{filename}}", self.media),   # a File, saved by name
-            web.get("/chat/ws", self.socket),
+            web.get("/chat", served(self.page)),
+            web.get(r"/chat/static/{name:chat\.(?:js|css)}", served(self.static)),
+            web.get("/chat/api/people", served(api(self.people))),
+            web.post("/chat/api/text", served(api(self.text))),
+            web.post("/chat/api/photo", served(api(self.photo))),
+            web.post("/chat/api/click", served(api(self.click))),
+            web.get(f"/chat/media/{_DIGEST}", served(self.media)),
+            web.get(f"/chat/media/{_DIGEST}/{{filename}}", served(self.media)),  # a File, by name
+            web.get("/chat/ws", served(self.socket)),
         ]
+
+    def _served(self, handler: Handler) -> Handler:
+        """Refuse a request that the mode does not allow, before anything else is read."""
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if self._local_only and not _direct_from_here(request):
+                log.warning("web chat refused a request not made on this computer",
+                            extra={"remote": request.remote, "path": request.path})
+                if request.path.startswith("/chat/api/"):
+                    raise _refuse(web.HTTPForbidden, LOCAL_ONLY)
+                raise web.HTTPForbidden(text=LOCAL_ONLY)
+            return await handler(request)
+
+        return guarded
+
+    @staticmethod
+    def _api(handler: Handler) -> Handler:
+        """An unexpected failure is answered in a sentence the page shows, never a trace."""
+        async def answered(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except web.HTTPException:
+                raise
+            except Exception:
+                log.exception("web chat request failed", extra={"path": request.path})
+                raise _refuse(web.HTTPInternalServerError, FAILED) from None
+
+        return answered
 
     async def page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(WEB_DIR / "chat.html")
+
+    async def static(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / request.match_info["name"])
 
     async def people(self, request: web.Request) -> web.Response:
         users = await User.filter(active=True).order_by("id")
@@ -188,8 +241,8 @@ class WebChat:
 
     async def text(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        user, client_id = _sender(body)
-        text = str(body.get("text") or "").strip()
+        user, client_id = await _sender(body)
+        text = clean_text(str(body.get("text") or "")).strip()
         if not text:
             raise _refuse(web.HTTPBadRequest, "请输入内容后再发送。")
         if len(text) > TEXT_MAX_CHARS:
@@ -208,17 +261,24 @@ class WebChat:
                 data = await self._read_file(part)
             elif part.name:
                 form[part.name] = (await part.read(decode=True))[:200].decode(errors="replace")
-        user, client_id = _sender(form)
+        user, client_id = await _sender(form)
         if not data:
             raise _refuse(web.HTTPBadRequest, "没有收到文件，请重新选择照片。")
-        digest = await self._media.put(data)
+        if not content_type(data).startswith("image/"):   # the bytes, not the browser's word
+            raise _refuse(web.HTTPUnsupportedMediaType,
+                          "只能发送照片（JPG、PNG 或 GIF 格式），请重新选择。")
+        try:
+            digest = await self._media.put(data)
+        except OSError:   # the disk is full or read-only: the person may try again later
+            log.exception("web chat could not store a photo", extra={"user": user})
+            raise _refuse(web.HTTPServiceUnavailable, NOT_SAVED) from None
         return await self._receive(user, client_id, InboundKind.IMAGE, Image(digest),
                                    media=digest)
 
     async def click(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        user, client_id = _sender(body)
-        card = await open_card(user, str(body.get("code") or ""))
+        user, client_id = await _sender(body)
+        card = await open_card(user, clean_text(str(body.get("code") or "")))
         if card is None:
             raise _refuse(web.HTTPConflict, "这张卡片已处理或已失效。")
         key = str(body.get("key") or "")
@@ -230,8 +290,14 @@ class WebChat:
                                    response_code=card.response_code or "", selected=selected)
 
     async def media(self, request: web.Request) -> web.Response:
+        """A photo or file, only for a person whose conversation shows it (`?user=`): the
+        monthly ledger is not for whoever guesses its address. Anything else is 404."""
+        digest = request.match_info["digest"]
+        user = request.query.get("user", "")
+        if not _USER.fullmatch(user) or not await WebChatLine.exists(user_id=user, media=digest):
+            raise web.HTTPNotFound()
         try:
-            data = await self._media.get(request.match_info["digest"])
+            data = await self._media.get(digest)
         except FileNotFoundError:
             raise web.HTTPNotFound() from None
         kind = content_type(data)
@@ -244,7 +310,7 @@ class WebChat:
             "Cache-Control": "private, max-age=86400, immutable"})
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
-        user = _valid_user(request.query.get("user", ""))
+        user = await _person(request.query.get("user", ""))
         try:
             after = int(request.query.get("after", "0"))
         except ValueError:
@@ -345,18 +411,36 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _valid_user(user: str) -> str:
+def _direct_from_here(request: web.Request) -> bool:
+    """From a loopback address and through no proxy: a proxy on this host connects from
+    loopback too, but says whom it forwards for (nginx only when configured to: see README)."""
+    if any(name in request.headers for name in FORWARDING):
+        return False
+    try:
+        address = ipaddress.ip_address(request.remote or "")
+    except ValueError:   # a Unix socket, or nothing known
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+async def _person(user: str) -> str:
+    """Someone on the roster: the page offers no one else, and a stored line or event for an
+    unknown id would never reach anybody."""
     if not _USER.fullmatch(user):
         raise _refuse(web.HTTPBadRequest, "请先选择一位人员。")
+    if not await User.exists(id=user, active=True):
+        raise _refuse(web.HTTPForbidden, "名册中没有这位人员，请刷新页面后重新选择。")
     return user
 
 
-def _sender(body: dict[str, Any]) -> tuple[str, str]:
+async def _sender(body: dict[str, Any]) -> tuple[str, str]:
     """Who sends, and the page's id for this message (the same id when it resends)."""
     client_id = str(body.get("id") or "")
     if not _CLIENT_ID.fullmatch(client_id):
         raise _refuse(web.HTTPBadRequest, "消息编号不正确，请刷新页面后重试。")
-    return _valid_user(str(body.get("user") or "")), client_id
+    return await _person(str(body.get("user") or "")), client_id
 
 
 def _selection(offered: Any, chosen: Any) -> dict[str, list[str]]:

@@ -23,8 +23,10 @@ from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
 from bot.media import MediaStore, content_type
 from bot.settings import WeComSettings
+from models.markup import literal, render_markdown
 from models.messaging import (
     CHAT_PREFIX,
+    MESSAGE_BYTES,
     Card,
     CardUpdate,
     File,
@@ -209,7 +211,8 @@ def render(message: Text | Markdown | Card, agent_id: int, repeat_after: float =
     if isinstance(message, Text):
         body.update(msgtype="text", text={"content": message.content})
     elif isinstance(message, Markdown):
-        body.update(msgtype="markdown", markdown={"content": message.content})
+        body.update(msgtype="markdown", markdown={
+            "content": render_markdown(message.content, room=MESSAGE_BYTES)})
     elif message.buttons:
         body.update(msgtype="template_card", template_card=_template_card(message))
     else:
@@ -259,10 +262,13 @@ def _template_card(card: Card) -> dict[str, Any]:
 
 
 def _card_as_markdown(card: Card) -> str:
-    lines = [f"**{card.title}**"]
-    lines += [line for line in (card.description, card.body) if line]
-    lines += [f"> {k}：{v}" for k, v in card.fields]
-    return "\n".join(lines)
+    """A card without buttons, as markdown: its fields are plain text, so all of it is escaped
+    (a description in its body must not become a link); its line breaks stay."""
+    lines = [f"**{literal(card.title)}**"]
+    lines += [literal(line) for text in (card.description, card.body)
+              for line in text.splitlines()]
+    lines += [f"> {literal(k)}：{literal(v)}" for k, v in card.fields]
+    return render_markdown("\n".join(lines), room=MESSAGE_BYTES)
 
 
 class WeComChannel:

@@ -56,9 +56,16 @@ function showError(message) {
 // ---------------------------------------------------------------------------------------------
 // Rendering the log
 
+// A photo or file is served only to a person whose conversation shows it, so its address
+// names who is asking.
+function mediaUrl(media, filename) {
+  const name = filename === undefined ? "" : `/${encodeURIComponent(filename)}`;
+  return `/chat/media/${media}${name}?${new URLSearchParams({ user: chat.user })}`;
+}
+
 function imageNode(media) {
   const img = el("img");
-  img.src = `/chat/media/${media}`;
+  img.src = mediaUrl(media);
   img.alt = "照片";
   img.onerror = () => img.replaceWith(el("span", "file", "（文件，无法预览）"));
   return img;
@@ -67,7 +74,7 @@ function imageNode(media) {
 // A document (a report's ledger): a link that saves it under its own name.
 function fileNode(file) {
   const link = el("a", "download", `📎 ${file.filename}`);
-  link.href = `/chat/media/${file.media}/${encodeURIComponent(file.filename)}`;
+  link.href = mediaUrl(file.media, file.filename);
   link.download = file.filename;
   return link;
 }
@@ -204,6 +211,13 @@ function pick(user) {
 // ---------------------------------------------------------------------------------------------
 // Sending: the same id on every try, so the server handles a resent message once
 
+// What to tell the person about a refused request: the server's sentence when it sent one
+// (every /chat/api failure is {"error": "..."}), else the status.
+async function failure(response, what) {
+  const answer = await response.json().catch(() => ({}));
+  return answer.error || `${what}（${response.status}），请稍后再试。`;
+}
+
 async function post(path, body) {
   for (let attempt = 0; ; attempt++) {
     let response;
@@ -215,8 +229,7 @@ async function post(path, body) {
       continue;
     }
     if (response.ok) { showError(""); return true; }
-    const answer = await response.json().catch(() => ({}));
-    showError(answer.error || `发送失败（${response.status}），请稍后再试。`);
+    showError(await failure(response, "发送失败"));
     return false;
   }
 }
@@ -261,6 +274,7 @@ async function clickCard(card, key, select) {
 
 async function loadPeople() {
   const response = await fetch("/chat/api/people");
+  if (!response.ok) { showError(await failure(response, "无法读取人员名册")); return; }
   const answer = await response.json();
   chat.maxUpload = answer.max_upload;
   chat.maxText = answer.max_text;
