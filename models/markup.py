@@ -58,11 +58,11 @@ def render_markdown(content: str, *, room: int | None, escape: Escape = escape_m
     """The content as a channel sends it: each marked run escaped, the markers gone.
 
     Escaping can lengthen a run (a full-width form takes 3 bytes in UTF-8, `*` one), while the
-    content was cut to the platform's `room` counting the marked text. Then the longest runs of
-    people's text are shortened, with an ellipsis, until it fits again: every line the writer
-    kept stays. It never cuts below the text's own size without the markers (content that was
-    too long before escaping is the writer's to fit). A marker left unpaired by a cut escapes
-    the rest of the content."""
+    content was cut to the platform's `room` (`models.messaging.fit`) counting the marked text.
+    Then the longest runs of people's text are shortened, with an ellipsis, until it fits
+    again: every line the writer kept stays (see `_shorten`). Nothing is cut below the size of
+    the content without its markers: content too long before escaping is the writer's to fit.
+    A marker left unpaired by a cut escapes the rest of the content."""
     pieces: list[str] = []
     runs: list[int] = []            # indexes in `pieces` of people's text
     plain_bytes = 0                 # the content without markers, before escaping
@@ -84,21 +84,32 @@ def render_markdown(content: str, *, room: int | None, escape: Escape = escape_m
 
 
 def _shorten(pieces: list[str], runs: list[int], excess: int) -> None:
-    """Free `excess` bytes by cutting the longest runs of people's text, each to a whole
-    character followed by an ellipsis."""
+    """Free `excess` bytes from the runs of people's text: every run longer than one common
+    length is cut to it (whole characters, then an ellipsis), the longest such length that
+    frees enough. Short texts (a reason, a name) stay whole; long ones give way evenly."""
+    sizes = {i: len(pieces[i].encode()) for i in runs}
     mark = len(ELLIPSIS.encode())
-    while excess > 0:
-        longer = [i for i in runs if len(pieces[i].encode()) > mark]
-        if not longer:
-            return
-        i = max(longer, key=lambda n: len(pieces[n].encode()))
-        size = len(pieces[i].encode())
-        budget = size - excess - mark            # bytes of the run that may stay
-        kept: list[str] = []
-        for char in pieces[i]:
-            budget -= len(char.encode())
-            if budget < 0:
-                break
-            kept.append(char)
-        pieces[i] = "".join(kept) + ELLIPSIS
-        excess -= size - len(pieces[i].encode())
+
+    def freed(cap: int) -> int:
+        return sum(size - cap - mark for size in sizes.values() if size > cap + mark)
+
+    low, high = 0, max(sizes.values(), default=0)   # freed(high) == 0, freed(low) is the most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if freed(middle) >= excess:
+            low = middle
+        else:
+            high = middle - 1
+    for i, size in sizes.items():
+        if size > low + mark:
+            pieces[i] = _cut(pieces[i], low) + ELLIPSIS
+
+
+def _cut(text: str, room: int) -> str:
+    """The longest start of `text` that takes at most `room` bytes."""
+    kept = 0
+    for n, char in enumerate(text):
+        kept += len(char.encode())
+        if kept > room:
+            return text[:n]
+    return text

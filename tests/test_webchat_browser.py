@@ -3,11 +3,15 @@ send a photo, answer a card."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.async_api import expect
 
 from bot.app import utc_now
+from bot.media import MediaStore
 from handlers.commands import HELP
-from models.messaging import Button, Card, InboundKind, InboxEvent, Markdown, Selection
+from models.markup import literal
+from models.messaging import Button, Card, File, InboundKind, InboxEvent, Markdown, Selection
 from models.webchat import WebChatLine, add_line
 from tests.harness import Service
 from tests.webchat_client import drill_chat, eventually, queue
@@ -99,3 +103,42 @@ async def test_the_page_fits_a_phones_width(service: Service) -> None:
             box = await page.locator(selector).bounding_box()
             assert box is not None and box["height"] < one_line, selector
         assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+async def test_peoples_text_in_markdown_shows_as_typed(service: Service) -> None:
+    """A reporter's `[点我](http://…)` inside the bot's markdown is no link on the page."""
+    typed = "[点我](http://evil.example) **粗** `x`"
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await queue("md-typed", Markdown(f"**整改说明**\n> {literal(typed)}"), ["zhangsan"])
+        shown = bot_says(page, "整改说明")
+        await expect(shown).to_contain_text("［点我］(http://evil.example) ＊＊粗＊＊ ｀x｀")
+        await expect(shown.locator("a")).to_have_count(0)
+        await expect(shown.locator("code")).to_have_count(0)
+        await expect(shown.locator("strong")).to_have_text(["整改说明"])
+
+
+async def test_a_refused_upload_is_explained_on_the_page(service: Service) -> None:
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await page.set_input_files("#photo", files=[
+            {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.7 not a photo"}])
+        await expect(page.locator("#error")).to_have_text(
+            "只能发送照片（JPG、PNG 或 GIF 格式），请重新选择。")
+
+
+async def test_a_file_sent_to_a_person_downloads_for_them(
+        service: Service, media_dir: Path) -> None:
+    """The link names who asks (`?user=`): the media route serves a file only to the people
+    whose conversation holds it."""
+    data = b"PK\x03\x04 a ledger"
+    digest = await MediaStore(media_dir).put(data)
+    async with chromium() as browser:
+        page = await open_chat(browser, service.url, "zhangsan")
+        await queue("ledger-1", File(digest, "隐患台账.xlsx"), ["zhangsan"])
+        link = page.locator("a.download")
+        await expect(link).to_have_text("📎 隐患台账.xlsx")
+        href = await link.get_attribute("href")
+        assert href is not None and href.endswith("?user=zhangsan")
+        answer = await page.request.get(service.url + href)
+        assert answer.status == 200 and await answer.body() == data
