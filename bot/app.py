@@ -33,6 +33,7 @@ from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from bot.scheduling import load_policy
 from bot.settings import SettingError, Settings
+from bot.supervision import LoopHealth, Supervisor, environmental
 from bot.wakeups import Announcer, listen
 from handlers import build_router
 from handlers.router import Rules
@@ -49,6 +50,7 @@ SETTINGS = web.AppKey("settings", Settings)
 INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
 SHUTDOWN_GRACE = 10           # seconds running work and ticks get to finish at shutdown
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
@@ -97,12 +99,15 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules) -> Jobs:
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
-               workers: bool = True, scheduler: bool | None = None) -> web.Application:
+               workers: bool = True, scheduler: bool | None = None,
+               on_fatal: Callable[[str], None] | None = None) -> web.Application:
     """`callbacks`: answer the platforms' callbacks; `workers`: run the inbox worker and the
     outbox dispatcher; `scheduler`: tick the scheduled jobs (by default where workers run).
-    The operations endpoints are always there."""
+    The operations endpoints are always there. `on_fatal` is called once if a background
+    loop dies (the CLI stops the process with a non-zero exit)."""
     app = web.Application(middlewares=[_orm_context], client_max_size=UPLOAD_LIMIT)
     app[SETTINGS] = settings
+    app[SUPERVISOR] = Supervisor(on_fatal)
     channels: dict[str, Channel] = {}
     app[CHANNELS] = channels
     app[WEBCHAT_HUB] = Hub()
@@ -122,7 +127,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
         app.cleanup_ctx.append(_background(instance))
     if workers if scheduler is None else scheduler:
         app.cleanup_ctx.append(_scheduler(jobs, clock))
-    app.add_routes(ops.routes())
+    app.add_routes(ops.routes(settings, app[SUPERVISOR]))
     # Without workers of its own, a process tells the others' workers (PostgreSQL only).
     announcer = None if workers or not _postgres(settings) else Announcer()
     sink = _sink(app, announcer)
@@ -130,7 +135,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
         app.add_routes(WeComCallback(settings.wecom, sink, settings.max_body_bytes).routes())
     if callbacks and settings.webchat_enabled:
         app.add_routes(WebChat(sink, media, app[WEBCHAT_HUB], clock, max_upload=UPLOAD_LIMIT,
-                               poll_seconds=settings.poll_seconds).routes())
+                               poll_seconds=settings.poll_seconds,
+                               local_only=settings.webchat == "auto").routes())
     return app
 
 
@@ -183,20 +189,32 @@ def _platform_clients(media: MediaStore, clock: Clock, instance: str
 
 def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def background(app: web.Application) -> AsyncIterator[None]:
+        supervisor = app[SUPERVISOR]
+        inbox, dispatcher = app[INBOX], app[DISPATCHER]
         with app[ORM]:
-            released = await release_leases(instance)
-            if released:
-                log.info("took back %d rows left leased by a previous run", released)
-            inbox, dispatcher = app[INBOX], app[DISPATCHER]
+            try:
+                released = await release_leases(instance)
+            except Exception as exc:
+                if not environmental(exc):
+                    raise
+                # The database is away at start: what we held expires in a lease anyway.
+                log.warning("could not take back rows leased by a previous run: %r", exc)
+            else:
+                if released:
+                    log.info("took back %d rows left leased by a previous run", released)
             workers = [asyncio.create_task(inbox.run(), name="inbox-worker"),
                        asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")]
-            listeners = [asyncio.create_task(
-                listen(app[SETTINGS].database_url, inbox.wake), name="wakeups")
-                ] if _postgres(app[SETTINGS]) else []
+            supervisor.start(inbox.health, workers[0])
+            supervisor.start(dispatcher.health, workers[1])
+            listeners = []
+            if _postgres(app[SETTINGS]):
+                health = LoopHealth("wakeups")
+                listeners.append(asyncio.create_task(
+                    listen(app[SETTINGS].database_url, inbox.wake, health), name="wakeups"))
+                supervisor.start(health, listeners[0])
         tasks = [*workers, *listeners]
-        for task in tasks:
-            task.add_done_callback(_report_crash)
         yield
+        supervisor.stopping()
         inbox.stop()
         dispatcher.stop()
         # An event half-handled or a send half-made finishes rather than being cut off: that
@@ -211,9 +229,12 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
 
 
 def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
-    """APScheduler only ticks; each job reads what is due from the database (scheduler/)."""
+    """APScheduler only ticks; each job reads what is due from the database (scheduler/). A
+    tick that meets a failing database is told to the scheduler's health; the next tick is
+    the retry."""
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         running: set[asyncio.Task[object]] = set()
+        health = LoopHealth("scheduler")
 
         async def tick() -> None:
             task = asyncio.current_task()
@@ -221,9 +242,15 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
             running.add(task)
             try:
                 activate(app[ORM])      # APScheduler runs each job in a task of its own
-                report = await jobs.tick(clock())
+                report = await jobs.tick(clock(), stops_tick=environmental)
+            except Exception as exc:
+                if not environmental(exc):
+                    raise
+                health.failed(exc)
+                return
             finally:
                 running.discard(task)
+            health.succeeded()
             if "auditor" in report.done:
                 metrics.ALARMS_LATE.set(report.done["auditor"])
             if report.done.get("dialogs"):
@@ -234,7 +261,10 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
         ticker.add_job(tick, "interval", seconds=jobs.policy.tick.total_seconds(), id="tick",
                        max_instances=1, coalesce=True)
         ticker.start()
+        app[SUPERVISOR].loops[health.name] = health
+        health.running = True
         yield
+        health.running = False
         ticker.shutdown(wait=False)
         # A tick half-way commits or rolls back on its own; cancelling it mid-commit only
         # makes noise, so it is given a moment to finish before the database closes.
@@ -242,8 +272,3 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
             await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
 
     return scheduler
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s stopped", task.get_name(), exc_info=task.exception())

@@ -1,11 +1,13 @@
 """The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org,
-load-plans, check-config."""
+load-plans, check-config, inbox and outbox (parked events and messages)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
@@ -56,6 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans.add_argument("dir", type=Path, nargs="?",
                        help="folder of plan files, *.toml (default: plans_dir)")
     commands.add_parser("check-config", help="validate and print the effective settings")
+    for queue, what in (("inbox", "events parked after failing"),
+                        ("outbox", "messages some recipients never got")):
+        sub = commands.add_parser(queue, help=f"list or retry {what}").add_subparsers(
+            dest="action", required=True)
+        listing = sub.add_parser("parked", help=f"list {what}, the newest first")
+        listing.add_argument("--limit", type=int, default=50)
+        retry = sub.add_parser("retry", help="put them back in the queue, to be tried once more")
+        which = retry.add_mutually_exclusive_group(required=True)
+        which.add_argument("ids", type=int, nargs="*", default=[], metavar="ID")
+        which.add_argument("--all", action="store_true")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -86,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_tick(settings, jobs, now))
     if args.command == "report":
         return asyncio.run(_report(settings, jobs, args.month, args.out))
+    if args.command in ("inbox", "outbox"):
+        if args.action == "retry" and not (args.ids or args.all):
+            print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
+            return 2
+        return asyncio.run(_in_database(settings, lambda _: _queue(args, settings.tz)))
     if args.command == "scheduler":
         return _serve(settings, callbacks=False, workers=False, scheduler=True)
     if args.command == "work":
@@ -173,6 +190,44 @@ def _loaded(source: Path, report: RosterReport | PlansReport) -> int:
     return 0
 
 
+async def _queue(args: argparse.Namespace, tz: tzinfo) -> int:
+    """`inbox|outbox parked|retry`: what failed for good, and putting it back."""
+    from bot.app import utc_now
+    from models.messaging import inbox_parked, inbox_retry, outbox_parked, outbox_retry
+
+    if args.action == "retry":
+        ids = None if args.all else args.ids
+        retry = inbox_retry if args.command == "inbox" else outbox_retry
+        done = await retry(ids, utc_now())
+        print(f"safetybot: {args.command}: {len(done)} put back"
+              + (f" ({', '.join(map(str, done))})" if done else ""))
+        missing = sorted(set(ids or ()) - set(done))
+        if missing:
+            print(f"safetybot: {args.command}: not parked: {', '.join(map(str, missing))}",
+                  file=sys.stderr)
+        return 1 if missing else 0
+    if args.command == "inbox":
+        events = await inbox_parked(args.limit)
+        for e in events:
+            print(f"{e.id}\t{e.received_at.astimezone(tz):%Y-%m-%d %H:%M:%S}\t{e.platform}:"
+                  f"{e.user_id}\t{e.kind}\t{e.attempts} tries\t{_line(e.last_error)}")
+        print(f"safetybot: inbox: {len(events)} parked")
+        return 0
+    messages = await outbox_parked(args.limit)
+    for m in messages:
+        print(f"{m.message.id}\t{m.message.created_at.astimezone(tz):%Y-%m-%d %H:%M:%S}\t"
+              f"{m.message.platform}\t{m.message.kind}\t{','.join(m.recipients)}\t"
+              f"{_line(m.error)}")
+    print(f"safetybot: outbox: {len(messages)} with failed deliveries")
+    return 0
+
+
+def _line(error: str, width: int = 160) -> str:
+    """An error on one line of a listing."""
+    flat = " ".join(error.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
 def _check_config(settings: Settings) -> int:
     """The settings, then the plan files: their shape only, the roster is in the database."""
     from bot.plans import PlanError, parse_plans
@@ -189,7 +244,7 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
            scheduler: bool = True) -> int:
-    from bot.app import create_app
+    from bot.app import SUPERVISOR, create_app
     from bot.db import pending_migrations
 
     pending = asyncio.run(_in_database(settings, pending_migrations))
@@ -206,10 +261,20 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
         extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
                "running": roles},
     )
-    web.run_app(create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler),
-                host=settings.host,
-                port=settings.port, access_log=None, print=lambda _: None)
+    app = create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler,
+                     on_fatal=_stop_process)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                print=lambda _: None)
+    if app[SUPERVISOR].fatal:
+        print(f"safetybot: stopped: {app[SUPERVISOR].fatal}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _stop_process(reason: str) -> None:
+    """A background loop died: shut down as on SIGTERM (work in flight finishes), then exit
+    non-zero, so that systemd or the orchestrator starts a fresh process."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run() -> None:

@@ -19,6 +19,7 @@ from bot import metrics
 from bot.channels import Channel, Delivery, Outcome, Verdict
 from bot.claim_loop import ClaimLoop
 from bot.settings import Settings
+from bot.supervision import cause, environmental
 from models.messaging import (
     UNSETTLED,
     DeliveryStatus,
@@ -30,6 +31,7 @@ from models.messaging import (
     at_limit,
     finish,
     outbox_claim,
+    renew_leases,
     take,
 )
 
@@ -46,23 +48,41 @@ class Dispatcher(ClaimLoop[Leased]):
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
     ) -> None:
-        super().__init__(settings.outbox_concurrency, settings.poll_seconds, batch=1)
+        super().__init__("outbox-dispatcher", concurrency=settings.outbox_concurrency,
+                         poll_seconds=settings.poll_seconds, batch=1,
+                         lease=timedelta(seconds=settings.lease_seconds), clock=clock)
         self._s = settings
         self._channels = channels
-        self._clock = clock
         self._instance = instance
         self._counting = MemberTurns()
 
     async def claim(self, limit: int) -> list[Leased]:
-        lease = timedelta(seconds=self._s.lease_seconds)
-        return await outbox_claim(self._instance, self._clock(), lease, limit)
+        leased = await outbox_claim(self._instance, self._clock(), self._lease, limit)
+        for item in leased:
+            taken_from = item.message.taken_from
+            if taken_from and taken_from != self._instance:
+                log.warning("took over outbox message %d from %s, whose lease ran out",
+                            item.message.id, taken_from, extra={"outbox_id": item.message.id})
+        return leased
+
+    def row_id(self, item: Leased) -> int:
+        return item.message.id
+
+    async def renew(self, ids: list[int], until: datetime) -> None:
+        await renew_leases(OutboxMessage, ids, self._instance, until)
 
     async def work(self, leased: Leased) -> None:
         try:
             await self._attempt(leased.message, leased.unsettled)
-        except Exception:
-            log.exception("outbox attempt crashed; the lease will expire and it is retried",
-                          extra={"outbox_id": leased.message.id})
+        except Exception as exc:
+            ids = {"outbox_id": leased.message.id}
+            if environmental(exc):
+                # The database went away mid-attempt: the lease runs out and it is retried.
+                log.warning("outbox attempt interrupted, retried later: %s", cause(exc),
+                            extra=ids)
+            else:
+                log.exception("outbox attempt crashed; the lease will expire and it is "
+                              "retried", extra=ids)
 
     async def _attempt(self, msg: OutboxMessage, waiting: list[Unsettled]) -> None:
         now = self._clock()

@@ -2,13 +2,20 @@
 
 Each event is leased (so a second instance leaves it alone), its photo is fetched outside any
 transaction, then the handler runs in one transaction together with marking the event done: its
-outbox rows and the "done" mark commit together or not at all. A failing handler is retried with
-backoff and, after a bounded number of tries, parked, so the user's later events go on.
+outbox rows and the "done" mark commit together or not at all.
+
+Two kinds of failure are told apart (bot/supervision.py). A bad event (a handler's bug, an
+impossible state) is retried a few times with backoff, then parked, so the user's later events
+go on. A failure of the environment (database, disk, media store, platform) is not the event's
+fault: it is retried for a long time (`environment_retry_minutes`), the person's later events
+wait behind it in order, and a person kept waiting over a minute is told once that their
+message is safe. `safetybot inbox retry` puts parked events back.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,22 +25,35 @@ from bot.channels import Channel, MediaGone
 from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
+from bot.supervision import cause, environmental
 from handlers import handle
 from handlers.router import Context, Router, Rules
 from models import transaction
 from models.messaging import (
     Inbound,
+    InboundKind,
     InboxEvent,
     InboxStatus,
     LeaseLost,
+    Text,
+    enqueue,
     inbox_claim,
     inbox_complete,
     inbox_fail,
     inbox_put,
     inbox_update_payload,
+    inbox_wait,
+    renew_leases,
 )
 
 log = logging.getLogger(__name__)
+
+# A person whose message has waited this long on a failing environment is told it is safe.
+TELL_AFTER = timedelta(minutes=1)
+WAITING = "您的消息已收到。系统暂时遇到故障，恢复后会自动处理，无需重复发送。"
+ENVIRONMENT_BACKOFF_MAX = 60.0   # seconds between tries of an event waiting on its environment
+# What a person did themselves (not an expiry or a handler's follow-up): worth telling them.
+PERSONAL = frozenset(InboundKind) - {InboundKind.EXPIRED, InboundKind.FOLLOW_UP}
 
 
 class InboxWorker(ClaimLoop[InboxEvent]):
@@ -42,14 +62,15 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         router: Router, rules: Rules, clock: Callable[[], datetime], instance: str,
         on_handled: Callable[[], None],
     ) -> None:
-        super().__init__(settings.inbox_concurrency, settings.poll_seconds,
-                         batch=settings.inbox_concurrency // 2)
+        super().__init__("inbox-worker", concurrency=settings.inbox_concurrency,
+                         poll_seconds=settings.poll_seconds,
+                         batch=settings.inbox_concurrency // 2,
+                         lease=timedelta(seconds=settings.lease_seconds), clock=clock)
         self._s = settings
         self._channels = channels
         self._media = media
         self._router = router
         self._rules = rules
-        self._clock = clock
         self._instance = instance
         self._on_handled = on_handled
 
@@ -61,8 +82,18 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         return stored
 
     async def claim(self, limit: int) -> list[InboxEvent]:
-        lease = timedelta(seconds=self._s.lease_seconds)
-        return await inbox_claim(self._instance, self._clock(), lease, limit)
+        rows = await inbox_claim(self._instance, self._clock(), self._lease, limit)
+        for row in rows:
+            if row.taken_from and row.taken_from != self._instance:
+                log.warning("took over inbox event %d from %s, whose lease ran out", row.id,
+                            row.taken_from, extra={"inbox_id": row.id, "user": row.user_id})
+        return rows
+
+    def row_id(self, item: InboxEvent) -> int:
+        return item.id
+
+    async def renew(self, ids: list[int], until: datetime) -> None:
+        await renew_leases(InboxEvent, ids, self._instance, until)
 
     async def work(self, row: InboxEvent) -> None:
         ids = {"inbox_id": row.id, "user": row.user_id, "platform": row.platform}
@@ -79,15 +110,58 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         except LeaseLost:
             log.warning("inbox lease lost; another worker has the event", extra=ids)
         except Exception as exc:
-            backoff = min(self._s.inbox_retry_seconds * 2 ** row.attempts, 60.0)
-            status = await inbox_fail(row, repr(exc), self._clock(), self._s.inbox_max_attempts,
-                                      timedelta(seconds=backoff))
-            if status is InboxStatus.PARKED:
-                metrics.INBOX_HANDLED.labels("parked").inc()
-                log.exception("inbox event parked after %d tries", row.attempts + 1, extra=ids)
-            else:
-                metrics.INBOX_HANDLED.labels("retry").inc()
-                log.warning("inbox event failed, retrying in %.1fs: %r", backoff, exc, extra=ids)
+            try:
+                if environmental(exc):
+                    await self._wait_for_environment(row, exc, ids)
+                else:
+                    await self._failed(row, exc, ids)
+            except Exception as again:
+                if not environmental(again):
+                    raise
+                # The database is gone as well: the lease runs out and the event is tried
+                # again; the claim loop says once that the database is down.
+                log.debug("could not record the failure of inbox event %d: %r", row.id, again)
+
+    async def _failed(self, row: InboxEvent, exc: Exception, ids: dict[str, object]) -> None:
+        """A bad event: a few tries with doubling waits, then parked."""
+        backoff = min(self._s.inbox_retry_seconds * 2 ** row.attempts, 60.0)
+        status = await inbox_fail(row, repr(exc), self._clock(), self._s.inbox_max_attempts,
+                                  timedelta(seconds=backoff))
+        if status is InboxStatus.PARKED:
+            metrics.INBOX_HANDLED.labels("parked").inc()
+            log.error("inbox event parked after %d tries", row.attempts + 1, extra=ids,
+                      exc_info=exc)
+        else:
+            metrics.INBOX_HANDLED.labels("retry").inc()
+            log.warning("inbox event failed, retrying in %.1fs: %r", backoff, exc, extra=ids)
+
+    async def _wait_for_environment(self, row: InboxEvent, exc: Exception,
+                                    ids: dict[str, object]) -> None:
+        """Try again later, more slowly the longer it fails, without counting a try; park only
+        after `environment_retry_minutes`. The person hears once that their message is safe."""
+        now = self._clock()
+        since = row.failing_since or now
+        failing = (now - since).total_seconds()
+        give_up = failing >= self._s.environment_retry_minutes * 60
+        ceiling = min(max(failing / 2, self._s.inbox_retry_seconds), ENVIRONMENT_BACKOFF_MAX)
+        retry_in = random.uniform(ceiling / 2, ceiling)
+        status = await inbox_wait(row, cause(exc), since, now + timedelta(seconds=retry_in),
+                                  give_up)
+        if status is InboxStatus.PARKED:
+            metrics.INBOX_HANDLED.labels("parked").inc()
+            log.error("inbox event parked: its environment failed for %.0f min: %s",
+                      failing / 60, cause(exc), extra=ids)
+            return
+        metrics.INBOX_HANDLED.labels("waiting").inc()
+        log.log(logging.WARNING if row.failing_since is None else logging.DEBUG,
+                "inbox event waits for its environment, next try in %.1fs: %s", retry_in,
+                cause(exc), extra=ids)
+        if row.kind in PERSONAL and now - row.received_at >= TELL_AFTER:
+            async with transaction():
+                told = await enqueue(f"waiting:{row.id}", Text(WAITING), now=now,
+                                     platform=row.platform, to_users=[row.user_id])
+            if told:
+                self._on_handled()
 
     async def _with_media(self, row: InboxEvent) -> Inbound:
         """Copy the photo into our store now: the platform's media id expires."""

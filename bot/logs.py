@@ -35,3 +35,6 @@ def configure(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # tortoise logs every query with its parameters at DEBUG, the access token among them.
     logging.getLogger("tortoise").setLevel(max(root.level, logging.INFO))
+    # While the database is away, asyncpg's pool logs a traceback every second or two for the
+    # connections it keeps ready; the supervised loops already say so once (bot/supervision.py).
+    logging.getLogger("asyncpg.pool").setLevel(max(root.level, logging.ERROR))

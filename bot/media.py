@@ -4,7 +4,10 @@ evidence on a ticket must not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 _SIGNATURES = {
@@ -55,9 +58,19 @@ class MediaStore:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
+        """Into a temporary file of its own beside the target, then renamed: a reader never
+        sees half a file, two writers of the same bytes do not meet, and a write that fails
+        (a full disk) leaves nothing behind. The OSError goes to the caller, who waits for
+        the disk (bot/inbox.py)."""
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(path)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise

@@ -44,3 +44,17 @@ ALARMS_LATE = Gauge(
     "safetybot_alarms_late", "Reminders and escalations overdue beyond the grace period",
     registry=REGISTRY,
 )
+LOOP_ERRORS = Counter(
+    "safetybot_loop_errors_total",
+    "Rounds of a background loop that failed on its environment (database, disk, network)",
+    ["loop"], registry=REGISTRY,
+)
+LOOP_RESTARTS = Counter(
+    "safetybot_loop_restarts_total", "Background loops that resumed after failing",
+    ["loop"], registry=REGISTRY,
+)
+LOOP_IDLE = Gauge(
+    "safetybot_loop_seconds_since_success",
+    "Seconds since a background loop's last successful round (claim, tick, connection)",
+    ["loop"], registry=REGISTRY,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -9,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
 from bot.db import ORM, pending_migrations, ping
+from bot.settings import Settings
+from bot.supervision import Supervisor, cause
 from models.messaging import (
     DeliveryStatus,
     InboxEvent,
@@ -17,10 +20,14 @@ from models.messaging import (
     OutboxMessage,
 )
 
+PING_SECONDS = 3.0     # a database that takes longer to answer SELECT 1 is as good as down
+INBOX_WORKER = "inbox-worker"
 
-def routes() -> list[web.RouteDef]:
-    return [web.get("/healthz", healthz), web.get("/readyz", readyz),
-            web.get("/metrics", prometheus)]
+
+def routes(settings: Settings, supervisor: Supervisor) -> list[web.RouteDef]:
+    readiness = Readiness(settings, supervisor)
+    return [web.get("/healthz", healthz), web.get("/readyz", readiness.readyz),
+            web.get("/metrics", readiness.prometheus)]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -28,33 +35,59 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    ctx = request.app[ORM]
-    try:
-        await ping(ctx)
-    except Exception as exc:
-        return web.json_response({"status": "database unreachable",
-                                  "error": exc.__class__.__name__}, status=503)
-    pending = await pending_migrations(ctx)
-    if pending:
-        return web.json_response({"status": "migrations pending", "pending": pending},
-                                 status=503)
-    return web.json_response({"status": "ready"})
+class Readiness:
+    """/readyz and /metrics: what the process and the database say about the service."""
+
+    def __init__(self, settings: Settings, supervisor: Supervisor) -> None:
+        self._max_lag = settings.ready_max_lag_seconds
+        self._supervisor = supervisor
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """503, naming every problem found: the database unreachable or not migrated, a
+        background loop of this process not running or failing, and where this process
+        handles the inbox, its oldest waiting event older than `ready_max_lag_seconds`.
+        A process that only answers callbacks is not held to the inbox lag: it still takes
+        callbacks well while the workers are behind."""
+        problems = list(self._supervisor.problems())
+        body: dict[str, object] = {}
+        ctx = request.app[ORM]
+        try:
+            async with asyncio.timeout(PING_SECONDS):
+                await ping(ctx)
+                pending = await pending_migrations(ctx)
+                lag = 0.0 if pending else await inbox_lag()
+        except Exception as exc:
+            problems.insert(0, f"database unreachable: {cause(exc)}")
+        else:
+            if pending:
+                problems.append(f"migrations pending: {', '.join(pending)}")
+            body["inbox_lag_seconds"] = round(lag, 1)
+            if INBOX_WORKER in self._supervisor.loops and lag > self._max_lag:
+                problems.append(f"inbox lag {lag:.0f} s is over {self._max_lag:.0f} s")
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems, **body},
+                                     status=503)
+        return web.json_response({"status": "ready", **body})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """Queue gauges are read from the database at scrape time, so every instance agrees."""
+        for name, health in self._supervisor.loops.items():
+            metrics.LOOP_IDLE.labels(name).set(health.idle_seconds())
+        await _refresh_queue_gauges()
+        return web.Response(body=generate_latest(metrics.REGISTRY),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def prometheus(request: web.Request) -> web.Response:
-    """Queue gauges are read from the database at scrape time, so every instance agrees."""
-    await _refresh_queue_gauges()
-    return web.Response(body=generate_latest(metrics.REGISTRY),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+async def inbox_lag() -> float:
+    """Seconds the oldest pending inbox event has waited (0 when none waits)."""
+    first = await InboxEvent.filter(status=InboxStatus.PENDING).order_by("id").first(
+        ).values_list("received_at", flat=True)
+    return (datetime.now(UTC) - first).total_seconds() if isinstance(first, datetime) else 0.0
 
 
 async def _refresh_queue_gauges() -> None:
-    pending = InboxEvent.filter(status=InboxStatus.PENDING)
-    metrics.INBOX_PENDING.set(await pending.count())
-    first = await pending.order_by("id").first().values_list("received_at", flat=True)
-    lag = (datetime.now(UTC) - first).total_seconds() if isinstance(first, datetime) else 0.0
-    metrics.INBOX_LAG.set(lag)
+    metrics.INBOX_PENDING.set(await InboxEvent.filter(status=InboxStatus.PENDING).count())
+    metrics.INBOX_LAG.set(await inbox_lag())
     metrics.OUTBOX_PENDING.set(
         await OutboxMessage.filter(done_at__isnull=True).count()   # by index `outbox_due`
     )

@@ -101,8 +101,10 @@ class Settings:
     max_body_bytes: int = 65536
     inbox_concurrency: int = 16
     inbox_max_attempts: int = 5
-    lease_seconds: float = 60.0
+    lease_seconds: float = 10.0
     inbox_retry_seconds: float = 1.0
+    environment_retry_minutes: int = 30
+    ready_max_lag_seconds: float = 120.0
     outbox_concurrency: int = 8
     outbox_max_attempts: int = 20
     poll_seconds: float = 0.5
@@ -255,7 +257,8 @@ def _validate(s: Settings) -> Settings:
         raise SettingError(f"SAFETYBOT_TIMEZONE: unknown time zone {s.timezone!r}") from None
     if not re.match(r"^(sqlite|postgres|asyncpg)://", s.database_url):
         raise SettingError("SAFETYBOT_DATABASE_URL: must start with sqlite:// or postgres://")
-    for name in ("inbox_concurrency", "inbox_max_attempts", "outbox_concurrency"):
+    for name in ("inbox_concurrency", "inbox_max_attempts", "outbox_concurrency",
+                 "environment_retry_minutes", "lease_seconds", "ready_max_lag_seconds"):
         if getattr(s, name) < 1:
             raise SettingError(f"{_env_name(name)}: must be at least 1")
     if s.webchat not in ("auto", "on", "off"):
@@ -305,5 +308,30 @@ def _show(dotted: str, value: Any) -> str:
     if dotted in SECRETS:
         return "(set, hidden)" if value else "(not set)"
     if dotted == "database_url":
-        return re.sub(r"://([^:@/]+):[^@/]+@", r"://\1:***@", str(value))
+        return mask_url(str(value))
     return str(value)
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print: the password, and every query option that is one, become
+    ***. The password is whatever stands between the user's colon and the last @ before the
+    host, so a password with @, / or : in it is hidden whole."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    query = ""
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    if "@" in rest:
+        userinfo, host = rest.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    if query:
+        query = "&".join(
+            f"{part.split('=', 1)[0]}=***" if _SECRET_OPTION.search(part.split("=", 1)[0])
+            else part for part in query.split("&"))
+        rest = f"{rest}?{query}"
+    return f"{scheme}://{rest}"
+
+
+_SECRET_OPTION = re.compile(r"pass|secret|token|key", re.IGNORECASE)

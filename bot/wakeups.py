@@ -5,7 +5,8 @@ so a lost notification or a dropped connection only costs the poll interval.
 
 Announcements are coalesced (one per ANNOUNCE_SECONDS per process) and sent off the callback's
 path: PostgreSQL serialises the commits of transactions that NOTIFY, so one per insert would
-cap the callbacks a second."""
+cap the callbacks a second. The listener is one of the supervised loops (bot/supervision.py):
+it reconnects with backoff while the database is away."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ import asyncpg
 from tortoise import connections
 
 from bot.db import connect_params
+from bot.supervision import LoopHealth, environmental
 from models import DATABASE
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "safetybot_inbox"
 ANNOUNCE_SECONDS = 0.02
-RETRY_SECONDS = 5.0
+CONNECT_SECONDS = 10.0
 
 
 class Announcer:
@@ -44,24 +46,27 @@ class Announcer:
             log.warning("could not announce new inbox events: %r", exc)
 
 
-async def listen(database_url: str, wake: Callable[[], None]) -> None:
+async def listen(database_url: str, wake: Callable[[], None], health: LoopHealth) -> None:
     """Hold one connection that listens for announcements; reconnect when it drops."""
     where = connect_params(database_url)
     while True:
         try:
-            connection = await asyncpg.connect(**where)
+            connection = await asyncpg.connect(**where, timeout=CONNECT_SECONDS)
             try:
-                await _until_lost(connection, wake)
+                await connection.add_listener(CHANNEL, lambda *_: wake())
+                health.succeeded()
+                wake()   # events stored while it was away are looked at now
+                await _until_lost(connection)
             finally:
-                await connection.close()
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("wake-up listener failed; polling meanwhile: %r", exc)
-        await asyncio.sleep(RETRY_SECONDS)
+                await connection.close(timeout=CONNECT_SECONDS)
+        except Exception as exc:
+            if not environmental(exc):
+                raise
+            await asyncio.sleep(health.failed(exc))   # the workers poll meanwhile
 
 
-async def _until_lost(connection: asyncpg.Connection, wake: Callable[[], None]) -> None:
+async def _until_lost(connection: asyncpg.Connection) -> None:
     lost = asyncio.Event()
     connection.add_termination_listener(lambda _: lost.set())
-    await connection.add_listener(CHANNEL, lambda *_: wake())
     await lost.wait()
-    log.warning("wake-up listener lost its connection; reconnecting")
+    raise ConnectionError("the wake-up listener's connection was closed")

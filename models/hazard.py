@@ -378,7 +378,8 @@ async def check_owner(ticket: Ticket, actor: User, action: str, now: datetime) -
 
 async def check_transferer(ticket: Ticket, actor: User, now: datetime) -> None:
     if actor.id != ticket.owner_id and not is_manager(actor):
-        await refuse(ticket, actor, "转派", "只有整改责任人或安全管理员可以转派。", now)
+        await refuse(ticket, actor, "转派", "只有整改责任人、安全管理员或主要负责人可以转派。",
+                     now)
 
 
 async def accept(ticket: Ticket, actor: User, now: datetime) -> None:

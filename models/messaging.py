@@ -24,6 +24,7 @@ from tortoise import connections, fields
 from tortoise.models import Model
 
 from models import atomic, side
+from models.markup import clean_text
 
 # ---------------------------------------------------------------------------------------------
 # Neutral inbound event
@@ -68,6 +69,11 @@ class Inbound:
     response_code: str = ""               # single-use code to update the clicked card
     selected: dict[str, list[str]] = field(default_factory=dict)
     raw_type: str = ""                    # the platform's own type name, for logs
+
+    def __post_init__(self) -> None:
+        # Whatever a platform or a page sends: PostgreSQL refuses NUL and lone surrogates.
+        for name in ("text", "event_key", "task_id", "response_code", "media_id"):
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
 
     def to_payload(self) -> dict[str, Any]:
         # A shallow copy rather than dataclasses.asdict (a deep copy): this runs on every
@@ -350,6 +356,44 @@ async def inbox_fail(
         lease_owner=None, lease_until=None,
     )
     return status
+
+
+async def inbox_wait(row: InboxEvent, error: str, since: datetime, retry_at: datetime,
+                     give_up: bool) -> InboxStatus:
+    """A failure of the environment (database, disk, platform), not of the event: try again at
+    `retry_at` without counting a try, or park the event when it has failed since `since` for
+    longer than anyone should wait (`give_up`)."""
+    status = InboxStatus.PARKED if give_up else InboxStatus.PENDING
+    await InboxEvent.filter(id=row.id, lease_owner=row.lease_owner).update(
+        status=status, failing_since=since, last_error=error[:2000], next_attempt_at=retry_at,
+        lease_owner=None, lease_until=None,
+    )
+    return status
+
+
+async def inbox_parked(limit: int) -> list[InboxEvent]:
+    """Parked events, the newest first."""
+    return await InboxEvent.filter(status=InboxStatus.PARKED).order_by("-id").limit(limit)
+
+
+async def inbox_retry(ids: Sequence[int] | None, now: datetime) -> list[int]:
+    """Put parked events back in the queue as if they had just arrived (every parked one when
+    `ids` is None); the ids put back. Each is handled once more, in its person's order."""
+    parked = InboxEvent.filter(status=InboxStatus.PARKED)
+    if ids is not None:
+        parked = parked.filter(id__in=list(ids))
+    found: list[int] = list(await parked.values_list("id", flat=True))  # type: ignore[arg-type]
+    if found:
+        await InboxEvent.filter(id__in=found, status=InboxStatus.PARKED).update(
+            status=InboxStatus.PENDING, attempts=0, failing_since=None, next_attempt_at=now,
+            lease_owner=None, lease_until=None)
+    return sorted(found)
+
+
+async def renew_leases(model: type[InboxEvent] | type[OutboxMessage], ids: Sequence[int],
+                       owner: str, until: datetime) -> None:
+    """Extend `owner`'s leases of the rows `ids` (a heartbeat: the work is still going)."""
+    await model.filter(id__in=list(ids), lease_owner=owner).update(lease_until=until)
 
 
 async def inbox_update_payload(row: InboxEvent, event: Inbound) -> None:
@@ -652,6 +696,48 @@ _AT_LIMIT = f"""
     WHERE nth IS NOT NULL"""
 
 
+@dataclass(frozen=True)
+class Undelivered:
+    """A message that some recipients never got: the platform refused it for good, or it
+    stayed retryable past every attempt."""
+
+    message: OutboxMessage
+    recipients: list[str]
+    error: str
+
+
+async def outbox_parked(limit: int) -> list[Undelivered]:
+    """Messages with failed deliveries, the newest first."""
+    ids = await OutboxDelivery.filter(status=DeliveryStatus.FAILED).distinct().order_by(
+        "-message_id").limit(limit).values_list("message_id", flat=True)
+    failed: dict[int, list[OutboxDelivery]] = {}
+    for d in await OutboxDelivery.filter(message_id__in=list(ids),
+                                         status=DeliveryStatus.FAILED).order_by("id"):
+        failed.setdefault(d.message_id, []).append(d)  # type: ignore[attr-defined]
+    messages = await OutboxMessage.filter(id__in=list(failed)).order_by("-id")
+    return [Undelivered(m, [d.recipient for d in failed[m.id]], failed[m.id][0].error)
+            for m in messages]
+
+
+async def outbox_retry(ids: Sequence[int] | None, now: datetime) -> list[int]:
+    """Send the failed deliveries of these messages (every such message when `ids` is None)
+    again, as if just queued; the message ids put back."""
+    failed = OutboxDelivery.filter(status=DeliveryStatus.FAILED)
+    if ids is not None:
+        failed = failed.filter(message_id__in=list(ids))
+    found: list[int] = sorted(set(
+        await failed.values_list("message_id", flat=True)))  # type: ignore[arg-type]
+    if found:
+        async with atomic():
+            await OutboxDelivery.filter(message_id__in=found, status=DeliveryStatus.FAILED
+                                        ).update(status=DeliveryStatus.PENDING, sent_at=None,
+                                                 error="")
+            await OutboxMessage.filter(id__in=found).update(
+                status=OutboxStatus.PENDING, done_at=None, attempts=0, next_attempt_at=now,
+                lease_owner=None, lease_until=None, last_error="")
+    return found
+
+
 class PlatformToken(Model):
     """An access token shared by every instance, refreshed by one of them at a time."""
 
@@ -756,7 +842,8 @@ async def _lease(model: type[Model], candidates: str, owner: str, now: datetime,
     PostgreSQL locks the candidates with SKIP LOCKED, so instances claiming at the same moment
     take different rows instead of waiting for each other. SQLite runs one statement at a
     time. On both, the update re-checks that each row is still pending and unleased, so a row
-    is leased by one owner at a time (compare-and-set).
+    is leased by one owner at a time (compare-and-set). A row whose lease ran out (its owner
+    died) keeps that owner's name in `taken_from`, for the log.
 
     A queue table fills faster than its statistics follow (a burst of ten thousand 收到, or
     autovacuum off): believing a few pending rows, the planner would probe the head check with
@@ -781,13 +868,13 @@ def _lease_sql(table: str, candidates: str, dialect: str, returning: str) -> str
         # every pending row.
         sql = f"""
     WITH picked AS MATERIALIZED ({candidates.format(lock="FOR UPDATE SKIP LOCKED")})
-    UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
+    UPDATE "{table}" SET taken_from = lease_owner, lease_owner = :owner, lease_until = :until
     WHERE id = ANY(ARRAY(SELECT id FROM picked))
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
     RETURNING {returning}"""
     else:
         sql = f"""
-    UPDATE "{table}" SET lease_owner = :owner, lease_until = :until
+    UPDATE "{table}" SET taken_from = lease_owner, lease_owner = :owner, lease_until = :until
     WHERE id IN ({candidates.format(lock="")})
       AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)
     RETURNING {returning}"""

@@ -50,8 +50,11 @@ class Jobs:
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
 
-    async def tick(self, now: datetime) -> TickReport:
-        """Run every job once as of `now`. One job failing does not stop the others."""
+    async def tick(self, now: datetime,
+                   stops_tick: Callable[[Exception], bool] = lambda _: False) -> TickReport:
+        """Run every job once as of `now`. One job failing does not stop the others, except
+        with an error that `stops_tick` says every job would meet (the database is down):
+        that is raised at once, and the next tick tries again."""
         report = TickReport()
         jobs: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
             ("dialogs", expire_dialogs),
@@ -68,6 +71,8 @@ class Jobs:
             try:
                 report.done[name] = await job(now)
             except Exception as exc:
+                if stops_tick(exc):
+                    raise
                 log.exception("scheduled job %s failed; the next tick tries again", name)
                 report.failed[name] = f"{type(exc).__name__}: {exc}"
         return report

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,14 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, **overri
 
 
 class Service:
-    """The real app on a real port; `start()` again after `stop()` is a restart."""
+    """The real app on a real port; `start()` again after `stop()` is a restart. `clock`, when
+    given, is the service's "now" (tests move it instead of waiting)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.app: web.Application | None = None
+        self.fatal: list[str] = []          # why a background loop stopped the service
+        self._clock = clock
         self._runner: web.AppRunner | None = None
 
     @property
@@ -61,7 +67,8 @@ class Service:
         return f"http://127.0.0.1:{self.settings.port}"
 
     async def start(self, workers: bool = True) -> None:
-        self.app = create_app(self.settings, workers=workers)
+        extra = {} if self._clock is None else {"clock": self._clock}
+        self.app = create_app(self.settings, workers=workers, on_fatal=self.fatal.append, **extra)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.settings.port).start()
@@ -76,8 +83,10 @@ STOP_SECONDS = 20      # beyond the service's own grace for work in flight (10 s
 
 
 async def spawn(command: list[str], database_url: str, api_base: str, media: Path,
-                **overrides: object) -> tuple[subprocess.Popen[bytes], str]:
-    """`safetybot COMMAND` in a process of its own on a free port, once its /readyz answers."""
+                log: Path | None = None, **overrides: object
+                ) -> tuple[subprocess.Popen[bytes], str]:
+    """`safetybot COMMAND` in a process of its own on a free port, once its /readyz answers;
+    its log (stderr) goes to `log` when given."""
     port = free_port()
     env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url,
            "SAFETYBOT_PORT": str(port), "SAFETYBOT_MEDIA_DIR": str(media),
@@ -91,8 +100,9 @@ async def spawn(command: list[str], database_url: str, api_base: str, media: Pat
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     # A server process of its own, polled below, never waited on: nothing blocks the loop.
-    proc = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env=env)
+    with log.open("ab") if log else contextlib.nullcontext() as err:   # the child keeps a copy
+        proc = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env=env, stderr=err)
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
         for _ in range(200):

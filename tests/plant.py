@@ -4,7 +4,7 @@ playing everyone in it, the real service in between, and people who read their c
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,16 +104,17 @@ def card_field(card: Delivered, name: str) -> str:
 
 
 @asynccontextmanager
-async def plant(database_url: str, media_dir: Path, **overrides: Any
-                ) -> AsyncIterator[tuple[WeComSimulator, Service]]:
-    """The demo org loaded, the simulator and the service running; the database must be empty."""
+async def plant(database_url: str, media_dir: Path, clock: Callable[[], datetime] | None = None,
+                **overrides: Any) -> AsyncIterator[tuple[WeComSimulator, Service]]:
+    """The demo org loaded, the simulator and the service running; the database must be empty.
+    `clock`: the service's "now", when the test moves time itself."""
     await load_org(DEMO_ORG, datetime.now(UTC))
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=users,
                          per_member_per_minute=10_000)
     await sim.start()
     service = Service(service_settings(database_url, sim.base_url, media_dir,
-                                       wecom_per_member_per_minute=10_000, **overrides))
+                                       wecom_per_member_per_minute=10_000, **overrides), clock)
     await service.start()
     sim.callback_url = f"{service.url}/wecom/callback"
     try:

@@ -488,13 +488,13 @@ async def test_only_the_owner_submits_and_only_the_reviewer_decides(sim: WeComSi
     await worker.says(f"申请延期 {number}")
     await worker.expect("只有整改责任人可以申请延期")
     await worker.says(f"转派 {number}")
-    await worker.expect("只有整改责任人或安全管理员可以转派")
+    await worker.expect("只有整改责任人、安全管理员或主要负责人可以转派")
     ticket = await Ticket.get(number=number)
     refusals = await AuditEvent.filter(subject_id=str(ticket.id), action="refused",
                                        actor="zhangsan").values_list("note", flat=True)
     assert sorted(refusals) == sorted([
         "提交整改: 只有整改责任人可以提交整改。", "申请延期: 只有整改责任人可以申请延期。",
-        "转派: 只有整改责任人或安全管理员可以转派。"])
+        "转派: 只有整改责任人、安全管理员或主要负责人可以转派。"])
     assert (await Ticket.get(number=number)).version == ticket.version
     await owner.says("已整改")
     await owner.expect("请发送", "整改后的照片")
@@ -528,6 +528,19 @@ async def test_a_manager_transfers_by_typing_and_a_refused_done_keeps_the_draft(
     await owner.expect(f"{number} 已由孙丽转派给何平安")
     await owner.says(f"已整改 {number}")            # 高峰 no longer owns it
     await owner.expect("只有整改责任人可以提交整改")
+
+
+async def test_the_principal_may_transfer_too(sim: WeComSimulator) -> None:
+    """转派 is the owner's, a safety manager's and the principal's (主要负责人), who answers
+    for every hazard in the plant; README and the refusal say the same."""
+    _, owner, number = await file_general(sim)
+    principal = person(sim, "chenjianguo")
+    await principal.says(f"转派 {number}")
+    await principal.expect(f"请回复 {number} 新的整改责任人")
+    await principal.says("何平安")
+    await principal.expect(f"已将 {number} 转派给何平安")
+    assert (await Ticket.get(number=number)).owner_id == "hepingan"
+    await owner.expect(f"{number} 已由陈建国转派给何平安")
 
 
 async def test_several_open_tickets_ask_which_and_the_card_starts_the_evidence(

@@ -45,6 +45,10 @@ class MediaGone(Exception):
     """The platform no longer has the file (expired or unknown media id)."""
 
 
+class PlatformUnavailable(Exception):
+    """The platform is busy or down for now: what was asked can be asked again later."""
+
+
 class Channel(Protocol):
     platform: str
 

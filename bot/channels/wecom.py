@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import metrics
-from bot.channels import Delivery, MediaGone, Outcome, Verdict
+from bot.channels import Delivery, MediaGone, Outcome, PlatformUnavailable, Verdict
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
 from bot.media import MediaStore, content_type
@@ -287,7 +287,7 @@ class WeComChannel:
         except WeComError as exc:
             if exc.retry_after is None:
                 raise MediaGone(str(exc)) from exc
-            raise
+            raise PlatformUnavailable(str(exc)) from exc
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
                       repeat_after: float = 0.0, batch: str = "") -> Delivery:

@@ -18,6 +18,7 @@ import aiohttp
 from tortoise.expressions import Q
 
 from bot import metrics
+from bot.channels import PlatformUnavailable
 from bot.settings import WeComSettings
 from models.messaging import PlatformToken
 
@@ -46,7 +47,7 @@ class WeComError(Exception):
         return None
 
 
-class Unreachable(Exception):
+class Unreachable(PlatformUnavailable):
     """A timeout or a broken connection: the request may or may not have been carried out."""
 
 
