@@ -72,6 +72,23 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+async def fresh_url(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the test's own on the run's backend (not migrated), for tests that
+    break or rebuild a schema; dropped afterwards."""
+    if BACKEND != "postgres":
+        yield f"sqlite://{tmp_path / 'fresh.sqlite3'}"
+        return
+    name = f"safetybot_f_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(**connect_params(PG_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(PG_URL, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
 async def db(database_url: str) -> AsyncIterator[TortoiseContext]:
     """An empty, migrated database with the ORM active in this test's context."""
     ctx = await open_database(database_url)

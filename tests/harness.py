@@ -79,6 +79,13 @@ class Service:
             self._runner = None
 
 
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`safetybot ARGS` run to its end in a process of its own, with `env` (and PATH) only."""
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
+                          text=True, env={"PATH": os.environ["PATH"], **env}, timeout=60,
+                          cwd=ROOT)
+
+
 STOP_SECONDS = 20      # beyond the service's own grace for work in flight (10 s)
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.catalog import CatalogError, Category, DefectType, Grade, load_catalog
-from tests.harness import ROOT
-from tests.test_settings import _cli
+from tests.harness import ROOT, cli
 
 LIBRARY = ROOT / "config" / "categories.toml"
 
@@ -79,7 +78,7 @@ def test_a_bad_library_is_refused_with_the_entry_named(tmp_path: Path, extra: st
 def test_start_up_stops_on_a_bad_library_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "categories.toml"
     bad.write_text('[[categories]]\ncode = "h1"\n', encoding="utf-8")
-    done = _cli("check-config", env={"SAFETYBOT_HAZARD_CATEGORIES_FILE": str(bad)})
+    done = cli("check-config", env={"SAFETYBOT_HAZARD_CATEGORIES_FILE": str(bad)})
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("safetybot: bad setting SAFETYBOT_HAZARD_CATEGORIES_FILE:")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
+from tortoise.migrations.api import migrate as tortoise_migrate
 
-from bot.db import open_database, pending_migrations
+from bot.db import migrate, open_database, pending_migrations, tortoise_config
 from models import transaction
 from models.messaging import Inbound, InboundKind, InboxEvent, inbox_put
 from models.org import User
@@ -16,6 +17,36 @@ from models.org import User
 
 async def test_migrations_are_all_applied(db: TortoiseContext) -> None:
     assert await pending_migrations(db) == []
+
+
+async def test_migrations_apply_over_a_database_that_has_rows(fresh_url: str) -> None:
+    """A plant upgrading keeps its data: a column added NOT NULL gets a database default
+    (0015 failed on PostgreSQL over existing group chats before it had one), and the web chat's
+    earlier photo lines learn which photo they show."""
+    config = tortoise_config(fresh_url)
+    async with TortoiseContext():
+        await tortoise_migrate(config=config, target="models.0014_colleagues_index")
+    ctx = await open_database(fresh_url)
+    with ctx:
+        now = datetime.now(UTC)
+        await ctx.db().execute_query(
+            "INSERT INTO webchat_line (user_id, key, from_bot, kind, payload, task_id, "
+            "code_used, created_at) VALUES ('zhangsan', 'k1', FALSE, 'text', '{}', '', FALSE, "
+            f"'{now.isoformat()}'), ('zhangsan', 'k2', FALSE, 'image', "
+            f"'{{\"media\": \"{'ab' * 32}\"}}', '', FALSE, '{now.isoformat()}')")
+        await ctx.db().execute_query(
+            "INSERT INTO group_chat (chat_id, platform, owner, members, version, changed_at) "
+            f"VALUES ('emergency01', 'wecom', 'zhouwei', '[]', 0, '{now.isoformat()}')")
+        await ctx.close_connections()
+    await migrate(fresh_url)
+    ctx = await open_database(fresh_url)
+    with ctx:
+        assert await pending_migrations(ctx) == []
+        lines = await ctx.db().execute_query_dict("SELECT media FROM webchat_line ORDER BY id")
+        chat = await ctx.db().execute_query_dict("SELECT name FROM group_chat")
+        await ctx.close_connections()
+    # A photo shown before the upgrade is still served to its person (the column is filled).
+    assert lines == [{"media": ""}, {"media": "ab" * 32}] and chat == [{"name": ""}]
 
 
 async def test_inbox_refuses_a_second_copy_of_an_event(db: TortoiseContext) -> None:

@@ -36,7 +36,16 @@ from models.messaging import (
     outbox_claim,
 )
 from simulator.wecom import WeComSimulator
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, PEOPLE, SECRET, TOKEN, service_settings
+from tests.harness import (
+    AES_KEY,
+    AGENT_ID,
+    CORP_ID,
+    PEOPLE,
+    SECRET,
+    TOKEN,
+    cli,
+    service_settings,
+)
 
 
 class ManualClock:
@@ -290,6 +299,34 @@ async def test_permanent_errors_are_recorded_and_never_retried(world: World) -> 
     assert world.sim.calls["message/send"] == 1
     delivery = await OutboxDelivery.get(message__idempotency_key="k6")
     assert delivery.status is DeliveryStatus.FAILED and delivery.error.startswith("48002")
+
+
+async def test_failed_deliveries_are_listed_and_sent_again_on_request(
+        world: World, database_url: str) -> None:
+    """`safetybot outbox parked` lists what a recipient never got; `outbox retry` sends it
+    once more, once the cause (here the app's permission) is mended."""
+    world.sim.fail_next("message/send", 48002)
+    await world.send("k-retry", Text("整改通知"), "zhangsan")
+    await world.send("k-fine", Text("另一条"), "lisi")
+    await world.drain()
+    message = await OutboxMessage.get(idempotency_key="k-retry")
+    env = {"SAFETYBOT_DATABASE_URL": database_url}
+
+    listed = await asyncio.to_thread(cli, "outbox", "parked", env=env)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [row for row in listed.stdout.splitlines() if row.startswith(f"{message.id}\t")]
+    assert "zhangsan" in line and "48002" in line
+    assert "1 with failed deliveries" in listed.stdout
+
+    put_back = await asyncio.to_thread(cli, "outbox", "retry", "--all", env=env)
+    assert put_back.returncode == 0 and f"1 put back ({message.id})" in put_back.stdout
+    world.clock.now = datetime.now(UTC) + timedelta(seconds=1)
+    await world.drain()
+    assert [m.body["text"]["content"] for m in world.sim.messages_for("zhangsan")] == ["整改通知"]
+    assert await statuses("k-retry") == {"zhangsan": DeliveryStatus.SENT}
+    again = await asyncio.to_thread(cli, "outbox", "retry", "--all", env=env)
+    assert again.returncode == 0 and "0 put back" in again.stdout
+    assert len(world.sim.messages_for("lisi")) == 1      # the other message was left alone
 
 
 async def test_frequency_ban_waits_a_minute(world: World) -> None:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +29,7 @@ from models.messaging import (
 )
 from models.org import User
 from simulator.wecom import WeComSimulator
+from tests.harness import cli
 from tests.plant import DEMO_ORG, Person, plant
 
 ROOT = Path(__file__).parents[1]
@@ -348,23 +346,17 @@ def test_an_empty_or_missing_folder_is_refused(tmp_path: Path) -> None:
         parse_plans(tmp_path / "absent")
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
-                          text=True, env={"PATH": os.environ["PATH"], **env}, timeout=60,
-                          cwd=ROOT)
-
-
 async def test_safetybot_load_plans_loads_and_refuses_a_bad_folder_with_one_line(
     org: None, database_url: str, plans: Path
 ) -> None:
     env = {"SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_LOG_LEVEL": "WARNING"}
-    done = await asyncio.to_thread(_cli, "load-plans", str(plans), env=env)
+    done = await asyncio.to_thread(cli, "load-plans", str(plans), env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (f"safetybot: {plans}: 3 plans: 3 created, 0 updated, 0 unchanged, "
                            "0 deactivated; 3 group chats to create\n")
     edit(plans / "nh3.toml", '"sunli"]', '"nobody"]')
 
-    bad = await asyncio.to_thread(_cli, "load-plans", env={**env,
+    bad = await asyncio.to_thread(cli, "load-plans", env={**env,
                                                            "SAFETYBOT_PLANS_DIR": str(plans)})
 
     assert bad.returncode == 1
@@ -373,7 +365,7 @@ async def test_safetybot_load_plans_loads_and_refuses_a_bad_folder_with_one_line
 
 
 def test_check_config_parses_the_plans_and_stops_on_a_bad_file(plans: Path) -> None:
-    good = _cli("check-config", env={})
+    good = cli("check-config", env={})
     assert good.returncode == 0, good.stderr
     assert "SAFETYBOT_PLANS_DIR = config/plans" in good.stdout
     assert good.stdout.splitlines()[-1] == (
@@ -381,7 +373,7 @@ def test_check_config_parses_the_plans_and_stops_on_a_bad_file(plans: Path) -> N
         "NH3 (液氨泄漏现场处置方案)")
     edit(plans / "fire.toml", 'type = "专项应急预案"', 'type = "专项预案"')
 
-    bad = _cli("check-config", env={"SAFETYBOT_PLANS_DIR": str(plans)})
+    bad = cli("check-config", env={"SAFETYBOT_PLANS_DIR": str(plans)})
 
     assert bad.returncode == 2
     [line] = bad.stderr.splitlines()
@@ -612,7 +604,7 @@ async def test_a_chat_the_plans_would_fill_beyond_2000_is_left_as_it_is_and_the_
     path = roster(tmp_path, (ZHAOLEI, ""), extra=crowd)
     env = {"SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_LOG_LEVEL": "WARNING"}
 
-    done = await asyncio.to_thread(_cli, "load-org", str(path), env=env)
+    done = await asyncio.to_thread(cli, "load-org", str(path), env=env)
 
     assert done.returncode == 0, done.stderr
     counts = {"emergency02": ("FIRE", 2001), "emergency03": ("GENERAL", 2002),

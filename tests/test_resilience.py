@@ -8,12 +8,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,23 +24,22 @@ from tortoise.exceptions import OperationalError
 from bot.app import INBOX
 from bot.channels import PlatformUnavailable
 from bot.channels.wecom_api import WeComError
-from bot.db import connect_params, migrate, open_database, with_database
+from bot.db import migrate, open_database
 from bot.inbox import WAITING
 from bot.roster import load_org, parse_roster
 from bot.supervision import environmental
 from models.messaging import Inbound, InboundKind, InboxEvent, InboxStatus, inbox_put
 from models.org import User
 from simulator.wecom import WeComSimulator
-from tests.conftest import PG_URL
 from tests.harness import (
     AES_KEY,
     AGENT_ID,
     BACKEND,
     CORP_ID,
-    ROOT,
     SECRET,
     TOKEN,
     Service,
+    cli,
     service_settings,
     spawn,
     stop,
@@ -237,35 +233,16 @@ async def get_json(url: str) -> tuple[int, dict[str, object]]:
 # A loop that cannot go on ends the process, non-zero
 
 
-@pytest.fixture
-async def throwaway_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A database of this test's own (it will be broken on purpose), migrated."""
-    if BACKEND != "postgres":
-        url = f"sqlite://{tmp_path / 'throwaway.sqlite3'}"
-        await migrate(url)
-        yield url
-        return
-    name = f"safetybot_x_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(**connect_params(PG_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(PG_URL, name)
-        await migrate(url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_a_loop_that_cannot_go_on_stops_the_process_non_zero(
-        throwaway_url: str, wecom: WeComSimulator, tmp_path: Path) -> None:
+        fresh_url: str, wecom: WeComSimulator, tmp_path: Path) -> None:
     """The inbox table disappears under a running worker (a wrong restore, a bad migration):
     no amount of waiting mends that, so the worker stops with exit code 1 rather than staying
     up half-alive."""
+    await migrate(fresh_url)
     log = tmp_path / "work.log"
-    proc, _ = await spawn(["work"], throwaway_url, wecom.base_url, tmp_path, log=log)
+    proc, _ = await spawn(["work"], fresh_url, wecom.base_url, tmp_path, log=log)
     try:
-        ctx = await open_database(throwaway_url)
+        ctx = await open_database(fresh_url)
         with ctx:
             await ctx.db().execute_script("ALTER TABLE inbox_event RENAME TO inbox_event_gone")
             await ctx.close_connections()
@@ -497,12 +474,6 @@ async def test_nothing_acknowledged_is_lost_or_doubled_when_the_database_stops_u
 # Parked events put back from the command line
 
 
-def safetybot(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
-
-
 async def test_inbox_retry_reruns_a_parked_event_once(
         db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
         media_dir: Path) -> None:
@@ -512,14 +483,15 @@ async def test_inbox_retry_reruns_a_parked_event_once(
         status=InboxStatus.PARKED, attempts=5, last_error="RuntimeError('a bug, since mended')")
     event = await InboxEvent.get(dedup_key="parked-1")
 
-    listed = await asyncio.to_thread(safetybot, database_url, "inbox", "parked")
+    env = {"SAFETYBOT_DATABASE_URL": database_url}
+    listed = await asyncio.to_thread(cli, "inbox", "parked", env=env)
     assert listed.returncode == 0, listed.stderr
     assert f"{event.id}\t" in listed.stdout and "wecom:zhangsan" in listed.stdout
     assert "a bug, since mended" in listed.stdout
 
-    put_back = await asyncio.to_thread(safetybot, database_url, "inbox", "retry", str(event.id))
+    put_back = await asyncio.to_thread(cli, "inbox", "retry", str(event.id), env=env)
     assert put_back.returncode == 0 and "1 put back" in put_back.stdout
-    again = await asyncio.to_thread(safetybot, database_url, "inbox", "retry", str(event.id))
+    again = await asyncio.to_thread(cli, "inbox", "retry", str(event.id), env=env)
     assert again.returncode == 1 and f"not parked: {event.id}" in again.stderr
 
     svc = Service(service_settings(database_url, wecom.base_url, media_dir))

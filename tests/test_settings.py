@@ -1,12 +1,11 @@
 """Settings: defaults, the optional file, the environment winning, one clear line when wrong."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.settings import SettingError, describe, load_settings
+from tests.harness import cli
 
 AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 WECOM = {"SAFETYBOT_WECOM_CORP_ID": "ww1436e0e65a779aee", "SAFETYBOT_WECOM_AGENT_ID": "1000002",
@@ -62,21 +61,31 @@ def test_described_settings_hide_secrets() -> None:
     assert "SAFETYBOT_WECOM_CORP_ID = ww1436e0e65a779aee" in text
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", **env}, timeout=60,
-                          cwd=Path(__file__).parent.parent)
+@pytest.mark.parametrize("url, shown", [
+    ("postgres://bot:p@ss@word@db:5432/safety", "postgres://bot:***@db:5432/safety"),
+    ("postgres://bot:a/b:c@db/safety", "postgres://bot:***@db/safety"),
+    ("postgres://bot@db/safety?password=pa55word&maxsize=20",
+     "postgres://bot@db/safety?password=***&maxsize=20"),
+    ("postgres://bot@/safety?host=/var/run/postgresql",
+     "postgres://bot@/safety?host=/var/run/postgresql"),
+])
+def test_a_database_url_is_masked_whole_in_check_config(url: str, shown: str) -> None:
+    """A password with @, / or : in it, or given as ?password=, never shows, not even in part."""
+    done = cli("check-config", env={"SAFETYBOT_DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    assert f"SAFETYBOT_DATABASE_URL = {shown}\n" in done.stdout
+    assert "pa55" not in done.stdout and "word" not in done.stdout.replace("password=", "")
 
 
 def test_check_config_prints_masked_settings() -> None:
-    done = _cli("check-config", env=WECOM)
+    done = cli("check-config", env=WECOM)
     assert done.returncode == 0
     assert "SAFETYBOT_WECOM_TOKEN = (set, hidden)" in done.stdout
     assert "tok-value" not in done.stdout + done.stderr
 
 
 def test_bad_setting_stops_start_up_with_one_line() -> None:
-    done = _cli("serve", env={"SAFETYBOT_PORT": "eighty"})
+    done = cli("serve", env={"SAFETYBOT_PORT": "eighty"})
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "SAFETYBOT_PORT" in done.stderr

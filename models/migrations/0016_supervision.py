@@ -3,6 +3,17 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.indexes import Index
 
+async def media_of_earlier_lines(apps, schema_editor):
+    """Lines written before the column existed show their photo or file to their person too."""
+    if schema_editor.client.capabilities.dialect == "postgres":
+        media = "payload->>'media'"
+    else:
+        media = "json_extract(payload, '$.media')"
+    await schema_editor.client.execute_script(
+        f"UPDATE webchat_line SET media = {media} "
+        "WHERE kind IN ('image', 'file') AND media = ''")
+
+
 class Migration(migrations.Migration):
     dependencies = [('models', '0015_group_chat_name')]
 
@@ -33,4 +44,5 @@ class Migration(migrations.Migration):
             model_name='WebChatLine',
             index=Index(fields=['user_id', 'media']),
         ),
+        ops.RunPython(media_of_earlier_lines, ops.RunPython.noop),
     ]
