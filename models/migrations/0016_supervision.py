@@ -2,8 +2,10 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.indexes import Index
+from tortoise.migrations.schema_editor.base import BaseSchemaEditor
+from tortoise.migrations.schema_generator.state_apps import StateApps
 
-async def media_of_earlier_lines(apps, schema_editor):
+async def media_of_earlier_lines(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
     """Lines written before the column existed show their photo or file to their person too."""
     if schema_editor.client.capabilities.dialect == "postgres":
         media = "payload->>'media'"
