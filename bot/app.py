@@ -261,8 +261,7 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
         ticker.add_job(tick, "interval", seconds=jobs.policy.tick.total_seconds(), id="tick",
                        max_instances=1, coalesce=True)
         ticker.start()
-        app[SUPERVISOR].loops[health.name] = health
-        health.running = True
+        app[SUPERVISOR].register(health)
         yield
         health.running = False
         ticker.shutdown(wait=False)

@@ -22,16 +22,21 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from bot.supervision import LoopHealth, environmental
+from models.messaging import InboxEvent, OutboxMessage, renew_leases
 
 log = logging.getLogger(__name__)
 Claimed = TypeVar("Claimed")
+QueueRow = InboxEvent | OutboxMessage
 HEARTBEATS_PER_LEASE = 3   # a lease is renewed this often within its length
 
 
 class ClaimLoop(ABC, Generic[Claimed]):
-    def __init__(self, name: str, *, concurrency: int, poll_seconds: float, batch: int,
-                 lease: timedelta, clock: Callable[[], datetime]) -> None:
+    def __init__(self, name: str, queue: type[QueueRow], *, concurrency: int,
+                 poll_seconds: float, batch: int, lease: timedelta,
+                 clock: Callable[[], datetime], instance: str) -> None:
         self.health = LoopHealth(name)
+        self._queue = queue
+        self._instance = instance
         self._concurrency = concurrency
         self._poll_seconds = poll_seconds
         self._batch = max(1, min(batch, concurrency))
@@ -51,12 +56,8 @@ class ClaimLoop(ABC, Generic[Claimed]):
         """Finish one claimed row; must not raise (it logs and records its own failures)."""
 
     @abstractmethod
-    def row_id(self, item: Claimed) -> int:
-        """The claimed row's id."""
-
-    @abstractmethod
-    async def renew(self, ids: list[int], until: datetime) -> None:
-        """Extend this process's leases of the rows `ids` to `until`."""
+    def row(self, item: Claimed) -> QueueRow:
+        """The queue row that was claimed."""
 
     def wake(self) -> None:
         """New work is there: look now rather than at the next poll."""
@@ -121,11 +122,15 @@ class ClaimLoop(ABC, Generic[Claimed]):
         busy = set(self._running.values())
         started = 0
         for item in claimed:
-            row = self.row_id(item)
-            if row in busy:
+            row = self.row(item)
+            if row.id in busy:
                 continue   # still ours and in flight here (its lease had run out): leave it be
+            if row.taken_from and row.taken_from != self._instance:
+                log.warning("took over %s %d from %s, whose lease ran out",
+                            self._queue._meta.db_table.replace("_", " "), row.id,
+                            row.taken_from, extra={"row": row.id})
             task = asyncio.create_task(self.work(item))
-            self._running[task] = row
+            self._running[task] = row.id
             task.add_done_callback(self._finished)
             started += 1
         return started
@@ -140,7 +145,8 @@ class ClaimLoop(ABC, Generic[Claimed]):
             if not held:
                 continue
             try:
-                await self.renew(held, self._clock() + self._lease)
+                await renew_leases(self._queue, held, self._instance,
+                                   self._clock() + self._lease)
             except Exception as exc:
                 if not environmental(exc):
                     log.exception("%s could not renew its leases", self.health.name)

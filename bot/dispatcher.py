@@ -31,7 +31,6 @@ from models.messaging import (
     at_limit,
     finish,
     outbox_claim,
-    renew_leases,
     take,
 )
 
@@ -48,28 +47,20 @@ class Dispatcher(ClaimLoop[Leased]):
         self, settings: Settings, *, channels: Mapping[str, Channel],
         clock: Callable[[], datetime], instance: str,
     ) -> None:
-        super().__init__("outbox-dispatcher", concurrency=settings.outbox_concurrency,
+        super().__init__("outbox-dispatcher", OutboxMessage,
+                         concurrency=settings.outbox_concurrency,
                          poll_seconds=settings.poll_seconds, batch=1,
-                         lease=timedelta(seconds=settings.lease_seconds), clock=clock)
+                         lease=timedelta(seconds=settings.lease_seconds), clock=clock,
+                         instance=instance)
         self._s = settings
         self._channels = channels
-        self._instance = instance
         self._counting = MemberTurns()
 
     async def claim(self, limit: int) -> list[Leased]:
-        leased = await outbox_claim(self._instance, self._clock(), self._lease, limit)
-        for item in leased:
-            taken_from = item.message.taken_from
-            if taken_from and taken_from != self._instance:
-                log.warning("took over outbox message %d from %s, whose lease ran out",
-                            item.message.id, taken_from, extra={"outbox_id": item.message.id})
-        return leased
+        return await outbox_claim(self._instance, self._clock(), self._lease, limit)
 
-    def row_id(self, item: Leased) -> int:
-        return item.message.id
-
-    async def renew(self, ids: list[int], until: datetime) -> None:
-        await renew_leases(OutboxMessage, ids, self._instance, until)
+    def row(self, item: Leased) -> OutboxMessage:
+        return item.message
 
     async def work(self, leased: Leased) -> None:
         try:

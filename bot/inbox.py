@@ -15,7 +15,6 @@ message is safe. `safetybot inbox retry` puts parked events back.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from bot.channels import Channel, MediaGone
 from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
-from bot.supervision import cause, environmental
+from bot.supervision import cause, environmental, jittered
 from handlers import handle
 from handlers.router import Context, Router, Rules
 from models import transaction
@@ -43,7 +42,6 @@ from models.messaging import (
     inbox_put,
     inbox_update_payload,
     inbox_wait,
-    renew_leases,
 )
 
 log = logging.getLogger(__name__)
@@ -62,16 +60,16 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         router: Router, rules: Rules, clock: Callable[[], datetime], instance: str,
         on_handled: Callable[[], None],
     ) -> None:
-        super().__init__("inbox-worker", concurrency=settings.inbox_concurrency,
+        super().__init__("inbox-worker", InboxEvent, concurrency=settings.inbox_concurrency,
                          poll_seconds=settings.poll_seconds,
                          batch=settings.inbox_concurrency // 2,
-                         lease=timedelta(seconds=settings.lease_seconds), clock=clock)
+                         lease=timedelta(seconds=settings.lease_seconds), clock=clock,
+                         instance=instance)
         self._s = settings
         self._channels = channels
         self._media = media
         self._router = router
         self._rules = rules
-        self._instance = instance
         self._on_handled = on_handled
 
     async def put(self, event: Inbound) -> bool:
@@ -82,18 +80,10 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         return stored
 
     async def claim(self, limit: int) -> list[InboxEvent]:
-        rows = await inbox_claim(self._instance, self._clock(), self._lease, limit)
-        for row in rows:
-            if row.taken_from and row.taken_from != self._instance:
-                log.warning("took over inbox event %d from %s, whose lease ran out", row.id,
-                            row.taken_from, extra={"inbox_id": row.id, "user": row.user_id})
-        return rows
+        return await inbox_claim(self._instance, self._clock(), self._lease, limit)
 
-    def row_id(self, item: InboxEvent) -> int:
-        return item.id
-
-    async def renew(self, ids: list[int], until: datetime) -> None:
-        await renew_leases(InboxEvent, ids, self._instance, until)
+    def row(self, item: InboxEvent) -> InboxEvent:
+        return item
 
     async def work(self, row: InboxEvent) -> None:
         ids = {"inbox_id": row.id, "user": row.user_id, "platform": row.platform}
@@ -143,8 +133,8 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         since = row.failing_since or now
         failing = (now - since).total_seconds()
         give_up = failing >= self._s.environment_retry_minutes * 60
-        ceiling = min(max(failing / 2, self._s.inbox_retry_seconds), ENVIRONMENT_BACKOFF_MAX)
-        retry_in = random.uniform(ceiling / 2, ceiling)
+        retry_in = jittered(min(max(failing / 2, self._s.inbox_retry_seconds),
+                                ENVIRONMENT_BACKOFF_MAX))
         status = await inbox_wait(row, cause(exc), since, now + timedelta(seconds=retry_in),
                                   give_up)
         if status is InboxStatus.PARKED:

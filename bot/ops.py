@@ -18,6 +18,7 @@ from models.messaging import (
     InboxStatus,
     OutboxDelivery,
     OutboxMessage,
+    inbox_lag,
 )
 
 PING_SECONDS = 3.0     # a database that takes longer to answer SELECT 1 is as good as down
@@ -55,7 +56,7 @@ class Readiness:
             async with asyncio.timeout(PING_SECONDS):
                 await ping(ctx)
                 pending = await pending_migrations(ctx)
-                lag = 0.0 if pending else await inbox_lag()
+                lag = 0.0 if pending else await inbox_lag(datetime.now(UTC))
         except Exception as exc:
             problems.insert(0, f"database unreachable: {cause(exc)}")
         else:
@@ -78,16 +79,9 @@ class Readiness:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def inbox_lag() -> float:
-    """Seconds the oldest pending inbox event has waited (0 when none waits)."""
-    first = await InboxEvent.filter(status=InboxStatus.PENDING).order_by("id").first(
-        ).values_list("received_at", flat=True)
-    return (datetime.now(UTC) - first).total_seconds() if isinstance(first, datetime) else 0.0
-
-
 async def _refresh_queue_gauges() -> None:
     metrics.INBOX_PENDING.set(await InboxEvent.filter(status=InboxStatus.PENDING).count())
-    metrics.INBOX_LAG.set(await inbox_lag())
+    metrics.INBOX_LAG.set(await inbox_lag(datetime.now(UTC)))
     metrics.OUTBOX_PENDING.set(
         await OutboxMessage.filter(done_at__isnull=True).count()   # by index `outbox_due`
     )

@@ -129,9 +129,13 @@ class LoopHealth:
 
 
 def backoff(failures: int, first: float = BACKOFF_FIRST, cap: float = BACKOFF_MAX) -> float:
-    """Doubling from `first`, at most `cap`, each wait drawn from its upper half (jitter), so
-    instances that failed together do not retry together."""
-    ceiling = min(cap, first * 2 ** max(failures - 1, 0))
+    """Doubling from `first`, at most `cap`, jittered."""
+    return jittered(min(cap, first * 2 ** max(failures - 1, 0)))
+
+
+def jittered(ceiling: float) -> float:
+    """A wait drawn from the upper half of `ceiling`, so that instances (or events) that
+    failed together do not retry together."""
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -145,10 +149,14 @@ class Supervisor:
         self._on_fatal = on_fatal
         self._stopping = False
 
-    def start(self, health: LoopHealth, loop: asyncio.Future[None]) -> None:
-        """Watch a running loop: it must run until `stopping()`."""
+    def register(self, health: LoopHealth) -> None:
+        """A loop of this process, for /readyz and /metrics; running from now on."""
         self.loops[health.name] = health
         health.running = True
+
+    def start(self, health: LoopHealth, loop: asyncio.Future[None]) -> None:
+        """Watch a loop running as a task: it must run until `stopping()`."""
+        self.register(health)
 
         def ended(task: asyncio.Future[None]) -> None:
             health.running = False

@@ -371,6 +371,14 @@ async def inbox_wait(row: InboxEvent, error: str, since: datetime, retry_at: dat
     return status
 
 
+async def inbox_lag(now: datetime) -> float:
+    """Seconds the oldest pending event has waited (0 when none waits); by the (status, id)
+    index."""
+    first = await InboxEvent.filter(status=InboxStatus.PENDING).order_by("id").first(
+        ).values_list("received_at", flat=True)
+    return (now - first).total_seconds() if isinstance(first, datetime) else 0.0
+
+
 async def inbox_parked(limit: int) -> list[InboxEvent]:
     """Parked events, the newest first."""
     return await InboxEvent.filter(status=InboxStatus.PARKED).order_by("-id").limit(limit)
