@@ -11,7 +11,7 @@ import json
 import signal
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -270,13 +270,12 @@ async def demo_plant_sim() -> WeComSimulator:
     return sim
 
 
-async def until_leased(user: str) -> InboxEvent:
-    """The person's event once a worker holds it."""
-    async with asyncio.timeout(10):
-        while True:
-            event = await InboxEvent.get_or_none(user_id=user, lease_owner__isnull=False)
-            if event is not None:
-                return event
+async def polled(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0  # noqa: ASYNC109
+                 ) -> None:
+    """Wait until `condition()` holds, asked every 50 ms (for what the simulator does not
+    announce: a call that is still hanging)."""
+    async with asyncio.timeout(timeout):
+        while not await condition():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
@@ -307,12 +306,17 @@ async def test_a_slow_handler_keeps_its_lease_and_a_killed_workers_event_is_take
         sim.hang_next("media/get", 12)
         second = Person(sim, "zhaolei")
         await second.sends_photo()
-        event = await until_leased("zhaolei")
+
+        async def mid_download() -> bool:
+            return sim.calls["media/get"] == 2 and await InboxEvent.exists(
+                user_id="zhaolei", lease_owner__isnull=False)
+
+        await polled(mid_download)
+        event = await InboxEvent.get(user_id="zhaolei")
         holder = event.lease_owner
         assert holder in procs
         procs[holder].send_signal(signal.SIGKILL)
         await asyncio.to_thread(procs[holder].wait)
-        await sim.until(lambda: sim.calls["media/get"] == 2)   # it is mid-download now
         await second.expect("已收到照片", "哪个区域", timeout=4 * LEASE + 5)
         [survivor] = [name for name in procs if name != holder]
         taken = [json.loads(line) for line in logs[survivor].read_text("utf-8").splitlines()
