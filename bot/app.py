@@ -39,7 +39,10 @@ from handlers import build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
 from models.emergency import EmergencyPolicy
-from models.messaging import Inbound, release_leases
+from models.inbound import Inbound
+from models.inbox import InboxEvent
+from models.outbox import OutboxMessage
+from models.sql import release_leases
 from scheduler.jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -193,7 +196,7 @@ def _background(instance: str) -> Callable[[web.Application], AsyncIterator[None
         inbox, dispatcher = app[INBOX], app[DISPATCHER]
         with app[ORM]:
             try:
-                released = await release_leases(instance)
+                released = await release_leases(instance, (InboxEvent, OutboxMessage))
             except Exception as exc:
                 if not environmental(exc):
                     raise

@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from bot.supervision import LoopHealth, environmental
-from models.messaging import InboxEvent, OutboxMessage, renew_leases
+from models.inbox import InboxEvent
+from models.outbox import OutboxMessage
+from models.sql import renew_leases
 
 log = logging.getLogger(__name__)
 Claimed = TypeVar("Claimed")

@@ -193,7 +193,8 @@ def _loaded(source: Path, report: RosterReport | PlansReport) -> int:
 async def _queue(args: argparse.Namespace, tz: tzinfo) -> int:
     """`inbox|outbox parked|retry`: what failed for good, and putting it back."""
     from bot.app import utc_now
-    from models.messaging import inbox_parked, inbox_retry, outbox_parked, outbox_retry
+    from models.inbox import inbox_parked, inbox_retry
+    from models.outbox import outbox_parked, outbox_retry
 
     if args.action == "retry":
         ids = None if args.all else args.ids

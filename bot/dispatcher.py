@@ -20,7 +20,7 @@ from bot.channels import Channel, Delivery, Outcome, Verdict
 from bot.claim_loop import ClaimLoop
 from bot.settings import Settings
 from bot.supervision import cause, environmental
-from models.messaging import (
+from models.outbox import (
     UNSETTLED,
     DeliveryStatus,
     Leased,

@@ -28,14 +28,11 @@ from bot.supervision import cause, environmental, jittered
 from handlers import handle
 from handlers.router import Context, Router, Rules
 from models import transaction
-from models.messaging import (
-    Inbound,
-    InboundKind,
+from models.inbound import Inbound, InboundKind
+from models.inbox import (
     InboxEvent,
     InboxStatus,
     LeaseLost,
-    Text,
-    enqueue,
     inbox_claim,
     inbox_complete,
     inbox_fail,
@@ -43,6 +40,8 @@ from models.messaging import (
     inbox_update_payload,
     inbox_wait,
 )
+from models.outbox import enqueue
+from models.outgoing import Text
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,8 @@ from bot import metrics
 from bot.db import ORM, pending_migrations, ping
 from bot.settings import Settings
 from bot.supervision import Supervisor, cause
-from models.messaging import (
-    DeliveryStatus,
-    InboxEvent,
-    InboxStatus,
-    OutboxDelivery,
-    OutboxMessage,
-    inbox_lag,
-)
+from models.inbox import InboxEvent, InboxStatus, inbox_lag
+from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage
 
 PING_SECONDS = 3.0     # a database that takes longer to answer SELECT 1 is as good as down
 INBOX_WORKER = "inbox-worker"

@@ -27,10 +27,9 @@ from bot.loading import Entry, Journal, limit, show
 from models import transaction
 from models.chats import GroupChat, change_key
 from models.emergency import Activation, Level, Plan, PlanKind, Resource, callees
-from models.messaging import (
+from models.org import Area, Role, User
+from models.outbox import (
     DeliveryStatus,
-    GroupCreate,
-    GroupUpdate,
     OutboxDelivery,
     OutboxMessage,
     OutboxStatus,
@@ -38,7 +37,7 @@ from models.messaging import (
     enqueue,
     enqueue_many,
 )
-from models.org import Area, Role, User
+from models.outgoing import GroupCreate, GroupUpdate
 
 log = logging.getLogger(__name__)
 

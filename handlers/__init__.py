@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from handlers import cards, commands, emergency, report, workflow
 from handlers.router import Context, Router
 from models.dialog import Dialog
-from models.messaging import InboundKind
+from models.inbound import InboundKind
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 
 from handlers.router import Context
 from models.hazard import Refused, Stale, Ticket
-from models.messaging import Text
+from models.outgoing import Text
 
 HANDLED = "该事项已处理，无需再次操作。"
 

@@ -11,8 +11,8 @@ from handlers.answers import HANDLED, guarded
 from handlers.router import Context
 from models.audit import record
 from models.hazard import CardPurpose, Ticket, TicketCard, decide_card
-from models.messaging import CardUpdate, Text
 from models.org import User
+from models.outgoing import CardUpdate, Text
 
 ACTIONS = {
     CardPurpose.SUMMARY: {"submit", "edit", "cancel"},

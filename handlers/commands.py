@@ -11,8 +11,9 @@ from handlers.workflow import NUMBER
 from models.audit import AuditEvent, record
 from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
-from models.messaging import InboundKind, Markdown, Text, fit
+from models.inbound import InboundKind
 from models.org import User, every_area
+from models.outgoing import Markdown, Text, fit
 
 router = Router()
 clicks = Router()      # card buttons that only show something

@@ -34,19 +34,10 @@ from models.emergency import (
     summary,
 )
 from models.emergency import audit as audit_activation
-from models.messaging import (
-    Button,
-    Card,
-    CardUpdate,
-    InboundKind,
-    Outgoing,
-    Priority,
-    Queued,
-    Selection,
-    Text,
-    enqueue_many,
-)
+from models.inbound import InboundKind
 from models.org import Area, User, every_area
+from models.outbox import Queued, enqueue_many
+from models.outgoing import Button, Card, CardUpdate, Outgoing, Priority, Selection, Text
 
 router = Router()      # typed commands, answered before any open question
 clicks = Router()      # the emg:… card buttons and the broadcast's second step

@@ -15,8 +15,8 @@ from handlers.views import (
     review_card,
 )
 from models.hazard import CardPurpose, Ticket, new_card, principals
-from models.messaging import Image, Text
 from models.org import User, every_area
+from models.outgoing import Image, Text
 
 MAX_PHOTOS = 9
 CHOICES = 10          # a WeCom card's drop-down holds at most 10 options

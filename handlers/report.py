@@ -31,8 +31,9 @@ from models.hazard import (
     link_repeat,
     new_card,
 )
-from models.messaging import MESSAGE_BYTES, InboundKind, Text
+from models.inbound import InboundKind
 from models.org import Area, User, every_area
+from models.outgoing import MESSAGE_BYTES, Text
 
 router = Router()
 KIND = "report"

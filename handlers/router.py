@@ -13,16 +13,11 @@ from tortoise.models import Model
 from models.catalog import Catalog
 from models.dialog import Dialog
 from models.emergency import EmergencyPolicy
-from models.messaging import (
-    Inbound,
-    InboundKind,
-    Outgoing,
-    Priority,
-    Queued,
-    enqueue_many,
-    inbox_put,
-)
+from models.inbound import Inbound, InboundKind
+from models.inbox import inbox_put
 from models.org import User
+from models.outbox import Queued, enqueue_many
+from models.outgoing import Outgoing, Priority
 
 
 @dataclass(frozen=True)

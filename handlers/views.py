@@ -16,8 +16,8 @@ from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
 from models.markup import literal
-from models.messaging import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
 from models.org import Area, User
+from models.outgoing import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
 
 SHOWN_CHARS = 40   # of a long answer in a ticket's details (its record, its 治理方案's fields)
 DESCRIPTION_CHARS = 200   # of the description there: with the rest it fits one message

@@ -39,8 +39,9 @@ from models.hazard import (
     submit_evidence,
     transfer,
 )
-from models.messaging import InboundKind, Text
+from models.inbound import InboundKind
 from models.org import User
+from models.outgoing import Text
 
 router = Router()
 NUMBER = re.compile(r"HZ-\d{8}-\d{4}")

@@ -7,15 +7,15 @@ from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
 from tortoise.transactions import in_transaction
 
-MODEL_MODULES = ["models.org", "models.messaging", "models.audit", "models.webchat",
-                 "models.hazard", "models.dialog", "models.escalation", "models.schedule",
-                 "models.emergency", "models.chats"]
+MODEL_MODULES = ["models.org", "models.inbox", "models.outbox", "models.audit",
+                 "models.webchat", "models.hazard", "models.dialog", "models.escalation",
+                 "models.schedule", "models.emergency", "models.chats"]
 
 DATABASE = "default"  # tortoise's name of the service's database connection
 # On PostgreSQL, a small pool beside the service's (bot/db.py) for short statements that must
 # neither wait behind a busy pool nor join the caller's transaction: the queue claims and the
 # day's ticket-number draw. Its sessions plan with indexes only, which the claims need whatever
-# the statistics say (see `models.messaging._lease`). SQLite has one writer at a time anyway,
+# the statistics say (see `models.sql.lease_rows`). SQLite has one writer at a time anyway,
 # so there the service's own connection serves.
 SIDE = "side"
 

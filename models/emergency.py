@@ -23,20 +23,10 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.audit import record
-from models.messaging import (
-    Button,
-    Card,
-    DeliveryStatus,
-    Markdown,
-    OutboxDelivery,
-    OutboxMessage,
-    Priority,
-    Queued,
-    enqueue_many,
-    fit,
-    insert_many,
-)
 from models.org import Area, Role, User, every_area, people_with
+from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, Queued, enqueue_many
+from models.outgoing import Button, Card, Markdown, Priority, fit
+from models.sql import insert_many
 
 CARD_CHUNK = 1000      # WeCom's message/send takes 1,000 members; a card's task id is single-use
 ANSWERS = {"ok": "收到", "no": "无法到场"}

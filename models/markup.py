@@ -58,7 +58,7 @@ def render_markdown(content: str, *, room: int | None, escape: Escape = escape_m
     """The content as a channel sends it: each marked run escaped, the markers gone.
 
     Escaping can lengthen a run (a full-width form takes 3 bytes in UTF-8, `*` one), while the
-    content was cut to the platform's `room` (`models.messaging.fit`) counting the marked text.
+    content was cut to the platform's `room` (`models.outgoing.fit`) counting the marked text.
     Then the longest runs of people's text are shortened, with an ellipsis, until it fits
     again: every line the writer kept stays (see `_shorten`). Nothing is cut below the size of
     the content without its markers: content too long before escaping is the writer's to fit.

@@ -9,7 +9,7 @@ from datetime import datetime
 from tortoise import fields
 from tortoise.models import Model
 
-from models.messaging import insert_once
+from models.sql import insert_once
 
 
 class JobRun(Model):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from models.dialog import idle_dialogs
-from models.messaging import Inbound, InboundKind, inbox_put
+from models.inbound import Inbound, InboundKind
+from models.inbox import inbox_put
 
 
 async def expire_dialogs(now: datetime) -> int:

@@ -11,8 +11,9 @@ from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
 from models.hazard import ACTIVE, Status, Ticket
-from models.messaging import Markdown, enqueue
 from models.org import Area, Role, people_with
+from models.outbox import enqueue
+from models.outgoing import Markdown
 
 MAX_AREAS = 15          # the rest are summed up in one line, within WeCom's 4,096 bytes
 

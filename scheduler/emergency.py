@@ -22,8 +22,9 @@ from models.emergency import (
     call,
     headline,
 )
-from models.messaging import Priority, Queued, Text, enqueue_many
 from models.org import User
+from models.outbox import Queued, enqueue_many
+from models.outgoing import Priority, Text
 from scheduler.digest import safety_managers
 
 BATCH = 5000

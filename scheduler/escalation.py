@@ -32,18 +32,9 @@ from models.escalation import (
     steps,
 )
 from models.hazard import Status, Ticket
-from models.messaging import (
-    Button,
-    Card,
-    Markdown,
-    Outgoing,
-    Priority,
-    Queued,
-    Selection,
-    Text,
-    enqueue_many,
-)
 from models.org import Area, User
+from models.outbox import Queued, enqueue_many
+from models.outgoing import Button, Card, Markdown, Outgoing, Priority, Selection, Text
 from scheduler.policy import Policy
 
 # Columns that arrive from the database as their Python values (enum columns are CharFields

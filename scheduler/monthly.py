@@ -26,7 +26,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from models import markup
 from models.catalog import Catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for
-from models.messaging import File, Image, Markdown, OutboxMessage, Outgoing, enqueue
+from models.outbox import OutboxMessage, enqueue
+from models.outgoing import File, Image, Markdown, Outgoing
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from tortoise.functions import Count
 
 from models.hazard import ACTIVE, Status, Ticket
-from models.messaging import Queued, Text, enqueue_many
 from models.org import Area
+from models.outbox import Queued, enqueue_many
+from models.outgoing import Text
 from scheduler.policy import RiskRule
 
 FILED_OUT = (Status.DRAFT, Status.CANCELLED, Status.LINKED)

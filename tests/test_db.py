@@ -11,7 +11,8 @@ from tortoise.migrations.api import migrate as tortoise_migrate
 
 from bot.db import migrate, open_database, pending_migrations, tortoise_config
 from models import transaction
-from models.messaging import Inbound, InboundKind, InboxEvent, inbox_put
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, inbox_put
 from models.org import User
 
 

@@ -18,15 +18,10 @@ from bot.db import ORM, activate
 from bot.plans import load_plans
 from models.audit import AuditEvent
 from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Responder
-from models.messaging import (
-    Inbound,
-    InboundKind,
-    InboxEvent,
-    InboxStatus,
-    OutboxMessage,
-    Priority,
-    inbox_put,
-)
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, InboxStatus, inbox_put
+from models.outbox import OutboxMessage
+from models.outgoing import Priority
 from scheduler.emergency import run_emergency
 from simulator.wecom import Delivered, WeComSimulator
 from tests.harness import ROOT, Service

@@ -16,7 +16,8 @@ from tortoise.context import TortoiseContext
 from models.audit import AuditEvent, record
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
-from models.messaging import Inbound, InboundKind, inbox_put
+from models.inbound import Inbound, InboundKind
+from models.inbox import inbox_put
 from models.org import Area, User
 from scheduler.dialogs import expire_dialogs
 from simulator.wecom import WeComSimulator

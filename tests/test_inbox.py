@@ -14,19 +14,11 @@ from bot.inbox import InboxWorker
 from bot.media import MediaStore
 from handlers.router import Context, Router
 from models import transaction
-from models.messaging import (
-    Inbound,
-    InboundKind,
-    InboxEvent,
-    InboxStatus,
-    OutboxDelivery,
-    OutboxMessage,
-    Text,
-    enqueue,
-    inbox_claim,
-    inbox_put,
-)
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, InboxStatus, inbox_claim, inbox_put
 from models.org import User
+from models.outbox import OutboxDelivery, OutboxMessage, enqueue
+from models.outgoing import Text
 from simulator.wecom import WeComSimulator
 from tests.harness import BACKEND, Service, service_settings
 

@@ -16,17 +16,10 @@ from tortoise.context import TortoiseContext
 from bot.channels.wecom import render
 from models.audit import record
 from models.hazard import Ticket
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, InboxStatus, inbox_put
 from models.markup import clean_text, literal, render_markdown
-from models.messaging import (
-    MESSAGE_BYTES,
-    Card,
-    Inbound,
-    InboundKind,
-    InboxEvent,
-    InboxStatus,
-    Markdown,
-    inbox_put,
-)
+from models.outgoing import MESSAGE_BYTES, Card, Markdown
 from models.webchat import WebChatLine
 from simulator.wecom import WeComSimulator
 from tests.harness import Service

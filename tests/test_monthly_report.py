@@ -25,8 +25,9 @@ from models import markup, transaction
 from models.catalog import Grade, load_catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
 from models.hazard import Status, Ticket
-from models.messaging import File, OutboxMessage
 from models.org import Area, User
+from models.outbox import OutboxMessage
+from models.outgoing import File
 from scheduler.monthly import MARKDOWN_MAX_BYTES, render_markdown, send_monthly, write_monthly
 from tests.harness import ROOT, Service
 from tests.test_outbox import World, make_world

@@ -13,28 +13,15 @@ import aiohttp
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot.channels.token import PlatformToken
 from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
 from bot.dispatcher import Dispatcher, MemberTurns
 from bot.media import MediaStore
 from bot.settings import Settings
 from models import transaction
-from models.messaging import (
-    Button,
-    Card,
-    CardUpdate,
-    DeliveryStatus,
-    GroupCreate,
-    Image,
-    OutboxDelivery,
-    OutboxMessage,
-    PlatformToken,
-    Priority,
-    Text,
-    enqueue,
-    fit,
-    outbox_claim,
-)
+from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, enqueue, outbox_claim
+from models.outgoing import Button, Card, CardUpdate, GroupCreate, Image, Priority, Text, fit
 from simulator.wecom import WeComSimulator
 from tests.harness import (
     AES_KEY,

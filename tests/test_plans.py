@@ -20,14 +20,9 @@ from bot.roster import load_org
 from models.audit import AuditEvent
 from models.chats import GroupChat
 from models.emergency import Level, Plan, PlanKind, Resource
-from models.messaging import (
-    GroupCreate,
-    GroupUpdate,
-    OutboxDelivery,
-    OutboxMessage,
-    OutboxStatus,
-)
 from models.org import User
+from models.outbox import OutboxDelivery, OutboxMessage, OutboxStatus
+from models.outgoing import GroupCreate, GroupUpdate
 from simulator.wecom import WeComSimulator
 from tests.harness import cli
 from tests.plant import DEMO_ORG, Person, plant

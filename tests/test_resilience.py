@@ -28,7 +28,8 @@ from bot.db import migrate, open_database
 from bot.inbox import WAITING
 from bot.roster import load_org, parse_roster
 from bot.supervision import environmental
-from models.messaging import Inbound, InboundKind, InboxEvent, InboxStatus, inbox_put
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, InboxStatus, inbox_put
 from models.org import User
 from simulator.wecom import WeComSimulator
 from tests.harness import (

@@ -37,8 +37,8 @@ from models.hazard import (
     set_plan,
     submit_evidence,
 )
-from models.messaging import OutboxDelivery, OutboxMessage
 from models.org import Area, User
+from models.outbox import OutboxDelivery, OutboxMessage
 from scheduler.auditor import audit_alarms
 from scheduler.jobs import Jobs
 from tests.harness import BACKEND, ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 from tortoise.context import TortoiseContext
 
-from models.messaging import InboxEvent, InboxStatus
+from models.inbox import InboxEvent, InboxStatus
 from simulator.wecom import WeComSimulator
 from tests.harness import spawn, stop
 

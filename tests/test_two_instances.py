@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 
-from models.messaging import InboxEvent, InboxStatus, OutboxMessage
+from models.inbox import InboxEvent, InboxStatus
+from models.outbox import OutboxMessage
 from simulator.wecom import WeComSimulator
 from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, spawn, stop
 

@@ -18,21 +18,11 @@ from bot.roster import load_org
 from bot.settings import SettingError, load_settings
 from handlers.commands import HELP
 from models.chats import GroupChat
-from models.messaging import (
-    Button,
-    Card,
-    CardUpdate,
-    DeliveryStatus,
-    Image,
-    InboundKind,
-    InboxEvent,
-    InboxStatus,
-    Markdown,
-    OutboxDelivery,
-    Selection,
-    Text,
-)
+from models.inbound import InboundKind
+from models.inbox import InboxEvent, InboxStatus
 from models.org import User
+from models.outbox import DeliveryStatus, OutboxDelivery
+from models.outgoing import Button, Card, CardUpdate, Image, Markdown, Selection, Text
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service, service_settings

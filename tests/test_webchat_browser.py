@@ -10,8 +10,10 @@ from playwright.async_api import expect
 from bot.app import utc_now
 from bot.media import MediaStore
 from handlers.commands import HELP
+from models.inbound import InboundKind
+from models.inbox import InboxEvent
 from models.markup import literal
-from models.messaging import Button, Card, File, InboundKind, InboxEvent, Markdown, Selection
+from models.outgoing import Button, Card, File, Markdown, Selection
 from models.webchat import WebChatLine, add_line
 from tests.harness import Service
 from tests.webchat_client import drill_chat, eventually, queue

@@ -18,7 +18,7 @@ from tortoise.context import TortoiseContext
 
 from models.audit import AuditEvent
 from models.hazard import Status, Ticket
-from models.messaging import InboxEvent, InboxStatus
+from models.inbox import InboxEvent, InboxStatus
 from models.webchat import WebChatLine
 from tests.harness import Service
 from tests.plant import plant

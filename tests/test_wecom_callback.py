@@ -9,7 +9,8 @@ import pytest
 
 from bot.channels.wecom import parse_event
 from bot.channels.wecom_crypto import WeComCrypto, signature
-from models.messaging import InboxEvent, InboxStatus, OutboxMessage
+from models.inbox import InboxEvent, InboxStatus
+from models.outbox import OutboxMessage
 from simulator.wecom import WeComSimulator
 from tests.harness import AES_KEY, CORP_ID, TOKEN, Service
 

@@ -15,7 +15,7 @@ from bot.channels.wecom_crypto import (
     parse_xml,
     signature,
 )
-from models.messaging import InboundKind
+from models.inbound import InboundKind
 
 # §5.1 official sample (sbzhu/weworkapi_python callback/Sample.py)
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"

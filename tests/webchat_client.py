@@ -14,7 +14,8 @@ import aiohttp
 from bot.app import utc_now
 from models import transaction
 from models.chats import GroupChat
-from models.messaging import Outgoing, enqueue
+from models.outbox import enqueue
+from models.outgoing import Outgoing
 
 Line = dict[str, Any]
 

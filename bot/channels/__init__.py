@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from models.messaging import Outgoing
+from models.outgoing import Outgoing
 
 
 class Verdict(StrEnum):

@@ -31,8 +31,10 @@ from aiohttp import BodyPartReader, web
 from bot.channels import Delivery, MediaGone, Outcome, Verdict
 from bot.media import MediaStore, content_type
 from models.chats import GroupChat
+from models.inbound import Inbound, InboundKind
 from models.markup import clean_text, render_markdown
-from models.messaging import (
+from models.org import User
+from models.outgoing import (
     CHAT_PREFIX,
     MESSAGE_BYTES,
     Card,
@@ -40,14 +42,11 @@ from models.messaging import (
     GroupCreate,
     GroupUpdate,
     Image,
-    Inbound,
-    InboundKind,
     Markdown,
     Outgoing,
     Text,
     outgoing_to_payload,
 )
-from models.org import User
 from models.webchat import (
     HISTORY_LIMIT,
     WebChatLine,

@@ -23,8 +23,9 @@ from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
 from bot.media import MediaStore, content_type
 from bot.settings import WeComSettings
+from models.inbound import Inbound, InboundKind, Location
 from models.markup import literal, render_markdown
-from models.messaging import (
+from models.outgoing import (
     CHAT_PREFIX,
     MESSAGE_BYTES,
     Card,
@@ -33,9 +34,6 @@ from models.messaging import (
     GroupCreate,
     GroupUpdate,
     Image,
-    Inbound,
-    InboundKind,
-    Location,
     Markdown,
     Outgoing,
     Text,

@@ -19,8 +19,8 @@ from tortoise.expressions import Q
 
 from bot import metrics
 from bot.channels import PlatformUnavailable
+from bot.channels.token import PlatformToken
 from bot.settings import WeComSettings
-from models.messaging import PlatformToken
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,9 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from models.messaging import DeliveryStatus, InboxStatus, OutboxStatus, Priority
+from models.inbox import InboxStatus
+from models.outbox import DeliveryStatus, OutboxStatus
+from models.outgoing import Priority
 from models.org import RiskColor
 from tortoise.fields.base import OnDelete
 from tortoise import fields

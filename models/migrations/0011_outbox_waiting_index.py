@@ -1,6 +1,6 @@
 """The outbox's head check (is an earlier message of this thread unfinished?) gets a partial index
 of the unfinished messages by thread, in place of (thread, status, id); see `_OUTBOX_DUE` in
-models/messaging.py for why it is keyed on `done_at IS NULL`."""
+models/outbox.py for why it is keyed on `done_at IS NULL`."""
 
 from typing import Any
 

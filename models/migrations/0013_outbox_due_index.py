@@ -1,6 +1,6 @@
 """The outbox claim walks a partial index of the unfinished messages in its own order,
 (priority DESC, id), in place of (status, priority, next_attempt_at), which had it read every
-pending message and sort them on every claim; see `_OUTBOX_DUE` in models/messaging.py."""
+pending message and sort them on every claim; see `_OUTBOX_DUE` in models/outbox.py."""
 
 from typing import Any
 
