@@ -25,7 +25,6 @@ from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
 from bot.supervision import cause, environmental, jittered
-from handlers import handle
 from handlers.router import Context, Router, Rules
 from models import transaction
 from models.inbound import Inbound, InboundKind
@@ -91,7 +90,11 @@ class InboxWorker(ClaimLoop[InboxEvent]):
             now = self._clock()
             async with transaction():
                 ctx = await Context.load(event, now, row.id, self._rules)
-                await handle(self._router, ctx)
+                if not await self._router.dispatch(ctx):
+                    log.error("no handler for a queued step; it is dropped"
+                              if event.kind is InboundKind.FOLLOW_UP
+                              else "no handler for the event; it is dropped",
+                              extra={"event_key": event.event_key, "inbox_id": row.id})
                 await ctx.flush()
                 await inbox_complete(row, now)
             metrics.INBOX_HANDLED.labels("done").inc()

@@ -1,83 +1,96 @@
-"""What the bot does when something arrives. The routers are composed here, in one place.
+"""What the bot does when something arrives: the whole routing, in one ordered list.
 
-Precedence, top first: a handler's queued next step (a follow-up) goes to its own; strangers get
-one polite answer; a card click goes to its card's handler; an emergency command (一键报警,
-启动预案, 收到 …) or a command typed in full (帮助, 我的隐患, a ticket number …) is answered even
-in the middle of a question; an open question gets the message; otherwise a photo, a trigger
-word or a hazard's words start a report.
+The first route that takes an event answers it, top first:
+1. a module's own queued next step (a follow-up), even for someone who has left the roster;
+2. strangers get one polite answer;
+3. an expired question goes to its dialog;
+4. a card click goes to its module's buttons (a key nobody issued is refused);
+5. typed commands (帮助, 一键报警, 启动预案, 收到, 我的隐患, a ticket number …) are answered
+   even in the middle of a question;
+6. an open question gets the message;
+7. what starts a module's work: a photo, a trigger word, a menu key, an owner's 已整改;
+8. free text a module recognises (words that name an area or a hazard start a report);
+9. anything else: 没有理解.
+A module the plant has not switched on has no routes; its words, menu keys and cards are answered
+该功能暂未开通 at the moment they would have been taken.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
 
-from handlers import cards, commands, emergency, report, workflow
+from handlers import emergency, hazard
+from handlers.dialog import Dialogs
+from handlers.module import Module
+from handlers.replies import not_available, not_registered, not_understood, unknown_card
 from handlers.router import Context, Router
-from models.dialog import Dialog
 from models.inbound import InboundKind
+from models.outgoing import Markdown
 
-log = logging.getLogger(__name__)
+# Every module, in the order of their routes and their lines in 帮助.
+MODULES: dict[str, Module] = {m.name: m for m in (hazard.MODULE, emergency.MODULE)}
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
-_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})
-
-DIALOGS: dict[str, Callable[[Context, Dialog], Awaitable[None]]] = {
-    report.KIND: report.on_dialog,
-    emergency.KIND: emergency.on_dialog,
-    **{kind: workflow.on_dialog for kind in workflow.DIALOG_KINDS},
-}
+_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED,
+                     InboundKind.FOLLOW_UP})
 
 
-async def expired(ctx: Context) -> None:
-    """A question went unanswered: put it aside, unless the person answered meanwhile."""
-    dialog = await ctx.dialog()
-    if dialog is None or dialog.asked_at.isoformat() != ctx.event.event_key:
-        return
-    if dialog.kind == report.KIND:
-        await report.put_aside(ctx, dialog)
-    elif dialog.kind == emergency.KIND:
-        await emergency.put_aside(ctx, dialog)
-    else:
-        await workflow.put_aside(ctx, dialog)
+def help_text(modules: Collection[str] = MODULES) -> str:
+    lines = [line for name, m in MODULES.items() if name in modules for line in m.help]
+    return "\n".join(["**安全助手 使用说明**", *(f"> {line}" for line in lines),
+                      "> 任何一步回复“取消”可以放弃，回复“返回”回到上一步；"
+                      "发送“帮助”随时查看本说明",
+                      "如遇紧急情况，请立即拨打厂内应急电话并报告值班长。"])
 
 
-def build_router() -> Router:
-    router = Router()
-    router.include(report.router)
-    router.include(workflow.router)
-    router.include(commands.clicks)
-    router.include(emergency.clicks)
-    return router
+HELP = help_text()
 
 
-async def handle(router: Router, ctx: Context) -> None:
-    event = ctx.event
-    if event.kind is InboundKind.FOLLOW_UP:
-        # The bot's own step: it runs even if the person who started it has left the roster.
-        if not await router.dispatch(ctx):
-            log.error("no handler for a queued step; it is dropped",
-                      extra={"event_key": event.event_key, "inbox_id": ctx.event_id})
-        return
-    if ctx.user is None:
-        if event.kind not in _SILENT:
-            await commands.not_registered(ctx)
-        return
-    if event.kind is InboundKind.EXPIRED:
-        await expired(ctx)
-        return
-    if event.kind is not InboundKind.CARD_ACTION:
-        if await emergency.router.dispatch(ctx) or await commands.router.dispatch(ctx):
-            return
-        dialog = await ctx.dialog()
-        if dialog is not None:
-            await DIALOGS[dialog.kind](ctx, dialog)
-            return
-    if await router.dispatch(ctx):
-        return
-    if event.kind is InboundKind.CARD_ACTION:
-        await cards.unknown(ctx)
-    elif event.kind is InboundKind.TEXT and await report.names_a_hazard(ctx):
-        await report.start_by_text(ctx)
-    elif event.kind not in _SILENT:
-        await commands.not_understood(ctx)
+def build_router(modules: Collection[str] = MODULES) -> Router:
+    """The routing of the bot with the modules named in `modules` switched on."""
+    unknown = sorted(set(modules) - set(MODULES))
+    if unknown:
+        raise ValueError(f"unknown modules: {', '.join(unknown)}")
+    on = [m for name, m in MODULES.items() if name in modules]
+    off = [m for name, m in MODULES.items() if name not in modules]
+    dialogs = Dialogs({d.kind: d for m in on for d in m.dialogs})
+    shown = Markdown(help_text(modules))
+
+    async def strangers(ctx: Context) -> bool:
+        if ctx.user is not None:
+            return False
+        if ctx.event.kind not in _SILENT:
+            await not_registered(ctx)
+        return True
+
+    async def show_help(ctx: Context) -> None:
+        await ctx.reply(shown)
+
+    async def understood_nothing(ctx: Context) -> bool:
+        if ctx.event.kind is InboundKind.FOLLOW_UP:
+            return False          # a step of a module switched off: the worker logs it
+        if ctx.event.kind not in _SILENT:
+            await not_understood(ctx)
+        return True
+
+    root = Router()
+    for m in on:
+        root.include(m.follow_ups)
+    root.on(lambda e: e.kind is not InboundKind.FOLLOW_UP)(strangers)
+    root.kind(InboundKind.EXPIRED)(dialogs.expire)
+    for m in on:
+        root.include(m.clicks)
+    root.on(lambda e: any(m.clicks.matches(e) for m in off))(not_available)
+    root.kind(InboundKind.CARD_ACTION)(unknown_card)
+    root.text("帮助", "help", "?", "？")(show_help)
+    for m in on:
+        root.include(m.commands)
+    root.on(lambda e: any(m.commands.matches(e) for m in off))(not_available)
+    root.on(lambda e: e.kind is not InboundKind.FOLLOW_UP)(dialogs.answer)
+    for m in on:
+        root.include(m.starts)
+    root.on(lambda e: any(m.starts.matches(e) for m in off))(not_available)
+    for m in on:
+        root.include(m.guesses)
+    root.on(lambda e: True)(understood_nothing)
+    return root

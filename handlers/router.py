@@ -1,17 +1,15 @@
-"""Routers: handlers declare what they answer, the router picks the first that fits."""
+"""Routers: handlers declare what they answer, the router picks the first that takes it; and the
+context a handler answers in."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tortoise.models import Model
-
 from models.catalog import Catalog
-from models.dialog import Dialog
+from models.dialog import Dialog, sender_with_dialog
 from models.emergency import EmergencyPolicy
 from models.inbound import Inbound, InboundKind
 from models.inbox import inbox_put
@@ -51,7 +49,7 @@ class Context:
     async def load(cls, event: Inbound, now: datetime, event_id: int, rules: Rules) -> Context:
         """The context of an event whose lease (the person's lock) is held: the sender, if an
         active member, and their open question, in one query rather than two."""
-        user, dialog = await _sender(event.user_id)
+        user, dialog = await sender_with_dialog(event.user_id)
         return cls(event=event, user=user, now=now, event_id=event_id, rules=rules,
                    preloaded=dialog)
 
@@ -101,7 +99,8 @@ class Context:
                                 event_key=key, raw_type="follow_up"), self.now)
 
 
-Handler = Callable[[Context], Awaitable[None]]
+# A handler returns nothing when it took the event, or False to leave it to the routes after it.
+Handler = Callable[[Context], Awaitable[bool | None]]
 Predicate = Callable[[Inbound], bool]
 
 
@@ -121,6 +120,10 @@ class Router:
         accepted = frozenset(words)
         return self.on(lambda e: e.kind is InboundKind.TEXT and e.text.strip() in accepted)
 
+    def text_any(self) -> Callable[[Handler], Handler]:
+        """Any text message (the handler returns False for what it does not take)."""
+        return self.on(lambda e: e.kind is InboundKind.TEXT)
+
     def kind(self, *kinds: InboundKind) -> Callable[[Handler], Handler]:
         return self.on(lambda e: e.kind in kinds)
 
@@ -138,39 +141,13 @@ class Router:
     def include(self, other: Router) -> None:
         self._routes.extend(other._routes)
 
+    def matches(self, event: Inbound) -> bool:
+        """Whether a route of this router would be asked to take `event`."""
+        return any(predicate(event) for predicate, _ in self._routes)
+
     async def dispatch(self, ctx: Context) -> bool:
+        """The first route that takes the event; False when none does."""
         for predicate, handler in self._routes:
-            if predicate(ctx.event):
-                await handler(ctx)
+            if predicate(ctx.event) and await handler(ctx) is not False:
                 return True
         return False
-
-
-async def _sender(user_id: str) -> tuple[User | None, Dialog | None]:
-    """An active member and their open question, with one LEFT JOIN."""
-    db = User._meta.db
-    rows = await db.execute_query_dict(_sender_sql(db.capabilities.dialect), [user_id])
-    if not rows:
-        return None, None
-    row = rows[0]
-    user = User._init_from_db(**{c: row[f"u_{c}"] for c in _columns(User)})
-    if not user.active:
-        return None, None
-    if row[f"d_{Dialog._meta.db_pk_column}"] is None:
-        return user, None
-    return user, Dialog._init_from_db(**{c: row[f"d_{c}"] for c in _columns(Dialog)})
-
-
-def _columns(model: type[Model]) -> tuple[str, ...]:
-    return tuple(model._meta.fields_db_projection.values())
-
-
-@functools.cache
-def _sender_sql(dialect: str) -> str:
-    users, dialogs = User._meta, Dialog._meta
-    picked = [f'u."{c}" AS "u_{c}"' for c in _columns(User)]
-    picked += [f'd."{c}" AS "d_{c}"' for c in _columns(Dialog)]
-    user_key, dialog_key = users.db_pk_column, dialogs.db_pk_column
-    return (f'SELECT {", ".join(picked)} FROM "{users.db_table}" u '
-            f'LEFT JOIN "{dialogs.db_table}" d ON d."{dialog_key}" = u."{user_key}" '
-            f'WHERE u."{user_key}" = {"$1" if dialect == "postgres" else "?"}')

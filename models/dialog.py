@@ -8,11 +8,14 @@ draft ticket itself stays, to be continued later.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+from models.org import User
 
 
 class Dialog(Model):
@@ -66,3 +69,33 @@ async def close_dialog(user_id: str) -> None:
 
 async def idle_dialogs(now: datetime, limit: int = 500) -> list[Dialog]:
     return await Dialog.filter(expires_at__lte=now).order_by("expires_at").limit(limit)
+
+
+async def sender_with_dialog(user_id: str) -> tuple[User | None, Dialog | None]:
+    """An active member and their open question, with one LEFT JOIN (every event needs both)."""
+    db = User._meta.db
+    rows = await db.execute_query_dict(_sender_sql(db.capabilities.dialect), [user_id])
+    if not rows:
+        return None, None
+    row = rows[0]
+    user = User._init_from_db(**{c: row[f"u_{c}"] for c in _columns(User)})
+    if not user.active:
+        return None, None
+    if row[f"d_{Dialog._meta.db_pk_column}"] is None:
+        return user, None
+    return user, Dialog._init_from_db(**{c: row[f"d_{c}"] for c in _columns(Dialog)})
+
+
+def _columns(model: type[Model]) -> tuple[str, ...]:
+    return tuple(model._meta.fields_db_projection.values())
+
+
+@functools.cache
+def _sender_sql(dialect: str) -> str:
+    users, dialogs = User._meta, Dialog._meta
+    picked = [f'u."{c}" AS "u_{c}"' for c in _columns(User)]
+    picked += [f'd."{c}" AS "d_{c}"' for c in _columns(Dialog)]
+    user_key, dialog_key = users.db_pk_column, dialogs.db_pk_column
+    return (f'SELECT {", ".join(picked)} FROM "{users.db_table}" u '
+            f'LEFT JOIN "{dialogs.db_table}" d ON d."{dialog_key}" = u."{user_key}" '
+            f'WHERE u."{user_key}" = {"$1" if dialect == "postgres" else "?"}')

@@ -386,3 +386,13 @@ async def commanders() -> list[str]:
 def may_activate(user: User) -> bool:
     """Commanders, safety managers and the principal start plans; anyone may raise an alarm."""
     return any(user.has_role(r) for r in (Role.COMMANDER, Role.SAFETY_MANAGER, Role.PRINCIPAL))
+
+
+async def active_plans() -> list[Plan]:
+    return list(await Plan.filter(active=True).order_by("code"))
+
+
+async def lock_plan(code: str) -> Plan | None:
+    """The plan, locked until the transaction ends: two commanders confirming the same plan at
+    once are served one after the other (the second joins the first's activation)."""
+    return await Plan.filter(code=code).select_for_update().first()

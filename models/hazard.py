@@ -9,13 +9,14 @@ knows a platform.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from tortoise import connections, fields
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -23,7 +24,7 @@ from models import side
 from models.audit import record
 from models.catalog import Category, DefectType, Grade
 from models.escalation import supervisor_chain, void_alarms
-from models.org import Area, Role, User
+from models.org import Area, Role, User, every_area
 
 
 class Status(StrEnum):
@@ -479,3 +480,38 @@ async def cancel(ticket: Ticket, actor: User, reason: str, now: datetime) -> Non
     if not reason:
         raise Refused("取消已登记的隐患需要说明原因。")
     await _move(ticket, actor.id, "cancelled", now, status=Status.CANCELLED, note=reason)
+
+
+async def transfer_candidates(ticket: Ticket, limit: int) -> list[User]:
+    """People a ticket is usually passed to: the owner's colleagues, then other areas' owners.
+    Small queries, whatever the size of the roster: colleagues by the (department, id) index,
+    area owners by key from the list of areas."""
+    owner = ticket.owner_id or ""
+    colleagues = await User.filter(
+        active=True, department_id=Subquery(User.filter(id=owner).values("department_id")),
+    ).exclude(id=owner).order_by("id").limit(limit)
+    area_owners = {a.owner_id for a in await every_area()} - {None, ticket.owner_id}
+    others = await User.filter(active=True, id__in=sorted(area_owners)).order_by("id").limit(
+        limit) if area_owners else []
+    picked = {u.id: u for u in [*colleagues, *others]}
+    return list(picked.values())[:limit]
+
+
+async def new_draft(reporter_id: str, photos: Sequence[str], now: datetime) -> Ticket:
+    return await Ticket.create(reporter_id=reporter_id, photos=list(photos), created_at=now,
+                               updated_at=now)
+
+
+async def last_draft(reporter_id: str) -> Ticket | None:
+    """The reporter's newest unfinished report."""
+    return await Ticket.filter(reporter_id=reporter_id, status=Status.DRAFT).order_by(
+        "-id").first()
+
+
+async def has_open_tickets(owner_id: str) -> bool:
+    return await Ticket.exists(owner_id=owner_id, status=Status.OPEN)
+
+
+async def open_tickets_of(owner_id: str) -> list[Ticket]:
+    """The owner's tickets in rectification, the nearest deadline first."""
+    return list(await Ticket.filter(owner_id=owner_id, status=Status.OPEN).order_by("deadline"))

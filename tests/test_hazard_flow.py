@@ -835,7 +835,7 @@ async def test_a_safety_manager_cancels_with_a_reason_a_worker_cannot(
 
 
 def test_deadline_words_are_read_in_local_time() -> None:
-    from handlers.workflow import parse_date
+    from handlers.hazard.dates import parse_date
     now = datetime(2026, 11, 29, 10, 0, tzinfo=TZ)
     assert parse_date("12月15日", now) == now.replace(month=12, day=15, hour=18)
     assert parse_date("2027-01-05前完成", now) == now.replace(year=2027, month=1, day=5, hour=18)

@@ -16,7 +16,7 @@ from bot.app import UPLOAD_LIMIT, utc_now
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import SettingError, load_settings
-from handlers.commands import HELP
+from handlers import HELP
 from models.chats import GroupChat
 from models.inbound import InboundKind
 from models.inbox import InboxEvent, InboxStatus

@@ -9,7 +9,7 @@ from playwright.async_api import expect
 
 from bot.app import utc_now
 from bot.media import MediaStore
-from handlers.commands import HELP
+from handlers import HELP
 from models.inbound import InboundKind
 from models.inbox import InboxEvent
 from models.markup import literal

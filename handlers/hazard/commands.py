@@ -1,13 +1,14 @@
-"""Commands anyone can type, and the answers for messages nothing else takes."""
+"""Commands about tickets anyone can type: 我的隐患, a ticket number, 统计, 取消 HZ-…; and the
+查看详情 button of reminder and escalation cards."""
 
 from __future__ import annotations
 
 import re
 
-from handlers.answers import guarded
+from handlers.hazard.cards import guarded
+from handlers.hazard.rectify import NUMBER
+from handlers.hazard.views import details, facts, line
 from handlers.router import Context, Router
-from handlers.views import details, facts, line
-from handlers.workflow import NUMBER
 from models.audit import AuditEvent, record
 from models.escalation import fired
 from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
@@ -18,26 +19,8 @@ from models.outgoing import Markdown, Text, fit
 router = Router()
 clicks = Router()      # card buttons that only show something
 
-HELP = """**安全助手 使用说明**
-> **上报隐患**：直接发送现场照片，并说明区域和情况，例如“3号车间 配电箱门没关”
-> **我的隐患**：查看您上报、负责整改和待复查的隐患
-> **已整改**：发送整改后照片，再回复“已整改”提交复查
-> **申请延期** / **转派**：整改责任人使用
-> 发送隐患编号（如 HZ-20261129-0007）：查看详情和处理记录
-> **统计**：隐患统计（安全管理员、主要负责人）
-> 任何一步回复“取消”可以放弃，回复“返回”回到上一步；发送“帮助”随时查看本说明
-如遇紧急情况，请立即拨打厂内应急电话并报告值班长。"""
-
-NOT_REGISTERED = ("您好，您还没有登记在本厂的安全助手名册中，暂时无法使用。"
-                  "请联系安全管理员为您登记。")
-UNKNOWN = "没有理解您的意思。发送照片可以上报隐患，发送“帮助”查看使用说明。"
 LISTED = 10   # tickets a section of 我的隐患 lists, the newest first
 CANCEL = re.compile(r"^取消\s*(HZ-\d{8}-\d{4})\s*(.*)$")
-
-
-@router.text("帮助", "help", "?", "？")
-async def show_help(ctx: Context) -> None:
-    await ctx.reply(Markdown(HELP))
 
 
 @router.text("我的隐患", "我的上报")
@@ -140,11 +123,3 @@ async def cancel_ticket(ctx: Context) -> None:
         if people:
             await ctx.send(Text(f"{ticket.number} 已由{ctx.me.name}取消，原因："
                                 f"{found.group(2).strip()}。"), to_users=sorted(people))
-
-
-async def not_registered(ctx: Context) -> None:
-    await ctx.reply(Text(NOT_REGISTERED))
-
-
-async def not_understood(ctx: Context) -> None:
-    await ctx.reply(Text(UNKNOWN))

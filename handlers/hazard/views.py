@@ -6,7 +6,6 @@ plant's time zone.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +15,7 @@ from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
 from models.markup import literal
-from models.org import Area, User
+from models.org import User, names_of
 from models.outgoing import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
 
 SHOWN_CHARS = 40   # of a long answer in a ticket's details (its record, its 治理方案's fields)
@@ -52,37 +51,11 @@ class Facts:
 
 async def facts(ticket: Ticket, catalog: Catalog) -> Facts:
     ids = [i for i in (ticket.reporter_id, ticket.owner_id, ticket.reviewer_id) if i]
-    names, area = await _names(ids, ticket.area_id)
+    names, area = await names_of(ids, ticket.area_id)
     category = catalog.get(ticket.category)
     return Facts(ticket, area or "未填区域",
                  category.name if category else "未填类别", names.get(ticket.reporter_id, ""),
                  names.get(ticket.owner_id or "", ""), names.get(ticket.reviewer_id or "", ""))
-
-
-async def _names(users: list[str], area: str | None) -> tuple[dict[str, str], str | None]:
-    """The people's names and the area's, in one round trip: every card and every line of a
-    list needs them, and two ORM queries cost twice the CPU of this one."""
-    if not users and not area:
-        return {}, None
-    db = User._meta.db
-    sql = _names_sql(User._meta.db_table, len(users), Area._meta.db_table, bool(area),
-                     db.capabilities.dialect)
-    rows = await db.execute_query_dict(sql, [*users, *([area] if area else [])])
-    names = {r["ref"]: r["name"] for r in rows if r["kind"] == "user"}
-    return names, next((r["name"] for r in rows if r["kind"] == "area"), None)
-
-
-@functools.cache
-def _names_sql(users: str, count: int, areas: str, area: bool, dialect: str) -> str:
-    marks = [f"${n}" if dialect == "postgres" else "?" for n in range(1, count + 2)]
-    parts = []
-    if count:
-        parts.append(f"SELECT 'user' AS kind, \"id\" AS ref, \"name\" FROM \"{users}\" "
-                     f"WHERE \"id\" IN ({', '.join(marks[:count])})")
-    if area:
-        parts.append(f"SELECT 'area' AS kind, \"code\" AS ref, \"name\" FROM \"{areas}\" "
-                     f"WHERE \"code\" = {marks[count]}")
-    return " UNION ALL ".join(parts)
 
 
 def _key(purpose: CardPurpose, action: str, task_id: str) -> str:

@@ -1,0 +1,49 @@
+"""The emergency cards' buttons: `emg:<action>:<activation>:<token>[:<answer>]`. The token is the
+activation's random secret, so a forged or stale key changes nothing and is recorded."""
+
+from __future__ import annotations
+
+import secrets
+
+from handlers.emergency.acknowledge import acknowledge
+from handlers.emergency.activation import confirm, picked, withdraw
+from handlers.emergency.alarm import alarm_click
+from handlers.emergency.speak import already, refuse, say
+from handlers.router import Context, Router
+from models.audit import record
+from models.dialog import close_dialog
+from models.emergency import ANSWERS, Activation, ActivationStatus
+
+clicks = Router()
+
+
+@clicks.card_action("emg")
+async def clicked(ctx: Context) -> None:
+    parts = ctx.event.event_key.split(":")
+    activation = None
+    if len(parts) in (4, 5) and parts[2].isdigit():
+        activation = await Activation.get_or_none(id=int(parts[2]))
+    if activation is None or not secrets.compare_digest(activation.token, parts[3]):
+        await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="card",
+                     subject_id=ctx.event.task_id[:64],
+                     note=f"unknown key {ctx.event.event_key[:400]}")
+        await say(ctx, "无法识别这个操作，请使用最新收到的卡片。")
+        return
+    action, answer = parts[1], (parts[4] if len(parts) == 5 else "")
+    if action == "alarm" and answer in ("go", "no"):
+        await alarm_click(ctx, activation, answer)
+    elif action == "ack" and answer in ANSWERS:
+        await acknowledge(ctx, activation, answer)
+    elif action in ("go", "stop", "pick") and ctx.me.id in (activation.raised_by,
+                                                            activation.commander):
+        if activation.status is not ActivationStatus.CONFIRMING:
+            await already(ctx, activation)
+        elif action == "pick":
+            await picked(ctx, activation, answer)
+        elif action == "go":
+            await close_dialog(ctx.me.id)
+            await confirm(ctx, activation)
+        else:
+            await withdraw(ctx, activation)
+    else:
+        await refuse(ctx, activation, "这张卡片不是发给您的，无法操作。")
