@@ -15,7 +15,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -27,6 +27,7 @@ from bot.channels import Channel
 from bot.channels.webchat import Hub, WebChat, WebChatChannel
 from bot.channels.wecom import WeComCallback, WeComChannel
 from bot.channels.wecom_api import WeComApi
+from bot.clock import Clock, utc_now
 from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
@@ -47,8 +48,6 @@ from scheduler.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 SETTINGS = web.AppKey("settings", Settings)
 INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
@@ -57,10 +56,6 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)
 WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
 SHUTDOWN_GRACE = 10           # seconds running work and ticks get to finish at shutdown
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def instance_name(settings: Settings) -> str:
@@ -130,7 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
         app.cleanup_ctx.append(_background(instance))
     if workers if scheduler is None else scheduler:
         app.cleanup_ctx.append(_scheduler(jobs, clock))
-    app.add_routes(ops.routes(settings, app[SUPERVISOR]))
+    app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
     # Without workers of its own, a process tells the others' workers (PostgreSQL only).
     announcer = None if workers or not _postgres(settings) else Announcer()
     sink = _sink(app, announcer)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Generic, TypeVar
 
+from bot.clock import Clock
 from bot.supervision import LoopHealth, environmental
 from models.inbox import InboxEvent
 from models.outbox import OutboxMessage
@@ -35,7 +35,7 @@ HEARTBEATS_PER_LEASE = 3   # a lease is renewed this often within its length
 class ClaimLoop(ABC, Generic[Claimed]):
     def __init__(self, name: str, queue: type[QueueRow], *, concurrency: int,
                  poll_seconds: float, batch: int, lease: timedelta,
-                 clock: Callable[[], datetime], instance: str) -> None:
+                 clock: Clock, instance: str) -> None:
         self.health = LoopHealth(name)
         self._queue = queue
         self._instance = instance

@@ -19,6 +19,7 @@ from tortoise.context import TortoiseContext
 
 from bot import logs
 from bot.app import hazard_rules, scheduled_jobs
+from bot.clock import utc_now
 from bot.media import MediaStore
 from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
     if args.command == "tick":
         try:
-            now = _instant(args.now, settings.tz) if args.now else datetime.now(UTC)
+            now = _instant(args.now, settings.tz) if args.now else utc_now()
         except ValueError:
             print(f"safetybot: tick --now: not an ISO time: {args.now!r}", file=sys.stderr)
             return 2
@@ -155,7 +156,6 @@ async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
 
 
 async def _load_org(settings: Settings, path: Path) -> int:
-    from bot.app import utc_now
     from bot.roster import RosterError, load_org
 
     try:
@@ -170,7 +170,7 @@ async def _load_org(settings: Settings, path: Path) -> int:
 
 
 async def _load_plans(settings: Settings, directory: Path) -> int:
-    from bot.app import home_platform, utc_now
+    from bot.app import home_platform
     from bot.plans import PlanError, load_plans
 
     try:
@@ -192,7 +192,6 @@ def _loaded(source: Path, report: RosterReport | PlansReport) -> int:
 
 async def _queue(args: argparse.Namespace, tz: tzinfo) -> int:
     """`inbox|outbox parked|retry`: what failed for good, and putting it back."""
-    from bot.app import utc_now
     from models.inbox import inbox_parked, inbox_retry
     from models.outbox import outbox_parked, outbox_retry
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot import metrics
 from bot.channels import Channel, MediaGone
 from bot.claim_loop import ClaimLoop
+from bot.clock import Clock
 from bot.media import MediaStore
 from bot.settings import Settings
 from bot.supervision import cause, environmental, jittered
@@ -55,7 +56,7 @@ PERSONAL = frozenset(InboundKind) - {InboundKind.EXPIRED, InboundKind.FOLLOW_UP}
 class InboxWorker(ClaimLoop[InboxEvent]):
     def __init__(
         self, settings: Settings, *, channels: Mapping[str, Channel], media: MediaStore,
-        router: Router, rules: Rules, clock: Callable[[], datetime], instance: str,
+        router: Router, rules: Rules, clock: Clock, instance: str,
         on_handled: Callable[[], None],
     ) -> None:
         super().__init__("inbox-worker", InboxEvent, concurrency=settings.inbox_concurrency,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
+from bot.clock import Clock
 from bot.db import ORM, pending_migrations, ping
 from bot.settings import Settings
 from bot.supervision import Supervisor, cause
@@ -19,8 +19,8 @@ PING_SECONDS = 3.0     # a database that takes longer to answer SELECT 1 is as g
 INBOX_WORKER = "inbox-worker"
 
 
-def routes(settings: Settings, supervisor: Supervisor) -> list[web.RouteDef]:
-    readiness = Readiness(settings, supervisor)
+def routes(settings: Settings, supervisor: Supervisor, clock: Clock) -> list[web.RouteDef]:
+    readiness = Readiness(settings, supervisor, clock)
     return [web.get("/healthz", healthz), web.get("/readyz", readiness.readyz),
             web.get("/metrics", readiness.prometheus)]
 
@@ -33,9 +33,10 @@ async def healthz(request: web.Request) -> web.Response:
 class Readiness:
     """/readyz and /metrics: what the process and the database say about the service."""
 
-    def __init__(self, settings: Settings, supervisor: Supervisor) -> None:
+    def __init__(self, settings: Settings, supervisor: Supervisor, clock: Clock) -> None:
         self._max_lag = settings.ready_max_lag_seconds
         self._supervisor = supervisor
+        self._clock = clock
 
     async def readyz(self, request: web.Request) -> web.Response:
         """503, naming every problem found: the database unreachable or not migrated, a
@@ -50,7 +51,7 @@ class Readiness:
             async with asyncio.timeout(PING_SECONDS):
                 await ping(ctx)
                 pending = await pending_migrations(ctx)
-                lag = 0.0 if pending else await inbox_lag(datetime.now(UTC))
+                lag = 0.0 if pending else await inbox_lag(self._clock())
         except Exception as exc:
             problems.insert(0, f"database unreachable: {cause(exc)}")
         else:
@@ -68,14 +69,14 @@ class Readiness:
         """Queue gauges are read from the database at scrape time, so every instance agrees."""
         for name, health in self._supervisor.loops.items():
             metrics.LOOP_IDLE.labels(name).set(health.idle_seconds())
-        await _refresh_queue_gauges()
+        await _refresh_queue_gauges(self._clock)
         return web.Response(body=generate_latest(metrics.REGISTRY),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _refresh_queue_gauges() -> None:
+async def _refresh_queue_gauges(clock: Clock) -> None:
     metrics.INBOX_PENDING.set(await InboxEvent.filter(status=InboxStatus.PENDING).count())
-    metrics.INBOX_LAG.set(await inbox_lag(datetime.now(UTC)))
+    metrics.INBOX_LAG.set(await inbox_lag(clock()))
     metrics.OUTBOX_PENDING.set(
         await OutboxMessage.filter(done_at__isnull=True).count()   # by index `outbox_due`
     )

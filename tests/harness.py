@@ -1,4 +1,5 @@
-"""Test harness: the service on a real port, and the credentials it shares with the simulator."""
+"""Test harness: the service on a real port, and the credentials it shares with the simulator;
+the service's clock, which tests move; and `settled()`, to know that nothing more will arrive."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tortoise import connections
 
 from bot.app import create_app
+from bot.clock import ManualClock
 from bot.settings import Settings, load_settings
+from models import DATABASE
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -52,14 +55,16 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, **overri
 
 
 class Service:
-    """The real app on a real port; `start()` again after `stop()` is a restart. `clock`, when
-    given, is the service's "now" (tests move it instead of waiting)."""
+    """The real app on a real port; `start()` again after `stop()` is a restart. `clock` is the
+    service's "now": by default a running `ManualClock`, which a test moves instead of waiting
+    (move it only while the service is `settled()`: a jump past the leases of work in flight
+    would hand that work out a second time)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, settings: Settings, clock: ManualClock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or ManualClock()
         self.app: web.Application | None = None
         self.fatal: list[str] = []          # why a background loop stopped the service
-        self._clock = clock
         self._runner: web.AppRunner | None = None
 
     @property
@@ -67,8 +72,8 @@ class Service:
         return f"http://127.0.0.1:{self.settings.port}"
 
     async def start(self, workers: bool = True) -> None:
-        extra = {} if self._clock is None else {"clock": self._clock}
-        self.app = create_app(self.settings, workers=workers, on_fatal=self.fatal.append, **extra)
+        self.app = create_app(self.settings, clock=self.clock, workers=workers,
+                              on_fatal=self.fatal.append)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.settings.port).start()
@@ -77,6 +82,44 @@ class Service:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+
+    async def time_passes(self, until: datetime) -> None:
+        """The service's clock moves on to `until` (never back), once the service is
+        `settled()`: a jump past the leases of work in flight would hand that work out again."""
+        await settled()
+        if until > self.clock():
+            self.clock.set(until)
+
+
+# Unfinished work, read in one statement so that both queues are seen at one instant: a handler
+# marks its event done in the transaction that queues its replies, so no reply can be between
+# the two tables unseen.
+_UNSETTLED = """
+    SELECT 'inbox' AS queue, id, status, next_attempt_at, lease_owner FROM inbox_event
+     WHERE status = 'pending'
+    UNION ALL
+    SELECT 'outbox', id, status, next_attempt_at, lease_owner FROM outbox_message
+     WHERE status = 'pending'"""
+
+
+async def settled(timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until the service has nothing left to do: no inbox event waiting or being handled,
+    no outbox message with a recipient still to be settled. Then every reply the service was
+    going to send has reached the platform, and a test can assert that nothing else arrived.
+
+    A parked event is settled (it waits for an operator's `safetybot inbox retry`). A row due
+    only later (a retry's backoff, a rate window) is not: it is still going to be sent, so
+    this waits for it, and a row that only a move of the clock would make due times this out,
+    naming the rows left. Works across processes that share the test's database."""
+    conn = connections.get(DATABASE)
+    rows: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            # Polled: the queues are in the database, which other processes share too.
+            while rows := await conn.execute_query_dict(_UNSETTLED):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not settled after {timeout} s: {rows}") from None
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -4,12 +4,12 @@ playing everyone in it, the real service in between, and people who read their c
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.clock import ManualClock
 from bot.roster import load_org, parse_roster
 from simulator.photos import photo as sample_photo
 from simulator.wecom import Delivered, WeComSimulator
@@ -104,11 +104,12 @@ def card_field(card: Delivered, name: str) -> str:
 
 
 @asynccontextmanager
-async def plant(database_url: str, media_dir: Path, clock: Callable[[], datetime] | None = None,
+async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = None,
                 **overrides: Any) -> AsyncIterator[tuple[WeComSimulator, Service]]:
     """The demo org loaded, the simulator and the service running; the database must be empty.
-    `clock`: the service's "now", when the test moves time itself."""
-    await load_org(DEMO_ORG, datetime.now(UTC))
+    `clock`: the service's "now" (by default a running `ManualClock`; it is `service.clock`)."""
+    clock = clock or ManualClock()
+    await load_org(DEMO_ORG, clock())
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=users,
                          per_member_per_minute=10_000)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import hazard_rules, instance_name, utc_now
+from bot.app import hazard_rules, instance_name
+from bot.clock import utc_now
 from bot.db import connect_params
 from bot.inbox import InboxWorker
 from bot.media import MediaStore

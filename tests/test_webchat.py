@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import UPLOAD_LIMIT, utc_now
+from bot.app import UPLOAD_LIMIT
+from bot.clock import utc_now
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import SettingError, load_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from bot.app import utc_now
+from bot.clock import utc_now
 from bot.media import MediaStore
 from handlers import HELP
 from models.inbound import InboundKind

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.app import utc_now
+from bot.clock import utc_now
 from models import transaction
 from models.chats import GroupChat
 from models.outbox import enqueue
