@@ -3,7 +3,6 @@ through the real service and the WeCom simulator (demo plant: see config/demo-or
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from models.inbox import inbox_put
 from models.org import Area, User
 from scheduler.dialogs import expire_dialogs
 from simulator.wecom import WeComSimulator
-from tests.harness import Service
+from tests.harness import Service, settled
 from tests.plant import Person, card_field, plant, text_of
 
 NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
@@ -40,14 +39,13 @@ def sim(world: tuple[WeComSimulator, Service]) -> WeComSimulator:
     return world[0]
 
 
+@pytest.fixture
+def service(world: tuple[WeComSimulator, Service]) -> Service:
+    return world[1]
+
+
 def person(sim: WeComSimulator, user_id: str) -> Person:
     return Person(sim, user_id)
-
-
-async def settled(sim: WeComSimulator) -> None:
-    """Give the pipeline time to deliver anything still in flight (used before asserting that
-    nothing more arrived)."""
-    await asyncio.sleep(0.6)
 
 
 async def file_general(sim: WeComSimulator) -> tuple[Person, Person, str]:
@@ -189,7 +187,7 @@ async def test_several_photos_join_one_draft_and_cancel_keeps_nothing_open(
     for _ in range(3):
         await worker.sends_photo()
     await worker.expect("已收到照片（共1张）", "哪个区域")
-    await settled(sim)
+    await settled()
     assert worker.unread() == []                            # the 2nd and 3rd joined quietly
     draft = await Ticket.get(reporter_id="zhangsan")
     assert len(draft.photos) == 3
@@ -288,20 +286,19 @@ async def test_edit_from_the_summary_card_changes_one_field(sim: WeComSimulator)
     await worker.expect("已提交，编号")
 
 
-async def idle_for(span: timedelta) -> None:
-    """Every open question was asked `span` ago (the clock moves for the rows, not the service)."""
-    for dialog in await Dialog.all():
-        await Dialog.filter(user_id=dialog.user_id).update(
-            asked_at=dialog.asked_at - span, expires_at=dialog.expires_at - span)
+async def idle_for(service: Service, span: timedelta) -> None:
+    """Nobody answers for `span`: the service's clock moves on."""
+    await service.time_passes(until=service.clock() + span)
 
 
-async def test_an_idle_draft_is_put_aside_kept_and_resumed(sim: WeComSimulator) -> None:
+async def test_an_idle_draft_is_put_aside_kept_and_resumed(sim: WeComSimulator,
+                                                          service: Service) -> None:
     worker = person(sim, "zhangsan")
     await worker.sends_photo()
     await worker.expect("哪个区域")
-    await idle_for(timedelta(minutes=31))
-    assert await expire_dialogs(datetime.now(UTC)) == 1
-    assert await expire_dialogs(datetime.now(UTC)) == 0   # a second tick queues nothing new
+    await idle_for(service, timedelta(minutes=31))
+    assert await expire_dialogs(service.clock()) == 1
+    assert await expire_dialogs(service.clock()) == 0   # a second tick queues nothing new
     await worker.expect("超过30分钟没有回复，草稿已为您保存", "继续上报")
     assert await Dialog.filter(user_id="zhangsan").count() == 0
     draft = await Ticket.get(reporter_id="zhangsan")
@@ -313,7 +310,8 @@ async def test_an_idle_draft_is_put_aside_kept_and_resumed(sim: WeComSimulator) 
     assert card_field(summary, "照片") == "1张"
 
 
-async def test_an_answer_given_before_the_expiry_is_handled_wins(sim: WeComSimulator) -> None:
+async def test_an_answer_given_before_the_expiry_is_handled_wins(sim: WeComSimulator,
+                                                                 service: Service) -> None:
     worker = person(sim, "zhangsan")
     await worker.says("上报")
     await worker.expect("哪个区域")
@@ -322,14 +320,14 @@ async def test_an_answer_given_before_the_expiry_is_handled_wins(sim: WeComSimul
     await worker.expect("哪一类隐患")
     stale = Inbound(platform="wecom", user_id="zhangsan", kind=InboundKind.EXPIRED,
                     event_key=dialog.asked_at.isoformat(), dedup_key="expired:test")
-    assert await inbox_put(stale, datetime.now(UTC))
-    await settled(sim)
+    assert await inbox_put(stale, service.clock())
+    await settled()
     assert worker.unread() == []
     assert (await Dialog.get(user_id="zhangsan")).step == "category"
 
 
 async def test_an_unanswered_reject_reason_brings_the_review_card_back(
-        sim: WeComSimulator) -> None:
+        sim: WeComSimulator, service: Service) -> None:
     _, owner, number = await file_general(sim)
     await owner.expect(f"隐患整改 {number}")
     await owner.sends_photo()
@@ -338,8 +336,8 @@ async def test_an_unanswered_reject_reason_brings_the_review_card_back(
     review = await reviewer.expect(f"整改复查 {number}")
     await reviewer.clicks(review, "驳回")
     await reviewer.expect("驳回原因")
-    await idle_for(timedelta(hours=1))
-    await expire_dialogs(datetime.now(UTC))
+    await idle_for(service, timedelta(hours=1))
+    await expire_dialogs(service.clock())
     await reviewer.expect(f"（{number}）长时间没有回复，已结束")
     again = await reviewer.expect(f"整改复查 {number}")
     await reviewer.clicks(again, "通过")
@@ -402,7 +400,7 @@ async def test_fix_reject_with_reason_fix_again_approve_closes(sim: WeComSimulat
 
     await reviewer.clicks(review, "通过")                   # the same card, pressed again
     await reviewer.expect("无需再次操作")
-    await settled(sim)
+    await settled()
     assert await AuditEvent.filter(subject_id=str(ticket.id)).count() == len(actions)
 
 
@@ -477,7 +475,7 @@ async def test_the_same_click_delivered_twice_is_one_decision(sim: WeComSimulato
     for _ in range(2):
         assert (await sim.user("gaofeng").send_plaintext(plaintext)).status == 200
     await owner.expect(f"已接收 {number}")
-    await settled(sim)
+    await settled()
     assert not [m for m in owner.unread() if "已接收" in text_of(m)]
     assert await AuditEvent.filter(action="accepted").count() == 1
 
@@ -724,13 +722,12 @@ async def test_a_repeat_report_is_linked_not_filed_twice(sim: WeComSimulator) ->
 
 
 async def test_a_report_after_the_window_or_like_a_closed_ticket_is_filed_anew(
-        sim: WeComSimulator) -> None:
+        sim: WeComSimulator, service: Service) -> None:
     """The repeat window is 72 hours by default, and only tickets still open count."""
     _, _, number = await file_general(sim)
     original = await Ticket.get(number=number)
     assert original.created_at is not None
-    await Ticket.filter(id=original.id).update(
-        created_at=original.created_at - timedelta(hours=72, minutes=1))
+    await service.time_passes(until=original.created_at + timedelta(hours=72, minutes=1))
 
     async def report(user_id: str) -> str:
         other = person(sim, user_id)
