@@ -16,6 +16,7 @@ from tortoise.context import TortoiseContext
 from bot.channels.token import PlatformToken
 from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
+from bot.clock import ManualClock
 from bot.dispatcher import Dispatcher, MemberTurns
 from bot.media import MediaStore
 from bot.settings import Settings
@@ -33,20 +34,6 @@ from tests.harness import (
     cli,
     service_settings,
 )
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def seconds(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -69,7 +56,7 @@ class World:
 
 async def make_world(database_url: str, media_dir: Path, **overrides: object
                      ) -> AsyncIterator[World]:
-    clock = ManualClock()
+    clock = ManualClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
                          clock=clock.seconds)
     base = await sim.start()
@@ -167,17 +154,21 @@ async def test_attempts_sharing_a_member_take_turns_in_order_the_others_go_at_on
     cards to different thousands of responders need not wait for each other."""
     turns = MemberTurns()
     log: list[str] = []
+    b_through = asyncio.Event()
 
-    async def attempt(name: str, members: set[str], hold: float) -> None:
+    async def attempt(name: str, members: set[str]) -> None:
         async with turns.turn(frozenset(members)):
             log.append(f"{name}+")
-            await asyncio.sleep(hold)
+            if name == "a":       # a holds its turn until b, who shares nobody with it, is through
+                async with asyncio.timeout(10):
+                    await b_through.wait()
+            await asyncio.sleep(0)          # room for an attempt that should wait to barge in
             log.append(f"{name}-")
+        if name == "b":
+            b_through.set()
 
-    await asyncio.gather(attempt("a", {"zhangsan", "lisi"}, 0.05),
-                         attempt("b", {"wangwu"}, 0.01),
-                         attempt("c", {"lisi"}, 0.01),
-                         attempt("d", {"lisi", "wangwu"}, 0.01))
+    await asyncio.gather(attempt("a", {"zhangsan", "lisi"}), attempt("b", {"wangwu"}),
+                         attempt("c", {"lisi"}), attempt("d", {"lisi", "wangwu"}))
     assert log == ["a+", "b+", "b-", "a-", "c+", "c-", "d+", "d-"]
 
 
@@ -307,7 +298,8 @@ async def test_failed_deliveries_are_listed_and_sent_again_on_request(
 
     put_back = await asyncio.to_thread(cli, "outbox", "retry", "--all", env=env)
     assert put_back.returncode == 0 and f"1 put back ({message.id})" in put_back.stdout
-    world.clock.now = datetime.now(UTC) + timedelta(seconds=1)
+    # `outbox retry`, a process of its own, put it back as of the system clock.
+    world.clock.set(datetime.now(UTC) + timedelta(seconds=1))
     await world.drain()
     assert [m.body["text"]["content"] for m in world.sim.messages_for("zhangsan")] == ["整改通知"]
     assert await statuses("k-retry") == {"zhangsan": DeliveryStatus.SENT}

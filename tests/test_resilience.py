@@ -24,12 +24,13 @@ from tortoise.exceptions import OperationalError
 from bot.app import INBOX
 from bot.channels import PlatformUnavailable
 from bot.channels.wecom_api import WeComError
+from bot.clock import ManualClock
 from bot.db import migrate, open_database
 from bot.inbox import WAITING
 from bot.roster import load_org, parse_roster
 from bot.supervision import environmental
 from models.inbound import Inbound, InboundKind
-from models.inbox import InboxEvent, InboxStatus, inbox_put
+from models.inbox import InboxEvent, InboxStatus, inbox_claim, inbox_put, inbox_wait
 from models.org import User
 from simulator.wecom import WeComSimulator
 from tests.harness import (
@@ -42,6 +43,7 @@ from tests.harness import (
     Service,
     cli,
     service_settings,
+    settled,
     spawn,
     stop,
 )
@@ -74,16 +76,6 @@ async def test_failures_of_the_environment_are_told_apart_from_bugs(
 
 # ---------------------------------------------------------------------------------------------
 # A media directory that refuses writes: read-only, then full
-
-
-class ManualClock:
-    """The service's now: real time plus what the test skipped."""
-
-    def __init__(self) -> None:
-        self.skipped = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.skipped
 
 
 class SmallDisk:
@@ -143,7 +135,7 @@ async def photo_waits_then_is_handled(database_url: str, disk: SmallDisk,
         assert sim.messages_for("zhangsan") == []
 
         for _ in range(3):        # a minute and more passes, with tries in between
-            clock.skipped += timedelta(seconds=61)
+            clock.advance(61)
             await retried(service, event)
             event = await InboxEvent.get(id=event.id)
         await worker.expect(WAITING)
@@ -151,7 +143,7 @@ async def photo_waits_then_is_handled(database_url: str, disk: SmallDisk,
         assert disk.files() in ([], ["filler"])     # no partial file left behind
 
         make_writable()           # type: ignore[operator]
-        clock.skipped += timedelta(seconds=61)
+        clock.advance(61)
         service.app[INBOX].wake()
         await worker.expect("已收到照片", "哪个区域")
         handled = await InboxEvent.get(id=event.id)
@@ -206,14 +198,17 @@ async def test_readyz_tells_an_inbox_lag_over_the_threshold(
     503; a process that only takes callbacks stays ready (it takes them well meanwhile)."""
     settings = service_settings(database_url, wecom.base_url, media_dir,
                                 ready_max_lag_seconds=1)
-    long_ago = datetime.now(UTC) - timedelta(seconds=30)
+    clock = ManualClock()
     await inbox_put(Inbound(platform="wecom", user_id="zhangsan", kind=InboundKind.TEXT,
-                            dedup_key="old", text="帮助"), long_ago)
-    # Due only later, so the worker leaves it waiting while /readyz is asked.
-    await InboxEvent.filter(dedup_key="old").update(
-        next_attempt_at=datetime.now(UTC) + timedelta(hours=1))
+                            dedup_key="old", text="帮助"), clock())
+    # Its first try met a full disk and it waits an hour for the next, so the worker leaves it
+    # waiting while /readyz is asked, 30 s after it came in.
+    [row] = await inbox_claim("an earlier run", clock(), timedelta(minutes=1), 1)
+    await inbox_wait(row, "OSError: [Errno 28] No space left on device", since=clock(),
+                     retry_at=clock() + timedelta(hours=1), give_up=False)
+    clock.advance(30)
     for workers, expected in ((True, 503), (False, 200)):
-        svc = Service(settings)
+        svc = Service(settings, clock)
         await svc.start(workers=workers)
         try:
             status, body = await get_json(f"{svc.url}/readyz")
@@ -503,7 +498,7 @@ async def test_inbox_retry_reruns_a_parked_event_once(
     await svc.start()
     try:
         await wecom.wait_for("zhangsan")
-        await asyncio.sleep(0.5)                   # time enough for a second run, were there one
+        await settled()                            # a second run, were there one, is done too
     finally:
         await svc.stop()
     assert len(wecom.messages_for("zhangsan")) == 1

@@ -477,17 +477,18 @@ async def test_safetybot_tick_runs_the_jobs_as_of_a_given_time(org: None, databa
 
 async def test_escalation_card_reaches_the_supervisor_and_opens_the_ticket(
         db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path) -> None:
-    """End to end: the real service and the WeCom simulator; the tick runs as of now."""
+    """End to end: the real service and the WeCom simulator; the tick runs as of the service's
+    clock, moved on to an hour past the ticket's deadline."""
     from tests.plant import Person, plant, text_of
 
-    async with plant(database_url, media_dir) as (sim, _):
-        now = datetime.now(UTC)
-        ticket = await open_ticket(now - timedelta(days=3))
-        await Ticket.filter(id=ticket.id).update(deadline=now - timedelta(hours=1), armed=False)
+    async with plant(database_url, media_dir) as (sim, service):
+        ticket = await open_ticket(service.clock())
+        assert ticket.deadline is not None
+        await service.time_passes(until=ticket.deadline + timedelta(hours=1))
         calendar = tmp_path / "calendar.toml"
         calendar.write_text("weekend = []\n", encoding="utf-8")   # whenever CI runs this
         await run(make_jobs(tmp_path, spread_minutes=0, quiet_hours="00:00-00:00",
-                            calendar_file=calendar), now)
+                            calendar_file=calendar), service.clock())
         supervisor = Person(sim, "zhouwei")
         card = await supervisor.expect("隐患超期督办", ticket.number or "")
         assert "超期约1小时" in text_of(card) and "王强尚未接收" in text_of(card)

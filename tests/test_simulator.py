@@ -6,6 +6,7 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, parse_xml
+from bot.clock import ManualClock
 from simulator.wecom import WeComSimulator
 
 CORP_ID = "wwsimulator0000001"
@@ -22,17 +24,6 @@ TOKEN = "simtoken"
 AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # project-generated
 PEOPLE = ("zhangsan", "lisi", "wangwu")
 JPEG = b"\xff\xd8\xff\xe0" + b"switchboard" * 10
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -85,13 +76,13 @@ class Api:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
 
 
 @pytest.fixture
 async def sim(clock: ManualClock) -> AsyncIterator[WeComSimulator]:
     async with WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
-                              clock=clock) as simulator:
+                              clock=clock.seconds) as simulator:
         yield simulator
 
 
@@ -316,22 +307,36 @@ async def test_fail_next_answers_the_errcode_then_recovers(sim: WeComSimulator, 
 
 async def test_hang_next_carries_out_the_call_but_holds_the_answer(sim: WeComSimulator,
                                                                    api: Api) -> None:
+    """Told by order, not by a stopwatch: the held answer is held for an hour, so the next call's
+    answer, which comes at once, comes first."""
     await api.fetch_token()
-    sim.hang_next("message/send", 2.0)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.2):
-            await api.send("zhangsan", "超时的那一条")
-    assert len(sim.messages_for("zhangsan")) == 1      # WeCom did deliver it
-    started = time.monotonic()
-    assert (await api.send("zhangsan"))["errcode"] == 0
-    assert time.monotonic() - started < 0.5
+    sim.hang_next("message/send", 3600)
+    held = asyncio.create_task(api.send("zhangsan", "超时的那一条"))
+    await sim.wait_for("zhangsan")                     # WeCom did deliver it
+    async with asyncio.timeout(10):                    # a guard: held, it would be an hour
+        assert (await api.send("zhangsan"))["errcode"] == 0   # the next call is not held
+    assert len(sim.messages_for("zhangsan")) == 2
+    assert not held.done()                             # while the first answer still is
+    held.cancel()                                      # the caller's timeout
+    with pytest.raises(asyncio.CancelledError):
+        await held
 
 
 async def test_latency_is_added_to_every_answer(sim: WeComSimulator, api: Api) -> None:
-    sim.latency = 0.05
-    started = time.monotonic()
-    await api.fetch_token()
-    assert time.monotonic() - started >= 0.05
+    """An hour's latency: a call is carried out, its answer is not back while a call made after
+    the latency was lifted is answered."""
+    api.token = (await api.fetch_token())["access_token"]
+    sim.latency = 3600
+    held = asyncio.create_task(api.send("zhangsan", "慢的那一条"))
+    await sim.wait_for("zhangsan")                     # carried out; the answer waits
+    sim.latency = 0
+    async with asyncio.timeout(10):                    # a guard: held, it would be an hour
+        assert (await api.fetch_token())["errcode"] == 0
+        assert (await api.send("lisi"))["errcode"] == 0
+    assert not held.done()
+    held.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held
 
 
 # -- the callback client -----------------------------------------------------------------------
