@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,10 +23,8 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import metrics, ops
-from bot.channels import Channel
-from bot.channels.webchat import Hub, WebChat, WebChatChannel
-from bot.channels.wecom import WeComCallback, WeComChannel
-from bot.channels.wecom_api import WeComApi
+from bot.channels import Channel, Connector, Edges, Plugin
+from bot.channels.registry import PLUGINS, enabled, home_platform
 from bot.clock import Clock, utc_now
 from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
@@ -53,7 +51,6 @@ INBOX = web.AppKey("inbox", InboxWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
-WEBCHAT_HUB = web.AppKey("webchat_hub", Hub)
 SHUTDOWN_GRACE = 10           # seconds running work and ticks get to finish at shutdown
 UPLOAD_LIMIT = 20 * 1024 * 1024  # web chat photos; platform callbacks have their own, smaller cap
 
@@ -86,55 +83,53 @@ def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
     )
 
 
-def home_platform(settings: Settings) -> str:
-    """Where scheduled notices go: WeCom when it is connected, else the local web chat."""
-    return "wecom" if settings.wecom.enabled else "webchat"
-
-
-def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules) -> Jobs:
+def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
+                   plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
+    """Scheduled notices go to the home platform: the first connected in the plug-ins' order."""
     return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media,
-                home_platform(settings), rules.emergency)
+                home_platform(settings, plugins), rules.emergency)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
                workers: bool = True, scheduler: bool | None = None,
-               on_fatal: Callable[[str], None] | None = None) -> web.Application:
-    """`callbacks`: answer the platforms' callbacks; `workers`: run the inbox worker and the
-    outbox dispatcher; `scheduler`: tick the scheduled jobs (by default where workers run).
-    The operations endpoints are always there. `on_fatal` is called once if a background
-    loop dies (the CLI stops the process with a non-zero exit)."""
+               on_fatal: Callable[[str], None] | None = None,
+               plugins: Sequence[Plugin] = PLUGINS) -> web.Application:
+    """`callbacks`: answer the platforms' callbacks (and open their streams); `workers`: run
+    the inbox worker and the outbox dispatcher; `scheduler`: tick the scheduled jobs (by
+    default where workers run). The operations endpoints are always there. `on_fatal` is
+    called once if a background loop dies (the CLI stops the process with a non-zero exit).
+    `plugins`: the platforms, each connected when its settings switch it on."""
     app = web.Application(middlewares=[_orm_context], client_max_size=UPLOAD_LIMIT)
     app[SETTINGS] = settings
     app[SUPERVISOR] = Supervisor(on_fatal)
     channels: dict[str, Channel] = {}
     app[CHANNELS] = channels
-    app[WEBCHAT_HUB] = Hub()
     instance = instance_name(settings)
     media = MediaStore(Path(settings.media_dir))
     dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
     app[DISPATCHER] = dispatcher
     rules = hazard_rules(settings, media)
-    jobs = scheduled_jobs(settings, media, rules)
+    jobs = scheduled_jobs(settings, media, rules, plugins)
     app[INBOX] = InboxWorker(settings, channels=channels, media=media, router=build_router(),
                              rules=rules, clock=clock, instance=instance,
                              on_handled=dispatcher.wake)
 
+    # Without workers of its own, a process tells the others' workers (PostgreSQL only).
+    announcer = None if workers or not _postgres(settings) else Announcer()
+    edges = Edges(settings, _sink(app, announcer), media, clock, instance, UPLOAD_LIMIT)
+    platforms = [(plugin.platform, plugin.connect(edges)) for plugin in enabled(settings, plugins)]
+
     app.cleanup_ctx.append(_database)
+    if workers or callbacks:
+        app.cleanup_ctx.append(_platforms(platforms, channels=workers, streams=callbacks))
     if workers:
-        app.cleanup_ctx.append(_platform_clients(media, clock, instance))
         app.cleanup_ctx.append(_background(instance))
     if workers if scheduler is None else scheduler:
         app.cleanup_ctx.append(_scheduler(jobs, clock))
     app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
-    # Without workers of its own, a process tells the others' workers (PostgreSQL only).
-    announcer = None if workers or not _postgres(settings) else Announcer()
-    sink = _sink(app, announcer)
-    if callbacks and settings.wecom.enabled:
-        app.add_routes(WeComCallback(settings.wecom, sink, settings.max_body_bytes).routes())
-    if callbacks and settings.webchat_enabled:
-        app.add_routes(WebChat(sink, media, app[WEBCHAT_HUB], clock, max_upload=UPLOAD_LIMIT,
-                               poll_seconds=settings.poll_seconds,
-                               local_only=settings.webchat == "auto").routes())
+    if callbacks:
+        for _, connector in platforms:
+            app.add_routes(connector.routes())
     return app
 
 
@@ -169,17 +164,29 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await ctx.close_connections()
 
 
-def _platform_clients(media: MediaStore, clock: Clock, instance: str
-                      ) -> Callable[[web.Application], AsyncIterator[None]]:
+def _platforms(platforms: list[tuple[str, Connector]], *, channels: bool, streams: bool
+               ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """One HTTP client session for the platforms: their sending channels where workers run,
+    their streams (a connection the service opens to receive) where callbacks are answered."""
     async def clients(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
         async with aiohttp.ClientSession() as session:
-            if settings.wecom.enabled:
-                api = WeComApi(settings.wecom, session, instance, clock)
-                app[CHANNELS]["wecom"] = WeComChannel(settings.wecom, api, media)
-            if settings.webchat_enabled:
-                app[CHANNELS]["webchat"] = WebChatChannel(app[WEBCHAT_HUB], clock)
+            if channels:
+                for name, connector in platforms:
+                    app[CHANNELS][name] = connector.channel(session)
+            opened = []
+            with app[ORM]:       # a stream stores events: it runs in the ORM's context
+                for name, connector in platforms:
+                    stream = connector.stream() if streams else None
+                    if stream is not None:
+                        health = LoopHealth(f"{name}-stream")
+                        opened.append(asyncio.create_task(stream(session, health),
+                                                          name=f"{name}-stream"))
+                        app[SUPERVISOR].start(health, opened[-1])
             yield
+            app[SUPERVISOR].stopping()
+            for task in opened:
+                task.cancel()
+            await asyncio.gather(*opened, return_exceptions=True)
             app[CHANNELS].clear()
 
     return clients

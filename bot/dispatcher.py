@@ -1,9 +1,12 @@
 """The outbox dispatcher: sends queued messages, emergencies first, within the platform's limits.
 
-Per recipient, a delivery is reserved (`sending`) before the call and settled right after the
-answer, so a crash can repeat at most the one call in flight; plain messages carry WeCom's
-duplicate check and cards a single-use task id, so even that repeat reaches nobody twice. The
-per-member limit is kept by queueing: a recipient at the limit waits for the window to move.
+Each message goes through the channel of its platform, and within that channel's `Limits`: the
+per-person rate, the people one call may name, the platform's duplicate check. Per recipient, a
+delivery is reserved (`sending`) before the call and settled right after the answer, so a crash
+can repeat at most the one call in flight; on WeCom plain messages carry its duplicate check and
+cards a single-use task id, so even that repeat reaches nobody twice (the web chat writes a
+keyed line once). The per-person limit is kept by queueing: a recipient at the limit waits for
+the window to move. A platform without one (the web chat) hands everybody over at once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = timedelta(minutes=1)
 MAX_BACKOFF = 300.0
+DUPLICATE_MARGIN_SECONDS = 5      # clock slack around the first attempt
 _SETTLED = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID: DeliveryStatus.INVALID,
             Verdict.FAILED: DeliveryStatus.FAILED}
 
@@ -83,18 +88,37 @@ class Dispatcher(ClaimLoop[Leased]):
             await self._settle(msg, Delivery({d.recipient: outcome for d in waiting}, {}),
                                waiting, 0, now)
             return
-        ready, free_at = await self._reserve(msg.id, waiting, now)
+        limit = channel.limits.per_person_per_minute
+        ready, free_at = await self._reserve(msg.id, waiting, now, limit)
         delivery = Delivery({}, {})
         if ready:
-            recipients = [d.recipient for d in ready]
-            delivery = await channel.deliver(msg.idempotency_key, msg.message, recipients,
-                                             _repeat_after(ready, now), _batch(msg, ready))
+            delivery = await self._deliver(channel, msg, ready, now)
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
+    async def _deliver(self, channel: Channel, msg: OutboxMessage, ready: list[Unsettled],
+                       now: datetime) -> Delivery:
+        """As many calls as the channel's `recipients_per_call` needs (in the order queued);
+        a call after the first names a send of its own (`batch`: a card's task id is single-use
+        on WeCom), by its first delivery, so a repeat of it is named the same."""
+        limits = channel.limits
+        size = limits.recipients_per_call or len(ready)
+        outcomes: dict[str, Outcome] = {}
+        result: dict[str, object] = {}
+        for n, start in enumerate(range(0, len(ready), size)):
+            chunk = ready[start:start + size]
+            batch = _batch(msg, chunk) if n == 0 else str(chunk[0].id)
+            delivery = await channel.deliver(
+                msg.idempotency_key, msg.message, [d.recipient for d in chunk],
+                _duplicate_check(chunk, now, limits.duplicate_check_seconds, msg.id), batch)
+            outcomes |= delivery.outcomes
+            result = _merge(result, delivery.result)
+        return Delivery(outcomes, result)
+
     async def _reserve(
-        self, message_id: int, waiting: list[Unsettled], now: datetime
+        self, message_id: int, waiting: list[Unsettled], now: datetime, limit: int | None
     ) -> tuple[list[Unsettled], datetime | None]:
-        """Hand over the recipients below their per-minute limit; say when the others are free.
+        """Hand over the recipients below their per-minute `limit` (None: everybody); say when
+        the others are free.
 
         Only messages to members count against the limit. Between the count and the hand-over
         (one statement), no other attempt of this process may hand the same member a message,
@@ -103,9 +127,12 @@ class Dispatcher(ClaimLoop[Leased]):
         update goes straight on."""
         if all(d.status is not DeliveryStatus.PENDING for d in waiting):
             return waiting, None      # a repeat of an attempt whose deliveries were handed
+        if limit is None:
+            taken = await take(message_id, now, now - WINDOW, None)
+            return [d for d in waiting
+                    if d.status is not DeliveryStatus.PENDING or d.id in taken], None
         members = frozenset(d.recipient for d in waiting
                             if d.rate_limited and d.status is DeliveryStatus.PENDING)
-        limit = self._s.wecom.per_member_per_minute
         async with self._counting.turn(members):
             taken = await take(message_id, now, now - WINDOW, limit)
         ready = [d for d in waiting if d.status is not DeliveryStatus.PENDING or d.id in taken]
@@ -206,6 +233,23 @@ def _repeat_after(ready: list[Unsettled], now: datetime) -> float:
     interrupted by a crash, an `uncertain` one by a timeout. 0 when this is a first attempt."""
     earlier = [d.sent_at for d in ready if d.status is not DeliveryStatus.PENDING and d.sent_at]
     return max((now - min(earlier)).total_seconds(), 1.0) if earlier else 0.0
+
+
+def _duplicate_check(ready: list[Unsettled], now: datetime, longest: int | None,
+                     message_id: int) -> float:
+    """How far back to ask the platform to drop a copy: on a repeat only, and only as far back
+    as the first attempt (a wider check would also drop a person's legitimate repeats of the
+    same words), within the longest the platform takes. 0: a first attempt, or a platform that
+    has no such check."""
+    repeat = _repeat_after(ready, now)
+    if not repeat or longest is None:
+        return 0.0
+    window = math.ceil(repeat) + DUPLICATE_MARGIN_SECONDS
+    if window > longest:
+        log.warning("repeating a send from %.0f s ago, beyond the %d s the platform can check "
+                    "for a duplicate: it may arrive twice", repeat, longest,
+                    extra={"outbox_id": message_id})
+    return float(min(window, longest))
 
 
 def _batch(msg: OutboxMessage, ready: list[Unsettled]) -> str:

@@ -231,12 +231,22 @@ class Unsettled:
     sent_at: datetime | None
 
 
-async def take(message_id: int, now: datetime, since: datetime, limit: int) -> set[int]:
+async def take(message_id: int, now: datetime, since: datetime, limit: int | None
+               ) -> set[int]:
     """Hand over (`sending` as of `now`) a message's pending deliveries, except to members who
     were handed `limit` messages or more since `since`; returns the ids handed over. One
-    statement, the count and the change together."""
+    statement, the count and the change together.
+
+    With no limit (the platform has none) every pending delivery is handed over, and none
+    counts against a limit afterwards: the same person's id on a platform with a limit is
+    not held back by what they were sent here."""
     db = OutboxDelivery._meta.db
     field = OutboxDelivery._meta.fields_map["sent_at"]
+    if limit is None:
+        sql = numbered(_TAKE_ALL, ("message", "now"), db.capabilities.dialect)
+        rows = await db.execute_query_dict(
+            sql, [message_id, field.to_db_value(now, OutboxDelivery)])
+        return {int(row["id"]) for row in rows}
     sql = numbered(_TAKE, ("message", "now", "since", "skip"), db.capabilities.dialect)
     rows = await db.execute_query_dict(sql, [
         message_id, field.to_db_value(now, OutboxDelivery),
@@ -256,6 +266,11 @@ _TAKE = f"""
     UPDATE outbox_delivery AS d SET status = 'sending', sent_at = :now
     WHERE d.message_id = :message AND d.status = 'pending'
       AND (NOT d.rate_limited OR {_NTH_LATEST} IS NULL)
+    RETURNING id"""
+
+_TAKE_ALL = """
+    UPDATE outbox_delivery SET status = 'sending', sent_at = :now, rate_limited = FALSE
+    WHERE message_id = :message AND status = 'pending'
     RETURNING id"""
 
 

@@ -4,15 +4,59 @@ them; the outbox stores them as JSON payloads."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
-MESSAGE_BYTES = 2048   # the most a text or markdown may hold: WeCom refuses more (45002)
+
+@dataclass(frozen=True)
+class Limits:
+    """What one platform holds: the size of a message and of a card, and how fast and to how
+    many it may be sent. Each channel declares its own (`bot/channels/`); renderers cut what does
+    not fit, keeping the first buttons, rows and options and whole lines of text, so the platform
+    never refuses a message for its size. The dispatcher reads the rate, the batch and the
+    duplicate rule of the recipient's channel; handlers read the content limits of the platform
+    they answer on, or `COMMON` when they do not know it."""
+
+    message_bytes: int              # a text or markdown message, in UTF-8 bytes
+    card_buttons: int               # buttons on one card
+    card_rows: int                  # field rows (key: value) on one card
+    card_options: int               # options in a card's drop-down
+    option_chars: int               # characters of one drop-down option's text
+    card_body_chars: int            # characters of the text under a card's fields
+    per_person_per_minute: int | None = None   # messages one person may get a minute; None: any
+    recipients_per_call: int | None = None     # people one send may name; None: any number
+    # When a send may have gone through (a timeout, a crash), how far back the platform can be
+    # asked to drop an identical repeat, in seconds (WeCom's enable_duplicate_check); None when
+    # it cannot (a repeat is then harmless, as in the web chat, or may be seen twice).
+    duplicate_check_seconds: int | None = None
+
+    def within(self, other: Limits) -> bool:
+        """True when whatever fits these limits fits `other` too (None: no limit)."""
+        def fits(mine: int | None, theirs: int | None) -> bool:
+            return theirs is None or (mine is not None and mine <= theirs)
+
+        sizes = ("message_bytes", "card_buttons", "card_rows", "card_options", "option_chars",
+                 "card_body_chars", "per_person_per_minute", "recipients_per_call")
+        return all(fits(getattr(self, name), getattr(other, name)) for name in sizes)
 
 
-def fit(lines: Sequence[str], *, room: int = MESSAGE_BYTES, more: str = "……",
+# What fits every platform the service can speak: the strictest of each channel's limits
+# (tests/test_channels.py checks it against every registered channel). A handler or a job that
+# does not know the recipient's platform writes within these.
+COMMON = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
+                option_chars=16, card_body_chars=160, per_person_per_minute=30,
+                recipients_per_call=1000)
+MESSAGE_BYTES = COMMON.message_bytes   # kept for its callers; prefer the platform's Limits
+
+
+def limits_of(by_platform: Mapping[str, Limits], platform: str) -> Limits:
+    """The limits of the platform a message goes to; `COMMON` for one not connected here."""
+    return by_platform.get(platform, COMMON)
+
+
+def fit(lines: Sequence[str], *, room: int = COMMON.message_bytes, more: str = "……",
         newest_last: bool = False) -> str:
     """As many whole lines as `room` bytes hold, `more` standing for the rest: the first lines,
     or with `newest_last` the last ones (a record read up to now)."""
@@ -69,7 +113,7 @@ class Selection:
 
     key: str
     title: str
-    options: tuple[tuple[str, str], ...]  # (id, text), at most 10
+    options: tuple[tuple[str, str], ...]  # (id, text); a channel shows its first `card_options`
     selected: str = ""
 
 

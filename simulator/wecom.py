@@ -40,6 +40,12 @@ RATE_WINDOW = 60.0                # the per-member limit counts a sliding minute
 MAX_TOUSER = 1000
 MAX_CONTENT_BYTES = 2048          # text and markdown (§4.2)
 MAX_DUPLICATE_INTERVAL = 4 * 3600
+# A template card's parts (§3.2): button_list ≤ 6, horizontal_content_list ≤ 6, a
+# button_selection of 1-10 options of ≤ 16 characters, sub_title_text ≤ 160 characters.
+CARD_PARTS = {"button_list": 6, "horizontal_content_list": 6}
+MAX_OPTIONS = 10
+MAX_OPTION_CHARS = 16
+MAX_SUBTITLE_CHARS = 160
 MAX_UPLOAD = 20 * 1024 * 1024     # the largest media WeCom takes (file, §4.5)
 CALLBACK_TIMEOUT = aiohttp.ClientTimeout(total=5)  # WeCom drops the connection after 5 s (§1.5)
 SEND_TYPES = frozenset({"text", "markdown", "image", "file", "template_card"})
@@ -441,6 +447,7 @@ class WeComSimulator:
                 raise ApiError(40058, "invalid template_card.card_type")
             if _needs_task_id(part) and not part.get("task_id"):
                 raise ApiError(40058, "template_card.task_id missing")
+            _check_card_parts(part)
 
     def _accept_card(self, card: dict[str, Any]) -> dict[str, Any]:
         """task_id is single-use per app; interactive cards get a response_code (§3.2, §3.4)."""
@@ -765,6 +772,22 @@ def describe(body: dict[str, Any]) -> str:
     if "media_id" in part:
         return f"[{label}] {part['media_id']}"
     return f"[{label}] {json.dumps(part, ensure_ascii=False)}"
+
+
+def _check_card_parts(card: dict[str, Any]) -> None:
+    """The sizes WeCom holds; a card beyond them is refused whole."""
+    for name, most in CARD_PARTS.items():
+        if len(card.get(name) or []) > most:
+            raise ApiError(40058, f"template_card.{name}: more than {most}")
+    if len(str(card.get("sub_title_text") or "")) > MAX_SUBTITLE_CHARS:
+        raise ApiError(40058, "template_card.sub_title_text too long")
+    pick = card.get("button_selection")
+    if pick is not None:
+        options = pick.get("option_list") or []
+        if not 1 <= len(options) <= MAX_OPTIONS:
+            raise ApiError(40058, f"template_card.button_selection: 1 to {MAX_OPTIONS} options")
+        if any(len(str(o.get("text") or "")) > MAX_OPTION_CHARS for o in options):
+            raise ApiError(40058, "template_card.button_selection.option_list.text too long")
 
 
 def _needs_task_id(card: dict[str, Any]) -> bool:

@@ -58,3 +58,36 @@ def test_only_the_cli_builds_the_app() -> None:
 def test_wechatpy_is_imported_in_one_module_only() -> None:
     users = [p for p in SOURCES if any(n.startswith("wechatpy") for n in imports(p))]
     assert [p.relative_to(ROOT).as_posix() for p in users] == ["bot/channels/wecom_crypto.py"]
+
+
+def _module_file(name: str) -> Path | None:
+    """Our module `a.b.c` as a file, or None when it is not ours (or not a module)."""
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _our_imports(path: Path) -> set[str]:
+    """The modules of ours that `path` imports."""
+    return {n for n in imports(path) if n.split(".")[0] in OURS and _module_file(n)}
+
+
+def test_channels_reach_no_handler_or_job_through_other_modules() -> None:
+    """A platform module is wired by the app; through whatever it imports (the settings, the
+    media store, models) it never reaches handlers or scheduler, so adding a platform touches
+    neither."""
+    for start in (ROOT / "bot" / "channels").rglob("*.py"):
+        seen: set[str] = set()
+        todo = _our_imports(start)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            path = _module_file(name)
+            assert path is not None
+            todo |= _our_imports(path)
+        reached = sorted(n for n in seen if n.split(".")[0] in ("handlers", "scheduler"))
+        assert not reached, f"{start.relative_to(ROOT)} reaches {reached}"

@@ -1,17 +1,33 @@
-"""Platform channels: one module per platform (callback endpoint, API client, card rendering).
+"""Platform channels: one module per platform, each a plug-in that the app loops over.
 
-The dispatcher and the inbox worker speak to every channel through `Channel`; nothing outside
-this package knows a platform's JSON or error codes.
+A platform module declares a `Plugin`: its name, when it is switched on, its `Limits`, and how it
+connects in an app (`Connector`): the HTTP routes the platform calls (or a stream the service
+opens to it, as DingTalk's Stream mode), and the `Channel` that renders and sends. The registry
+(`bot/channels/registry.py`) lists the plug-ins in order. The dispatcher and the inbox worker
+speak to every platform through `Channel`; nothing outside this package knows a platform's JSON
+or error codes, and nothing here knows the handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from models.outgoing import Outgoing
+from bot.clock import Clock
+from models.inbound import Inbound
+from models.outgoing import Limits, Outgoing
+
+if TYPE_CHECKING:   # both import this package
+    import aiohttp
+    from aiohttp import web
+
+    from bot.media import MediaStore
+    from bot.settings import Settings
+    from bot.supervision import LoopHealth
+
+Sink = Callable[[Inbound], Awaitable[bool]]   # stores an inbound event; False for a duplicate
 
 
 class Verdict(StrEnum):
@@ -50,19 +66,70 @@ class PlatformUnavailable(Exception):
 
 
 class Channel(Protocol):
+    """A platform's sending half: renders neutral messages within `limits` and delivers them."""
+
     platform: str
+    limits: Limits
 
     async def fetch_media(self, media_id: str) -> bytes:
         """Download an inbound file; raises MediaGone when it cannot ever succeed."""
         ...
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
-        """Send to these recipients; never raises for platform errors, reports them instead.
+                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+        """Send to these recipients (at most `limits.recipients_per_call`); never raises for
+        platform errors, reports them instead.
 
-        `repeat_after`: when positive, an attempt this many seconds ago may have reached them,
-        so ask the platform to drop a copy. `batch`: set when the message already reached
-        others (these recipients waited for their rate limit); the same for every attempt at
-        these recipients.
+        `duplicate_check`: when positive, an earlier attempt may have reached them within this
+        many seconds, so ask the platform to drop a copy sent within them (the dispatcher sizes
+        it from `limits.duplicate_check_seconds`). `batch`: set when the message already
+        reached others (these recipients waited for their rate limit, or come in a later call);
+        the same for every attempt at these recipients.
         """
         ...
+
+
+@dataclass(frozen=True)
+class Edges:
+    """What the app lends a platform: where inbound events go and what both halves share."""
+
+    settings: Settings
+    sink: Sink
+    media: MediaStore
+    clock: Clock
+    instance: str          # this process's name, the same after a restart (token leases)
+    max_upload: int        # the largest request body the app accepts
+
+
+# A connection the service opens to the platform to receive (DingTalk's Stream mode): it runs
+# until cancelled, stores what arrives through the sink and tells `health` how it goes (a
+# failure of the environment is waited out; a bug ends it, and the process with it).
+Stream = Callable[["aiohttp.ClientSession", "LoopHealth"], Coroutine[Any, Any, None]]
+
+
+class Connector(Protocol):
+    """A platform connected in one app; its inbound and sending halves share its state."""
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        """The HTTP endpoints the platform (or the person's browser) calls; none for a stream."""
+        ...
+
+    def stream(self) -> Stream | None:
+        """The connection to open where callbacks are answered; None for a platform that
+        calls us."""
+        ...
+
+    def channel(self, session: aiohttp.ClientSession) -> Channel:
+        """The sending half, for processes that run the outbox dispatcher."""
+        ...
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One platform as the app sees it: adding a platform is adding one of these (in its own
+    module) to the registry."""
+
+    platform: str                                   # the name stored with events and messages
+    enabled: Callable[[Settings], bool]             # connected with these settings
+    limits: Callable[[Settings], Limits]            # the same as its channel's `limits`
+    connect: Callable[[Edges], Connector]

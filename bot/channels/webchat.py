@@ -21,30 +21,45 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 
-from bot.channels import Delivery, MediaGone, Outcome, Verdict
+from bot.channels import (
+    Delivery,
+    Edges,
+    MediaGone,
+    Outcome,
+    Plugin,
+    Sink,
+    Stream,
+    Verdict,
+)
+from bot.clock import Clock
 from bot.media import MediaStore, content_type
+from bot.settings import Settings
 from models.chats import GroupChat
 from models.inbound import Inbound, InboundKind
 from models.markup import clean_text, render_markdown
 from models.org import User
 from models.outgoing import (
     CHAT_PREFIX,
-    MESSAGE_BYTES,
     Card,
     CardUpdate,
     GroupCreate,
     GroupUpdate,
     Image,
+    Limits,
     Markdown,
     Outgoing,
+    Selection,
     Text,
+    fit,
     outgoing_to_payload,
 )
 from models.webchat import (
@@ -61,6 +76,11 @@ log = logging.getLogger(__name__)
 PLATFORM = "webchat"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEXT_MAX_CHARS = 2000          # WeCom takes 2048 bytes of text; the page should not promise more
+# The page shows what a WeCom user would see (the same message and card sizes), so a trial looks
+# like the plant's chat; but nothing limits how many messages a minute it shows a person, nor to
+# how many people one delivery writes, and a repeated delivery writes nothing (keyed lines).
+LIMITS = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
+                option_chars=16, card_body_chars=160)
 MULTIPART_SLACK = 16 * 1024    # form fields and boundaries around the file
 _USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -73,8 +93,6 @@ LOCAL_ONLY = "网页试用仅限在运行服务的电脑上直接打开，请勿
 FAILED = "服务暂时出现问题，请稍后再试。"
 NOT_SAVED = "暂时无法保存照片，请稍后再试。"
 
-Sink = Callable[[Inbound], Awaitable[bool]]
-Clock = Callable[[], datetime]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -107,16 +125,17 @@ class WebChatChannel:
 
     platform = PLATFORM
 
-    def __init__(self, hub: Hub, clock: Clock) -> None:
+    def __init__(self, hub: Hub, clock: Clock, limits: Limits = LIMITS) -> None:
         self._hub = hub
         self._clock = clock
+        self.limits = limits
 
     async def fetch_media(self, media_id: str) -> bytes:
         # Uploads are stored on arrival and their events carry the hash, never a media id.
         raise MediaGone(f"the web chat has no media id {media_id!r}")
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
         now = self._clock()
         if isinstance(message, CardUpdate):
             told = await close_card(key, message.response_code, message.replace_text, now,
@@ -130,10 +149,7 @@ class WebChatChannel:
             outcomes = {r: Outcome.sent() for r in recipients}
         else:
             task_id = message.task_id if isinstance(message, Card) else ""
-            payload = outgoing_to_payload(message)
-            if isinstance(message, Markdown):
-                # The page renders WeCom's markdown subset: people's text is escaped as there.
-                payload["content"] = render_markdown(message.content, room=MESSAGE_BYTES)
+            payload = self._payload(message)
             outcomes = {}
             for recipient in recipients:
                 if recipient.startswith(CHAT_PREFIX):
@@ -147,6 +163,33 @@ class WebChatChannel:
                     outcomes[recipient] = Outcome(Verdict.INVALID, "not a person's id")
         self._hub.wake()
         return Delivery(outcomes, {})
+
+    def _payload(self, message: Outgoing) -> dict[str, Any]:
+        """The line the page shows, cut to `limits` as WeCom cuts it."""
+        room = self.limits.message_bytes
+        if isinstance(message, Text) and len(message.content.encode()) > room:
+            message = Text(fit(message.content.splitlines(), room=room))
+        if isinstance(message, Card) and message.buttons:
+            # WeCom shows a card without buttons as markdown, whole: so does the page.
+            message = _card_within(message, self.limits)
+        payload = outgoing_to_payload(message)
+        if isinstance(message, Markdown):
+            # The page renders WeCom's markdown subset: people's text is escaped as there.
+            payload["content"] = render_markdown(message.content, room=room)
+        return payload
+
+
+def _card_within(card: Card, limits: Limits) -> Card:
+    """The first buttons, rows and options the page holds; a click is checked against these."""
+    pick = card.selection if card.selection and card.selection.options else None
+    if pick is not None:
+        options = tuple((i, text[:limits.option_chars])
+                        for i, text in pick.options[:limits.card_options])
+        pick = Selection(pick.key, pick.title, options,
+                         pick.selected if any(i == pick.selected for i, _ in options) else "")
+    return replace(card, fields=card.fields[:limits.card_rows],
+                   buttons=card.buttons[:limits.card_buttons],
+                   body=card.body[:limits.card_body_chars], selection=pick)
 
 
 async def _to_chat(chat_id: str, key: str, kind: str, payload: dict[str, Any], now: datetime
@@ -453,3 +496,36 @@ def _selection(offered: Any, chosen: Any) -> dict[str, list[str]]:
     if set(chosen) != {offered["key"]} or not set(picked) <= options:
         raise _refuse(web.HTTPBadRequest, "卡片上没有这个选项。")
     return {offered["key"]: picked}
+
+
+# ---------------------------------------------------------------------------------------------
+# The plug-in
+
+
+class WebChatConnector:
+    """The page and its sockets (when the mode allows them) and the channel that writes the
+    conversation log share one hub, so a line written here reaches open pages at once."""
+
+    def __init__(self, edges: Edges) -> None:
+        self._edges = edges
+        self._hub = Hub()
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        edges = self._edges
+        return WebChat(edges.sink, edges.media, self._hub, edges.clock,
+                       max_upload=edges.max_upload, poll_seconds=edges.settings.poll_seconds,
+                       local_only=edges.settings.webchat == "auto").routes()
+
+    def stream(self) -> Stream | None:
+        return None
+
+    def channel(self, session: aiohttp.ClientSession) -> WebChatChannel:
+        return WebChatChannel(self._hub, self._edges.clock, limits(self._edges.settings))
+
+
+def limits(settings: Settings) -> Limits:
+    return LIMITS
+
+
+PLUGIN = Plugin(PLATFORM, enabled=lambda settings: settings.webchat_enabled, limits=limits,
+                connect=WebChatConnector)

@@ -1,4 +1,5 @@
-"""WeCom: the callback endpoint, event parsing, message rendering and delivery.
+"""WeCom: the callback endpoint, event parsing, message rendering and delivery, and the plug-in
+that declares them with WeCom's limits.
 
 The callback does only what must happen before WeCom's 5-second timer runs out: verify, decrypt,
 parse, store in the inbox, answer 200 with an empty body. Everything else happens later from the
@@ -12,42 +13,63 @@ import logging
 import math
 import mimetypes
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot import metrics
-from bot.channels import Delivery, MediaGone, Outcome, PlatformUnavailable, Verdict
+from bot.channels import (
+    Delivery,
+    Edges,
+    MediaGone,
+    Outcome,
+    PlatformUnavailable,
+    Plugin,
+    Sink,
+    Stream,
+    Verdict,
+)
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
 from bot.media import MediaStore, content_type
-from bot.settings import WeComSettings
+from bot.settings import Settings, WeComSettings
 from models.inbound import Inbound, InboundKind, Location
 from models.markup import literal, render_markdown
 from models.outgoing import (
     CHAT_PREFIX,
-    MESSAGE_BYTES,
     Card,
     CardUpdate,
     File,
     GroupCreate,
     GroupUpdate,
     Image,
+    Limits,
     Markdown,
     Outgoing,
     Text,
+    fit,
 )
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "wecom"
-MAX_RECIPIENTS = 1000          # message/send takes at most 1000 users in touser (§4.2)
-DUPLICATE_MARGIN_SECONDS = 5      # clock slack around the first attempt
-DUPLICATE_MAX_SECONDS = 4 * 3600  # the longest duplicate_check_interval WeCom takes (§3.2)
 TASK_TAG = "@"                 # a task_id may hold digits, letters and _-@; ours never hold @
 
-Sink = Callable[[Inbound], Awaitable[bool]]
+# chat-protocols.md: text and markdown ≤ 2,048 bytes (45002 beyond, §4.2); a button_interaction
+# card ≤ 6 buttons, ≤ 6 horizontal_content_list rows, a button_selection of ≤ 10 options of ≤ 16
+# characters, sub_title_text ≤ 160 characters (§3.1, §3.2); ≤ 30 messages a minute to a member,
+# the rest silently dropped (§4.2); ≤ 1,000 users in touser (§4.2); duplicate_check_interval
+# ≤ 4 h (§3.2). The per-member rate is a setting (`[wecom] per_member_per_minute`).
+LIMITS = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
+                option_chars=16, card_body_chars=160, per_person_per_minute=30,
+                recipients_per_call=1000, duplicate_check_seconds=4 * 3600)
+
+
+def limits(settings: Settings) -> Limits:
+    return replace(LIMITS, per_person_per_minute=settings.wecom.per_member_per_minute)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,71 +224,83 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 # Outbound
 
 
-def render(message: Text | Markdown | Card, agent_id: int, repeat_after: float = 0.0
-           ) -> dict[str, Any]:
-    """The body of message/send for one message, without recipients."""
+def render(message: Text | Markdown | Card, agent_id: int, limits: Limits = LIMITS,
+           duplicate_check: float = 0.0) -> dict[str, Any]:
+    """The body of message/send for one message, without recipients, cut to `limits`."""
     body: dict[str, Any] = {"agentid": agent_id}
     if isinstance(message, Text):
-        body.update(msgtype="text", text={"content": message.content})
+        body.update(msgtype="text", text={
+            "content": _fitted(message.content, limits.message_bytes)})
     elif isinstance(message, Markdown):
         body.update(msgtype="markdown", markdown={
-            "content": render_markdown(message.content, room=MESSAGE_BYTES)})
+            "content": render_markdown(message.content, room=limits.message_bytes)})
     elif message.buttons:
-        body.update(msgtype="template_card", template_card=_template_card(message))
+        body.update(msgtype="template_card", template_card=_template_card(message, limits))
     else:
-        body.update(msgtype="markdown", markdown={"content": _card_as_markdown(message)})
-    if repeat_after > 0 and body["msgtype"] != "template_card":
+        body.update(msgtype="markdown", markdown={"content": _card_as_markdown(message, limits)})
+    if duplicate_check > 0 and body["msgtype"] != "template_card":
         # Only on a repeat after a timeout or a crash, and only as far back as the first
         # attempt: WeCom then drops the copy if the first went through. WeCom compares content,
         # so a wider or permanent check would also drop a person's legitimate repeats (帮助
         # twice, a question asked again). Cards have their single-use task_id instead.
-        window = min(math.ceil(repeat_after) + DUPLICATE_MARGIN_SECONDS, DUPLICATE_MAX_SECONDS)
-        body.update(enable_duplicate_check=1, duplicate_check_interval=window)
+        body.update(enable_duplicate_check=1,
+                    duplicate_check_interval=math.ceil(duplicate_check))
     return body
 
 
-def _own_task_id(body: dict[str, Any], batch: str, chunk: int) -> dict[str, Any]:
+def _fitted(text: str, room: int) -> str:
+    """A text as it is when it fits, else its first whole lines (handlers fit their own; this
+    keeps a slip from being refused with 45002)."""
+    return text if len(text.encode()) <= room else fit(text.splitlines(), room=room)
+
+
+def _own_task_id(body: dict[str, Any], batch: str) -> dict[str, Any]:
     """A card's task_id is single-use (§3.2): the people it reaches after its first send (they
-    waited for their rate limit, or come after the first 1,000) need an id of their own. The tag
-    is the same at every attempt of that send, so a repeat after a timeout is still refused as
-    the duplicate it is; callbacks carry the tagged id and `parse_event` strips the tag."""
-    tag = "-".join(part for part in (batch, str(chunk) if chunk else "") if part)
-    if not tag or body.get("msgtype") != "template_card":
+    waited for their rate limit, or come in a later call than the first 1,000) need an id of
+    their own. The tag is the same at every attempt of that send, so a repeat after a timeout is
+    still refused as the duplicate it is; callbacks carry the tagged id and `parse_event` strips
+    the tag."""
+    if not batch or body.get("msgtype") != "template_card":
         return body
     card = body["template_card"]
-    return {**body, "template_card": {**card, "task_id": f"{card['task_id']}{TASK_TAG}{tag}"}}
+    return {**body, "template_card": {**card, "task_id": f"{card['task_id']}{TASK_TAG}{batch}"}}
 
 
-def _template_card(card: Card) -> dict[str, Any]:
+def _template_card(card: Card, limits: Limits) -> dict[str, Any]:
+    """A button_interaction card; what WeCom cannot hold is cut: the first buttons, rows and
+    options are kept (and what the chosen option's id says still comes back)."""
     body: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "安全助手"},
         "main_title": {"title": card.title, "desc": card.description},
-        "horizontal_content_list": [{"keyname": k, "value": v} for k, v in card.fields[:6]],
+        "horizontal_content_list": [{"keyname": k, "value": v}
+                                    for k, v in card.fields[:limits.card_rows]],
         "task_id": card.task_id,
         "button_list": [{"text": b.text, "style": b.style, "key": b.key}
-                        for b in card.buttons[:6]],
+                        for b in card.buttons[:limits.card_buttons]],
     }
     if card.body:
-        body["sub_title_text"] = card.body[:160]
-    if card.selection:
+        body["sub_title_text"] = card.body[:limits.card_body_chars]
+    if card.selection and card.selection.options:   # WeCom takes 1 to 10 options, not 0
         pick = card.selection
+        options = pick.options[:limits.card_options]
         body["button_selection"] = {
             "question_key": pick.key, "title": pick.title,
-            "option_list": [{"id": i, "text": t[:16]} for i, t in pick.options[:10]],
-            **({"selected_id": pick.selected} if pick.selected else {}),
+            "option_list": [{"id": i, "text": t[:limits.option_chars]} for i, t in options],
+            **({"selected_id": pick.selected}
+               if pick.selected and any(i == pick.selected for i, _ in options) else {}),
         }
     return body
 
 
-def _card_as_markdown(card: Card) -> str:
+def _card_as_markdown(card: Card, limits: Limits) -> str:
     """A card without buttons, as markdown: its fields are plain text, so all of it is escaped
     (a description in its body must not become a link); its line breaks stay."""
     lines = [f"**{literal(card.title)}**"]
     lines += [literal(line) for text in (card.description, card.body)
               for line in text.splitlines()]
     lines += [f"> {literal(k)}：{literal(v)}" for k, v in card.fields]
-    return render_markdown("\n".join(lines), room=MESSAGE_BYTES)
+    return render_markdown("\n".join(lines), room=limits.message_bytes)
 
 
 class WeComChannel:
@@ -274,10 +308,12 @@ class WeComChannel:
 
     platform = PLATFORM
 
-    def __init__(self, settings: WeComSettings, api: WeComApi, media: MediaStore) -> None:
+    def __init__(self, settings: WeComSettings, api: WeComApi, media: MediaStore,
+                 limits: Limits = LIMITS) -> None:
         self._s = settings
         self._api = api
         self._media = media
+        self.limits = limits
 
     async def fetch_media(self, media_id: str) -> bytes:
         try:
@@ -288,7 +324,7 @@ class WeComChannel:
             raise PlatformUnavailable(str(exc)) from exc
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      repeat_after: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
@@ -297,7 +333,7 @@ class WeComChannel:
             if isinstance(message, CardUpdate):
                 return await self._update_card(message, recipients)
             chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
-            body = await self._body(message, repeat_after)
+            body = await self._body(message, duplicate_check)
             if chats:
                 return await self._to_chats(body, chats)
             return await self._to_members(body, recipients, batch)
@@ -306,7 +342,7 @@ class WeComChannel:
         except Unreachable as exc:
             return Delivery({r: _unreachable(exc) for r in recipients}, {})
 
-    async def _body(self, message: Outgoing, repeat_after: float) -> dict[str, Any]:
+    async def _body(self, message: Outgoing, duplicate_check: float) -> dict[str, Any]:
         if isinstance(message, Image | File):
             data = await self._media.get(message.media)
             if isinstance(message, Image):
@@ -321,39 +357,33 @@ class WeComChannel:
             return {"agentid": self._s.agent_id, "msgtype": message.type,
                     message.type: {"media_id": media_id}}
         if isinstance(message, Text | Markdown | Card):
-            return render(message, self._s.agent_id, repeat_after)
+            return render(message, self._s.agent_id, self.limits, duplicate_check)
         raise TypeError(f"{message.type} is not a chat message")
 
     async def _to_members(self, body: dict[str, Any], recipients: Sequence[str], batch: str
                           ) -> Delivery:
-        outcomes: dict[str, Outcome] = {}
-        result: dict[str, Any] = {}
-        for n, start in enumerate(range(0, len(recipients), MAX_RECIPIENTS)):
-            chunk = list(recipients[start:start + MAX_RECIPIENTS])
-            try:
-                answer = await self._api.call(
-                    "POST", "message/send",
-                    json={**_own_task_id(body, batch, n), "touser": "|".join(chunk)})
-            except WeComError as exc:
-                if exc.errcode == 81013:  # every recipient invalid or unlicensed
-                    outcomes |= {r: Outcome(Verdict.INVALID, "81013") for r in chunk}
-                else:
-                    outcomes |= {r: _outcome(exc) for r in chunk}
-                continue
-            except Unreachable as exc:
-                outcomes |= {r: _unreachable(exc) for r in chunk}
-                continue
-            refused = {
-                name: reason
-                for reason in ("invaliduser", "unlicenseduser")
-                for name in str(answer.get(reason) or "").split("|") if name
-            }
-            for r in chunk:
-                reason = refused.get(r.lower())
-                outcomes[r] = Outcome(Verdict.INVALID, reason) if reason else Outcome.sent()
-            for field in ("msgid", "response_code"):
-                if answer.get(field):
-                    result.setdefault(field + "s", []).append(answer[field])
+        """One message/send; the dispatcher hands at most `recipients_per_call` members."""
+        try:
+            answer = await self._api.call(
+                "POST", "message/send",
+                json={**_own_task_id(body, batch), "touser": "|".join(recipients)})
+        except WeComError as exc:
+            if exc.errcode == 81013:  # every recipient invalid or unlicensed
+                return Delivery({r: Outcome(Verdict.INVALID, "81013") for r in recipients}, {})
+            return Delivery({r: _outcome(exc) for r in recipients}, {})
+        except Unreachable as exc:
+            return Delivery({r: _unreachable(exc) for r in recipients}, {})
+        refused = {
+            name: reason
+            for reason in ("invaliduser", "unlicenseduser")
+            for name in str(answer.get(reason) or "").split("|") if name
+        }
+        outcomes = {}
+        for r in recipients:
+            reason = refused.get(r.lower())
+            outcomes[r] = Outcome(Verdict.INVALID, reason) if reason else Outcome.sent()
+        result = {field + "s": [answer[field]] for field in ("msgid", "response_code")
+                  if answer.get(field)}
         return Delivery(outcomes, result)
 
     async def _to_chats(self, body: dict[str, Any], chats: Sequence[str]) -> Delivery:
@@ -412,3 +442,30 @@ def _outcome(exc: WeComError) -> Outcome:
         # WeCom. Sending again cannot help and the person has the card (§3.2).
         return Outcome(Verdict.SENT, detail)
     return Outcome(Verdict.FAILED, detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plug-in
+
+
+class WeComConnector:
+    """WeCom calls `/wecom/callback`; the channel sends through its API."""
+
+    def __init__(self, edges: Edges) -> None:
+        self._edges = edges
+
+    def routes(self) -> list[web.RouteDef]:
+        settings = self._edges.settings
+        return WeComCallback(settings.wecom, self._edges.sink, settings.max_body_bytes).routes()
+
+    def stream(self) -> Stream | None:
+        return None
+
+    def channel(self, session: aiohttp.ClientSession) -> WeComChannel:
+        edges = self._edges
+        api = WeComApi(edges.settings.wecom, session, edges.instance, edges.clock)
+        return WeComChannel(edges.settings.wecom, api, edges.media, limits(edges.settings))
+
+
+PLUGIN = Plugin(PLATFORM, enabled=lambda settings: settings.wecom.enabled, limits=limits,
+                connect=WeComConnector)
