@@ -19,7 +19,9 @@ run: $(STAMP)
 	$(BIN)/safetybot serve
 
 # The suite runs on SQLite, then on PostgreSQL when SAFETYBOT_TEST_DATABASE_URL names a server.
+# tools/test-packages first installs the Debian packages the browser tests need (as root).
 test: $(STAMP)
+	@tools/test-packages
 	SAFETYBOT_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 	@if [ -n "$$SAFETYBOT_TEST_DATABASE_URL" ]; then \
 	  echo "== the same suite on PostgreSQL"; \
