@@ -72,14 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        media = MediaStore(Path(settings.media_dir))
-        jobs = scheduled_jobs(settings, media, hazard_rules(settings, media))
     except SettingError as exc:
-        print(f"safetybot: bad setting {exc}", file=sys.stderr)
-        return 2
+        return _bad_setting(exc)
     logs.configure(settings.log_level)
-    if args.command == "check-config":
-        return _check_config(settings)
     if args.command == "migrate":
         from bot.db import migrate
 
@@ -90,6 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_load_org(settings, args.file or Path(settings.org_file)))
     if args.command == "load-plans":
         return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
+    if args.command in ("inbox", "outbox"):
+        if args.action == "retry" and not (args.ids or args.all):
+            print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
+            return 2
+        return asyncio.run(_in_database(settings, lambda _: _queue(args, settings.tz)))
+    # The commands above work without the category library and the schedule's files, so a bad
+    # one does not stop them; the commands below use them and check them first.
+    try:
+        media = MediaStore(Path(settings.media_dir))
+        jobs = scheduled_jobs(settings, media, hazard_rules(settings, media))
+    except SettingError as exc:
+        return _bad_setting(exc)
+    if args.command == "check-config":
+        return _check_config(settings)
     if args.command == "tick":
         try:
             now = _instant(args.now, settings.tz) if args.now else utc_now()
@@ -99,17 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_tick(settings, jobs, now))
     if args.command == "report":
         return asyncio.run(_report(settings, jobs, args.month, args.out))
-    if args.command in ("inbox", "outbox"):
-        if args.action == "retry" and not (args.ids or args.all):
-            print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
-            return 2
-        return asyncio.run(_in_database(settings, lambda _: _queue(args, settings.tz)))
     if args.command == "scheduler":
         return _serve(settings, callbacks=False, workers=False, scheduler=True)
     if args.command == "work":
         return _serve(settings, callbacks=False, scheduler=not args.no_scheduler)
     return _serve(settings, workers=not args.no_workers,
                   scheduler=not args.no_scheduler and not args.no_workers)
+
+
+def _bad_setting(exc: SettingError) -> int:
+    print(f"safetybot: bad setting {exc}", file=sys.stderr)
+    return 2
 
 
 def _instant(text: str, tz: tzinfo) -> datetime:

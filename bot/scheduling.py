@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import PROJECT_ROOT, ScheduleSettings, SettingError, read_toml
+from bot.settings import ScheduleSettings, SettingError, read_toml
 from models.catalog import Grade
 from models.escalation import Ladder
 from scheduler.policy import STATUSES, Policy, RiskRule, WorkCalendar
@@ -68,7 +68,7 @@ def _clock(name: str, text: str) -> time:
 
 
 def _read(name: str, path: Path) -> dict[str, Any]:
-    return read_toml(path if path.is_absolute() else PROJECT_ROOT / path, SETTING + name.upper())
+    return read_toml(path, SETTING + name.upper())
 
 
 def _calendar(path: Path, tz: ZoneInfo, quiet: tuple[time, time]) -> WorkCalendar:

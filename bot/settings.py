@@ -4,6 +4,13 @@ Sources, later ones winning: `config/settings.toml` (defaults shipped with the c
 named by `SAFETYBOT_CONFIG`, then `SAFETYBOT_*` environment variables. A setting
 `[wecom] corp_id` is `SAFETYBOT_WECOM_CORP_ID` in the environment. Secrets may come only from the
 named file or the environment, and are masked whenever settings are shown.
+
+The repository's `config/` folder ships inside the package as `bot/config` (a link to it in the
+checkout, package data in a wheel), so the defaults are found from any working directory and
+from any kind of install. A relative path in a setting is relative to where it is written: in a
+settings file (the shipped one, or the `SAFETYBOT_CONFIG` file), to that file's folder; in the
+environment, and in the built-in defaults of the data (database, media under `./data`), to the
+working directory. Settings hold absolute paths once loaded.
 """
 
 from __future__ import annotations
@@ -13,13 +20,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_FILE = PROJECT_ROOT / "config" / "settings.toml"
+SHIPPED_CONFIG = (Path(__file__).parent / "config").resolve()
+DEFAULTS_FILE = SHIPPED_CONFIG / "settings.toml"
 ENV_PREFIX = "SAFETYBOT_"
 
 
@@ -57,7 +64,7 @@ class DingTalkSettings:
 
 @dataclass(frozen=True)
 class HazardSettings:
-    categories_file: str = "config/categories.toml"
+    categories_file: str = str(SHIPPED_CONFIG / "categories.toml")
     draft_idle_minutes: int = 30      # an unanswered report question is put aside after this
     photo_window_seconds: int = 60    # photos this close together join one draft quietly
     repeat_window_hours: int = 72     # a report like an open ticket this recent is linked to it
@@ -71,9 +78,9 @@ class ScheduleSettings:
     escalate_after_hours: str = "0,24,48"    # overdue: supervisor, next supervisor, managers
     spread_minutes: int = 10                 # sends are spread over this much past their time
     quiet_hours: str = "22:00-07:00"         # routine reminders wait until the end
-    calendar_file: str = "config/calendar.toml"  # weekends, holidays and 调休 working days
+    calendar_file: str = str(SHIPPED_CONFIG / "calendar.toml")  # weekends, holidays, 调休
     digest_time: str = "08:20"               # daily digest; the monthly report on the 1st
-    risk_rules_file: str = "config/risk-status.toml"
+    risk_rules_file: str = str(SHIPPED_CONFIG / "risk-status.toml")
     audit_grace_minutes: int = 15            # a step this late is reported by the auditor
 
 
@@ -92,8 +99,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     timezone: str = "Asia/Shanghai"
-    org_file: str = "config/demo-org.toml"
-    plans_dir: str = "config/plans"
+    org_file: str = str(SHIPPED_CONFIG / "demo-org.toml")
+    plans_dir: str = str(SHIPPED_CONFIG / "plans")
     media_dir: str = "data/media"
     instance_id: str = ""
     log_level: str = "INFO"
@@ -143,21 +150,57 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
                              "emergency": EmergencySettings}
 
 
+# The settings that name a file or folder (and database_url, when it names a SQLite file).
+PATHS = ("org_file", "plans_dir", "media_dir", "hazard.categories_file",
+         "schedule.calendar_file", "schedule.risk_rules_file")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Merge defaults, the optional `SAFETYBOT_CONFIG` file and the environment, then validate."""
+    """Merge the built-in defaults, the shipped `config/settings.toml`, the optional
+    `SAFETYBOT_CONFIG` file and the environment, then validate. Each source's relative paths
+    are made absolute as it is read (the module's docstring says against what)."""
     env = os.environ if environ is None else environ
-    raw = read_toml(DEFAULTS_FILE)
+    cwd = Path.cwd()
+    shipped = read_toml(DEFAULTS_FILE)
+    raw = _anchored(asdict(Settings()), cwd)
+    _merge(raw, _anchored(shipped, DEFAULTS_FILE.parent))
     secrets_allowed: set[str] = set()
     extra = env.get(ENV_PREFIX + "CONFIG")
     if extra:
-        overlay = read_toml(Path(extra))
-        _merge(raw, overlay)
+        path = Path(os.path.abspath(extra))
+        overlay = read_toml(path)
+        _merge(raw, _anchored(overlay, path.parent))
         secrets_allowed |= _flat_keys(overlay)
-    for name in SECRETS & _flat_keys(raw) - secrets_allowed:
+    for name in SECRETS & _flat_keys(shipped) - secrets_allowed:
         raise SettingError(f"{_env_name(name)}: secrets belong in the environment or in the "
                            "SAFETYBOT_CONFIG file, not in config/settings.toml")
-    _merge(raw, _from_environment(env))
+    _merge(raw, _anchored(_from_environment(env), cwd))
     return _validate(_build(raw))
+
+
+def _anchored(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """One source's settings with its relative paths put under `base`."""
+    result = {key: dict(value) if isinstance(value, Mapping) else value
+              for key, value in raw.items()}
+    for dotted in (*PATHS, "database_url"):
+        section, _, key = dotted.rpartition(".")
+        where = result.get(section) if section else result
+        if not isinstance(where, dict) or not isinstance(where.get(key), str) or not where[key]:
+            continue
+        value = where[key]
+        where[key] = (_sqlite_under(value, base) if dotted == "database_url"
+                      else os.path.normpath(base / value))
+    return result
+
+
+def _sqlite_under(url: str, base: Path) -> str:
+    """`sqlite://data/x.sqlite3` names a file relative to `base`; other URLs stay as they are."""
+    if not url.startswith("sqlite://"):
+        return url
+    path, sep, options = url.removeprefix("sqlite://").partition("?")
+    if not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return f"sqlite://{os.path.normpath(base / path)}{sep}{options}"
 
 
 def read_toml(path: Path, setting: str = ENV_PREFIX + "CONFIG") -> dict[str, Any]:
@@ -288,7 +331,8 @@ def _validate_wecom(w: WeComSettings) -> None:
 
 
 def describe(settings: Settings) -> list[str]:
-    """The effective settings as `NAME = value` lines, secrets masked."""
+    """The effective settings as `NAME = value` lines, secrets masked, paths as resolved (and
+    relative to the working directory when they are inside it)."""
     lines = []
     for f in fields(Settings):
         value = getattr(settings, f.name)
@@ -308,8 +352,21 @@ def _show(dotted: str, value: Any) -> str:
     if dotted in SECRETS:
         return "(set, hidden)" if value else "(not set)"
     if dotted == "database_url":
-        return mask_url(str(value))
+        url = str(value)
+        if url.startswith("sqlite://"):
+            return "sqlite://" + _near(url.removeprefix("sqlite://"))
+        return mask_url(url)
+    if dotted in PATHS:
+        return _near(str(value))
     return str(value)
+
+
+def _near(path: str) -> str:
+    """`path` relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def mask_url(url: str) -> str:

@@ -154,17 +154,23 @@ async def spawn(command: list[str], database_url: str, api_base: str, media: Pat
         proc = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env=env, stderr=err)
     url = f"http://127.0.0.1:{port}"
+    await until_ready(proc, url)
+    return proc, url
+
+
+async def until_ready(proc: subprocess.Popen[bytes], url: str) -> None:
+    """Wait for the service process `proc` to answer `url`/readyz; kill it if it never does."""
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
             try:
                 async with http.get(f"{url}/readyz") as resp:
                     if resp.status == 200:
-                        return proc, url
+                        return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
     proc.kill()
-    raise AssertionError(f"safetybot {' '.join(command)} did not become ready")
+    raise AssertionError(f"{proc.args!r} did not become ready")
 
 
 async def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -1,10 +1,12 @@
-"""Settings: defaults, the optional file, the environment winning, one clear line when wrong."""
+"""Settings: defaults, the optional file, the environment winning, one clear line when wrong;
+where relative paths lead."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingError, describe, load_settings
+from bot.settings import SHIPPED_CONFIG, SettingError, describe, load_settings
 from tests.harness import cli
 
 AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
@@ -89,3 +91,57 @@ def test_bad_setting_stops_start_up_with_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "SAFETYBOT_PORT" in done.stderr
+
+
+def test_a_relative_path_is_relative_to_where_it_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a settings file: its folder (the shipped file's is the package's config folder). In
+    the environment, and the data's built-in defaults: the working directory."""
+    etc, run = tmp_path / "etc", tmp_path / "run"
+    etc.mkdir()
+    run.mkdir()
+    (etc / "site.toml").write_text('media_dir = "media"\ndatabase_url = "sqlite://db.sqlite3"\n'
+                                   '[hazard]\ncategories_file = "library.toml"\n')
+    monkeypatch.chdir(run)
+    s = load_settings({"SAFETYBOT_CONFIG": "../etc/site.toml",
+                       "SAFETYBOT_SCHEDULE_CALENDAR_FILE": "calendar.toml",
+                       "SAFETYBOT_PLANS_DIR": "/srv/plans"})
+    assert s.hazard.categories_file == str(etc / "library.toml")
+    assert s.media_dir == str(etc / "media")
+    assert s.database_url == f"sqlite://{etc / 'db.sqlite3'}"
+    assert s.schedule.calendar_file == str(run / "calendar.toml")
+    assert s.plans_dir == "/srv/plans"
+    assert s.schedule.risk_rules_file == str(SHIPPED_CONFIG / "risk-status.toml")
+    assert s.org_file == str(SHIPPED_CONFIG / "demo-org.toml")
+    built_in = load_settings({})
+    assert built_in.database_url == f"sqlite://{run / 'data' / 'safetybot.sqlite3'}"
+    assert built_in.media_dir == str(run / "data" / "media")
+    assert load_settings({"SAFETYBOT_DATABASE_URL": "sqlite://:memory:"}).database_url == (
+        "sqlite://:memory:")
+
+
+def test_the_shipped_defaults_are_found_from_any_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({})
+    for path in (s.hazard.categories_file, s.schedule.calendar_file,
+                 s.schedule.risk_rules_file, s.org_file):
+        assert Path(path).is_file(), path
+    assert list(Path(s.plans_dir).glob("*.toml"))
+
+
+async def test_commands_without_the_category_library_run_when_it_is_broken(
+        fresh_url: str, tmp_path: Path) -> None:
+    broken = tmp_path / "categories.toml"
+    broken.write_text("[[categories]]\ncode = \n", encoding="utf-8")
+    env = {"SAFETYBOT_DATABASE_URL": fresh_url, "SAFETYBOT_LOG_LEVEL": "WARNING",
+           "SAFETYBOT_HAZARD_CATEGORIES_FILE": str(broken)}
+    for command in (["migrate"], ["load-org"], ["inbox", "parked"]):
+        done = await asyncio.to_thread(cli, *command, env=env)
+        assert done.returncode == 0, (command, done.stderr)
+    for command in (["check-config"], ["serve"]):
+        stopped = await asyncio.to_thread(cli, *command, env=env)
+        assert stopped.returncode == 2
+        assert stopped.stderr.startswith(
+            "safetybot: bad setting SAFETYBOT_HAZARD_CATEGORIES_FILE: ")
+        assert stopped.stderr.count("\n") == 1
