@@ -38,3 +38,7 @@ def configure(level: str) -> None:
     # While the database is away, asyncpg's pool logs a traceback every second or two for the
     # connections it keeps ready; the supervised loops already say so once (bot/supervision.py).
     logging.getLogger("asyncpg.pool").setLevel(max(root.level, logging.ERROR))
+    # APScheduler says "Running job" and "executed successfully" at every tick (30 s): an idle
+    # service's log would be nothing else. A tick that did something says so itself
+    # (scheduler/jobs.py); APScheduler's warnings (a missed run) still show.
+    logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))

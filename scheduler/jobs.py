@@ -41,6 +41,11 @@ class TickReport:
         parts += [f"{job} FAILED ({error})" for job, error in self.failed.items()]
         return ", ".join(parts)
 
+    def acted(self) -> dict[str, int]:
+        """The jobs that did something. The auditor's number counts late steps, which it has
+        warned about itself; it is not work done."""
+        return {job: n for job, n in self.done.items() if n and job != "auditor"}
+
 
 @dataclass
 class Jobs:
@@ -75,6 +80,10 @@ class Jobs:
                     raise
                 log.exception("scheduled job %s failed; the next tick tries again", name)
                 report.failed[name] = f"{type(exc).__name__}: {exc}"
+        acted = report.acted()
+        if acted:     # an idle tick (every 30 s) says nothing
+            log.info("tick: %s", ", ".join(f"{job} {n}" for job, n in acted.items()),
+                     extra={"done": acted})
         return report
 
     def _day(self, now: datetime) -> datetime | None:
