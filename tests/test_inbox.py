@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import hazard_rules, instance_name
+from bot.app import SUPERVISOR, hazard_rules, instance_name
 from bot.clock import utc_now
 from bot.db import connect_params
 from bot.inbox import InboxWorker
@@ -21,7 +21,7 @@ from models.org import User
 from models.outbox import OutboxDelivery, OutboxMessage, enqueue
 from models.outgoing import Text
 from simulator.wecom import WeComSimulator
-from tests.harness import BACKEND, Service, service_settings
+from tests.harness import BACKEND, Service, service_settings, settled
 
 
 def text(user: str, n: int, body: str) -> Inbound:
@@ -157,7 +157,7 @@ async def test_acknowledged_but_unhandled_events_are_handled_after_restart(
 
     await svc.start()
     await wecom.wait_for("zhangsan")
-    await asyncio.sleep(0.3)
+    await settled()
     await svc.stop()
     assert len(wecom.messages_for("zhangsan")) == 1
 
@@ -225,7 +225,18 @@ async def test_a_callback_answered_elsewhere_wakes_the_workers_without_waiting_f
     await worker.start()
     await front.start(workers=False)
     try:
-        await asyncio.sleep(0.5)              # the listener connects; the first poll has passed
+        assert worker.app is not None
+        loops = worker.app[SUPERVISOR].loops
+
+        def listening() -> bool:
+            """The listener connected, and the worker's claim upon its wake-up is done."""
+            heard, claimed = (loops[name].last_success if name in loops else None
+                              for name in ("wakeups", "inbox-worker"))
+            return heard is not None and claimed is not None and claimed > heard
+
+        async with asyncio.timeout(10):
+            while not listening():            # noqa: ASYNC110 (supervision announces nothing)
+                await asyncio.sleep(0.02)
         wecom.callback_url = f"{front.url}/wecom/callback"
         assert (await wecom.user("zhangsan").says("帮助")).status == 200
         # Far sooner than the 60 s poll: the front's NOTIFY woke the worker.

@@ -21,10 +21,10 @@ from models.audit import AuditEvent
 from models.chats import GroupChat
 from models.emergency import Level, Plan, PlanKind, Resource
 from models.org import User
-from models.outbox import OutboxDelivery, OutboxMessage, OutboxStatus
+from models.outbox import OutboxDelivery, OutboxMessage
 from models.outgoing import GroupCreate, GroupUpdate
 from simulator.wecom import WeComSimulator
-from tests.harness import cli
+from tests.harness import cli, settled
 from tests.plant import DEMO_ORG, Person, plant
 
 ROOT = Path(__file__).parents[1]
@@ -395,15 +395,6 @@ def roster(folder: Path, *edits: tuple[str, str], extra: str = "") -> Path:
     return path
 
 
-async def all_sent() -> None:
-    """Until the running service's dispatcher has settled everything queued."""
-    for _ in range(200):
-        if not await OutboxMessage.filter(status=OutboxStatus.PENDING).exists():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the outbox was not sent")
-
-
 async def small_chat(tmp_path: Path, level: str) -> Path:
     """The one-level plan loaded from a folder of its own and its chat created in WeCom; returns
     the folder, to load a changed file from."""
@@ -411,7 +402,7 @@ async def small_chat(tmp_path: Path, level: str) -> Path:
     folder.mkdir()
     small_plan(folder, level)
     await load_plans(folder, datetime.now(UTC), "wecom")
-    await all_sent()
+    await settled()
     return folder
 
 
@@ -427,7 +418,7 @@ async def running(db: TortoiseContext, database_url: str, media_dir: Path
 async def chats(running: WeComSimulator) -> WeComSimulator:
     """…and the demo plans' chats created in WeCom."""
     await load_plans(DEMO_PLANS, datetime.now(UTC), "wecom")
-    await all_sent()
+    await settled()
     assert set(running.chats) == set(CHATS)
     return running
 
@@ -476,7 +467,7 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
     assert set(chats.chats["emergency01"].userlist) == PLANT_RESPONSE - {"zhaolei"}
     assert set((await GroupChat.get(chat_id="emergency01")).members) == PLANT_RESPONSE - {
         "zhaolei"}
-    await all_sent()
+    await settled()
     queued = await OutboxMessage.all().count()
 
     again = await load_org(without_zhaolei, datetime.now(UTC))
@@ -496,7 +487,7 @@ async def test_a_chat_change_wecom_refused_is_sent_again_by_the_next_load(
         '["worker"]', '["worker", "responder"]')))
     chats.fail_next("appchat/update", 60011, times=len(CHATS))   # the app not visible to all
     await load_org(promoted, datetime.now(UTC))
-    await all_sent()
+    await settled()
     assert not any("zhangsan" in chats.chats[c].userlist for c in CHATS)
 
     again = await load_org(promoted, datetime.now(UTC))
@@ -505,7 +496,7 @@ async def test_a_chat_change_wecom_refused_is_sent_again_by_the_next_load(
         f"chat {chat} (plan {plan}): 1 added, 0 removed (WeCom refused the previous change)"
         for chat, plan in (("emergency02", "FIRE"), ("emergency03", "GENERAL"),
                            ("emergency01", "NH3"))]
-    await all_sent()
+    await settled()
     assert all("zhangsan" in chats.chats[c].userlist for c in CHATS)
     queued = await OutboxMessage.all().count()
     third = await load_org(promoted, datetime.now(UTC))
@@ -518,7 +509,7 @@ async def test_a_chat_whose_creation_wecom_refused_is_created_by_the_next_load(
 ) -> None:
     running.fail_next("appchat/create", 60011, times=len(CHATS))
     await load_plans(DEMO_PLANS, datetime.now(UTC), "wecom")
-    await all_sent()
+    await settled()
     assert not running.chats
 
     report = await load_org(DEMO_ORG, datetime.now(UTC))
@@ -527,7 +518,7 @@ async def test_a_chat_whose_creation_wecom_refused_is_created_by_the_next_load(
     assert report.chats[-1].summary() == (
         f"chat emergency01 (plan NH3): created again with {len(PLANT_RESPONSE)} people (WeCom "
         "refused it before)")
-    await all_sent()
+    await settled()
     assert set(running.chats["emergency01"].userlist) == PLANT_RESPONSE
     assert {c.summary().split(": ")[1] for c in (await load_org(
         DEMO_ORG, datetime.now(UTC))).chats} == {"0 added, 0 removed"}
@@ -545,7 +536,7 @@ async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_comm
         # WeCom refuses the handover for good; the next load sends it again, owner named.
         running.fail_next("appchat/update", 60011)
         await load_org(plain_principal, datetime.now(UTC))
-        await all_sent()
+        await settled()
         assert running.chats["emergency09"].owner == "chenjianguo"
 
     report = await load_org(plain_principal, datetime.now(UTC))

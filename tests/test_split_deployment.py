@@ -22,7 +22,9 @@ async def test_callbacks_in_one_process_are_handled_by_a_worker_in_another(
         wecom.callback_url = f"{web_url}/wecom/callback"
         assert (await wecom.user("zhangsan").says("帮助")).status == 200
         assert (await wecom.user("lisi").says("帮助")).status == 200
-        await asyncio.sleep(0.5)             # ten of its workers' polls, had it any
+        # Kept as a sleep: that a process does nothing has no state to wait for, so it is
+        # watched for a while (ten of its workers' polls, had it any).
+        await asyncio.sleep(0.5)
         assert await InboxEvent.filter(status=InboxStatus.PENDING).count() == 2
         assert wecom.messages_for("zhangsan") == []
 

@@ -13,7 +13,17 @@ from tortoise.context import TortoiseContext
 from models.inbox import InboxEvent, InboxStatus
 from models.outbox import OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.harness import AES_KEY, AGENT_ID, BACKEND, CORP_ID, SECRET, TOKEN, spawn, stop
+from tests.harness import (
+    AES_KEY,
+    AGENT_ID,
+    BACKEND,
+    CORP_ID,
+    SECRET,
+    TOKEN,
+    settled,
+    spawn,
+    stop,
+)
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres",
                                 reason="several instances need PostgreSQL (SQLite is embedded)")
@@ -69,7 +79,9 @@ async def test_two_instances_share_the_work_without_doubling(
                                   + len(suppressed(crowd_sim, user)) >= MESSAGES, timeout=20)
 
         await asyncio.gather(*(answered(u) for u in CROWD))
-        await asyncio.sleep(0.5)
+        # What A left leased is B's once the lease runs out: all of it handled and sent, and any
+        # doubled reply already in, before anything is counted.
+        await settled(timeout=30)
     finally:
         for proc in (a, b):
             await stop(proc)

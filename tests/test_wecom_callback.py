@@ -12,7 +12,7 @@ from bot.channels.wecom_crypto import WeComCrypto, signature
 from models.inbox import InboxEvent, InboxStatus
 from models.outbox import OutboxMessage
 from simulator.wecom import WeComSimulator
-from tests.harness import AES_KEY, CORP_ID, TOKEN, Service
+from tests.harness import AES_KEY, CORP_ID, TOKEN, Service, settled
 
 JPEG = b"\xff\xd8\xff\xe0" + b"photo of an open switchboard" * 20
 
@@ -53,7 +53,7 @@ async def test_the_same_callback_four_times_is_handled_once(service: Service,
     answers = await asyncio.gather(*(user.send_plaintext(plaintext) for _ in range(4)))
     assert [a.status for a in answers] == [200] * 4
     await wecom.wait_for("zhangsan")
-    await asyncio.sleep(0.3)   # room for a wrong second answer to show up
+    await settled()            # a wrong second answer would be in by now
     assert len(wecom.messages_for("zhangsan")) == 1
     assert await InboxEvent.all().count() == 1
 
@@ -75,11 +75,8 @@ async def test_unknown_message_type_is_stored_acknowledged_and_ignored(
                  "<MsgId>777002</MsgId><AgentID>1000002</AgentID></xml>")
     answer = await wecom.user("zhangsan").send_plaintext(plaintext)
     assert answer.status == 200
-    for _ in range(100):
-        row = await InboxEvent.get()
-        if row.status is InboxStatus.DONE:
-            break
-        await asyncio.sleep(0.02)
+    await settled()
+    row = await InboxEvent.get()
     assert row.status is InboxStatus.DONE and row.kind == "unknown"
     assert await OutboxMessage.all().count() == 0
 
