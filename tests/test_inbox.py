@@ -4,12 +4,13 @@ and nothing lost or doubled across a restart."""
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from tortoise.context import TortoiseContext
 
 from bot.app import SUPERVISOR, hazard_rules, instance_name
-from bot.clock import utc_now
+from bot.clock import ManualClock, utc_now
 from bot.db import connect_params
 from bot.inbox import InboxWorker
 from bot.media import MediaStore
@@ -29,21 +30,29 @@ def text(user: str, n: int, body: str) -> Inbound:
                    dedup_key=f"t:{user}:{n}", text=body)
 
 
+class Worker(NamedTuple):
+    inbox: InboxWorker
+    clock: ManualClock          # the worker's now, which `drain` moves
+
+
 def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
-           ) -> InboxWorker:
+           ) -> Worker:
     settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
     media = MediaStore(settings_dir)
-    return InboxWorker(settings, channels={}, media=media, router=router,
-                       rules=hazard_rules(settings, media), clock=utc_now,
-                       instance="test-worker", on_handled=lambda: None)
+    clock = ManualClock()
+    return Worker(InboxWorker(settings, channels={}, media=media, router=router,
+                              rules=hazard_rules(settings, media), clock=clock,
+                              instance="test-worker", on_handled=lambda: None), clock)
 
 
-async def drain(w: InboxWorker) -> None:
+async def drain(w: Worker) -> None:
+    """Run the worker until nothing is pending; a failed event's next try is reached by moving
+    the worker's clock past its backoff, not by waiting for it."""
     for _ in range(200):
-        await w.run_once()
+        await w.inbox.run_once()
         if not await InboxEvent.filter(status=InboxStatus.PENDING).exists():
             return
-        await asyncio.sleep(0.02)
+        w.clock.advance(60)           # past any try's backoff (at most a minute)
     raise AssertionError("inbox did not drain")
 
 
@@ -58,7 +67,7 @@ async def test_each_persons_events_in_order_people_in_parallel(
     async def record(ctx: Context) -> None:
         overlap.append(bool(busy - {ctx.event.user_id}))
         busy.add(ctx.event.user_id)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)           # a handler that takes a moment: others may overlap it
         seen.append((ctx.event.user_id, ctx.event.text))
         busy.discard(ctx.event.user_id)
 

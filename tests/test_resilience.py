@@ -456,7 +456,7 @@ async def test_nothing_acknowledged_is_lost_or_doubled_when_the_database_stops_u
             await asyncio.sleep(1.0)               # mid-conversation for everyone
             await private_pg.stop()
             assert "database unreachable" in await until_ready(work_url, 503)
-            await asyncio.sleep(5)
+            await asyncio.sleep(5)                 # down for a while, as people keep writing
             await private_pg.start()
 
         await asyncio.gather(outage(), *(person(u) for u in CROWD))
