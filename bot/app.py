@@ -87,7 +87,7 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                    plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
     """Scheduled notices go to the home platform: the first connected in the plug-ins' order."""
     return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media,
-                home_platform(settings, plugins), rules.emergency)
+                home_platform(settings, plugins), rules.emergency, settings.modules_on)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
@@ -110,9 +110,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     app[DISPATCHER] = dispatcher
     rules = hazard_rules(settings, media)
     jobs = scheduled_jobs(settings, media, rules, plugins)
-    app[INBOX] = InboxWorker(settings, channels=channels, media=media, router=build_router(),
-                             rules=rules, clock=clock, instance=instance,
-                             on_handled=dispatcher.wake)
+    app[INBOX] = InboxWorker(settings, channels=channels, media=media,
+                             router=build_router(settings.modules_on), rules=rules, clock=clock,
+                             instance=instance, on_handled=dispatcher.wake)
 
     # Without workers of its own, a process tells the others' workers (PostgreSQL only).
     announcer = None if workers or not _postgres(settings) else Announcer()

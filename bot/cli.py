@@ -242,6 +242,7 @@ def _check_config(settings: Settings) -> int:
     from bot.plans import PlanError, parse_plans
 
     print("\n".join(describe(settings)))
+    print(f"modules on: {', '.join(settings.modules_on)}")
     try:
         plans = parse_plans(Path(settings.plans_dir))
     except PlanError as exc:
@@ -254,6 +255,7 @@ def _check_config(settings: Settings) -> int:
 def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
            scheduler: bool = True) -> int:
     from bot.app import SUPERVISOR, create_app
+    from bot.channels.registry import enabled
     from bot.db import pending_migrations
 
     pending = asyncio.run(_in_database(settings, pending_migrations))
@@ -261,14 +263,13 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
         print(f"safetybot: database needs migrations ({', '.join(pending)}): "
               "run `safetybot migrate`", file=sys.stderr)
         return 2
-    channels = [name for name, on in (("wecom", settings.wecom.enabled),
-                                      ("webchat", settings.webchat_enabled)) if on]
+    channels = [plugin.platform for plugin in enabled(settings)]
     roles = [role for role, on in (("callbacks", callbacks), ("workers", workers),
                                    ("scheduler", scheduler)) if on]
     logging.getLogger("bot").info(
         "serving on http://%s:%d", settings.host, settings.port,
         extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
-               "running": roles},
+               "modules": settings.modules_on, "running": roles},
     )
     app = create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler,
                      on_fatal=_stop_process)

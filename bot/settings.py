@@ -94,6 +94,14 @@ class EmergencySettings:
 
 
 @dataclass(frozen=True)
+class ModulesSettings:
+    """The modules this plant has rolled out; a module switched off is not there at all."""
+
+    hazard: bool = True        # 隐患排查治理: report, rectify, review, reminders, reports
+    emergency: bool = True     # 应急预案: alarm, activation, acknowledgement, boards
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite://data/safetybot.sqlite3"
     host: str = "127.0.0.1"
@@ -121,6 +129,11 @@ class Settings:
     hazard: HazardSettings = HazardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     emergency: EmergencySettings = EmergencySettings()
+    modules: ModulesSettings = ModulesSettings()
+
+    @property
+    def modules_on(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self.modules) if getattr(self.modules, f.name))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -147,7 +160,7 @@ SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key"
                      "dingtalk.client_secret"})
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
                              "hazard": HazardSettings, "schedule": ScheduleSettings,
-                             "emergency": EmergencySettings}
+                             "emergency": EmergencySettings, "modules": ModulesSettings}
 
 
 # The settings that name a file or folder (and database_url, when it names a SQLite file).
@@ -280,6 +293,8 @@ def _build_section(section: str, cls: type, raw: Mapping[str, Any]) -> Any:
 def _coerce(dotted: str, cls: type, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(cls)}[dotted.rsplit(".", 1)[-1]]
     try:
+        if kind == "bool":
+            return _switch(value)
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError
@@ -288,10 +303,26 @@ def _coerce(dotted: str, cls: type, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise SettingError(f"{_env_name(dotted)}: expected {kind}, got {value!r}") from None
+        expected = "true or false" if kind == "bool" else kind
+        raise SettingError(f"{_env_name(dotted)}: expected {expected}, got {value!r}") from None
+
+
+def _switch(value: Any) -> bool:
+    """A TOML boolean, or on/off words in the environment."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("true", "on", "yes", "1"):
+        return True
+    if word in ("false", "off", "no", "0"):
+        return False
+    raise ValueError(word)
 
 
 def _validate(s: Settings) -> Settings:
+    if not s.modules_on:
+        raise SettingError("SAFETYBOT_MODULES_*: every module is switched off; switch on at "
+                           "least one in [modules]")
     if not (1 <= s.port <= 65535):
         raise SettingError(f"SAFETYBOT_PORT: {s.port} is not a port number")
     try:

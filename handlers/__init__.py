@@ -70,7 +70,7 @@ def build_router(modules: Collection[str] = MODULES) -> Router:
         if ctx.event.kind is InboundKind.FOLLOW_UP:
             return False          # a step of a module switched off: the worker logs it
         if ctx.event.kind not in _SILENT:
-            await not_understood(ctx)
+            await not_understood(ctx, photos_report=hazard.MODULE.name in modules)
         return True
 
     root = Router()

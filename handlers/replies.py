@@ -10,6 +10,7 @@ from models.outgoing import Text
 NOT_REGISTERED = ("您好，您还没有登记在本厂的安全助手名册中，暂时无法使用。"
                   "请联系安全管理员为您登记。")
 UNKNOWN = "没有理解您的意思。发送照片可以上报隐患，发送“帮助”查看使用说明。"
+UNKNOWN_WITHOUT_HAZARDS = "没有理解您的意思。发送“帮助”查看使用说明。"
 NOT_AVAILABLE = "该功能暂未开通，如需使用请联系安全管理员。"
 
 
@@ -17,8 +18,9 @@ async def not_registered(ctx: Context) -> None:
     await ctx.reply(Text(NOT_REGISTERED))
 
 
-async def not_understood(ctx: Context) -> None:
-    await ctx.reply(Text(UNKNOWN))
+async def not_understood(ctx: Context, *, photos_report: bool = True) -> None:
+    """`photos_report`: whether a photo would start a report (the hazard module is on)."""
+    await ctx.reply(Text(UNKNOWN if photos_report else UNKNOWN_WITHOUT_HAZARDS))
 
 
 async def not_available(ctx: Context) -> None:

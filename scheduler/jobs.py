@@ -10,7 +10,7 @@ transaction that does their work (models/schedule.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,6 +54,7 @@ class Jobs:
     media: MediaSink
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
+    modules: Collection[str] = ("hazard", "emergency")   # the plant's modules switched on
 
     async def tick(self, now: datetime,
                    stops_tick: Callable[[Exception], bool] = lambda _: False) -> TickReport:
@@ -61,18 +62,22 @@ class Jobs:
         with an error that `stops_tick` says every job would meet (the database is down):
         that is raised at once, and the next tick tries again."""
         report = TickReport()
-        jobs: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
-            ("dialogs", expire_dialogs),
-            ("ladders", lambda at: arm_ladders(self.policy, at)),
-            ("alarms", lambda at: fire_due(self.policy, self.catalog, at, self.platform)),
-            ("risk", self._risk),
-            ("digest", self._digest),
-            ("monthly", self._monthly),
-            ("emergency", lambda at: run_emergency(self.emergency, at, self.platform,
-                                                   self.policy.tz)),
-            ("auditor", lambda at: audit_alarms(self.policy, at)),
+        # (job, the module it belongs to, or "" for every plant, what it runs)
+        jobs: list[tuple[str, str, Callable[[datetime], Awaitable[int]]]] = [
+            ("dialogs", "", expire_dialogs),
+            ("ladders", "hazard", lambda at: arm_ladders(self.policy, at)),
+            ("alarms", "hazard",
+             lambda at: fire_due(self.policy, self.catalog, at, self.platform)),
+            ("risk", "hazard", self._risk),
+            ("digest", "hazard", self._digest),
+            ("monthly", "hazard", self._monthly),
+            ("emergency", "emergency",
+             lambda at: run_emergency(self.emergency, at, self.platform, self.policy.tz)),
+            ("auditor", "hazard", lambda at: audit_alarms(self.policy, at)),
         ]
-        for name, job in jobs:
+        for name, module, job in jobs:
+            if module and module not in self.modules:
+                continue
             try:
                 report.done[name] = await job(now)
             except Exception as exc:
