@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import fields
+from tortoise.expressions import F
 from tortoise.models import Model
 
 from models.audit import record
@@ -257,6 +258,29 @@ async def _responder_card(activation: Activation, plan: Plan, task_id: str) -> C
         body="；".join(plan.steps[:2])[:160],
         buttons=(Button("收到", f"{key}:ok", 1), Button("无法到场", f"{key}:no", 2)),
     )
+
+
+async def responders_to_remind(now: datetime, limit: int) -> list[Responder]:
+    """The silent responders of active activations whose reminder is due, the earliest `limit`,
+    locked until the transaction ends; rows another instance is reminding are skipped
+    (SKIP LOCKED, PostgreSQL; only the responder rows are locked, not their activations).
+    Call it in the transaction that queues the reminders and records them."""
+    return list(await Responder.filter(
+        next_remind_at__lte=now, activation__status=ActivationStatus.ACTIVE,
+    ).order_by("next_remind_at").limit(limit).select_for_update(
+        skip_locked=True, of=("emergency_responder",)))
+
+
+async def reminded(ids: Sequence[int], next_at: datetime) -> None:
+    """One more reminder sent to each of these responders; the next one is due at `next_at`.
+    Counted by the database (`reminders + 1`), not from the rows read."""
+    await Responder.filter(id__in=list(ids)).update(
+        reminders=F("reminders") + 1, next_remind_at=next_at)
+
+
+async def handed_over(ids: Sequence[int]) -> None:
+    """No more reminders for these responders: their deputies are called instead."""
+    await Responder.filter(id__in=list(ids)).update(next_remind_at=None, deputy_called=True)
 
 
 def headline(activation: Activation, plan: Plan) -> str:

@@ -7,7 +7,10 @@ most once: the scheduler moves it from `pending` to `sent` in the same transacti
 message. A sent row is the record of that reminder or escalation: the ticket's history shows
 it, and its highest escalation level is the level the ticket reached. Ticket transitions only
 mark a ladder stale (`Ticket.armed = False`) or void it; the scheduler, which knows the
-configured ladder, arms it (scheduler/escalation.py).
+configured ladder, arms it (`models.ladders.write_ladders`, called by scheduler/escalation.py).
+
+The ticket module imports this one (a transition voids the ladder), so nothing here names the
+`Ticket` class: what needs a ticket and its ladder together lives in models/ladders.py.
 """
 
 from __future__ import annotations
@@ -15,17 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
 
-from models.org import Role, User, people_with
-
-if TYPE_CHECKING:
-    from models.hazard import Ticket
-
-MAX_CHAIN = 6            # supervisors kept above an owner; a ladder rarely climbs more than three
+from models.org import Role, people_with
 
 
 class AlarmKind(StrEnum):
@@ -42,7 +39,9 @@ class AlarmState(StrEnum):
 
 class Alarm(Model):
     id = fields.BigIntField(primary_key=True)
-    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+    # Typed as any model: the ticket is named by its string only (see the module's docstring);
+    # the code reads `ticket_id`.
+    ticket: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "models.Ticket", related_name="alarms", on_delete=fields.CASCADE)
     kind = fields.CharEnumField(AlarmKind, max_length=8)
     level = fields.SmallIntField()                     # 1 = the first step of its kind
@@ -91,20 +90,6 @@ class Step:
     recipients: list[str]
 
 
-async def supervisor_chain(user_id: str) -> list[str]:
-    """The people above `user_id`, nearest first (the roster refuses cycles; the cap is a
-    second guard)."""
-    chain: list[str] = []
-    current = await User.get_or_none(id=user_id)
-    while current is not None and current.supervisor_id and len(chain) < MAX_CHAIN:  # type: ignore[attr-defined]
-        above: str = current.supervisor_id  # type: ignore[attr-defined]
-        if above in chain or above == user_id:
-            break
-        chain.append(above)
-        current = await User.get_or_none(id=above, active=True)
-    return chain
-
-
 async def managers() -> list[str]:
     """Safety managers and principals: the top of every ladder."""
     return await people_with(Role.SAFETY_MANAGER, Role.PRINCIPAL)
@@ -134,3 +119,15 @@ async def void_alarms(ticket_id: int) -> None:
     """The ticket is with the reviewer, closed or cancelled: nothing left may fire."""
     await Alarm.filter(ticket_id=ticket_id, state=AlarmState.PENDING).update(
         state=AlarmState.VOID)
+
+
+async def skip_steps(ids: list[int]) -> None:
+    """Pending steps that will not be sent (the caller says why)."""
+    await Alarm.filter(id__in=ids, state=AlarmState.PENDING).update(state=AlarmState.SKIPPED)
+
+
+async def mark_sent(ids: list[int], now: datetime) -> int:
+    """Mark steps sent, in the transaction that queued their messages; returns how many were
+    still pending (fewer when another instance fired some first: the caller rolls back)."""
+    return await Alarm.filter(id__in=ids, state=AlarmState.PENDING).update(
+        state=AlarmState.SENT, fired_at=now)

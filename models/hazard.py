@@ -23,8 +23,8 @@ from tortoise.transactions import in_transaction
 from models import side
 from models.audit import record
 from models.catalog import Category, DefectType, Grade
-from models.escalation import supervisor_chain, void_alarms
-from models.org import Area, Role, User, every_area
+from models.escalation import void_alarms
+from models.org import Area, Role, User, every_area, supervisor_chain
 
 
 class Status(StrEnum):

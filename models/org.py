@@ -64,6 +64,23 @@ class User(Model):
         return role.value in self.roles
 
 
+MAX_CHAIN = 6            # supervisors kept above an owner; a ladder rarely climbs more than three
+
+
+async def supervisor_chain(user_id: str) -> list[str]:
+    """The people above `user_id`, nearest first (the roster refuses cycles; the cap is a
+    second guard)."""
+    chain: list[str] = []
+    current = await User.get_or_none(id=user_id)
+    while current is not None and current.supervisor_id and len(chain) < MAX_CHAIN:  # type: ignore[attr-defined]
+        above: str = current.supervisor_id  # type: ignore[attr-defined]
+        if above in chain or above == user_id:
+            break
+        chain.append(above)
+        current = await User.get_or_none(id=above, active=True)
+    return chain
+
+
 async def people_with(*roles: Role) -> list[str]:
     """Active people holding any of `roles`, by id. The database picks them: an emergency level
     that calls everyone with a role reads ten thousand people, and decoding every person's roles

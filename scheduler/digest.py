@@ -3,14 +3,10 @@ overdue now, by area, and the areas whose dynamic risk status is 高."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tortoise.functions import Count
-from tortoise.queryset import QuerySet
-
-from models.hazard import ACTIVE, Status, Ticket
+from models.area_counts import day_counts
 from models.org import Area, Role, people_with
 from models.outbox import enqueue
 from models.outgoing import Markdown
@@ -22,25 +18,11 @@ async def safety_managers() -> list[str]:
     return await people_with(Role.SAFETY_MANAGER)
 
 
-async def _by_area(query: QuerySet[Ticket]) -> Counter[str | None]:
-    """Tickets per area in one grouped query: a plant has a hundred thousand open ones."""
-    rows = await query.annotate(n=Count("id")).group_by("area_id").values_list("area_id", "n")
-    return Counter({area: int(n) for area, n in rows})
-
-
 async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: ZoneInfo,
                       platform: str) -> None:
     """The digest for the local day that ends at `day_start` (yesterday)."""
     since = day_start - timedelta(days=1)
-    filed = Ticket.filter(number__isnull=False, created_at__gte=since,
-                          created_at__lt=day_start).exclude(
-        status__in=[Status.CANCELLED, Status.LINKED])
-    counts = {
-        "new": await _by_area(filed),
-        "closed": await _by_area(Ticket.filter(closed_at__gte=since, closed_at__lt=day_start)),
-        "open": await _by_area(Ticket.filter(status__in=ACTIVE)),
-        "overdue": await _by_area(Ticket.filter(status=Status.OPEN, deadline__lt=now)),
-    }
+    counts = await day_counts(since, day_start, now)
     total = {name: sum(c.values()) for name, c in counts.items()}
     areas = {a.code: a for a in await Area.all()}
     day = since.astimezone(tz)

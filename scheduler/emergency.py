@@ -9,8 +9,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import F
-
 from models import transaction
 from models.emergency import (
     Activation,
@@ -20,7 +18,10 @@ from models.emergency import (
     Responder,
     board,
     call,
+    handed_over,
     headline,
+    reminded,
+    responders_to_remind,
 )
 from models.org import User
 from models.outbox import Queued, enqueue_many
@@ -43,10 +44,7 @@ async def run_emergency(policy: EmergencyPolicy, now: datetime, platform: str,
 
 async def _remind(policy: EmergencyPolicy, now: datetime, platform: str) -> int:
     async with transaction():
-        rows = await Responder.filter(
-            next_remind_at__lte=now, activation__status=ActivationStatus.ACTIVE,
-        ).order_by("next_remind_at").limit(BATCH).select_for_update(
-            skip_locked=True, of=("emergency_responder",))
+        rows = await responders_to_remind(now, BATCH)
         if not rows:
             return 0
         activations = {a.id: a for a in await Activation.filter(
@@ -61,10 +59,8 @@ async def _remind(policy: EmergencyPolicy, now: datetime, platform: str) -> int:
             Text(f"{titles[r.activation_id]}：请立即确认，点卡片上的“收到”或直接回复“收到”；"
                  f"无法到场请回复“无法到场”。（第{r.reminders + 1}次提醒）"),
             to_users=[r.user_id]) for r in remind]
-        await Responder.filter(id__in=[r.id for r in remind]).update(
-            reminders=F("reminders") + 1, next_remind_at=now + policy.remind_every)
-        await Responder.filter(id__in=[r.id for r in handover]).update(
-            next_remind_at=None, deputy_called=True)
+        await reminded([r.id for r in remind], now + policy.remind_every)
+        await handed_over([r.id for r in handover])
         queued += await _call_deputies(handover, activations, plans, now, platform, policy)
         await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
     return len(queued)

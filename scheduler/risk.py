@@ -6,28 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tortoise.functions import Count
-
-from models.hazard import ACTIVE, Status, Ticket
+from models.area_counts import risk_counts
 from models.org import Area
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Text
 from scheduler.policy import RiskRule
 
-FILED_OUT = (Status.DRAFT, Status.CANCELLED, Status.LINKED)
-
 
 async def _counts(rule: RiskRule, now: datetime) -> dict[str, int]:
-    """Tickets per area that the rule counts, in one grouped query."""
-    query = Ticket.filter(area_id__isnull=False).exclude(status__in=FILED_OUT)
-    if rule.grade is not None:
-        query = query.filter(grade=rule.grade)
-    if rule.open:
-        query = query.filter(status__in=ACTIVE)
-    if rule.within_days is not None:
-        query = query.filter(created_at__gte=now - timedelta(days=rule.within_days))
-    rows = await query.annotate(n=Count("id")).group_by("area_id").values("area_id", "n")
-    return {row["area_id"]: row["n"] for row in rows}
+    """Tickets per area that the rule counts."""
+    since = None if rule.within_days is None else now - timedelta(days=rule.within_days)
+    return await risk_counts(rule.grade, rule.open, since)
 
 
 async def update_risk_status(rules: tuple[RiskRule, ...], now: datetime, platform: str) -> int:
