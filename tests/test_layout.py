@@ -1,5 +1,6 @@
 """The import rules of STYLE.md: models know only tortoise, handlers know models, channels know
-nothing of handlers, and only the CLI (and tests) build the app."""
+nothing of handlers, and only the CLI (and tests) build the app. And DESIGN.md §3: handlers and
+the scheduler leave the database to models (no tortoise, no SQL)."""
 
 import ast
 from pathlib import Path
@@ -19,13 +20,20 @@ ALLOWED = {
 
 
 def imports(path: Path) -> set[str]:
+    """The modules `path` imports, anywhere in it; `from a import b` names `a` and `a.b` (b may
+    be a module). A module named in a string is not an import."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
     return found
+
+
+def within(names: set[str], *packages: str) -> list[str]:
+    """The names that are `packages` or inside them (`tortoise` holds `tortoise.expressions`)."""
+    return sorted(n for n in names if any(n == p or n.startswith(f"{p}.") for p in packages))
 
 
 def package_of(path: Path) -> str:
@@ -91,3 +99,43 @@ def test_channels_reach_no_handler_or_job_through_other_modules() -> None:
             todo |= _our_imports(path)
         reached = sorted(n for n in seen if n.split(".")[0] in ("handlers", "scheduler"))
         assert not reached, f"{start.relative_to(ROOT)} reaches {reached}"
+
+
+def _ids(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+HANDLERS_AND_JOBS = sorted(p for p in SOURCES if package_of(p) in ("handlers", "scheduler"))
+MODELS = sorted(p for p in SOURCES if package_of(p) == "models")
+# Raw SQL and the ORM's internals: a connection's statements, and `Model._meta` (the table, the
+# connection, the fields' conversions) that raw SQL needs.
+RAW_SQL = {"execute_query", "execute_query_dict", "execute_insert", "execute_many",
+           "execute_script", "_meta"}
+
+
+@pytest.mark.parametrize("path", HANDLERS_AND_JOBS, ids=_ids)
+def test_handlers_and_jobs_import_no_tortoise_and_no_channel(path: Path) -> None:
+    """They ask models/ for what they need by name, and speak in neutral messages."""
+    names = imports(path)
+    assert not within(names, "tortoise"), f"{_ids(path)} imports {within(names, 'tortoise')}"
+    assert not within(names, "bot.channels"), \
+        f"{_ids(path)} imports {within(names, 'bot.channels')}"
+
+
+@pytest.mark.parametrize("path", HANDLERS_AND_JOBS, ids=_ids)
+def test_handlers_and_jobs_write_no_sql(path: Path) -> None:
+    """Every query is a named function in models/, where its shape is explained and measured."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    used = sorted({node.attr for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr in RAW_SQL})
+    assert not used, f"{_ids(path)} uses {used}"
+
+
+@pytest.mark.parametrize("path", MODELS, ids=_ids)
+def test_models_import_no_handler_job_or_service_module(path: Path) -> None:
+    """Models know tortoise and one another only: no handlers, no scheduler, nothing of bot/
+    (channels included). A module named in a string, as bot/db.py names `bot.channels.token`
+    for tortoise to load, is no import."""
+    names = imports(path)
+    reached = within(names, "handlers", "scheduler", "bot")
+    assert not reached, f"{_ids(path)} imports {reached}"
