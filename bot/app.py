@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import metrics, ops
 from bot.channels import Channel, Connector, Edges, Plugin
-from bot.channels.registry import PLUGINS, enabled, home_platform
+from bot.channels.registry import PLUGINS, enabled, home_platform, limits_by_platform
 from bot.clock import Clock, utc_now
 from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
@@ -61,7 +61,8 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_id or f"{socket.gethostname()}:{settings.port}"
 
 
-def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
+def hazard_rules(settings: Settings, media: MediaStore,
+                 plugins: Sequence[Plugin] = PLUGINS) -> Rules:
     """The handlers' configuration; a broken category library stops start-up in one line."""
     path = Path(settings.hazard.categories_file)
     try:
@@ -71,6 +72,7 @@ def hazard_rules(settings: Settings, media: MediaStore) -> Rules:
     h, e = settings.hazard, settings.emergency
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
+        limits=limits_by_platform(settings, plugins),
         draft_idle=timedelta(minutes=h.draft_idle_minutes),
         photo_window=timedelta(seconds=h.photo_window_seconds),
         repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,
@@ -108,7 +110,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     media = MediaStore(Path(settings.media_dir))
     dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
     app[DISPATCHER] = dispatcher
-    rules = hazard_rules(settings, media)
+    rules = hazard_rules(settings, media, plugins)
     jobs = scheduled_jobs(settings, media, rules, plugins)
     app[INBOX] = InboxWorker(settings, channels=channels, media=media,
                              router=build_router(settings.modules_on), rules=rules, clock=clock,

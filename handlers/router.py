@@ -3,7 +3,7 @@ context a handler answers in."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ from models.inbound import Inbound, InboundKind
 from models.inbox import inbox_put
 from models.org import User
 from models.outbox import Queued, enqueue_many
-from models.outgoing import Outgoing, Priority
+from models.outgoing import Limits, Outgoing, Priority, limits_of
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Rules:
     repeat_window: timedelta = timedelta(hours=72)
     text_max: int = 500
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
+    limits: Mapping[str, Limits] = field(default_factory=dict)   # by platform
 
 
 @dataclass
@@ -66,6 +67,11 @@ class Context:
         if dialog is None:
             dialog = await Dialog.get_or_none(user_id=self.me.id)
         return dialog if dialog is not None and kind in ("", dialog.kind) else None
+
+    @property
+    def limits(self) -> Limits:
+        """What the platform the event came from holds (message bytes, card rows …)."""
+        return limits_of(self.rules.limits, self.event.platform)
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.rules.tz)

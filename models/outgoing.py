@@ -48,7 +48,6 @@ class Limits:
 COMMON = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
                 option_chars=16, card_body_chars=160, per_person_per_minute=30,
                 recipients_per_call=1000)
-MESSAGE_BYTES = COMMON.message_bytes   # kept for its callers; prefer the platform's Limits
 
 
 def limits_of(by_platform: Mapping[str, Limits], platform: str) -> Limits:

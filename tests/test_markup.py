@@ -19,7 +19,7 @@ from models.hazard import Ticket
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus, inbox_put
 from models.markup import clean_text, literal, render_markdown
-from models.outgoing import MESSAGE_BYTES, Card, Markdown
+from models.outgoing import COMMON, Card, Markdown
 from models.webchat import WebChatLine
 from simulator.wecom import WeComSimulator
 from tests.harness import Service
@@ -43,7 +43,7 @@ def no_markup(content: str) -> bool:
 def test_marked_text_is_escaped_and_the_writers_markup_kept() -> None:
     colour = '<font color="info">好</font>'
     content = f"**描述**：{literal(TYPED)}\n> 记录：{literal(colour)}"
-    assert render_markdown(content, room=MESSAGE_BYTES) == (
+    assert render_markdown(content, room=COMMON.message_bytes) == (
         f"**描述**：{SHOWN}\n> 记录：＜font color=\"info\"＞好＜/font＞")
 
 
@@ -67,9 +67,9 @@ def test_escaping_that_lengthens_the_content_shortens_peoples_text_not_lines() -
     lines = ["**HZ-20261201-0001 记录**", f"描述：{literal('*' * 900)}",
              *[f"> 第{n}次：{literal('[x]' * 20)}" for n in range(5)]]
     content = "\n".join(lines)
-    assert len(content.encode()) <= MESSAGE_BYTES
-    shown = render_markdown(content, room=MESSAGE_BYTES)
-    assert len(shown.encode()) <= MESSAGE_BYTES
+    assert len(content.encode()) <= COMMON.message_bytes
+    shown = render_markdown(content, room=COMMON.message_bytes)
+    assert len(shown.encode()) <= COMMON.message_bytes
     assert [line.split("：")[0] for line in shown.splitlines()] == [
         "**HZ-20261201-0001 记录**", "描述", *[f"> 第{n}次" for n in range(5)]]
     assert shown.splitlines()[1].endswith("＊…")
@@ -179,7 +179,7 @@ async def test_details_full_of_markup_characters_still_fit_one_wecom_message(
                      note=f"第{n}次" + "[*]" * 13)
     await worker.says(found.group())
     details = text_of(await worker.expect(f"{found.group()} 3号车间 · 用电类"))
-    assert len(details.encode()) <= MESSAGE_BYTES
+    assert len(details.encode()) <= COMMON.message_bytes
     assert "第59次［＊］" in details and "描述：＊＊＊" in details and "…" in details
     assert "*" not in details.replace("**", "")
 

@@ -114,7 +114,6 @@ async def decided(ctx: Context, click: Click, step: Awaitable[None], shown: str)
 
 
 MAX_PHOTOS = 9
-CHOICES = 10          # a WeCom card's drop-down holds at most 10 options
 
 
 async def photos(ctx: Context, to: list[str], hashes: list[str]) -> None:
@@ -130,7 +129,7 @@ async def owner_cards(ctx: Context, ticket: Ticket, *, with_photos: bool = True)
     card = await new_card(ticket, CardPurpose.ASSIGN, [owner], ctx.now)
     if with_photos:
         await photos(ctx, [owner], ticket.photos)
-    candidates = await transfer_candidates(ticket, CHOICES)
+    candidates = await transfer_candidates(ticket, ctx.limits.card_options)
     await ctx.send(owner_card(f, card.task_id, ctx.rules.tz, candidates), to_users=[owner])
     return f
 

@@ -45,7 +45,8 @@ async def mine(ctx: Context) -> None:
         await ctx.reply(Text("目前没有与您有关的隐患。发送照片即可上报。"))
         return
     lines.append("发送编号可查看详情。")
-    await ctx.reply(Markdown(fit(lines, more="……发送编号可查看其他隐患的详情。")))
+    await ctx.reply(Markdown(fit(lines, room=ctx.limits.message_bytes,
+                                 more="……发送编号可查看其他隐患的详情。")))
 
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and NUMBER.fullmatch(e.text.strip()) is not None)
@@ -72,7 +73,7 @@ async def _details(ctx: Context, number: str) -> None:
     people = {e.actor for e in history}.union(*(a.recipients for a in alarms))
     names = {u.id: u.name for u in await User.filter(id__in=people)}
     await ctx.reply(details(await facts(ticket, ctx.rules.catalog), history, alarms, names,
-                            ctx.rules.tz))
+                            ctx.rules.tz, ctx.limits.message_bytes))
 
 
 @router.text("统计")
@@ -106,7 +107,7 @@ async def statistics(ctx: Context) -> None:
                   sorted(by_area.items(), key=lambda kv: -kv[1])]
     by_status = {s: sum(t.status is s for t in active) for s in ACTIVE}
     lines.append("> " + "，".join(f"{LABELS[s]}{n}项" for s, n in by_status.items()))
-    await ctx.reply(Markdown(fit(lines)))
+    await ctx.reply(Markdown(fit(lines, room=ctx.limits.message_bytes)))
 
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and CANCEL.match(e.text.strip()) is not None)

@@ -36,7 +36,7 @@ from models.hazard import (
 )
 from models.inbound import InboundKind
 from models.org import Area, User, every_area
-from models.outgoing import MESSAGE_BYTES, Outgoing, Text
+from models.outgoing import Outgoing, Text
 
 router = Router()          # what starts a report
 clicks = Router()          # the summary card
@@ -155,7 +155,7 @@ class ReportDialog(Dialog[Ticket]):
     @property
     def room(self) -> int:
         """What a question may take of one message, after its lead."""
-        return MESSAGE_BYTES - len(f"{self.lead}\n".encode())
+        return self.ctx.limits.message_bytes - len(f"{self.lead}\n".encode())
 
     lead = ""
 

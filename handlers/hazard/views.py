@@ -16,7 +16,7 @@ from models.escalation import Alarm, AlarmKind
 from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
 from models.markup import literal
 from models.org import User, names_of
-from models.outgoing import MESSAGE_BYTES, Button, Card, Markdown, Selection, fit
+from models.outgoing import Button, Card, Markdown, Selection, fit
 
 SHOWN_CHARS = 40   # of a long answer in a ticket's details (its record, its 治理方案's fields)
 DESCRIPTION_CHARS = 200   # of the description there: with the rest it fits one message
@@ -78,7 +78,7 @@ def summary_card(f: Facts, task_id: str) -> Card:
 
 def owner_card(f: Facts, task_id: str, tz: ZoneInfo, candidates: list[User]) -> Card:
     t = f.ticket
-    pick = Selection("transfer_to", "转派给", tuple((u.id, u.name) for u in candidates[:10])
+    pick = Selection("transfer_to", "转派给", tuple((u.id, u.name) for u in candidates)
                      ) if candidates else None
     return Card(
         task_id=task_id, title=f"隐患整改 {t.number}", description=f.title,
@@ -141,10 +141,10 @@ def line(f: Facts, tz: ZoneInfo, now: datetime) -> str:
 
 
 def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dict[str, str],
-            tz: ZoneInfo) -> Markdown:
-    """The ticket with its record: every audit event and every reminder and escalation sent,
-    in time order. What people typed (the description, the 治理方案, notes and reasons) is
-    `literal`: it shows as typed, never as markup."""
+            tz: ZoneInfo, room: int) -> Markdown:
+    """The ticket with its record, in `room` bytes: every audit event and every reminder and
+    escalation sent, in time order. What people typed (the description, the 治理方案, notes and
+    reasons) is `literal`: it shows as typed, never as markup."""
     t = f.ticket
     level = max((a.level for a in alarms if a.kind is AlarmKind.ESCALATE), default=0)
     lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　等级：{t.grade.value}　"
@@ -167,7 +167,7 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
     head = "\n".join(lines)
     entries = [f"> {when(at, tz)} {who} {what}" + (f"：{literal(_short(note))}" if note else "")
                for at, who, what, note in sorted(record, key=lambda entry: entry[0])]
-    return Markdown(head + "\n" + fit(entries, room=MESSAGE_BYTES - len(head.encode()) - 1,
+    return Markdown(head + "\n" + fit(entries, room=room - len(head.encode()) - 1,
                                       more="> ……（较早的记录从略）", newest_last=True))
 
 
