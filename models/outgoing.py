@@ -44,10 +44,12 @@ class Limits:
 
 # What fits every platform the service can speak: the strictest of each channel's limits
 # (tests/test_channels.py checks it against every registered channel). A handler or a job that
-# does not know the recipient's platform writes within these.
+# does not know the recipient's platform writes within these. DingTalk, the next platform, is
+# counted already where its limits are known: its batchSend names at most 20 people
+# (chat-protocols.md §7.3).
 COMMON = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
                 option_chars=16, card_body_chars=160, per_person_per_minute=30,
-                recipients_per_call=1000)
+                recipients_per_call=20)
 
 
 def limits_of(by_platform: Mapping[str, Limits], platform: str) -> Limits:
