@@ -41,6 +41,7 @@ from models.emergency import EmergencyPolicy
 from models.inbound import Inbound
 from models.inbox import InboxEvent
 from models.outbox import OutboxMessage
+from models.outgoing import limits_of
 from models.sql import release_leases
 from scheduler.jobs import Jobs
 
@@ -88,8 +89,9 @@ def hazard_rules(settings: Settings, media: MediaStore,
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                    plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
     """Scheduled notices go to the home platform: the first connected in the plug-ins' order."""
-    return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media,
-                home_platform(settings, plugins), rules.emergency, settings.modules_on)
+    platform = home_platform(settings, plugins)
+    return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media, platform,
+                rules.emergency, settings.modules_on, limits_of(rules.limits, platform))
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

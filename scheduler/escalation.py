@@ -20,12 +20,20 @@ from models.escalation import AlarmKind, mark_sent, skip_steps, spread_offset
 from models.ladders import Due, DueTicket, claim_due_steps, write_ladders
 from models.org import Area, User
 from models.outbox import Queued, enqueue_many
-from models.outgoing import Button, Card, Markdown, Outgoing, Priority, Selection, Text
+from models.outgoing import (
+    COMMON,
+    Button,
+    Card,
+    Limits,
+    Markdown,
+    Outgoing,
+    Priority,
+    Selection,
+    Text,
+)
 from scheduler.policy import Policy
 
 BATCH = 2000           # tickets armed and steps fired per tick at most; the rest go at the next
-CARD_ROWS = 6          # a WeCom card shows six rows and ten drop-down options
-CARD_OPTIONS = 10
 
 
 class LostRace(Exception):
@@ -38,8 +46,10 @@ async def arm_ladders(policy: Policy, now: datetime) -> int:
     return await write_ladders(policy.ladder, now, BATCH)
 
 
-async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: str) -> int:
-    """Queue the due steps, one message per person and kind; returns the steps fired."""
+async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: str,
+                   limits: Limits = COMMON) -> int:
+    """Queue the due steps, one message per person and kind, within the `limits` of the
+    `platform` they go to; returns the steps fired."""
     opened = policy.calendar.opened_at(now)
     async with transaction():
         # In quiet time only 重大 tickets' steps go out.
@@ -55,7 +65,7 @@ async def fire_due(policy: Policy, catalog: Catalog, now: datetime, platform: st
                and _released(d, opened, now, policy.ladder.spread)]
         if not due:
             return 0
-        await _send(due, catalog, policy, now, platform)
+        await _send(due, catalog, policy, now, platform, limits)
         ids = [d.alarm.id for d in due]
         fired = await mark_sent(ids, now)
         if fired != len(ids):
@@ -72,7 +82,7 @@ def _released(due: Due, opened: datetime | None, now: datetime, spread: timedelt
 
 
 async def _send(due: list[Due], catalog: Catalog, policy: Policy, now: datetime,
-                platform: str) -> None:
+                platform: str, limits: Limits) -> None:
     """One message per person and kind, however many tickets it covers: WeCom drops a
     member's messages beyond 30 a minute."""
     areas = {a.code: a.name for a in await Area.filter(
@@ -90,7 +100,7 @@ async def _send(due: list[Due], catalog: Catalog, policy: Policy, now: datetime,
                      catalog.name_of(d.ticket.category), names.get(d.ticket.owner_id or "", ""))
                 for d in items]
         message = (_reminder(view, now, policy) if kind is AlarmKind.REMIND
-                   else _escalation(view, now))
+                   else _escalation(view, now, limits))
         key = f"alarm:{kind.value}:{person}:{min(d.alarm.id for d in items)}:{len(items)}"
         by_priority[Priority.URGENT if major else Priority.ROUTINE].append(
             Queued(key, message, to_users=[person]))
@@ -144,22 +154,24 @@ def _reminder(rows: list[_Row], now: datetime, policy: Policy) -> Outgoing:
     return Markdown("\n".join(lines))
 
 
-def _escalation(rows: list[_Row], now: datetime) -> Outgoing:
-    """A card with the overdue tickets, who has not acted, and a button to open each."""
+def _escalation(rows: list[_Row], now: datetime, limits: Limits) -> Outgoing:
+    """A card with the overdue tickets, who has not acted, and a button to open each: as many
+    rows and drop-down options as the platform's card holds, the rest counted."""
     def late(row: _Row) -> str:
         return f"超期{_span(now - (row.ticket.deadline or now))}"
 
     nonce = secrets.token_hex(6)
     first = rows[0].ticket.number or ""
-    shown = rows[:CARD_ROWS]
+    shown = rows[:limits.card_rows]
     body = f"共{len(rows)}项，最长{late(rows[0])}。请督促整改责任人处理。"
-    if len(rows) > CARD_ROWS:
-        body += f"另有{len(rows) - CARD_ROWS}项，可在下拉框中选择查看。"
+    if len(rows) > limits.card_rows:
+        body += f"另有{len(rows) - limits.card_rows}项，可在下拉框中选择查看。"
     selection = None
     if len(rows) > 1:
         selection = Selection(key="ticket", title="选择隐患", options=tuple(
-            (row.ticket.number or "", f"{(row.ticket.number or '')[-9:]} {row.area}"[:16])
-            for row in rows[:CARD_OPTIONS]))
+            (row.ticket.number or "",
+             f"{(row.ticket.number or '')[-9:]} {row.area}"[:limits.option_chars])
+            for row in rows[:limits.card_options]))
     return Card(
         task_id=f"esc-{nonce}",
         title="隐患超期督办" + (f"（{len(rows)}项）" if len(rows) > 1 else ""),

@@ -18,6 +18,7 @@ from models import transaction
 from models.catalog import Catalog
 from models.emergency import EmergencyPolicy
 from models.escalation import managers
+from models.outgoing import COMMON, Limits
 from models.schedule import claim_period
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
@@ -55,6 +56,7 @@ class Jobs:
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     modules: Collection[str] = ("hazard", "emergency")   # the plant's modules switched on
+    limits: Limits = COMMON     # what the platform of scheduled notices holds
 
     async def tick(self, now: datetime,
                    stops_tick: Callable[[Exception], bool] = lambda _: False) -> TickReport:
@@ -67,7 +69,7 @@ class Jobs:
             ("dialogs", "", expire_dialogs),
             ("ladders", "hazard", lambda at: arm_ladders(self.policy, at)),
             ("alarms", "hazard",
-             lambda at: fire_due(self.policy, self.catalog, at, self.platform)),
+             lambda at: fire_due(self.policy, self.catalog, at, self.platform, self.limits)),
             ("risk", "hazard", self._risk),
             ("digest", "hazard", self._digest),
             ("monthly", "hazard", self._monthly),
