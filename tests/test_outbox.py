@@ -285,6 +285,7 @@ async def test_failed_deliveries_are_listed_and_sent_again_on_request(
     once more, once the cause (here the app's permission) is mended."""
     world.sim.fail_next("message/send", 48002)
     await world.send("k-retry", Text("整改通知"), "zhangsan")
+    await world.drain()            # alone, so the failure is surely this message's
     await world.send("k-fine", Text("另一条"), "lisi")
     await world.drain()
     message = await OutboxMessage.get(idempotency_key="k-retry")
