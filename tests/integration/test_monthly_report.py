@@ -30,7 +30,7 @@ from models.outbox import OutboxMessage
 from models.outgoing import File
 from scheduler.monthly import MARKDOWN_MAX_BYTES, render_markdown, send_monthly, write_monthly
 from tests.harness import ROOT, Service
-from tests.test_outbox import World, make_world
+from tests.integration.test_outbox import World, make_world
 from tests.webchat_client import Socket, queue
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,7 +1,6 @@
 """Settings: defaults, the optional file, the environment winning, one clear line when wrong;
 where relative paths lead."""
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -128,20 +127,3 @@ def test_the_shipped_defaults_are_found_from_any_directory(
                  s.schedule.risk_rules_file, s.org_file):
         assert Path(path).is_file(), path
     assert list(Path(s.plans_dir).glob("*.toml"))
-
-
-async def test_commands_without_the_category_library_run_when_it_is_broken(
-        fresh_url: str, tmp_path: Path) -> None:
-    broken = tmp_path / "categories.toml"
-    broken.write_text("[[categories]]\ncode = \n", encoding="utf-8")
-    env = {"SAFETYBOT_DATABASE_URL": fresh_url, "SAFETYBOT_LOG_LEVEL": "WARNING",
-           "SAFETYBOT_HAZARD_CATEGORIES_FILE": str(broken)}
-    for command in (["migrate"], ["load-org"], ["inbox", "parked"]):
-        done = await asyncio.to_thread(cli, *command, env=env)
-        assert done.returncode == 0, (command, done.stderr)
-    for command in (["check-config"], ["serve"]):
-        stopped = await asyncio.to_thread(cli, *command, env=env)
-        assert stopped.returncode == 2
-        assert stopped.stderr.startswith(
-            "safetybot: bad setting SAFETYBOT_HAZARD_CATEGORIES_FILE: ")
-        assert stopped.stderr.count("\n") == 1

@@ -27,7 +27,7 @@ from simulator.wecom import WeComSimulator
 from tests.harness import cli, settled
 from tests.plant import DEMO_ORG, Person, plant
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 DEMO_PLANS = ROOT / "config" / "plans"
 CHATS = ("emergency01", "emergency02", "emergency03")       # NH3, FIRE, GENERAL
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)

@@ -14,7 +14,7 @@ from models import transaction
 from models.audit import AuditEvent
 from models.org import Area, Department, RiskColor, Role, User, every_area
 
-DEMO = Path(__file__).parents[1] / "config" / "demo-org.toml"
+DEMO = Path(__file__).parents[2] / "config" / "demo-org.toml"
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 
 # users[0..3] are zhangsan, lisi, wangwu, zhaoliu; areas[0..1] are A1, A3.
