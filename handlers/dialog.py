@@ -44,9 +44,10 @@ async def _as_given(_: Any, text: str) -> str:
 
 
 class Step:
-    """One question of a dialog: what it asks (a text, or a function of the dialog that may
-    return a card), and how a typed answer parses (raising `Retry`/`Reask` when it does not).
-    The parsed value is kept in the dialog's data under the step's name."""
+    """One question of a dialog: what it asks (a text, or a function of the dialog that returns
+    a text, a card, or None when it sent the question itself), and how a typed answer parses
+    (raising `Retry`/`Reask` when it does not). The parsed value is kept in the dialog's data
+    under the step's name."""
 
     def __init__(self, asks: Question, parse: Parser = _as_given) -> None:
         self.asks = asks
@@ -87,6 +88,7 @@ class Dialog(Generic[S]):
         self.row = row
         self.subject = subject
         self.moved = False     # the dialog asked, closed or finished in this event
+        self.lead = ""         # what goes before the question being asked (see `reask`)
 
     # --- what a kind of dialog may override -------------------------------------------------
 
@@ -169,15 +171,18 @@ class Dialog(Generic[S]):
         await self.reask(lead)
 
     async def reask(self, lead: str = "") -> None:
-        """Ask the open question again, after `lead` (why the last answer did not fit)."""
+        """Ask the open question again, after `lead` (why the last answer did not fit). A step
+        that asks by itself (its question returns None) finds `lead` in `self.lead`."""
+        self.lead = lead
         question = await self.steps[self.step].question(self)
+        if question is None:
+            return
         if isinstance(question, str):
             await self.say(Text(f"{lead}\n{question}" if lead else question))
             return
         if lead:
             await self.say(Text(lead))
-        if question is not None:
-            await self.say(question)
+        await self.say(question)
 
     async def say(self, message: Outgoing) -> None:
         """A message to the person in the dialog, at the dialog's priority."""

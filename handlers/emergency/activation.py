@@ -96,14 +96,14 @@ class ActivationDialog(Dialog[Activation]):
     async def _ask_plan(self) -> None:
         plans = await active_plans()
         choices = "\n".join(f"{n}. {p.name}" for n, p in enumerate(plans, 1))
-        await self.say(Text(f"{self.hint}请回复序号选择要启动的预案：\n{choices}\n"
+        await self.say(Text(f"{self.lead}请回复序号选择要启动的预案：\n{choices}\n"
                             "回复“取消”放弃。"))
         await self.say(pick_card(self.subject, plans))
 
     async def _ask_level(self) -> None:
         plan = await Plan.get(code=self.subject.plan_id or "")
         choices = "\n".join(f"{n}. {name}" for n, name in enumerate(plan.level_names, 1))
-        await self.say(Text(f"{self.hint}{plan.name}：请回复序号选择响应级别：\n{choices}\n"
+        await self.say(Text(f"{self.lead}{plan.name}：请回复序号选择响应级别：\n{choices}\n"
                             "回复“取消”放弃。"))
 
     async def _plan(self, text: str) -> None:
@@ -127,7 +127,6 @@ class ActivationDialog(Dialog[Activation]):
 
     plan = Step(_ask_plan, _plan)
     level = Step(_ask_level, _level)
-    hint = ""
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> Activation | None:
@@ -150,10 +149,6 @@ class ActivationDialog(Dialog[Activation]):
         if not self.subject.plan_id:
             return "plan"
         return None if self.subject.level else "level"
-
-    async def reask(self, lead: str = "") -> None:
-        self.hint = lead          # the hint leads the question, in the same message
-        await self.steps[self.step].question(self)
 
     async def cancel(self) -> None:
         await self.close()

@@ -157,12 +157,6 @@ class ReportDialog(Dialog[Ticket]):
         """What a question may take of one message, after its lead."""
         return self.ctx.limits.message_bytes - len(f"{self.lead}\n".encode())
 
-    lead = ""
-
-    async def reask(self, lead: str = "") -> None:
-        self.lead = lead
-        await super().reask(lead)
-
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> Ticket | None:
         return await Ticket.get_or_none(id=row.ticket_id or 0, status=Status.DRAFT)
