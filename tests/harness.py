@@ -11,16 +11,21 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
 from tortoise import connections
 
-from bot.app import create_app
+from bot.app import create_app, hazard_rules
 from bot.clock import ManualClock
+from bot.inbox import InboxWorker
+from bot.media import MediaStore
 from bot.settings import Settings, load_settings
+from handlers.router import Router
 from models import DATABASE
+from models.inbound import Inbound, InboundKind
+from models.inbox import InboxEvent, InboxStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -186,3 +191,37 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
         raise AssertionError(f"{proc.args!r} did not stop on SIGTERM within "
                              f"{STOP_SECONDS} s") from None
+
+
+# An inbox worker of a router of the test's own, run by hand.
+
+
+def text(user: str, n: int, body: str) -> Inbound:
+    return Inbound(platform="wecom", user_id=user, kind=InboundKind.TEXT,
+                   dedup_key=f"t:{user}:{n}", text=body)
+
+
+class Worker(NamedTuple):
+    inbox: InboxWorker
+    clock: ManualClock          # the worker's now, which `drain` moves
+
+
+def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
+           ) -> Worker:
+    settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
+    media = MediaStore(settings_dir)
+    clock = ManualClock()
+    return Worker(InboxWorker(settings, channels={}, media=media, router=router,
+                              rules=hazard_rules(settings, media), clock=clock,
+                              instance="test-worker", on_handled=lambda: None), clock)
+
+
+async def drain(w: Worker) -> None:
+    """Run the worker until nothing is pending; a failed event's next try is reached by moving
+    the worker's clock past its backoff, not by waiting for it."""
+    for _ in range(200):
+        await w.inbox.run_once()
+        if not await InboxEvent.filter(status=InboxStatus.PENDING).exists():
+            return
+        w.clock.advance(60)           # past any try's backoff (at most a minute)
+    raise AssertionError("inbox did not drain")

@@ -4,16 +4,13 @@ and nothing lost or doubled across a restart."""
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import SUPERVISOR, hazard_rules, instance_name
-from bot.clock import ManualClock, utc_now
+from bot.app import SUPERVISOR, instance_name
+from bot.clock import utc_now
 from bot.db import connect_params
-from bot.inbox import InboxWorker
-from bot.media import MediaStore
 from handlers.router import Context, Router
 from models import transaction
 from models.inbound import Inbound, InboundKind
@@ -22,38 +19,7 @@ from models.org import User
 from models.outbox import OutboxDelivery, OutboxMessage, enqueue
 from models.outgoing import Text
 from simulator.wecom import WeComSimulator
-from tests.harness import BACKEND, Service, service_settings, settled
-
-
-def text(user: str, n: int, body: str) -> Inbound:
-    return Inbound(platform="wecom", user_id=user, kind=InboundKind.TEXT,
-                   dedup_key=f"t:{user}:{n}", text=body)
-
-
-class Worker(NamedTuple):
-    inbox: InboxWorker
-    clock: ManualClock          # the worker's now, which `drain` moves
-
-
-def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
-           ) -> Worker:
-    settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
-    media = MediaStore(settings_dir)
-    clock = ManualClock()
-    return Worker(InboxWorker(settings, channels={}, media=media, router=router,
-                              rules=hazard_rules(settings, media), clock=clock,
-                              instance="test-worker", on_handled=lambda: None), clock)
-
-
-async def drain(w: Worker) -> None:
-    """Run the worker until nothing is pending; a failed event's next try is reached by moving
-    the worker's clock past its backoff, not by waiting for it."""
-    for _ in range(200):
-        await w.inbox.run_once()
-        if not await InboxEvent.filter(status=InboxStatus.PENDING).exists():
-            return
-        w.clock.advance(60)           # past any try's backoff (at most a minute)
-    raise AssertionError("inbox did not drain")
+from tests.harness import BACKEND, Service, drain, service_settings, settled, text, worker
 
 
 async def test_each_persons_events_in_order_people_in_parallel(
