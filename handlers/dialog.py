@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from handlers.router import Context
 from models.dialog import Dialog as DialogRow
-from models.dialog import ask, close_dialog, go_back, open_dialog
+from models.dialog import ask, close_dialog, forget_answer, go_back, open_dialog
 from models.inbound import InboundKind
 from models.outgoing import Outgoing, Priority, Text
 
@@ -253,8 +253,7 @@ class Dialog(Generic[S]):
 
     async def went_back(self, step: str) -> None:
         """Back at `step`: its answer is forgotten so it can be given again."""
-        self.row.data = {k: v for k, v in self.row.data.items() if k != step}
-        await self.row.save()
+        await forget_answer(self.row, step)
         await self.reask()
 
 

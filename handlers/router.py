@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from models.catalog import Catalog
-from models.dialog import Dialog, sender_with_dialog
+from models.dialog import Dialog, dialog_of, sender_with_dialog
 from models.emergency import EmergencyPolicy
 from models.inbound import Inbound, InboundKind
 from models.inbox import inbox_put
@@ -65,7 +65,7 @@ class Context:
         read with the sender; later ones read it again, as this event may have changed it."""
         dialog, self.preloaded = self.preloaded, None
         if dialog is None:
-            dialog = await Dialog.get_or_none(user_id=self.me.id)
+            dialog = await dialog_of(self.me.id)
         return dialog if dialog is not None and kind in ("", dialog.kind) else None
 
     @property

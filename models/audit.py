@@ -41,3 +41,9 @@ async def record(
         at=at, actor=actor, action=action, subject_type=subject_type, subject_id=subject_id,
         from_state=from_state, to_state=to_state, note=note, data=data or {},
     )
+
+
+async def history(subject_type: str, subject_id: str) -> list[AuditEvent]:
+    """Everything on record about one subject, in the order it happened."""
+    return list(await AuditEvent.filter(subject_type=subject_type, subject_id=subject_id
+                                         ).order_by("id"))

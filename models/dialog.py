@@ -63,6 +63,23 @@ async def go_back(dialog: Dialog, now: datetime, idle: timedelta) -> str | None:
     return dialog.step
 
 
+async def dialog_of(user_id: str) -> Dialog | None:
+    """The person's open question as stored now (an event may have changed it since the one
+    read with the sender)."""
+    return await Dialog.get_or_none(user_id=user_id)
+
+
+async def save_data(dialog: Dialog) -> None:
+    """Keep the dialog's answers (`data`) as they are now, the question staying as asked."""
+    await dialog.save()
+
+
+async def forget_answer(dialog: Dialog, step: str) -> None:
+    """Back at `step` (返回): its answer is forgotten so it can be given again."""
+    dialog.data = {k: v for k, v in dialog.data.items() if k != step}
+    await dialog.save()
+
+
 async def close_dialog(user_id: str) -> None:
     await Dialog.filter(user_id=user_id).delete()
 

@@ -170,6 +170,18 @@ async def new_card(ticket: Ticket, purpose: CardPurpose, recipients: list[str],
                                    created_at=now)
 
 
+async def clicked_card(task_id: str, purpose: CardPurpose) -> TicketCard | None:
+    """The card a button key names, with its ticket read in the same query; None for a key
+    nobody issued (forged, replayed from another purpose, or from another system)."""
+    return await TicketCard.filter(task_id=task_id, purpose=purpose.value) \
+        .select_related("ticket").first()
+
+
+async def card_as_stored(task_id: str) -> TicketCard:
+    """The card as it is now: after a lost `decide_card`, who decided first."""
+    return await TicketCard.get(task_id=task_id)
+
+
 async def decide_card(card: TicketCard, actor: str, decision: str, now: datetime) -> bool:
     """Mark a card decided; False when someone decided first (the click came too late)."""
     won = await TicketCard.filter(task_id=card.task_id, decided_by__isnull=True).update(
@@ -500,6 +512,35 @@ async def transfer_candidates(ticket: Ticket, limit: int) -> list[User]:
 async def new_draft(reporter_id: str, photos: Sequence[str], now: datetime) -> Ticket:
     return await Ticket.create(reporter_id=reporter_id, photos=list(photos), created_at=now,
                                updated_at=now)
+
+
+async def save_draft(draft: Ticket, now: datetime) -> None:
+    """Keep the report dialog's answers on the draft. Saved whole, with no version check: only
+    its reporter's events change a draft's answers, and they are handled one at a time."""
+    draft.updated_at = now
+    await draft.save()
+
+
+async def draft_by_id(ticket_id: int | None) -> Ticket | None:
+    """The draft a report dialog fills; None once it was filed, cancelled or linked."""
+    return await Ticket.get_or_none(id=ticket_id, status=Status.DRAFT) if ticket_id else None
+
+
+async def ticket_by_id(ticket_id: int | None) -> Ticket | None:
+    """The ticket a question is about, in whatever state; None for a question about none."""
+    return await Ticket.get_or_none(id=ticket_id) if ticket_id else None
+
+
+async def tickets_by_id(ids: Sequence[int]) -> list[Ticket]:
+    """These tickets in one query, in the order given (the choices of a 已整改 with several
+    tickets open)."""
+    found = {t.id: t for t in await Ticket.filter(id__in=list(ids))}
+    return [found[i] for i in ids if i in found]
+
+
+async def ticket_numbered(number: str) -> Ticket | None:
+    """The ticket with this number (HZ-20261129-0007), as people type it."""
+    return await Ticket.get_or_none(number=number)
 
 
 async def last_draft(reporter_id: str) -> Ticket | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -178,6 +179,15 @@ async def every_area() -> tuple[Area, ...]:
     return await _AREAS.load()
 
 
+async def user_names(ids: Iterable[str]) -> dict[str, str]:
+    """People's names by id, however many (a board names thousands of responders). For a
+    card's few people and its area, `names_of` is one round trip with both."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return dict(await User.filter(id__in=wanted).values_list("id", "name"))
+
+
 async def names_of(users: list[str], area: str | None) -> tuple[dict[str, str], str | None]:
     """The people's names and the area's, in one round trip: every card and every line of a
     ticket list needs them, and two ORM queries cost twice the CPU of this one."""
@@ -202,6 +212,17 @@ def _names_sql(users: str, count: int, areas: str, area: bool, dialect: str) -> 
         parts.append(f"SELECT 'area' AS kind, \"code\" AS ref, \"name\" FROM \"{areas}\" "
                      f"WHERE \"code\" = {marks[count]}")
     return " UNION ALL ".join(parts)
+
+
+async def person(user_id: str) -> User | None:
+    """Whom a record names (a ticket's reporter, a card's decider, a commander), active or
+    not: a name on record outlives the person's membership."""
+    return await User.get_or_none(id=user_id)
+
+
+async def active_member(user_id: str) -> User | None:
+    """The active member with this id (a person picked from a card's list)."""
+    return await User.get_or_none(id=user_id, active=True)
 
 
 async def member_named(text: str) -> User | None:

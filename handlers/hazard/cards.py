@@ -23,12 +23,15 @@ from models.hazard import (
     Stale,
     Ticket,
     TicketCard,
+    card_as_stored,
+    clicked_card,
     decide_card,
     new_card,
     principals,
+    ticket_by_id,
     transfer_candidates,
 )
-from models.org import User
+from models.org import person
 from models.outgoing import CardUpdate, Image, Text
 
 ACTIONS = {
@@ -69,8 +72,7 @@ async def open_click(ctx: Context, purpose: CardPurpose) -> Click | None:
     card = None
     if len(parts) == 3 and parts[1] in ACTIONS[purpose] and (
             not ctx.event.task_id or ctx.event.task_id == parts[2]):
-        card = await TicketCard.filter(task_id=parts[2], purpose=purpose.value) \
-            .select_related("ticket").first()
+        card = await clicked_card(parts[2], purpose)
     if card is None:
         await unknown_card(ctx)
         return None
@@ -88,7 +90,7 @@ async def open_click(ctx: Context, purpose: CardPurpose) -> Click | None:
 
 async def _handled_by(card: TicketCard) -> str:
     if card.decided_by:
-        who = await User.get_or_none(id=card.decided_by)
+        who = await person(card.decided_by)
         return f"该事项已由{who.name if who else card.decided_by}处理，无需再次操作。"
     return HANDLED
 
@@ -96,7 +98,7 @@ async def _handled_by(card: TicketCard) -> str:
 async def settle(ctx: Context, click: Click, shown: str) -> bool:
     """Record the click as the card's decision and grey it out for everyone who got it."""
     if not await decide_card(click.card, ctx.me.id, click.action, ctx.now):
-        await ctx.reply(Text(await _handled_by(await TicketCard.get(task_id=click.card.task_id))))
+        await ctx.reply(Text(await _handled_by(await card_as_stored(click.card.task_id))))
         return False
     if ctx.event.response_code:
         await ctx.send(CardUpdate(ctx.event.response_code, f"已由{ctx.me.name}{shown}"))
@@ -177,7 +179,7 @@ class TicketDialog(Dialog[Ticket]):
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> Ticket | None:
-        return await Ticket.get_or_none(id=row.ticket_id) if row.ticket_id else None
+        return await ticket_by_id(row.ticket_id)
 
     @classmethod
     async def resend(cls, ctx: Context, ticket: Ticket) -> None:

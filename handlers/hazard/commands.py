@@ -9,12 +9,13 @@ from handlers.hazard.cards import guarded
 from handlers.hazard.rectify import NUMBER
 from handlers.hazard.views import details, facts, line
 from handlers.router import Context, Router
-from models.audit import AuditEvent, record
+from models.audit import history, record
 from models.escalation import fired
-from models.hazard import ACTIVE, LABELS, Status, Ticket, cancel, is_manager
+from models.hazard import ACTIVE, LABELS, Status, cancel, is_manager, ticket_numbered
 from models.inbound import InboundKind
-from models.org import User, every_area
+from models.org import every_area, user_names
 from models.outgoing import Markdown, Text, fit
+from models.ticket_lists import active_filed, filed_since, reported, to_rectify, to_review
 
 router = Router()
 clicks = Router()      # card buttons that only show something
@@ -26,21 +27,16 @@ CANCEL = re.compile(r"^取消\s*(HZ-\d{8}-\d{4})\s*(.*)$")
 @router.text("我的隐患", "我的上报")
 async def mine(ctx: Context) -> None:
     me = ctx.me.id
-    sections = (
-        ("我负责整改", Ticket.filter(owner_id=me, status__in=[Status.OPEN, Status.PLAN])),
-        ("待我复查", Ticket.filter(reviewer_id=me, status=Status.SUBMITTED)),
-        ("我上报的", Ticket.filter(reporter_id=me).exclude(
-            status__in=[Status.DRAFT, Status.LINKED])),
-    )
+    sections = (("我负责整改", to_rectify), ("待我复查", to_review), ("我上报的", reported))
     lines = []
-    for title, query in sections:
-        tickets = await query.order_by("-id").limit(LISTED)
-        if len(tickets) == LISTED and (count := await query.count()) > LISTED:
-            title = f"{title}（共{count}项，列出最近{LISTED}项）"
-        if tickets:
+    for title, section in sections:
+        newest = await section(me, LISTED)
+        if newest.total > LISTED:
+            title = f"{title}（共{newest.total}项，列出最近{LISTED}项）"
+        if newest.tickets:
             lines.append(f"**{title}**")
             lines += [line(await facts(t, ctx.rules.catalog), ctx.rules.tz, ctx.now)
-                      for t in tickets]
+                      for t in newest.tickets]
     if not lines:
         await ctx.reply(Text("目前没有与您有关的隐患。发送照片即可上报。"))
         return
@@ -63,16 +59,15 @@ async def view_from_card(ctx: Context) -> None:
 
 
 async def _details(ctx: Context, number: str) -> None:
-    ticket = await Ticket.get_or_none(number=number)
+    ticket = await ticket_numbered(number)
     if ticket is None:
         await ctx.reply(Text(f"没有找到隐患 {number}。"))
         return
-    history = await AuditEvent.filter(subject_type="ticket", subject_id=str(ticket.id)
-                                      ).order_by("id")
+    events = await history("ticket", str(ticket.id))
     alarms = await fired(ticket.id)
-    people = {e.actor for e in history}.union(*(a.recipients for a in alarms))
-    names = {u.id: u.name for u in await User.filter(id__in=people)}
-    await ctx.reply(details(await facts(ticket, ctx.rules.catalog), history, alarms, names,
+    people = {e.actor for e in events}.union(*(a.recipients for a in alarms))
+    names = await user_names(people)
+    await ctx.reply(details(await facts(ticket, ctx.rules.catalog), events, alarms, names,
                             ctx.rules.tz, ctx.limits.message_bytes))
 
 
@@ -86,11 +81,10 @@ async def statistics(ctx: Context) -> None:
         return
     local = ctx.local(ctx.now)
     month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    filed = Ticket.filter(number__isnull=False).exclude(status=Status.CANCELLED)
-    active = await filed.filter(status__in=ACTIVE)
+    active = await active_filed()
     overdue = [t for t in active if t.status is Status.OPEN and t.deadline and
                t.deadline < ctx.now]
-    this_month = await filed.filter(created_at__gte=month)
+    this_month = await filed_since(month)
     closed = [t for t in this_month if t.status is Status.CLOSED]
     rate = f"{len(closed) / len(this_month):.0%}" if this_month else "—"
     lines = [f"**隐患统计（截至{local:%m月%d日 %H:%M}）**",
@@ -114,7 +108,7 @@ async def statistics(ctx: Context) -> None:
 async def cancel_ticket(ctx: Context) -> None:
     found = CANCEL.match(ctx.event.text.strip())
     assert found is not None
-    ticket = await Ticket.get_or_none(number=found.group(1))
+    ticket = await ticket_numbered(found.group(1))
     if ticket is None:
         await ctx.reply(Text(f"没有找到隐患 {found.group(1)}。"))
         return

@@ -40,10 +40,13 @@ from models.hazard import (
     open_tickets_of,
     request_extension,
     submit_evidence,
+    ticket_by_id,
+    ticket_numbered,
+    tickets_by_id,
     transfer,
 )
 from models.inbound import InboundKind
-from models.org import User, member_named
+from models.org import User, active_member, member_named, person
 from models.outgoing import Text
 
 router = Router()          # the owner's typed words
@@ -98,8 +101,9 @@ class EvidenceDialog(TicketDialog):
             return
         await self.close()
         await review_cards(ctx, ticket)
-        reviewer = await User.get(id=ticket.reviewer_id or "")
-        await ctx.reply(Text(f"{ticket.number} 已提交复查，复查人：{reviewer.name}。"))
+        reviewer = await person(ticket.reviewer_id or "")
+        await ctx.reply(Text(f"{ticket.number} 已提交复查，复查人："
+                             f"{reviewer.name if reviewer else ticket.reviewer_id}。"))
 
 
 async def _reason(dialog: Dialog[Any], text: str) -> str:
@@ -155,31 +159,31 @@ class TransferDialog(TicketDialog):
     who = Step(_ask_who, _who)
 
 
-class PickDialog(Dialog[list[int]]):
+class PickDialog(Dialog[list[Ticket]]):
     """Which of the owner's open tickets is meant; then the dialog asked for (`then`)."""
 
     kind = "pick"
 
     async def _ask_pick(self) -> str:
-        mine = [await Ticket.get(id=i) for i in self.subject]
+        mine = self.subject
         titles = [(await facts(t, self.ctx.rules.catalog)).title for t in mine]
         choices = "\n".join(f"{i}. {t.number} {title}"
                             for i, (t, title) in enumerate(zip(mine, titles, strict=True), 1))
         return f"您有{len(mine)}项整改中的隐患，请回复序号选择：\n{choices}"
 
     async def _pick(self, text: str) -> None:
-        ids = self.subject
-        if not (text.isdigit() and 1 <= int(text) <= len(ids)):
-            raise Retry(f"请回复 1 到 {len(ids)} 之间的序号，或回复“取消”。")
+        mine = self.subject
+        if not (text.isdigit() and 1 <= int(text) <= len(mine)):
+            raise Retry(f"请回复 1 到 {len(mine)} 之间的序号，或回复“取消”。")
         self.moved = True
-        await _start(self.ctx, await Ticket.get(id=ids[int(text) - 1]), self.data["then"],
+        await _start(self.ctx, mine[int(text) - 1], self.data["then"],
                      carried=self.data.get("photos"))
 
     pick = Step(_ask_pick, _pick)
 
     @classmethod
-    async def load(cls, ctx: Context, row: DialogRow) -> list[int]:
-        return list(row.data["ids"])
+    async def load(cls, ctx: Context, row: DialogRow) -> list[Ticket]:
+        return await tickets_by_id(row.data["ids"])
 
 
 async def _start(ctx: Context, ticket: Ticket, kind: str, *, from_card: bool = False,
@@ -219,7 +223,7 @@ async def owner_clicked(ctx: Context) -> None:
         return
     chosen = ctx.event.selected.get("transfer_to", [])
     if click.action == "transfer" and chosen:
-        to = await User.get_or_none(id=chosen[0], active=True)
+        to = await active_member(chosen[0])
         if to is not None:
             await _transfer(ctx, ticket, to)
             return
@@ -249,7 +253,7 @@ async def transfer_typed(ctx: Context) -> None:
 async def _photos_sent_first(ctx: Context) -> list[str]:
     """Photos sent just before 已整改 opened a report draft; they are the evidence instead."""
     row = await ctx.dialog("report")
-    draft = await Ticket.get_or_none(id=row.ticket_id or 0) if row else None
+    draft = await ticket_by_id(row.ticket_id) if row else None
     if draft is None or draft.area_id or draft.category or draft.description:
         return []
     await cancel(draft, ctx.me, "照片用作整改照片", ctx.now)
@@ -270,7 +274,7 @@ async def _pick_then(ctx: Context, kind: str) -> None:
     before 已整改 taken as its evidence, so a refused 已整改 leaves a report draft as it was."""
     named = NUMBER.search(ctx.event.text)
     if named:
-        ticket = await Ticket.get_or_none(number=named.group())
+        ticket = await ticket_numbered(named.group())
         if ticket is None:
             await ctx.reply(Text(f"没有找到隐患 {named.group()}。"))
             return
@@ -289,7 +293,7 @@ async def _pick_then(ctx: Context, kind: str) -> None:
     if len(mine) == 1:
         await _start(ctx, mine[0], kind, carried=carried)
         return
-    await PickDialog.start(ctx, [t.id for t in mine],
+    await PickDialog.start(ctx, mine,
                            data={"then": kind, "ids": [t.id for t in mine], "photos": carried})
 
 

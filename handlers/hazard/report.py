@@ -18,7 +18,7 @@ from handlers.replies import photo_refused
 from handlers.router import Context, Router
 from models.catalog import Grade, area_answer, area_in_text, area_near
 from models.dialog import Dialog as DialogRow
-from models.dialog import close_dialog
+from models.dialog import close_dialog, save_data
 from models.hazard import (
     CardPurpose,
     Refused,
@@ -26,6 +26,7 @@ from models.hazard import (
     Ticket,
     assignment,
     cancel,
+    draft_by_id,
     file_ticket,
     find_repeat,
     has_open_tickets,
@@ -33,9 +34,10 @@ from models.hazard import (
     link_repeat,
     new_card,
     new_draft,
+    save_draft,
 )
 from models.inbound import InboundKind
-from models.org import Area, User, every_area
+from models.org import Area, every_area, person
 from models.outgoing import Outgoing, Text
 
 router = Router()          # what starts a report
@@ -89,7 +91,7 @@ class ReportDialog(Dialog[Ticket]):
         draft = self.subject
         card = await new_card(draft, CardPurpose.SUMMARY, [self.ctx.me.id], self.ctx.now)
         self.remember(card=card.task_id)
-        await self.row.save()
+        await save_data(self.row)
         return summary_card(await facts(draft, self.ctx.rules.catalog), card.task_id)
 
     async def _area(self, text: str) -> None:
@@ -159,7 +161,7 @@ class ReportDialog(Dialog[Ticket]):
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> Ticket | None:
-        return await Ticket.get_or_none(id=row.ticket_id or 0, status=Status.DRAFT)
+        return await draft_by_id(row.ticket_id)
 
     @classmethod
     async def gone(cls, ctx: Context, row: DialogRow) -> None:
@@ -196,12 +198,8 @@ class ReportDialog(Dialog[Ticket]):
             draft.defect_type, draft.defect_reason = hint.defect_type, hint.defect_reason
             changed = True
         if changed:
-            await self.save()
+            await save_draft(draft, self.ctx.now)
         await self.ask(step, lead)
-
-    async def save(self) -> None:
-        self.subject.updated_at = self.ctx.now
-        await self.subject.save()
 
     async def screen(self, text: str) -> None:
         if text in TRIGGERS or text == RESUME:
@@ -221,7 +219,7 @@ class ReportDialog(Dialog[Ticket]):
 
     async def went_back(self, step: str) -> None:
         _clear(self.subject, step)
-        await self.save()
+        await save_draft(self.subject, self.ctx.now)
         await self.reask()
 
     async def photo(self) -> None:
@@ -265,8 +263,8 @@ class ReportDialog(Dialog[Ticket]):
         self.remember(photo_at=ctx.now.isoformat())
         if quiet:
             if added:
-                await self.save()
-            await self.row.save()
+                await save_draft(draft, ctx.now)
+            await save_data(self.row)
             return
         owner_hint = ""
         if len(draft.photos) == 1 and await has_open_tickets(ctx.me.id):
@@ -427,7 +425,8 @@ async def _link(ctx: Context, draft: Ticket, original: Ticket) -> None:
     f = await facts(original, ctx.rules.catalog)
     await ctx.reply(Text(f"该隐患与已登记的 {original.number}（{f.title}，整改责任人{f.owner}）"
                          "相同，已合并记录，无需重复登记。感谢您的上报！"))
-    reporter = await User.get(id=draft.reporter_id)
-    await ctx.send(Text(f"{original.number}（{f.title}）被{reporter.name}再次上报，"
+    reporter = await person(draft.reporter_id)
+    await ctx.send(Text(f"{original.number}（{f.title}）被"
+                        f"{reporter.name if reporter else draft.reporter_id}再次上报，"
                         f"累计{original.reports}次，请抓紧整改。"),
                    to_users=[original.owner_id or ""])
