@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 from tortoise import fields
 from tortoise.expressions import F
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from models.audit import record
-from models.org import Area, Role, User, every_area, people_with
+from models.org import Area, Role, User, every_area, people_with, user_names
 from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, Queued, enqueue_many
 from models.outgoing import Button, Card, Markdown, Priority, fit
 from models.sql import insert_many
@@ -184,6 +185,58 @@ class Responder(Model):
         indexes = (("next_remind_at",), ("task_id",))
 
 
+async def new_activation(status: ActivationStatus, raised_by: str, note: str, now: datetime, *,
+                         plan_id: str | None, area_id: str | None, level: str = "",
+                         drill: bool = False, commander: str = "") -> Activation:
+    """An alarm (一键报警, `ALARM`) or a commander's request to start a plan (`CONFIRMING`),
+    with a fresh random token: the secret part of its cards' button keys."""
+    return await Activation.create(
+        status=status, plan_id=plan_id, level=level, area_id=area_id, drill=drill,
+        token=secrets.token_hex(8), raised_by=raised_by, commander=commander, note=note,
+        created_at=now)
+
+
+async def activation_by_id(activation_id: int) -> Activation | None:
+    return await Activation.get_or_none(id=activation_id)
+
+
+async def activations_by_id(ids: Collection[int]) -> dict[int, Activation]:
+    """These activations, by id, in one query."""
+    return {a.id: a for a in await Activation.filter(id__in=ids)}
+
+
+async def choose(activation: Activation, *, plan_id: str | None = None,
+                 level: str | None = None) -> None:
+    """The plan or the level chosen for a request being confirmed, stored and set on
+    `activation`. No compare-and-set: the last choice stands, and 确认启动 is decided by the
+    status (`move`)."""
+    chosen: dict[str, Any] = {}
+    if plan_id is not None:
+        chosen["plan_id"] = plan_id
+    if level is not None:
+        chosen["level"] = level
+    await Activation.filter(id=activation.id).update(**chosen)
+    activation.update_from_dict(chosen)
+
+
+async def active_responses(commander: str | None = None) -> list[Activation]:
+    """The active responses in the order they started; only `commander`'s when given."""
+    active = Activation.filter(status=ActivationStatus.ACTIVE).order_by("id")
+    if commander is not None:
+        active = active.filter(commander=commander)
+    return list(await active)
+
+
+async def joinable(activation: Activation, plan: Plan, since: datetime) -> Activation | None:
+    """The earliest active response of the same plan, area and kind (drill or not) started
+    since `since`: a second 确认启动 joins it instead of calling everyone again. Call it with
+    the plan locked (`lock_plan`), so two confirmations are decided one after the other."""
+    return await Activation.filter(
+        status=ActivationStatus.ACTIVE, plan_id=plan.code, area_id=activation.area_id,
+        drill=activation.drill, activated_at__gte=since,
+    ).exclude(id=activation.id).order_by("id").first()
+
+
 async def audit(activation: Activation, actor: str, action: str, now: datetime,
                 from_state: str = "", note: str = "") -> None:
     await record(at=now, actor=actor, action=action, subject_type="activation",
@@ -258,6 +311,43 @@ async def _responder_card(activation: Activation, plan: Plan, task_id: str) -> C
         body="；".join(plan.steps[:2])[:160],
         buttons=(Button("收到", f"{key}:ok", 1), Button("无法到场", f"{key}:no", 2)),
     )
+
+
+async def responder(activation: Activation, user_id: str) -> Responder | None:
+    """The person's row in this activation: None when it never called them."""
+    return await Responder.get_or_none(activation_id=activation.id, user_id=user_id)
+
+
+def _waiting(user_id: str) -> QuerySet[Responder]:
+    """The person's calls not answered yet, in responses still active."""
+    return Responder.filter(user_id=user_id, answer="", activation__status=ActivationStatus.ACTIVE)
+
+
+async def calls_waiting(user_id: str) -> int:
+    return await _waiting(user_id).count()
+
+
+async def last_call_waiting(user_id: str) -> tuple[Responder, Activation] | None:
+    """The newest call the person has not answered, with its activation: what a typed 收到
+    answers."""
+    row = await _waiting(user_id).order_by("-id").first()
+    if row is None:
+        return None
+    return row, await Activation.get(id=row.activation_id)
+
+
+async def answer_call(row: Responder, answer: str, now: datetime, *, late: bool = False) -> bool:
+    """Record the answer (收到 / 无法到场) once, and stop the reminders; False when an answer
+    was recorded first (a second click, a typed 收到 beside the card's). `late`: it came after
+    the close, kept on record but counted nowhere."""
+    won = await Responder.filter(id=row.id, answer="").update(
+        answer=answer, answered_at=now, next_remind_at=None, **({"late": True} if late else {}))
+    return bool(won)
+
+
+async def stop_reminders(activation: Activation) -> None:
+    """The response is over: nobody is reminded of it any more."""
+    await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
 
 
 async def responders_to_remind(now: datetime, limit: int) -> list[Responder]:
@@ -358,7 +448,7 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
     """Who acknowledged and when, who cannot come, who has not answered, who could not be
     reached. Answers after the close are not counted here."""
     rows = await Responder.filter(activation_id=activation.id).order_by("answered_at", "id")
-    names = dict(await User.filter(id__in=[r.user_id for r in rows]).values_list("id", "name"))
+    names = await user_names(r.user_id for r in rows)
     lost = await undeliverable(activation)
     start = activation.activated_at or activation.created_at
     acked = [r for r in rows if r.answer == ANSWERS["ok"] and not r.late]
@@ -383,7 +473,7 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
 async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
     """The close: how long it lasted and each person's response time."""
     rows = await Responder.filter(activation_id=activation.id).order_by("answered_at", "id")
-    names = dict(await User.filter(id__in=[r.user_id for r in rows]).values_list("id", "name"))
+    names = await user_names(r.user_id for r in rows)
     start = activation.activated_at or activation.created_at
     end = activation.closed_at or start
     acked = [r for r in rows if r.answer and not r.late]
@@ -414,6 +504,22 @@ def may_activate(user: User) -> bool:
 
 async def active_plans() -> list[Plan]:
     return list(await Plan.filter(active=True).order_by("code"))
+
+
+async def active_plan(code: str) -> Plan | None:
+    """The plan with this code, if it is in force (a plan picked from a card's list)."""
+    return await Plan.get_or_none(code=code, active=True)
+
+
+async def plan_of(activation: Activation) -> Plan:
+    """The activation's plan, once one is chosen. Plans are never deleted (one taken out of
+    force is kept, inactive), so this fails only for an activation that has none."""
+    return await Plan.get(code=activation.plan_id or "")
+
+
+async def plans_of(activations: Iterable[Activation]) -> dict[str, Plan]:
+    """The plans of these activations, by code, in one query."""
+    return {p.code: p for p in await Plan.filter(code__in={a.plan_id for a in activations})}
 
 
 async def lock_plan(code: str) -> Plan | None:

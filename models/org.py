@@ -225,6 +225,11 @@ async def active_member(user_id: str) -> User | None:
     return await User.get_or_none(id=user_id, active=True)
 
 
+async def area_by_code(code: str | None) -> Area | None:
+    """The area with this code; None for none given (全厂)."""
+    return await Area.get_or_none(code=code) if code else None
+
+
 async def member_named(text: str) -> User | None:
     """The active member whose id or name is `text` (a person typing a colleague's name)."""
     return await User.filter(active=True).filter(Q(id=text) | Q(name=text)).order_by("id").first()

@@ -10,9 +10,11 @@ from models.emergency import (
     ANSWERS,
     Activation,
     ActivationStatus,
-    Plan,
-    Responder,
+    answer_call,
     call,
+    last_call_waiting,
+    plan_of,
+    responder,
 )
 from models.emergency import audit as audit_activation
 from models.inbound import InboundKind
@@ -23,17 +25,14 @@ router = Router()
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and e.text.strip() in ACK_WORDS)
 async def typed_answer(ctx: Context) -> None:
-    row = await Responder.filter(user_id=ctx.me.id, answer="",
-                                 activation__status=ActivationStatus.ACTIVE).order_by(
-        "-id").first()
-    if row is None:
+    waiting = await last_call_waiting(ctx.me.id)
+    if waiting is None:
         await say(ctx, "您目前没有需要确认的应急通知。")
         return
-    await acknowledge(ctx, await Activation.get(id=row.activation_id),
-                      ACK_WORDS[ctx.event.text.strip()])
+    await acknowledge(ctx, waiting[1], ACK_WORDS[ctx.event.text.strip()])
 
 async def acknowledge(ctx: Context, activation: Activation, answer: str) -> None:
-    row = await Responder.get_or_none(activation_id=activation.id, user_id=ctx.me.id)
+    row = await responder(activation, ctx.me.id)
     if row is None or (ctx.event.task_id and row.task_id != ctx.event.task_id):
         await refuse(ctx, activation, "这张卡片不是发给您的，无法操作。")
         return
@@ -44,12 +43,10 @@ async def acknowledge(ctx: Context, activation: Activation, answer: str) -> None
         return
     if activation.status is not ActivationStatus.ACTIVE:
         # After the close: kept on record as late, the board and summary stay as they were.
-        await Responder.filter(id=row.id, answer="").update(
-            answer=word, answered_at=ctx.now, late=True, next_remind_at=None)
+        await answer_call(row, word, ctx.now, late=True)
         await say(ctx, "该应急响应已结束，您的回复已记录。")
         return
-    if not await Responder.filter(id=row.id, answer="").update(
-            answer=word, answered_at=ctx.now, next_remind_at=None):
+    if not await answer_call(row, word, ctx.now):
         return
     await audit_activation(activation, ctx.me.id, f"ack_{answer}", ctx.now,
                            from_state=activation.status.value)
@@ -64,7 +61,7 @@ async def acknowledge(ctx: Context, activation: Activation, answer: str) -> None
         await ctx.send(Text(f"已记录：{word}（{at:%H:%M:%S}）。" + (
             "请按预案行动，注意安全。" if answer == "ok" else "指挥会安排他人。")),
             to_users=[ctx.me.id], priority=Priority.URGENT)
-    plan = await Plan.get(code=activation.plan_id or "")
+    plan = await plan_of(activation)
     if answer == "no":
         level = plan.level(activation.level)
         deputy = level.deputy_of(ctx.me.id) if level else ""

@@ -4,7 +4,6 @@ the broadcast to the plan's groups and a card to each responder; then 结束预�
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import timedelta
 
 from handlers.dialog import Dialog, Reask, Step
@@ -19,20 +18,28 @@ from models.emergency import (
     Activation,
     ActivationStatus,
     Plan,
-    Responder,
+    activation_by_id,
+    active_plan,
     active_plans,
     broadcast_text,
     call,
     callees,
+    choose,
     headline,
+    joinable,
     lock_plan,
     may_activate,
     move,
+    new_activation,
+    plan_of,
+    plans_of,
+    stop_reminders,
     summary,
 )
 from models.emergency import audit as audit_activation
+from models.emergency_due import mark_reported, report_awaited
 from models.inbound import InboundKind
-from models.org import Area, User, every_area
+from models.org import area_by_code, every_area, person
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Button, Card, Priority, Selection, Text
 
@@ -64,11 +71,10 @@ async def start(ctx: Context) -> None:
     plan = plan_in(rest, plans)
     level = level_in(rest, plan)
     area = area_in_text(rest, await every_area())
-    activation = await Activation.create(
-        status=ActivationStatus.CONFIRMING, plan_id=plan.code if plan else None,
-        level=level, area_id=area[0].code if area else None,
-        drill="演练" in found.group(1) or "演练" in rest, token=secrets.token_hex(8),
-        raised_by=ctx.me.id, commander=ctx.me.id, note=rest, created_at=ctx.now)
+    activation = await new_activation(
+        ActivationStatus.CONFIRMING, ctx.me.id, rest, ctx.now,
+        plan_id=plan.code if plan else None, area_id=area[0].code if area else None,
+        level=level, drill="演练" in found.group(1) or "演练" in rest, commander=ctx.me.id)
     await audit_activation(activation, ctx.me.id, "requested", ctx.now, note=rest)
     hint = f"没有找到与“{rest.strip()}”对应的预案。" if rest.strip() and plan is None else ""
     await next_question(ctx, activation, hint)
@@ -101,7 +107,7 @@ class ActivationDialog(Dialog[Activation]):
         await self.say(pick_card(self.subject, plans))
 
     async def _ask_level(self) -> None:
-        plan = await Plan.get(code=self.subject.plan_id or "")
+        plan = await plan_of(self.subject)
         choices = "\n".join(f"{n}. {name}" for n, name in enumerate(plan.level_names, 1))
         await self.say(Text(f"{self.lead}{plan.name}：请回复序号选择响应级别：\n{choices}\n"
                             "回复“取消”放弃。"))
@@ -112,25 +118,23 @@ class ActivationDialog(Dialog[Activation]):
                 else plan_in(text, plans))
         if plan is None:
             raise Reask("没有这个预案。")
-        await Activation.filter(id=self.subject.id).update(plan_id=plan.code)
-        self.subject.plan_id = plan.code
+        await choose(self.subject, plan_id=plan.code)
 
     async def _level(self, text: str) -> None:
-        plan = await Plan.get(code=self.subject.plan_id or "")
+        plan = await plan_of(self.subject)
         names = plan.level_names
         level = (names[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(names)
                  else level_in(text, plan) or (text if text in names else ""))
         if not level:
             raise Reask("没有这个级别。")
-        await Activation.filter(id=self.subject.id).update(level=level)
-        self.subject.level = level
+        await choose(self.subject, level=level)
 
     plan = Step(_ask_plan, _plan)
     level = Step(_ask_level, _level)
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> Activation | None:
-        activation = await Activation.get_or_none(id=row.data.get("activation", 0))
+        activation = await activation_by_id(row.data.get("activation", 0))
         if activation is None or activation.status is not ActivationStatus.CONFIRMING:
             return None
         return activation
@@ -139,7 +143,7 @@ class ActivationDialog(Dialog[Activation]):
     async def expire(cls, ctx: Context, row: DialogRow) -> None:
         """Nobody answered the plan or level question: the request lapses, said plainly."""
         await close_dialog(row.user_id)
-        activation = await Activation.get_or_none(id=row.data.get("activation", 0))
+        activation = await activation_by_id(row.data.get("activation", 0))
         if activation is not None and await move(
                 activation, ActivationStatus.CONFIRMING, ActivationStatus.DISMISSED, "system",
                 "lapsed", ctx.now):
@@ -165,8 +169,8 @@ class ActivationDialog(Dialog[Activation]):
         """Plan and level known: the confirmation card."""
         ctx, activation = self.ctx, self.subject
         await self.close()
-        plan = await Plan.get(code=activation.plan_id or "")
-        area = await Area.get_or_none(code=activation.area_id or "")
+        plan = await plan_of(activation)
+        area = await area_by_code(activation.area_id)
         key = f"emg:{{}}:{activation.id}:{activation.token}"
         await send(ctx, Card(
             task_id=f"emgc-{activation.id}-{activation.token}", title="请确认启动预案",
@@ -199,7 +203,7 @@ def pick_card(activation: Activation, plans: list[Plan]) -> Card:
 
 async def picked(ctx: Context, activation: Activation, answer: str) -> None:
     chosen = ctx.event.selected.get("plan", [])
-    plan = await Plan.get_or_none(code=chosen[0], active=True) if chosen else None
+    plan = await active_plan(chosen[0]) if chosen else None
     if plan is None:
         await say(ctx, "请先在下拉框中选择预案，再点响应级别。")
         return
@@ -209,8 +213,7 @@ async def picked(ctx: Context, activation: Activation, answer: str) -> None:
     if level not in plan.level_names:
         await say(ctx, f"{plan.name}没有{level or '这个'}响应级别，请重新选择。")
         return
-    await Activation.filter(id=activation.id).update(plan_id=plan.code, level=level)
-    activation.plan_id, activation.level = plan.code, level
+    await choose(activation, plan_id=plan.code, level=level)
     await grey(ctx, f"已选择{plan.name} {level}")
     await next_question(ctx, activation)
 
@@ -221,15 +224,12 @@ async def confirm(ctx: Context, activation: Activation) -> None:
         await already(ctx, activation)
         return
     policy = ctx.rules.emergency
-    earlier = await Activation.filter(
-        status=ActivationStatus.ACTIVE, plan_id=plan.code, area_id=activation.area_id,
-        drill=activation.drill, activated_at__gte=ctx.now - policy.join_within,
-    ).exclude(id=activation.id).order_by("id").first()
+    earlier = await joinable(activation, plan, ctx.now - policy.join_within)
     if earlier is not None:
         if await move(activation, ActivationStatus.CONFIRMING, ActivationStatus.JOINED,
                       ctx.me.id, "joined", ctx.now, joined_to=earlier.id):
             await grey(ctx, "已并入进行中的应急响应")
-            who = await User.get_or_none(id=earlier.commander)
+            who = await person(earlier.commander)
             name = who.name if who else earlier.commander
             await say(ctx, f"{headline(earlier, plan)}已于"
                             f"{ctx.local(earlier.activated_at or ctx.now):%H:%M}由{name}启动，"
@@ -259,10 +259,11 @@ async def confirm(ctx: Context, activation: Activation) -> None:
 @follow_ups.follow_up("emg:call")
 async def call_responders(ctx: Context) -> None:
     """确认启动's second step: a card to each person the level calls; the commander is told."""
-    activation = await Activation.get(id=int(ctx.event.event_key.rsplit(":", 1)[1]))
+    activation = await activation_by_id(int(ctx.event.event_key.rsplit(":", 1)[1]))
+    assert activation is not None       # the key is 确认启动's, of an activation on record
     if activation.status is not ActivationStatus.ACTIVE:
         return      # closed already: nobody is called to a response that is over
-    plan = await Plan.get(code=activation.plan_id or "")
+    plan = await plan_of(activation)
     level = plan.level(activation.level)
     assert level is not None
     called = await call(activation, plan, await callees(level), ctx.now,
@@ -292,7 +293,7 @@ async def close(ctx: Context) -> None:
         return
     rest = found.group(2).strip()
     number = re.search(r"\d+", rest)
-    plans = {p.code: p for p in await Plan.filter(code__in=[a.plan_id for a in active])}
+    plans = await plans_of(active)
     named = plan_in(rest, list(plans.values()))
     chosen = [a for a in active if (number and a.id == int(number.group()))
               or (not number and named and a.plan_id == named.code)]
@@ -311,7 +312,7 @@ async def close(ctx: Context) -> None:
                       review_due_at=ctx.now + policy.review_after if activation.drill else None):
         await already(ctx, activation)
         return
-    await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
+    await stop_reminders(activation)
     plan = plans[activation.plan_id or ""]
     text = await summary(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:summary:{group}", text, to_chat=group)
@@ -327,12 +328,11 @@ async def reported(ctx: Context) -> None:
     if not may_activate(ctx.me):
         await say(ctx, "事故上报由应急指挥或安全管理员记录。")
         return
-    activation = await Activation.filter(report_due_at__isnull=False, reported_at__isnull=True
-                                         ).order_by("-id").first()
+    activation = await report_awaited()
     if activation is None:
         await say(ctx, "目前没有待上报的事故。")
         return
-    await Activation.filter(id=activation.id).update(reported_at=ctx.now)
+    await mark_reported(activation, ctx.now)
     await audit_activation(activation, ctx.me.id, "reported", ctx.now,
                            from_state=activation.status.value)
     start = activation.activated_at or ctx.now

@@ -4,7 +4,6 @@ goes on to choose the plan — or dismisses it as a false alarm."""
 from __future__ import annotations
 
 import re
-import secrets
 
 from handlers.emergency.activation import next_question, plan_in
 from handlers.emergency.speak import already, grey, refuse, say, send
@@ -16,10 +15,11 @@ from models.emergency import (
     active_plans,
     commanders,
     move,
+    new_activation,
 )
 from models.emergency import audit as audit_activation
 from models.inbound import InboundKind
-from models.org import User, every_area
+from models.org import every_area, user_names
 from models.outgoing import Button, Card, Text
 
 MENU_KEY = "alarm"           # the app menu's 一键报警
@@ -38,10 +38,9 @@ async def raise_alarm(ctx: Context) -> None:
     area = area_in_text(note, await every_area())
     plans = list(await active_plans())
     plan = plan_in(note, plans)
-    alarm = await Activation.create(
-        status=ActivationStatus.ALARM, plan_id=plan.code if plan else None,
-        area_id=area[0].code if area else None, token=secrets.token_hex(8),
-        raised_by=ctx.me.id, note=note, created_at=ctx.now)
+    alarm = await new_activation(ActivationStatus.ALARM, ctx.me.id, note, ctx.now,
+                                 plan_id=plan.code if plan else None,
+                                 area_id=area[0].code if area else None)
     await audit_activation(alarm, ctx.me.id, "alarm_raised", ctx.now, note=note)
     key = f"emg:alarm:{alarm.id}:{alarm.token}"
     await send(ctx, Card(
@@ -51,7 +50,8 @@ async def raise_alarm(ctx: Context) -> None:
                 ("情况", note or "未说明")),
         buttons=(Button("启动预案", f"{key}:go", 1), Button("误报", f"{key}:no", 2)),
     ), on_duty)
-    names = "、".join(u.name for u in await User.filter(id__in=on_duty).order_by("id"))
+    named = await user_names(on_duty)
+    names = "、".join(named[p] for p in on_duty if p in named)    # `commanders` are by id
     await say(ctx, f"已向值班长（{names}）报警，时间 {ctx.local(ctx.now):%H:%M:%S}。"
                     "请注意自身安全，听从现场指挥。")
 

@@ -7,33 +7,31 @@ from handlers.emergency.speak import say, send
 from handlers.router import Context, Router
 from models.emergency import (
     Activation,
-    ActivationStatus,
     Plan,
-    Responder,
+    active_responses,
     board,
+    calls_waiting,
     may_activate,
+    plans_of,
 )
+from models.emergency_due import board_later, board_sent
 
 router = Router()
 
 async def mine(ctx: Context) -> list[Activation]:
     """The active responses this person may run: their own, or all for managers."""
-    active = Activation.filter(status=ActivationStatus.ACTIVE).order_by("id")
-    if may_activate(ctx.me):
-        return list(await active)
-    return list(await active.filter(commander=ctx.me.id))
+    return await active_responses(None if may_activate(ctx.me) else ctx.me.id)
 
 @router.text("应急状态")
 async def status(ctx: Context) -> None:
     active = await mine(ctx)
     if active:
-        plans = {p.code: p for p in await Plan.filter(code__in=[a.plan_id for a in active])}
+        plans = await plans_of(active)
         for activation in active:
             await send(ctx, await board(activation, plans[activation.plan_id or ""], ctx.now,
                                          ctx.rules.tz), [ctx.me.id])
         return
-    waiting = await Responder.filter(user_id=ctx.me.id, answer="",
-                                     activation__status=ActivationStatus.ACTIVE).count()
+    waiting = await calls_waiting(ctx.me.id)
     await say(ctx, f"您有{waiting}条应急通知尚未确认，请回复“收到”。" if waiting
                else "目前没有进行中的应急响应。")
 
@@ -43,14 +41,11 @@ async def board_soon(ctx: Context, activation: Activation, plan: Plan) -> None:
     every = ctx.rules.emergency.board_every
     last = activation.board_sent_at
     if last is None or ctx.now - last >= every:
-        sent = await Activation.filter(id=activation.id, board_sent_at=last).update(
-            board_sent_at=ctx.now, board_due_at=None)
-        if sent:
+        if await board_sent(activation, ctx.now):
             await send(ctx, await board(activation, plan, ctx.now, ctx.rules.tz),
                         [activation.commander])
         return
-    await Activation.filter(id=activation.id, board_due_at__isnull=True).update(
-        board_due_at=last + every)
+    await board_later(activation, last + every)
 
 
 # ---------------------------------------------------------------------------------------------

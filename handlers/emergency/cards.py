@@ -12,7 +12,7 @@ from handlers.emergency.speak import already, refuse, say
 from handlers.router import Context, Router
 from models.audit import record
 from models.dialog import close_dialog
-from models.emergency import ANSWERS, Activation, ActivationStatus
+from models.emergency import ANSWERS, ActivationStatus, activation_by_id
 
 clicks = Router()
 
@@ -22,7 +22,7 @@ async def clicked(ctx: Context) -> None:
     parts = ctx.event.event_key.split(":")
     activation = None
     if len(parts) in (4, 5) and parts[2].isdigit():
-        activation = await Activation.get_or_none(id=int(parts[2]))
+        activation = await activation_by_id(int(parts[2]))
     if activation is None or not secrets.compare_digest(activation.token, parts[3]):
         await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="card",
                      subject_id=ctx.event.task_id[:64],
