@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -40,7 +40,7 @@ from tortoise.expressions import Q
 
 from models.catalog import Catalog
 from models.hazard import LABELS, Status, Ticket
-from models.org import Area, User
+from models.org import Area, user_names
 
 REPEATED_SHOWN = 5
 NO_AREA = "未填区域"
@@ -291,8 +291,8 @@ async def _repeated(window: Window, area: _Namer, category: _Namer) -> tuple[Rep
 
 
 async def _ledger(month: _Month, area: _Namer, category: _Namer) -> tuple[LedgerRow, ...]:
-    names = await _names(i for t in month.filed
-                         for i in (t.reporter_id, t.owner_id, t.reviewer_id) if i)
+    names = await user_names(i for t in month.filed
+                             for i in (t.reporter_id, t.owner_id, t.reviewer_id) if i)
     return tuple(LedgerRow(
         number=t.number or "", area=area(t), category=category(t), grade=t.grade.value,
         defect_type=t.defect_type.value, description=t.description,
@@ -302,11 +302,3 @@ async def _ledger(month: _Month, area: _Namer, category: _Namer) -> tuple[Ledger
         filed_at=t.created_at, deadline=t.deadline, status=LABELS[t.status],
         closed_at=t.closed_at, overdue=month.overdue(t),
     ) for t in month.filed)
-
-
-async def _names(ids: Iterable[str]) -> dict[str, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    return dict(await User.filter(id__in=wanted).values_list("id", "name"))
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.emergency import Activation
+from models.emergency import Activation, ActivationStatus
 
 # ---------------------------------------------------------------------------------------------
 # The commander's board
@@ -31,8 +31,37 @@ async def board_later(activation: Activation, at: datetime) -> None:
     await Activation.filter(id=activation.id, board_due_at__isnull=True).update(board_due_at=at)
 
 
+async def boards_due(now: datetime) -> list[Activation]:
+    """The active responses whose board is due."""
+    return list(await Activation.filter(status=ActivationStatus.ACTIVE, board_due_at__lte=now))
+
+
+async def due_board_sent(activation: Activation, now: datetime) -> bool:
+    """The scheduler sends the due board: False when an answer's board (or another instance)
+    took it since `activation` was read."""
+    won = await Activation.filter(id=activation.id, board_due_at=activation.board_due_at
+                                  ).update(board_due_at=None, board_sent_at=now)
+    return bool(won)
+
+
 # ---------------------------------------------------------------------------------------------
 # 事故上报
+
+
+async def reports_due(by: datetime, stages: int) -> list[Activation]:
+    """The activations whose 事故上报 is not recorded, is due by `by` (the countdown's first
+    stage ahead of now), and has had fewer than `stages` reminders."""
+    return list(await Activation.filter(report_due_at__lte=by, reported_at__isnull=True,
+                                        report_reminders__lt=stages))
+
+
+async def report_reminded(activation: Activation, stage: int) -> bool:
+    """The countdown's reminder of `stage` is sent; False when another instance sent it
+    (or a later one) since `activation` was read."""
+    won = await Activation.filter(id=activation.id,
+                                  report_reminders=activation.report_reminders
+                                  ).update(report_reminders=stage)
+    return bool(won)
 
 
 async def report_awaited() -> Activation | None:
@@ -45,3 +74,17 @@ async def mark_reported(activation: Activation, now: datetime) -> None:
     """已上报: the time the commander reported, which ends the countdown."""
     await Activation.filter(id=activation.id).update(reported_at=now)
 
+
+# ---------------------------------------------------------------------------------------------
+# A drill's 评估
+
+
+async def reviews_due(now: datetime) -> list[Activation]:
+    """Closed drills whose 评估 reminder is due and not sent."""
+    return list(await Activation.filter(review_sent=False, review_due_at__lte=now))
+
+
+async def review_reminded(activation: Activation) -> bool:
+    """The drill's 评估 reminder is sent, once: False when another instance sent it."""
+    return bool(await Activation.filter(id=activation.id, review_sent=False).update(
+        review_sent=True))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -228,6 +229,19 @@ async def active_member(user_id: str) -> User | None:
 async def area_by_code(code: str | None) -> Area | None:
     """The area with this code; None for none given (全厂)."""
     return await Area.get_or_none(code=code) if code else None
+
+
+async def area_names(codes: Collection[str]) -> dict[str, str]:
+    """The names of these areas, by code, in one query (a tick's messages name the areas of
+    up to thousands of tickets)."""
+    return {a.code: a.name for a in await Area.filter(code__in=codes)}
+
+
+async def set_risk_status(area: Area, status: str, reason: str, now: datetime) -> None:
+    """The area's dynamic risk status and the rule that gave it (scheduler/risk.py); its
+    inherent colour is never touched."""
+    await Area.filter(code=area.code).update(risk_status=status, risk_reason=reason,
+                                             risk_status_at=now)
 
 
 async def member_named(text: str) -> User | None:

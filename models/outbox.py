@@ -5,7 +5,7 @@ instances are decided by compare-and-set updates, which work on SQLite and Postg
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -149,6 +149,12 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
              "status": DeliveryStatus.PENDING, "sent_at": None, "error": ""}
             for key, message_id in new.items() for r in recipients[key][0]])
     return len(new)
+
+
+async def all_queued(keys: Collection[str]) -> bool:
+    """Whether every one of these idempotency keys was queued before: a job that sends a set
+    of messages once learns it before building them (a month's chart and ledger)."""
+    return await OutboxMessage.filter(idempotency_key__in=list(keys)).count() == len(keys)
 
 
 def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from models.area_counts import day_counts
-from models.org import Area, Role, people_with
+from models.org import Role, every_area, people_with
 from models.outbox import enqueue
 from models.outgoing import Markdown
 
@@ -24,7 +24,7 @@ async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: Zon
     since = day_start - timedelta(days=1)
     counts = await day_counts(since, day_start, now)
     total = {name: sum(c.values()) for name, c in counts.items()}
-    areas = {a.code: a for a in await Area.all()}
+    areas = {a.code: a for a in await every_area()}
     day = since.astimezone(tz)
     lines = [f"**安全日报 {day:%m月%d日}**",
              f"> 新增隐患：{total['new']}项，闭环：{total['closed']}项",

@@ -12,18 +12,28 @@ from zoneinfo import ZoneInfo
 from models import transaction
 from models.emergency import (
     Activation,
-    ActivationStatus,
     EmergencyPolicy,
     Plan,
     Responder,
+    activations_by_id,
     board,
     call,
     handed_over,
     headline,
+    plan_of,
+    plans_of,
     reminded,
     responders_to_remind,
 )
-from models.org import User
+from models.emergency_due import (
+    boards_due,
+    due_board_sent,
+    report_reminded,
+    reports_due,
+    review_reminded,
+    reviews_due,
+)
+from models.org import user_names
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Priority, Text
 from scheduler.digest import safety_managers
@@ -47,10 +57,8 @@ async def _remind(policy: EmergencyPolicy, now: datetime, platform: str) -> int:
         rows = await responders_to_remind(now, BATCH)
         if not rows:
             return 0
-        activations = {a.id: a for a in await Activation.filter(
-            id__in={r.activation_id for r in rows})}
-        plans = {p.code: p for p in await Plan.filter(
-            code__in={a.plan_id for a in activations.values()})}
+        activations = await activations_by_id({r.activation_id for r in rows})
+        plans = await plans_of(activations.values())
         remind = [r for r in rows if r.reminders < policy.reminders_before_deputy]
         handover = [r for r in rows if r.reminders >= policy.reminders_before_deputy]
         titles = {a.id: headline(a, plans[a.plan_id or ""]) for a in activations.values()}
@@ -83,7 +91,7 @@ async def _call_deputies(silent: list[Responder], activations: dict[int, Activat
         if called:
             await call(activation, plan, list(called), now, platform, policy.remind_every,
                        deputy_for=called)
-        names = dict(await User.filter(id__in=[*deputies, *called]).values_list("id", "name"))
+        names = await user_names([*deputies, *called])
         parts = [f"{names.get(p, p)}（" + (f"已通知替补{names.get(d, d)}" if d else "无替补")
                  + "）" for p, d in deputies.items()]
         notes.append(Queued(
@@ -95,13 +103,11 @@ async def _call_deputies(silent: list[Responder], activations: dict[int, Activat
 
 async def _boards(now: datetime, platform: str, tz: ZoneInfo) -> int:
     """Answers arrived since the last board: the commander gets a fresh one."""
-    due = await Activation.filter(status=ActivationStatus.ACTIVE, board_due_at__lte=now)
     queued = []
-    for activation in due:
-        if not await Activation.filter(id=activation.id, board_due_at=activation.board_due_at
-                                       ).update(board_due_at=None, board_sent_at=now):
+    for activation in await boards_due(now):
+        if not await due_board_sent(activation, now):
             continue
-        plan = await Plan.get(code=activation.plan_id or "")
+        plan = await plan_of(activation)
         queued.append(Queued(f"emg:{activation.id}:board:{now.isoformat()}",
                              await board(activation, plan, now, tz),
                              to_users=[activation.commander]))
@@ -111,19 +117,15 @@ async def _boards(now: datetime, platform: str, tz: ZoneInfo) -> int:
 
 async def _report_countdown(now: datetime, platform: str, tz: ZoneInfo) -> int:
     """30 and 10 minutes before the one-hour 事故上报 limit, and when it passes."""
-    due = await Activation.filter(report_due_at__lte=now + REPORT_STAGES[0],
-                                  reported_at__isnull=True,
-                                  report_reminders__lt=len(REPORT_STAGES))
+    due = await reports_due(now + REPORT_STAGES[0], len(REPORT_STAGES))
     managers = await safety_managers()
     queued = []
     for activation in due:
         assert activation.report_due_at is not None
         stage = sum(activation.report_due_at - before <= now for before in REPORT_STAGES)
-        if stage <= activation.report_reminders or not await Activation.filter(
-                id=activation.id, report_reminders=activation.report_reminders).update(
-                report_reminders=stage):
+        if stage <= activation.report_reminders or not await report_reminded(activation, stage):
             continue
-        plan = await Plan.get(code=activation.plan_id or "")
+        plan = await plan_of(activation)
         left = int((activation.report_due_at - now).total_seconds() // 60)
         text = (f"事故上报提醒：{headline(activation, plan)}须在"
                 f"{activation.report_due_at.astimezone(tz):%H:%M}前向属地应急管理部门报告"
@@ -136,14 +138,13 @@ async def _report_countdown(now: datetime, platform: str, tz: ZoneInfo) -> int:
 
 
 async def _reviews(now: datetime, platform: str, tz: ZoneInfo) -> int:
-    due = await Activation.filter(review_sent=False, review_due_at__lte=now)
+    due = await reviews_due(now)
     managers = await safety_managers()
     queued = []
     for activation in due:
-        if not await Activation.filter(id=activation.id, review_sent=False).update(
-                review_sent=True):
+        if not await review_reminded(activation):
             continue
-        plan = await Plan.get(code=activation.plan_id or "")
+        plan = await plan_of(activation)
         ended = (activation.closed_at or now).astimezone(tz)
         queued.append(Queued(
             f"emg:{activation.id}:review",

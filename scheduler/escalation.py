@@ -18,7 +18,7 @@ from models import transaction
 from models.catalog import Catalog, Grade
 from models.escalation import AlarmKind, mark_sent, skip_steps, spread_offset
 from models.ladders import Due, DueTicket, claim_due_steps, write_ladders
-from models.org import Area, User
+from models.org import area_names, user_names
 from models.outbox import Queued, enqueue_many
 from models.outgoing import (
     COMMON,
@@ -85,10 +85,8 @@ async def _send(due: list[Due], catalog: Catalog, policy: Policy, now: datetime,
                 platform: str, limits: Limits) -> None:
     """One message per person and kind, however many tickets it covers: WeCom drops a
     member's messages beyond 30 a minute."""
-    areas = {a.code: a.name for a in await Area.filter(
-        code__in={d.ticket.area_id for d in due if d.ticket.area_id})}
-    names = dict(await User.filter(id__in={d.ticket.owner_id for d in due if d.ticket.owner_id}
-                                   ).values_list("id", "name"))
+    areas = await area_names({d.ticket.area_id for d in due if d.ticket.area_id})
+    names = await user_names(d.ticket.owner_id for d in due if d.ticket.owner_id)
     grouped: dict[tuple[AlarmKind, str, bool], list[Due]] = defaultdict(list)
     for d in due:
         for person in d.alarm.recipients:

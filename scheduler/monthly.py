@@ -26,7 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from models import markup
 from models.catalog import Catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for
-from models.outbox import OutboxMessage, enqueue
+from models.outbox import all_queued, enqueue
 from models.outgoing import File, Image, Markdown, Outgoing
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog
     if not recipients:
         log.warning("monthly report has no recipients", extra={"month": month})
         return False
-    if await OutboxMessage.filter(idempotency_key__in=list(keys.values())).count() == len(keys):
+    if await all_queued(keys.values()):
         return False        # sent before: not worth drawing the chart again
     rendered = await render(await closure_for(month, tz, catalog))
     messages: list[tuple[str, Outgoing]] = [

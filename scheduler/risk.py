@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from models.area_counts import risk_counts
-from models.org import Area
+from models.org import every_area, set_risk_status
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Text
 from scheduler.policy import RiskRule
@@ -25,15 +25,14 @@ async def update_risk_status(rules: tuple[RiskRule, ...], now: datetime, platfor
               else {} for rule in rules]
     announcements: list[Queued] = []
     changed = 0
-    for area in await Area.all().order_by("code"):
+    for area in await every_area():
         rule = next(r for r, c in zip(rules, counts, strict=True)
                     if r.holds(c.get(area.code, 0)))
         if (area.risk_status, area.risk_reason) == (rule.status, rule.reason):
             continue
         changed += 1
         before = area.risk_status
-        await Area.filter(code=area.code).update(risk_status=rule.status,
-                                                 risk_reason=rule.reason, risk_status_at=now)
+        await set_risk_status(area, rule.status, rule.reason, now)
         if before and before != rule.status:
             text = Text(f"【区域风险动态】{area.name}的动态风险状态由“{before}”调整为"
                         f"“{rule.status}”：{rule.reason}。（固有风险等级：{area.risk_color.value}）")
