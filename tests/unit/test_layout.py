@@ -3,9 +3,12 @@ nothing of handlers, and only the CLI (and tests) build the app. And DESIGN.md �
 the scheduler leave the database to models (no tortoise, no SQL)."""
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
+from tortoise.models import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"bot", "handlers", "models", "scheduler", "simulator"}
@@ -139,3 +142,109 @@ def test_models_import_no_handler_job_or_service_module(path: Path) -> None:
     names = imports(path)
     reached = within(names, "handlers", "scheduler", "bot")
     assert not reached, f"{_ids(path)} imports {reached}"
+
+
+# The ORM's own API on a model class: every method tortoise's `Model` defines (filter, get,
+# get_or_none, create, all, exclude, exists, first, bulk_create, select_for_update, raw …).
+# Our own classmethods on a model, if one is ever added, are domain rules and stay allowed.
+ORM_API = frozenset(name for name in dir(Model)
+                    if not name.startswith("__") and callable(getattr(Model, name)))
+# What a model instance does to its row. Tortoise's are coroutines that do nothing unless
+# awaited, so an awaited call is the database; a workbook's synchronous `save` is not.
+ROW_WORK = frozenset({"save", "delete", "refresh_from_db", "fetch_related"})
+
+
+def _models_bound(tree: ast.Module) -> dict[str, object]:
+    """The names a module binds by importing from our `models` package, to what they name
+    (found by importing it: a model class, a function, a module)."""
+    bound: dict[str, object] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level \
+                and within({node.module}, "models"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if value is None:       # a submodule not imported by its package yet
+                    value = importlib.import_module(f"{node.module}.{alias.name}")
+                bound[alias.asname or alias.name] = value
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if not within({alias.name}, "models"):
+                    continue
+                module = importlib.import_module(alias.name)
+                if alias.asname:
+                    bound[alias.asname] = module
+                else:                   # `import models.hazard` binds `models`
+                    bound["models"] = importlib.import_module("models")
+    return bound
+
+
+def _named(node: ast.expr, bound: dict[str, object]) -> object:
+    """What `Name` or `module.Name` stands for, when it comes from our models; else None."""
+    if isinstance(node, ast.Name):
+        return bound.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _named(node.value, bound)
+        if inspect.ismodule(base):
+            return getattr(base, node.attr, None)
+    return None
+
+
+def database_work(source: str) -> list[str]:
+    """The places in `source` that work the database themselves rather than through a named
+    function of models/: a call of the ORM's API on a model class imported from models
+    (`Ticket.filter(…)`, `models.org.User.get(…)`, aliases included), and an awaited
+    `.save()`, `.delete()`, `.refresh_from_db()` or `.fetch_related()` on anything.
+
+    What it cannot see, said plainly: a model class reached another way (a variable holding
+    it, `type(row)`, a queryset a models function returned), and a row method called without
+    `await` (handed to `asyncio.gather`, say)."""
+    tree = ast.parse(source)
+    bound = _models_bound(tree)
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = _named(node.func.value, bound)
+            if isinstance(owner, type) and issubclass(owner, Model) and \
+                    node.func.attr in ORM_API:
+                found.append((node.lineno, f"{ast.unparse(node.func)}(…)"))
+        if isinstance(node, ast.Await) and isinstance(node.value, ast.Call) and \
+                isinstance(node.value.func, ast.Attribute) and \
+                node.value.func.attr in ROW_WORK:
+            found.append((node.lineno, f"await {ast.unparse(node.value.func)}(…)"))
+    return [f"line {line}: {what}" for line, what in sorted(found)]
+
+
+@pytest.mark.parametrize("path", HANDLERS_AND_JOBS, ids=_ids)
+def test_handlers_and_jobs_leave_queries_to_models(path: Path) -> None:
+    """DESIGN.md §3, "Every query lives here": handlers and jobs may hold model instances as
+    values (`ticket.number`), but they ask models/ by name for every read and write, so that a
+    query's filters, order, locks and compare-and-set conditions are written, explained and
+    measured in one place."""
+    found = database_work(path.read_text(encoding="utf-8"))
+    assert not found, f"{_ids(path)} works the database itself:\n" + "\n".join(found)
+
+
+def test_the_query_check_sees_a_query_and_nothing_else() -> None:
+    """The check above would notice: model classes by alias and through their module, and
+    awaited row methods; not a named function of models, an enum, or a workbook's `save`."""
+    caught = database_work(
+        "import models.emergency\n"
+        "import models.org as org\n"
+        "from models.hazard import Ticket as T\n"
+        "async def f(row, draft):\n"
+        "    await T.filter(id=1).update(status='x')\n"
+        "    await models.emergency.Plan.get(code='')\n"
+        "    await org.User.get_or_none(id='')\n"
+        "    await T.create(reporter_id='a')\n"
+        "    await row.save()\n"
+        "    await draft.delete()\n")
+    assert [line.split(":")[0] for line in caught] == [
+        "line 5", "line 6", "line 7", "line 8", "line 9", "line 10"], caught
+    assert database_work(
+        "from models.dialog import Dialog as Row\n"
+        "from models.hazard import Status, ticket_by_id\n"
+        "async def f(book, row: Row):\n"
+        "    book.save('ledger.xlsx')\n"
+        "    Status.OPEN.upper()\n"
+        "    return row.data, await ticket_by_id(1)\n") == []
