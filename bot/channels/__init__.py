@@ -25,7 +25,6 @@ if TYPE_CHECKING:   # both import this package
 
     from bot.media import MediaStore
     from bot.settings import Settings
-    from bot.supervision import LoopHealth
 
 Sink = Callable[[Inbound], Awaitable[bool]]   # stores an inbound event; False for a duplicate
 
@@ -104,7 +103,17 @@ class Edges:
 # A connection the service opens to the platform to receive (DingTalk's Stream mode): it runs
 # until cancelled, stores what arrives through the sink and tells `health` how it goes (a
 # failure of the environment is waited out; a bug ends it, and the process with it).
-Stream = Callable[["aiohttp.ClientSession", "LoopHealth"], Coroutine[Any, Any, None]]
+class Health(Protocol):
+    """What a stream tells its supervisor (bot/supervision.py `LoopHealth` is one)."""
+
+    def succeeded(self) -> None: ...
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failure; the seconds to wait before trying again."""
+        ...
+
+
+Stream = Callable[["aiohttp.ClientSession", Health], Coroutine[Any, Any, None]]
 
 
 class Connector(Protocol):
