@@ -31,8 +31,7 @@ from models.outgoing import Markdown
 MODULES: dict[str, Module] = {m.name: m for m in (hazard.MODULE, emergency.MODULE)}
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
-_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED,
-                     InboundKind.FOLLOW_UP})
+_SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})
 
 
 def help_text(modules: Collection[str] = MODULES) -> str:
@@ -66,31 +65,33 @@ def build_router(modules: Collection[str] = MODULES) -> Router:
     async def show_help(ctx: Context) -> None:
         await ctx.reply(shown)
 
-    async def understood_nothing(ctx: Context) -> bool:
-        if ctx.event.kind is InboundKind.FOLLOW_UP:
-            return False          # a step of a module switched off: the worker logs it
+    async def understood_nothing(ctx: Context) -> None:
         if ctx.event.kind not in _SILENT:
             await not_understood(ctx, photos_report=hazard.MODULE.name in modules)
-        return True
+
+    # What a person sent (or their question's expiry); a queued step nobody took is left to
+    # the worker, which logs it.
+    person = Router()
+    person.on(lambda e: True)(strangers)
+    person.kind(InboundKind.EXPIRED)(dialogs.expire)
+    for m in on:
+        person.include(m.clicks)
+    person.on(lambda e: any(m.clicks.matches(e) for m in off))(not_available)
+    person.kind(InboundKind.CARD_ACTION)(unknown_card)
+    person.text("帮助", "help", "?", "？")(show_help)
+    for m in on:
+        person.include(m.commands)
+    person.on(lambda e: any(m.commands.matches(e) for m in off))(not_available)
+    person.on(lambda e: True)(dialogs.answer)
+    for m in on:
+        person.include(m.starts)
+    person.on(lambda e: any(m.starts.matches(e) for m in off))(not_available)
+    for m in on:
+        person.include(m.guesses)
+    person.on(lambda e: True)(understood_nothing)
 
     root = Router()
     for m in on:
         root.include(m.follow_ups)
-    root.on(lambda e: e.kind is not InboundKind.FOLLOW_UP)(strangers)
-    root.kind(InboundKind.EXPIRED)(dialogs.expire)
-    for m in on:
-        root.include(m.clicks)
-    root.on(lambda e: any(m.clicks.matches(e) for m in off))(not_available)
-    root.kind(InboundKind.CARD_ACTION)(unknown_card)
-    root.text("帮助", "help", "?", "？")(show_help)
-    for m in on:
-        root.include(m.commands)
-    root.on(lambda e: any(m.commands.matches(e) for m in off))(not_available)
-    root.on(lambda e: e.kind is not InboundKind.FOLLOW_UP)(dialogs.answer)
-    for m in on:
-        root.include(m.starts)
-    root.on(lambda e: any(m.starts.matches(e) for m in off))(not_available)
-    for m in on:
-        root.include(m.guesses)
-    root.on(lambda e: True)(understood_nothing)
+    root.on(lambda e: e.kind is not InboundKind.FOLLOW_UP)(person.dispatch)
     return root

@@ -54,9 +54,6 @@ class Step:
         self.parse = parse
         self.name = ""
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
     async def question(self, dialog: Any) -> str | Outgoing | None:
         return self.asks if isinstance(self.asks, str) else await self.asks(dialog)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from handlers.router import Context
 from models.audit import record
-from models.outgoing import Text
+from models.outgoing import Priority, Text
 
 NOT_REGISTERED = ("您好，您还没有登记在本厂的安全助手名册中，暂时无法使用。"
                   "请联系安全管理员为您登记。")
@@ -27,12 +27,13 @@ async def not_available(ctx: Context) -> None:
     await ctx.reply(Text(NOT_AVAILABLE))
 
 
-async def unknown_card(ctx: Context) -> None:
+async def unknown_card(ctx: Context, priority: Priority = Priority.ROUTINE) -> None:
     """A key we never issued (forged, or from another system): recorded, nothing changes."""
     await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="card",
                  subject_id=ctx.event.task_id[:64],
                  note=f"unknown key {ctx.event.event_key[:400]}")
-    await ctx.reply(Text("无法识别这个操作，请使用最新收到的卡片。"))
+    await ctx.send(Text("无法识别这个操作，请使用最新收到的卡片。"), to_users=[ctx.event.user_id],
+                   priority=priority)
 
 
 async def photo_refused(ctx: Context) -> bool:

@@ -126,10 +126,6 @@ class Router:
         accepted = frozenset(words)
         return self.on(lambda e: e.kind is InboundKind.TEXT and e.text.strip() in accepted)
 
-    def text_any(self) -> Callable[[Handler], Handler]:
-        """Any text message (the handler returns False for what it does not take)."""
-        return self.on(lambda e: e.kind is InboundKind.TEXT)
-
     def kind(self, *kinds: InboundKind) -> Callable[[Handler], Handler]:
         return self.on(lambda e: e.kind in kinds)
 

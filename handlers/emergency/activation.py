@@ -52,6 +52,7 @@ LEVEL = re.compile(r"([一二三四1-4])级")
 ARABIC = str.maketrans("1234", "一二三四")
 FIRST_BOARD = timedelta(seconds=15)   # the first board waits for the broadcast's results
 
+
 @router.on(lambda e: (e.kind is InboundKind.TEXT and START.match(e.text.strip()) is not None)
            or (e.kind is InboundKind.MENU and e.event_key == PLAN_MENU_KEY))
 async def start(ctx: Context) -> None:
@@ -79,11 +80,13 @@ async def start(ctx: Context) -> None:
     hint = f"没有找到与“{rest.strip()}”对应的预案。" if rest.strip() and plan is None else ""
     await next_question(ctx, activation, hint)
 
+
 def plan_in(text: str, plans: list[Plan]) -> Plan | None:
     """The plan whose code, name or trigger word the text names (the longest match wins)."""
     found = [(len(word), plan) for plan in plans
              for word in (plan.code, plan.name, *plan.triggers) if word and word in text]
     return max(found, key=lambda f: f[0])[1] if found else None
+
 
 def level_in(text: str, plan: Plan | None) -> str:
     found = LEVEL.search(text)
@@ -91,6 +94,7 @@ def level_in(text: str, plan: Plan | None) -> str:
         return ""
     name = found.group(1).translate(ARABIC) + "级"
     return name if plan is None or name in plan.level_names else ""
+
 
 class ActivationDialog(Dialog[Activation]):
     """Which plan, then which level, each asked only while missing; then the confirmation
@@ -201,6 +205,7 @@ def pick_card(activation: Activation, plans: list[Plan]) -> Card:
         buttons=tuple(Button(name, f"{key}:{n}", 1) for n, name in enumerate(levels, 1)),
     )
 
+
 async def picked(ctx: Context, activation: Activation, answer: str) -> None:
     chosen = ctx.event.selected.get("plan", [])
     plan = await active_plan(chosen[0]) if chosen else None
@@ -216,6 +221,7 @@ async def picked(ctx: Context, activation: Activation, answer: str) -> None:
     await choose(activation, plan_id=plan.code, level=level)
     await grey(ctx, f"已选择{plan.name} {level}")
     await next_question(ctx, activation)
+
 
 async def confirm(ctx: Context, activation: Activation) -> None:
     """确认启动: join an activation of the same plan and area made minutes ago, or broadcast."""
@@ -256,6 +262,7 @@ async def confirm(ctx: Context, activation: Activation) -> None:
                        priority=Priority.EMERGENCY)
     await ctx.follow_up(f"emg:call:{activation.id}")
 
+
 @follow_ups.follow_up("emg:call")
 async def call_responders(ctx: Context) -> None:
     """确认启动's second step: a card to each person the level calls; the commander is told."""
@@ -279,9 +286,6 @@ async def call_responders(ctx: Context) -> None:
         await send(ctx, Text(f"您报告的情况已启动{headline(activation, plan)}。"),
                     [activation.raised_by])
 
-
-# ---------------------------------------------------------------------------------------------
-# Card buttons: emg:<action>:<activation>:<token>[:<answer>]
 
 @router.on(lambda e: e.kind is InboundKind.TEXT and CLOSE.match(e.text.strip()) is not None)
 async def close(ctx: Context) -> None:
@@ -322,6 +326,7 @@ async def close(ctx: Context) -> None:
     if activation.drill:
         await say(ctx, f"演练已结束。{policy.review_after.total_seconds() / 3600:.0f}小时后将"
                         "提醒组织演练评估。")
+
 
 @router.text("已上报", "事故已上报")
 async def reported(ctx: Context) -> None:

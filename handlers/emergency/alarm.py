@@ -26,6 +26,7 @@ MENU_KEY = "alarm"           # the app menu's 一键报警
 ALARM = re.compile(r"^(一键报警|报警)\s*(.*)$")
 router = Router()
 
+
 @router.on(lambda e: (e.kind is InboundKind.TEXT and ALARM.match(e.text.strip()) is not None)
            or (e.kind is InboundKind.MENU and e.event_key == MENU_KEY))
 async def raise_alarm(ctx: Context) -> None:
@@ -55,6 +56,7 @@ async def raise_alarm(ctx: Context) -> None:
     await say(ctx, f"已向值班长（{names}）报警，时间 {ctx.local(ctx.now):%H:%M:%S}。"
                     "请注意自身安全，听从现场指挥。")
 
+
 async def alarm_click(ctx: Context, alarm: Activation, answer: str) -> None:
     if ctx.me.id not in await commanders():
         await refuse(ctx, alarm, "只有值班长（应急指挥）可以处理报警。")
@@ -74,7 +76,3 @@ async def alarm_click(ctx: Context, alarm: Activation, answer: str) -> None:
         return
     await grey(ctx, f"已由{ctx.me.name}处理")
     await next_question(ctx, alarm)
-
-
-# ---------------------------------------------------------------------------------------------
-# 启动预案 氨泄漏 二级 3号车间 → questions for what is missing → 确认启动

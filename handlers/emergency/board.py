@@ -18,9 +18,11 @@ from models.emergency_due import board_later, board_sent
 
 router = Router()
 
+
 async def mine(ctx: Context) -> list[Activation]:
     """The active responses this person may run: their own, or all for managers."""
     return await active_responses(None if may_activate(ctx.me) else ctx.me.id)
+
 
 @router.text("应急状态")
 async def status(ctx: Context) -> None:
@@ -35,6 +37,7 @@ async def status(ctx: Context) -> None:
     await say(ctx, f"您有{waiting}条应急通知尚未确认，请回复“收到”。" if waiting
                else "目前没有进行中的应急响应。")
 
+
 async def board_soon(ctx: Context, activation: Activation, plan: Plan) -> None:
     """At most one board per interval: now if the last one is old enough, else the scheduler
     sends it when the interval is up."""
@@ -46,7 +49,3 @@ async def board_soon(ctx: Context, activation: Activation, plan: Plan) -> None:
                         [activation.commander])
         return
     await board_later(activation, last + every)
-
-
-# ---------------------------------------------------------------------------------------------
-# 结束预案, 应急状态, 已上报

@@ -8,11 +8,12 @@ import secrets
 from handlers.emergency.acknowledge import acknowledge
 from handlers.emergency.activation import confirm, picked, withdraw
 from handlers.emergency.alarm import alarm_click
-from handlers.emergency.speak import already, refuse, say
+from handlers.emergency.speak import already, refuse
+from handlers.replies import unknown_card
 from handlers.router import Context, Router
-from models.audit import record
 from models.dialog import close_dialog
 from models.emergency import ANSWERS, ActivationStatus, activation_by_id
+from models.outgoing import Priority
 
 clicks = Router()
 
@@ -24,10 +25,7 @@ async def clicked(ctx: Context) -> None:
     if len(parts) in (4, 5) and parts[2].isdigit():
         activation = await activation_by_id(int(parts[2]))
     if activation is None or not secrets.compare_digest(activation.token, parts[3]):
-        await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="card",
-                     subject_id=ctx.event.task_id[:64],
-                     note=f"unknown key {ctx.event.event_key[:400]}")
-        await say(ctx, "无法识别这个操作，请使用最新收到的卡片。")
+        await unknown_card(ctx, Priority.EMERGENCY)
         return
     action, answer = parts[1], (parts[4] if len(parts) == 5 else "")
     if action == "alarm" and answer in ("go", "no"):

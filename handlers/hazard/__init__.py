@@ -4,6 +4,7 @@ tickets."""
 from handlers.hazard import commands, plan, rectify, report, review
 from handlers.module import Module
 from handlers.router import Router
+from models.inbound import InboundKind
 
 starts = Router()
 starts.include(report.router)      # a photo, 上报, the menu, 继续上报
@@ -12,7 +13,7 @@ clicks = Router()
 for router in (report.clicks, rectify.clicks, review.clicks, plan.clicks, commands.clicks):
     clicks.include(router)
 guesses = Router()
-guesses.text_any()(report.start_by_text)   # words that name an area or a category
+guesses.kind(InboundKind.TEXT)(report.start_by_text)   # words that name an area or a category
 
 MODULE = Module(
     name="hazard",

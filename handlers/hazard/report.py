@@ -349,11 +349,11 @@ async def resume(ctx: Context) -> None:
 
 async def start_by_text(ctx: Context) -> bool:
     """Free text that names an area or a category starts a report by itself."""
-    text = ctx.event.text
-    if not (area_in_text(text, await every_area()) or ctx.rules.catalog.find(text)):
+    text, areas = ctx.event.text, await every_area()
+    if not (area_in_text(text, areas) or ctx.rules.catalog.find(text)):
         return False
     dialog = await _begin(ctx)
-    await dialog.fill(text.strip())
+    await dialog.fill(text.strip(), areas)
     await dialog.advance(changed=True)
     return True
 

@@ -76,11 +76,11 @@ async def _approve(ctx: Context, click: Click) -> None:
     ticket = click.ticket
     if not await decided(ctx, click, approve(ticket, ctx.me, ctx.now), "通过"):
         return
-    f = await facts(ticket, ctx.rules.catalog)
     if ticket.status is not Status.CLOSED:
         await review_cards(ctx, ticket)
         await ctx.reply(Text(f"{ticket.number} 复查通过，已提交主要负责人审批。"))
         return
+    f = await facts(ticket, ctx.rules.catalog)
     await ctx.reply(Text(f"{ticket.number} 复查通过，已闭环。"))
     await ctx.send(Text(f"{ticket.number}（{f.title}）复查通过，已闭环。感谢！"),
                    to_users=[ticket.owner_id or "", ticket.reporter_id])

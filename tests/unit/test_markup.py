@@ -4,8 +4,6 @@ database cannot hold is cleaned on arrival. Through the service: e2e/test_markup
 
 from __future__ import annotations
 
-import re
-
 from bot.channels.wecom import render
 from models.inbound import Inbound, InboundKind
 from models.markup import clean_text, literal, render_markdown
@@ -13,7 +11,6 @@ from models.outgoing import COMMON, Card
 
 TYPED = "[点我](http://evil.example) **粗** `x`"
 SHOWN = "［点我］(http://evil.example) ＊＊粗＊＊ ｀x｀"
-NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
 
 
 def no_markup(content: str) -> bool:
