@@ -57,6 +57,12 @@ def limits_of(by_platform: Mapping[str, Limits], platform: str) -> Limits:
     return by_platform.get(platform, COMMON)
 
 
+def fit_text(text: str, room: int) -> str:
+    """A text as it is when it fits `room` bytes, else its first whole lines (handlers fit their
+    own; a channel uses this so a slip is cut, never refused by the platform)."""
+    return text if len(text.encode()) <= room else fit(text.splitlines(), room=room)
+
+
 def fit(lines: Sequence[str], *, room: int = COMMON.message_bytes, more: str = "……",
         newest_last: bool = False) -> str:
     """As many whole lines as `room` bytes hold, `more` standing for the rest: the first lines,
@@ -130,6 +136,22 @@ class Card:
     buttons: tuple[Button, ...] = ()
     body: str = ""                        # a longer text under the fields (≤ 160 characters)
     selection: Selection | None = None
+
+    def within(self, limits: Limits) -> Card:
+        """What a platform's card holds: the first rows, buttons and options, the body and the
+        options' texts cut; a chosen option that was cut is no longer chosen, and a drop-down
+        without options is left off. Every channel renders a card through this, so a click is
+        checked against what people saw, the same on every platform."""
+        pick = self.selection if self.selection and self.selection.options else None
+        if pick is not None:
+            options = tuple((i, text[:limits.option_chars])
+                            for i, text in pick.options[:limits.card_options])
+            pick = Selection(pick.key, pick.title, options,
+                             pick.selected if any(i == pick.selected for i, _ in options) else "")
+        return dataclasses.replace(
+            self, fields=self.fields[:limits.card_rows],
+            buttons=self.buttons[:limits.card_buttons],
+            body=self.body[:limits.card_body_chars], selection=pick)
 
 
 @dataclass(frozen=True)

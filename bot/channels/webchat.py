@@ -49,6 +49,7 @@ from models.markup import clean_text, render_markdown
 from models.org import User
 from models.outgoing import (
     CHAT_PREFIX,
+    COMMON,
     Card,
     CardUpdate,
     GroupCreate,
@@ -57,9 +58,8 @@ from models.outgoing import (
     Limits,
     Markdown,
     Outgoing,
-    Selection,
     Text,
-    fit,
+    fit_text,
     outgoing_to_payload,
 )
 from models.webchat import (
@@ -79,8 +79,7 @@ TEXT_MAX_CHARS = 2000          # WeCom takes 2048 bytes of text; the page should
 # The page shows what a WeCom user would see (the same message and card sizes), so a trial looks
 # like the plant's chat; but nothing limits how many messages a minute it shows a person, nor to
 # how many people one delivery writes, and a repeated delivery writes nothing (keyed lines).
-LIMITS = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
-                option_chars=16, card_body_chars=160)
+LIMITS = replace(COMMON, per_person_per_minute=None, recipients_per_call=None)
 MULTIPART_SLACK = 16 * 1024    # form fields and boundaries around the file
 _USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -167,29 +166,16 @@ class WebChatChannel:
     def _payload(self, message: Outgoing) -> dict[str, Any]:
         """The line the page shows, cut to `limits` as WeCom cuts it."""
         room = self.limits.message_bytes
-        if isinstance(message, Text) and len(message.content.encode()) > room:
-            message = Text(fit(message.content.splitlines(), room=room))
+        if isinstance(message, Text):
+            message = Text(fit_text(message.content, room))
         if isinstance(message, Card) and message.buttons:
             # WeCom shows a card without buttons as markdown, whole: so does the page.
-            message = _card_within(message, self.limits)
+            message = message.within(self.limits)
         payload = outgoing_to_payload(message)
         if isinstance(message, Markdown):
             # The page renders WeCom's markdown subset: people's text is escaped as there.
             payload["content"] = render_markdown(message.content, room=room)
         return payload
-
-
-def _card_within(card: Card, limits: Limits) -> Card:
-    """The first buttons, rows and options the page holds; a click is checked against these."""
-    pick = card.selection if card.selection and card.selection.options else None
-    if pick is not None:
-        options = tuple((i, text[:limits.option_chars])
-                        for i, text in pick.options[:limits.card_options])
-        pick = Selection(pick.key, pick.title, options,
-                         pick.selected if any(i == pick.selected for i, _ in options) else "")
-    return replace(card, fields=card.fields[:limits.card_rows],
-                   buttons=card.buttons[:limits.card_buttons],
-                   body=card.body[:limits.card_body_chars], selection=pick)
 
 
 async def _to_chat(chat_id: str, key: str, kind: str, payload: dict[str, Any], now: datetime

@@ -50,7 +50,7 @@ from models.outgoing import (
     Markdown,
     Outgoing,
     Text,
-    fit,
+    fit_text,
 )
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def render(message: Text | Markdown | Card, agent_id: int, limits: Limits = LIMI
     body: dict[str, Any] = {"agentid": agent_id}
     if isinstance(message, Text):
         body.update(msgtype="text", text={
-            "content": _fitted(message.content, limits.message_bytes)})
+            "content": fit_text(message.content, limits.message_bytes)})
     elif isinstance(message, Markdown):
         body.update(msgtype="markdown", markdown={
             "content": render_markdown(message.content, room=limits.message_bytes)})
@@ -248,12 +248,6 @@ def render(message: Text | Markdown | Card, agent_id: int, limits: Limits = LIMI
     return body
 
 
-def _fitted(text: str, room: int) -> str:
-    """A text as it is when it fits, else its first whole lines (handlers fit their own; this
-    keeps a slip from being refused with 45002)."""
-    return text if len(text.encode()) <= room else fit(text.splitlines(), room=room)
-
-
 def _own_task_id(body: dict[str, Any], batch: str) -> dict[str, Any]:
     """A card's task_id is single-use (§3.2): the people it reaches after its first send (they
     waited for their rate limit, or come in a later call than the first 1,000) need an id of
@@ -267,28 +261,26 @@ def _own_task_id(body: dict[str, Any], batch: str) -> dict[str, Any]:
 
 
 def _template_card(card: Card, limits: Limits) -> dict[str, Any]:
-    """A button_interaction card; what WeCom cannot hold is cut: the first buttons, rows and
-    options are kept (and what the chosen option's id says still comes back)."""
+    """A button_interaction card, cut to what WeCom holds (`Card.within`)."""
+    card = card.within(limits)
     body: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "安全助手"},
         "main_title": {"title": card.title, "desc": card.description},
         "horizontal_content_list": [{"keyname": k, "value": v}
-                                    for k, v in card.fields[:limits.card_rows]],
+                                    for k, v in card.fields],
         "task_id": card.task_id,
         "button_list": [{"text": b.text, "style": b.style, "key": b.key}
-                        for b in card.buttons[:limits.card_buttons]],
+                        for b in card.buttons],
     }
     if card.body:
-        body["sub_title_text"] = card.body[:limits.card_body_chars]
-    if card.selection and card.selection.options:   # WeCom takes 1 to 10 options, not 0
+        body["sub_title_text"] = card.body
+    if card.selection:                # WeCom takes 1 to 10 options, not 0: `within` drops none
         pick = card.selection
-        options = pick.options[:limits.card_options]
         body["button_selection"] = {
             "question_key": pick.key, "title": pick.title,
-            "option_list": [{"id": i, "text": t[:limits.option_chars]} for i, t in options],
-            **({"selected_id": pick.selected}
-               if pick.selected and any(i == pick.selected for i, _ in options) else {}),
+            "option_list": [{"id": i, "text": t} for i, t in pick.options],
+            **({"selected_id": pick.selected} if pick.selected else {}),
         }
     return body
 
