@@ -3,7 +3,6 @@ through the real service and the WeCom simulator (demo plant: see config/demo-or
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tortoise.context import TortoiseContext
 
+from handlers.hazard.rectify import NUMBER
 from models.audit import AuditEvent, record
 from models.dialog import Dialog
 from models.hazard import Status, Ticket, TicketCard
@@ -23,7 +23,6 @@ from simulator.wecom import WeComSimulator
 from tests.harness import Service, settled
 from tests.plant import Person, card_field, plant, text_of
 
-NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
 TZ = ZoneInfo("Asia/Shanghai")     # the demo plant's
 
 

@@ -3,7 +3,6 @@ chat, and a ticket's record that still fits one message."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ import aiohttp
 import pytest
 from tortoise.context import TortoiseContext
 
+from handlers.hazard.rectify import NUMBER
 from models.audit import record
 from models.hazard import Ticket
 from models.inbound import Inbound, InboundKind
@@ -21,21 +21,9 @@ from models.outgoing import COMMON, Markdown
 from models.webchat import WebChatLine
 from simulator.wecom import WeComSimulator
 from tests.harness import Service
+from tests.markup_samples import SHOWN, TYPED, no_markup
 from tests.plant import Person, plant, text_of
 from tests.webchat_client import Socket, eventually, message_id, post, queue
-
-TYPED = "[点我](http://evil.example) **粗** `x`"
-SHOWN = "［点我］(http://evil.example) ＊＊粗＊＊ ｀x｀"
-NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
-
-
-def no_markup(content: str) -> bool:
-    """Nothing of TYPED survives as syntax: no link, no bold, no code."""
-    return "[点我](" not in content and "**粗**" not in content and "`x`" not in content
-
-
-# ---------------------------------------------------------------------------------------------
-# The renderer
 
 
 async def test_an_inbound_event_with_nul_is_stored(db: TortoiseContext) -> None:

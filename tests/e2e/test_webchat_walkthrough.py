@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 from tortoise.context import TortoiseContext
 
+from handlers.hazard.rectify import NUMBER
 from models.audit import AuditEvent
 from models.hazard import Status, Ticket
 from models.inbox import InboxEvent, InboxStatus
@@ -34,7 +35,6 @@ from tests.webchat_page import (
     send_photo,
 )
 
-NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
 _shades = itertools.count(1)
 
 

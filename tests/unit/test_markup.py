@@ -8,15 +8,7 @@ from bot.channels.wecom import render
 from models.inbound import Inbound, InboundKind
 from models.markup import clean_text, literal, render_markdown
 from models.outgoing import COMMON, Card
-
-TYPED = "[点我](http://evil.example) **粗** `x`"
-SHOWN = "［点我］(http://evil.example) ＊＊粗＊＊ ｀x｀"
-
-
-def no_markup(content: str) -> bool:
-    """Nothing of TYPED survives as syntax: no link, no bold, no code."""
-    return "[点我](" not in content and "**粗**" not in content and "`x`" not in content
-
+from tests.markup_samples import SHOWN, TYPED
 
 # ---------------------------------------------------------------------------------------------
 # The renderer
