@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.channels.registry import PLATFORMS
 from bot.loading import Entry, Journal, limit, show, write
 from bot.plans import ChatChange, plan_gaps, sync_chats
 from models import transaction
@@ -43,6 +44,13 @@ class UserEntry:
     roles: tuple[Role, ...] = ()
     supervisor: str | None = None  # the next level up; escalation follows this chain
     mobile: str = ""
+    platform: str = ""             # where their notices go; "" = the first platform switched on
+    platform_id: str = ""          # their id there, when it is not `id`
+
+    @property
+    def address(self) -> tuple[str, str]:
+        """(platform, id there): unique in a roster, so an event finds one person."""
+        return self.platform, self.platform_id or self.id
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ def parse_roster(text: str) -> Roster:
         raise RosterError("the roster lists no users ([[users]])")
     _check_unique("departments", [d.id for d in roster.departments])
     _check_unique("users", [u.id for u in roster.users])
+    _check_addresses(roster.users)
     _check_unique("areas", [a.code for a in roster.areas])
     _check_area_labels(roster.areas)
     _check_references(roster)
@@ -157,7 +166,16 @@ def _user(t: Entry) -> UserEntry:
         roles=tuple(Role(r) for r in roles),
         supervisor=t.optional("supervisor"),
         mobile=t.optional("mobile", limit(User, "mobile")) or "",
+        platform=_platform(t),
+        platform_id=t.optional("platform_id", limit(User, "platform_id")) or "",
     )
+
+
+def _platform(t: Entry) -> str:
+    platform = t.optional("platform") or ""
+    if platform:
+        t.choices("platform", platform, PLATFORMS)
+    return platform
 
 
 def _area(t: Entry) -> AreaEntry:
@@ -184,6 +202,18 @@ def _check_unique(section: str, idents: list[str]) -> None:
                 f"is already used by {section}[{first[ident]}]"
             )
         first[ident] = i
+
+
+def _check_addresses(users: Sequence[UserEntry]) -> None:
+    """Two people with one id on one platform: a message from it could be either."""
+    first: dict[tuple[str, str], int] = {}
+    for i, user in enumerate(users):
+        if user.address in first:
+            j = first[user.address]
+            raise RosterError(f"{_at('users', i, user.id)}: {show(user.address[1])} on "
+                              f"{user.platform or 'the first platform'} is already "
+                              f"{_at('users', j, users[j].id)}")
+        first[user.address] = i
 
 
 def _check_area_labels(areas: Sequence[AreaEntry]) -> None:
@@ -291,7 +321,8 @@ async def _load_users(entries: Sequence[UserEntry], journal: Journal) -> None:
     rows = {u.id: u for u in await User.all()}
     wanted = {
         e.id: {"name": e.name, "department_id": e.department, "roles": [r.value for r in e.roles],
-               "supervisor_id": e.supervisor, "mobile": e.mobile, "active": True}
+               "supervisor_id": e.supervisor, "mobile": e.mobile, "active": True,
+               "platform": e.platform, "platform_id": e.platform_id}
         for e in entries
     }
     new = [e.id for e in entries if e.id not in rows]

@@ -56,11 +56,19 @@ class User(Model):
     )
     mobile = fields.CharField(max_length=32, default="")
     active = fields.BooleanField(default=True)
+    # Where this person's notices go ("" = the plant's first platform switched on), and their
+    # id there when it is not `id` (a DingTalk staffId beside a WeCom-style roster key).
+    platform = fields.CharField(max_length=16, default="", db_default="")
+    platform_id = fields.CharField(max_length=64, default="", db_default="")
+    # Who keeps this row: the TOML roster ("roster") or a platform's contacts (`sync-org`);
+    # each deactivates only the people it keeps.
+    source = fields.CharField(max_length=16, default="roster", db_default="roster")
     department_id: str | None
 
     class Meta:
         table = "org_user"
-        indexes = (("department_id", "id"),)   # a ticket's 转派 choices: the owner's colleagues
+        indexes = (("department_id", "id"),   # a ticket's 转派 choices: the owner's colleagues
+                   ("platform", "platform_id"))
 
     def has_role(self, role: Role) -> bool:
         return role.value in self.roles

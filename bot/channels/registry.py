@@ -17,6 +17,7 @@ PLUGINS: tuple[Plugin, ...] = (
     wecom.PLUGIN,
     webchat.PLUGIN,      # last: the local fallback that needs nothing to connect
 )
+PLATFORMS: tuple[str, ...] = tuple(plugin.platform for plugin in PLUGINS)
 
 
 def enabled(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> list[Plugin]:

@@ -1,5 +1,6 @@
-"""The platforms' access tokens, one row per app, shared by every instance and refreshed by one
-of them at a time (a lease on the row)."""
+"""What the instances share about a platform: its access tokens, one row per app refreshed by one
+instance at a time (a lease on the row), and leases on work only one instance may do at a time
+(holding DingTalk's Stream connection)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ class PlatformToken(Model):
 
     class Meta:
         table = "platform_token"
+
+
+class PlatformLease(Model):
+    """Work only one instance may do at a time: `owner` holds it until `until`, renewing it
+    while alive; once it runs out another instance takes it over."""
+
+    key = fields.CharField(max_length=128, primary_key=True)
+    owner = fields.CharField(max_length=64, default="")
+    until = fields.DatetimeField()
+
+    class Meta:
+        table = "platform_lease"

@@ -233,7 +233,13 @@ BAD_ROSTERS = {
     "unknown key": (
         edit(BASE, 'supervisor = "lisi"', 'superviser = "lisi"'),
         'users[0] (id="zhangsan"): unknown key "superviser"; allowed: id, name, department, '
-        "roles, supervisor, mobile"),
+        "roles, supervisor, mobile, platform, platform_id"),
+    "unknown platform": (
+        edit(BASE, 'supervisor = "lisi"', 'platform = "feishu"'),
+        'users[0] (id="zhangsan"): platform "feishu" must be one of wecom/webchat'),
+    "one id twice on a platform": (
+        edit(BASE, 'supervisor = "lisi"', 'platform_id = "lisi"'),
+        'users[1] (id="lisi"): "lisi" on the first platform is already users[0] (id="zhangsan")'),
     "unknown department": (
         edit(BASE, 'department = "office"', 'department = "qa"'),
         'users[3] (id="zhaoliu"): department "qa" is not in the roster'),
