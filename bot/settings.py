@@ -52,14 +52,23 @@ class WeComSettings:
 
 @dataclass(frozen=True)
 class DingTalkSettings:
-    client_id: str = ""
-    client_secret: str = ""
-    robot_code: str = ""
+    client_id: str = ""                       # the app's Client ID (AppKey)
+    client_secret: str = ""                   # its Client Secret (AppSecret)
+    robot_code: str = ""                      # the robot's code; "" = the Client ID
+    mode: str = "stream"                      # how messages arrive: stream or http
+    card_template_id: str = ""                # the card template made from config/dingtalk/
     api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"   # the older API: media upload, contacts
+    per_person_per_minute: int = 20
+    api_timeout_seconds: float = 10.0
 
     @property
     def enabled(self) -> bool:
         return bool(self.client_id)
+
+    @property
+    def robot(self) -> str:
+        return self.robot_code or self.client_id
 
 
 @dataclass(frozen=True)
@@ -347,6 +356,8 @@ def _validate(s: Settings) -> Settings:
             raise SettingError(f"{_env_name('emergency.' + name)}: must be at least 1")
     if s.wecom.enabled:
         _validate_wecom(s.wecom)
+    if s.dingtalk.enabled:
+        _validate_dingtalk(s.dingtalk)
     return s
 
 
@@ -359,6 +370,21 @@ def _validate_wecom(w: WeComSettings) -> None:
         raise SettingError("SAFETYBOT_WECOM_AES_KEY: must be the 43-character EncodingAESKey")
     if not w.api_base.startswith(("http://", "https://")):
         raise SettingError("SAFETYBOT_WECOM_API_BASE: must be an http(s) URL")
+
+
+def _validate_dingtalk(d: DingTalkSettings) -> None:
+    for name in ("client_secret", "card_template_id"):
+        if not getattr(d, name):
+            raise SettingError(f"SAFETYBOT_DINGTALK_{name.upper()}: required when "
+                               "SAFETYBOT_DINGTALK_CLIENT_ID is set")
+    if d.mode not in ("stream", "http"):
+        raise SettingError(f"SAFETYBOT_DINGTALK_MODE: must be stream or http, got {d.mode!r}")
+    for name in ("api_base", "oapi_base"):
+        if not getattr(d, name).startswith(("http://", "https://")):
+            raise SettingError(f"SAFETYBOT_DINGTALK_{name.upper()}: must be an http(s) URL")
+    if d.per_person_per_minute < 1 or d.api_timeout_seconds <= 0:
+        raise SettingError("SAFETYBOT_DINGTALK_PER_PERSON_PER_MINUTE and _API_TIMEOUT_SECONDS: "
+                           "must be positive")
 
 
 def describe(settings: Settings) -> list[str]:

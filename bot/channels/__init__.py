@@ -64,6 +64,10 @@ class PlatformUnavailable(Exception):
     """The platform is busy or down for now: what was asked can be asked again later."""
 
 
+class Unreachable(PlatformUnavailable):
+    """A timeout or a broken connection: the request may or may not have been carried out."""
+
+
 class Channel(Protocol):
     """A platform's sending half: renders neutral messages within `limits` and delivers them."""
 
