@@ -73,7 +73,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
     h, e = settings.hazard, settings.emergency
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
-        limits=limits_by_platform(settings, plugins),
+        limits=limits_by_platform(settings, plugins), home=home_platform(settings, plugins),
         draft_idle=timedelta(minutes=h.draft_idle_minutes),
         photo_window=timedelta(seconds=h.photo_window_seconds),
         repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,

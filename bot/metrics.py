@@ -40,6 +40,10 @@ API_ERRORS = Counter(
 TOKEN_REFRESHES = Counter(
     "safetybot_token_refreshes_total", "Access token fetches", ["platform"], registry=REGISTRY
 )
+STREAM_CONNECTS = Counter(
+    "safetybot_stream_connects_total", "Connections opened to a platform's stream",
+    ["platform"], registry=REGISTRY,
+)
 ALARMS_LATE = Gauge(
     "safetybot_alarms_late", "Reminders and escalations overdue beyond the grace period",
     registry=REGISTRY,

@@ -31,6 +31,7 @@ class Rules:
     text_max: int = 500
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     limits: Mapping[str, Limits] = field(default_factory=dict)   # by platform
+    home: str = "wecom"     # where people without a platform of their own are reached
 
 
 @dataclass
@@ -93,7 +94,8 @@ class Context:
         rather than two per message (a 提交 sends four)."""
         for priority in sorted({p for p, _ in self._outgoing}, reverse=True):
             await enqueue_many([q for p, q in self._outgoing if p is priority], now=self.now,
-                               platform=self.event.platform, priority=priority)
+                               platform=self.rules.home, priority=priority,
+                               sender=(self.event.user_id, self.event.platform))
         self._outgoing.clear()
 
     async def follow_up(self, key: str) -> None:

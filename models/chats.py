@@ -8,6 +8,8 @@ of the create or update last queued for it; the outbox carries that change out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -36,3 +38,11 @@ def change_key(chat_id: str, version: int) -> str:
     change after that: an update, or the create again when WeCom refused the first. Two loads
     that find the same difference at the same version queue it once."""
     return f"group:{chat_id}" if version == 0 else f"group:{chat_id}:{version}"
+
+
+async def chat_platforms(chat_ids: Collection[str]) -> dict[str, str]:
+    """The platform each known chat lives on."""
+    if not chat_ids:
+        return {}
+    return dict(await GroupChat.filter(chat_id__in=list(chat_ids)).values_list(
+        "chat_id", "platform"))

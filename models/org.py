@@ -188,6 +188,31 @@ async def every_area() -> tuple[Area, ...]:
     return await _AREAS.load()
 
 
+async def person_at(platform: str, platform_user: str) -> str:
+    """Who an event of `platform` from `platform_user` is: the person whose id there it is
+    (`platform_id`), else the person of that id (the usual case: the roster's ids are the
+    platform's)."""
+    found = await User.filter(platform=platform, platform_id=platform_user).first().values_list(
+        "id", flat=True)
+    return str(found) if found else platform_user
+
+
+async def addresses(people: Collection[str], home: str, sender: tuple[str, str] | None = None
+                    ) -> dict[str, tuple[str, str]]:
+    """Where each person is reached: (platform, their id there). Their own platform, or `home`
+    when they have none; `sender` (person, platform) is answered where they wrote from."""
+    rows = {person: (platform or home, platform_id) for person, platform, platform_id
+            in await User.filter(id__in=list(people)).values_list("id", "platform", "platform_id")}
+    where = {}
+    for person in people:
+        own, platform_id = rows.get(person, (home, ""))
+        if sender and sender[0] == person and sender[1] != own:
+            where[person] = (sender[1], person)    # the web chat, say: the roster's ids
+        else:
+            where[person] = (own, platform_id or person)
+    return where
+
+
 async def user_names(ids: Iterable[str]) -> dict[str, str]:
     """People's names by id, however many (a board names thousands of responders). For a
     card's few people and its area, `names_of` is one round trip with both."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -15,12 +15,15 @@ from tortoise import connections, fields
 from tortoise.models import Model
 
 from models import atomic, side
+from models.chats import chat_platforms
+from models.org import addresses
 from models.outgoing import (
     CHAT_PREFIX,
     RATE_LIMITED,
     Card,
     CardUpdate,
     GroupCreate,
+    GroupUpdate,
     Outgoing,
     Priority,
     outgoing_from_payload,
@@ -111,6 +114,7 @@ class Queued:
 async def enqueue(
     key: str, message: Outgoing, *, now: datetime, platform: str,
     to_users: Sequence[str] = (), to_chat: str = "", priority: Priority = Priority.ROUTINE,
+    sender: tuple[str, str] | None = None,
 ) -> bool:
     """Queue a message once per idempotency key; False when the key was queued before.
 
@@ -118,27 +122,40 @@ async def enqueue(
     together.
     """
     return bool(await enqueue_many([Queued(key, message, to_users, to_chat)], now=now,
-                                   platform=platform, priority=priority))
+                                   platform=platform, priority=priority, sender=sender))
 
 
 async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
-                       priority: Priority = Priority.ROUTINE) -> int:
+                       priority: Priority = Priority.ROUTINE,
+                       sender: tuple[str, str] | None = None) -> int:
     """Queue messages in two statements however many there are (a scheduler tick may queue a
-    thousand); keys queued before are skipped. Returns how many were new."""
+    thousand); keys queued before are skipped. Returns how many were new.
+
+    Each recipient is reached on their own platform (`models.org.addresses`): `platform` for
+    people without one and for chats the service does not know; `sender` (person, platform),
+    the person whose event is being handled, where they wrote from. A message whose people sit
+    on two platforms becomes one message per platform: the first keeps the key, the others
+    add `|platform` to it."""
+    people = {u for item in items for u in item.to_users if u}
+    if sender:
+        people.add(sender[0])
+    where = await addresses(people, platform, sender) if people else {}
+    chats = await chat_platforms({_chat_of(item) for item in items} - {""})
     rows, recipients = [], {}
     for item in items:
-        to = _recipients(item.message, item.to_users, item.to_chat)
-        recipients[item.key] = (to, item.message.type in RATE_LIMITED and not item.to_chat)
-        # A lone person's messages keep their order ("没有找到该区域" before the question asked
-        # again); broadcasts and card updates do not wait for anything.
-        single = len(to) == 1 and to[0] in item.to_users
-        rows.append({
-            "idempotency_key": item.key, "platform": platform, "kind": item.message.type,
-            "payload": outgoing_to_payload(item.message), "priority": int(priority),
-            "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
-            "created_at": now, "result": {}, "last_error": "",
-            "thread": f"{platform}:{int(priority)}:{to[0]}"[:100] if single else "",
-        })
+        for key, on, message, to in _by_platform(item, where, chats, platform, sender):
+            recipients[key] = (to, message.type in RATE_LIMITED and not item.to_chat)
+            # A lone person's messages keep their order ("没有找到该区域" before the question
+            # asked again); broadcasts and card updates do not wait for anything.
+            single = len(to) == 1 and bool(item.to_users) and not to[0].startswith(
+                (CHAT_PREFIX, "card:"))
+            rows.append({
+                "idempotency_key": key, "platform": on, "kind": message.type,
+                "payload": outgoing_to_payload(message), "priority": int(priority),
+                "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
+                "created_at": now, "result": {}, "last_error": "",
+                "thread": f"{on}:{int(priority)}:{to[0]}"[:100] if single else "",
+            })
     # The messages and their recipients commit together even when a caller forgot its
     # transaction: a dispatcher woken by the insert must never find a message addressed to
     # nobody.
@@ -151,25 +168,41 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     return len(new)
 
 
+def _chat_of(item: Queued) -> str:
+    message = item.message
+    return message.chat_id if isinstance(message, GroupCreate | GroupUpdate) else item.to_chat
+
+
+def _by_platform(item: Queued, where: dict[str, tuple[str, str]], chats: dict[str, str],
+                 home: str, sender: tuple[str, str] | None
+                 ) -> list[tuple[str, str, Outgoing, list[str]]]:
+    """(key, platform, message, recipients there) for each platform `item` goes to."""
+    message = item.message
+    if isinstance(message, CardUpdate):
+        # A click's card is updated where it was clicked, with the ids people have there.
+        on = sender[1] if sender else home
+        ids = tuple(where[u][1] if u in where else u for u in message.users)
+        return [(item.key, on, replace(message, users=ids), [f"card:{message.response_code}"])]
+    if chat := _chat_of(item):
+        if isinstance(message, Card):
+            raise ValueError("cards cannot go to group chats; send each person a card")
+        return [(item.key, chats.get(chat, home), message, [CHAT_PREFIX + chat])]
+    users = list(dict.fromkeys(u for u in item.to_users if u))
+    if not users:
+        raise ValueError("a message needs at least one recipient")
+    grouped: dict[str, list[str]] = {}
+    for user in users:
+        on, there = where.get(user, (home, user))
+        grouped.setdefault(on, []).append(there)
+    order = sorted(grouped, key=lambda p: (p != home, p))
+    return [(item.key if n == 0 else f"{item.key}|{on}", on, message, grouped[on])
+            for n, on in enumerate(order)]
+
+
 async def all_queued(keys: Collection[str]) -> bool:
     """Whether every one of these idempotency keys was queued before: a job that sends a set
     of messages once learns it before building them (a month's chart and ledger)."""
     return await OutboxMessage.filter(idempotency_key__in=list(keys)).count() == len(keys)
-
-
-def _recipients(message: Outgoing, to_users: Sequence[str], to_chat: str) -> list[str]:
-    if isinstance(message, GroupCreate):
-        return [CHAT_PREFIX + message.chat_id]
-    if isinstance(message, CardUpdate):
-        return [f"card:{message.response_code}"]
-    if to_chat:
-        if isinstance(message, Card):
-            raise ValueError("cards cannot go to group chats; send each person a card")
-        return [CHAT_PREFIX + to_chat]
-    users = list(dict.fromkeys(u for u in to_users if u))
-    if not users:
-        raise ValueError("a message needs at least one recipient")
-    return users
 
 
 @dataclass(frozen=True)

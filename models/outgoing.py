@@ -43,12 +43,11 @@ class Limits:
 
 
 # What fits every platform the service can speak: the strictest of each channel's limits
-# (tests/test_channels.py checks it against every registered channel). A handler or a job that
-# does not know the recipient's platform writes within these. DingTalk, the next platform, is
-# counted already where its limits are known: its batchSend names at most 20 people
-# (chat-protocols.md §7.3).
+# (tests/integration/test_channels.py checks it against every registered channel). A handler or
+# a job that does not know the recipient's platform writes within these: WeCom's sizes,
+# DingTalk's 20 people a call and 20 messages a minute.
 COMMON = Limits(message_bytes=2048, card_buttons=6, card_rows=6, card_options=10,
-                option_chars=16, card_body_chars=160, per_person_per_minute=30,
+                option_chars=16, card_body_chars=160, per_person_per_minute=20,
                 recipients_per_call=20)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.channels import Plugin, webchat, wecom
+from bot.channels import Plugin, dingtalk, webchat, wecom
 from bot.settings import Settings
 from models.outgoing import Limits
 
 PLUGINS: tuple[Plugin, ...] = (
     wecom.PLUGIN,
+    dingtalk.PLUGIN,
     webchat.PLUGIN,      # last: the local fallback that needs nothing to connect
 )
 PLATFORMS: tuple[str, ...] = tuple(plugin.platform for plugin in PLUGINS)

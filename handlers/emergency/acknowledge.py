@@ -66,6 +66,6 @@ async def acknowledge(ctx: Context, activation: Activation, answer: str) -> None
         level = plan.level(activation.level)
         deputy = level.deputy_of(ctx.me.id) if level else ""
         if deputy:
-            await call(activation, plan, [deputy], ctx.now, ctx.event.platform,
+            await call(activation, plan, [deputy], ctx.now, ctx.rules.home,
                        ctx.rules.emergency.remind_every, deputy_for={deputy: ctx.me.id})
     await board_soon(ctx, activation, plan)

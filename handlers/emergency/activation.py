@@ -258,7 +258,7 @@ async def confirm(ctx: Context, activation: Activation) -> None:
     # decision commits and the groups hear of it without waiting for them.
     text = await broadcast_text(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:group:{group}", text, to_chat=group)
-                        for group in plan.groups], now=ctx.now, platform=ctx.event.platform,
+                        for group in plan.groups], now=ctx.now, platform=ctx.rules.home,
                        priority=Priority.EMERGENCY)
     await ctx.follow_up(f"emg:call:{activation.id}")
 
@@ -274,7 +274,7 @@ async def call_responders(ctx: Context) -> None:
     level = plan.level(activation.level)
     assert level is not None
     called = await call(activation, plan, await callees(level), ctx.now,
-                        ctx.event.platform, ctx.rules.emergency.remind_every)
+                        ctx.rules.home, ctx.rules.emergency.remind_every)
     lines = [f"{headline(activation, plan)}已启动：已向{called}人发送确认卡片，"
              f"向{len(plan.groups)}个群发送处置要点。应急看板将随确认情况更新，"
              "发送“应急状态”可随时查看，发送“结束预案”结束响应。"]
@@ -320,7 +320,7 @@ async def close(ctx: Context) -> None:
     plan = plans[activation.plan_id or ""]
     text = await summary(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:summary:{group}", text, to_chat=group)
-                        for group in plan.groups], now=ctx.now, platform=ctx.event.platform,
+                        for group in plan.groups], now=ctx.now, platform=ctx.rules.home,
                        priority=Priority.EMERGENCY)
     await send(ctx, text, sorted({activation.commander, ctx.me.id}))
     if activation.drill:

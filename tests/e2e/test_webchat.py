@@ -237,6 +237,8 @@ async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
         service: Service, http: aiohttp.ClientSession) -> None:
     """The README's emergency walk-through: cards, a per-person card update and the board."""
     await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    # WeCom is connected too: the plant's people say they use the web chat (`platform`).
+    await User.all().update(platform="webchat")
     await load_plans(ROOT / "config" / "plans", utc_now(), "webchat")
     zhou = await Socket.open(http, service.url, "zhouwei")
     await post(http, service.url, "text", user="zhouwei", id=message_id(),

@@ -124,7 +124,8 @@ async def test_wecom_keeps_its_rate_setting_and_the_web_chat_has_none(
     assert limits["wecom"].recipients_per_call == 1000
     assert limits["webchat"].per_person_per_minute is None
     assert limits["webchat"].recipients_per_call is None
-    assert limits_of(limits, "dingtalk") == COMMON      # a platform not connected here
+    assert limits["dingtalk"].recipients_per_call == 20
+    assert limits_of(limits, "feishu") == COMMON        # a platform this service cannot speak
 
 
 def test_common_limits_fit_every_platform() -> None:

@@ -236,7 +236,7 @@ BAD_ROSTERS = {
         "roles, supervisor, mobile, platform, platform_id"),
     "unknown platform": (
         edit(BASE, 'supervisor = "lisi"', 'platform = "feishu"'),
-        'users[0] (id="zhangsan"): platform "feishu" must be one of wecom/webchat'),
+        'users[0] (id="zhangsan"): platform "feishu" must be one of wecom/dingtalk/webchat'),
     "one id twice on a platform": (
         edit(BASE, 'supervisor = "lisi"', 'platform_id = "lisi"'),
         'users[1] (id="lisi"): "lisi" on the first platform is already users[0] (id="zhangsan")'),

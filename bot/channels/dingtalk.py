@@ -1,0 +1,534 @@
+"""DingTalk (钉钉): receiving by Stream or by HTTP callback, parsing, rendering and delivery, and
+the plug-in that declares them with DingTalk's limits (chat-protocols.md §7).
+
+Both ways in end in the same place: the robot message or card click is parsed into neutral
+events and stored in the inbox, de-duplicated on DingTalk's `msgId` (a redelivered frame or a
+repeated callback is one event), before DingTalk is answered. Everything else happens later from
+the inbox, as for WeCom. The Stream connection itself lives in `bot/channels/dingtalk_stream.py`.
+
+People are their `senderStaffId`; a message without one comes from outside the company and is
+answered through its conversation's `sessionWebhook` and logged, never handled as anybody.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot import metrics
+from bot.channels import (
+    Delivery,
+    Edges,
+    Health,
+    MediaGone,
+    Outcome,
+    PlatformUnavailable,
+    Plugin,
+    Sink,
+    Stream,
+    Unreachable,
+    Verdict,
+)
+from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
+from bot.channels.dingtalk_stream import Refused, StreamClient
+from bot.media import MediaStore, content_type
+from bot.settings import DingTalkSettings, Settings
+from models.inbound import Inbound, InboundKind
+from models.markup import literal, render_markdown
+from models.outgoing import (
+    CHAT_PREFIX,
+    Card,
+    CardUpdate,
+    File,
+    GroupCreate,
+    GroupUpdate,
+    Image,
+    Limits,
+    Markdown,
+    Outgoing,
+    Text,
+    fit_text,
+)
+
+log = logging.getLogger(__name__)
+
+TOPIC_MESSAGE = "/v1.0/im/bot/messages/get"
+TOPIC_CARD = "/v1.0/card/instances/callback"
+TASK_TAG = "@"              # as on WeCom: a card sent again to later people gets a tagged id
+SIGN_WINDOW_MS = 3600_000   # a callback more than an hour off is refused (§7.1)
+
+# §7.3: batchSend names at most 20 people a call; a group message holds 15,000 bytes and a
+# markdown message is cut well within it (5,000 bytes is what we render, the simulator's
+# ceiling). Cards are the plant's template (config/dingtalk/), which shows up to 6 buttons,
+# 10 rows and a drop-down of 10 options. DingTalk has no duplicate check to ask for.
+LIMITS = Limits(message_bytes=5000, card_buttons=6, card_rows=10, card_options=10,
+                option_chars=20, card_body_chars=500, per_person_per_minute=20,
+                recipients_per_call=20, duplicate_check_seconds=0)
+
+
+def limits(settings: Settings) -> Limits:
+    return replace(LIMITS, per_person_per_minute=settings.dingtalk.per_person_per_minute)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound
+
+
+@dataclass(frozen=True)
+class Outsider:
+    """A message from somebody outside the company (no staff id): answered, never handled."""
+
+    nick: str
+    conversation: str
+    webhook: str
+
+
+def parse_message(doc: dict[str, Any], robot: str) -> list[Inbound] | Outsider:
+    """A robot message (§7.1) as the events it holds: a rich text's pictures come first, one
+    event each, then its text, as if the person had sent them one after another."""
+    if str(doc.get("robotCode") or robot) != robot:
+        raise Refused(f"a message for robot {str(doc.get('robotCode'))[:40]!r}, not ours")
+    msg_id = str(doc.get("msgId") or "")
+    if not msg_id:
+        raise Refused("a robot message without msgId")
+    user = str(doc.get("senderStaffId") or "")
+    if not user:
+        return Outsider(str(doc.get("senderNick") or "")[:40],
+                        str(doc.get("conversationId") or ""),
+                        str(doc.get("sessionWebhook") or ""))
+    kind = str(doc.get("msgtype") or "")
+    content = _object(doc.get("content"))
+    sent_at = _int(doc.get("createAt")) // 1000
+
+    def event(n: int, **values: Any) -> Inbound:
+        dedup = f"{PLATFORM}:msg:{msg_id}" + (f":{n}" if n else "")
+        return Inbound(platform=PLATFORM, user_id=user, dedup_key=dedup, sent_at=sent_at,
+                       raw_type=kind, **values)
+
+    if kind == "text":
+        text = _object(doc.get("text"))
+        return [event(0, kind=InboundKind.TEXT, text=str(text.get("content") or "").strip())]
+    if kind == "picture":
+        return [event(0, kind=InboundKind.IMAGE, media_id=_download_code(content))]
+    if kind == "richText":
+        parts = [p for p in content.get("richText") or [] if isinstance(p, dict)]
+        pictures = [_download_code(p) for p in parts if p.get("type") == "picture"]
+        words = "".join(str(p.get("text") or "") for p in parts
+                        if p.get("type") != "picture").strip()
+        events = [event(n, kind=InboundKind.IMAGE, media_id=code)
+                  for n, code in enumerate(pictures) if code]
+        if words:
+            events.append(event(len(events), kind=InboundKind.TEXT, text=words))
+        return events or [event(0, kind=InboundKind.UNKNOWN)]
+    if kind == "audio":
+        heard = str(content.get("recognition") or "").strip()
+        if heard:   # DingTalk's own speech recognition: what the person said, as text
+            return [event(0, kind=InboundKind.TEXT, text=heard)]
+        return [event(0, kind=InboundKind.VOICE)]
+    return [event(0, kind=InboundKind.UNKNOWN)]
+
+
+def parse_card_click(doc: dict[str, Any]) -> Inbound:
+    """A card callback (§7.4): the button's params, bound in our template (config/dingtalk/),
+    are `key` and, with a drop-down, `selection` and `selected`."""
+    track = str(doc.get("outTrackId") or "")
+    user = str(doc.get("userId") or "")
+    if not track or not user:
+        raise Refused("a card callback without outTrackId or userId")
+    try:
+        content = json.loads(doc.get("content") or "{}")
+        params = content.get("cardPrivateData", {}).get("params", {})
+        if not isinstance(params, dict):
+            raise TypeError
+    except (TypeError, ValueError, AttributeError):
+        raise Refused("a card callback whose content is not the template's JSON") from None
+    chosen = str(params.get("selected") or "")
+    question = str(params.get("selection") or "")
+    # One click is one event: a repeated callback of the same click carries the same content.
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return Inbound(
+        platform=PLATFORM, user_id=user, kind=InboundKind.CARD_ACTION,
+        dedup_key=f"{PLATFORM}:card:{digest}", event_key=str(params.get("key") or ""),
+        task_id=track.split(TASK_TAG, 1)[0], response_code=track,
+        selected={question: [chosen]} if question and chosen else {}, raw_type="card",
+    )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _download_code(part: dict[str, Any]) -> str:
+    return str(part.get("downloadCode") or part.get("pictureDownloadCode") or "")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+OUTSIDER_REPLY = "您好，安全助手只为本企业员工服务。如需帮助，请联系企业的安全管理员。"
+
+
+class Receiver:
+    """What both ways in share: parse, store, and answer people from outside the company."""
+
+    def __init__(self, settings: DingTalkSettings, sink: Sink,
+                 session: Callable[[], aiohttp.ClientSession | None]) -> None:
+        self._robot = settings.robot
+        self._sink = sink
+        self._session = session
+
+    async def take(self, topic: str, doc: dict[str, Any]) -> str:
+        """Store what `doc` holds; the outcome for the metrics (stored, duplicate, outsider)."""
+        if topic == TOPIC_CARD:
+            events: list[Inbound] | Outsider = [parse_card_click(doc)]
+        elif topic == TOPIC_MESSAGE:
+            events = parse_message(doc, self._robot)
+        else:
+            raise Refused(f"a frame of topic {topic[:60]!r}")
+        if isinstance(events, Outsider):
+            await self._answer_outsider(events)
+            return "outsider"
+        stored = [await self._sink(event) for event in events]
+        return "stored" if any(stored) else "duplicate"
+
+    async def _answer_outsider(self, outsider: Outsider) -> None:
+        log.warning("a message from outside the company, answered and not handled",
+                    extra={"nick": outsider.nick, "conversation": outsider.conversation})
+        session = self._session()
+        if session is None or not outsider.webhook.startswith(("http://", "https://")):
+            return
+        try:
+            async with session.post(outsider.webhook, json={
+                    "msgtype": "text", "text": {"content": OUTSIDER_REPLY}},
+                    timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                resp.raise_for_status()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not answer the outsider: %s", exc.__class__.__name__)
+
+
+def signature(timestamp: str, secret: str) -> str:
+    """Base64(HMAC-SHA256(key=appSecret, timestamp + "\\n" + appSecret)) (§7.1)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode()
+
+
+class DingTalkCallback:
+    """`POST /dingtalk/callback`: checked, stored, answered 200 at once."""
+
+    def __init__(self, settings: DingTalkSettings, receiver: Receiver, max_body: int,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._secret = settings.client_secret
+        self._receiver = receiver
+        self._max_body = max_body
+        self._wall = wall
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/dingtalk/callback", self.receive)]
+
+    async def receive(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            self._check_sign(request.headers.get("timestamp", ""),
+                             request.headers.get("sign", ""))
+            body = await _read_limited(request, self._max_body)
+            try:
+                doc = json.loads(body)
+                if not isinstance(doc, dict):
+                    raise ValueError
+            except ValueError:
+                raise web.HTTPBadRequest(text="the body is not a JSON object") from None
+            topic = TOPIC_CARD if "outTrackId" in doc else TOPIC_MESSAGE
+            try:
+                result = await self._receiver.take(topic, doc)
+            except Refused as exc:
+                log.warning("dingtalk callback refused: %s", exc)
+                raise web.HTTPForbidden(text=str(exc)) from None
+            return web.json_response({})
+        except web.HTTPException as exc:
+            result = str(exc.status)
+            raise
+        finally:
+            metrics.CALLBACKS.labels(PLATFORM, result).inc()
+            metrics.CALLBACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+
+    def _check_sign(self, timestamp: str, sign: str) -> None:
+        if not timestamp or not sign:
+            raise web.HTTPUnauthorized(text="missing timestamp or sign")
+        if not timestamp.isdigit() or abs(self._wall() * 1000 - int(timestamp)) > SIGN_WINDOW_MS:
+            log.warning("dingtalk callback refused: timestamp more than an hour off")
+            raise web.HTTPUnauthorized(text="timestamp more than an hour off")
+        if not hmac.compare_digest(signature(timestamp, self._secret).encode(), sign.encode()):
+            log.warning("dingtalk callback refused: wrong sign")
+            raise web.HTTPUnauthorized(text="wrong sign")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """Read at most `limit` bytes; 413 beyond, whether or not Content-Length was honest."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16384):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound
+
+
+def robot_message(message: Text | Markdown | Card, limits: Limits = LIMITS) -> tuple[str, str]:
+    """(msgKey, msgParam) of a robot message (§7.3); msgParam is a JSON string."""
+    if isinstance(message, Text):
+        key, param = "sampleText", {"content": fit_text(message.content, limits.message_bytes)}
+    else:
+        text = (render_markdown(message.content, room=limits.message_bytes)
+                if isinstance(message, Markdown) else _card_as_markdown(message, limits))
+        key, param = "sampleMarkdown", {"title": _title(text), "text": text}
+    return key, json.dumps(param, ensure_ascii=False)
+
+
+def _title(markdown: str) -> str:
+    """What the notification shows: the first line, without markdown's marks."""
+    first = markdown.strip().split("\n", 1)[0]
+    return first.strip("#*> ").replace("**", "")[:30] or "安全助手"
+
+
+def _card_as_markdown(card: Card, limits: Limits) -> str:
+    lines = [f"**{literal(card.title)}**"]
+    lines += [literal(line) for text in (card.description, card.body)
+              for line in text.splitlines()]
+    lines += [f"> {literal(k)}：{literal(v)}" for k, v in card.fields]
+    return render_markdown("\n".join(lines), room=limits.message_bytes)
+
+
+def card_params(card: Card, limits: Limits = LIMITS) -> dict[str, str]:
+    """The template's variables (config/dingtalk/card-template.json); all strings (§7.4)."""
+    card = card.within(limits)
+    pick = card.selection
+
+    def dumped(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    return {
+        "title": card.title, "description": card.description, "body": card.body,
+        "fields": dumped([{"key": k, "value": v} for k, v in card.fields]),
+        "buttons": dumped([{"text": b.text, "key": b.key, "style": str(b.style)}
+                           for b in card.buttons]),
+        "selection": dumped({"key": pick.key, "title": pick.title, "selected": pick.selected,
+                             "options": [{"id": i, "text": t} for i, t in pick.options]}
+                            ) if pick else "",
+        "status": "", "done": "false",
+    }
+
+
+class DingTalkChannel:
+    """Delivers outbox messages through DingTalk's API and fetches inbound pictures."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: DingTalkSettings, api: DingTalkApi, media: MediaStore,
+                 limits: Limits = LIMITS) -> None:
+        self._s = settings
+        self._api = api
+        self._media = media
+        self.limits = limits
+
+    async def fetch_media(self, media_id: str) -> bytes:
+        """A picture's downloadCode → a temporary URL → the bytes (§7.1)."""
+        try:
+            answer = await self._api.call("POST", "robot/messageFiles/download", json={
+                "downloadCode": media_id, "robotCode": self._s.robot})
+            return await self._api.fetch(str(answer["downloadUrl"]))
+        except DingTalkError as exc:
+            if exc.retry_after is None and not exc.token_refused:
+                raise MediaGone(str(exc)) from exc
+            raise PlatformUnavailable(str(exc)) from exc
+
+    async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
+                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+        try:
+            if isinstance(message, GroupCreate | GroupUpdate):
+                return _not_ours(message, recipients)
+            if isinstance(message, CardUpdate):
+                return await self._update_card(message, recipients)
+            chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
+            if isinstance(message, Card) and message.buttons:
+                if chats:
+                    raise TypeError("cards go to people, not to group chats")
+                return await self._cards(message, recipients, batch)
+            msg_key, param = await self._robot_message(message)
+            if chats:
+                return await self._to_chats(msg_key, param, chats)
+            return await self._to_people(msg_key, param, recipients)
+        except DingTalkError as exc:
+            return Delivery({r: _outcome(exc) for r in recipients}, {})
+        except Unreachable as exc:
+            return Delivery({r: _unreachable(exc) for r in recipients}, {})
+
+    async def _robot_message(self, message: Outgoing) -> tuple[str, str]:
+        if isinstance(message, Text | Markdown | Card):
+            return robot_message(message, self.limits)
+        if isinstance(message, Image | File):
+            data = await self._media.get(message.media)
+            if isinstance(message, Image):
+                kind = content_type(data)
+                name = "photo." + ("png" if kind == "image/png" else "jpg")
+                media_id = await self._api.upload(data, name, kind, "image")
+                return "sampleImageMsg", json.dumps({"photoURL": media_id})
+            kind = mimetypes.guess_type(message.filename)[0] or "application/octet-stream"
+            media_id = await self._api.upload(data, message.filename, kind, "file")
+            extension = message.filename.rsplit(".", 1)[-1] if "." in message.filename else ""
+            return "sampleFile", json.dumps({"mediaId": media_id, "fileName": message.filename,
+                                             "fileType": extension}, ensure_ascii=False)
+        raise TypeError(f"{message.type} is not a chat message")
+
+    async def _to_people(self, msg_key: str, param: str, recipients: Sequence[str]
+                         ) -> Delivery:
+        """One batchSend (the dispatcher hands at most 20): each person's own outcome."""
+        answer = await self._api.call("POST", "robot/oToMessages/batchSend", json={
+            "robotCode": self._s.robot, "userIds": list(recipients), "msgKey": msg_key,
+            "msgParam": param})
+        invalid = set(answer.get("invalidStaffIdList") or [])
+        slowed = set(answer.get("flowControlledStaffIdList") or [])
+        outcomes = {
+            r: Outcome(Verdict.INVALID, "invalidStaffId") if r in invalid
+            else Outcome(Verdict.RETRY, "flowControlled", 60.0) if r in slowed
+            else Outcome.sent()
+            for r in recipients
+        }
+        return Delivery(outcomes, {"processQueryKeys": [answer.get("processQueryKey")]})
+
+    async def _to_chats(self, msg_key: str, param: str, chats: Sequence[str]) -> Delivery:
+        outcomes: dict[str, Outcome] = {}
+        for chat in chats:
+            try:
+                await self._api.call("POST", "robot/groupMessages/send", json={
+                    "robotCode": self._s.robot, "msgKey": msg_key, "msgParam": param,
+                    "openConversationId": chat.removeprefix(CHAT_PREFIX)})
+                outcomes[chat] = Outcome.sent()
+            except DingTalkError as exc:
+                outcomes[chat] = _outcome(exc)
+            except Unreachable as exc:
+                outcomes[chat] = _unreachable(exc)
+        return Delivery(outcomes, {})
+
+    async def _cards(self, card: Card, people: Sequence[str], batch: str) -> Delivery:
+        """One card instance for these people (`outTrackId` our card id, single-use): a
+        decision updates every copy at once (§7.4)."""
+        track = f"{card.task_id}{TASK_TAG}{batch}" if batch else card.task_id
+        try:
+            answer = await self._api.call("POST", "card/instances/createAndDeliver", json={
+                "cardTemplateId": self._s.card_template_id, "outTrackId": track,
+                "cardData": {"cardParamMap": card_params(card, self.limits)},
+                "callbackType": "STREAM",
+                "openSpaceId": "dtv1.card//" + ";".join(f"IM_ROBOT.{p}" for p in people),
+                "imRobotOpenSpaceModel": {"supportForward": False},
+                "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": self._s.robot},
+                "userIdType": 1,
+            })
+        except DingTalkError as exc:
+            if "outTrackId" in exc.code and "Exist" in exc.code:
+                # The id is taken: an earlier attempt that timed out did reach DingTalk.
+                return Delivery({p: Outcome(Verdict.SENT, exc.code) for p in people}, {})
+            raise
+        result = _object(answer.get("result"))
+        failed = {str(r.get("spaceId")): str(r.get("errorMsg") or "not delivered")[:200]
+                  for r in result.get("deliverResults") or []
+                  if isinstance(r, dict) and not r.get("success", True)}
+        outcomes = {p: Outcome(Verdict.INVALID, failed[p]) if p in failed else Outcome.sent()
+                    for p in people}
+        return Delivery(outcomes, {"outTrackIds": [track]})
+
+    async def _update_card(self, message: CardUpdate, recipients: Sequence[str]) -> Delivery:
+        """Everyone's copy, or only `users`' own view (private data) (§7.4)."""
+        shown = {"cardParamMap": {"status": message.replace_text, "done": "true"}}
+        body: dict[str, Any] = {
+            "outTrackId": message.response_code,
+            "cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
+        }
+        if message.users:
+            body["privateData"] = {user: shown for user in message.users}
+        else:
+            body["cardData"] = shown
+        await self._api.call("PUT", "card/instances", json=body)
+        return Delivery({r: Outcome.sent() for r in recipients}, {})
+
+
+def _not_ours(message: GroupCreate | GroupUpdate, recipients: Sequence[str]) -> Delivery:
+    """DingTalk groups are made by the plant's admin with the robot added (README); the service
+    does not create or change them, and says so rather than pretending it did."""
+    detail = ("DingTalk groups are kept by the admin: add the robot to the group and name it "
+              f"in the plan (chat {message.chat_id})")
+    return Delivery({r: Outcome(Verdict.FAILED, detail) for r in recipients}, {})
+
+
+def _unreachable(exc: Unreachable) -> Outcome:
+    return Outcome(Verdict.RETRY, str(exc), 2.0, uncertain=True)
+
+
+def _outcome(exc: DingTalkError) -> Outcome:
+    detail = f"{exc.status} {exc.code} {exc.message}"[:200]
+    if exc.retry_after is not None:
+        return Outcome(Verdict.RETRY, detail, exc.retry_after)
+    if exc.token_refused:
+        return Outcome(Verdict.RETRY, detail, 30.0)   # credentials rotated: an admin's fix
+    return Outcome(Verdict.FAILED, detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plug-in
+
+
+class DingTalkConnector:
+    """DingTalk either posts to `/dingtalk/callback` (mode http) or is reached by the Stream
+    connection this process may hold (mode stream); the channel sends through its API."""
+
+    def __init__(self, edges: Edges) -> None:
+        self._edges = edges
+        self._session: aiohttp.ClientSession | None = None
+        self._receiver = Receiver(edges.settings.dingtalk, edges.sink, lambda: self._session)
+
+    def routes(self) -> list[web.RouteDef]:
+        settings = self._edges.settings
+        if settings.dingtalk.mode != "http":
+            return []
+        return DingTalkCallback(settings.dingtalk, self._receiver,
+                                settings.max_body_bytes).routes()
+
+    def stream(self) -> Stream | None:
+        if self._edges.settings.dingtalk.mode != "stream":
+            return None
+        client = StreamClient(self._edges, self._receiver.take)
+
+        async def run(session: aiohttp.ClientSession, health: Health) -> None:
+            self._session = session
+            await client.run(session, health)
+
+        return run
+
+    def channel(self, session: aiohttp.ClientSession) -> DingTalkChannel:
+        self._session = session
+        edges = self._edges
+        api = DingTalkApi(edges.settings.dingtalk, session, edges.instance, edges.clock)
+        return DingTalkChannel(edges.settings.dingtalk, api, edges.media, limits(edges.settings))
+
+PLUGIN = Plugin(PLATFORM, enabled=lambda settings: settings.dingtalk.enabled, limits=limits,
+                connect=DingTalkConnector)
