@@ -35,6 +35,10 @@ SECRET = "test-secret-not-real"
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 PEOPLE = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+DINGTALK_CLIENT_ID = "dingtestclient0001"
+DINGTALK_SECRET = "test-dingtalk-secret-not-real"
+DINGTALK_ROBOT = "dingtestrobot0001"
+DINGTALK_TEMPLATE = "safetybot-card-test.schema"
 
 
 def free_port() -> int:
@@ -44,17 +48,31 @@ def free_port() -> int:
         return port
 
 
-def service_settings(database_url: str, api_base: str, media_dir: Path, **overrides: Any
-                     ) -> Settings:
+def service_settings(database_url: str, api_base: str, media_dir: Path, *,
+                     dingtalk: str = "", **overrides: Any) -> Settings:
+    """The service's settings against simulators: WeCom's at `api_base` ("" for none), and
+    DingTalk's at `dingtalk` when given (its mode is the override `dingtalk_mode`)."""
     env = {
         "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(free_port()),
         "SAFETYBOT_MEDIA_DIR": str(media_dir), "SAFETYBOT_POLL_SECONDS": "0.05",
         "SAFETYBOT_INBOX_RETRY_SECONDS": "0.05",
-        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
-        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-        "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
-        "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
     }
+    if api_base:
+        env |= {
+            "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+            "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+            "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+            "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
+        }
+    if dingtalk:
+        env |= {
+            "SAFETYBOT_DINGTALK_CLIENT_ID": DINGTALK_CLIENT_ID,
+            "SAFETYBOT_DINGTALK_CLIENT_SECRET": DINGTALK_SECRET,
+            "SAFETYBOT_DINGTALK_ROBOT_CODE": DINGTALK_ROBOT,
+            "SAFETYBOT_DINGTALK_CARD_TEMPLATE_ID": DINGTALK_TEMPLATE,
+            "SAFETYBOT_DINGTALK_API_BASE": dingtalk, "SAFETYBOT_DINGTALK_OAPI_BASE": dingtalk,
+            "SAFETYBOT_DINGTALK_API_TIMEOUT_SECONDS": "2",
+        }
     env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env)
 
