@@ -23,6 +23,8 @@ Where the contract and DingTalk's documentation are silent, the simulator choose
   ("user not found", "group not found", "robot not in group"). IM_ROBOT spaces need an
   imRobotOpenDeliverModel (robotCode optional, ours if given), IM_GROUP spaces an
   imGroupOpenDeliverModel whose robotCode is ours.
+- A card click carries `"type": "actionCallback"` besides the contract's fields, as the SDK's
+  CardCallbackMessage has it.
 - PUT card/instances merges cardParamMap by key when updateCardDataByKey is true and replaces it
   whole otherwise (DingTalk's default); the same for privateData with updatePrivateDataByKey.
 - The ACK of a Stream card callback may carry {"response": {"cardData", "privateData"}}, which
@@ -72,6 +74,7 @@ Clock: TypeAlias = Callable[[], float]
 Handler: TypeAlias = Callable[[web.Request], Awaitable[dict[str, Any]]]
 Endpoint: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Mode: TypeAlias = Literal["stream", "http"]
+FrameKind: TypeAlias = Literal["CALLBACK", "EVENT"]
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -409,8 +412,8 @@ class DingTalkSimulator:
     def fail_next(self, path: str, status: int, code: str | int, times: int = 1) -> None:
         """Answer the next `times` calls of `path` with HTTP `status` and `code` (an errcode on
         old-style paths) instead of carrying them out."""
-        if path in self._oapi_names:
-            int(code)                   # an old-style errcode is a number
+        if path in self._oapi_names and not str(code).lstrip("-").isdigit():
+            raise ValueError(f"{path} is old-style: its code is an errcode number, not {code!r}")
         self._queue_faults(path, _Fault(status=status, code=str(code)), times)
 
     def hang_next(self, path: str, seconds: float, times: int = 1) -> None:
@@ -470,7 +473,7 @@ class DingTalkSimulator:
         return await self.send(data, topic=topic, kind="EVENT", wait=wait, timeout=timeout)
 
     async def send(self, payload: dict[str, Any], *, topic: str = BOT_TOPIC,
-                   kind: str = "CALLBACK", wait: bool = True,
+                   kind: FrameKind = "CALLBACK", wait: bool = True,
                    timeout: float = ACK_WAIT) -> CallbackResult:  # noqa: ASYNC109
         """Deliver `payload` to our service: a frame, ACKed within `timeout` (or TimeoutError,
         the frame staying queued), or without waiting; in HTTP mode a callback POST, always
@@ -993,7 +996,7 @@ class _Gateway:
             await self._recorded()
         return ws
 
-    def push(self, kind: str, topic: str, payload: dict[str, Any]) -> _Frame:
+    def push(self, kind: FrameKind, topic: str, payload: dict[str, Any]) -> _Frame:
         message_id = secrets.token_hex(16)
         headers = {"appId": self._app_id, "contentType": "application/json",
                    "messageId": message_id, "time": str(_now_ms()), "topic": topic}
