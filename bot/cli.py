@@ -1,4 +1,4 @@
-"""The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org,
+"""The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org, sync-org,
 load-plans, check-config, inbox and outbox (parked events and messages)."""
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
 
 if TYPE_CHECKING:
+    from bot.org_sync import SyncReport
     from bot.plans import PlansReport
     from bot.roster import RosterReport
 
 T = TypeVar("T")
+# The platforms sync-org reads, and the setting that switches each on.
+CONTACTS = {"wecom": "SAFETYBOT_WECOM_CORP_ID", "dingtalk": "SAFETYBOT_DINGTALK_CLIENT_ID"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations")
     load = commands.add_parser("load-org", help="import the roster (idempotent)")
     load.add_argument("file", type=Path, nargs="?", help="roster TOML (default: org_file)")
+    sync = commands.add_parser("sync-org", help="update the roster from a platform's contacts")
+    sync.add_argument("--from", dest="platform", required=True, choices=CONTACTS,
+                      help="the platform whose departments and people to read")
+    sync.add_argument("--dry-run", action="store_true",
+                      help="print what would change and change nothing")
     plans = commands.add_parser("load-plans", help="import the emergency plans (idempotent)")
     plans.add_argument("dir", type=Path, nargs="?",
                        help="folder of plan files, *.toml (default: plans_dir)")
@@ -83,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "load-org":
         return asyncio.run(_load_org(settings, args.file or Path(settings.org_file)))
+    if args.command == "sync-org":
+        return asyncio.run(_sync_org(settings, args.platform, args.dry_run))
     if args.command == "load-plans":
         return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
     if args.command in ("inbox", "outbox"):
@@ -172,10 +182,38 @@ async def _load_org(settings: Settings, path: Path) -> int:
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
-    loaded = _loaded(path, report)
-    for gap in report.gaps:
-        print(f"safetybot: warning: {gap}")
-    return loaded
+    return _loaded(path, report, gaps=report.gaps)
+
+
+async def _sync_org(settings: Settings, platform: str, dry_run: bool) -> int:
+    """Read the platform's contacts, then merge them in one transaction (none in a dry run)."""
+    import aiohttp
+
+    from bot.app import instance_name
+    from bot.channels import dingtalk_contacts, wecom_contacts
+    from bot.org_sync import SyncError, sync_org
+
+    wecom = platform == "wecom"
+    read = wecom_contacts.read if wecom else dingtalk_contacts.read
+    if not (settings.wecom if wecom else settings.dingtalk).enabled:
+        print(f"safetybot: sync-org: {platform} is not configured (set {CONTACTS[platform]})",
+              file=sys.stderr)
+        return 2
+
+    async def sync(_: TortoiseContext) -> SyncReport:
+        async with aiohttp.ClientSession() as session:
+            directory = await read(settings, session, instance_name(settings), utc_now)
+        return await sync_org(directory, utc_now(), dry_run=dry_run)
+
+    try:
+        report = await _in_database(settings, sync)
+    except SyncError as exc:
+        print(f"safetybot: sync-org --from {platform}: {exc}", file=sys.stderr)
+        return 1
+    _loaded(platform, report, changes=report.lines(), gaps=report.gaps)
+    if dry_run:
+        print("safetybot: dry run: nothing written")
+    return 0
 
 
 async def _load_plans(settings: Settings, directory: Path) -> int:
@@ -191,11 +229,13 @@ async def _load_plans(settings: Settings, directory: Path) -> int:
     return _loaded(directory, report)
 
 
-def _loaded(source: Path, report: RosterReport | PlansReport) -> int:
-    """What a load did, then what became of each plan chat, a line each."""
-    print(f"safetybot: {source}: {report.summary()}")
-    for chat in report.chats:
-        print(f"safetybot: {chat.summary()}")
+def _loaded(source: object, report: RosterReport | PlansReport | SyncReport, *,
+            changes: Sequence[str] = (), gaps: Sequence[str] = ()) -> int:
+    """What a load did, then each change, what became of each plan chat and whom the plans
+    name but can no longer call, a line each."""
+    for line in (f"{source}: {report.summary()}", *changes,
+                 *(chat.summary() for chat in report.chats), *(f"warning: {g}" for g in gaps)):
+        print(f"safetybot: {line}")
     return 0
 
 

@@ -5,6 +5,11 @@ roster changes nothing: a half-loaded org chart would send escalations to the wr
 Loading is idempotent: a row is written, and audited, only when it changes. People missing from
 the file are deactivated, never deleted, because tickets and the audit trail still refer to them.
 Once the roster is in, the emergency plans' group chats follow it (`bot.plans.sync_chats`).
+
+Beside `safetybot sync-org` (bot/org_sync.py) the file keeps only its own people (`source`
+"roster"): those the sync added are neither in the file nor deactivated by it, and an entry for
+one of them takes their row over. A department, supervisor or mobile an entry leaves out stays
+as the sync filled it in from the platform.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from bot.channels.registry import PLATFORMS
 from bot.loading import Entry, Journal, limit, show, write
+from bot.org_sync import FILLED, ROSTER, synced_fields
 from bot.plans import ChatChange, plan_gaps, sync_chats
 from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
@@ -322,9 +328,14 @@ async def _load_users(entries: Sequence[UserEntry], journal: Journal) -> None:
     wanted = {
         e.id: {"name": e.name, "department_id": e.department, "roles": [r.value for r in e.roles],
                "supervisor_id": e.supervisor, "mobile": e.mobile, "active": True,
-               "platform": e.platform, "platform_id": e.platform_id}
+               "platform": e.platform, "platform_id": e.platform_id, "source": ROSTER}
         for e in entries
     }
+    left_out = [user_id for user_id, values in wanted.items() if user_id in rows and any(
+        not values[key] and getattr(rows[user_id], key) for key in FILLED)]
+    for user_id, keys in (await synced_fields(left_out)).items():
+        wanted[user_id].update({key: getattr(rows[user_id], key) for key in FILLED
+                                if key in keys and not wanted[user_id][key]})
     new = [e.id for e in entries if e.id not in rows]
     for user_id in new:
         values = {**wanted[user_id], "supervisor_id": None}
@@ -336,7 +347,7 @@ async def _load_users(entries: Sequence[UserEntry], journal: Journal) -> None:
         elif entry.supervisor is not None:
             await write(row, {"supervisor_id": entry.supervisor})  # audited when created
     for row in rows.values():
-        if row.id not in wanted and row.active:
+        if row.id not in wanted and row.active and row.source == ROSTER:
             await journal.deactivate("user", row, row.id, "not in the roster")
 
 

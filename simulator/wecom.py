@@ -19,7 +19,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Self, TypeAlias
@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.wecom_crypto import WeComCrypto
+from simulator.contacts import Contacts, UnknownDepartment
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ ERRMSG: dict[int, str] = {
     47001: "data format error",
     48002: "api forbidden",
     60020: "not allow to access from your ip",
+    60123: "invalid party id",
     81013: "user & party & tag all invalid",
     82001: "All touser & toparty & totag invalid",
     86001: "invalid chatid",
@@ -190,6 +192,9 @@ class WeComSimulator:
         self.card_updates: list[CardUpdated] = []
         self.chats: dict[str, Chat] = {}
         self.media: dict[str, Media] = {}
+        # The corp's contacts (通讯录) as department/list and user/list give them; apart from
+        # `users`, who may write to the app.
+        self.directory = Contacts()
         self._secret = secret
         self._clock = clock
         self._crypto = WeComCrypto(token, aes_key, corp_id)
@@ -222,6 +227,8 @@ class WeComSimulator:
             "appchat/update": ("POST", self._update_chat, True),
             "appchat/send": ("POST", self._chat_send, True),
             "appchat/get": ("GET", self._chat_get, True),
+            "department/list": ("GET", self._department_list, True),
+            "user/list": ("GET", self._user_list, True),
         }
         for user in users:
             self.add_user(user)
@@ -618,6 +625,19 @@ class WeComSimulator:
         return {"chat_info": {"chatid": chat.chatid, "name": chat.name, "owner": chat.owner,
                               "userlist": list(chat.userlist)}}
 
+    # -- API: contacts -----------------------------------------------------------------------
+
+    async def _department_list(self, request: web.Request) -> Answer:
+        with _department_errors():
+            wanted = request.query.get("id")
+            return {"department": self.directory.wecom_departments(
+                int(wanted) if wanted else None)}
+
+    async def _user_list(self, request: web.Request) -> Answer:
+        with _department_errors():
+            return {"userlist": self.directory.wecom_members(
+                int(request.query.get("department_id", "")))}
+
     # -- client side: WeCom calling our callback -------------------------------------------
 
     async def _post_callback(self, plaintext: str, signature: str | None,
@@ -812,6 +832,15 @@ def _duplicate_interval(body: dict[str, Any]) -> float:
     except (TypeError, ValueError):
         seconds = 1800.0
     return min(seconds, MAX_DUPLICATE_INTERVAL)
+
+
+@contextlib.contextmanager
+def _department_errors() -> Iterator[None]:
+    """A department id that is not a number, or not the corp's: 60123."""
+    try:
+        yield
+    except (ValueError, UnknownDepartment):
+        raise ApiError(60123) from None
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
