@@ -57,6 +57,7 @@ class DingTalkSettings:
     robot_code: str = ""                      # the robot's code; "" = the Client ID
     mode: str = "stream"                      # how messages arrive: stream or http
     card_template_id: str = ""                # the card template made from config/dingtalk/
+    group_template_id: str = ""               # the scene-group template the plans' groups use
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"   # the older API: media upload, contacts
     per_person_per_minute: int = 20

@@ -136,7 +136,7 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     the person whose event is being handled, where they wrote from. A message whose people sit
     on two platforms becomes one message per platform: the first keeps the key, the others
     add `|platform` to it."""
-    people = {u for item in items for u in item.to_users if u}
+    people = {u for item in items for u in (*item.to_users, *_named_in(item.message)) if u}
     if sender:
         people.add(sender[0])
     where = await addresses(people, platform, sender) if people else {}
@@ -168,6 +168,15 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
     return len(new)
 
 
+def _named_in(message: Outgoing) -> tuple[str, ...]:
+    """The people a message names inside it (a group's members), reached by their ids there."""
+    if isinstance(message, GroupCreate):
+        return (message.owner, *message.members)
+    if isinstance(message, GroupUpdate):
+        return (message.owner, *message.add, *message.remove)
+    return ()
+
+
 def _chat_of(item: Queued) -> str:
     message = item.message
     return message.chat_id if isinstance(message, GroupCreate | GroupUpdate) else item.to_chat
@@ -186,7 +195,19 @@ def _by_platform(item: Queued, where: dict[str, tuple[str, str]], chats: dict[st
     if chat := _chat_of(item):
         if isinstance(message, Card):
             raise ValueError("cards cannot go to group chats; send each person a card")
-        return [(item.key, chats.get(chat, home), message, [CHAT_PREFIX + chat])]
+        on = chats.get(chat, home)
+
+        def ids_there(people: Sequence[str]) -> tuple[str, ...]:
+            return tuple(where[p][1] if p in where and where[p][0] == on else p for p in people)
+
+        if isinstance(message, GroupCreate):
+            [owner] = ids_there([message.owner])
+            message = replace(message, owner=owner, members=ids_there(message.members))
+        elif isinstance(message, GroupUpdate):
+            owner = ids_there([message.owner])[0] if message.owner else ""
+            message = replace(message, add=ids_there(message.add),
+                              remove=ids_there(message.remove), owner=owner)
+        return [(item.key, on, message, [CHAT_PREFIX + chat])]
     users = list(dict.fromkeys(u for u in item.to_users if u))
     if not users:
         raise ValueError("a message needs at least one recipient")

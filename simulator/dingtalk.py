@@ -61,7 +61,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal, Self, TypeAlias
 
@@ -207,6 +207,8 @@ class Group:
     title: str
     members: tuple[str, ...]
     robot: bool = True               # whether our robot is in it
+    owner: str = ""
+    template_id: str = ""            # a scene group's (场景群) template; "" for a plain group
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,7 @@ class DingTalkSimulator:
         self._download_codes: dict[str, Media] = {}
         self._links: dict[str, tuple[Media, float]] = {}
         self._sessions: dict[str, _Session] = {}
+        self._scene_uuids: dict[str, str] = {}     # a scene group's create uuid -> its id
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -320,6 +323,14 @@ class DingTalkSimulator:
             self.old_style_route("POST", "media/upload", self._upload),
             self.old_style_route("POST", "robot/sendBySession", self._session_reply,
                                  needs_token=False),
+            self.old_style_route("POST", "topapi/im/chat/scenegroup/create",
+                                 self._create_scene_group),
+            self.old_style_route("POST", "topapi/im/chat/scenegroup/member/add",
+                                 partial(self._scene_members, add=True)),
+            self.old_style_route("POST", "topapi/im/chat/scenegroup/member/delete",
+                                 partial(self._scene_members, add=False)),
+            self.old_style_route("POST", "topapi/im/chat/scenegroup/update",
+                                 self._update_scene_group),
         ]
         for user in users:
             self.add_user(user)
@@ -801,6 +812,57 @@ class DingTalkSimulator:
         return {"success": True}
 
     # -- API: old style -------------------------------------------------------------------
+
+    # -- old-style API: scene groups (场景群), the groups an app creates and keeps ----------------
+
+    async def _create_scene_group(self, request: web.Request) -> dict[str, Any]:
+        """`uuid` makes the create idempotent: the same uuid answers the group made before.
+        The template's robot (ours) is in every scene group made from it."""
+        body = await _json_body(request)
+        template, owner = str(body.get("template_id") or ""), str(body.get("owner_user_id") or "")
+        if not template or not body.get("title") or owner not in self.users:
+            raise OapiError(40035)
+        uuid_ = str(body.get("uuid") or "")
+        if uuid_ in self._scene_uuids:
+            cid = self._scene_uuids[uuid_]
+            return {"result": {"open_conversation_id": cid, "chat_id": "chat" + cid[3:15]}}
+        members = [m for m in str(body.get("user_ids") or "").split(",") if m in self.users]
+        cid = "cid" + secrets.token_urlsafe(24)
+        self.groups[cid] = Group(cid, str(body["title"]), tuple(dict.fromkeys([owner, *members])),
+                                 True, owner, template)
+        self._chat_messages.setdefault(cid, [])
+        if uuid_:
+            self._scene_uuids[uuid_] = cid
+        await self._recorded()
+        return {"result": {"open_conversation_id": cid, "chat_id": "chat" + cid[3:15]}}
+
+    async def _scene_members(self, request: web.Request, *, add: bool) -> dict[str, Any]:
+        body = await _json_body(request)
+        group = self._scene_group(body)
+        ids = [m for m in str(body.get("user_ids") or "").split(",") if m]
+        members = ([*group.members, *(m for m in ids if m in self.users)] if add
+                   else [m for m in group.members if m not in ids])
+        self.groups[group.open_conversation_id] = replace(group,
+                                                          members=tuple(dict.fromkeys(members)))
+        await self._recorded()
+        return {}
+
+    async def _update_scene_group(self, request: web.Request) -> dict[str, Any]:
+        body = await _json_body(request)
+        group = self._scene_group(body)
+        owner = str(body.get("owner_user_id") or group.owner)
+        if owner not in self.users:
+            raise OapiError(40035)
+        self.groups[group.open_conversation_id] = replace(
+            group, owner=owner, members=tuple(dict.fromkeys([owner, *group.members])))
+        await self._recorded()
+        return {}
+
+    def _scene_group(self, body: dict[str, Any]) -> Group:
+        group = self.groups.get(str(body.get("open_conversation_id") or ""))
+        if group is None or not group.template_id:
+            raise OapiError(40035)
+        return group
 
     async def _upload(self, request: web.Request) -> dict[str, Any]:
         kind = request.query.get("type", "")

@@ -41,6 +41,7 @@ from bot.channels import (
     Verdict,
 )
 from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
+from bot.channels.dingtalk_groups import conversation_of, remember_group
 from bot.channels.dingtalk_stream import Refused, StreamClient
 from bot.media import MediaStore, content_type
 from bot.settings import DingTalkSettings, Settings
@@ -365,8 +366,10 @@ class DingTalkChannel:
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
                       duplicate_check: float = 0.0, batch: str = "") -> Delivery:
         try:
-            if isinstance(message, GroupCreate | GroupUpdate):
-                return _not_ours(message, recipients)
+            if isinstance(message, GroupCreate):
+                return await self._create_group(message, recipients)
+            if isinstance(message, GroupUpdate):
+                return await self._update_group(message, recipients)
             if isinstance(message, CardUpdate):
                 return await self._update_card(message, recipients)
             chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
@@ -417,18 +420,56 @@ class DingTalkChannel:
         return Delivery(outcomes, {"processQueryKeys": [answer.get("processQueryKey")]})
 
     async def _to_chats(self, msg_key: str, param: str, chats: Sequence[str]) -> Delivery:
+        """A group the service created is named by its DingTalk id; another group, one the
+        robot was added to, by the id the plan gives it."""
         outcomes: dict[str, Outcome] = {}
         for chat in chats:
+            chat_id = chat.removeprefix(CHAT_PREFIX)
             try:
                 await self._api.call("POST", "robot/groupMessages/send", json={
                     "robotCode": self._s.robot, "msgKey": msg_key, "msgParam": param,
-                    "openConversationId": chat.removeprefix(CHAT_PREFIX)})
+                    "openConversationId": await conversation_of(chat_id) or chat_id})
                 outcomes[chat] = Outcome.sent()
             except DingTalkError as exc:
                 outcomes[chat] = _outcome(exc)
             except Unreachable as exc:
                 outcomes[chat] = _unreachable(exc)
         return Delivery(outcomes, {})
+
+    async def _create_group(self, message: GroupCreate, recipients: Sequence[str]) -> Delivery:
+        """A scene group (场景群) from the plant's template, whose robot is ours; `uuid` makes a
+        repeated create answer the group made the first time."""
+        if not self._s.group_template_id:
+            detail = ("set SAFETYBOT_DINGTALK_GROUP_TEMPLATE_ID (a scene-group template with "
+                      f"this app's robot) so that group {message.chat_id} can be created")
+            return Delivery({r: Outcome(Verdict.FAILED, detail) for r in recipients}, {})
+        answer = await self._api.legacy("topapi/im/chat/scenegroup/create", json={
+            "title": message.name, "template_id": self._s.group_template_id,
+            "owner_user_id": message.owner, "user_ids": ",".join(message.members),
+            "uuid": message.chat_id})
+        conversation = str(_object(answer.get("result")).get("open_conversation_id") or "")
+        if not conversation:
+            raise DingTalkError(200, "-1", "scenegroup/create answered without a group id")
+        await remember_group(message.chat_id, conversation)
+        return Delivery({r: Outcome.sent() for r in recipients},
+                        {"openConversationId": conversation})
+
+    async def _update_group(self, message: GroupUpdate, recipients: Sequence[str]) -> Delivery:
+        conversation = await conversation_of(message.chat_id)
+        if conversation is None:
+            detail = f"group {message.chat_id} was never created on DingTalk"
+            return Delivery({r: Outcome(Verdict.FAILED, detail) for r in recipients}, {})
+        group = {"open_conversation_id": conversation}
+        if message.add:
+            await self._api.legacy("topapi/im/chat/scenegroup/member/add",
+                                   json={**group, "user_ids": ",".join(message.add)})
+        if message.owner:          # before the removal: the owner may be among those removed
+            await self._api.legacy("topapi/im/chat/scenegroup/update",
+                                   json={**group, "owner_user_id": message.owner})
+        if message.remove:
+            await self._api.legacy("topapi/im/chat/scenegroup/member/delete",
+                                   json={**group, "user_ids": ",".join(message.remove)})
+        return Delivery({r: Outcome.sent() for r in recipients}, {})
 
     async def _cards(self, card: Card, people: Sequence[str], batch: str) -> Delivery:
         """One card instance for these people (`outTrackId` our card id, single-use): a
@@ -470,14 +511,6 @@ class DingTalkChannel:
             body["cardData"] = shown
         await self._api.call("PUT", "card/instances", json=body)
         return Delivery({r: Outcome.sent() for r in recipients}, {})
-
-
-def _not_ours(message: GroupCreate | GroupUpdate, recipients: Sequence[str]) -> Delivery:
-    """DingTalk groups are made by the plant's admin with the robot added (README); the service
-    does not create or change them, and says so rather than pretending it did."""
-    detail = ("DingTalk groups are kept by the admin: add the robot to the group and name it "
-              f"in the plan (chat {message.chat_id})")
-    return Delivery({r: Outcome(Verdict.FAILED, detail) for r in recipients}, {})
 
 
 def _unreachable(exc: Unreachable) -> Outcome:

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot.channels.dingtalk_groups import conversation_of
+from bot.clock import utc_now
+from bot.plans import load_plans
+from bot.roster import load_org, parse_roster
 from bot.settings import SettingError, load_settings
+from models.chats import GroupChat
 from models.inbound import InboundKind
 from models.inbox import InboxEvent
 from models.org import User
@@ -28,6 +33,7 @@ from tests.harness import (
     DINGTALK_CLIENT_ID,
     DINGTALK_ROBOT,
     DINGTALK_SECRET,
+    ROOT,
     Service,
     service_settings,
     settled,
@@ -257,6 +263,56 @@ async def test_batch_send_failures_are_retried_and_partial_ones_recorded_per_per
     assert statuses == {"zhangsan": DeliveryStatus.SENT, "lisi": DeliveryStatus.SENT,
                         "zhaoliu": DeliveryStatus.INVALID}
     assert len(sim.messages_for("zhangsan")) == len(sim.messages_for("lisi")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The plans' groups: scene groups the service creates and keeps with the roster
+
+
+async def test_the_plans_groups_are_scene_groups_that_follow_the_roster(
+        db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path) -> None:
+    roster = (ROOT / "config" / "demo-org.toml").read_text(encoding="utf-8")
+    people = [u.id for u in parse_roster(roster).users]
+    await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    async with DingTalkSimulator(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT,
+                                 users=people) as sim:
+        service = Service(service_settings(database_url, "", media_dir, dingtalk=sim.base_url,
+                                           dingtalk_group_template_id="tpl-emergency"))
+        await service.start()
+        try:
+            await load_plans(ROOT / "config" / "plans", utc_now(), "dingtalk")
+            await settled()
+            chats = {c.chat_id: c for c in await GroupChat.all()}
+            groups = {g.title: g for g in sim.groups.values()}
+            assert len(groups) == len(chats) == 3
+            nh3 = chats["emergency01"]
+            group = groups[nh3.name]
+            assert set(group.members) == set(nh3.members) and group.owner == nh3.owner
+            assert (await conversation_of("emergency01")) == group.open_conversation_id
+            # Someone the plan calls leaves: the roster load takes them out of the group.
+            leaving = next(m for m in nh3.members             # named nowhere else
+                           if m != nh3.owner and roster.count(f'"{m}"') == 1)
+            shorter = tmp_path / "org.toml"
+            shorter.write_text(_without_user(roster, leaving), encoding="utf-8")
+            await load_org(shorter, utc_now())
+            await settled()
+            now = sim.groups[group.open_conversation_id]
+            assert leaving not in now.members and len(now.members) == len(group.members) - 1
+            # A broadcast to the plan's group reaches the scene group.
+            await enqueue("emg-test", Text("演练通知"), now=service.clock(), platform="dingtalk",
+                          to_chat="emergency01")
+            await settled()
+            [told] = sim.chat_messages(group.open_conversation_id)
+            assert told.body["content"] == "演练通知"
+        finally:
+            await service.stop()
+
+
+def _without_user(roster: str, user_id: str) -> str:
+    """The roster file without one [[users]] entry."""
+    blocks = roster.split("\n[[")
+    kept = [b for b in blocks if not (b.startswith("users]]") and f'id = "{user_id}"' in b)]
+    return "\n[[".join(kept)
 
 
 # ---------------------------------------------------------------------------------------------
