@@ -18,6 +18,7 @@ from tortoise.context import TortoiseContext
 from bot.channels import dingtalk_contacts, wecom_contacts
 from bot.clock import utc_now
 from bot.org_sync import Directory, SyncReport, sync_org
+from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import Settings, load_settings
 from models.audit import AuditEvent
@@ -241,7 +242,7 @@ async def test_a_department_with_more_people_than_a_page_holds_is_read_whole(
 
 
 # ---------------------------------------------------------------------------------------------
-# Beside the TOML roster
+# Beside the TOML roster and the plans
 
 ROSTER = """\
 [[departments]]
@@ -320,6 +321,45 @@ roles = ["reviewer"]
     assert (await sync(platform)).changes == ()
 
 
+async def test_a_roster_person_with_another_id_on_the_platform_is_found_and_can_leave(
+        platform: Platform, tmp_path: Path) -> None:
+    p = platform.name
+    await load_org(roster(tmp_path, f"""\
+[[users]]
+id = "zs"
+name = "张三"
+platform = "{p}"
+platform_id = "zhangsan"
+"""), NOW)
+
+    await sync(platform)
+
+    everyone = await people()
+    assert "zhangsan" not in everyone
+    assert everyone["zs"] == ("张三", f"{p}-3", "wangwu", "roster", True)
+    platform.contacts.leaves("zhangsan")
+    assert (await sync(platform)).lines() == [
+        "user zs (张三) deactivated: no longer in the platform's contacts"]
+
+
+async def test_after_a_sync_the_plans_chats_follow_and_the_plans_name_who_left(
+        platform: Platform, tmp_path: Path) -> None:
+    await sync(platform)
+    (tmp_path / "small.toml").write_text(
+        'code = "SMALL"\nname = "小型预案"\ntype = "现场处置"\ntriggers = ["小事"]\n'
+        'groups = ["emergency09"]\nsteps = ["报告值班长"]\n'
+        '[[levels]]\nname = "一级"\npeople = ["zhangsan", "lisi", "wangwu"]\n', encoding="utf-8")
+    await load_plans(tmp_path, NOW, platform.name)
+    platform.contacts.leaves("zhangsan")
+
+    report = await sync(platform)
+
+    # The chat's creation still waits in the outbox: its change will follow it.
+    assert [(c.chat_id, c.waiting) for c in report.chats] == [("emergency09", True)]
+    assert report.gaps == ('plan SMALL, level 一级: "zhangsan" named but no longer in the '
+                           'roster; the plan does not call them',)
+
+
 # ---------------------------------------------------------------------------------------------
 # The command
 
@@ -393,3 +433,4 @@ async def test_a_platform_not_configured_is_one_line(database_url: str) -> None:
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == ("safetybot: sync-org: dingtalk is not configured "
                            "(set SAFETYBOT_DINGTALK_CLIENT_ID)\n")
+
