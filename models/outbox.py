@@ -198,13 +198,15 @@ def _by_platform(item: Queued, where: dict[str, tuple[str, str]], chats: dict[st
         on = chats.get(chat, home)
 
         def ids_there(people: Sequence[str]) -> tuple[str, ...]:
-            return tuple(where[p][1] if p in where and where[p][0] == on else p for p in people)
+            """A group lives on one platform: its members there, by their ids there (the
+            others hear of its news in their own messages)."""
+            return tuple(where[p][1] for p in people if p in where and where[p][0] == on)
 
         if isinstance(message, GroupCreate):
-            [owner] = ids_there([message.owner])
+            [owner] = ids_there([message.owner]) or [message.owner]
             message = replace(message, owner=owner, members=ids_there(message.members))
         elif isinstance(message, GroupUpdate):
-            owner = ids_there([message.owner])[0] if message.owner else ""
+            owner = (ids_there([message.owner]) or [message.owner])[0] if message.owner else ""
             message = replace(message, add=ids_there(message.add),
                               remove=ids_there(message.remove), owner=owner)
         return [(item.key, on, message, [CHAT_PREFIX + chat])]
