@@ -88,7 +88,8 @@ def hazard_rules(settings: Settings, media: MediaStore,
 
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                    plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
-    """Scheduled notices go to the home platform: the first connected in the plug-ins' order."""
+    """Scheduled notices reach each person on their own platform; `platform` (the first
+    connected in the plug-ins' order) stands for those without one."""
     platform = home_platform(settings, plugins)
     return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media, platform,
                 rules.emergency, settings.modules_on, limits_of(rules.limits, platform))

@@ -308,7 +308,7 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
                                    ("scheduler", scheduler)) if on]
     logging.getLogger("bot").info(
         "serving on http://%s:%d", settings.host, settings.port,
-        extra={"channels": channels or "none: set SAFETYBOT_WECOM_* to connect WeCom",
+        extra={"channels": channels or "none: set SAFETYBOT_WECOM_* or SAFETYBOT_DINGTALK_*",
                "modules": settings.modules_on, "running": roles},
     )
     app = create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler,

@@ -301,7 +301,8 @@ def _check_across(plans: Sequence[PlanEntry]) -> None:
 
 async def load_plans(directory: Path, now: datetime, platform: str) -> PlansReport:
     """Make the plans in the database match the files; loading the same files again writes
-    nothing. `platform` is where the plans' group chats are created ("wecom" or "webchat")."""
+    nothing. `platform` is where the plans' group chats are created (the first platform
+    switched on)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     plans = await asyncio.to_thread(parse_plans, directory)
