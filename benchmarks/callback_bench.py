@@ -1,8 +1,10 @@
-"""Callback benchmark: how fast SafetyBot acknowledges WeCom callbacks, against a bare baseline.
+"""Callback benchmark: how fast SafetyBot acknowledges a platform's callbacks, against a bare
+baseline.
 
-WeCom retries a callback that is not answered within 5 seconds, so the acknowledgement path
-(verify, decrypt, store, answer) is what must stay fast under load. This script measures it on
-PostgreSQL beside `baseline_app.py` (aiohttp + decrypt + one INSERT) in the same run:
+WeCom retries a callback that is not answered within 5 seconds, and DingTalk pushes a Stream
+frame again until it is ACKed, so the acknowledgement path (verify, decrypt or check the sign,
+store, answer) is what must stay fast under load. This script measures it on PostgreSQL beside
+`baseline_app.py` (aiohttp + the platform's check + one INSERT) in the same run:
 
 * closed loop: `--concurrency` requests in flight until `--count` are answered -> acks/s, p50, p99;
 * open loop: `--rate` requests/s for `--seconds`, latency counted from each request's *scheduled*
@@ -10,11 +12,14 @@ PostgreSQL beside `baseline_app.py` (aiohttp + decrypt + one INSERT) in the same
 
 Three targets: the service as deployed in production (`serve --no-workers` answering callbacks,
 `safetybot work` beside it handling the inbox: two processes), the service in one process
-(`serve`), and the baseline. Everything runs on loopback in a fresh database that is dropped at
-the end. Targets are measured one at a time, taking turns; medians are reported.
+(`serve`), and the baseline. With `--platform dingtalk` the callbacks are DingTalk's HTTP
+callbacks (`POST /dingtalk/callback`, signed), and two more targets take the same messages as
+Stream frames pushed by the DingTalk simulator's gateway (closed loop only: ACKs per second and
+push-to-ACK latency). Everything runs on loopback in a fresh database that is dropped at the
+end. Targets are measured one at a time, taking turns; medians are reported.
 
-    .venv/bin/python benchmarks/callback_bench.py [--concurrency 32] [--count 5000]
-                                                  [--rate 500] [--seconds 10] [--worker-nice 10]
+    .venv/bin/python benchmarks/callback_bench.py [--platform wecom|dingtalk] [--concurrency 32]
+        [--count 5000] [--rate 500] [--seconds 10] [--worker-nice 10]
 """
 
 from __future__ import annotations
@@ -37,10 +42,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol, TypeVar
 
 import aiohttp
 import asyncpg
@@ -51,17 +64,50 @@ sys.path.insert(0, str(ROOT))
 
 from bot.channels.wecom_crypto import WeComCrypto  # noqa: E402
 from bot.db import POSTGRES_POOL_SIZE, with_database  # noqa: E402
+from simulator.dingtalk import (  # noqa: E402
+    ACK_WAIT,
+    BOT_TOPIC,
+    CallbackResult,
+    DingTalkSimulator,
+    FrameKind,
+    callback_sign,
+)
 
+PLATFORMS = ("wecom", "dingtalk")
 # The official WXBizMsgCrypt test vector's credentials; nothing here is a real secret.
 CORP_ID = "ww1436e0e65a779aee"
 AGENT_ID = 1000002
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 SECRET = "bench-secret-not-real"
-HEADERS = {"Content-Type": "text/xml"}
+# DingTalk's app: any non-empty strings do for the simulator.
+DINGTALK_CLIENT_ID = "dingbenchclient0001"
+DINGTALK_SECRET = "bench-dingtalk-secret-not-real"
+DINGTALK_ROBOT = "dingbenchrobot0001"
+DINGTALK_TEMPLATE = "safetybot-card-bench.schema"
+DINGTALK_PER_PERSON_PER_MINUTE = 20     # DingTalk's, and the service's default
+CREDENTIALS: dict[str, dict[str, str]] = {
+    "wecom": {
+        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
+        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
+        "SAFETYBOT_WECOM_AES_KEY": AES_KEY,
+    },
+    "dingtalk": {
+        "SAFETYBOT_DINGTALK_CLIENT_ID": DINGTALK_CLIENT_ID,
+        "SAFETYBOT_DINGTALK_CLIENT_SECRET": DINGTALK_SECRET,
+        "SAFETYBOT_DINGTALK_ROBOT_CODE": DINGTALK_ROBOT,
+        "SAFETYBOT_DINGTALK_CARD_TEMPLATE_ID": DINGTALK_TEMPLATE,
+        "SAFETYBOT_DINGTALK_PER_PERSON_PER_MINUTE": str(DINGTALK_PER_PERSON_PER_MINUTE),
+    },
+}
+TEXT = "3号车间 配电箱门没关"                      # every message: this and its number
+WECOM_HEADERS = {"Content-Type": "text/xml"}
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)   # WeCom gives up after 5 s; we wait longer
 START_TIMEOUT = 30.0                                 # seconds for a process to become ready
 STOP_TIMEOUT = 15.0
+# The benchmark never drains the inbox (README), so a target restarted late in a run finds
+# events older than /readyz's default 120 s lag and would never be ready.
+READY_MAX_LAG_SECONDS = "86400"
 
 
 class BenchError(Exception):
@@ -74,12 +120,22 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Callback:
-    query: str        # msg_signature, timestamp and nonce, already URL-safe
+    """One message as the platform delivers it: an HTTP POST (path with its query, body,
+    headers) and, on DingTalk, the same message as a Stream frame's data (`frame`). `key` is
+    the dedup key the service stores it under."""
+
+    path: str
     body: bytes
-    msg_id: int
+    headers: Mapping[str, str]
+    key: str
+    frame: dict[str, Any] | None = None
 
 
-class Sealer:
+class Sealer(Protocol):
+    async def batch(self, size: int) -> list[Callback]: ...
+
+
+class WeComSealer:
     """Encrypts text callbacks as WeCom would; MsgIds never repeat within one run."""
 
     def __init__(self, users: Sequence[str]) -> None:
@@ -88,7 +144,7 @@ class Sealer:
         self._msg_ids = itertools.count(time.time_ns() // 1000)
         self._n = itertools.count(1)
 
-    def batch(self, size: int) -> list[Callback]:
+    async def batch(self, size: int) -> list[Callback]:
         return [self._one() for _ in range(size)]
 
     def _one(self) -> Callback:
@@ -98,12 +154,45 @@ class Sealer:
             f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
             f"<FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>{now}</CreateTime>"
             f"<MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[3号车间 配电箱门没关 {n}]]></Content>"
+            f"<Content><![CDATA[{TEXT} {n}]]></Content>"
             f"<MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
         )
         nonce = str(secrets.randbelow(10**10))
         body, signature = self._crypto.seal_xml(plaintext, now, nonce)
-        return Callback(f"msg_signature={signature}&timestamp={now}&nonce={nonce}", body, msg_id)
+        return Callback(f"/wecom/callback?msg_signature={signature}&timestamp={now}&nonce={nonce}",
+                        body, WECOM_HEADERS, f"wecom:{CORP_ID}:msg:{msg_id}")
+
+
+class _Unsent(DingTalkSimulator):
+    """The DingTalk simulator's people, whose messages are built but not delivered: the JSON
+    DingTalk sends comes from the simulator's own `SimUser`, not from a copy of its shape."""
+
+    async def send(self, payload: dict[str, Any], *, topic: str = BOT_TOPIC,
+                   kind: FrameKind = "CALLBACK", wait: bool = True,
+                   timeout: float = ACK_WAIT) -> CallbackResult:  # noqa: ASYNC109
+        return CallbackResult(0, "", payload, "", topic)
+
+
+class DingTalkSealer:
+    """Robot text messages as DingTalk delivers them, signed for the HTTP callback (the sign
+    covers the timestamp, which the service accepts for an hour); msgIds never repeat."""
+
+    def __init__(self, users: Sequence[str]) -> None:
+        unsent = _Unsent(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT, users)
+        self._people = itertools.cycle([unsent.user(u) for u in users])
+        self._n = itertools.count(1)
+
+    async def batch(self, size: int) -> list[Callback]:
+        return [await self._one() for _ in range(size)]
+
+    async def _one(self) -> Callback:
+        person, n = next(self._people), next(self._n)
+        frame = (await person.says(f"{TEXT} {n}")).payload
+        timestamp = str(time.time_ns() // 1_000_000)
+        headers = {"Content-Type": "application/json", "timestamp": timestamp,
+                   "sign": callback_sign(timestamp, DINGTALK_SECRET)}
+        return Callback("/dingtalk/callback", json.dumps(frame, ensure_ascii=False).encode(),
+                        headers, f"dingtalk:msg:{frame['msgId']}", frame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +204,7 @@ class RunResult:
     target: str
     mode: str                       # "closed" or "open"
     latencies: list[float]          # seconds, answered requests only
-    statuses: Counter[int]          # HTTP status; 0 = no answer (connection error, timeout)
+    statuses: Counter[int]          # HTTP status or frame reply code; 0 = no answer
     elapsed: float
     offered_rate: float = 0.0
 
@@ -139,31 +228,59 @@ class RunResult:
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
 
 
-def urls(base: str, batch: Sequence[Callback]) -> list[tuple[URL, bytes]]:
-    """Parsed once before timing, so the client does not pay URL parsing per request."""
-    return [(URL(f"{base}/wecom/callback?{cb.query}", encoded=True), cb.body) for cb in batch]
+Item = TypeVar("Item")
+Send = Callable[[Item], Awaitable[int]]        # one request; its status, 0 for no answer
 
 
-async def post(session: aiohttp.ClientSession, url: URL, body: bytes) -> int:
-    try:
-        async with session.post(url, data=body, headers=HEADERS) as resp:
-            await resp.read()
-            return resp.status
-    except (aiohttp.ClientError, TimeoutError):
-        return 0
+class Http:
+    """Callbacks POSTed by our own client, as the platform would."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self._session = session
+        self._base = base
+
+    def prepare(self, batch: Sequence[Callback]) -> list[tuple[URL, bytes, Mapping[str, str]]]:
+        """URLs parsed once before timing, so the client does not pay it per request."""
+        return [(URL(self._base + cb.path, encoded=True), cb.body, cb.headers) for cb in batch]
+
+    async def send(self, request: tuple[URL, bytes, Mapping[str, str]]) -> int:
+        url, body, headers = request
+        try:
+            async with self._session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
 
 
-async def closed_loop(session: aiohttp.ClientSession, target: str,
-                      requests: list[tuple[URL, bytes]], concurrency: int) -> RunResult:
+class StreamPush:
+    """The same messages as frames pushed by the DingTalk simulator's gateway to the service's
+    Stream connection; answered means ACKed (reply code 200)."""
+
+    def __init__(self, sim: DingTalkSimulator) -> None:
+        self._sim = sim
+
+    def prepare(self, batch: Sequence[Callback]) -> list[dict[str, Any]]:
+        return [cb.frame for cb in batch if cb.frame is not None]
+
+    async def send(self, frame: dict[str, Any]) -> int:
+        try:
+            return (await self._sim.send(frame, timeout=REQUEST_TIMEOUT.total or 10)).status
+        except TimeoutError:
+            return 0    # not ACKed: the gateway keeps it and pushes it again
+
+
+async def closed_loop(send: Send[Item], target: str, requests: list[Item],
+                      concurrency: int) -> RunResult:
     """`concurrency` senders, each sending its next request as soon as the last is answered."""
-    pending: Iterator[tuple[URL, bytes]] = iter(requests)
+    pending: Iterator[Item] = iter(requests)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
     async def sender() -> None:
-        for url, body in pending:          # one shared iterator: each request is sent once
+        for request in pending:            # one shared iterator: each request is sent once
             started = time.perf_counter()
-            status = await post(session, url, body)
+            status = await send(request)
             statuses[status] += 1
             if status:
                 latencies.append(time.perf_counter() - started)
@@ -173,16 +290,16 @@ async def closed_loop(session: aiohttp.ClientSession, target: str,
     return RunResult(target, "closed", latencies, statuses, time.perf_counter() - started)
 
 
-async def open_loop(session: aiohttp.ClientSession, target: str,
-                    requests: list[tuple[URL, bytes]], rate: float) -> RunResult:
+async def open_loop(send: Send[Item], target: str, requests: list[Item],
+                    rate: float) -> RunResult:
     """Send on a fixed schedule whatever the answers do; latency counts from the schedule."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     finished: list[float] = []
 
-    async def one(url: URL, body: bytes, due: float) -> None:
-        status = await post(session, url, body)
+    async def one(request: Item, due: float) -> None:
+        status = await send(request)
         done = loop.time()
         statuses[status] += 1
         finished.append(done)
@@ -191,12 +308,12 @@ async def open_loop(session: aiohttp.ClientSession, target: str,
 
     t0 = loop.time() + 0.05
     tasks = []
-    for i, (url, body) in enumerate(requests):
+    for i, request in enumerate(requests):
         due = t0 + i / rate
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(url, body, due)))
+        tasks.append(asyncio.create_task(one(request, due)))
     await asyncio.gather(*tasks)
     elapsed = max(finished, default=t0) - t0
     return RunResult(target, "open", latencies, statuses, elapsed, offered_rate=rate)
@@ -332,19 +449,25 @@ def pool_url(dsn: str, pool_size: int) -> str:
     return str(URL(dsn).update_query(maxsize=pool_size))
 
 
-def service_env(database_url: str, port: int, media: Path) -> dict[str, str]:
-    """The process environment without any SAFETYBOT_* of the caller's, plus ours; the WeCom
-    API base is filled in once the simulator runs."""
+def service_env(database_url: str, port: int, media: Path, platform: str = "wecom"
+                ) -> dict[str, str]:
+    """The process environment without any SAFETYBOT_* of the caller's, plus ours and the
+    credentials of `platform` (the only one switched on); its API base is filled in once the
+    simulator runs (`api_env`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFETYBOT_")}
     env.update({
         "SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_PORT": str(port),
         "SAFETYBOT_INSTANCE_ID": f"bench-{port}", "SAFETYBOT_MEDIA_DIR": str(media),
-        "SAFETYBOT_LOG_LEVEL": "WARNING",
-        "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
-        "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
-        "SAFETYBOT_WECOM_AES_KEY": AES_KEY,
+        "SAFETYBOT_LOG_LEVEL": "WARNING", **CREDENTIALS[platform],
     })
     return env
+
+
+def api_env(platform: str, base: str) -> dict[str, str]:
+    """Where the service finds the platform's API (the simulator); DingTalk's older API too."""
+    if platform == "wecom":
+        return {"SAFETYBOT_WECOM_API_BASE": base}
+    return {"SAFETYBOT_DINGTALK_API_BASE": base, "SAFETYBOT_DINGTALK_OAPI_BASE": base}
 
 
 async def migrate(env: dict[str, str]) -> None:
@@ -393,7 +516,8 @@ class Target:
     ready_path: str
     log: Path
     worker: Target | None = None    # a process started and stopped with it (`safetybot work`)
-    sent_ids: set[int] = field(default_factory=set)
+    stream: bool = False            # DingTalk's Stream: frames pushed, not callbacks posted
+    sent_keys: set[str] = field(default_factory=set)
 
     @property
     def is_service(self) -> bool:
@@ -408,22 +532,24 @@ class Target:
 class Plan:
     warmup: list[Callback]
     closed: list[Callback]
-    open: list[Callback]
+    open: list[Callback]            # none for a Stream target
 
 
 @dataclass
 class RoundReport:
     closed: RunResult
-    open: RunResult
+    open: RunResult | None
     backlog: dict[str, int]         # the service's inbox by status when the round ended
     server_mean_ms: float           # the service's own histogram: arrival to answer
     cpu: CpuSample                  # CPU seconds used while measuring (closed + open loop)
 
 
 async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: str,
-                    index: int) -> RoundReport:
+                    index: int, sim: DingTalkSimulator | None) -> RoundReport:
     """Start the target, warm it up, measure both loops, then stop it, so that its background
-    work (the service's inbox and outbox workers) cannot slow down the other target."""
+    work (the service's inbox and outbox workers) cannot slow down the other target. A Stream
+    target is measured once its connection to `sim`'s gateway is open, closed loop only."""
+    connections = sim.connections_opened if sim is not None else 0
     child = await Child.start(target.name, target.argv, target.env, target.log)
     worker: Child | None = None
     profiler: Child | None = None
@@ -433,26 +559,33 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: s
             worker = await Child.start(w.name, w.argv, w.env, w.log)
             await worker.wait_ready(w.base + w.ready_path)
         await child.wait_ready(target.base + target.ready_path)
+        if target.stream:
+            assert sim is not None
+            await stream_connected(sim, connections, target)
         profiler = await start_profiler(args, child, target.log, index)
-        warm, closed, opened = (urls(target.base, b) for b in (plan.warmup, plan.closed,
-                                                                plan.open))
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as s:
-            await closed_loop(s, target.name, warm, args.concurrency)
+            transport = StreamPush(sim) if target.stream and sim else Http(s, target.base)
+            batches: list[list[Any]] = [transport.prepare(b) for b in (plan.warmup, plan.closed,
+                                                                        plan.open)]
+            warm, closed, opened = batches
+            send: Send[Any] = transport.send
+            await closed_loop(send, target.name, warm, args.concurrency)
             worker_pid = worker.proc.pid if worker else None
             cpu_before = CpuSample.take(child.proc.pid, worker_pid)
             limit = args.count / 50 + args.seconds + 60   # bounded even if the target stalls
             closed_result = await asyncio.wait_for(
-                closed_loop(s, target.name, closed, args.concurrency), limit)
+                closed_loop(send, target.name, closed, args.concurrency), limit)
             open_result = await asyncio.wait_for(
-                open_loop(s, target.name, opened, args.rate), args.seconds + 60)
+                open_loop(send, target.name, opened, args.rate), args.seconds + 60
+            ) if opened else None
             cpu = CpuSample.take(child.proc.pid, worker_pid) - cpu_before
-        target.sent_ids.update(cb.msg_id for b in (plan.warmup, plan.closed, plan.open)
-                               for cb in b)
+        target.sent_keys.update(cb.key for b in (plan.warmup, plan.closed, plan.open)
+                                for cb in b)
         backlog, server_ms = {}, math.nan
         if target.is_service:
             backlog = await inbox_by_status(dsn)
-            server_ms = await server_mean_ms(target.base)
+            server_ms = await server_mean_ms(target.base, args.platform)
         return RoundReport(closed_result, open_result, backlog, server_ms, cpu)
     except TimeoutError:
         raise BenchError(f"{target.name} did not answer in time; see {target.log}") from None
@@ -462,6 +595,16 @@ async def run_round(target: Target, plan: Plan, args: argparse.Namespace, dsn: s
             await worker.stop()
         if profiler is not None:      # py-spy writes its file when the profiled process ends
             await profiler.stop(grace=10.0)
+
+
+async def stream_connected(sim: DingTalkSimulator, before: int, target: Target) -> None:
+    """The target's own connection is open: the gateway counts one more than `before`. (Frames
+    pushed sooner would wait for it, and the wait would be measured.)"""
+    try:
+        await sim.until(lambda: sim.connections_opened > before, START_TIMEOUT)
+    except TimeoutError:
+        raise BenchError(f"{target.name} opened no Stream connection within "
+                         f"{START_TIMEOUT:.0f} s; see {target.log}") from None
 
 
 async def start_profiler(args: argparse.Namespace, child: Child, log: Path, index: int
@@ -485,15 +628,16 @@ async def inbox_by_status(dsn: str) -> dict[str, int]:
     return {str(r["status"]): int(r["n"]) for r in rows}
 
 
-async def server_mean_ms(base: str) -> float:
-    """Mean arrival-to-answer time from the service's histogram (cumulative since its start)."""
+async def server_mean_ms(base: str, platform: str) -> float:
+    """Mean arrival-to-answer time from the service's histogram (cumulative since its start);
+    HTTP callbacks only (a Stream frame is not timed there)."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         async with session.get(base + "/metrics") as resp:
             text = await resp.text()
     values: dict[str, float] = {}
     for name in ("sum", "count"):
-        found = re.search(rf'^safetybot_callback_seconds_{name}\{{platform="wecom"\}} (\S+)$',
-                          text, re.MULTILINE)
+        found = re.search(rf'^safetybot_callback_seconds_{name}\{{platform="{platform}"\}} '
+                          r"(\S+)$", text, re.MULTILINE)
         if found:
             values[name] = float(found[1])
     if not values.get("count"):
@@ -505,18 +649,39 @@ async def server_mean_ms(base: str) -> float:
 # Checks and report
 
 
-async def stored_counts(dsn: str) -> tuple[int, int, int, int]:
-    """Rows and distinct keys in the service's inbox and in the baseline's table."""
+@dataclass(frozen=True)
+class Stored:
+    """A table's rows, its distinct dedup keys, and per target the rows of the keys it sent:
+    one row per message sent, nothing lost or doubled, when rows == distinct == what was sent
+    and every target finds all of its own."""
+
+    table: str
+    rows: int
+    distinct: int
+    found: dict[str, int]
+
+    def holds(self, targets: Sequence[Target]) -> bool:
+        sent = [len(t.sent_keys) for t in targets]
+        return (self.rows == self.distinct == sum(sent)
+                and all(self.found[t.name] == len(t.sent_keys) for t in targets))
+
+
+async def stored(dsn: str, table: str, targets: Sequence[Target]) -> Stored:
     conn = await asyncpg.connect(dsn)
     try:
-        service = await conn.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT dedup_key) AS d FROM inbox_event")
-        baseline = await conn.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT dedup_key) AS d FROM bench_inbox")
+        totals = await conn.fetchrow(
+            f"SELECT count(*) AS n, count(DISTINCT dedup_key) AS d FROM {table}")
+        found = {t.name: int(await conn.fetchval(
+            f"SELECT count(*) FROM {table} WHERE dedup_key = ANY($1::text[])",
+            list(t.sent_keys))) for t in targets}
     finally:
         await conn.close()
-    assert service is not None and baseline is not None
-    return service["n"], service["d"], baseline["n"], baseline["d"]
+    assert totals is not None
+    return Stored(table, totals["n"], totals["d"], found)
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def cpu_model() -> str:
@@ -570,41 +735,56 @@ class Summary:
     not_ok: int
 
 
+def loops(r: RoundReport) -> list[RunResult]:
+    return [r.closed] if r.open is None else [r.closed, r.open]
+
+
 def summarize(rounds: Sequence[RoundReport]) -> Summary:
+    opened = [r.open for r in rounds if r.open is not None]
     return Summary(
         acks=median([r.closed.acks_per_second for r in rounds]),
         p50=median([r.closed.percentile_ms(50) for r in rounds]),
         p99=median([r.closed.percentile_ms(99) for r in rounds]),
-        open_p50=median([r.open.percentile_ms(50) for r in rounds]),
-        open_p99=median([r.open.percentile_ms(99) for r in rounds]),
-        open_achieved=median([r.open.acks_per_second for r in rounds]),
-        not_ok=sum(r.closed.not_ok + r.open.not_ok for r in rounds),
+        open_p50=median([o.percentile_ms(50) for o in opened]),
+        open_p99=median([o.percentile_ms(99) for o in opened]),
+        open_achieved=median([o.acks_per_second for o in opened]),
+        not_ok=sum(run.not_ok for r in rounds for run in loops(r)),
     )
 
 
 def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, list[RoundReport]],
-           counts: tuple[int, int, int, int], sent: dict[str, int], logs: Sequence[Path]) -> None:
+           checks: Sequence[tuple[Stored, Sequence[Target]]], logs: Sequence[Path]) -> None:
     summaries = {name: summarize(rounds) for name, rounds in results.items()}
     base = summaries["baseline"]
     rounds = len(results["baseline"])
-    print("\n## Callback benchmark\n")
+    print(f"\n## Callback benchmark ({args.platform})\n")
     for key, value in info.items():
         print(f"- {key}: {value}")
     print(f"- database pool: {args.pool_size} connections per process; `safetybot work` "
           f"under nice {args.worker_nice}")
     print(f"- closed loop: concurrency {args.concurrency}, {args.count} callbacks; open loop: "
-          f"{args.rate:g}/s for {args.seconds:g} s; {rounds} rounds per target, medians shown\n")
-    print(f"| target | acks/s (c={args.concurrency}) | p50 ms | p99 ms | achieved/s at "
+          f"{args.rate:g}/s for {args.seconds:g} s; {rounds} rounds per target, medians shown")
+    if any(name.endswith("-stream") for name in results):
+        print("- `-stream` targets: the same messages as Stream frames pushed by the simulator's "
+              "gateway, closed loop only; latency is push → ACK")
+    print(f"\n| target | acks/s (c={args.concurrency}) | p50 ms | p99 ms | achieved/s at "
           f"{args.rate:g}/s | p50 ms | p99 ms | non-200 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in summaries.items():
-        print(f"| {name} | {s.acks:.0f} | {s.p50:.1f} | {s.p99:.1f} | {s.open_achieved:.0f} | "
-              f"{s.open_p50:.1f} | {s.open_p99:.1f} | {s.not_ok} |")
+        print(f"| {name} | {s.acks:.0f} | {s.p50:.1f} | {s.p99:.1f} | {fmt(s.open_achieved)} | "
+              f"{fmt(s.open_p50, 1)} | {fmt(s.open_p99, 1)} | {s.not_ok} |")
     print()
     for name, s in summaries.items():
         if name == "baseline":
             continue
         ratio = s.acks / base.acks if base.acks else math.nan
+        if name.endswith("-stream"):
+            http = summaries[name.removesuffix("-stream")]
+            print(f"{name}: {s.acks:.0f} ACKs/s, push → ACK p50 {s.p50:.1f} ms, p99 "
+                  f"{s.p99:.1f} ms ({ratio:.3f}× the HTTP baseline, "
+                  f"{s.acks / http.acks if http.acks else math.nan:.3f}× the same deployment "
+                  "over HTTP; no target set)")
+            continue
         print(f"{name}/baseline throughput: {ratio:.3f}× (target ≥ 0.50: "
               f"{'met' if ratio >= 0.5 else 'MISSED'}); p99 at {args.rate:g}/s: "
               f"{s.open_p99:.1f} ms (target < 50: {'met' if s.open_p99 < 50 else 'MISSED'})")
@@ -617,27 +797,27 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
         for name, reports in results.items():
             r = reports[i]
             backlog = ", ".join(f"{k} {v}" for k, v in sorted(r.backlog.items())) or "-"
-            server = f"{r.server_mean_ms:.1f}" if not math.isnan(r.server_mean_ms) else "-"
+            o = r.open
             print(f"| {i + 1} | {name} | {r.closed.acks_per_second:.0f} | "
                   f"{r.closed.percentile_ms(50):.1f} | {r.closed.percentile_ms(99):.1f} | "
-                  f"{r.open.acks_per_second:.0f} | {r.open.percentile_ms(50):.1f} | "
-                  f"{r.open.percentile_ms(99):.1f} | {r.closed.not_ok + r.open.not_ok} | "
+                  f"{fmt(o.acks_per_second) if o else '-'} | "
+                  f"{fmt(o.percentile_ms(50), 1) if o else '-'} | "
+                  f"{fmt(o.percentile_ms(99), 1) if o else '-'} | "
+                  f"{sum(run.not_ok for run in loops(r))} | "
                   f"{r.cpu.target:.1f} / {r.cpu.worker:.1f} / {r.cpu.postgres:.1f} / "
-                  f"{r.cpu.loadgen:.1f} | {server} | {backlog} |")
+                  f"{r.cpu.loadgen:.1f} | {fmt(r.server_mean_ms, 1)} | {backlog} |")
     statuses: Counter[int] = Counter()
     for reports in results.values():
         for r in reports:
-            statuses += r.closed.statuses + r.open.statuses
+            for run in loops(r):
+                statuses += run.statuses
     bad = {k: v for k, v in statuses.items() if k != 200}
     print(f"\nanswers by status (0 = no answer): {dict(sorted(statuses.items()))}"
           + (" — NOT ALL 200" if bad else ""))
-    rows, distinct, b_rows, b_distinct = counts
-    verdict = "ok" if rows == distinct == sent["service"] else "MISMATCH"
-    print(f"service inbox_event (both service targets): {rows} rows, {distinct} distinct keys, "
-          f"{sent['service']} distinct MsgIds sent ({verdict})")
-    b_verdict = "ok" if b_rows == b_distinct == sent["baseline"] else "MISMATCH"
-    print(f"baseline bench_inbox: {b_rows} rows, {b_distinct} distinct keys, "
-          f"{sent['baseline']} sent ({b_verdict})")
+    for table, targets in checks:
+        found = ", ".join(f"{t.name} {table.found[t.name]}/{len(t.sent_keys)}" for t in targets)
+        print(f"{table.table}: {table.rows} rows, {table.distinct} distinct keys; rows of the "
+              f"keys each target sent: {found} ({'ok' if table.holds(targets) else 'MISMATCH'})")
     for log in logs:
         lines = log_summary(log)
         print(f"\nwarnings/errors in {log}:" + ("" if lines else " none"))
@@ -651,6 +831,9 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--platform", choices=PLATFORMS, default="wecom",
+                   help="whose callbacks: WeCom's, or DingTalk's (HTTP callbacks and Stream "
+                        "frames)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--count", type=int, default=5000, help="closed-loop callbacks per round")
     p.add_argument("--rate", type=float, default=500, help="open-loop callbacks per second")
@@ -699,39 +882,75 @@ async def wecom_api(env: dict[str, str], roster: Path, callback: str,
         await sim.stop()
 
 
+@contextlib.asynccontextmanager
+async def dingtalk_api(users: Sequence[str]) -> AsyncIterator[DingTalkSimulator]:
+    """The DingTalk simulator in this process: its gateway pushes the Stream targets' frames
+    (so push and ACK are timed here), and its API takes every target's replies."""
+    sim = DingTalkSimulator(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT, users,
+                            per_user_per_minute=DINGTALK_PER_PERSON_PER_MINUTE)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
 def make_targets(args: argparse.Namespace, dsn: str, media: Path, logs: dict[str, Path]
                  ) -> dict[str, Target]:
     """The production deployment (callbacks and workers in two processes), the service in one
-    process, and the baseline; each service process has a port of its own."""
+    process, and the baseline; on DingTalk also both deployments taking Stream frames. Each
+    service process has a port of its own."""
     service_dsn = pool_url(dsn, args.pool_size)
 
-    def service(name: str, command: list[str], worker: Target | None = None) -> Target:
+    def service(name: str, command: list[str], mode: str, worker: Target | None = None
+                ) -> Target:
         port = free_port()
-        return Target(name, safetybot_argv(*command), service_env(service_dsn, port, media),
-                      port, "/readyz", logs[name], worker)
+        env = service_env(service_dsn, port, media, args.platform)
+        env["SAFETYBOT_READY_MAX_LAG_SECONDS"] = READY_MAX_LAG_SECONDS
+        if args.platform == "dingtalk":
+            env["SAFETYBOT_DINGTALK_MODE"] = mode
+        return Target(name, safetybot_argv(*command), env, port, "/readyz", logs[name], worker,
+                      stream=mode == "stream")
+
+    def deployments(suffix: str, mode: str) -> dict[str, Target]:
+        worker = service(f"service{suffix}-worker", ["work"], mode)
+        if args.worker_nice:
+            worker.argv = ["nice", "-n", str(args.worker_nice), *worker.argv]
+        return {f"service{suffix}": service(f"service{suffix}", ["serve", "--no-workers"], mode,
+                                            worker),
+                f"service-single{suffix}": service(f"service-single{suffix}", ["serve"], mode)}
 
     baseline_port = free_port()
     baseline = [sys.executable, str(ROOT / "benchmarks" / "baseline_app.py"), "--port",
                 str(baseline_port), "--dsn", dsn, "--pool-size", str(args.pool_size)]
-    worker = service("service-worker", ["work"])
-    if args.worker_nice:
-        worker.argv = ["nice", "-n", str(args.worker_nice), *worker.argv]
-    return {
-        "service": service("service", ["serve", "--no-workers"], worker),
-        "service-single": service("service-single", ["serve"]),
-        "baseline": Target("baseline", baseline, service_env(dsn, baseline_port, media),
+    targets = {
+        **deployments("", "http"),
+        "baseline": Target("baseline", baseline,
+                           service_env(dsn, baseline_port, media, args.platform),
                            baseline_port, "/readyz", logs["baseline"]),
     }
+    if args.platform == "dingtalk":
+        targets |= deployments("-stream", "stream")
+    return targets
+
+
+def target_names(platform: str) -> list[str]:
+    """Every process's name, as its log is named: the targets' and the simulator's."""
+    names = ["service", "service-worker", "service-single", "baseline", "simulator"]
+    if platform == "dingtalk":
+        names += ["service-stream", "service-stream-worker", "service-single-stream"]
+    return names
 
 
 async def measure(args: argparse.Namespace, targets: dict[str, Target],
-                  plans: dict[str, list[Plan]], dsn: str) -> dict[str, list[RoundReport]]:
+                  plans: dict[str, list[Plan]], dsn: str, sim: DingTalkSimulator | None
+                  ) -> dict[str, list[RoundReport]]:
     """Targets take turns (service, …, baseline, service, …) so slow drifts hit all alike."""
     results: dict[str, list[RoundReport]] = {name: [] for name in targets}
     for i in range(args.rounds):
         for name, target in targets.items():
             print(f"round {i + 1}/{args.rounds}: {name} …", file=sys.stderr)
-            results[name].append(await run_round(target, plans[name][i], args, dsn, i))
+            results[name].append(await run_round(target, plans[name][i], args, dsn, i, sim))
     return results
 
 
@@ -757,38 +976,47 @@ async def bench(args: argparse.Namespace, version: str) -> int:
     users = [f"bench{i:04d}" for i in range(1, args.users + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    names = ("service", "service-worker", "service-single", "baseline", "simulator")
-    logs = {n: args.out / f"{stamp}-{n}.log" for n in names}
-    sealer = Sealer(users)
-    plans = {name: [Plan(sealer.batch(args.warmup), sealer.batch(args.count),
-                         sealer.batch(round(args.rate * args.seconds)))
-                    for _ in range(args.rounds)]
-             for name in ("service", "service-single", "baseline")}
+    logs = {n: args.out / f"{stamp}-{n}.log" for n in target_names(args.platform)}
+    sealer: Sealer = WeComSealer(users) if args.platform == "wecom" else DingTalkSealer(users)
     with tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp:
         roster = Path(tmp) / "roster.toml"
         write_roster(roster, users)
-        async with fresh_database(args.admin_dsn) as dsn:
+        async with fresh_database(args.admin_dsn) as dsn, contextlib.AsyncExitStack() as stack:
             info = await machine_info(dsn) | {"service code": version}
             targets = make_targets(args, dsn, Path(tmp) / "media", logs)
+            plans = {name: [Plan(await sealer.batch(args.warmup), await sealer.batch(args.count),
+                                 [] if target.stream
+                                 else await sealer.batch(round(args.rate * args.seconds)))
+                            for _ in range(args.rounds)]
+                     for name, target in targets.items()}
             env = targets["service"].env
-            callback = targets["service"].base + "/wecom/callback"
-            async with wecom_api(env, roster, callback, logs["simulator"]) as api_base:
+            sim: DingTalkSimulator | None = None
+            if args.platform == "dingtalk":
+                sim = await stack.enter_async_context(dingtalk_api(users))
+                api_base = sim.base_url
+                info["dingtalk api"] = (f"{api_base} (simulator in the load generator's "
+                                        "process: Stream gateway and API)")
+            else:
+                callback = targets["service"].base + "/wecom/callback"
+                api_base = await stack.enter_async_context(
+                    wecom_api(env, roster, callback, logs["simulator"]))
                 simulated = (ROOT / "simulator" / "__main__.py").exists()
                 info["wecom api"] = api_base + (" (simulator)" if simulated
                                                 else " (closed port: replies fail, retried)")
-                for target in targets.values():
-                    for process in (target, target.worker):
-                        if process is not None:
-                            process.env["SAFETYBOT_WECOM_API_BASE"] = api_base
-                await migrate(env)
-                await register_users(dsn, users)
-                results = await measure(args, targets, plans, dsn)
-                counts = await stored_counts(dsn)
-    services = [t for t in targets.values() if t.is_service]
-    sent = {"service": len(set().union(*(t.sent_ids for t in services))),
-            "baseline": len(targets["baseline"].sent_ids)}
-    report(args, info, results, counts, sent,
-           [logs[n] for n in ("service", "service-worker", "service-single")])
+            for target in targets.values():
+                for process in (target, target.worker):
+                    if process is not None:
+                        process.env.update(api_env(args.platform, api_base))
+            await migrate(env)
+            await register_users(dsn, users)
+            results = await measure(args, targets, plans, dsn, sim)
+            services = [t for t in targets.values() if t.is_service]
+            checks = [(await stored(dsn, "inbox_event", services), services),
+                      (await stored(dsn, "bench_inbox", [targets["baseline"]]),
+                       [targets["baseline"]])]
+    report(args, info, results, checks,
+           [logs[n] for n in target_names(args.platform)
+            if n not in ("baseline", "simulator") and logs[n].exists()])
     return 0
 
 
