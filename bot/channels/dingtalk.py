@@ -72,7 +72,11 @@ SIGN_WINDOW_MS = 3600_000   # a callback more than an hour off is refused (§7.1
 # §7.3: batchSend names at most 20 people a call; a group message holds 15,000 bytes and a
 # markdown message is cut well within it (5,000 bytes is what we render, the simulator's
 # ceiling). Cards are the plant's template (config/dingtalk/), which shows up to 6 buttons,
-# 10 rows and a drop-down of 10 options. DingTalk has no duplicate check to ask for.
+# 10 rows and a drop-down of 10 options. DingTalk has no duplicate check to ask for. Its other
+# limits are answers, not sizes: flow control per person (`flowControlledStaffIdList`, retried a
+# minute later), the month's API quota of non-paid editions (`quota_spent`: failed, said once in
+# the log and kept for `safetybot outbox retry`). Robot messages, not 工作通知, so the once-a-day
+# rule for identical work notices does not apply (§7.3, §7.5).
 LIMITS = Limits(message_bytes=5000, card_buttons=6, card_rows=10, card_options=10,
                 option_chars=20, card_body_chars=500, per_person_per_minute=20,
                 recipients_per_call=20, duplicate_check_seconds=0)
@@ -519,6 +523,10 @@ def _unreachable(exc: Unreachable) -> Outcome:
 
 def _outcome(exc: DingTalkError) -> Outcome:
     detail = f"{exc.status} {exc.code} {exc.message}"[:200]
+    if exc.quota_spent:
+        log.error("DingTalk's monthly API quota is used up; messages fail until next month or "
+                  "a paid edition: %s", detail)
+        return Outcome(Verdict.FAILED, f"monthly API quota used up: {detail}"[:200])
     if exc.retry_after is not None:
         return Outcome(Verdict.RETRY, detail, exc.retry_after)
     if exc.token_refused:

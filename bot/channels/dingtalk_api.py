@@ -43,6 +43,11 @@ class DingTalkError(Exception):
                 or (self.status == 200 and self.code in LEGACY_TOKEN_ERRORS))
 
     @property
+    def quota_spent(self) -> bool:
+        """The organisation's monthly API quota is used up (§7.5): nothing helps this month."""
+        return self.code == "90020" or "ApiCountLimit" in self.code
+
+    @property
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or None when trying again cannot help."""
         if self.status == 429 or "Throttling" in self.code or "flowControl" in self.code:

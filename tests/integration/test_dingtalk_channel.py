@@ -265,6 +265,19 @@ async def test_batch_send_failures_are_retried_and_partial_ones_recorded_per_per
     assert len(sim.messages_for("zhangsan")) == len(sim.messages_for("lisi")) == 1
 
 
+async def test_the_months_api_quota_spent_fails_plainly_and_is_not_hammered(
+        stream: tuple[DingTalkSimulator, Service]) -> None:
+    sim, service = stream
+    sim.fail_next("robot/oToMessages/batchSend", 403, "Forbidden.AccessDenied.ApiCountLimitForOrg")
+    await enqueue("notice-quota", Text("今日安全提示"), now=service.clock(), platform="dingtalk",
+                  to_users=["zhangsan"])
+    await settled()
+    [delivery] = await OutboxDelivery.all()
+    assert delivery.status is DeliveryStatus.FAILED
+    assert "monthly API quota" in delivery.error
+    assert sim.calls["robot/oToMessages/batchSend"] == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # The plans' groups: scene groups the service creates and keeps with the roster
 
