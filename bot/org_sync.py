@@ -133,6 +133,10 @@ async def sync_org(directory: Directory, now: datetime, *, dry_run: bool = False
     nothing. The plans' chats follow after a real sync."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    if not any(person.active for person in directory.people):
+        # As an empty roster file is refused: it would deactivate everyone the platform kept.
+        raise SyncError("the platform lists nobody; is the app's visibility (可见范围, "
+                        "通讯录权限范围) set?")
     if dry_run:
         return _report(directory, await _plan(directory))
     async with transaction():

@@ -416,6 +416,20 @@ async def test_a_platform_failing_half_way_through_changes_nothing(platform: Pla
     assert await snapshot() == before
 
 
+async def test_contacts_with_nobody_in_them_are_refused(platform: Platform) -> None:
+    await sync(platform)
+    before = await snapshot()
+    for uid in list(platform.contacts.people):
+        platform.contacts.leaves(uid)
+
+    done = await run(platform, "sync-org", "--from", platform.name)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"safetybot: sync-org --from {platform.name}: the platform lists "
+                           "nobody; is the app's visibility (可见范围, 通讯录权限范围) set?\n")
+    assert await snapshot() == before
+
+
 async def test_a_platform_out_of_reach_is_one_line(platform: Platform) -> None:
     await platform.stop()
 
