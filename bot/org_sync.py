@@ -50,7 +50,8 @@ FILLED = ("department_id", "supervisor_id", "mobile")
 
 
 class SyncError(Exception):
-    """The platform's contacts could not be read; the message says why, on one line."""
+    """The platform's contacts could not be read, or are not to be trusted; the message says
+    why, on one line."""
 
 
 @dataclass(frozen=True)

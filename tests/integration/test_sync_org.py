@@ -321,6 +321,26 @@ roles = ["reviewer"]
     assert (await sync(platform)).changes == ()
 
 
+async def test_a_roster_department_of_the_platform_s_id_is_that_department(
+        platform: Platform, tmp_path: Path) -> None:
+    await load_org(roster(tmp_path, """\
+[[departments]]
+id = "2"
+name = "生产部（厂内叫法）"
+
+[[users]]
+id = "zhaoliu"
+name = "赵六"
+"""), NOW)
+
+    await sync(platform)
+
+    assert [(d.id, d.name) for d in await Department.all().order_by("id")] == [
+        ("2", "生产部（厂内叫法）"), (f"{platform.name}-1", "示例化工厂"),
+        (f"{platform.name}-3", "一车间"), (f"{platform.name}-4", "安全环保部")]
+    assert (await people())["lisi"][1] == "2"
+
+
 async def test_a_roster_person_with_another_id_on_the_platform_is_found_and_can_leave(
         platform: Platform, tmp_path: Path) -> None:
     p = platform.name
