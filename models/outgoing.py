@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
+from models.markup import literal, render_markdown
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -151,6 +153,16 @@ class Card:
             self, fields=self.fields[:limits.card_rows],
             buttons=self.buttons[:limits.card_buttons],
             body=self.body[:limits.card_body_chars], selection=pick)
+
+    def as_markdown(self, room: int) -> str:
+        """The card without buttons, as markdown within `room` bytes: its fields are plain text,
+        so all of it is escaped (a description in its body must not become a link); its line
+        breaks stay."""
+        lines = [f"**{literal(self.title)}**"]
+        lines += [literal(line) for text in (self.description, self.body)
+                  for line in text.splitlines()]
+        lines += [f"> {literal(k)}：{literal(v)}" for k, v in self.fields]
+        return render_markdown("\n".join(lines), room=room)
 
 
 @dataclass(frozen=True)

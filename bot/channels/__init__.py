@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aiohttp import web
+
 from bot.clock import Clock
 from models.inbound import Inbound
 from models.outgoing import Limits, Outgoing
 
 if TYPE_CHECKING:   # both import this package
     import aiohttp
-    from aiohttp import web
 
     from bot.media import MediaStore
     from bot.settings import Settings
@@ -46,6 +47,11 @@ class Outcome:
     @classmethod
     def sent(cls) -> Outcome:
         return cls(Verdict.SENT)
+
+    @classmethod
+    def unreachable(cls, exc: Exception) -> Outcome:
+        """A timeout or a broken connection: tried again soon, and it may have gone through."""
+        return cls(Verdict.RETRY, str(exc), 2.0, uncertain=True)
 
 
 @dataclass(frozen=True)
@@ -146,3 +152,16 @@ class Plugin:
     enabled: Callable[[Settings], bool]             # connected with these settings
     limits: Callable[[Settings], Limits]            # the same as its channel's `limits`
     connect: Callable[[Edges], Connector]
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """A callback's body, at most `limit` bytes: 413 beyond, whether or not Content-Length was
+    honest."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16384):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)

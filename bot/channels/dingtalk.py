@@ -39,6 +39,7 @@ from bot.channels import (
     Stream,
     Unreachable,
     Verdict,
+    read_limited,
 )
 from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
 from bot.channels.dingtalk_groups import conversation_of, remember_group
@@ -46,7 +47,7 @@ from bot.channels.dingtalk_stream import Refused, StreamClient
 from bot.media import MediaStore, content_type
 from bot.settings import DingTalkSettings, Settings
 from models.inbound import Inbound, InboundKind
-from models.markup import literal, render_markdown
+from models.markup import render_markdown
 from models.outgoing import (
     CHAT_PREFIX,
     Card,
@@ -251,7 +252,7 @@ class DingTalkCallback:
         try:
             self._check_sign(request.headers.get("timestamp", ""),
                              request.headers.get("sign", ""))
-            body = await _read_limited(request, self._max_body)
+            body = await read_limited(request, self._max_body)
             try:
                 doc = json.loads(body)
                 if not isinstance(doc, dict):
@@ -283,18 +284,6 @@ class DingTalkCallback:
             raise web.HTTPUnauthorized(text="wrong sign")
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """Read at most `limit` bytes; 413 beyond, whether or not Content-Length was honest."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(16384):
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return bytes(body)
-
-
 # ---------------------------------------------------------------------------------------------
 # Outbound
 
@@ -305,7 +294,7 @@ def robot_message(message: Text | Markdown | Card, limits: Limits = LIMITS) -> t
         key, param = "sampleText", {"content": fit_text(message.content, limits.message_bytes)}
     else:
         text = (render_markdown(message.content, room=limits.message_bytes)
-                if isinstance(message, Markdown) else _card_as_markdown(message, limits))
+                if isinstance(message, Markdown) else message.as_markdown(limits.message_bytes))
         key, param = "sampleMarkdown", {"title": _title(text), "text": text}
     return key, json.dumps(param, ensure_ascii=False)
 
@@ -314,14 +303,6 @@ def _title(markdown: str) -> str:
     """What the notification shows: the first line, without markdown's marks."""
     first = markdown.strip().split("\n", 1)[0]
     return first.strip("#*> ").replace("**", "")[:30] or "安全助手"
-
-
-def _card_as_markdown(card: Card, limits: Limits) -> str:
-    lines = [f"**{literal(card.title)}**"]
-    lines += [literal(line) for text in (card.description, card.body)
-              for line in text.splitlines()]
-    lines += [f"> {literal(k)}：{literal(v)}" for k, v in card.fields]
-    return render_markdown("\n".join(lines), room=limits.message_bytes)
 
 
 def card_params(card: Card, limits: Limits = LIMITS) -> dict[str, str]:
@@ -388,7 +369,7 @@ class DingTalkChannel:
         except DingTalkError as exc:
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
-            return Delivery({r: _unreachable(exc) for r in recipients}, {})
+            return Delivery({r: Outcome.unreachable(exc) for r in recipients}, {})
 
     async def _robot_message(self, message: Outgoing) -> tuple[str, str]:
         if isinstance(message, Text | Markdown | Card):
@@ -437,7 +418,7 @@ class DingTalkChannel:
             except DingTalkError as exc:
                 outcomes[chat] = _outcome(exc)
             except Unreachable as exc:
-                outcomes[chat] = _unreachable(exc)
+                outcomes[chat] = Outcome.unreachable(exc)
         return Delivery(outcomes, {})
 
     async def _create_group(self, message: GroupCreate, recipients: Sequence[str]) -> Delivery:
@@ -515,10 +496,6 @@ class DingTalkChannel:
             body["cardData"] = shown
         await self._api.call("PUT", "card/instances", json=body)
         return Delivery({r: Outcome.sent() for r in recipients}, {})
-
-
-def _unreachable(exc: Unreachable) -> Outcome:
-    return Outcome(Verdict.RETRY, str(exc), 2.0, uncertain=True)
 
 
 def _outcome(exc: DingTalkError) -> Outcome:

@@ -31,13 +31,14 @@ from bot.channels import (
     Sink,
     Stream,
     Verdict,
+    read_limited,
 )
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
 from bot.media import MediaStore, content_type
 from bot.settings import Settings, WeComSettings
 from models.inbound import Inbound, InboundKind, Location
-from models.markup import literal, render_markdown
+from models.markup import render_markdown
 from models.outgoing import (
     CHAT_PREFIX,
     Card,
@@ -174,7 +175,7 @@ class WeComCallback:
         result = "error"
         try:
             query = _signed_query(request)
-            body = await _read_limited(request, self._max_body)
+            body = await read_limited(request, self._max_body)
             try:
                 plaintext = self._crypto.open_message(
                     body, query["msg_signature"], query["timestamp"], query["nonce"]
@@ -208,18 +209,6 @@ def _refusal(exc: CryptoError) -> web.HTTPException:
     return web.HTTPBadRequest(text=f"bad callback ({exc.code})")
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """Read at most `limit` bytes; 413 beyond, whether or not Content-Length was honest."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(16384):
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return bytes(body)
-
-
 # ---------------------------------------------------------------------------------------------
 # Outbound
 
@@ -237,7 +226,8 @@ def render(message: Text | Markdown | Card, agent_id: int, limits: Limits = LIMI
     elif message.buttons:
         body.update(msgtype="template_card", template_card=_template_card(message, limits))
     else:
-        body.update(msgtype="markdown", markdown={"content": _card_as_markdown(message, limits)})
+        body.update(msgtype="markdown",
+                    markdown={"content": message.as_markdown(limits.message_bytes)})
     if duplicate_check > 0 and body["msgtype"] != "template_card":
         # Only on a repeat after a timeout or a crash, and only as far back as the first
         # attempt: WeCom then drops the copy if the first went through. WeCom compares content,
@@ -285,16 +275,6 @@ def _template_card(card: Card, limits: Limits) -> dict[str, Any]:
     return body
 
 
-def _card_as_markdown(card: Card, limits: Limits) -> str:
-    """A card without buttons, as markdown: its fields are plain text, so all of it is escaped
-    (a description in its body must not become a link); its line breaks stay."""
-    lines = [f"**{literal(card.title)}**"]
-    lines += [literal(line) for text in (card.description, card.body)
-              for line in text.splitlines()]
-    lines += [f"> {literal(k)}：{literal(v)}" for k, v in card.fields]
-    return render_markdown("\n".join(lines), room=limits.message_bytes)
-
-
 class WeComChannel:
     """Delivers outbox messages through the WeCom API and fetches inbound media."""
 
@@ -332,7 +312,7 @@ class WeComChannel:
         except WeComError as exc:
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
-            return Delivery({r: _unreachable(exc) for r in recipients}, {})
+            return Delivery({r: Outcome.unreachable(exc) for r in recipients}, {})
 
     async def _body(self, message: Outgoing, duplicate_check: float) -> dict[str, Any]:
         if isinstance(message, Image | File):
@@ -364,7 +344,7 @@ class WeComChannel:
                 return Delivery({r: Outcome(Verdict.INVALID, "81013") for r in recipients}, {})
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
-            return Delivery({r: _unreachable(exc) for r in recipients}, {})
+            return Delivery({r: Outcome.unreachable(exc) for r in recipients}, {})
         refused = {
             name: reason
             for reason in ("invaliduser", "unlicenseduser")
@@ -392,7 +372,7 @@ class WeComChannel:
             except WeComError as exc:
                 outcomes[chat] = _outcome(exc)
             except Unreachable as exc:
-                outcomes[chat] = _unreachable(exc)
+                outcomes[chat] = Outcome.unreachable(exc)
         return Delivery(outcomes, {})
 
     async def _create_group(self, message: GroupCreate, recipients: Sequence[str]) -> Delivery:
@@ -419,10 +399,6 @@ class WeComChannel:
             "button": {"replace_name": message.replace_text},
         })
         return Delivery({r: Outcome.sent() for r in recipients}, {})
-
-
-def _unreachable(exc: Unreachable) -> Outcome:
-    return Outcome(Verdict.RETRY, str(exc), 2.0, uncertain=True)
 
 
 def _outcome(exc: WeComError) -> Outcome:
