@@ -57,8 +57,10 @@ from benchmarks.callback_bench import (  # noqa: E402
     TOKEN,
     BenchError,
     Child,
+    api_env,
     code_version,
     cpu_seconds,
+    fmt,
     free_port,
     fresh_database,
     log_summary,
@@ -95,23 +97,24 @@ STEPS = ("photo", "text", "submit")
 REVIEWERS = 10
 
 
-class BenchSimulator(WeComSimulator):
-    """The project's simulator, told apart only in what a benchmark needs.
+class BenchPeople:
+    """What a benchmark needs of a platform's simulator, mixed into either of them.
 
-    * Each accepted message wakes the one worker waiting for it, instead of every waiter
-      re-checking a condition on every delivery (200 waiters × 1,200 deliveries a round).
+    * Each accepted message wakes the one worker waiting for it (`_arrival`, called by the
+      simulator's `_deliver`), instead of every waiter re-checking a condition on every delivery
+      (200 waiters × 1,200 deliveries a round).
     * Callbacks go through a session without aiohttp's default limit of 100 connections: with
       200 workers, that limit would queue callbacks in our own client and be measured.
-    Both lean on two private methods of `simulator/wecom.py` (`_deliver`, `_client`).
+    Both lean on private methods the two simulators share (`_deliver`, `_client`).
     """
 
-    def __init__(self, users: Sequence[str]) -> None:
-        super().__init__(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._arrived: dict[str, asyncio.Event] = {}
         self._callbacks: aiohttp.ClientSession | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        base = await super().start(host, port)
+        base: str = await super().start(host, port)  # type: ignore[misc]
         self._callbacks = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=5))   # WeCom gives up after 5 s
@@ -120,28 +123,38 @@ class BenchSimulator(WeComSimulator):
     async def stop(self) -> None:
         if self._callbacks is not None:
             await self._callbacks.close()
-        await super().stop()
+        await super().stop()  # type: ignore[misc]
 
     def _client(self) -> aiohttp.ClientSession:
         assert self._callbacks is not None, "start the simulator first"
         return self._callbacks
 
-    def _deliver(self, member: str, msgtype: str, body: dict[str, Any], now: float) -> None:
-        super()._deliver(member, msgtype, body, now)
+    def _arrival(self, member: str) -> None:
         waiting = self._arrived.get(member.lower())
         if waiting is not None:
             waiting.set()
 
-    async def message(self, user: str, index: int, timeout: float) -> Delivered:  # noqa: ASYNC109
+    async def message(self, user: str, index: int, timeout: float) -> Any:  # noqa: ASYNC109
         """`user`'s message number `index` (from 0), once the simulator has accepted it."""
         arrived = self._arrived.setdefault(user.lower(), asyncio.Event())
         async with asyncio.timeout(timeout):
             while True:
-                inbox = self.messages_for(user)
+                inbox = self.messages_for(user)  # type: ignore[attr-defined]
                 if len(inbox) > index:
                     return inbox[index]
                 arrived.clear()
                 await arrived.wait()
+
+
+class BenchSimulator(BenchPeople, WeComSimulator):
+    """The project's WeCom simulator, told apart only in what a benchmark needs."""
+
+    def __init__(self, users: Sequence[str]) -> None:
+        super().__init__(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users)
+
+    def _deliver(self, member: str, msgtype: str, body: dict[str, Any], now: float) -> None:
+        super()._deliver(member, msgtype, body, now)
+        self._arrival(member)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,12 +558,13 @@ async def run_command(env: dict[str, str], *command: str) -> str:
     return text
 
 
-def make_targets(args: argparse.Namespace, dsn: str, media: Path, api: str
-                 ) -> dict[str, Target]:
+def make_targets(args: argparse.Namespace, dsn: str, media: Path, api: str,
+                 platform: str = "wecom") -> dict[str, Target]:
+    """The deployments in `args.targets`, on `platform` only, its API at `api`."""
     url = pool_url(dsn, args.pool_size)
 
     def env(port: int) -> dict[str, str]:
-        return service_env(url, port, media) | {"SAFETYBOT_WECOM_API_BASE": api}
+        return service_env(url, port, media, platform) | api_env(platform, api)
 
     split_port, work_port, single_port = free_port(), free_port(), free_port()
     work = safetybot_argv("work")
@@ -567,10 +581,6 @@ def make_targets(args: argparse.Namespace, dsn: str, media: Path, api: str
 
 # ---------------------------------------------------------------------------------------------
 # Report
-
-
-def fmt(value: float, digits: int = 0) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def summary_rows(results: Sequence[RoundResult]) -> list[str]:
