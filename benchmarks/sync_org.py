@@ -51,7 +51,7 @@ from bot.clock import utc_now  # noqa: E402
 from bot.db import migrate, open_database  # noqa: E402
 from bot.org_sync import SyncReport, sync_org  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
-from simulator.contacts import Contacts, dingtalk_handlers  # noqa: E402
+from simulator.contacts import Contacts  # noqa: E402
 from simulator.dingtalk import DingTalkSimulator  # noqa: E402
 from simulator.wecom import WeComSimulator  # noqa: E402
 
@@ -88,8 +88,7 @@ async def simulator(platform: str, contacts: Contacts) -> AsyncIterator[dict[str
         return
     dingtalk = DingTalkSimulator(DINGTALK["CLIENT_ID"], DINGTALK["CLIENT_SECRET"],
                                  DINGTALK["ROBOT_CODE"])
-    dingtalk.add_routes(dingtalk.old_style_route("POST", path, handler)
-                        for path, handler in dingtalk_handlers(contacts).items())
+    dingtalk.directory = contacts
     async with dingtalk:
         yield {**{f"SAFETYBOT_DINGTALK_{k}": v for k, v in DINGTALK.items()},
                "SAFETYBOT_DINGTALK_API_BASE": dingtalk.base_url,

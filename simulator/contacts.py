@@ -197,22 +197,23 @@ class Contacts:
 DingTalkHandler = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
-def dingtalk_handlers(contacts: Contacts) -> dict[str, DingTalkHandler]:
+def dingtalk_handlers(directory: Callable[[], Contacts]) -> dict[str, DingTalkHandler]:
     """The old-style contact APIs (`oapi.dingtalk.com/<path>`, POST with a JSON body) by path,
-    for the DingTalk simulator to mount behind its token check with `old_style_route`."""
+    for the DingTalk simulator to mount behind its token check with `old_style_route`;
+    `directory` gives its contacts as they are now (a test or benchmark may replace them)."""
 
     def get(body: dict[str, Any]) -> Any:
-        return contacts.dingtalk_department(_int(body.get("dept_id")))
+        return directory().dingtalk_department(_int(body.get("dept_id")))
 
     def listsub(body: dict[str, Any]) -> Any:
-        return contacts.dingtalk_subdepartments(_int(body.get("dept_id", ROOT)))
+        return directory().dingtalk_subdepartments(_int(body.get("dept_id", ROOT)))
 
     def users(body: dict[str, Any]) -> Any:
         size = _int(body.get("size"))
         if not 1 <= size <= DINGTALK_PAGE:
             raise _Refused(400002, f"size must be 1 to {DINGTALK_PAGE}")
-        return contacts.dingtalk_members(_int(body.get("dept_id")), _int(body.get("cursor", 0)),
-                                         size)
+        return directory().dingtalk_members(_int(body.get("dept_id")),
+                                            _int(body.get("cursor", 0)), size)
 
     answers = {"topapi/v2/department/get": get, "topapi/v2/department/listsub": listsub,
                "topapi/v2/user/list": users}

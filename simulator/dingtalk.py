@@ -68,6 +68,8 @@ from typing import Any, Literal, Self, TypeAlias
 import aiohttp
 from aiohttp import web
 
+from simulator.contacts import Contacts, dingtalk_handlers
+
 log = logging.getLogger(__name__)
 
 Clock: TypeAlias = Callable[[], float]
@@ -304,6 +306,7 @@ class DingTalkSimulator:
         self._links: dict[str, tuple[Media, float]] = {}
         self._sessions: dict[str, _Session] = {}
         self._scene_uuids: dict[str, str] = {}     # a scene group's create uuid -> its id
+        self.directory = Contacts()                # what the contact APIs list (sync-org)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -331,6 +334,8 @@ class DingTalkSimulator:
                                  partial(self._scene_members, add=False)),
             self.old_style_route("POST", "topapi/im/chat/scenegroup/update",
                                  self._update_scene_group),
+            *(self.old_style_route("POST", path, handler)
+              for path, handler in dingtalk_handlers(lambda: self.directory).items()),
         ]
         for user in users:
             self.add_user(user)

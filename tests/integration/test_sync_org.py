@@ -24,7 +24,7 @@ from bot.settings import Settings, load_settings
 from models.audit import AuditEvent
 from models.hazard import Status, Ticket
 from models.org import Department, User
-from simulator.contacts import Contacts, dingtalk_handlers
+from simulator.contacts import Contacts
 from simulator.dingtalk import DingTalkSimulator
 from simulator.wecom import WeComSimulator
 from tests.harness import (
@@ -94,11 +94,9 @@ async def platform(request: pytest.FixtureRequest, database_url: str, db: Tortoi
                        listings=lambda: wecom.calls["user/list"], stop=wecom.stop)
         await wecom.stop()
         return
-    contacts = Contacts()
-    plant(contacts)
     dingtalk = DingTalkSimulator(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT)
-    dingtalk.add_routes(dingtalk.old_style_route("POST", path, handler)
-                        for path, handler in dingtalk_handlers(contacts).items())
+    contacts = dingtalk.directory
+    plant(contacts)
     base = await dingtalk.start()
     env |= {"SAFETYBOT_DINGTALK_CLIENT_ID": DINGTALK_CLIENT_ID,
             "SAFETYBOT_DINGTALK_CLIENT_SECRET": DINGTALK_SECRET,
