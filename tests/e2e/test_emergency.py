@@ -1,7 +1,8 @@
-"""Emergencies end to end: the demo plant and plans, the real service and the WeCom simulator.
-A commander starts a plan, the groups get the summary, each responder a card, the commander a
-board; reminders, deputies, the close, drills and the 事故上报 countdown run from scheduler ticks
-called directly, as of the service's clock, which the tests move to the moment something is due."""
+"""Emergencies end to end: the demo plant and plans, the real service and a platform's simulator
+(each story runs on WeCom and on DingTalk). A commander starts a plan, the groups get the
+summary, each responder a card, the commander a board; reminders, deputies, the close, drills
+and the 事故上报 countdown run from scheduler ticks called directly, as of the service's clock,
+which the tests move to the moment something is due."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,41 +25,40 @@ from models.inbox import InboxEvent, InboxStatus, inbox_put
 from models.outbox import OutboxMessage
 from models.outgoing import Priority
 from scheduler.emergency import run_emergency
-from simulator.wecom import Delivered, WeComSimulator
 from tests.harness import ROOT, Service, settled
-from tests.plant import Person, plant, text_of
+from tests.plant import PLATFORMS, Person, Phone, Seen, phone_of, plant
 
 PLANS = ROOT / "config" / "plans"
 # NH3 二级 calls the safety managers and six named people.
 LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xuming", "zhouwei"]
 
 
-@pytest.fixture
-async def world(db: TortoiseContext, database_url: str, media_dir: Path
-                ) -> AsyncIterator[tuple[WeComSimulator, Service]]:
-    async with plant(database_url, media_dir) as (sim, service):
-        await load_plans(PLANS, service.clock(), "wecom")
-        await sim.until(lambda: "emergency01" in sim.chats, 10)
-        yield sim, service
+@pytest.fixture(params=PLATFORMS)
+async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_url: str,
+                media_dir: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
+    async with plant(database_url, media_dir, platform=request.param) as (sim, service):
+        phone = phone_of(sim)
+        await load_plans(PLANS, service.clock(), phone.platform)
+        await phone.group_chats_ready()
+        yield phone, service
 
 
 @pytest.fixture
-def sim(world: tuple[WeComSimulator, Service]) -> WeComSimulator:
+def phone(world: tuple[Phone[Any], Service]) -> Phone[Any]:
     return world[0]
 
 
 @pytest.fixture
-def service(world: tuple[WeComSimulator, Service]) -> Service:
+def service(world: tuple[Phone[Any], Service]) -> Service:
     return world[1]
 
 
-def cards_for(sim: WeComSimulator, user: str, title: str) -> list[Delivered]:
+def cards_for(phone: Phone[Any], user: str, title: str) -> list[Seen]:
     """The cards `user` got whose title has `title` in it."""
-    return [m for m in sim.messages_for(user) if m.msgtype == "template_card"
-            and title in m.body["template_card"]["main_title"]["title"]]
+    return [m for m in phone.messages_for(user) if m.kind == "card" and title in m.title]
 
 
-async def start(sim: WeComSimulator, commander: Person, command: str) -> Activation:
+async def start(commander: Person, command: str) -> Activation:
     """The command, the confirmation card, 确认启动; returns the activation once active."""
     await commander.says(command)
     card = await commander.expect("请确认启动预案")
@@ -68,81 +69,80 @@ async def start(sim: WeComSimulator, commander: Person, command: str) -> Activat
     return activation
 
 
-async def tick(service: Service) -> int:
+async def tick(service: Service, phone: Phone[Any]) -> int:
     """The emergency jobs as of the service's clock, on the service's own connection (SQLite
     has one writer). A time to come is reached with `service.time_passes(until=...)`."""
     async def run() -> int:
         assert service.app is not None
         activate(service.app[ORM])
-        return await run_emergency(EmergencyPolicy(), service.clock(), "wecom",
+        return await run_emergency(EmergencyPolicy(), service.clock(), phone.platform,
                                    ZoneInfo("Asia/Shanghai"))
 
     return await asyncio.create_task(run())
 
 
 async def test_activation_reaches_groups_and_each_responder_and_the_board_follows(
-        sim: WeComSimulator, service: Service) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 二级 3号车间")
     assert activation.plan_id == "NH3" and activation.level == "二级"
     assert activation.area_id == "A3" and not activation.drill
     # The group: what happened, the first steps, the nearest resources (3号车间's first).
-    await sim.until(lambda: len(sim.chat_messages("emergency01")) >= 1, 10)
-    [group] = sim.chat_messages("emergency01")
-    content = group.body["markdown"]["content"]
+    await phone.until(lambda: len(phone.group_messages("emergency01")) >= 1, 10)
+    [group] = phone.group_messages("emergency01")
+    content = group.text
     assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
     assert "关闭泄漏点上游阀门" in content
     assert content.index("正压式空气呼吸器") < content.index("堵漏工具箱")
     # Each responder: one card with 收到 / 无法到场.
     for user in LEVEL2:
-        await sim.until(lambda u=user: len(cards_for(sim, u, "液氨泄漏")) == 1, 10)
+        await phone.until(lambda u=user: len(cards_for(phone, u, "液氨泄漏")) == 1, 10)
     assert await Responder.filter(activation_id=activation.id).count() == len(LEVEL2)
     # Emergency messages go ahead of everything routine.
     priorities = set(await OutboxMessage.filter(idempotency_key__startswith="emg:")
                      .values_list("priority", flat=True))
     assert priorities == {Priority.EMERGENCY}
     # 李华 presses 收到: his card alone greys out, and the commander's first board comes at once.
-    lihua = Person(sim, "lihua")
-    [card] = cards_for(sim, "lihua", "液氨泄漏")
+    lihua = Person(phone, "lihua")
+    [card] = cards_for(phone, "lihua", "液氨泄漏")
     await lihua.clicks(card, "收到")
-    await sim.until(lambda: any(u.body.get("userids") == ["lihua"] for u in sim.card_updates), 10)
+    assert (await phone.changed(card, users=("lihua",))).text.startswith("已回复收到")
     board = await zhouwei.expect("应急看板", "已确认 1/8")
-    assert "未回复" in text_of(board)
+    assert "未回复" in board.text
     # 黄军 types 收到; the next board waits for the interval, then the tick sends it.
-    huangjun = Person(sim, "huangjun")
+    huangjun = Person(phone, "huangjun")
     await huangjun.says("收到")
     await huangjun.expect("已记录：收到")
     row = await Activation.get(id=activation.id)
     assert row.board_due_at is not None and row.board_sent_at is not None
     assert row.board_due_at - row.board_sent_at == EmergencyPolicy().board_every
     await service.time_passes(until=row.board_due_at)
-    assert await tick(service) == 1
+    assert await tick(service, phone) == 1
     await zhouwei.expect("应急看板", "已确认 2/8")
     # A second press changes nothing.
-    await lihua.clicks(card, "收到")
-    await lihua.expect("无需重复确认")
+    await lihua.presses_again(card, "收到", "无需重复确认")
 
 
 async def test_a_second_activation_of_the_same_plan_and_area_joins_the_first(
-        sim: WeComSimulator) -> None:
-    await start(sim, Person(sim, "zhouwei"), "启动预案 氨泄漏 二级 3号车间")
-    liuyang = Person(sim, "liuyang")
+        phone: Phone[Any]) -> None:
+    await start(Person(phone, "zhouwei"), "启动预案 氨泄漏 二级 3号车间")
+    liuyang = Person(phone, "liuyang")
     await liuyang.says("启动预案 液氨泄漏 二级 3号车间")
     card = await liuyang.expect("请确认启动预案")
     await liuyang.clicks(card, "确认启动")
     await liuyang.expect("由周伟启动，本次并入")
-    await Person(sim, "zhouwei").expect("刘洋也启动了")
+    await Person(phone, "zhouwei").expect("刘洋也启动了")
     await settled()
     for user in LEVEL2:
-        assert len(cards_for(sim, user, "液氨泄漏")) == 1
-    assert len(sim.chat_messages("emergency01")) == 1
+        assert len(cards_for(phone, user, "液氨泄漏")) == 1
+    assert len(phone.group_messages("emergency01")) == 1
     statuses = await Activation.all().order_by("id").values_list("status", flat=True)
     assert statuses == [ActivationStatus.ACTIVE, ActivationStatus.JOINED]
 
 
 async def test_someone_without_the_right_is_refused_and_it_is_recorded(
-        sim: WeComSimulator) -> None:
-    zhangsan = Person(sim, "zhangsan")
+        phone: Phone[Any]) -> None:
+    zhangsan = Person(phone, "zhangsan")
     await zhangsan.says("启动预案 氨泄漏 一级")
     await zhangsan.expect("只有应急指挥、安全管理员和主要负责人可以启动预案", "一键报警")
     assert not await Activation.exists()
@@ -150,14 +150,14 @@ async def test_someone_without_the_right_is_refused_and_it_is_recorded(
                                    subject_type="activation").exists()
 
 
-async def test_an_unknown_plan_or_level_gets_choices(sim: WeComSimulator) -> None:
-    zhouwei = Person(sim, "zhouwei")
+async def test_an_unknown_plan_or_level_gets_choices(phone: Phone[Any]) -> None:
+    zhouwei = Person(phone, "zhouwei")
     await zhouwei.says("启动预案 地震")
     question = await zhouwei.expect("没有找到与“地震”对应的预案", "请回复序号")
-    assert "液氨泄漏现场处置方案" in text_of(question)
+    assert "液氨泄漏现场处置方案" in question.text
     await zhouwei.says("9")
     await zhouwei.expect("没有这个预案")
-    number = next(line.split(".")[0] for line in text_of(question).splitlines()
+    number = next(line.split(".")[0] for line in question.text.splitlines()
                   if "液氨泄漏" in line)
     await zhouwei.says(number)
     await zhouwei.expect("请回复序号选择响应级别", "1. 一级")
@@ -165,36 +165,38 @@ async def test_an_unknown_plan_or_level_gets_choices(sim: WeComSimulator) -> Non
     await zhouwei.expect("没有这个级别")
     await zhouwei.says("3")
     card = await zhouwei.expect("请确认启动预案")
-    assert "三级" in text_of(card) and "全厂" in text_of(card)
+    assert "三级" in card.text and "全厂" in card.text
 
 
-async def test_the_menu_and_a_card_pick_plan_and_level_in_one_tap(sim: WeComSimulator) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    assert (await sim.user("zhouwei").clicks_menu("emergency")).status == 200
+async def test_the_menu_and_a_card_pick_plan_and_level_in_one_tap(phone: Phone[Any]) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    await phone.uses_menu("zhouwei", "emergency", "启动预案")
     await zhouwei.expect("请回复序号选择要启动的预案")
     pick = await zhouwei.expect("选择预案和响应级别")
     await zhouwei.clicks(pick, "二级")
     await zhouwei.expect("请先在下拉框中选择预案")
-    await zhouwei.clicks(pick, "二级", selected={"plan": ["NH3"]})
+    await zhouwei.clicks(pick, "二级", selected="NH3")
     confirm = await zhouwei.expect("请确认启动预案")
-    assert "液氨泄漏现场处置方案" in text_of(confirm) and "二级" in text_of(confirm)
+    assert "液氨泄漏现场处置方案" in confirm.text and "二级" in confirm.text
     await zhouwei.clicks(confirm, "确认启动")
     await zhouwei.expect("已启动：已向8人发送确认卡片")
 
 
-async def test_a_one_tap_alarm_goes_to_the_duty_commanders(sim: WeComSimulator) -> None:
-    zhangsan = Person(sim, "zhangsan")
+async def test_a_one_tap_alarm_goes_to_the_duty_commanders(phone: Phone[Any]) -> None:
+    zhangsan = Person(phone, "zhangsan")
     await zhangsan.says("一键报警 3号车间 闻到很重的氨味，有漏氨")
     await zhangsan.expect("已向值班长", "报警")
     commanders = ["chenjianguo", "liuyang", "zhouwei"]
     for user in commanders:
-        await sim.until(lambda u=user: len(cards_for(sim, u, "一键报警")) == 1, 10)
-    zhouwei = Person(sim, "zhouwei")
-    [card] = cards_for(sim, "zhouwei", "一键报警")
-    assert "张三" in text_of(card) and "3号车间" in text_of(card)
+        await phone.until(lambda u=user: len(cards_for(phone, u, "一键报警")) == 1, 10)
+    zhouwei = Person(phone, "zhouwei")
+    [card] = cards_for(phone, "zhouwei", "一键报警")
+    assert "张三" in card.text and "3号车间" in card.text
     await zhouwei.clicks(card, "启动预案")
     # Everyone's alarm card shows who took it; 漏氨 named the plan, the level is asked.
-    await sim.until(lambda: any(u.body.get("atall") == 1 for u in sim.card_updates), 10)
+    for user in commanders:
+        [theirs] = cards_for(phone, user, "一键报警")
+        assert (await phone.changed(theirs)).text == "已由周伟处理"
     await zhouwei.expect("液氨泄漏现场处置方案：请回复序号选择响应级别")
     await zhouwei.says("3")
     confirm = await zhouwei.expect("请确认启动预案")
@@ -202,155 +204,155 @@ async def test_a_one_tap_alarm_goes_to_the_duty_commanders(sim: WeComSimulator) 
     await zhouwei.expect("已启动")
     await zhangsan.expect("您报告的情况已启动")
     # A second commander's press comes too late and changes nothing.
-    liuyang = Person(sim, "liuyang")
-    [late] = cards_for(sim, "liuyang", "一键报警")
+    liuyang = Person(phone, "liuyang")
+    [late] = cards_for(phone, "liuyang", "一键报警")
     await liuyang.clicks(late, "误报")
     await liuyang.expect("无需再次操作")
 
 
-async def test_a_false_alarm_is_dismissed_and_the_reporter_told(sim: WeComSimulator) -> None:
-    await Person(sim, "zhangsan").says("报警 仓库冒烟")
-    await sim.until(lambda: len(cards_for(sim, "chenjianguo", "一键报警")) == 1, 10)
-    chen = Person(sim, "chenjianguo")
-    [card] = cards_for(sim, "chenjianguo", "一键报警")
+async def test_a_false_alarm_is_dismissed_and_the_reporter_told(phone: Phone[Any]) -> None:
+    await Person(phone, "zhangsan").says("报警 仓库冒烟")
+    await phone.until(lambda: len(cards_for(phone, "chenjianguo", "一键报警")) == 1, 10)
+    chen = Person(phone, "chenjianguo")
+    [card] = cards_for(phone, "chenjianguo", "一键报警")
     await chen.clicks(card, "误报")
-    zhangsan = Person(sim, "zhangsan")
+    zhangsan = Person(phone, "zhangsan")
     await zhangsan.expect("已由陈建国确认为误报")
     alarm = await Activation.get()
     assert alarm.status is ActivationStatus.DISMISSED and alarm.commander == "chenjianguo"
 
 
 async def test_silent_responders_are_reminded_then_their_deputies_called(
-        sim: WeComSimulator, service: Service) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动预案 氨泄漏 三级 3号车间")   # 李华, 黄军, 孙丽
-    sunli = Person(sim, "sunli")
-    await sim.until(lambda: len(cards_for(sim, "sunli", "液氨泄漏")) == 1, 10)
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 三级 3号车间")   # 李华, 黄军, 孙丽
+    sunli = Person(phone, "sunli")
+    await phone.until(lambda: len(cards_for(phone, "sunli", "液氨泄漏")) == 1, 10)
     await sunli.says("无法到场")
     await sunli.expect("已记录：无法到场", "指挥会安排他人")
     every = EmergencyPolicy().remind_every
     for reminder in (1, 2):
         await service.time_passes(until=service.clock() + every)
-        assert await tick(service) == 2
+        assert await tick(service, phone) == 2
         for user in ("lihua", "huangjun"):
-            await Person(sim, user).expect("请立即确认", f"第{reminder}次提醒")
+            await Person(phone, user).expect("请立即确认", f"第{reminder}次提醒")
     await service.time_passes(until=service.clock() + every)
-    await tick(service)
+    await tick(service, phone)
     # 李华's deputy is 周伟 (三级); 黄军 has none. The commander hears who replaced whom.
-    await sim.until(lambda: len(cards_for(sim, "zhouwei", "液氨泄漏")) == 1, 10)
+    await phone.until(lambda: len(cards_for(phone, "zhouwei", "液氨泄漏")) == 1, 10)
     note = await zhouwei.expect("多次提醒仍未确认")
-    assert "李华（已通知替补周伟）" in text_of(note) and "黄军（无替补）" in text_of(note)
+    assert "李华（已通知替补周伟）" in note.text and "黄军（无替补）" in note.text
     deputy = await Responder.get(activation_id=activation.id, user_id="zhouwei")
     assert deputy.deputy_for == "lihua"
-    await tick(service)                           # nothing more is due
+    await tick(service, phone)                           # nothing more is due
     assert await Responder.filter(activation_id=activation.id, reminders__gt=2).count() == 0
 
 
 async def test_closing_sends_the_summary_and_a_late_answer_is_only_recorded(
-        sim: WeComSimulator, service: Service) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动预案 氨泄漏 三级 3号车间")
-    lihua = Person(sim, "lihua")
-    await sim.until(lambda: len(cards_for(sim, "lihua", "液氨泄漏")) == 1, 10)
-    await lihua.clicks(cards_for(sim, "lihua", "液氨泄漏")[0], "收到")
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 三级 3号车间")
+    lihua = Person(phone, "lihua")
+    await phone.until(lambda: len(cards_for(phone, "lihua", "液氨泄漏")) == 1, 10)
+    await lihua.clicks(cards_for(phone, "lihua", "液氨泄漏")[0], "收到")
     await zhouwei.expect("应急看板", "已确认 1/3")
     await zhouwei.says("结束预案")
     closing = await zhouwei.expect("三级响应已结束")
-    assert "李华：收到" in text_of(closing) and "未回复" in text_of(closing)
-    await sim.until(lambda: len(sim.chat_messages("emergency01")) == 2, 10)
-    assert "已结束" in sim.chat_messages("emergency01")[1].body["markdown"]["content"]
-    huangjun = Person(sim, "huangjun")
-    await huangjun.clicks(cards_for(sim, "huangjun", "液氨泄漏")[0], "收到")
+    assert "李华：收到" in closing.text and "未回复" in closing.text
+    await phone.until(lambda: len(phone.group_messages("emergency01")) == 2, 10)
+    assert "已结束" in phone.group_messages("emergency01")[1].text
+    huangjun = Person(phone, "huangjun")
+    await huangjun.clicks(cards_for(phone, "huangjun", "液氨泄漏")[0], "收到")
     await huangjun.expect("该应急响应已结束，您的回复已记录")
     late = await Responder.get(activation_id=activation.id, user_id="huangjun")
     assert late.late and late.answer == "收到"
     await settled()
-    assert not [m for m in zhouwei.unread() if "应急看板" in text_of(m)]   # the board stays
+    assert not [m for m in zhouwei.unread() if "应急看板" in m.text]   # the board stays
     assert (await Activation.get(id=activation.id)).status is ActivationStatus.CLOSED
     # The broadcast's second step, had it been held back until after the close, calls nobody.
     called = await Responder.filter(activation_id=activation.id).count()
-    await inbox_put(Inbound(platform="wecom", user_id="zhouwei", kind=InboundKind.FOLLOW_UP,
+    await inbox_put(Inbound(platform=phone.platform, user_id="zhouwei", kind=InboundKind.FOLLOW_UP,
                             dedup_key="late-call", event_key=f"emg:call:{activation.id}"),
                     service.clock())
     await settled()
     assert await InboxEvent.filter(dedup_key="late-call", status=InboxStatus.DONE).exists()
     assert await Responder.filter(activation_id=activation.id).count() == called
-    assert zhouwei.unread() == [] and len(sim.messages_for("lihua")) == 1   # his one card
+    assert zhouwei.unread() == [] and len(phone.messages_for("lihua")) == 1   # his one card
 
 
 async def test_a_drill_is_marked_and_its_review_is_reminded_48_hours_later(
-        sim: WeComSimulator, service: Service) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动演练 氨泄漏 三级 3号车间")
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动演练 氨泄漏 三级 3号车间")
     assert activation.drill and activation.report_due_at is None
-    await sim.until(lambda: len(cards_for(sim, "lihua", "【演练】")) == 1, 10)
+    await phone.until(lambda: len(cards_for(phone, "lihua", "【演练】")) == 1, 10)
     await zhouwei.says("结束演练")
     await zhouwei.expect("演练已结束", "48小时后")
     closed = await Activation.get(id=activation.id)
     assert closed.review_due_at is not None and closed.closed_at is not None
     assert closed.review_due_at - closed.closed_at == timedelta(hours=48)
-    assert await tick(service) == 0                       # not before the 48 hours
+    assert await tick(service, phone) == 0                       # not before the 48 hours
     await service.time_passes(until=closed.review_due_at)
-    assert await tick(service) == 1
+    assert await tick(service, phone) == 1
     await zhouwei.expect("演练评估提醒")
-    await Person(sim, "sunli").expect("演练评估提醒")
-    assert await tick(service) == 0
+    await Person(phone, "sunli").expect("演练评估提醒")
+    assert await tick(service, phone) == 0
 
 
 async def test_a_real_activation_counts_down_the_one_hour_accident_report(
-        sim: WeComSimulator, service: Service) -> None:
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 二级 3号车间")
     assert activation.report_due_at is not None
     assert activation.activated_at is not None and activation.board_due_at is not None
     assert activation.report_due_at - activation.activated_at == timedelta(hours=1)
     # The responders' reminders are another test's story: switched off, so that what each tick
     # is counted to send below is the commander's board and the countdown alone.
     await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
-    assert await tick(service) == 0                       # an hour to go: nothing yet
+    assert await tick(service, phone) == 0                       # an hour to go: nothing yet
     await service.time_passes(until=activation.board_due_at)
-    assert await tick(service) == 1                       # the first board, nothing else
+    assert await tick(service, phone) == 1                       # the first board, nothing else
     await zhouwei.expect("应急看板")
     await service.time_passes(until=activation.report_due_at - timedelta(minutes=29, seconds=50))
-    assert await tick(service) == 1
+    assert await tick(service, phone) == 1
     await zhouwei.expect("事故上报提醒", "还有29分钟")
-    assert await tick(service) == 0                       # each stage once
+    assert await tick(service, phone) == 0                       # each stage once
     await service.time_passes(until=activation.report_due_at + timedelta(seconds=60))
-    assert await tick(service) == 1                       # the limit passed
+    assert await tick(service, phone) == 1                       # the limit passed
     await zhouwei.expect("事故上报提醒", "现已超过1小时时限")
     await zhouwei.says("已上报")
     await zhouwei.expect("已记录事故上报时间", "已超过1小时时限")
-    assert await tick(service) == 0
+    assert await tick(service, phone) == 0
 
 
-async def test_invalid_recipients_are_listed_to_the_commander(sim: WeComSimulator,
+async def test_invalid_recipients_are_listed_to_the_commander(phone: Phone[Any],
                                                              service: Service) -> None:
-    sim.remove_user("gaofeng")                    # left the company; still in the roster
-    zhouwei = Person(sim, "zhouwei")
-    activation = await start(sim, zhouwei, "启动预案 氨泄漏 二级 3号车间")
-    await sim.until(lambda: len(cards_for(sim, "xuming", "液氨泄漏")) == 1, 10)
+    phone.remove_user("gaofeng")                    # left the company; still in the roster
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 二级 3号车间")
+    await phone.until(lambda: len(cards_for(phone, "xuming", "液氨泄漏")) == 1, 10)
     # The first board is due a moment after the start, once the broadcast's results are in.
     assert activation.board_due_at is not None
     await service.time_passes(until=activation.board_due_at)
-    await tick(service)
+    await tick(service, phone)
     board = await zhouwei.expect("应急看板", "无法送达")
-    assert "高峰" in text_of(board).split("无法送达")[-1]
+    assert "高峰" in board.text.split("无法送达")[-1]
 
 
 async def test_a_failing_platform_or_a_restart_mid_broadcast_sends_every_card_once(
-        world: tuple[WeComSimulator, Service]) -> None:
-    sim, service = world
-    zhouwei = Person(sim, "zhouwei")
+        world: tuple[Phone[Any], Service]) -> None:
+    phone, service = world
+    zhouwei = Person(phone, "zhouwei")
     await zhouwei.says("启动预案 氨泄漏 二级 3号车间")
     card = await zhouwei.expect("请确认启动预案")
-    sim.fail_next("message/send", -1, times=2)        # 系统繁忙: retried with backoff
+    phone.fail_next_sends(2)                          # busy: retried with backoff
     await zhouwei.clicks(card, "确认启动")
     await service.stop()                              # a restart right after the decision
     await service.start()
     for user in LEVEL2:
-        await sim.until(lambda u=user: len(cards_for(sim, u, "液氨泄漏")) >= 1, 30)
+        await phone.until(lambda u=user: len(cards_for(phone, u, "液氨泄漏")) >= 1, 30)
     await settled(timeout=30)
     for user in LEVEL2:
-        assert len(cards_for(sim, user, "液氨泄漏")) == 1, user
-    assert len(sim.chat_messages("emergency01")) == 1
+        assert len(cards_for(phone, user, "液氨泄漏")) == 1, user
+    assert len(phone.group_messages("emergency01")) == 1
     assert await Activation.filter(status=ActivationStatus.ACTIVE).count() == 1
