@@ -82,8 +82,9 @@ class StreamClient:
                                 exc.__class__.__name__, delay)
                     await asyncio.sleep(delay)
         finally:
+            # Cancelled at shutdown: the release runs before the app closes the database.
             with contextlib.suppress(Exception):
-                await asyncio.shield(release_lease(self._key, self._instance))
+                await release_lease(self._key, self._instance)
 
     async def _connected(self, session: aiohttp.ClientSession, health: Health) -> None:
         endpoint, ticket = await self._open(session)
