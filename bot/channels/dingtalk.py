@@ -145,9 +145,14 @@ def parse_message(doc: dict[str, Any], robot: str) -> list[Inbound] | Outsider:
     return [event(0, kind=InboundKind.UNKNOWN)]
 
 
-def parse_card_click(doc: dict[str, Any]) -> Inbound:
+def parse_card_click(doc: dict[str, Any], delivery: str) -> Inbound:
     """A card callback (§7.4): the button's params, bound in our template (config/dingtalk/),
-    are `key` and, with a drop-down, `selection` and `selected`."""
+    are `key` and, with a drop-down, `selection` and `selected`.
+
+    Two presses of one button send the same content, so a click is told from a redelivery by
+    `delivery`: the Stream frame's messageId, which a redelivery keeps and a new press does
+    not (an HTTP callback's timestamp). A click taken twice is harmless anyway: a decided card
+    answers 已处理."""
     track = str(doc.get("outTrackId") or "")
     user = str(doc.get("userId") or "")
     if not track or not user:
@@ -161,11 +166,10 @@ def parse_card_click(doc: dict[str, Any]) -> Inbound:
         raise Refused("a card callback whose content is not the template's JSON") from None
     chosen = str(params.get("selected") or "")
     question = str(params.get("selection") or "")
-    # One click is one event: a repeated callback of the same click carries the same content.
-    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(f"{delivery}\n{json.dumps(doc, sort_keys=True)}".encode())
     return Inbound(
         platform=PLATFORM, user_id=user, kind=InboundKind.CARD_ACTION,
-        dedup_key=f"{PLATFORM}:card:{digest}", event_key=str(params.get("key") or ""),
+        dedup_key=f"{PLATFORM}:card:{digest.hexdigest()}", event_key=str(params.get("key") or ""),
         task_id=track.split(TASK_TAG, 1)[0], response_code=track,
         selected={question: [chosen]} if question and chosen else {}, raw_type="card",
     )
@@ -198,10 +202,11 @@ class Receiver:
         self._sink = sink
         self._session = session
 
-    async def take(self, topic: str, doc: dict[str, Any]) -> str:
-        """Store what `doc` holds; the outcome for the metrics (stored, duplicate, outsider)."""
+    async def take(self, topic: str, doc: dict[str, Any], delivery: str) -> str:
+        """Store what `doc` holds (`delivery`: what names this delivery of it); the outcome
+        for the metrics (stored, duplicate, outsider)."""
         if topic == TOPIC_CARD:
-            events: list[Inbound] | Outsider = [parse_card_click(doc)]
+            events: list[Inbound] | Outsider = [parse_card_click(doc, delivery)]
         elif topic == TOPIC_MESSAGE:
             events = parse_message(doc, self._robot)
         else:
@@ -261,7 +266,7 @@ class DingTalkCallback:
                 raise web.HTTPBadRequest(text="the body is not a JSON object") from None
             topic = TOPIC_CARD if "outTrackId" in doc else TOPIC_MESSAGE
             try:
-                result = await self._receiver.take(topic, doc)
+                result = await self._receiver.take(topic, doc, request.headers["timestamp"])
             except Refused as exc:
                 log.warning("dingtalk callback refused: %s", exc)
                 raise web.HTTPForbidden(text=str(exc)) from None

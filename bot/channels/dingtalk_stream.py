@@ -41,9 +41,10 @@ TOPICS = ("/v1.0/im/bot/messages/get", "/v1.0/card/instances/callback")
 HEARTBEAT = 20.0             # seconds between our pings; no pong within half of it: reconnect
 UA = "safetybot/1 (aiohttp)"
 
-# Stores what a frame holds; the outcome for the metrics. Raises `Refused` for a frame that
-# cannot be taken (it is ACKed all the same: sending it again would not mend it).
-Taker = Callable[[str, dict[str, Any]], Awaitable[str]]
+# Stores what a frame holds (topic, data, the frame's messageId); the outcome for the metrics.
+# Raises `Refused` for a frame that cannot be taken (it is ACKed all the same: sending it again
+# would not mend it).
+Taker = Callable[[str, dict[str, Any], str], Awaitable[str]]
 
 
 class Refused(Exception):
@@ -160,7 +161,7 @@ class StreamClient:
                 raise Refused("a frame whose data is not a JSON object")
             if kind == "EVENT" and topic not in TOPICS:
                 raise Refused(f"an event of topic {topic[:60]!r}")
-            result = await self._take(topic, doc)
+            result = await self._take(topic, doc, str(headers.get("messageId") or ""))
         except (Refused, ValueError) as exc:
             log.warning("dingtalk stream: frame not taken: %s", exc,
                         extra={"message_id": headers.get("messageId")})

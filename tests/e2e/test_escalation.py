@@ -94,10 +94,6 @@ async def test_an_overdue_ticket_climbs_the_ladder_and_each_card_opens_it(
     assert owner.unread() == []          # reminded twice; the escalations speak to others
 
 
-@pytest.mark.parametrize("world", ["wecom", pytest.param("dingtalk", marks=pytest.mark.xfail(
-    strict=True, reason="DingTalk: a second press of 查看详情 is the first press's callback "
-                        "content; the inbox takes it for a redelivery and nobody answers"))],
-    indirect=True)
 async def test_the_supervisor_opens_the_ticket_from_the_card_again_the_next_day(
         world: tuple[Phone[Any], Service]) -> None:
     phone, service = world
