@@ -50,12 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.callback_bench import (  # noqa: E402
-    DINGTALK_CLIENT_ID,
-    DINGTALK_PER_PERSON_PER_MINUTE,
-    DINGTALK_ROBOT,
-    DINGTALK_SECRET,
     PLATFORMS,
     BenchError,
+    DingTalkBench,
     code_version,
     fmt,
     fresh_database,
@@ -78,7 +75,6 @@ from benchmarks.report_bench import (  # noqa: E402
 from bot.db import POSTGRES_POOL_SIZE  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from simulator import dingtalk  # noqa: E402
-from simulator.dingtalk import DingTalkSimulator  # noqa: E402
 
 TRIGGER = "压测泄漏"
 LEVEL = "一级"
@@ -154,8 +150,8 @@ class EmergencySimulator(Broadcasts, BenchSimulator):
             self._card(member.lower(), str(card.get("task_id") or ""), card, now)
 
     @property
-    def over_limit(self) -> int:
-        return len(self.dropped)
+    def refused(self) -> str:
+        return f"{len(self.dropped)} dropped over the per-member limit"
 
     @property
     def per_minute(self) -> int:
@@ -192,9 +188,9 @@ class EmergencySimulator(Broadcasts, BenchSimulator):
         return (await self.user(user).clicks(track, key)).status
 
 
-class DingTalkEmergencySimulator(Broadcasts, BenchPeople, DingTalkSimulator):
+class DingTalkEmergencySimulator(Broadcasts, BenchPeople, DingTalkBench):
     """DingTalk, in Stream mode or posting HTTP callbacks (`_take_fault`, the first step of every
-    API call, `_admit` and `_deliver` are private methods of `simulator/dingtalk.py`)."""
+    API call, and `_deliver` are private methods of `simulator/dingtalk.py`)."""
 
     platform = "dingtalk"
     # batchSend's userIds (§7.3); the service names at most as many people in any call to
@@ -203,19 +199,9 @@ class DingTalkEmergencySimulator(Broadcasts, BenchPeople, DingTalkSimulator):
     card_call, group_call = "card/instances/createAndDeliver", "robot/groupMessages/send"
     within = None
 
-    def __init__(self, users: Sequence[str], mode: dingtalk.Mode) -> None:
-        super().__init__(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT, users, mode=mode,
-                         per_user_per_minute=DINGTALK_PER_PERSON_PER_MINUTE)
-        self.throttled = 0
-
     def _take_fault(self, name: str) -> Any:
         self._call(name)
         return super()._take_fault(name)
-
-    def _admit(self, user: str, now: float) -> bool:
-        admitted = super()._admit(user, now)
-        self.throttled += not admitted
-        return admitted
 
     def _deliver(self, item: dingtalk.Delivered) -> None:
         super()._deliver(item)
@@ -224,8 +210,9 @@ class DingTalkEmergencySimulator(Broadcasts, BenchPeople, DingTalkSimulator):
             self._card(item.user, str(item.body.get("outTrackId") or ""), item.body, item.at)
 
     @property
-    def over_limit(self) -> int:
-        return self.throttled
+    def refused(self) -> str:
+        return (f"{self.throttled} flow-controlled over the per-person limit, "
+                f"{self.redeliveries} Stream frames pushed again (not ACKed in time)")
 
     @property
     def per_minute(self) -> int:
@@ -720,8 +707,8 @@ def report(args: argparse.Namespace, info: dict[str, str], plant: Plant, run: Ru
             print(f"\n{a.target}: {'correct' if good else 'NOT CORRECT'}: {c}")
             print("    board: " + a.board.splitlines()[1][:120] if len(a.board.splitlines()) > 1
                   else "    board: (none)")
-    print(f"\nsimulator: {len(sim.delivered)} delivered, {sim.over_limit} refused over the "
-          f"per-person limit, calls {dict(sorted(sim.calls.items()))}")
+    print(f"\nsimulator: {len(sim.delivered)} delivered, {sim.refused}, "
+          f"calls {dict(sorted(sim.calls.items()))}")
     for log in sorted(p for p in args.logs.glob("*.log") if not p.name.endswith(".pyspy.log")):
         lines = log_summary(log)
         print(f"\nwarnings/errors in {log.name}:" + ("" if lines else " none"))
