@@ -172,9 +172,6 @@ class Phone(ABC, Generic[S]):
 
     platform: str
     limits: Limits          # what the platform's messages and cards hold
-    # A click carries nothing but the card, the person and the button: pressed twice, it is
-    # the same callback twice, which the service takes for a retry (DingTalk's).
-    click_is_its_content: bool = False
 
     def __init__(self, sim: S) -> None:
         self.sim: S = sim
@@ -300,7 +297,6 @@ class WeComPhone(Phone[WeComSimulator]):
 class DingTalkPhone(Phone[DingTalkSimulator]):
     platform = "dingtalk"
     limits = dingtalk_channel.LIMITS
-    click_is_its_content = True
 
     def __init__(self, sim: DingTalkSimulator) -> None:
         super().__init__(sim)
@@ -422,15 +418,6 @@ class Person:
         sent = await self.phone.clicks(self.id, card, key, selected)
         assert sent.status == 200
         return sent
-
-    async def presses_again(self, card: Seen, label: str, answer: str) -> None:
-        """Press a button this person pressed before. On WeCom it is a click of its own, which
-        the service answers with `answer`; on DingTalk it is the first click's callback again,
-        which the service takes for that one: nothing more is said."""
-        await self.clicks(card, label)
-        if not self.phone.click_is_its_content:
-            await self.expect(answer)
-        await settled()
 
 
 @asynccontextmanager

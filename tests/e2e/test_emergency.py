@@ -120,7 +120,8 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     assert await tick(service, phone) == 1
     await zhouwei.expect("应急看板", "已确认 2/8")
     # A second press changes nothing.
-    await lihua.presses_again(card, "收到", "无需重复确认")
+    await lihua.clicks(card, "收到")
+    await lihua.expect("无需重复确认")
 
 
 async def test_a_second_activation_of_the_same_plan_and_area_joins_the_first(
