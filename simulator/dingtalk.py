@@ -55,24 +55,22 @@ import hmac
 import io
 import json
 import logging
-import math
 import secrets
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import aiohttp
 from aiohttp import web
 
+from simulator import base
 from simulator.contacts import Contacts, dingtalk_handlers
 
 log = logging.getLogger(__name__)
 
-Clock: TypeAlias = Callable[[], float]
 Handler: TypeAlias = Callable[[web.Request], Awaitable[dict[str, Any]]]
 Endpoint: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Mode: TypeAlias = Literal["stream", "http"]
@@ -82,7 +80,6 @@ TOKEN_HEADER = "x-acs-dingtalk-access-token"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
 LWCP = "$:LWCP_v1:$"                 # DingTalk's encrypted ids (senderId, chatbotUserId; §8.11)
-RATE_WINDOW = 60.0
 MAX_BATCH_USERS = 20                 # batchSend's userIds (§7.3)
 MAX_MARKDOWN_BYTES = 5000
 MAX_GROUP_PARAM_BYTES = 15000        # groupMessages/send's msgParam (§7.3)
@@ -165,14 +162,13 @@ class OapiError(Exception):
         }
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """One robot message or card that reached one person's DingTalk client."""
+UPLOADS = base.UploadRules(MEDIA_LIMITS, more_than=0, error=OapiError,
+                           bad_type=40004, no_file=41005, bad_size=40006)
 
-    user: str
-    msgtype: str          # the msgKey, or "card"
-    body: dict[str, Any]
-    at: float
+
+class Delivered(base.Delivered):
+    """One robot message or card that reached one person's DingTalk client; `msgtype` is the
+    msgKey, or "card"."""
 
 
 @dataclass(frozen=True)
@@ -213,13 +209,8 @@ class Group:
     template_id: str = ""            # a scene group's (场景群) template; "" for a plain group
 
 
-@dataclass(frozen=True)
-class Media:
-    data: bytes
-    content_type: str
-    filename: str
-    created_at: int                  # ms
-    kind: str = "image"
+class Media(base.Media):
+    """An upload (media/upload) or a file a person sent; `created_at` in ms."""
 
 
 @dataclass
@@ -248,10 +239,9 @@ class CallbackResult:
 
 
 @dataclass(frozen=True)
-class _Fault:
+class _Fault(base.Fault):
     status: int = 0
     code: str = ""
-    hang: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -262,44 +252,37 @@ class _Session:
     expires: float
 
 
-class DingTalkSimulator:
+class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
     """One corp with one internal app and its robot; `users` is DingTalk's directory (user id to
     display name), not our roster."""
+
+    _fault_type = _Fault
+    _callback_timeout = CALLBACK_TIMEOUT
+    _not_started = "start the simulator before people write to the robot"
+    _no_callback_url = "set sim.callback_url to the service's DingTalk callback first"
 
     def __init__(
         self, client_id: str, client_secret: str, robot_code: str, users: Iterable[str] = (), *,
         corp_id: str = "dingcorp0001", mode: Mode = "stream", token_ttl: int = 7200,
         ack_timeout: float = 5.0, per_user_per_minute: int = 10_000,
-        clock: Clock = time.monotonic,
+        clock: base.Clock = time.monotonic,
     ) -> None:
         if mode not in ("stream", "http"):
             raise ValueError(f"mode is 'stream' or 'http', not {mode!r}")
+        super().__init__(clock, token_ttl)
         self.client_id = client_id
         self.robot_code = robot_code
         self.corp_id = corp_id
         self.mode = mode
-        self.token_ttl = token_ttl
         self.per_user_per_minute = per_user_per_minute
         self.chatbot_user_id = LWCP + _opaque(robot_code, "robot")
-        self.base_url = ""
-        self.callback_url = ""
-        self.latency = 0.0
-        self.calls: dict[str, int] = {}
-        self.token_fetches = 0
         self.users: dict[str, str] = {}
         self.groups: dict[str, Group] = {}
         self.media: dict[str, Media] = {}
-        self.delivered: list[Delivered] = []
         self.card_updates: list[CardUpdated] = []
         self.session_replies: list[SessionReply] = []
         self._secret = client_secret
-        self._clock = clock
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._faults: dict[str, deque[_Fault]] = {}
         self._flow_controls: dict[str, int] = {}
-        self._recent: dict[str, deque[float]] = {}
-        self._inboxes: dict[str, list[Delivered]] = {}
         self._chat_messages: dict[str, list[ChatMessage]] = {}
         self._cards: dict[str, SimCard] = {}
         self._download_codes: dict[str, Media] = {}
@@ -307,10 +290,6 @@ class DingTalkSimulator:
         self._sessions: dict[str, _Session] = {}
         self._scene_uuids: dict[str, str] = {}     # a scene group's create uuid -> its id
         self.directory = Contacts()                # what the contact APIs list (sync-org)
-        self._changed = asyncio.Condition()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._gateway = _Gateway(client_id, ack_timeout, clock, self._recorded, self._card_reply)
         self._openapi: dict[str, tuple[str, Handler, bool]] = {
             "oauth2/accessToken": ("POST", self._access_token, False),
@@ -343,6 +322,16 @@ class DingTalkSimulator:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        base_url = await super().start(host, port)
+        self._gateway.start()
+        return base_url
+
+    async def stop(self) -> None:
+        self._closing.set()             # held handlers wake before the gateway closes its lines
+        await self._gateway.stop()
+        await super().stop()
+
+    def _application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST)
         for name, (method, handler, needs_token) in self._openapi.items():
             app.router.add_route(method, f"/v1.0/{name}",
@@ -350,31 +339,10 @@ class DingTalkSimulator:
         app.add_routes(self._routes)
         app.router.add_get("/download/{token}", self._file)
         app.router.add_get("/connect", self._connect)
-        self._closing.clear()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        self._session = aiohttp.ClientSession(timeout=CALLBACK_TIMEOUT)
-        self._gateway.start()
-        return self.base_url
+        return app
 
-    async def stop(self) -> None:
-        self._closing.set()             # wakes handlers held by hang_next
-        await self._gateway.stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    def _api_paths(self) -> list[str]:
+        return [*self._openapi, *sorted(self._oapi_names)]
 
     def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
         """More endpoints on the same server (simulator/contacts.py's old-style contact APIs)."""
@@ -421,10 +389,6 @@ class DingTalkSimulator:
         self.media[media_id] = Media(data, content_type, filename, _now_ms(), kind)
         return media_id
 
-    def expire_tokens(self) -> None:
-        """DingTalk may invalidate a token before its expireIn."""
-        self._token = None
-
     def fail_next(self, path: str, status: int, code: str | int, times: int = 1) -> None:
         """Answer the next `times` calls of `path` with HTTP `status` and `code` (an errcode on
         old-style paths) instead of carrying them out."""
@@ -432,22 +396,12 @@ class DingTalkSimulator:
             raise ValueError(f"{path} is old-style: its code is an errcode number, not {code!r}")
         self._queue_faults(path, _Fault(status=status, code=str(code)), times)
 
-    def hang_next(self, path: str, seconds: float, times: int = 1) -> None:
-        """Carry out the call but hold the answer: the client's ambiguous timeout."""
-        self._queue_faults(path, _Fault(hang=seconds), times)
-
     def fail_downloads(self, times: int = 1) -> None:
         self.fail_next("robot/messageFiles/download", 500, "InternalError", times)
 
     def flow_control(self, user: str, times: int = 1) -> None:
         """The next `times` sends to `user` come back in flowControlledStaffIdList."""
         self._flow_controls[user] = self._flow_controls.get(user, 0) + times
-
-    def _queue_faults(self, path: str, fault: _Fault, times: int) -> None:
-        known = [*self._openapi, *sorted(self._oapi_names)]
-        if path not in known:
-            raise ValueError(f"unknown API path {path!r}; known: {', '.join(known)}")
-        self._faults.setdefault(path, deque()).extend([fault] * times)
 
     # -- the Stream connection ------------------------------------------------------------
 
@@ -518,10 +472,6 @@ class DingTalkSimulator:
 
     # -- what people received -------------------------------------------------------------
 
-    def messages_for(self, user: str) -> list[Delivered]:
-        """Robot messages and cards `user` received, in arrival order."""
-        return list(self._inboxes.get(user, []))
-
     def chat_messages(self, open_conversation_id: str) -> list[ChatMessage]:
         return list(self._chat_messages.get(open_conversation_id, []))
 
@@ -530,27 +480,6 @@ class DingTalkSimulator:
             return self._cards[out_track_id]
         except KeyError:
             raise KeyError(f"no card {out_track_id!r} was created") from None
-
-    async def wait_for(self, user: str, count: int = 1,
-                       timeout: float = 5.0) -> list[Delivered]:  # noqa: ASYNC109
-        """`user`'s messages once there are at least `count` of them."""
-        inbox = self._inboxes.setdefault(user, [])
-        await self.until(lambda: len(inbox) >= count, timeout,
-                         lambda: f"{user} received {len(inbox)} of {count} messages")
-        return list(inbox)
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 5.0,  # noqa: ASYNC109
-                    explain: Callable[[], str] = lambda: "condition not met") -> None:
-        """Wait until `condition()` holds, re-checked whenever the simulator records something."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(condition)
-        except TimeoutError:
-            raise TimeoutError(f"{explain()} after {timeout} s") from None
-
-    async def _recorded(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     # -- HTTP plumbing ----------------------------------------------------------------------
 
@@ -566,7 +495,7 @@ class DingTalkSimulator:
             except ApiError as exc:
                 answer, status = exc.answer, exc.status
             await self._pause(fault.hang + self.latency)
-            return _json(answer, status)
+            return base.json_answer(answer, status)
         return endpoint
 
     def _oapi_endpoint(self, name: str, handler: Handler, needs_token: bool) -> Endpoint:
@@ -581,22 +510,8 @@ class DingTalkSimulator:
             except OapiError as exc:
                 answer = exc.answer
             await self._pause(fault.hang + self.latency)
-            return _json(answer, fault.status or 200)
+            return base.json_answer(answer, fault.status or 200)
         return endpoint
-
-    def _take_fault(self, name: str) -> _Fault:
-        self.calls[name] = self.calls.get(name, 0) + 1
-        queued = self._faults.get(name)
-        return queued.popleft() if queued else _Fault()
-
-    async def _pause(self, seconds: float) -> None:
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await self._closing.wait()
-
-    def _token_valid(self, token: str) -> bool:
-        return bool(token) and token == self._token and self._clock() < self._token_expires
 
     def _check_robot(self, body: dict[str, Any]) -> None:
         if body.get("robotCode") != self.robot_code:
@@ -609,12 +524,11 @@ class DingTalkSimulator:
         body = await _json_body(request)
         if body.get("appKey") != self.client_id or body.get("appSecret") != self._secret:
             raise ApiError(400, "invalidClientIdOrSecret")
-        now = self._clock()
-        if self._token is None or now >= self._token_expires:
-            self._token = secrets.token_hex(16)
-            self._token_expires = now + self.token_ttl
-        self.token_fetches += 1
-        return {"accessToken": self._token, "expireIn": math.ceil(self._token_expires - now)}
+        token, expire_in = self._fetch_token()
+        return {"accessToken": token, "expireIn": expire_in}
+
+    def _new_token(self) -> str:
+        return secrets.token_hex(16)
 
     # -- API: robot messages --------------------------------------------------------------
 
@@ -646,18 +560,13 @@ class DingTalkSimulator:
             self._flow_controls[user] -= 1
             log.warning("%s 被限流（模拟）", user)
             return False
-        recent = self._recent.setdefault(user, deque())
-        while recent and now - recent[0] >= RATE_WINDOW:
-            recent.popleft()
-        if len(recent) >= self.per_user_per_minute:
+        if not self._within_rate(user, now, self.per_user_per_minute):
             log.warning("%s 被限流（一分钟内超过 %d 条）", user, self.per_user_per_minute)
             return False
-        recent.append(now)
         return True
 
     def _deliver(self, item: Delivered) -> None:
-        self.delivered.append(item)
-        self._inboxes.setdefault(item.user, []).append(item)
+        self._add_to_inbox(item)
         log.info("→ %s  %s", item.user, describe(item.msgtype, item.body))
 
     async def _group_send(self, request: web.Request) -> dict[str, Any]:
@@ -870,16 +779,7 @@ class DingTalkSimulator:
         return group
 
     async def _upload(self, request: web.Request) -> dict[str, Any]:
-        kind = request.query.get("type", "")
-        if kind not in MEDIA_LIMITS:
-            raise OapiError(40004)
-        form = await request.post()
-        part = form.get("media")
-        if not isinstance(part, web.FileField):
-            raise OapiError(41005)
-        data = part.file.read()
-        if not 0 < len(data) <= MEDIA_LIMITS[kind]:
-            raise OapiError(40006)
+        kind, part, data = await base.read_upload(request, UPLOADS)
         media_id = self.add_media(data, part.content_type, part.filename, kind)
         return {"type": kind, "media_id": media_id, "created_at": self.media[media_id].created_at}
 
@@ -941,16 +841,6 @@ class DingTalkSimulator:
             return CallbackResult(resp.status, await resp.text(),
                                   body if isinstance(body, dict) else {})
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("start the simulator before people write to the robot")
-        return self._session
-
-    def _callback(self) -> str:
-        if not self.callback_url:
-            raise RuntimeError("set sim.callback_url to the service's DingTalk callback first")
-        return self.callback_url
-
 
 @dataclass
 class _Frame:
@@ -992,7 +882,7 @@ class _Gateway:
     """The Stream side: tickets, the newest connection (the only one frames go to), and the
     frames that wait for an ACK, pushed again every ack_timeout until they get one (§7.2)."""
 
-    def __init__(self, app_id: str, ack_timeout: float, clock: Clock,
+    def __init__(self, app_id: str, ack_timeout: float, clock: base.Clock,
                  recorded: Callable[[], Awaitable[None]],
                  on_ack: Callable[[str, dict[str, Any], str], None]) -> None:
         self.connections_opened = 0
@@ -1399,15 +1289,4 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "InvalidParameter") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "InvalidParameter")
-    return body
-
-
-def _json(answer: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(answer, status=status,
-                             dumps=partial(json.dumps, ensure_ascii=False))
+    return await base.json_object(request, lambda: ApiError(400, "InvalidParameter"))

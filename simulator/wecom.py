@@ -9,35 +9,30 @@ Protocol facts: shared/reference/chat-protocols.md §1–§4.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
 import logging
-import math
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
 
 import aiohttp
 from aiohttp import web
 
 from bot.channels.wecom_crypto import WeComCrypto
+from simulator import base
 from simulator.contacts import Contacts, UnknownDepartment
 
 log = logging.getLogger(__name__)
 
-Clock: TypeAlias = Callable[[], float]
 Answer: TypeAlias = dict[str, Any] | web.StreamResponse
 Handler: TypeAlias = Callable[[web.Request], Awaitable[Answer]]
 Node: TypeAlias = str | int | float | list[tuple[str, "Node"]]
 
-RATE_WINDOW = 60.0                # the per-member limit counts a sliding minute (§4.2)
 MAX_TOUSER = 1000
 MAX_CONTENT_BYTES = 2048          # text and markdown (§4.2)
 MAX_DUPLICATE_INTERVAL = 4 * 3600
@@ -107,14 +102,13 @@ class ApiError(Exception):
         }
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """One message that reached one member's WeCom client."""
+# media/upload: "所有文件size必须大于5个字节" (§4.5)
+UPLOADS = base.UploadRules(MEDIA_LIMITS, more_than=5, error=ApiError,
+                           bad_type=40005, no_file=44001, bad_size=40006)
 
-    user: str
-    msgtype: str
-    body: dict[str, Any]
-    at: float
+
+class Delivered(base.Delivered):
+    """One message that reached one member's WeCom client."""
 
 
 @dataclass(frozen=True)
@@ -144,13 +138,8 @@ class Chat:
     userlist: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Media:
-    data: bytes
-    content_type: str
-    filename: str
-    created_at: int
-    kind: str = "image"          # the `type` it was uploaded as
+class Media(base.Media):
+    """An upload (media/upload) or a member's photo or voice; `created_at` in seconds."""
 
 
 @dataclass(frozen=True)
@@ -163,29 +152,28 @@ class CallbackResult:
 
 
 @dataclass(frozen=True)
-class _Fault:
+class _Fault(base.Fault):
     errcode: int = 0
-    hang: float = 0.0
 
 
-class WeComSimulator:
-    """One corp with one self-built app; `users` is WeCom's member directory, not our roster."""
+class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
+    """One corp with one self-built app; `users` is WeCom's member directory, not our roster.
+    Per-member limits count a sliding minute (§4.2)."""
+
+    _fault_type = _Fault
+    _callback_timeout = CALLBACK_TIMEOUT
+    _not_started = "start the simulator before members write to the app"
+    _no_callback_url = "set sim.callback_url to the service's /wecom/callback first"
 
     def __init__(
         self, corp_id: str, agent_id: int, secret: str, token: str, aes_key: str,
         users: Iterable[str] = (), *, token_ttl: int = 7200, per_member_per_minute: int = 30,
-        clock: Clock = time.monotonic,
+        clock: base.Clock = time.monotonic,
     ) -> None:
+        super().__init__(clock, token_ttl)
         self.corp_id = corp_id
         self.agent_id = agent_id
-        self.token_ttl = token_ttl
         self.per_member_per_minute = per_member_per_minute
-        self.callback_url = ""
-        self.base_url = ""
-        self.latency = 0.0
-        self.calls: dict[str, int] = {}
-        self.token_fetches = 0
-        self.delivered: list[Delivered] = []
         self.dropped: list[Delivered] = []
         # Requests WeCom's duplicate check answered without delivering, per addressee.
         self.suppressed: list[Delivered] = []
@@ -196,16 +184,10 @@ class WeComSimulator:
         # `users`, who may write to the app.
         self.directory = Contacts()
         self._secret = secret
-        self._clock = clock
         self._crypto = WeComCrypto(token, aes_key, corp_id)
         self._members: dict[str, str] = {}          # lower-cased id -> id as registered
-        self._access_token: str | None = None
-        self._token_expires = 0.0
         self._retired_tokens: set[str] = set()
-        self._faults: dict[str, deque[_Fault]] = {}
-        self._inboxes: dict[str, list[Delivered]] = {}
         self._chat_messages: dict[str, list[ChatMessage]] = {}
-        self._recent: dict[str, deque[float]] = {}
         self._duplicates: dict[str, tuple[float, dict[str, Any]]] = {}
         self._task_ids: set[str] = set()
         self._response_codes: dict[str, str] = {}   # code -> task_id
@@ -213,10 +195,6 @@ class WeComSimulator:
         # Real MsgIds are 64-bit; starting from the clock keeps a restarted simulator from
         # repeating ids a persistent database has already de-duplicated.
         self._msg_ids = itertools.count(time.time_ns() // 1000)
-        self._changed = asyncio.Condition()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._routes: dict[str, tuple[str, Handler, bool]] = {
             "gettoken": ("GET", self._gettoken, False),
             "message/send": ("POST", self._send, True),
@@ -233,37 +211,18 @@ class WeComSimulator:
         for user in users:
             self.add_user(user)
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- the server ----------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def _application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_UPLOAD)
         for path, (method, handler, needs_token) in self._routes.items():
             app.router.add_route(method, f"/cgi-bin/{path}",
                                  self._endpoint(path, handler, needs_token))
         app.router.add_get("/pic/{media_id}", self._picture)
-        self._closing.clear()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        self._session = aiohttp.ClientSession(timeout=CALLBACK_TIMEOUT)
-        return self.base_url
+        return app
 
-    async def stop(self) -> None:
-        self._closing.set()             # wakes handlers held by hang_next
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    def _api_paths(self) -> list[str]:
+        return list(self._routes)
 
     # -- directory, tokens, faults --------------------------------------------------------
 
@@ -281,21 +240,12 @@ class WeComSimulator:
 
     def expire_tokens(self) -> None:
         """WeCom may invalidate a token before its expires_in (§4.1)."""
-        if self._access_token is not None:
-            self._retired_tokens.add(self._access_token)
-        self._access_token = None
+        if self._token is not None:
+            self._retired_tokens.add(self._token)
+        self._token = None
 
     def fail_next(self, path: str, errcode: int, times: int = 1) -> None:
         self._queue_faults(path, _Fault(errcode=errcode), times)
-
-    def hang_next(self, path: str, seconds: float, times: int = 1) -> None:
-        """Carry out the call but hold the answer: the client's ambiguous timeout."""
-        self._queue_faults(path, _Fault(hang=seconds), times)
-
-    def _queue_faults(self, path: str, fault: _Fault, times: int) -> None:
-        if path not in self._routes:
-            raise ValueError(f"unknown API path {path!r}; known: {', '.join(self._routes)}")
-        self._faults.setdefault(path, deque()).extend([fault] * times)
 
     def add_media(self, data: bytes, content_type: str = "image/jpeg",
                   filename: str = "photo.jpg", kind: str = "image") -> str:
@@ -305,41 +255,18 @@ class WeComSimulator:
 
     # -- what people received -------------------------------------------------------------
 
-    def messages_for(self, user: str) -> list[Delivered]:
-        return list(self._inboxes.get(user.lower(), []))
-
     def chat_messages(self, chatid: str) -> list[ChatMessage]:
         return list(self._chat_messages.get(chatid, []))
 
-    async def wait_for(self, user: str, count: int = 1,
-                       timeout: float = 5.0) -> list[Delivered]:  # noqa: ASYNC109
-        """`user`'s messages once there are at least `count` of them."""
-        inbox = self._inboxes.setdefault(user.lower(), [])
-        await self.until(lambda: len(inbox) >= count, timeout,
-                         lambda: f"{user} received {len(inbox)} of {count} messages")
-        return list(inbox)
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 5.0,  # noqa: ASYNC109
-                    explain: Callable[[], str] = lambda: "condition not met") -> None:
-        """Wait until `condition()` holds, re-checked whenever the simulator records something."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(condition)
-        except TimeoutError:
-            raise TimeoutError(f"{explain()} after {timeout} s") from None
-
-    async def _recorded(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _inbox_key(self, user: str) -> str:
+        return user.lower()         # WeCom user ids are case-insensitive
 
     # -- HTTP plumbing ----------------------------------------------------------------------
 
     def _endpoint(self, path: str, handler: Handler,
                   needs_token: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
-            self.calls[path] = self.calls.get(path, 0) + 1
-            queued = self._faults.get(path)
-            fault = queued.popleft() if queued else _Fault()
+            fault = self._take_fault(path)
             try:
                 if fault.errcode:
                     raise ApiError(fault.errcode)
@@ -351,21 +278,15 @@ class WeComSimulator:
             await self._pause(fault.hang + self.latency)
             if isinstance(answer, web.StreamResponse):
                 return answer
-            return _json({"errcode": 0, "errmsg": "ok", **answer})
+            return base.json_answer({"errcode": 0, "errmsg": "ok", **answer})
         return endpoint
-
-    async def _pause(self, seconds: float) -> None:
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await self._closing.wait()
 
     def _check_token(self, token: str) -> None:
         if not token:
             raise ApiError(41001)
-        if token == self._access_token and self._clock() < self._token_expires:
+        if self._token_valid(token):
             return
-        if token == self._access_token or token in self._retired_tokens:
+        if token == self._token or token in self._retired_tokens:
             raise ApiError(42001)
         raise ApiError(40014)
 
@@ -385,14 +306,11 @@ class WeComSimulator:
         query = request.query
         if query.get("corpid") != self.corp_id or query.get("corpsecret") != self._secret:
             raise ApiError(40001)
-        now = self._clock()
-        if self._access_token is None or now >= self._token_expires:
-            self.expire_tokens()
-            self._access_token = secrets.token_urlsafe(96)
-            self._token_expires = now + self.token_ttl
-        self.token_fetches += 1
-        return {"access_token": self._access_token,
-                "expires_in": math.ceil(self._token_expires - now)}
+        token, expires_in = self._fetch_token()
+        return {"access_token": token, "expires_in": expires_in}
+
+    def _new_token(self) -> str:
+        return secrets.token_urlsafe(96)
 
     # -- API: messages --------------------------------------------------------------------
 
@@ -474,18 +392,13 @@ class WeComSimulator:
 
     def _deliver(self, member: str, msgtype: str, body: dict[str, Any], now: float) -> None:
         """Beyond the per-member limit WeCom answers ok and delivers nothing (§4.2)."""
-        recent = self._recent.setdefault(member, deque())
-        while recent and now - recent[0] >= RATE_WINDOW:
-            recent.popleft()
         item = Delivered(member, msgtype, body, now)
-        if len(recent) >= self.per_member_per_minute:
+        if not self._within_rate(member, now, self.per_member_per_minute):
             self.dropped.append(item)
             log.warning("dropped for %s (over %d a minute): %s", member,
                         self.per_member_per_minute, describe(body))
             return
-        recent.append(now)
-        self.delivered.append(item)
-        self._inboxes.setdefault(member.lower(), []).append(item)
+        self._add_to_inbox(item)
         log.info("→ %s  %s", member, describe(body))
 
     async def _update_card(self, request: web.Request) -> Answer:
@@ -514,16 +427,7 @@ class WeComSimulator:
     # -- API: media -----------------------------------------------------------------------
 
     async def _upload(self, request: web.Request) -> Answer:
-        kind = request.query.get("type", "")
-        if kind not in MEDIA_TYPES:
-            raise ApiError(40005)
-        form = await request.post()
-        part = form.get("media")
-        if not isinstance(part, web.FileField):
-            raise ApiError(44001)
-        data = part.file.read()
-        if not 5 < len(data) <= MEDIA_LIMITS[kind]:   # "所有文件size必须大于5个字节" (§4.5)
-            raise ApiError(40006)
+        kind, part, data = await base.read_upload(request, UPLOADS)
         media_id = self.add_media(data, part.content_type, part.filename, kind)
         return {"type": kind, "media_id": media_id,
                 "created_at": str(self.media[media_id].created_at)}
@@ -663,16 +567,6 @@ class WeComSimulator:
 
     def _next_msg_id(self) -> int:
         return next(self._msg_ids)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("start the simulator before members write to the app")
-        return self._session
-
-    def _callback(self) -> str:
-        if not self.callback_url:
-            raise RuntimeError("set sim.callback_url to the service's /wecom/callback first")
-        return self.callback_url
 
 
 class SimUser:
@@ -844,17 +738,7 @@ def _department_errors() -> Iterator[None]:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(47001) from None
-    if not isinstance(body, dict):
-        raise ApiError(47001)
-    return body
-
-
-def _json(answer: dict[str, Any]) -> web.Response:
-    return web.json_response(answer, dumps=partial(json.dumps, ensure_ascii=False))
+    return await base.json_object(request, lambda: ApiError(47001))
 
 
 def _file(media: Media) -> web.Response:
