@@ -20,6 +20,7 @@ from handlers.hazard.rectify import NUMBER
 from models.audit import AuditEvent
 from models.hazard import Status, Ticket
 from models.inbox import InboxEvent, InboxStatus
+from models.org import User
 from models.webchat import WebChatLine
 from tests.harness import Service
 from tests.plant import plant
@@ -54,8 +55,10 @@ def photo() -> bytes:
 @pytest.fixture
 async def demo(db: TortoiseContext, database_url: str, media_dir: Path
                ) -> AsyncIterator[Service]:
-    """The demo org loaded and the real service running (WeCom stays configured, unused)."""
+    """The demo org loaded and the real service running; WeCom stays configured, and the
+    plant's people say they use the web chat (`platform`), so everyone's cards come there."""
     async with plant(database_url, media_dir) as (_, service):
+        await User.all().update(platform="webchat")
         yield service
 
 
