@@ -104,6 +104,7 @@ class Seen:
 
 
 def text_of(message: Seen) -> str:
+    """What `Person.expect` reads (`message.text`), for the tests that say it this way."""
     return message.text
 
 
@@ -312,7 +313,7 @@ class DingTalkPhone(Phone[DingTalkSimulator]):
     def changes(self, card: Seen) -> list[CardChange]:
         """PUT card/instances: `status` in the card's data for everyone, or in each named
         person's private data."""
-        found = []
+        found: list[CardChange] = []
         for update in self.sim.card_updates:
             if update.out_track_id != card.task_id:
                 continue
@@ -333,8 +334,7 @@ class DingTalkPhone(Phone[DingTalkSimulator]):
 
     async def sends_lost_photo(self, user: str) -> None:
         """messageFiles/download no longer knows the picture's downloadCode."""
-        self.sim.fail_next("robot/messageFiles/download", 400,
-                                "invalidParameter.downloadCode")
+        self.sim.fail_next("robot/messageFiles/download", 400, "invalidParameter.downloadCode")
         assert (await self.sends_photo(user, photo())).status == 200
 
     async def uses_menu(self, user: str, key: str, word: str) -> None:
@@ -426,7 +426,8 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
                 ) -> AsyncIterator[tuple[Simulator, Service]]:
     """The demo org loaded, the `platform`'s simulator and the service running; the database
     must be empty. `clock`: the service's "now" (by default a running `ManualClock`; it is
-    `service.clock`). On DingTalk the service speaks to its simulator by Stream, WeCom off."""
+    `service.clock`). On DingTalk the service speaks to its simulator by Stream, WeCom off, and
+    makes the plans' groups from a scene-group template."""
     clock = clock or ManualClock()
     await load_org(DEMO_ORG, clock())
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
