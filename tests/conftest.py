@@ -33,7 +33,8 @@ from tests.harness import (
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",
-          "inbox_event", "platform_token", "audit_event", "dialog", "ticket_card",
+          "inbox_event", "platform_token", "platform_lease", "dingtalk_group", "audit_event",
+          "dialog", "ticket_card",
           "ticket_number", "ticket_counter", "ticket", "area", "org_user", "department")
 
 @pytest.fixture(scope="session")
