@@ -30,7 +30,6 @@ from bot import metrics
 from bot.channels import (
     Delivery,
     Edges,
-    Health,
     MediaGone,
     Outcome,
     PlatformUnavailable,
@@ -196,11 +195,9 @@ OUTSIDER_REPLY = "您好，安全助手只为本企业员工服务。如需帮�
 class Receiver:
     """What both ways in share: parse, store, and answer people from outside the company."""
 
-    def __init__(self, settings: DingTalkSettings, sink: Sink,
-                 session: Callable[[], aiohttp.ClientSession | None]) -> None:
+    def __init__(self, settings: DingTalkSettings, sink: Sink) -> None:
         self._robot = settings.robot
         self._sink = sink
-        self._session = session
 
     async def take(self, topic: str, doc: dict[str, Any], delivery: str) -> str:
         """Store what `doc` holds (`delivery`: what names this delivery of it); the outcome
@@ -220,13 +217,12 @@ class Receiver:
     async def _answer_outsider(self, outsider: Outsider) -> None:
         log.warning("a message from outside the company, answered and not handled",
                     extra={"nick": outsider.nick, "conversation": outsider.conversation})
-        session = self._session()
-        if session is None or not outsider.webhook.startswith(("http://", "https://")):
+        if not outsider.webhook.startswith(("http://", "https://")):
             return
-        try:
-            async with session.post(outsider.webhook, json={
-                    "msgtype": "text", "text": {"content": OUTSIDER_REPLY}},
-                    timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        try:   # rare enough for a client of its own, in whichever process answers callbacks
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session, \
+                    session.post(outsider.webhook, json={
+                        "msgtype": "text", "text": {"content": OUTSIDER_REPLY}}) as resp:
                 resp.raise_for_status()
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not answer the outsider: %s", exc.__class__.__name__)
@@ -526,8 +522,7 @@ class DingTalkConnector:
 
     def __init__(self, edges: Edges) -> None:
         self._edges = edges
-        self._session: aiohttp.ClientSession | None = None
-        self._receiver = Receiver(edges.settings.dingtalk, edges.sink, lambda: self._session)
+        self._receiver = Receiver(edges.settings.dingtalk, edges.sink)
 
     def routes(self) -> list[web.RouteDef]:
         settings = self._edges.settings
@@ -539,16 +534,9 @@ class DingTalkConnector:
     def stream(self) -> Stream | None:
         if self._edges.settings.dingtalk.mode != "stream":
             return None
-        client = StreamClient(self._edges, self._receiver.take)
-
-        async def run(session: aiohttp.ClientSession, health: Health) -> None:
-            self._session = session
-            await client.run(session, health)
-
-        return run
+        return StreamClient(self._edges, self._receiver.take).run
 
     def channel(self, session: aiohttp.ClientSession) -> DingTalkChannel:
-        self._session = session
         edges = self._edges
         api = DingTalkApi(edges.settings.dingtalk, session, edges.instance, edges.clock)
         return DingTalkChannel(edges.settings.dingtalk, api, edges.media, limits(edges.settings))

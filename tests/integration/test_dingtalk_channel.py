@@ -144,8 +144,8 @@ async def test_pictures_rich_text_and_audio_become_the_events_people_meant(
 
 
 async def test_an_outsider_is_answered_and_never_handled(
-        stream: tuple[DingTalkSimulator, Service]) -> None:
-    sim, _ = stream
+        either: tuple[DingTalkSimulator, Service]) -> None:
+    sim, _ = either
     assert (await sim.external("访客小王").says("你好")).status == 200
     await sim.until(lambda: bool(sim.session_replies), 5)
     [reply] = sim.session_replies
