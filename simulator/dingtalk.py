@@ -427,6 +427,11 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
         """Close the current connection abruptly, without a close frame (a network failure)."""
         self._gateway.drop()
 
+    def silence_socket(self) -> None:
+        """Leave the current connection open but dead: nothing read from it (so no pong for
+        the client's pings) and nothing sent on it, as a NAT that dropped it silently."""
+        self._gateway.silence()
+
     async def send_disconnect(self) -> None:
         """The gateway's SYSTEM `disconnect` (e.g. before its own restart), then the close."""
         await self._gateway.disconnect()
@@ -982,6 +987,13 @@ class _Gateway:
         if conn.transport is not None:
             conn.transport.abort()
         log.info("Stream 连接 %s 被切断", conn.id)
+
+    def silence(self) -> None:
+        conn = self._require_current()
+        self._current = None
+        if conn.transport is not None:
+            conn.transport.pause_reading()
+        log.info("Stream 连接 %s 不再应答", conn.id)
 
     async def disconnect(self) -> None:
         """The frame, then the close a moment later; the connection gets no more frames."""

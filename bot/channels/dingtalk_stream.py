@@ -12,8 +12,9 @@ whose keepalive can hang silently (§7.2, §8.10). Here:
   after, so a frame is never acknowledged and then lost; one that cannot be stored is not
   ACKed, and DingTalk delivers it again;
 - SYSTEM `ping` is echoed, `disconnect` and a dropped socket reconnect with jittered backoff,
-  and aiohttp's heartbeat (a WebSocket ping every `HEARTBEAT` seconds, the connection closed
-  when no pong comes back) is the watchdog for a socket that went silent.
+  and aiohttp's heartbeat is the watchdog for a socket that went silent: a WebSocket ping every
+  two leases (20 s by default), the connection closed when no pong comes back within a lease,
+  so a dead connection is noticed about as soon as a dead instance.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from bot.supervision import environmental
 log = logging.getLogger(__name__)
 
 TOPICS = ("/v1.0/im/bot/messages/get", "/v1.0/card/instances/callback")
-HEARTBEAT = 20.0             # seconds between our pings; no pong within half of it: reconnect
 UA = "safetybot/1 (aiohttp)"
 
 # Stores what a frame holds (topic, data, the frame's messageId); the outcome for the metrics.
@@ -89,8 +89,8 @@ class StreamClient:
 
     async def _connected(self, session: aiohttp.ClientSession, health: Health) -> None:
         endpoint, ticket = await self._open(session)
-        async with session.ws_connect(endpoint, params={"ticket": ticket},
-                                      heartbeat=HEARTBEAT, autoping=True) as ws:
+        async with session.ws_connect(endpoint, params={"ticket": ticket}, autoping=True,
+                                      heartbeat=2 * self._lease.total_seconds()) as ws:
             metrics.STREAM_CONNECTS.labels(PLATFORM).inc()
             log.info("dingtalk stream connected")
             health.succeeded()

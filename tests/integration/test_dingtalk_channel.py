@@ -186,6 +186,16 @@ async def test_a_socket_dropped_mid_frame_loses_nothing_and_doubles_nothing(
     assert {p.message_id for p in pending} <= set(sim.acks)
 
 
+async def test_a_silent_socket_is_noticed_and_replaced(
+        stream: tuple[DingTalkSimulator, Service]) -> None:
+    sim, _ = stream
+    await sim.until(lambda: sim.connections_opened == 1, 10)
+    sim.silence_socket()                 # open, but nothing comes back: not even a pong
+    await sim.until(lambda: sim.connections_opened == 2, 15)     # within about two leases
+    await sim.user("zhangsan").says("帮助")
+    await replies(sim, "zhangsan", 1)
+
+
 async def test_a_picture_whose_download_fails_is_fetched_again(
         stream: tuple[DingTalkSimulator, Service]) -> None:
     sim, _ = stream
