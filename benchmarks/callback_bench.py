@@ -387,7 +387,8 @@ class Child:
         )
         return cls(name, proc, log, handle)
 
-    async def wait_ready(self, url: str) -> None:
+    async def wait_ready(self, url: str, any_answer: bool = False) -> None:
+        """Until `url` answers 200 (with `any_answer`, answers at all)."""
         deadline = time.monotonic() + START_TIMEOUT
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while time.monotonic() < deadline:
@@ -396,7 +397,7 @@ class Child:
                                      f"see {self.log}")
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(url) as resp:
-                        if resp.status == 200:
+                        if resp.status == 200 or any_answer:
                             return
                 await asyncio.sleep(0.2)
         raise BenchError(f"{self.name} not ready at {url} after {START_TIMEOUT:.0f}s; "
@@ -816,9 +817,9 @@ def report(args: argparse.Namespace, info: dict[str, str], results: dict[str, li
     print(f"\nanswers by status (0 = no answer): {dict(sorted(statuses.items()))}"
           + (" — NOT ALL 200" if bad else ""))
     if sim is not None:
-        print(f"DingTalk simulator: {sim.redeliveries} Stream frames pushed again (not ACKed in "
-              f"time); {sim.throttled} of the service's replies flow-controlled (over "
-              f"{sim.per_user_per_minute} a minute to one person)")
+        print(f"DingTalk simulator of the Stream targets: {sim.redeliveries} frames pushed again "
+              f"(not ACKed in time); {sim.throttled} of the service's replies flow-controlled "
+              f"(over {sim.per_user_per_minute} a minute to one person)")
     for table, targets in checks:
         found = ", ".join(f"{t.name} {table.found[t.name]}/{len(t.sent_keys)}" for t in targets)
         print(f"{table.table}: {table.rows} rows, {table.distinct} distinct keys; rows of the "
@@ -867,21 +868,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 @contextlib.asynccontextmanager
-async def wecom_api(env: dict[str, str], roster: Path, callback: str,
-                    log: Path) -> AsyncIterator[str]:
-    """The WeCom simulator takes the service's replies; without it they fail and are retried
-    in the background, which leaves the acknowledgement path unchanged."""
+async def platform_api(platform: str, env: dict[str, str], roster: Path, callback: str,
+                       log: Path) -> AsyncIterator[str]:
+    """The platform's simulator in a process of its own (`python -m simulator`) takes the
+    service's replies, away from the load generator's event loop; without it they fail and are
+    retried in the background, which leaves the acknowledgement path unchanged."""
     if not (ROOT / "simulator" / "__main__.py").exists():
         yield f"http://127.0.0.1:{free_port()}"     # nobody listens there
         return
     port = free_port()
-    sim = await Child.start("simulator", [sys.executable, "-m", "simulator", "--port", str(port),
-                                          "--org", str(roster), "--callback", callback],
-                            env, log)
+    argv = [sys.executable, "-m", "simulator", platform, "--port", str(port), "--org",
+            str(roster), "--callback", callback]
+    sim = await Child.start("simulator", argv + (["--mode", "http"] if platform == "dingtalk"
+                                                 else []), env, log)
     base = f"http://127.0.0.1:{port}"
+    # Any answer means it is up: WeCom's gettoken answers 200 (with an errcode if need be),
+    # DingTalk's gateway refuses a connection without a ticket.
+    ready = (f"{base}/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={SECRET}"
+             if platform == "wecom" else f"{base}/connect")
     try:
-        # gettoken answers 200 (with an errcode if need be): any answer means it is up.
-        await sim.wait_ready(f"{base}/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={SECRET}")
+        await sim.wait_ready(ready, any_answer=True)
         yield base
     finally:
         await sim.stop()
@@ -904,9 +910,9 @@ class DingTalkBench(DingTalkSimulator):
 
 
 @contextlib.asynccontextmanager
-async def dingtalk_api(users: Sequence[str]) -> AsyncIterator[DingTalkBench]:
-    """The DingTalk simulator in this process: its gateway pushes the Stream targets' frames
-    (so push and ACK are timed here), and its API takes every target's replies."""
+async def dingtalk_gateway(users: Sequence[str]) -> AsyncIterator[DingTalkBench]:
+    """The DingTalk simulator in this process, for the Stream targets: its gateway pushes their
+    frames (so push and ACK are timed here) and its API takes their replies."""
     sim = DingTalkBench(users)
     await sim.start()
     try:
@@ -1010,23 +1016,24 @@ async def bench(args: argparse.Namespace, version: str) -> int:
                             for _ in range(args.rounds)]
                      for name, target in targets.items()}
             env = targets["service"].env
+            callback = targets["service"].base + f"/{args.platform}/callback"
+            api_base = await stack.enter_async_context(
+                platform_api(args.platform, env, roster, callback, logs["simulator"]))
+            simulated = (ROOT / "simulator" / "__main__.py").exists()
+            info[f"{args.platform} api"] = api_base + (
+                f" (python -m simulator {args.platform})" if simulated
+                else " (closed port: replies fail, retried)")
             sim: DingTalkBench | None = None
             if args.platform == "dingtalk":
-                sim = await stack.enter_async_context(dingtalk_api(users))
-                api_base = sim.base_url
-                info["dingtalk api"] = (f"{api_base} (simulator in the load generator's "
-                                        "process: Stream gateway and API)")
-            else:
-                callback = targets["service"].base + "/wecom/callback"
-                api_base = await stack.enter_async_context(
-                    wecom_api(env, roster, callback, logs["simulator"]))
-                simulated = (ROOT / "simulator" / "__main__.py").exists()
-                info["wecom api"] = api_base + (" (simulator)" if simulated
-                                                else " (closed port: replies fail, retried)")
+                sim = await stack.enter_async_context(dingtalk_gateway(users))
+                info["dingtalk api, Stream targets"] = (
+                    f"{sim.base_url} (the simulator in the load generator's process: gateway "
+                    "and API)")
             for target in targets.values():
+                base = sim.base_url if target.stream and sim else api_base
                 for process in (target, target.worker):
                     if process is not None:
-                        process.env.update(api_env(args.platform, api_base))
+                        process.env.update(api_env(args.platform, base))
             await migrate(env)
             await register_users(dsn, users)
             results = await measure(args, targets, plans, dsn, sim)
