@@ -12,6 +12,7 @@ answered through its conversation's `sessionWebhook` and logged, never handled a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -198,6 +199,7 @@ class Receiver:
     def __init__(self, settings: DingTalkSettings, sink: Sink) -> None:
         self._robot = settings.robot
         self._sink = sink
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def take(self, topic: str, doc: dict[str, Any], delivery: str) -> str:
         """Store what `doc` holds (`delivery`: what names this delivery of it); the outcome
@@ -209,14 +211,18 @@ class Receiver:
         else:
             raise Refused(f"a frame of topic {topic[:60]!r}")
         if isinstance(events, Outsider):
-            await self._answer_outsider(events)
+            log.warning("a message from outside the company, answered and not handled",
+                        extra={"nick": events.nick, "conversation": events.conversation})
+            # Answered beside the ACK, not before it: a slow webhook must not make DingTalk
+            # deliver the message again.
+            task = asyncio.create_task(self._answer_outsider(events))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
             return "outsider"
         stored = [await self._sink(event) for event in events]
         return "stored" if any(stored) else "duplicate"
 
     async def _answer_outsider(self, outsider: Outsider) -> None:
-        log.warning("a message from outside the company, answered and not handled",
-                    extra={"nick": outsider.nick, "conversation": outsider.conversation})
         if not outsider.webhook.startswith(("http://", "https://")):
             return
         try:   # rare enough for a client of its own, in whichever process answers callbacks
