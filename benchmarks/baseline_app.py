@@ -32,7 +32,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.channels.dingtalk import SIGN_WINDOW_MS, signature
+from bot.channels.dingtalk_inbound import SIGN_WINDOW_MS, signature
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto
 from bot.db import POSTGRES_POOL_SIZE
 

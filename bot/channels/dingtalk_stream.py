@@ -33,6 +33,7 @@ import aiohttp
 from bot import metrics
 from bot.channels import Edges, Health, PlatformUnavailable, Unreachable
 from bot.channels.dingtalk_api import PLATFORM
+from bot.channels.dingtalk_inbound import Refused
 from bot.channels.token import hold_lease, release_lease
 from bot.supervision import environmental
 
@@ -45,10 +46,6 @@ UA = "safetybot/1 (aiohttp)"
 # Raises `Refused` for a frame that cannot be taken (it is ACKed all the same: sending it again
 # would not mend it).
 Taker = Callable[[str, dict[str, Any], str], Awaitable[str]]
-
-
-class Refused(Exception):
-    """What DingTalk (or someone posing as it) sent cannot be taken; the reason is logged."""
 
 
 class Disconnected(PlatformUnavailable):
