@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import signal
@@ -593,6 +594,10 @@ async def run_target(sim: Simulator, plant: Plant, target: Target, rounds: int,
         await wait_idle(dsn, STEP_TIMEOUT)
         for i in range(rounds):
             run = Activation(target.name, i, commanders.pop(0))
+            # The simulator's records live to the end of the run: the collector need not walk
+            # them while an activation is timed (a full collection pauses this process, and with
+            # it the simulated API, for as long as they are many).
+            gc.freeze()
             print(f"{target.name}: activation {i + 1}/{rounds} …", file=sys.stderr)
             before = process_cpu(children)
             await activate(sim, plant, run)
