@@ -153,7 +153,8 @@ async def photo_waits_then_is_handled(database_url: str, disk: SmallDisk,
         assert texts(sim, "zhangsan").count(WAITING) == 1
 
 
-async def until_row(condition: object, timeout: float = 10.0) -> InboxEvent:  # noqa: ASYNC109
+async def until_row(condition: object, timeout: float = 30.0) -> InboxEvent:  # noqa: ASYNC109
+    """The person's latest event once `condition` holds (generous: a loaded machine is slow)."""
     async with asyncio.timeout(timeout):
         while True:
             row = await InboxEvent.filter(user_id="zhangsan").order_by("-id").first()
