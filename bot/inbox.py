@@ -40,7 +40,6 @@ from models.inbox import (
     inbox_update_payload,
     inbox_wait,
 )
-from models.org import person_at
 from models.outbox import enqueue
 from models.outgoing import Text
 
@@ -88,7 +87,7 @@ class InboxWorker(ClaimLoop[InboxEvent]):
     async def work(self, row: InboxEvent) -> None:
         ids = {"inbox_id": row.id, "user": row.user_id, "platform": row.platform}
         try:
-            event = await _as_person(await self._with_media(row))
+            event = await self._with_media(row)
             now = self._clock()
             async with transaction():
                 ctx = await Context.load(event, now, row.id, self._rules)
@@ -176,12 +175,3 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         await inbox_update_payload(row, event)
         return event
 
-
-async def _as_person(event: Inbound) -> Inbound:
-    """The sender as the person they are: a platform id the roster keys otherwise (a DingTalk
-    staffId beside a WeCom-style id) becomes the roster's id. Steps queued by the service
-    (follow-ups, expiries) already carry it."""
-    if event.kind in (InboundKind.FOLLOW_UP, InboundKind.EXPIRED):
-        return event
-    person = await person_at(event.platform, event.user_id)
-    return event if person == event.user_id else replace(event, user_id=person)

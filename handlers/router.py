@@ -4,7 +4,7 @@ context a handler answers in."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -50,8 +50,11 @@ class Context:
     @classmethod
     async def load(cls, event: Inbound, now: datetime, event_id: int, rules: Rules) -> Context:
         """The context of an event whose lease (the person's lock) is held: the sender, if an
-        active member, and their open question, in one query rather than two."""
-        user, dialog = await sender_with_dialog(event.user_id)
+        active member, and their open question, in one query rather than two. From here on the
+        event names the sender by the roster's id, whatever their id on the platform."""
+        user, dialog = await sender_with_dialog(event.user_id, event.platform)
+        if user is not None and user.id != event.user_id:
+            event = replace(event, user_id=user.id)
         return cls(event=event, user=user, now=now, event_id=event_id, rules=rules,
                    preloaded=dialog)
 

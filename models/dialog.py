@@ -88,10 +88,13 @@ async def idle_dialogs(now: datetime, limit: int = 500) -> list[Dialog]:
     return await Dialog.filter(expires_at__lte=now).order_by("expires_at").limit(limit)
 
 
-async def sender_with_dialog(user_id: str) -> tuple[User | None, Dialog | None]:
-    """An active member and their open question, with one LEFT JOIN (every event needs both)."""
+async def sender_with_dialog(user_id: str, platform: str) -> tuple[User | None, Dialog | None]:
+    """An active member and their open question, with one LEFT JOIN (every event needs both).
+    `user_id` is the sender's id on `platform`: the person whose id there it is (`platform_id`,
+    a DingTalk staffId beside WeCom-style roster ids) or else the person of that id."""
     db = User._meta.db
-    rows = await db.execute_query_dict(_sender_sql(db.capabilities.dialect), [user_id])
+    rows = await db.execute_query_dict(_sender_sql(db.capabilities.dialect),
+                                       [user_id, platform])
     if not rows:
         return None, None
     row = rows[0]
@@ -113,6 +116,8 @@ def _sender_sql(dialect: str) -> str:
     picked = [f'u."{c}" AS "u_{c}"' for c in _columns(User)]
     picked += [f'd."{c}" AS "d_{c}"' for c in _columns(Dialog)]
     user_key, dialog_key = users.db_pk_column, dialogs.db_pk_column
+    uid, platform = ("$1", "$2") if dialect == "postgres" else ("?1", "?2")
     return (f'SELECT {", ".join(picked)} FROM "{users.db_table}" u '
             f'LEFT JOIN "{dialogs.db_table}" d ON d."{dialog_key}" = u."{user_key}" '
-            f'WHERE u."{user_key}" = {"$1" if dialect == "postgres" else "?"}')
+            f'WHERE u."{user_key}" = {uid} OR (u."platform" = {platform} '
+            f'AND u."platform_id" = {uid}) ORDER BY u."platform_id" = {uid} DESC LIMIT 1')

@@ -188,21 +188,26 @@ async def every_area() -> tuple[Area, ...]:
     return await _AREAS.load()
 
 
-async def person_at(platform: str, platform_user: str) -> str:
-    """Who an event of `platform` from `platform_user` is: the person whose id there it is
-    (`platform_id`), else the person of that id (the usual case: the roster's ids are the
-    platform's)."""
-    found = await User.filter(platform=platform, platform_id=platform_user).first().values_list(
-        "id", flat=True)
-    return str(found) if found else platform_user
-
-
 async def addresses(people: Collection[str], home: str, sender: tuple[str, str] | None = None
                     ) -> dict[str, tuple[str, str]]:
     """Where each person is reached: (platform, their id there). Their own platform, or `home`
-    when they have none; `sender` (person, platform) is answered where they wrote from."""
-    rows = {person: (platform or home, platform_id) for person, platform, platform_id
-            in await User.filter(id__in=list(people)).values_list("id", "platform", "platform_id")}
+    when they have none; `sender` (person, platform) is answered where they wrote from.
+
+    Only the rows that say otherwise are read (a platform or an id of their own): in a plant
+    on one platform that is none, and an emergency's ten thousand people cost one cheap
+    statement, the id list passed as one parameter."""
+    db = User._meta.db
+    if db.capabilities.dialect == "postgres":
+        sql = ('SELECT "id", "platform", "platform_id" FROM "org_user" WHERE "id" = ANY($1) '
+               'AND ("platform" <> \'\' OR "platform_id" <> \'\')')
+        param: object = list(people)
+    else:
+        sql = ('SELECT "id", "platform", "platform_id" FROM "org_user" WHERE "id" IN '
+               '(SELECT "value" FROM json_each(?)) AND ("platform" <> \'\' OR '
+               '"platform_id" <> \'\')')
+        param = json.dumps(list(people))
+    rows = {str(r["id"]): (str(r["platform"]) or home, str(r["platform_id"]))
+            for r in await db.execute_query_dict(sql, [param])}
     where = {}
     for person in people:
         own, platform_id = rows.get(person, (home, ""))

@@ -21,6 +21,7 @@ from bot.plans import load_plans
 from bot.roster import load_org, parse_roster
 from bot.settings import SettingError, load_settings
 from models.chats import GroupChat
+from models.dialog import Dialog
 from models.inbound import InboundKind
 from models.inbox import InboxEvent
 from models.org import User
@@ -141,6 +142,19 @@ async def test_pictures_rich_text_and_audio_become_the_events_people_meant(
     assert "安全助手 使用说明" in (await replies(sim, "wangwu", 1))[0]
     assert (await InboxEvent.get(user_id="lisi")).kind == InboundKind.VOICE
     assert "没有理解" in (await replies(sim, "lisi", 1))[0]
+
+
+async def test_a_staff_id_the_roster_keys_otherwise_is_that_person(
+        stream: tuple[DingTalkSimulator, Service]) -> None:
+    """李四 is `lisi` in the roster and `0312456` on DingTalk: his messages are his, his
+    question is kept under his roster id, and every answer reaches his DingTalk id."""
+    sim, _ = stream
+    await User.filter(id="lisi").update(platform="dingtalk", platform_id="0312456")
+    await sim.user("0312456").says("上报")
+    [asked] = await replies(sim, "0312456", 1)
+    assert "开始上报隐患" in asked
+    assert (await Dialog.get(user_id="lisi")).kind == "report"
+    assert not sim.messages_for("lisi")
 
 
 async def test_an_outsider_is_answered_and_never_handled(
