@@ -10,6 +10,7 @@ or error codes, and nothing here knows the handlers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
+from bot import metrics
 from bot.clock import Clock
 from models.inbound import Inbound
 from models.outgoing import Limits, Outgoing
@@ -152,6 +154,26 @@ class Plugin:
     enabled: Callable[[Settings], bool]             # connected with these settings
     limits: Callable[[Settings], Limits]            # the same as its channel's `limits`
     connect: Callable[[Edges], Connector]
+
+
+class Counted:
+    """One callback in the metrics, its time and its outcome: what the handler sets as
+    `result` (stored, duplicate …), the status it was refused with, or "error"."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.result = "error"
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> Counted:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if isinstance(exc, web.HTTPException):
+            self.result = str(exc.status)
+        metrics.CALLBACKS.labels(self.platform, self.result).inc()
+        metrics.CALLBACK_SECONDS.labels(self.platform).observe(
+            time.perf_counter() - self._started)
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:

@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import metrics
-from bot.channels import Sink, read_limited
+from bot.channels import Counted, Sink, read_limited
 from bot.channels.dingtalk_api import PLATFORM
 from bot.settings import DingTalkSettings
 from models.inbound import Inbound, InboundKind
@@ -204,9 +203,7 @@ class DingTalkCallback:
         return [web.post("/dingtalk/callback", self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        result = "error"
-        try:
+        with Counted(PLATFORM) as counted:
             self._check_sign(request.headers.get("timestamp", ""),
                              request.headers.get("sign", ""))
             body = await read_limited(request, self._max_body)
@@ -218,17 +215,12 @@ class DingTalkCallback:
                 raise web.HTTPBadRequest(text="the body is not a JSON object") from None
             topic = TOPIC_CARD if "outTrackId" in doc else TOPIC_MESSAGE
             try:
-                result = await self._receiver.take(topic, doc, request.headers["timestamp"])
+                counted.result = await self._receiver.take(topic, doc,
+                                                           request.headers["timestamp"])
             except Refused as exc:
                 log.warning("dingtalk callback refused: %s", exc)
                 raise web.HTTPForbidden(text=str(exc)) from None
             return web.json_response({})
-        except web.HTTPException as exc:
-            result = str(exc.status)
-            raise
-        finally:
-            metrics.CALLBACKS.labels(PLATFORM, result).inc()
-            metrics.CALLBACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
 
     def _check_sign(self, timestamp: str, sign: str) -> None:
         if not timestamp or not sign:

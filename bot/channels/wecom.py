@@ -12,7 +12,6 @@ import hashlib
 import logging
 import math
 import mimetypes
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -20,8 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import metrics
 from bot.channels import (
+    Counted,
     Delivery,
     Edges,
     MediaGone,
@@ -171,9 +170,7 @@ class WeComCallback:
         return web.Response(text=echo, content_type="text/plain")
 
     async def receive(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        result = "error"
-        try:
+        with Counted(PLATFORM) as counted:
             query = _signed_query(request)
             body = await read_limited(request, self._max_body)
             try:
@@ -185,14 +182,8 @@ class WeComCallback:
                 log.warning("wecom callback refused", extra={"code": exc.code,
                                                               "reason": exc.reason})
                 raise _refusal(exc) from None
-            result = "stored" if await self._sink(event) else "duplicate"
+            counted.result = "stored" if await self._sink(event) else "duplicate"
             return web.Response(text="")
-        except web.HTTPException as exc:
-            result = str(exc.status)
-            raise
-        finally:
-            metrics.CALLBACKS.labels(PLATFORM, result).inc()
-            metrics.CALLBACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
 
 
 def _signed_query(request: web.Request, *extra: str) -> dict[str, str]:
