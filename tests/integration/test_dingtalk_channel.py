@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot.app import INBOX
 from bot.channels.dingtalk_groups import conversation_of
 from bot.clock import utc_now
 from bot.plans import load_plans
@@ -210,14 +211,41 @@ async def test_a_silent_socket_is_noticed_and_replaced(
     await replies(sim, "zhangsan", 1)
 
 
-async def test_a_picture_whose_download_fails_is_fetched_again(
-        stream: tuple[DingTalkSimulator, Service]) -> None:
-    sim, _ = stream
-    sim.fail_downloads(times=2)
-    await sim.user("zhangsan").sends_photo(photo(3), "image/png")
-    [answer] = await replies(sim, "zhangsan", 1)
-    assert "已收到照片" in answer
-    assert (await InboxEvent.get(user_id="zhangsan")).event.media
+async def test_a_picture_whose_download_fails_is_told_and_fetched_again(
+        staff: None, database_url: str, media_dir: Path) -> None:
+    """DingTalk's download fails: the event waits (nothing lost, no try counted), the worker
+    hears once after a minute that the message is safe, and the photo is handled once the
+    download works."""
+    async with simulator() as sim:
+        service = Service(service_settings(database_url, "", media_dir, dingtalk=sim.base_url,
+                                           inbox_retry_seconds=5))
+        await service.start()
+        try:
+            sim.fail_downloads(times=2)
+            await sim.user("zhangsan").sends_photo(photo(3), "image/png")
+            for _ in range(2):                  # the second failure comes a minute later
+                await until_failed(service)
+                service.clock.advance(61)
+                assert service.app is not None
+                service.app[INBOX].wake()
+            said = await replies(sim, "zhangsan", 2)
+            assert "您的消息已收到" in said[0] and "已收到照片" in said[1]
+            row = await InboxEvent.get(user_id="zhangsan")
+            assert row.event.media and row.attempts == 0
+            assert sim.calls["robot/messageFiles/download"] == 3
+        finally:
+            await service.stop()
+
+
+async def until_failed(service: Service, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Until the photo's latest try failed and waits for a later one."""
+    async with asyncio.timeout(timeout):
+        while True:
+            row = await InboxEvent.get_or_none(user_id="zhangsan")
+            if row is not None and row.failing_since is not None \
+                    and row.next_attempt_at > service.clock():
+                return
+            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("case", ["missing sign", "wrong sign", "two hours old",
