@@ -10,6 +10,7 @@ or error codes, and nothing here knows the handlers.
 
 from __future__ import annotations
 
+import mimetypes
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from aiohttp import web
 
 from bot import metrics
 from bot.clock import Clock
+from bot.media import content_type
 from models.inbound import Inbound
-from models.outgoing import Limits, Outgoing
+from models.outgoing import File, Image, Limits, Outgoing
 
 if TYPE_CHECKING:   # both import this package
     import aiohttp
@@ -154,6 +156,26 @@ class Plugin:
     enabled: Callable[[Settings], bool]             # connected with these settings
     limits: Callable[[Settings], Limits]            # the same as its channel's `limits`
     connect: Callable[[Edges], Connector]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A stored photo or document as a platform's media upload takes it."""
+
+    data: bytes
+    filename: str
+    content_type: str
+
+
+async def upload_of(message: Image | File, media: MediaStore) -> Upload:
+    """The file's bytes, its name (a photo's after its kind, a document's as people see it) and
+    its MIME type."""
+    data = await media.get(message.media)
+    if isinstance(message, Image):
+        kind = content_type(data)
+        return Upload(data, "photo." + ("png" if kind == "image/png" else "jpg"), kind)
+    kind = mimetypes.guess_type(message.filename)[0] or "application/octet-stream"
+    return Upload(data, message.filename, kind)
 
 
 class Counted:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -25,12 +24,13 @@ from bot.channels import (
     Stream,
     Unreachable,
     Verdict,
+    upload_of,
 )
 from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
 from bot.channels.dingtalk_groups import conversation_of, remember_group
 from bot.channels.dingtalk_inbound import TASK_TAG, DingTalkCallback, Receiver, object_of
 from bot.channels.dingtalk_stream import StreamClient
-from bot.media import MediaStore, content_type
+from bot.media import MediaStore
 from bot.settings import DingTalkSettings, Settings
 from models.markup import render_markdown
 from models.outgoing import (
@@ -158,14 +158,11 @@ class DingTalkChannel:
         if isinstance(message, Text | Markdown | Card):
             return robot_message(message, self.limits)
         if isinstance(message, Image | File):
-            data = await self._media.get(message.media)
+            upload = await upload_of(message, self._media)
+            media_id = await self._api.upload(upload.data, upload.filename, upload.content_type,
+                                              message.type)
             if isinstance(message, Image):
-                kind = content_type(data)
-                name = "photo." + ("png" if kind == "image/png" else "jpg")
-                media_id = await self._api.upload(data, name, kind, "image")
                 return "sampleImageMsg", json.dumps({"photoURL": media_id})
-            kind = mimetypes.guess_type(message.filename)[0] or "application/octet-stream"
-            media_id = await self._api.upload(data, message.filename, kind, "file")
             extension = message.filename.rsplit(".", 1)[-1] if "." in message.filename else ""
             return "sampleFile", json.dumps({"mediaId": media_id, "fileName": message.filename,
                                              "fileType": extension}, ensure_ascii=False)

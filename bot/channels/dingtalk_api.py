@@ -71,7 +71,7 @@ class DingTalkApi:
         return await self._token.get()
 
     async def _fetch_token(self) -> tuple[str, int]:
-        body = await self._json("POST", self._new("oauth2/accessToken"), json={
+        body = await self._json("POST", self._s.api_base, "v1.0/oauth2/accessToken", json={
             "appKey": self._s.client_id, "appSecret": self._s.client_secret})
         return str(body["accessToken"]), int(body.get("expireIn", 7200))
 
@@ -81,7 +81,7 @@ class DingTalkApi:
         for attempt in (1, 2):
             token = await self.token()
             try:
-                return await self._json(method, self._new(path), json=json,
+                return await self._json(method, self._s.api_base, f"v1.0/{path}", json=json,
                                         headers={"x-acs-dingtalk-access-token": token})
             except DingTalkError as exc:
                 if not exc.token_refused or attempt == 2:
@@ -93,11 +93,10 @@ class DingTalkApi:
                      params: Mapping[str, str] | None = None,
                      data: aiohttp.FormData | None = None) -> dict[str, Any]:
         """An old-style call (`{oapi_base}/{path}?access_token=…`); an errcode raises."""
-        url = f"{self._s.oapi_base.rstrip('/')}/{path}"
         for attempt in (1, 2):
             token = await self.token()
             try:
-                body = await self._json("POST", url, json=json, data=data,
+                body = await self._json("POST", self._s.oapi_base, path, json=json, data=data,
                                         params={**(params or {}), "access_token": token})
                 code = str(body.get("errcode", 0))
                 if code != "0":
@@ -128,14 +127,12 @@ class DingTalkApi:
         body = await self.legacy("media/upload", params={"type": kind}, data=form)
         return str(body["media_id"])
 
-    def _new(self, path: str) -> str:
-        return f"{self._s.api_base.rstrip('/')}/v1.0/{path}"
-
-    async def _json(self, method: str, url: str, *, json: Mapping[str, Any] | None = None,
+    async def _json(self, method: str, base: str, path: str, *,
+                    json: Mapping[str, Any] | None = None,
                     params: Mapping[str, str] | None = None,
                     data: aiohttp.FormData | None = None,
                     headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        path = url.split("/v1.0/", 1)[-1] if "/v1.0/" in url else url.rsplit("/", 1)[-1]
+        url = f"{base.rstrip('/')}/{path}"
         try:
             async with self._session.request(method, url, json=json, params=params, data=data,
                                              headers=headers, timeout=self._timeout) as resp:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import mimetypes
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -31,10 +30,11 @@ from bot.channels import (
     Stream,
     Verdict,
     read_limited,
+    upload_of,
 )
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
-from bot.media import MediaStore, content_type
+from bot.media import MediaStore
 from bot.settings import Settings, WeComSettings
 from models.inbound import Inbound, InboundKind, Location
 from models.markup import render_markdown
@@ -307,15 +307,10 @@ class WeComChannel:
 
     async def _body(self, message: Outgoing, duplicate_check: float) -> dict[str, Any]:
         if isinstance(message, Image | File):
-            data = await self._media.get(message.media)
-            if isinstance(message, Image):
-                kind = content_type(data)
-                name = "photo." + ("png" if kind == "image/png" else "jpg")
-            else:
-                name = message.filename
-                kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            upload = await upload_of(message, self._media)
             # media/upload takes the same `type` as the message's msgtype (§4.5).
-            media_id = await self._api.upload(data, name, kind, message.type)
+            media_id = await self._api.upload(upload.data, upload.filename,
+                                              upload.content_type, message.type)
             # A repeat uploads again and gets a new media id, so WeCom's check cannot match it.
             return {"agentid": self._s.agent_id, "msgtype": message.type,
                     message.type: {"media_id": media_id}}
