@@ -45,7 +45,7 @@ from benchmarks.callback_bench import (  # noqa: E402
     run_bench,
 )
 from bot.db import migrate, open_database  # noqa: E402
-from bot.media import MediaStore  # noqa: E402
+from bot.media.folder import FolderStore  # noqa: E402
 from bot.roster import load_org  # noqa: E402
 from bot.scheduling import load_policy  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
@@ -609,7 +609,7 @@ def make_jobs(media: Path) -> Jobs:
     policy = load_policy(settings.schedule, settings.tz)
     if policy.calendar.opened_at(NOW) is None:
         raise BenchError(f"{NOW} is quiet time in config/calendar.toml; pick a working hour")
-    return Jobs(policy, load_catalog(ROOT / "config" / "categories.toml"), MediaStore(media),
+    return Jobs(policy, load_catalog(ROOT / "config" / "categories.toml"), FolderStore(media),
                 "wecom")
 
 

@@ -29,7 +29,7 @@ from bot.clock import Clock, utc_now
 from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
-from bot.media import MediaStore
+from bot.media import MediaStore, open_store
 from bot.scheduling import load_policy
 from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
@@ -110,8 +110,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     channels: dict[str, Channel] = {}
     app[CHANNELS] = channels
     instance = instance_name(settings)
-    media = MediaStore(Path(settings.media_dir))
-    dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance=instance)
+    media = open_store(settings)
+    dispatcher = Dispatcher(settings, channels=channels, media=media, clock=clock,
+                            instance=instance)
     app[DISPATCHER] = dispatcher
     rules = hazard_rules(settings, media, plugins)
     jobs = scheduled_jobs(settings, media, rules, plugins)
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     edges = Edges(settings, _sink(app, announcer), media, clock, instance, UPLOAD_LIMIT)
     platforms = [(plugin.platform, plugin.connect(edges)) for plugin in enabled(settings, plugins)]
 
+    app.cleanup_ctx.append(_closing(media))
     app.cleanup_ctx.append(_database)
     if workers or callbacks:
         app.cleanup_ctx.append(_platforms(platforms, channels=workers, streams=callbacks))
@@ -159,6 +161,15 @@ async def _orm_context(
 ) -> web.StreamResponse:
     activate(request.app[ORM])
     return await handler(request)
+
+
+def _closing(media: MediaStore) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The media store's connections are let go last, after everything that uses them."""
+    async def close(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await media.close()
+
+    return close
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

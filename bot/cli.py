@@ -20,7 +20,7 @@ from tortoise.context import TortoiseContext
 from bot import logs
 from bot.app import hazard_rules, scheduled_jobs
 from bot.clock import utc_now
-from bot.media import MediaStore
+from bot.media import MediaStore, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
 
@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans.add_argument("dir", type=Path, nargs="?",
                        help="folder of plan files, *.toml (default: plans_dir)")
     commands.add_parser("check-config", help="validate and print the effective settings")
+    store = commands.add_parser("media", help="the photo and file store").add_subparsers(
+        dest="action", required=True)
+    move = store.add_parser("migrate", help="copy every stored object to another store and "
+                                            "verify it (switch SAFETYBOT_MEDIA_URL afterwards)")
+    move.add_argument("--to", required=True, metavar="URL",
+                      help="s3://bucket/prefix or file:///folder")
+    commands.add_parser("check-media", help="list tickets whose photos are missing from the "
+                                            "media store")
     for queue, what in (("inbox", "events parked after failing"),
                         ("outbox", "messages some recipients never got")):
         sub = commands.add_parser(queue, help=f"list or retry {what}").add_subparsers(
@@ -95,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_sync_org(settings, args.platform, args.dry_run))
     if args.command == "load-plans":
         return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
+    if args.command == "media":
+        return asyncio.run(_migrate_media(settings, args.to))
+    if args.command == "check-media":
+        return asyncio.run(_check_media(settings))
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -103,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands above work without the category library and the schedule's files, so a bad
     # one does not stop them; the commands below use them and check them first.
     try:
-        media = MediaStore(Path(settings.media_dir))
+        media = open_store(settings)
         jobs = scheduled_jobs(settings, media, hazard_rules(settings, media))
     except SettingError as exc:
         return _bad_setting(exc)
@@ -115,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             print(f"safetybot: tick --now: not an ISO time: {args.now!r}", file=sys.stderr)
             return 2
-        return asyncio.run(_tick(settings, jobs, now))
+        return asyncio.run(_tick(settings, jobs, media, now))
     if args.command == "report":
         return asyncio.run(_report(settings, jobs, args.month, args.out))
     if args.command == "scheduler":
@@ -158,8 +170,9 @@ async def _in_database(settings: Settings,
             await ctx.close_connections()
 
 
-async def _tick(settings: Settings, jobs: Jobs, now: datetime) -> int:
-    report = await _in_database(settings, lambda _: jobs.tick(now))
+async def _tick(settings: Settings, jobs: Jobs, media: MediaStore, now: datetime) -> int:
+    async with opened(media):
+        report = await _in_database(settings, lambda _: jobs.tick(now))
     print(f"safetybot: tick: {report.summary()}")
     return 1 if report.failed else 0
 
@@ -172,6 +185,52 @@ async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
     for path in paths:
         print(f"safetybot: wrote {path}")
     return 0
+
+
+async def _migrate_media(settings: Settings, url: str) -> int:
+    """Copy and verify; the service keeps its store until the operator switches the setting."""
+    from bot.media.moving import copy_all
+
+    try:
+        target = store_at(url, settings)
+    except ValueError as exc:
+        print(f"safetybot: media migrate --to: {exc}", file=sys.stderr)
+        return 2
+    source = open_store(settings)
+    if target.url == source.url:
+        print(f"safetybot: media migrate: {url} is the store in use", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 500 == 0:
+            print(f"safetybot: media migrate: {done}/{total}", flush=True)
+
+    async with opened(source), opened(target):
+        report = await copy_all(source, target, progress)
+    for digest, why in sorted(report.failed.items()):
+        print(f"safetybot: media migrate: {digest}: {why}", file=sys.stderr)
+    print(f"safetybot: media migrate: {report.copied} copied and verified, {report.present} "
+          f"already in {target.url}, {len(report.failed)} failed")
+    if report.failed:
+        print(f"safetybot: keep SAFETYBOT_MEDIA_URL={source.url} and run it again",
+              file=sys.stderr)
+        return 1
+    print(f"safetybot: every object is in {target.url}: stop the service, run this once more "
+          f"for what arrived meanwhile, then set SAFETYBOT_MEDIA_URL={target.url}")
+    return 0
+
+
+async def _check_media(settings: Settings) -> int:
+    from bot.media.moving import missing_photos
+    from models.hazard import LABELS
+
+    async with opened(open_store(settings)) as store:
+        photos, missing = await _in_database(settings, lambda _: missing_photos(store))
+    for m in missing:
+        print(f"{m.ticket}\t{LABELS[m.status]}\t整改前缺 {m.before} 张\t整改后缺 {m.after} 张")
+    print(f"safetybot: check-media: {photos} photos named by tickets, {len(missing)} tickets "
+          f"with photos missing from {store.url}")
+    return 1 if missing else 0
 
 
 async def _load_org(settings: Settings, path: Path) -> int:

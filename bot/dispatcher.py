@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from bot import metrics
 from bot.channels import Channel, Delivery, Outcome, Verdict
 from bot.claim_loop import ClaimLoop
+from bot.media import MediaStore
 from bot.settings import Settings
 from bot.supervision import cause, environmental
 from models.outbox import (
@@ -37,6 +38,7 @@ from models.outbox import (
     outbox_claim,
     take,
 )
+from models.outgoing import File, Image, Outgoing, Text
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ _SETTLED = {Verdict.SENT: DeliveryStatus.SENT, Verdict.INVALID: DeliveryStatus.I
 
 class Dispatcher(ClaimLoop[Leased]):
     def __init__(
-        self, settings: Settings, *, channels: Mapping[str, Channel],
+        self, settings: Settings, *, channels: Mapping[str, Channel], media: MediaStore,
         clock: Callable[[], datetime], instance: str,
     ) -> None:
         super().__init__("outbox-dispatcher", OutboxMessage,
@@ -59,6 +61,7 @@ class Dispatcher(ClaimLoop[Leased]):
                          instance=instance)
         self._s = settings
         self._channels = channels
+        self._media = media
         self._counting = MemberTurns()
 
     async def claim(self, limit: int) -> list[Leased]:
@@ -92,11 +95,22 @@ class Dispatcher(ClaimLoop[Leased]):
         ready, free_at = await self._reserve(msg.id, waiting, now, limit)
         delivery = Delivery({}, {})
         if ready:
-            delivery = await self._deliver(channel, msg, ready, now)
+            delivery = await self._deliver(channel, msg, await self._sendable(msg), ready, now)
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
-    async def _deliver(self, channel: Channel, msg: OutboxMessage, ready: list[Unsettled],
-                       now: datetime) -> Delivery:
+    async def _sendable(self, msg: OutboxMessage) -> Outgoing:
+        """The message, or, for a photo or file the media store no longer has, a note that
+        says so: the rest of what a person was sent still makes sense without it. A store
+        that cannot be reached raises (an environmental failure: the attempt is repeated)."""
+        message = msg.message
+        if not isinstance(message, Image | File) or await self._media.exists(message.media):
+            return message
+        log.error("%s %s is missing from the media store; sent a note instead", message.type,
+                  message.media, extra={"outbox_id": msg.id, "ticket": message.about})
+        return Text(missing_note(message))
+
+    async def _deliver(self, channel: Channel, msg: OutboxMessage, message: Outgoing,
+                       ready: list[Unsettled], now: datetime) -> Delivery:
         """As many calls as the channel's `recipients_per_call` needs (in the order queued);
         a call after the first names a send of its own (`batch`: a card's task id is single-use
         on WeCom), by its first delivery, so a repeat of it is named the same."""
@@ -108,7 +122,7 @@ class Dispatcher(ClaimLoop[Leased]):
             chunk = ready[start:start + size]
             batch = _batch(msg, chunk) if n == 0 else str(chunk[0].id)
             delivery = await channel.deliver(
-                msg.idempotency_key, msg.message, [d.recipient for d in chunk],
+                msg.idempotency_key, message, [d.recipient for d in chunk],
                 _duplicate_check(chunk, now, limits.duplicate_check_seconds, msg.id), batch)
             outcomes |= delivery.outcomes
             result = _merge(result, delivery.result)
@@ -226,6 +240,12 @@ class MemberTurns:
         finally:
             self._holders.remove(mine)
             mine[1].set()
+
+
+def missing_note(message: Image | File) -> str:
+    what = "照片" if isinstance(message, Image) else f"文件《{message.filename}》"
+    about = f"{message.about} 的" if message.about else ""
+    return f"（{about}{what}在存储中缺失，未能发送，已记录。请联系管理员核查。）"
 
 
 def _repeat_after(ready: list[Unsettled], now: datetime) -> float:

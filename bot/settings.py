@@ -73,6 +73,19 @@ class DingTalkSettings:
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    """The bucket of `SAFETYBOT_MEDIA_URL=s3://bucket/prefix`; the keys only from the
+    environment or the SAFETYBOT_CONFIG file."""
+
+    endpoint: str = ""                 # "" = AWS; MinIO, OSS or COS: its https:// address
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    addressing_style: str = "auto"     # auto, path (MinIO) or virtual (OSS, COS)
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class HazardSettings:
     categories_file: str = str(SHIPPED_CONFIG / "categories.toml")
     draft_idle_minutes: int = 30      # an unanswered report question is put aside after this
@@ -120,6 +133,7 @@ class Settings:
     org_file: str = str(SHIPPED_CONFIG / "demo-org.toml")
     plans_dir: str = str(SHIPPED_CONFIG / "plans")
     media_dir: str = "data/media"
+    media_url: str = ""                # s3://bucket/prefix or file:///folder; "" = media_dir
     instance_id: str = ""
     log_level: str = "INFO"
     api_token: str = ""
@@ -136,6 +150,7 @@ class Settings:
     webchat: str = "auto"
     wecom: WeComSettings = WeComSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
+    s3: S3Settings = S3Settings()
     hazard: HazardSettings = HazardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     emergency: EmergencySettings = EmergencySettings()
@@ -167,8 +182,9 @@ def is_loopback(host: str) -> bool:
 
 
 SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
-                     "dingtalk.client_secret"})
+                     "dingtalk.client_secret", "s3.access_key_id", "s3.secret_access_key"})
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
+                             "s3": S3Settings,
                              "hazard": HazardSettings, "schedule": ScheduleSettings,
                              "emergency": EmergencySettings, "modules": ModulesSettings}
 
@@ -355,11 +371,27 @@ def _validate(s: Settings) -> Settings:
                  "review_hours"):
         if getattr(s.emergency, name) < 1:
             raise SettingError(f"{_env_name('emergency.' + name)}: must be at least 1")
+    _validate_media(s)
     if s.wecom.enabled:
         _validate_wecom(s.wecom)
     if s.dingtalk.enabled:
         _validate_dingtalk(s.dingtalk)
     return s
+
+
+def _validate_media(s: Settings) -> None:
+    url = s.media_url
+    if url and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.*", url):
+        raise SettingError("SAFETYBOT_MEDIA_URL: must be s3://bucket/prefix or file:///folder "
+                           f"(an absolute path), got {url!r}")
+    if s.s3.addressing_style not in ("auto", "path", "virtual"):
+        raise SettingError("SAFETYBOT_S3_ADDRESSING_STYLE: must be auto, path or virtual, got "
+                           f"{s.s3.addressing_style!r}")
+    if s.s3.endpoint and not s.s3.endpoint.startswith(("http://", "https://")):
+        raise SettingError("SAFETYBOT_S3_ENDPOINT: must be an http(s) URL")
+    if url.startswith("s3://") and bool(s.s3.access_key_id) != bool(s.s3.secret_access_key):
+        raise SettingError("SAFETYBOT_S3_ACCESS_KEY_ID and SAFETYBOT_S3_SECRET_ACCESS_KEY: "
+                           "set both, or neither (the host's own credentials)")
 
 
 def _validate_wecom(w: WeComSettings) -> None:

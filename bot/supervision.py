@@ -25,6 +25,7 @@ from tortoise.exceptions import DBConnectionError
 
 from bot import metrics
 from bot.channels import PlatformUnavailable
+from bot.media import MediaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def environmental(exc: BaseException) -> bool:
             continue       # a missing file stays missing: not something that passes
         if isinstance(cause, OSError | TimeoutError | aiohttp.ClientError | DBConnectionError
                       | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-                      | asyncpg.exceptions.InternalClientError | PlatformUnavailable):
+                      | asyncpg.exceptions.InternalClientError | PlatformUnavailable
+                      | MediaUnavailable):
             return True
         state = getattr(cause, "sqlstate", None)
         if isinstance(state, str) and (state[:2] in _SQLSTATE_CLASSES or state in _SQLSTATES):

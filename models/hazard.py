@@ -556,3 +556,12 @@ async def has_open_tickets(owner_id: str) -> bool:
 async def open_tickets_of(owner_id: str) -> list[Ticket]:
     """The owner's tickets in rectification, the nearest deadline first."""
     return list(await Ticket.filter(owner_id=owner_id, status=Status.OPEN).order_by("deadline"))
+
+
+async def photo_references() -> list[tuple[str, Status, list[str], list[str]]]:
+    """Every ticket with photos: its label, status, photos before and after (整改前, 整改后)."""
+    rows = await Ticket.all().order_by("id").values_list(
+        "id", "number", "status", "photos", "evidence")
+    return [(number or f"草稿{ticket_id}", Status(status), list(photos or []),
+             list(evidence or []))
+            for ticket_id, number, status, photos, evidence in rows if photos or evidence]

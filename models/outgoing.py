@@ -97,6 +97,8 @@ class Markdown:
 class Image:
     type: ClassVar[str] = "image"
     media: str                            # content hash in the media store
+    about: str = ""                       # what it belongs to (a ticket's number), for the
+                                          # log and the note sent if the store lost it
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class File:
     type: ClassVar[str] = "file"
     media: str                            # content hash in the media store
     filename: str
+    about: str = ""                       # as Image's
 
 
 @dataclass(frozen=True)

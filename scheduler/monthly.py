@@ -100,8 +100,9 @@ async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog
     rendered = await render(await closure_for(month, tz, catalog))
     messages: list[tuple[str, Outgoing]] = [
         (keys["text"], Markdown(rendered.markdown)),
-        (keys["chart"], Image(await media.put(rendered.chart))),
-        (keys["ledger"], File(await media.put(rendered.ledger), file_name(month, ".xlsx"))),
+        (keys["chart"], Image(await media.put(rendered.chart), about=f"{month} 月报")),
+        (keys["ledger"], File(await media.put(rendered.ledger), file_name(month, ".xlsx"),
+                              about=f"{month} 月报")),
     ]
     queued = False
     for key, message in messages:

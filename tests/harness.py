@@ -20,7 +20,7 @@ from tortoise import connections
 from bot.app import create_app, hazard_rules
 from bot.clock import ManualClock
 from bot.inbox import InboxWorker
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from bot.settings import Settings, load_settings
 from handlers.router import Router
 from models import DATABASE
@@ -227,7 +227,7 @@ class Worker(NamedTuple):
 def worker(settings_dir: Path, database_url: str, router: Router, **overrides: object
            ) -> Worker:
     settings = service_settings(database_url, "http://127.0.0.1:9", settings_dir, **overrides)
-    media = MediaStore(settings_dir)
+    media = FolderStore(settings_dir)
     clock = ManualClock()
     return Worker(InboxWorker(settings, channels={}, media=media, router=router,
                               rules=hazard_rules(settings, media), clock=clock,

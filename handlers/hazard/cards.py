@@ -118,9 +118,9 @@ async def decided(ctx: Context, click: Click, step: Awaitable[None], shown: str)
 MAX_PHOTOS = 9
 
 
-async def photos(ctx: Context, to: list[str], hashes: list[str]) -> None:
+async def photos(ctx: Context, to: list[str], ticket: Ticket, hashes: list[str]) -> None:
     for digest in hashes[:MAX_PHOTOS]:
-        await ctx.send(Image(digest), to_users=to)
+        await ctx.send(Image(digest, about=ticket.label), to_users=to)
 
 
 async def owner_cards(ctx: Context, ticket: Ticket, *, with_photos: bool = True) -> Facts:
@@ -130,7 +130,7 @@ async def owner_cards(ctx: Context, ticket: Ticket, *, with_photos: bool = True)
     owner = ticket.owner_id or ""
     card = await new_card(ticket, CardPurpose.ASSIGN, [owner], ctx.now)
     if with_photos:
-        await photos(ctx, [owner], ticket.photos)
+        await photos(ctx, [owner], ticket, ticket.photos)
     candidates = await transfer_candidates(ticket, ctx.limits.card_options)
     await ctx.send(owner_card(f, card.task_id, ctx.rules.tz, candidates), to_users=[owner])
     return f
@@ -146,9 +146,9 @@ async def review_cards(ctx: Context, ticket: Ticket) -> list[str]:
     f = await facts(ticket, ctx.rules.catalog)
     card = await new_card(ticket, CardPurpose.REVIEW, to, ctx.now)
     await ctx.send(Text(f"{ticket.number} 整改前照片："), to_users=to)
-    await photos(ctx, to, ticket.photos)
+    await photos(ctx, to, ticket, ticket.photos)
     await ctx.send(Text(f"{ticket.number} 整改后照片："), to_users=to)
-    await photos(ctx, to, ticket.evidence)
+    await photos(ctx, to, ticket, ticket.evidence)
     await ctx.send(review_card(f, card.task_id, ctx.rules.tz), to_users=to)
     return to
 
@@ -164,7 +164,7 @@ async def plan_cards(ctx: Context, ticket: Ticket) -> list[str]:
     to = [u.id for u in await principals()]
     f = await facts(ticket, ctx.rules.catalog)
     card = await new_card(ticket, CardPurpose.PLAN, to, ctx.now)
-    await photos(ctx, to, ticket.photos)
+    await photos(ctx, to, ticket, ticket.photos)
     await ctx.send(plan_card(f, card.task_id), to_users=to)
     return to
 

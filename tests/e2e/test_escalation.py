@@ -17,7 +17,7 @@ from tortoise.context import TortoiseContext
 
 from bot.app import hazard_rules, scheduled_jobs
 from bot.db import ORM, activate
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from models.hazard import Ticket
 from tests.harness import Service, settled
 from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
@@ -43,7 +43,7 @@ async def time_passes(service: Service, until: datetime) -> None:
     await service.time_passes(until)
     app = service.app
     assert app is not None
-    media = MediaStore(Path(service.settings.media_dir))
+    media = FolderStore(Path(service.settings.media_dir))
     jobs = scheduled_jobs(service.settings, media, hazard_rules(service.settings, media))
 
     async def tick() -> None:

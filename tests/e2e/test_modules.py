@@ -11,7 +11,7 @@ from tortoise.context import TortoiseContext
 
 from bot.app import hazard_rules, scheduled_jobs
 from bot.db import ORM, activate
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from handlers.replies import NOT_AVAILABLE, UNKNOWN_WITHOUT_HAZARDS
 from models.emergency import Activation
@@ -29,7 +29,7 @@ async def tick(service: Service) -> TickReport:
     async def run() -> TickReport:
         assert service.app is not None
         activate(service.app[ORM])
-        media = MediaStore(Path(service.settings.media_dir))
+        media = FolderStore(Path(service.settings.media_dir))
         jobs = scheduled_jobs(service.settings, media, hazard_rules(service.settings, media))
         return await jobs.tick(service.clock())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from bot.clock import utc_now
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from handlers import HELP
 from models.inbound import InboundKind
 from models.inbox import InboxEvent
@@ -134,7 +134,7 @@ async def test_a_file_sent_to_a_person_downloads_for_them(
     """The link names who asks (`?user=`): the media route serves a file only to the people
     whose conversation holds it."""
     data = b"PK\x03\x04 a ledger"
-    digest = await MediaStore(media_dir).put(data)
+    digest = await FolderStore(media_dir).put(data)
     async with chromium() as browser:
         page = await open_chat(browser, service.url, "zhangsan")
         await queue("ledger-1", File(digest, "隐患台账.xlsx"), ["zhangsan"])

@@ -24,7 +24,7 @@ from bot.channels.webchat import WebChatChannel
 from bot.channels.wecom import WeComChannel
 from bot.clock import ManualClock
 from bot.dispatcher import Dispatcher
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from bot.settings import Settings, load_settings
 from bot.supervision import LoopHealth
 from models.inbound import Inbound, InboundKind
@@ -77,11 +77,13 @@ async def plant(db: TortoiseContext, database_url: str, media_dir: Path
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
                          clock=clock.seconds)
     settings = service_settings(database_url, await sim.start(), media_dir)
-    edges = Edges(settings, _nowhere, MediaStore(media_dir), clock, "test-1", 0)
+    media = FolderStore(media_dir)
+    edges = Edges(settings, _nowhere, media, clock, "test-1", 0)
     async with aiohttp.ClientSession() as session:
         channels = {plugin.platform: plugin.connect(edges).channel(session)
                     for plugin in PLUGINS if plugin.enabled(settings)}
-        dispatcher = Dispatcher(settings, channels=channels, clock=clock, instance="test-1")
+        dispatcher = Dispatcher(settings, channels=channels, media=media, clock=clock,
+                                instance="test-1")
         yield Plant(sim, clock, dispatcher, channels)
     await sim.stop()
 
@@ -199,7 +201,7 @@ async def test_each_channel_sends_within_the_limits_its_plugin_declares(
         database_url: str, media_dir: Path) -> None:
     settings = service_settings(database_url, "http://127.0.0.1:9", media_dir,
                                 wecom_per_member_per_minute=7)
-    edges = Edges(settings, _nowhere, MediaStore(media_dir), stopped_clock(), "test-1", 0)
+    edges = Edges(settings, _nowhere, FolderStore(media_dir), stopped_clock(), "test-1", 0)
     async with aiohttp.ClientSession() as session:
         built = {p.platform: p.connect(edges).channel(session) for p in PLUGINS}
     assert {name: channel.limits for name, channel in built.items()} == limits_by_platform(

@@ -20,7 +20,7 @@ import pytest
 from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
 
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from models import markup, transaction
 from models.catalog import Grade, load_catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
@@ -240,7 +240,7 @@ async def test_the_report_files_are_written_to_a_folder(plant: None, tmp_path: P
 
 
 async def test_sent_twice_the_report_is_queued_once(plant: None, media_dir: Path) -> None:
-    media = MediaStore(media_dir)
+    media = FolderStore(media_dir)
     now = datetime(2026, 12, 1, 1, 7, tzinfo=UTC)
     for expected in (True, False):
         async with transaction():
@@ -279,12 +279,13 @@ async def test_the_report_reaches_wecom_as_text_chart_and_ledger(world: World) -
 async def test_the_web_chat_offers_the_ledger_as_a_download(
         service: Service, media_dir: Path) -> None:
     data = b"PK\x03\x04 not really a workbook"
-    digest = await MediaStore(media_dir).put(data)
+    digest = await FolderStore(media_dir).put(data)
     async with aiohttp.ClientSession() as http:
         sock = await Socket.open(http, service.url, "lisi")
         await queue("ledger-1", File(digest, LEDGER), ["lisi"])
         line = await sock.until(lambda line: line["kind"] == "file")
-        assert line["payload"] == {"type": "file", "media": digest, "filename": LEDGER}
+        assert line["payload"] == {"type": "file", "media": digest, "filename": LEDGER,
+                                   "about": ""}
         await sock.close()
         link = f"{service.url}/chat/media/{digest}/{quote(LEDGER)}"
         async with http.get(link, params={"user": "lisi"}) as resp:

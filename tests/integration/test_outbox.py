@@ -18,7 +18,7 @@ from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
 from bot.clock import ManualClock
 from bot.dispatcher import Dispatcher, MemberTurns
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from bot.settings import Settings
 from models import transaction
 from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, enqueue, outbox_claim
@@ -41,7 +41,7 @@ class World:
     sim: WeComSimulator
     clock: ManualClock
     dispatcher: Dispatcher
-    media: MediaStore
+    media: FolderStore
     settings: Settings
 
     async def send(self, key: str, message: object, *users: str, **kw: object) -> None:
@@ -61,11 +61,11 @@ async def make_world(database_url: str, media_dir: Path, **overrides: object
                          clock=clock.seconds)
     base = await sim.start()
     settings = service_settings(database_url, base, media_dir, **overrides)
-    media = MediaStore(media_dir)
+    media = FolderStore(media_dir)
     async with aiohttp.ClientSession() as session:
         api = WeComApi(settings.wecom, session, "test-1", clock)
         channel = WeComChannel(settings.wecom, api, media)
-        dispatcher = Dispatcher(settings, channels={"wecom": channel}, clock=clock,
+        dispatcher = Dispatcher(settings, channels={"wecom": channel}, media=media, clock=clock,
                                 instance="test-1")
         yield World(sim, clock, dispatcher, media, settings)
     await sim.stop()

@@ -19,7 +19,7 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from bot.db import open_database
-from bot.media import MediaStore
+from bot.media.folder import FolderStore
 from bot.roster import load_org
 from bot.scheduling import load_policy
 from bot.settings import SettingError, load_settings
@@ -57,7 +57,7 @@ def at(local: str) -> datetime:
 def make_jobs(tmp: Path, **schedule: Any) -> Jobs:
     settings = load_settings({f"SAFETYBOT_SCHEDULE_{k.upper()}": str(v)
                               for k, v in schedule.items()})
-    return Jobs(load_policy(settings.schedule, settings.tz), CATALOG, MediaStore(tmp),
+    return Jobs(load_policy(settings.schedule, settings.tz), CATALOG, FolderStore(tmp),
                 "wecom")
 
 

@@ -1,0 +1,167 @@
+"""The media store in an S3-compatible bucket, shared by every replica on every host.
+
+Through aiobotocore, so MinIO, Aliyun OSS, Tencent COS and AWS S3 all serve. Two settings keep
+it to what every one of them accepts: checksums only where the API requires them (botocore's
+newer default, CRC32 trailers in aws-chunked bodies, is refused by OSS and COS), and the
+addressing style the operator names (OSS wants virtual-hosted, MinIO path-style).
+
+Every failure leaves here as `MediaMissing` (no such object) or `MediaUnavailable` (the bucket
+is unreachable, or refuses: credentials, a missing bucket, throttling, its own errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.media import CHUNK, DIGEST, MediaMissing, MediaStore, MediaUnavailable, Spooled, key_of
+
+if TYPE_CHECKING:
+    from bot.settings import S3Settings
+
+PART = 8 * 1024 * 1024      # larger files go up in parts of this size (S3's least is 5 MiB)
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Store(MediaStore):
+    def __init__(self, bucket: str, prefix: str, settings: S3Settings) -> None:
+        self._bucket = bucket
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._s = settings
+        self.url = f"s3://{bucket}/{self._prefix}"
+        self._client: Any = None
+        self._stack = AsyncExitStack()
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def at(cls, url: str, settings: S3Settings) -> S3Store:
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ValueError(f"{url!r}: names no bucket (s3://bucket/prefix)")
+        return cls(bucket, prefix, settings)
+
+    def key(self, digest: str) -> str:
+        return self._prefix + key_of(digest)
+
+    async def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        with _translated(digest):
+            client = await self._open()
+            await client.put_object(Bucket=self._bucket, Key=self.key(digest), Body=data)
+        return digest
+
+    async def chunks(self, digest: str) -> AsyncIterator[bytes]:
+        with _translated(digest):
+            client = await self._open()
+            answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest))
+            async with answer["Body"] as body:
+                async for chunk in body.iter_chunks(CHUNK):
+                    yield chunk
+
+    async def head(self, digest: str, size: int = 16) -> bytes:
+        try:
+            with _translated(digest):
+                client = await self._open()
+                answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest),
+                                                 Range=f"bytes=0-{size - 1}")
+                async with answer["Body"] as body:
+                    return bytes(await body.read())
+        except MediaMissing:
+            return b""
+
+    async def exists(self, digest: str) -> bool:
+        try:
+            with _translated(digest):
+                client = await self._open()
+                await client.head_object(Bucket=self._bucket, Key=self.key(digest))
+        except MediaMissing:
+            return False
+        return True
+
+    async def digests(self) -> AsyncIterator[str]:
+        with _translated(""):
+            client = await self._open()
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=self._prefix)
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    name = str(item["Key"]).rpartition("/")[2]
+                    if DIGEST.fullmatch(name) and item["Key"] == self.key(name):
+                        yield name
+
+    async def _keep(self, spooled: Spooled) -> None:
+        with _translated(spooled.digest):
+            client = await self._open()
+            key = self.key(spooled.digest)
+            spooled.file.seek(0)
+            if spooled.size <= PART:
+                # A file object: botocore and aiohttp read it a chunk at a time.
+                await client.put_object(Bucket=self._bucket, Key=key, Body=spooled.file,
+                                        ContentLength=spooled.size)
+                return
+            await self._in_parts(client, key, spooled)
+
+    async def _in_parts(self, client: Any, key: str, spooled: Spooled) -> None:
+        """A multipart upload, one part in memory at a time; abandoned parts are removed."""
+        upload = await client.create_multipart_upload(Bucket=self._bucket, Key=key)
+        ids = {"Bucket": self._bucket, "Key": key, "UploadId": upload["UploadId"]}
+        try:
+            parts = []
+            number = 1
+            while part := await asyncio.to_thread(spooled.file.read, PART):
+                answer = await client.upload_part(**ids, PartNumber=number, Body=part)
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                number += 1
+            await client.complete_multipart_upload(**ids, MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.abort_multipart_upload(**ids)
+            raise
+
+    async def _open(self) -> Any:
+        """The client, made on first use in the running loop and kept until `close`."""
+        async with self._opening:
+            if self._client is None:
+                s = self._s
+                config = Config(
+                    s3={"addressing_style": s.addressing_style},
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    connect_timeout=s.timeout_seconds, read_timeout=s.timeout_seconds,
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    max_pool_connections=32)
+                self._client = await self._stack.enter_async_context(get_session().create_client(
+                    "s3", endpoint_url=s.endpoint or None, region_name=s.region,
+                    aws_access_key_id=s.access_key_id or None,
+                    aws_secret_access_key=s.secret_access_key or None, config=config))
+            return self._client
+
+    async def close(self) -> None:
+        async with self._opening:
+            self._client = None
+            await self._stack.aclose()
+
+
+@contextlib.contextmanager
+def _translated(digest: str) -> Iterator[None]:
+    """The client's errors as the store's two: missing, or unavailable for now."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in _MISSING:
+            raise MediaMissing(digest) from None
+        raise MediaUnavailable(f"media store refused: {code} {error.get('Message', '')}"
+                               .strip()) from None
+    except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise MediaUnavailable(f"media store unreachable: {type(exc).__name__}") from None
