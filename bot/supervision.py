@@ -70,7 +70,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        # `raise … from None` says the context is not the story: it is not followed.
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
 
 
 def cause(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from tortoise.context import TortoiseContext
 from bot.db import connect_params, migrate, open_database, with_database
 from models.org import User
 from simulator.wecom import WeComSimulator
+from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 from tests.harness import (
     AES_KEY,
     AGENT_ID,
@@ -115,6 +116,19 @@ def media_dir(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server (moto's) for the session; each test has a bucket of its own."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture
+async def bucket(s3: S3Server) -> dict[str, str]:
+    """A fresh bucket: the settings overrides that make it the service's media store."""
+    return store_settings(s3.endpoint, await new_bucket(s3.endpoint))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from bot.settings import S3Settings
 
 PART = 8 * 1024 * 1024      # larger files go up in parts of this size (S3's least is 5 MiB)
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class S3Store(MediaStore):
@@ -79,12 +78,20 @@ class S3Store(MediaStore):
             return b""
 
     async def exists(self, digest: str) -> bool:
+        """A one-byte GET, not HEAD: a HEAD's 404 has no body to tell a missing object from a
+        missing bucket, and a wrong bucket must not pass for lost photos."""
         try:
             with _translated(digest):
                 client = await self._open()
-                await client.head_object(Bucket=self._bucket, Key=self.key(digest))
+                answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest),
+                                                 Range="bytes=0-0")
+                answer["Body"].close()
         except MediaMissing:
             return False
+        except MediaUnavailable as exc:
+            if "InvalidRange" in str(exc):      # an empty object
+                return True
+            raise
         return True
 
     async def digests(self) -> AsyncIterator[str]:
@@ -159,9 +166,9 @@ def _translated(digest: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        if code in _MISSING:
+        if code == "NoSuchKey":
             raise MediaMissing(digest) from None
         raise MediaUnavailable(f"media store refused: {code} {error.get('Message', '')}"
                                .strip()) from None
     except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise MediaUnavailable(f"media store unreachable: {type(exc).__name__}") from None
+        raise MediaUnavailable(f"media store unreachable: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,149 @@
+"""The media store, in a local folder and in an S3-compatible bucket (moto's server on loopback):
+the same contract for both, large files a chunk at a time, and a bucket that goes away while a
+worker reports (the photo waits, the worker is told once, it is handled when the bucket is back,
+nothing lost)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from bot.app import INBOX
+from bot.clock import ManualClock
+from bot.inbox import WAITING
+from bot.media import CHUNK, MediaMissing, MediaStore, MediaUnavailable
+from bot.media.folder import FolderStore
+from bot.media.s3 import PART, S3Store
+from bot.settings import S3Settings
+from bot.supervision import environmental
+from models.inbox import InboxEvent, InboxStatus
+from simulator.photos import photo
+from tests.integration.test_resilience import retried, texts, until_row
+from tests.plant import Person, plant
+from tests.s3 import KEYS, Relay, S3Server, new_bucket, store_settings
+
+
+def bucket_store(endpoint: str, bucket: str) -> S3Store:
+    return S3Store.at(f"s3://{bucket}/plant", S3Settings(
+        endpoint=endpoint, addressing_style="path", timeout_seconds=2,
+        access_key_id=KEYS["s3_access_key_id"], secret_access_key=KEYS["s3_secret_access_key"]))
+
+
+@pytest.fixture(params=["folder", "s3"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MediaStore]:
+    if request.param == "folder":
+        yield FolderStore(tmp_path / "media")
+        return
+    s3: S3Server = request.getfixturevalue("s3")
+    bucket = bucket_store(s3.endpoint, await new_bucket(s3.endpoint))
+    yield bucket
+    await bucket.close()
+
+
+async def pieces(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+async def test_bytes_are_kept_under_their_hash_once(store: MediaStore) -> None:
+    data = photo(1)
+    digest = await store.put(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert await store.put(data) == digest                  # the same bytes: the same object
+    assert await store.put_stream(pieces(data)) == digest
+    assert await store.get(digest) == data
+    assert await store.exists(digest) and await store.is_image(digest)
+    assert [d async for d in store.digests()] == [digest]
+    document = await store.put(b"%PDF-1.4 a document")
+    assert not await store.is_image(document)
+    assert sorted([d async for d in store.digests()]) == sorted([digest, document])
+
+
+async def test_a_large_file_goes_in_and_out_a_chunk_at_a_time(store: MediaStore) -> None:
+    data = os.urandom(PART + PART // 2)         # over one part: a multipart upload on S3
+    digest = await store.put_stream(pieces(data))
+    assert digest == hashlib.sha256(data).hexdigest()
+    read = hashlib.sha256()
+    sizes = []
+    async for chunk in store.chunks(digest):
+        read.update(chunk)
+        sizes.append(len(chunk))
+    assert read.hexdigest() == digest
+    assert max(sizes) <= CHUNK and sum(sizes) == len(data)
+    if isinstance(store, FolderStore):      # the spool was renamed into place, nothing left
+        assert os.listdir(store.path(digest).parents[2] / ".incoming") == []
+
+
+async def test_a_missing_object_is_told_apart(store: MediaStore) -> None:
+    absent = hashlib.sha256(b"never stored").hexdigest()
+    assert not await store.exists(absent)
+    assert await store.head(absent) == b"" and not await store.is_image(absent)
+    with pytest.raises(MediaMissing) as missing:
+        await store.get(absent)
+    assert not environmental(missing.value)          # waiting does not bring it back
+
+
+async def test_a_store_that_is_down_or_refuses_is_an_environmental_failure(
+        s3: S3Server) -> None:
+    relay = Relay(s3.endpoint)                        # never opened: connections refused
+    down = bucket_store(relay.endpoint, "media-down")
+    absent = bucket_store(s3.endpoint, "media-nobody-made-this")
+    try:
+        for store, words in ((down, "unreachable"), (absent, "NoSuchBucket")):
+            with pytest.raises(MediaUnavailable, match=words) as failed:
+                await store.put(photo(2))
+            assert environmental(failed.value)
+            with pytest.raises(MediaUnavailable):
+                await store.exists("0" * 64)
+        assert KEYS["s3_secret_access_key"] not in str(failed.value)
+    finally:
+        for store in (down, absent):
+            await store.close()
+
+
+async def test_the_bucket_down_while_a_worker_reports_makes_the_photo_wait(
+        db: TortoiseContext, database_url: str, media_dir: Path, s3: S3Server) -> None:
+    """张三's photo meets a bucket that went away: the event waits (no tries counted, nothing
+    parked), after a minute he is told once, and when the bucket is back the photo is stored
+    there whole and the report goes on."""
+    relay = Relay(s3.endpoint)
+    bucket = await new_bucket(s3.endpoint)
+    clock = ManualClock()
+    async with plant(database_url, media_dir, clock,
+                     **store_settings(relay.endpoint, bucket)) as (sim, service):
+        assert service.app is not None
+        worker = Person(sim, "zhangsan")
+        sent = photo(3)
+        await worker.sends_photo(sent)
+        event = await until_row(lambda e: e.failing_since is not None)
+        assert event.status is InboxStatus.PENDING and event.attempts == 0
+        assert "media store unreachable" in event.last_error
+        assert sim.messages_for("zhangsan") == []
+
+        for _ in range(3):        # a minute and more passes, with tries in between
+            clock.advance(61)
+            await retried(service, event)
+            event = await InboxEvent.get(id=event.id)
+        await worker.expect(WAITING)
+        assert texts(sim, "zhangsan").count(WAITING) == 1
+
+        await relay.up()
+        clock.advance(61)
+        service.app[INBOX].wake()
+        await worker.expect("已收到照片", "哪个区域")
+        handled = await InboxEvent.get(id=event.id)
+        assert handled.status is InboxStatus.DONE and handled.attempts == 0
+        assert texts(sim, "zhangsan").count(WAITING) == 1
+        digest = hashlib.sha256(sent).hexdigest()
+        assert handled.event.media == digest
+        store = bucket_store(s3.endpoint, bucket)
+        assert await store.get(digest) == sent
+        assert [d async for d in store.digests()] == [digest]
+        await store.close()
+        assert os.listdir(media_dir) == []         # nothing went to the local folder
+    await relay.down()
