@@ -18,7 +18,6 @@ from tortoise.context import TortoiseContext
 from bot.db import connect_params, migrate, open_database, with_database
 from models.org import User
 from simulator.wecom import WeComSimulator
-from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 from tests.harness import (
     AES_KEY,
     AGENT_ID,
@@ -30,6 +29,7 @@ from tests.harness import (
     Service,
     service_settings,
 )
+from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
