@@ -166,12 +166,13 @@ class InboxWorker(ClaimLoop[InboxEvent]):
         if channel is None:
             return event
         try:
-            data = await channel.fetch_media(event.media_id)
+            # Into the store as it downloads, a chunk at a time.
+            digest = await self._media.put_stream(channel.fetch_media(event.media_id))
         except MediaGone as exc:
             log.warning("media could not be fetched: %s", exc, extra={"inbox_id": row.id})
             event = replace(event, media_lost=True)
         else:
-            event = replace(event, media=await self._media.put(data))
+            event = replace(event, media=digest)
         await inbox_update_payload(row, event)
         return event
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -84,8 +84,9 @@ class Channel(Protocol):
     platform: str
     limits: Limits
 
-    async def fetch_media(self, media_id: str) -> bytes:
-        """Download an inbound file; raises MediaGone when it cannot ever succeed."""
+    def fetch_media(self, media_id: str) -> AsyncIterator[bytes]:
+        """Download an inbound file a chunk at a time; raises MediaGone when it cannot ever
+        succeed."""
         ...
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],

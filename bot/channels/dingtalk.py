@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -120,12 +120,13 @@ class DingTalkChannel:
         self._media = media
         self.limits = limits
 
-    async def fetch_media(self, media_id: str) -> bytes:
+    async def fetch_media(self, media_id: str) -> AsyncIterator[bytes]:
         """A picture's downloadCode → a temporary URL → the bytes (§7.1)."""
         try:
             answer = await self._api.call("POST", "robot/messageFiles/download", json={
                 "downloadCode": media_id, "robotCode": self._s.robot})
-            return await self._api.fetch(str(answer["downloadUrl"]))
+            async for chunk in self._api.fetch(str(answer["downloadUrl"])):
+                yield chunk
         except DingTalkError as exc:
             if exc.retry_after is None and not exc.token_refused:
                 raise MediaGone(str(exc)) from exc

@@ -9,7 +9,7 @@ says what went wrong with the HTTP status and a JSON `{"code", "message"}`; the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ import aiohttp
 from bot import metrics
 from bot.channels import Unreachable
 from bot.channels.token import SharedToken
+from bot.media import CHUNK
 from bot.settings import DingTalkSettings
 
 PLATFORM = "dingtalk"
@@ -109,13 +110,15 @@ class DingTalkApi:
                 await self._token.forget(token)
         raise AssertionError("unreachable")
 
-    async def fetch(self, url: str) -> bytes:
-        """A file from a temporary download URL (a robot message's picture)."""
+    async def fetch(self, url: str) -> AsyncIterator[bytes]:
+        """A file from a temporary download URL (a robot message's picture), a chunk at a
+        time."""
         try:
             async with self._session.get(url, timeout=self._timeout) as resp:
                 if resp.status >= 400:
                     raise DingTalkError(resp.status, "download", f"HTTP {resp.status}")
-                return await resp.read()
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unreachable(f"download: {exc.__class__.__name__}") from None
 

@@ -15,11 +15,12 @@ only to someone whose conversation holds it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -41,7 +42,7 @@ from bot.channels import (
     Verdict,
 )
 from bot.clock import Clock
-from bot.media import MediaStore, content_type
+from bot.media import MediaMissing, MediaStore, MediaUnavailable, content_type
 from bot.settings import Settings
 from models.chats import GroupChat
 from models.inbound import Inbound, InboundKind
@@ -129,7 +130,7 @@ class WebChatChannel:
         self._clock = clock
         self.limits = limits
 
-    async def fetch_media(self, media_id: str) -> bytes:
+    def fetch_media(self, media_id: str) -> AsyncIterator[bytes]:
         # Uploads are stored on arrival and their events carry the hash, never a media id.
         raise MediaGone(f"the web chat has no media id {media_id!r}")
 
@@ -297,7 +298,7 @@ class WebChat:
                           "只能发送照片（JPG、PNG 或 GIF 格式），请重新选择。")
         try:
             digest = await self._media.put(data)
-        except OSError:   # the disk is full or read-only: the person may try again later
+        except (OSError, MediaUnavailable):   # a full disk, a bucket away: try again later
             log.exception("web chat could not store a photo", extra={"user": user})
             raise _refuse(web.HTTPServiceUnavailable, NOT_SAVED) from None
         return await self._receive(user, client_id, InboundKind.IMAGE, Image(digest),
@@ -317,25 +318,36 @@ class WebChat:
                                    event_key=key, task_id=card.task_id,
                                    response_code=card.response_code or "", selected=selected)
 
-    async def media(self, request: web.Request) -> web.Response:
+    async def media(self, request: web.Request) -> web.StreamResponse:
         """A photo or file, only for a person whose conversation shows it (`?user=`): the
         monthly ledger is not for whoever guesses its address. Anything else is 404."""
         digest = request.match_info["digest"]
         user = request.query.get("user", "")
         if not _USER.fullmatch(user) or not await WebChatLine.exists(user_id=user, media=digest):
             raise web.HTTPNotFound()
-        try:
-            data = await self._media.get(digest)
-        except FileNotFoundError:
-            raise web.HTTPNotFound() from None
-        kind = content_type(data)
-        shown = "inline" if kind.startswith("image/") else "attachment"
-        if "filename" in request.match_info:
-            # RFC 6266: the UTF-8 name in filename*, so 隐患台账 keeps its Chinese name.
-            shown = f"attachment; filename*=UTF-8''{quote(request.match_info['filename'])}"
-        return web.Response(body=data, content_type=kind, headers={
-            "Content-Disposition": shown, "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=86400, immutable"})
+        async with contextlib.aclosing(self._media.chunks(digest)) as chunks:
+            try:
+                first = await anext(chunks, b"")
+            except MediaMissing:
+                raise web.HTTPNotFound() from None
+            except MediaUnavailable:
+                raise web.HTTPServiceUnavailable(headers={"Retry-After": "30"}) from None
+            kind = content_type(first)
+            shown = "inline" if kind.startswith("image/") else "attachment"
+            if "filename" in request.match_info:
+                # RFC 6266: the UTF-8 name in filename*, so 隐患台账 keeps its Chinese name.
+                shown = f"attachment; filename*=UTF-8''{quote(request.match_info['filename'])}"
+            # Streamed from the store a chunk at a time: a large file is never whole here.
+            response = web.StreamResponse(headers={
+                "Content-Type": kind, "Content-Disposition": shown,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=86400, immutable"})
+            await response.prepare(request)
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+        await response.write_eof()
+        return response
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         user = await _person(request.query.get("user", ""))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -278,9 +278,10 @@ class WeComChannel:
         self._media = media
         self.limits = limits
 
-    async def fetch_media(self, media_id: str) -> bytes:
+    async def fetch_media(self, media_id: str) -> AsyncIterator[bytes]:
         try:
-            return await self._api.download(media_id)
+            async for chunk in self._api.download(media_id):
+                yield chunk
         except WeComError as exc:
             if exc.retry_after is None:
                 raise MediaGone(str(exc)) from exc

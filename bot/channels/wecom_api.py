@@ -7,7 +7,8 @@ are mapped to what the caller should do (chat-protocols.md §4.6).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import aiohttp
 from bot import metrics
 from bot.channels import Unreachable
 from bot.channels.token import SharedToken
+from bot.media import CHUNK
 from bot.settings import WeComSettings
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -57,8 +59,6 @@ class WeComApi:
     async def _fetch_token(self) -> tuple[str, int]:
         data = await self._request(
             "GET", "gettoken", params={"corpid": self._s.corp_id, "corpsecret": self._s.secret})
-        if not isinstance(data, dict):
-            raise WeComError(-1, "gettoken answered with a file, not JSON")
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     # -- calls ------------------------------------------------------------------------------
@@ -68,22 +68,28 @@ class WeComApi:
         params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
     ) -> dict[str, Any]:
         """A business call with the shared token; one refresh and retry on a token error."""
-        body = await self._with_token(method, path, json=json, params=params, data=data)
-        if not isinstance(body, dict):
-            raise WeComError(-1, f"{path} answered with a file, not JSON")
-        return body
+        return await self._with_token(method, path, json=json, params=params, data=data)
 
-    async def download(self, media_id: str) -> bytes:
-        """media/get: the file, or a JSON error body (told apart by Content-Type, §4.5)."""
-        body = await self._with_token("GET", "media/get", params={"media_id": media_id})
-        if isinstance(body, dict):
-            raise WeComError(-1, "media/get answered JSON without an errcode")
-        return body
+    async def download(self, media_id: str) -> AsyncIterator[bytes]:
+        """media/get, a chunk at a time: the file, or a JSON error body (told apart by
+        Content-Type, §4.5)."""
+        for attempt in (1, 2):
+            token = await self.token()
+            try:
+                async with self._exchange("GET", "media/get", params={
+                        "media_id": media_id, "access_token": token}) as answer:
+                    if isinstance(answer, dict):
+                        raise WeComError(-1, "media/get answered JSON without an errcode")
+                    async for chunk in answer.content.iter_chunked(CHUNK):
+                        yield chunk
+                    return
+            except WeComError as exc:
+                await self._refused(exc, token, attempt)
 
     async def _with_token(
         self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
-    ) -> dict[str, Any] | bytes:
+    ) -> dict[str, Any]:
         for attempt in (1, 2):
             token = await self.token()
             try:
@@ -92,15 +98,32 @@ class WeComApi:
                     json=json, data=data,
                 )
             except WeComError as exc:
-                if exc.errcode not in TOKEN_ERRORS or attempt == 2:
-                    raise
-                await self._token.forget(token)
+                await self._refused(exc, token, attempt)
         raise AssertionError("unreachable")
+
+    async def _refused(self, exc: WeComError, token: str, attempt: int) -> None:
+        """A token error on the first try forgets the token, to try once more with a fresh
+        one; any other error, or a second refusal, is the caller's."""
+        if exc.errcode not in TOKEN_ERRORS or attempt == 2:
+            raise exc
+        await self._token.forget(token)
 
     async def _request(
         self, method: str, path: str, *, params: Mapping[str, str],
         json: Mapping[str, Any] | None = None, data: aiohttp.FormData | None = None,
-    ) -> dict[str, Any] | bytes:
+    ) -> dict[str, Any]:
+        async with self._exchange(method, path, params=params, json=json, data=data) as answer:
+            if not isinstance(answer, dict):
+                raise WeComError(-1, f"{path} answered with a file, not JSON")
+            return answer
+
+    @asynccontextmanager
+    async def _exchange(
+        self, method: str, path: str, *, params: Mapping[str, str],
+        json: Mapping[str, Any] | None = None, data: aiohttp.FormData | None = None,
+    ) -> AsyncIterator[dict[str, Any] | aiohttp.ClientResponse]:
+        """One request: its JSON answer, checked for an errcode, or the open response of a
+        file (media/get), read by the caller while this holds the connection."""
         url = f"{self._s.api_base.rstrip('/')}/cgi-bin/{path}"
         try:
             async with self._session.request(
@@ -108,7 +131,8 @@ class WeComApi:
             ) as resp:
                 resp.raise_for_status()
                 if resp.content_type not in ("application/json", "text/plain"):
-                    return await resp.read()          # a file from media/get
+                    yield resp
+                    return
                 body: dict[str, Any] = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             metrics.API_ERRORS.labels("wecom", path, "unreachable").inc()
@@ -118,7 +142,7 @@ class WeComApi:
         if errcode:
             metrics.API_ERRORS.labels("wecom", path, str(errcode)).inc()
             raise WeComError(errcode, str(body.get("errmsg", "")))
-        return body
+        yield body
 
     async def upload(self, data: bytes, filename: str, content_type: str,
                      kind: str = "image") -> str:

@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote
@@ -90,7 +90,7 @@ class MediaStore(ABC):
         """Keep bytes already in memory (a chart, a small photo)."""
 
     @abstractmethod
-    def chunks(self, digest: str) -> AsyncIterator[bytes]:
+    def chunks(self, digest: str) -> AsyncGenerator[bytes, None]:
         """The object a chunk at a time; MediaMissing when there is none."""
 
     @abstractmethod

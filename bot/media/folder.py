@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 
 from bot.media import CHUNK, DIGEST, MediaMissing, MediaStore, Spooled, key_of
@@ -31,7 +31,7 @@ class FolderStore(MediaStore):
         await asyncio.to_thread(self._write, self.path(digest), data)
         return digest
 
-    async def chunks(self, digest: str) -> AsyncIterator[bytes]:
+    async def chunks(self, digest: str) -> AsyncGenerator[bytes, None]:
         try:
             fh = await asyncio.to_thread(self.path(digest).open, "rb")
         except FileNotFoundError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ class S3Store(MediaStore):
             await client.put_object(Bucket=self._bucket, Key=self.key(digest), Body=data)
         return digest
 
-    async def chunks(self, digest: str) -> AsyncIterator[bytes]:
+    async def chunks(self, digest: str) -> AsyncGenerator[bytes, None]:
         with _translated(digest):
             client = await self._open()
             answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest))
