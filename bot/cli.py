@@ -20,7 +20,7 @@ from tortoise.context import TortoiseContext
 from bot import logs
 from bot.app import hazard_rules, scheduled_jobs
 from bot.clock import utc_now
-from bot.media import MediaStore, open_store, opened, store_at
+from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
 from scheduler.jobs import Jobs
 
@@ -205,8 +205,13 @@ async def _migrate_media(settings: Settings, url: str) -> int:
         if done == total or done % 500 == 0:
             print(f"safetybot: media migrate: {done}/{total}", flush=True)
 
-    async with opened(source), opened(target):
-        report = await copy_all(source, target, progress)
+    try:
+        async with opened(source), opened(target):
+            report = await copy_all(source, target, progress)
+    except MediaUnavailable as exc:       # a store cannot even be listed: nothing was done
+        print(f"safetybot: media migrate: {exc}", file=sys.stderr)
+        print(f"safetybot: keep SAFETYBOT_MEDIA_URL={source.url}", file=sys.stderr)
+        return 1
     for digest, why in sorted(report.failed.items()):
         print(f"safetybot: media migrate: {digest}: {why}", file=sys.stderr)
     print(f"safetybot: media migrate: {report.copied} copied and verified, {report.present} "
@@ -224,12 +229,16 @@ async def _check_media(settings: Settings) -> int:
     from bot.media.moving import missing_photos
     from models.hazard import LABELS
 
-    async with opened(open_store(settings)) as store:
-        photos, missing = await _in_database(settings, lambda _: missing_photos(store))
+    try:
+        async with opened(open_store(settings)) as store:
+            photos, missing = await _in_database(settings, lambda _: missing_photos(store))
+    except MediaUnavailable as exc:
+        print(f"safetybot: check-media: {exc}", file=sys.stderr)
+        return 2
     for m in missing:
         print(f"{m.ticket}\t{LABELS[m.status]}\t整改前缺 {m.before} 张\t整改后缺 {m.after} 张")
-    print(f"safetybot: check-media: {photos} photos named by tickets, {len(missing)} tickets "
-          f"with photos missing from {store.url}")
+    print(f"safetybot: check-media: {photos} photos named by tickets, looked for in "
+          f"{store.url}; tickets with photos missing: {len(missing)}")
     return 1 if missing else 0
 
 

@@ -44,6 +44,10 @@ class MediaMissing(FileNotFoundError):
     """The store has no object of this hash."""
 
 
+class MediaDamaged(Exception):
+    """An object's bytes do not hash to its name."""
+
+
 class MediaUnavailable(Exception):
     """The store cannot be reached or refuses the request for now."""
 
@@ -113,9 +117,10 @@ class MediaStore(ABC):
         """Where uploads are spooled (None: the system's temporary folder, `TMPDIR`)."""
         return None
 
-    async def put_stream(self, chunks: AsyncIterable[bytes]) -> str:
+    async def put_stream(self, chunks: AsyncIterable[bytes], expected: str = "") -> str:
         """Keep a file as it arrives, holding one chunk in memory: spooled to a temporary
-        file while it is hashed, then stored under the hash."""
+        file while it is hashed, then stored under the hash. `expected`: a copy's hash; bytes
+        that hash otherwise are damaged, and are refused (MediaDamaged) before they are kept."""
         folder = self._spool_dir()
         if folder:
             await asyncio.to_thread(os.makedirs, folder, exist_ok=True)
@@ -126,6 +131,8 @@ class MediaStore(ABC):
                 async for chunk in chunks:
                     await spooled.write(chunk)
                 await asyncio.to_thread(fh.flush)
+                if expected and spooled.digest != expected:
+                    raise MediaDamaged(f"{expected}: the bytes hash to {spooled.digest}")
                 await self._keep(spooled)
         finally:
             with contextlib.suppress(FileNotFoundError):

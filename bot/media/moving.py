@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.media import MediaMissing, MediaStore, MediaUnavailable
+from bot.media import MediaDamaged, MediaMissing, MediaStore, MediaUnavailable
 from models.hazard import Status, photo_references
 
 CONCURRENCY = 8     # objects copied at once
@@ -36,13 +36,13 @@ async def copy_all(source: MediaStore, target: MediaStore,
     async def one(digest: str) -> None:
         async with gate:
             try:
-                stored = await target.put_stream(source.chunks(digest))
-                if stored != digest:
-                    report.failed[digest] = f"the source's bytes hash to {stored}: damaged"
-                elif await _hash(target, digest) != digest:
+                await target.put_stream(source.chunks(digest), expected=digest)
+                if await _hash(target, digest) != digest:
                     report.failed[digest] = "read back from the target, it differs"
                 else:
                     report.copied += 1
+            except MediaDamaged as exc:
+                report.failed[digest] = f"damaged in the source ({exc}); not copied"
             except (MediaMissing, MediaUnavailable, OSError) as exc:
                 report.failed[digest] = f"{type(exc).__name__}: {exc}"
             progress(report.copied + len(report.failed), len(todo))

@@ -23,6 +23,7 @@ from bot.settings import S3Settings
 from bot.supervision import environmental
 from models.inbox import InboxEvent, InboxStatus
 from simulator.photos import photo
+from tests.harness import cli
 from tests.integration.test_resilience import retried, texts, until_row
 from tests.plant import Person, plant
 from tests.s3 import KEYS, Relay, S3Server, new_bucket, store_settings
@@ -147,3 +148,35 @@ async def test_the_bucket_down_while_a_worker_reports_makes_the_photo_wait(
         await store.close()
         assert os.listdir(media_dir) == []         # nothing went to the local folder
     await relay.down()
+
+
+async def test_migrate_refuses_bad_targets_and_names_what_it_could_not_copy(
+        media_dir: Path, bucket: dict[str, str]) -> None:
+    """Nothing is switched by the command; a damaged file in the folder is named and kept out
+    of the bucket, the rest is copied, and a second run copies nothing twice."""
+    folder = FolderStore(media_dir)
+    good = [await folder.put(photo(n)) for n in (11, 12)]
+    damaged = await folder.put(photo(13))
+    folder.path(damaged).write_bytes(b"\xff\xd8\xff half a photo")
+    env = {"SAFETYBOT_MEDIA_DIR": str(media_dir),
+           **{f"SAFETYBOT_{k.upper()}": v for k, v in bucket.items() if k != "media_url"}}
+
+    for target, words in (("ftp://host/media", "a media store is s3://bucket/prefix or file"),
+                          (f"file://{media_dir}", "is the store in use")):
+        refused = cli("media", "migrate", "--to", target, env=env)
+        assert refused.returncode == 2 and words in refused.stderr
+
+    nowhere = cli("media", "migrate", "--to", "s3://media-nobody-made-this/plant", env=env)
+    assert nowhere.returncode == 1
+    assert "NoSuchBucket" in nowhere.stderr
+    assert f"keep SAFETYBOT_MEDIA_URL=file://{media_dir}" in nowhere.stderr
+
+    for copied, present in ((2, 0), (0, 2)):
+        run = cli("media", "migrate", "--to", bucket["media_url"], env=env)
+        assert run.returncode == 1
+        assert f"{copied} copied and verified, {present} already in" in run.stdout
+        assert f"{damaged}: damaged in the source" in run.stderr
+        assert KEYS["s3_secret_access_key"] not in run.stdout + run.stderr
+    store = bucket_store(bucket["s3_endpoint"], bucket["media_url"].split("/")[2])
+    assert sorted([d async for d in store.digests()]) == sorted(good)
+    await store.close()
