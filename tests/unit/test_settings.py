@@ -45,12 +45,34 @@ def test_wecom_settings_from_environment() -> None:
     ({**WECOM, "SAFETYBOT_WECOM_AES_KEY": "short"}, "SAFETYBOT_WECOM_AES_KEY"),
     ({**WECOM, "SAFETYBOT_WECOM_AGENT_ID": "abc"}, "SAFETYBOT_WECOM_AGENT_ID"),
     ({"SAFETYBOT_CONFIG": "/nonexistent/site.toml"}, "SAFETYBOT_CONFIG"),
+    ({"SAFETYBOT_MEDIA_URL": "ftp://host/media"}, "SAFETYBOT_MEDIA_URL"),
+    ({"SAFETYBOT_MEDIA_URL": "file://data/media"}, "SAFETYBOT_MEDIA_URL"),  # not absolute
+    ({"SAFETYBOT_MEDIA_URL": "s3://Bad_Bucket/x"}, "SAFETYBOT_MEDIA_URL"),
+    ({"SAFETYBOT_S3_ADDRESSING_STYLE": "dns"}, "SAFETYBOT_S3_ADDRESSING_STYLE"),
+    ({"SAFETYBOT_S3_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com"}, "SAFETYBOT_S3_ENDPOINT"),
+    ({"SAFETYBOT_MEDIA_URL": "s3://media/plant", "SAFETYBOT_S3_ACCESS_KEY_ID": "AKID"},
+     "SAFETYBOT_S3_ACCESS_KEY_ID"),
 ])
 def test_bad_setting_is_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingError) as caught:
         load_settings(env)
     message = str(caught.value)
     assert message.startswith(named) and "\n" not in message
+
+
+def test_the_bucket_s_keys_are_hidden_when_settings_are_shown(
+        tmp_path: Path) -> None:
+    bucket = {"SAFETYBOT_MEDIA_URL": "s3://safetybot-media/plant",
+              "SAFETYBOT_S3_ENDPOINT": "https://oss-cn-hangzhou.aliyuncs.com",
+              "SAFETYBOT_S3_ADDRESSING_STYLE": "virtual",
+              "SAFETYBOT_S3_ACCESS_KEY_ID": "LTAI5tKeyId", "SAFETYBOT_S3_SECRET_ACCESS_KEY": "k3y"}
+    settings = load_settings(bucket)
+    assert (settings.media_url, settings.s3.addressing_style) == (
+        "s3://safetybot-media/plant", "virtual")
+    text = "\n".join(describe(settings))
+    assert "LTAI5tKeyId" not in text and "k3y" not in text
+    assert "SAFETYBOT_S3_SECRET_ACCESS_KEY = (set, hidden)" in text
+    assert "SAFETYBOT_MEDIA_URL = s3://safetybot-media/plant" in text
 
 
 def test_described_settings_hide_secrets() -> None:
