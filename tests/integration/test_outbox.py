@@ -402,21 +402,21 @@ async def test_a_photo_or_file_missing_from_the_store_is_sent_as_a_note(
     world.media.path(lost).unlink()
     ledger = await world.media.put(b"PK\x03\x04 ledger")
     world.media.path(ledger).unlink()
-    await world.send("before", Image(kept, about="YH-20261207-003"), "zhangsan")
-    await world.send("after", Image(lost, about="YH-20261207-003"), "zhangsan")
+    await world.send("before", Image(kept, about="HZ-20261207-0003"), "zhangsan")
+    await world.send("after", Image(lost, about="HZ-20261207-0003"), "zhangsan")
     await world.send("ledger", File(ledger, "隐患台账-2026-11.xlsx", about="2026-11 月报"),
                      "zhangsan")
-    await world.send("card", Text("整改复查 YH-20261207-003"), "zhangsan")
+    await world.send("card", Text("整改复查 HZ-20261207-0003"), "zhangsan")
     with caplog.at_level(logging.ERROR):
         await world.drain()
     got = world.sim.messages_for("zhangsan")
     assert [m.msgtype for m in got] == ["image", "text", "text", "text"]
     assert got[1].body["text"]["content"] == (
-        "（YH-20261207-003 的照片在存储中缺失，未能发送，已记录。请联系管理员核查。）")
+        "（HZ-20261207-0003 的照片在存储中缺失，未能发送，已记录。请联系管理员核查。）")
     assert "文件《隐患台账-2026-11.xlsx》在存储中缺失" in got[2].body["text"]["content"]
     assert world.sim.calls["media/upload"] == 1
     assert {r.ticket for r in caplog.records if hasattr(r, "ticket")} == {  # type: ignore[attr-defined]
-        "YH-20261207-003", "2026-11 月报"}
+        "HZ-20261207-0003", "2026-11 月报"}
     for key in ("after", "ledger"):
         assert set((await statuses(key)).values()) == {DeliveryStatus.SENT}
 
