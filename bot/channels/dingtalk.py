@@ -159,9 +159,8 @@ class DingTalkChannel:
         if isinstance(message, Text | Markdown | Card):
             return robot_message(message, self.limits)
         if isinstance(message, Image | File):
-            upload = await upload_of(message, self._media)
-            media_id = await self._api.upload(upload.data, upload.filename, upload.content_type,
-                                              message.type)
+            async with upload_of(message, self._media) as upload:
+                media_id = await self._api.upload(upload, message.type)
             if isinstance(message, Image):
                 return "sampleImageMsg", json.dumps({"photoURL": media_id})
             extension = message.filename.rsplit(".", 1)[-1] if "." in message.filename else ""

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from bot import metrics
-from bot.channels import Unreachable
+from bot.channels import Unreachable, Upload
 from bot.channels.token import SharedToken
 from bot.media import CHUNK
 from bot.settings import DingTalkSettings
@@ -92,12 +92,14 @@ class DingTalkApi:
 
     async def legacy(self, path: str, *, json: Mapping[str, Any] | None = None,
                      params: Mapping[str, str] | None = None,
-                     data: aiohttp.FormData | None = None) -> dict[str, Any]:
-        """An old-style call (`{oapi_base}/{path}?access_token=…`); an errcode raises."""
+                     form: Callable[[], aiohttp.FormData] | None = None) -> dict[str, Any]:
+        """An old-style call (`{oapi_base}/{path}?access_token=…`); an errcode raises.
+        `form`: makes the multipart body, once for each try."""
         for attempt in (1, 2):
             token = await self.token()
             try:
-                body = await self._json("POST", self._s.oapi_base, path, json=json, data=data,
+                body = await self._json("POST", self._s.oapi_base, path, json=json,
+                                        data=form() if form else None,
                                         params={**(params or {}), "access_token": token})
                 code = str(body.get("errcode", 0))
                 if code != "0":
@@ -122,12 +124,9 @@ class DingTalkApi:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unreachable(f"download: {exc.__class__.__name__}") from None
 
-    async def upload(self, data: bytes, filename: str, content_type: str, kind: str) -> str:
+    async def upload(self, upload: Upload, kind: str) -> str:
         """media/upload (old style): the media id a robot message can show (§7.3)."""
-        # The name as raw UTF-8, as browsers send it (RFC 7578), not percent-encoded.
-        form = aiohttp.FormData(quote_fields=False)
-        form.add_field("media", data, filename=filename, content_type=content_type)
-        body = await self.legacy("media/upload", params={"type": kind}, data=form)
+        body = await self.legacy("media/upload", params={"type": kind}, form=upload.form)
         return str(body["media_id"])
 
     async def _json(self, method: str, base: str, path: str, *,

@@ -308,10 +308,9 @@ class WeComChannel:
 
     async def _body(self, message: Outgoing, duplicate_check: float) -> dict[str, Any]:
         if isinstance(message, Image | File):
-            upload = await upload_of(message, self._media)
-            # media/upload takes the same `type` as the message's msgtype (§4.5).
-            media_id = await self._api.upload(upload.data, upload.filename,
-                                              upload.content_type, message.type)
+            async with upload_of(message, self._media) as upload:
+                # media/upload takes the same `type` as the message's msgtype (§4.5).
+                media_id = await self._api.upload(upload, message.type)
             # A repeat uploads again and gets a new media id, so WeCom's check cannot match it.
             return {"agentid": self._s.agent_id, "msgtype": message.type,
                     message.type: {"media_id": media_id}}

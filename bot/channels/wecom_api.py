@@ -15,12 +15,13 @@ from typing import Any
 import aiohttp
 
 from bot import metrics
-from bot.channels import Unreachable
+from bot.channels import Unreachable, Upload
 from bot.channels.token import SharedToken
 from bot.media import CHUNK
 from bot.settings import WeComSettings
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+Form = Callable[[], aiohttp.FormData]
 
 
 class WeComError(Exception):
@@ -65,10 +66,11 @@ class WeComApi:
 
     async def call(
         self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None, form: Form | None = None,
     ) -> dict[str, Any]:
-        """A business call with the shared token; one refresh and retry on a token error."""
-        return await self._with_token(method, path, json=json, params=params, data=data)
+        """A business call with the shared token; one refresh and retry on a token error.
+        `form`: makes the multipart body, once for each try."""
+        return await self._with_token(method, path, json=json, params=params, form=form)
 
     async def download(self, media_id: str) -> AsyncIterator[bytes]:
         """media/get, a chunk at a time: the file, or a JSON error body (told apart by
@@ -88,14 +90,14 @@ class WeComApi:
 
     async def _with_token(
         self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None, data: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None, form: Form | None = None,
     ) -> dict[str, Any]:
         for attempt in (1, 2):
             token = await self.token()
             try:
                 return await self._request(
                     method, path, params={**(params or {}), "access_token": token},
-                    json=json, data=data,
+                    json=json, data=form() if form else None,
                 )
             except WeComError as exc:
                 await self._refused(exc, token, attempt)
@@ -144,11 +146,6 @@ class WeComApi:
             raise WeComError(errcode, str(body.get("errmsg", "")))
         yield body
 
-    async def upload(self, data: bytes, filename: str, content_type: str,
-                     kind: str = "image") -> str:
-        # The name as raw UTF-8, as browsers and requests send it (RFC 7578): aiohttp would
-        # percent-encode it, and a 隐患台账 would reach people named %E9%9A%90….xlsx.
-        form = aiohttp.FormData(quote_fields=False)
-        form.add_field("media", data, filename=filename, content_type=content_type)
-        body = await self.call("POST", "media/upload", params={"type": kind}, data=form)
+    async def upload(self, upload: Upload, kind: str = "image") -> str:
+        body = await self.call("POST", "media/upload", params={"type": kind}, form=upload.form)
         return str(body["media_id"])

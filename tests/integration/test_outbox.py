@@ -393,6 +393,21 @@ async def test_an_image_is_uploaded_then_sent(world: World) -> None:
     assert received.msgtype == "image" and received.body["image"]["media_id"]
 
 
+async def test_a_photo_upload_met_by_an_expired_token_is_sent_whole_with_a_fresh_one(
+        world: World) -> None:
+    """The upload is read from its spooled file: the retry sends every byte again."""
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2000
+    digest = await world.media.put(data)
+    await world.send("first", Text("先取得令牌"), "zhangsan")
+    await world.drain()
+    world.sim.expire_tokens()
+    await world.send("expired", Image(digest), "zhangsan")
+    await world.drain()
+    [_, received] = world.sim.messages_for("zhangsan")
+    assert world.sim.media[received.body["image"]["media_id"]].data == data
+    assert world.sim.calls["media/upload"] == 2 and world.sim.calls["gettoken"] == 2
+
+
 async def test_a_photo_or_file_missing_from_the_store_is_sent_as_a_note(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """Lost evidence is said, once, with the ticket it belongs to, never sent as nothing and
