@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import INBOX
-from bot.clock import ManualClock
-from bot.inbox import WAITING
 from bot.media import CHUNK, MediaMissing, MediaStore, MediaUnavailable
 from bot.media.folder import FolderStore
 from bot.media.s3 import PART, S3Store
 from bot.settings import S3Settings
 from bot.supervision import environmental
-from models.inbox import InboxEvent, InboxStatus
 from simulator.photos import photo
 from tests.harness import cli
-from tests.integration.test_resilience import retried, texts, until_row
-from tests.plant import Person, plant
+from tests.integration.test_resilience import photo_waits_then_is_handled
 from tests.s3 import KEYS, Relay, S3Server, new_bucket, store_settings
 
 
@@ -114,40 +109,17 @@ async def test_the_bucket_down_while_a_worker_reports_makes_the_photo_wait(
     there whole and the report goes on."""
     relay = Relay(s3.endpoint)
     bucket = await new_bucket(s3.endpoint)
-    clock = ManualClock()
-    async with plant(database_url, media_dir, clock,
-                     **store_settings(relay.endpoint, bucket)) as (sim, service):
-        assert service.app is not None
-        worker = Person(sim, "zhangsan")
-        sent = photo(3)
-        await worker.sends_photo(sent)
-        event = await until_row(lambda e: e.failing_since is not None)
-        assert event.status is InboxStatus.PENDING and event.attempts == 0
-        assert "media store unreachable" in event.last_error
-        assert sim.messages_for("zhangsan") == []
-
-        for _ in range(3):        # a minute and more passes, with tries in between
-            clock.advance(61)
-            await retried(service, event)
-            event = await InboxEvent.get(id=event.id)
-        await worker.expect(WAITING)
-        assert texts(sim, "zhangsan").count(WAITING) == 1
-
-        await relay.up()
-        clock.advance(61)
-        service.app[INBOX].wake()
-        await worker.expect("已收到照片", "哪个区域")
-        handled = await InboxEvent.get(id=event.id)
-        assert handled.status is InboxStatus.DONE and handled.attempts == 0
-        assert texts(sim, "zhangsan").count(WAITING) == 1
-        digest = hashlib.sha256(sent).hexdigest()
-        assert handled.event.media == digest
-        store = bucket_store(s3.endpoint, bucket)
-        assert await store.get(digest) == sent
-        assert [d async for d in store.digests()] == [digest]
-        await store.close()
-        assert os.listdir(media_dir) == []         # nothing went to the local folder
-    await relay.down()
+    try:
+        handled = await photo_waits_then_is_handled(
+            database_url, media_dir, "media store unreachable", relay.up,
+            **store_settings(relay.endpoint, bucket))
+    finally:
+        await relay.down()
+    store = bucket_store(s3.endpoint, bucket)
+    assert await store.is_image(handled.event.media)
+    assert [d async for d in store.digests()] == [handled.event.media]
+    await store.close()
+    assert os.listdir(media_dir) == []         # nothing went to the local folder
 
 
 async def test_migrate_refuses_bad_targets_and_names_what_it_could_not_copy(

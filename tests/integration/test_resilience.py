@@ -119,19 +119,20 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         subprocess.run(["umount", "-l", str(disk.path)], check=False)
 
 
-async def photo_waits_then_is_handled(database_url: str, disk: SmallDisk,
-                                      make_writable: object) -> None:
-    """张三's photo meets a media directory that refuses it: the event waits (no tries counted,
-    nothing parked), after a minute he is told once, and once the directory takes writes again
-    the photo is stored whole and the report goes on."""
+async def photo_waits_then_is_handled(database_url: str, media_dir: Path, failure: str,
+                                      mend: Callable[[], Awaitable[None]],
+                                      **settings: str) -> InboxEvent:
+    """张三's photo meets a media store that refuses it (`failure` is in the event's error):
+    the event waits (no tries counted, nothing parked), after a minute he is told once, and once
+    `mend` put the store right the report goes on. Returns the handled event."""
     clock = ManualClock()
-    async with plant(database_url, disk.path, clock) as (sim, service):
+    async with plant(database_url, media_dir, clock, **settings) as (sim, service):
         assert service.app is not None
         worker = Person(sim, "zhangsan")
         await worker.sends_photo()
         event = await until_row(lambda e: e.failing_since is not None)
         assert event.status is InboxStatus.PENDING and event.attempts == 0
-        assert "Errno" in event.last_error
+        assert failure in event.last_error
         assert sim.messages_for("zhangsan") == []
 
         for _ in range(3):        # a minute and more passes, with tries in between
@@ -140,17 +141,27 @@ async def photo_waits_then_is_handled(database_url: str, disk: SmallDisk,
             event = await InboxEvent.get(id=event.id)
         await worker.expect(WAITING)
         assert [text for text in texts(sim, "zhangsan") if text == WAITING] == [WAITING]
-        assert disk.files() in ([], ["filler"])     # no partial file left behind
 
-        make_writable()           # type: ignore[operator]
+        await mend()
         clock.advance(61)
         service.app[INBOX].wake()
         await worker.expect("已收到照片", "哪个区域")
         handled = await InboxEvent.get(id=event.id)
         assert handled.status is InboxStatus.DONE and handled.attempts == 0
-        assert len([f for f in disk.files() if f != "filler"]) == 1
-        assert not any(f.endswith(".part") for f in disk.files())
         assert texts(sim, "zhangsan").count(WAITING) == 1
+        return handled
+
+
+async def on_the_disk(disk: SmallDisk, database_url: str,
+                      make_writable: Callable[[], object]) -> None:
+    """The photo waited on the disk, then is stored there whole, and nothing partial is left."""
+    async def mend() -> None:
+        assert disk.files() in ([], ["filler"])     # no partial file left behind
+        make_writable()
+
+    await photo_waits_then_is_handled(database_url, disk.path, "Errno", mend)
+    assert len([f for f in disk.files() if f != "filler"]) == 1
+    assert not any(f.endswith(".part") for f in disk.files())
 
 
 async def until_row(condition: object, timeout: float = 30.0) -> InboxEvent:  # noqa: ASYNC109
@@ -177,15 +188,13 @@ def texts(sim: WeComSimulator, user: str) -> list[str]:
 async def test_a_read_only_media_directory_makes_the_photo_wait(
         db: TortoiseContext, database_url: str, small_disk: SmallDisk) -> None:
     small_disk.remount("ro")
-    await photo_waits_then_is_handled(database_url, small_disk,
-                                      lambda: small_disk.remount("rw"))
+    await on_the_disk(small_disk, database_url, lambda: small_disk.remount("rw"))
 
 
 async def test_a_full_disk_makes_the_photo_wait_and_leaves_no_partial_file(
         db: TortoiseContext, database_url: str, small_disk: SmallDisk) -> None:
     small_disk.fill()
-    await photo_waits_then_is_handled(database_url, small_disk,
-                                      lambda: (small_disk.path / "filler").unlink())
+    await on_the_disk(small_disk, database_url, (small_disk.path / "filler").unlink)
 
 
 # ---------------------------------------------------------------------------------------------
