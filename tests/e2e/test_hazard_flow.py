@@ -22,7 +22,7 @@ from models.inbox import inbox_put
 from models.org import Area, User
 from scheduler.dialogs import expire_dialogs
 from tests.harness import Service, settled
-from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
+from tests.plant import PLATFORMS, Person, Phone, Seen, phone_of, plant
 
 TZ = ZoneInfo("Asia/Shanghai")     # the demo plant's
 
@@ -56,6 +56,16 @@ async def file_general(phone: Phone[Any]) -> tuple[Person, Person, str]:
     number = NUMBER.search(filed.text)
     assert number is not None
     return worker, owner, number.group()
+
+
+async def accept_and_rectify(owner: Person, assigned: Seen, number: str) -> None:
+    """The owner accepts the card, sends the after-photo and 已整改: sent for review."""
+    await owner.clicks(assigned, "接收")
+    await owner.expect(f"已接收 {number}")
+    await owner.sends_photo()
+    await owner.expect("如是整改后的照片")
+    await owner.says("已整改")
+    await owner.expect(f"{number} 已提交复查，复查人：徐明")
 
 
 # ---------------------------------------------------------------------------------------------

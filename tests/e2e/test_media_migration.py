@@ -11,7 +11,7 @@ from tortoise.context import TortoiseContext
 
 from models.hazard import Ticket
 from simulator.wecom import WeComSimulator
-from tests.e2e.test_hazard_flow import file_general
+from tests.e2e.test_hazard_flow import accept_and_rectify, file_general
 from tests.harness import cli, service_settings, settled
 from tests.plant import Person, phone_of, plant
 
@@ -32,13 +32,7 @@ async def test_the_folder_moves_to_a_bucket_and_the_walkthrough_still_shows_ever
         phone = phone_of(sim)
         # On the folder: reported, accepted, rectified with an after-photo, sent for review.
         _, owner, number = await file_general(phone)
-        assigned = await owner.expect(f"隐患整改 {number}")
-        await owner.clicks(assigned, "接收")
-        await owner.expect(f"已接收 {number}")
-        await owner.sends_photo()
-        await owner.expect("如是整改后的照片")
-        await owner.says("已整改")
-        await owner.expect(f"{number} 已提交复查")
+        await accept_and_rectify(owner, await owner.expect(f"隐患整改 {number}"), number)
         reviewer = Person(phone, "xuming")
         review = await reviewer.expect(f"整改复查 {number}")
         await settled()

@@ -16,7 +16,7 @@ from models.hazard import Ticket
 from models.org import User
 from models.webchat import WebChatLine
 from simulator.wecom import WeComSimulator
-from tests.e2e.test_hazard_flow import file_general
+from tests.e2e.test_hazard_flow import accept_and_rectify, file_general
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, settled, spawn, stop
 from tests.plant import DEMO_ORG, phone_of
 
@@ -48,12 +48,7 @@ async def test_a_photo_received_on_one_host_is_delivered_and_shown_by_others(
 
         # Host B takes it from there: 高峰's after-photo, then both to the reviewer.
         work_b, _ = await spawn(["work"], database_url, sim.base_url, hosts["b"], **bucket)
-        await owner.clicks(assigned, "接收")
-        await owner.expect(f"已接收 {number}")
-        await owner.sends_photo()
-        await owner.expect("如是整改后的照片")
-        await owner.says("已整改")
-        await owner.expect(f"{number} 已提交复查，复查人：徐明")
+        await accept_and_rectify(owner, assigned, number)
         await settled()
     finally:
         for proc in (web, work_a, work_b):
