@@ -91,17 +91,19 @@ class Dispatcher(ClaimLoop[Leased]):
             await self._settle(msg, Delivery({d.recipient: outcome for d in waiting}, {}),
                                waiting, 0, now)
             return
+        message = await self._sendable(msg)       # before anyone is marked as being sent to
         limit = channel.limits.per_person_per_minute
         ready, free_at = await self._reserve(msg.id, waiting, now, limit)
         delivery = Delivery({}, {})
         if ready:
-            delivery = await self._deliver(channel, msg, await self._sendable(msg), ready, now)
+            delivery = await self._deliver(channel, msg, message, ready, now)
         await self._settle(msg, delivery, ready, len(waiting) - len(ready), now, free_at)
 
     async def _sendable(self, msg: OutboxMessage) -> Outgoing:
         """The message, or, for a photo or file the media store no longer has, a note that
         says so: the rest of what a person was sent still makes sense without it. A store
-        that cannot be reached raises (an environmental failure: the attempt is repeated)."""
+        that cannot be reached raises: the message waits, its lease runs out, and it is
+        tried again (an environmental failure, counted as no attempt)."""
         message = msg.message
         if not isinstance(message, Image | File) or await self._media.exists(message.media):
             return message

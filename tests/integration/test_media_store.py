@@ -18,8 +18,11 @@ from bot.media.folder import FolderStore
 from bot.media.s3 import PART, S3Store
 from bot.settings import S3Settings
 from bot.supervision import environmental
+from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage
+from models.outgoing import Image
 from simulator.photos import photo
 from tests.harness import cli
+from tests.integration.test_outbox import make_world
 from tests.integration.test_resilience import photo_waits_then_is_handled
 from tests.s3 import KEYS, Relay, S3Server, new_bucket, store_settings
 
@@ -152,3 +155,30 @@ async def test_migrate_refuses_bad_targets_and_names_what_it_could_not_copy(
     store = bucket_store(bucket["s3_endpoint"], bucket["media_url"].split("/")[2])
     assert sorted([d async for d in store.digests()]) == sorted(good)
     await store.close()
+
+
+async def test_a_photo_to_send_waits_in_the_outbox_while_the_bucket_is_away(
+        db: TortoiseContext, database_url: str, media_dir: Path, s3: S3Server) -> None:
+    """Nobody is marked as sent to, nothing is given up; it goes when the bucket is back."""
+    relay = Relay(s3.endpoint)
+    await relay.up()
+    store = bucket_store(relay.endpoint, await new_bucket(s3.endpoint))
+    data = photo(21)
+    digest = await store.put(data)
+    await relay.down()
+    async for world in make_world(database_url, media_dir, store):
+        await world.send("photo", Image(digest, about="HZ-20261207-0001"), "zhangsan")
+        await world.drain()
+        assert world.sim.messages_for("zhangsan") == []
+        [delivery] = await OutboxDelivery.filter(message__idempotency_key="photo")
+        assert delivery.status is DeliveryStatus.PENDING
+        message = await OutboxMessage.get(idempotency_key="photo")
+        assert message.attempts == 0
+
+        await relay.up()
+        world.clock.advance(world.settings.lease_seconds + 1)     # the attempt's lease ran out
+        await world.drain()
+        [received] = world.sim.messages_for("zhangsan")
+        assert world.sim.media[received.body["image"]["media_id"]].data == data
+    await store.close()
+    await relay.down()

@@ -18,6 +18,7 @@ from bot.channels.wecom import WeComChannel
 from bot.channels.wecom_api import WeComApi
 from bot.clock import ManualClock
 from bot.dispatcher import Dispatcher, MemberTurns
+from bot.media import MediaStore
 from bot.media.folder import FolderStore
 from bot.settings import Settings
 from models import transaction
@@ -51,7 +52,7 @@ class World:
     sim: WeComSimulator
     clock: ManualClock
     dispatcher: Dispatcher
-    media: FolderStore
+    media: MediaStore
     settings: Settings
 
     async def send(self, key: str, message: object, *users: str, **kw: object) -> None:
@@ -64,14 +65,16 @@ class World:
             pass
 
 
-async def make_world(database_url: str, media_dir: Path, **overrides: object
-                     ) -> AsyncIterator[World]:
+async def make_world(database_url: str, media_dir: Path, media: MediaStore | None = None,
+                     **overrides: object) -> AsyncIterator[World]:
+    """The dispatcher and WeCom's channel against the simulator; photos from `media` (by
+    default the folder `media_dir`)."""
     clock = ManualClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=PEOPLE,
                          clock=clock.seconds)
     base = await sim.start()
     settings = service_settings(database_url, base, media_dir, **overrides)
-    media = FolderStore(media_dir)
+    media = media or FolderStore(media_dir)
     async with aiohttp.ClientSession() as session:
         api = WeComApi(settings.wecom, session, "test-1", clock)
         channel = WeComChannel(settings.wecom, api, media)
@@ -412,6 +415,7 @@ async def test_a_photo_or_file_missing_from_the_store_is_sent_as_a_note(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """Lost evidence is said, once, with the ticket it belongs to, never sent as nothing and
     never retried for ever; the messages around it still go."""
+    assert isinstance(world.media, FolderStore)
     kept = await world.media.put(b"\x89PNG\r\n\x1a\n" + b"before" * 50)
     lost = await world.media.put(b"\x89PNG\r\n\x1a\n" + b"after" * 50)
     world.media.path(lost).unlink()
