@@ -42,3 +42,7 @@ def configure(level: str) -> None:
     # service's log would be nothing else. A tick that did something says so itself
     # (scheduler/jobs.py); APScheduler's warnings (a missed run) still show.
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
+    # botocore and aiobotocore (the media bucket) log each request's headers at DEBUG, the
+    # access key id among them.
+    for name in ("botocore", "aiobotocore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
