@@ -6,6 +6,7 @@ nothing lost)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot import logs
 from bot.media import CHUNK, MediaMissing, MediaStore, MediaUnavailable
 from bot.media.folder import FolderStore
 from bot.media.s3 import PART, S3Store
@@ -182,3 +184,27 @@ async def test_a_photo_to_send_waits_in_the_outbox_while_the_bucket_is_away(
         assert world.sim.media[received.body["image"]["media_id"]].data == data
     await store.close()
     await relay.down()
+
+
+async def test_the_bucket_s_keys_stay_out_of_the_logs_even_at_debug(
+        s3: S3Server, caplog: pytest.LogCaptureFixture) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quieted = ("botocore", "aiobotocore", "tortoise", "asyncpg.pool", "apscheduler",
+               "aiohttp.access")
+    store = bucket_store(s3.endpoint, await new_bucket(s3.endpoint))
+    try:
+        logs.configure("DEBUG")
+        root.addHandler(caplog.handler)
+        digest = await store.put(photo(31))
+        assert await store.exists(digest)
+        # botocore writes each request's headers, the key id among them, at DEBUG.
+        assert not logging.getLogger("botocore.endpoint").isEnabledFor(logging.DEBUG)
+    finally:
+        await store.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in quieted:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert KEYS["s3_access_key_id"] not in caplog.text
+    assert KEYS["s3_secret_access_key"] not in caplog.text
