@@ -27,6 +27,7 @@ from models.outgoing import Button, Card, CardUpdate, Image, Markdown, Selection
 from models.webchat import WebChatLine, add_line
 from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service, service_settings
+from tests.s3 import Relay, S3Server, new_bucket, store_settings
 from tests.webchat_client import (
     Socket,
     drill_chat,
@@ -384,6 +385,31 @@ async def test_a_photo_that_cannot_be_saved_is_answered_503_in_chinese(
     status, answer = await upload(http, service.url, "zhangsan", JPEG)
     assert (status, answer) == (503, {"error": "暂时无法保存照片，请稍后再试。"})
     assert not await InboxEvent.exists() and not await WebChatLine.exists()
+
+
+async def test_while_the_bucket_is_away_photos_are_answered_503_and_shown_when_it_is_back(
+        db: TortoiseContext, people: None, wecom: WeComSimulator, database_url: str,
+        media_dir: Path, http: aiohttp.ClientSession, s3: S3Server) -> None:
+    relay = Relay(s3.endpoint)
+    await relay.up()
+    bucket = store_settings(relay.endpoint, await new_bucket(s3.endpoint))
+    svc = Service(service_settings(database_url, wecom.base_url, media_dir, **bucket))
+    await svc.start(workers=False)
+    try:
+        assert (await upload(http, svc.url, "zhangsan", JPEG))[0] == 200
+        photo = f"{svc.url}/chat/media/{hashlib.sha256(JPEG).hexdigest()}?user=zhangsan"
+        await relay.down()
+        status, answer = await upload(http, svc.url, "zhangsan", JPEG + b"another")
+        assert (status, answer) == (503, {"error": "暂时无法保存照片，请稍后再试。"})
+        async with http.get(photo) as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"] == "30"
+        await relay.up()
+        async with http.get(photo) as resp:
+            assert resp.status == 200 and await resp.read() == JPEG
+        assert await InboxEvent.all().count() == 1       # the refused upload left nothing
+    finally:
+        await svc.stop()
+        await relay.down()
 
 
 async def test_an_unexpected_failure_is_answered_500_in_chinese(
