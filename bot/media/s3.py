@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 from aiobotocore.session import get_session
@@ -118,16 +119,18 @@ class S3Store(MediaStore):
             await self._in_parts(client, key, spooled)
 
     async def _in_parts(self, client: Any, key: str, spooled: Spooled) -> None:
-        """A multipart upload, one part in memory at a time; abandoned parts are removed."""
+        """A multipart upload, each part read from the spool as it is sent (a part in memory
+        would be copied again by aiohttp); abandoned parts are removed."""
         upload = await client.create_multipart_upload(Bucket=self._bucket, Key=key)
         ids = {"Bucket": self._bucket, "Key": key, "UploadId": upload["UploadId"]}
         try:
             parts = []
-            number = 1
-            while part := await asyncio.to_thread(spooled.file.read, PART):
-                answer = await client.upload_part(**ids, PartNumber=number, Body=part)
+            for number, start in enumerate(range(0, spooled.size, PART), 1):
+                size = min(PART, spooled.size - start)
+                answer = await client.upload_part(
+                    **ids, PartNumber=number, ContentLength=size,
+                    Body=_Window(spooled.file, start, size))
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                number += 1
             await client.complete_multipart_upload(**ids, MultipartUpload={"Parts": parts})
         except BaseException:
             with contextlib.suppress(Exception):
@@ -156,6 +159,47 @@ class S3Store(MediaStore):
         async with self._opening:
             self._client = None
             await self._stack.aclose()
+
+
+class _Window(io.RawIOBase):
+    """`size` bytes of `fh` from `start`, as a file of their own that can be read and rewound
+    (botocore signs the body, aiohttp sends it); closing it leaves `fh` open."""
+
+    def __init__(self, fh: IO[bytes], start: int, size: int) -> None:
+        self._fh = fh
+        self._start = start
+        self._size = size
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = min(max(base + offset, 0), self._size)
+        return self._at
+
+    def read(self, size: int = -1) -> bytes:
+        """Straight from the file: RawIOBase's own would fill a buffer, then copy it."""
+        left = self._size - self._at
+        wanted = left if size is None or size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        self._fh.seek(self._start + self._at)
+        data = self._fh.read(wanted)
+        self._at += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 @contextlib.contextmanager
