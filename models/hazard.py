@@ -383,6 +383,23 @@ async def set_plan(ticket: Ticket, actor: User, plan: dict[str, str], deadline: 
                 deadline=deadline, opened_at=now, checklist=checklist)
 
 
+async def check_reader(ticket: Ticket, actor: User, now: datetime) -> None:
+    """A ticket's details are for its reporter, owner and reviewer, the people up their
+    supervisor chains (and up the chain its escalations climb), safety managers and
+    principals; anyone else is refused, on record."""
+    if is_manager(actor):
+        return
+    parties = {p for p in (ticket.reporter_id, ticket.owner_id, ticket.reviewer_id) if p}
+    if actor.id in parties or actor.id in ticket.chain:
+        return
+    for party in parties:
+        if actor.id in await supervisor_chain(party):
+            return
+    await refuse(ticket, actor, "查看详情",
+                 f"您无权查看 {ticket.label} 的详情：仅对上报人、整改责任人、复查人及其上级和"
+                 "安全管理员开放。发送“我的隐患”可查看与您有关的隐患。", now)
+
+
 async def check_owner(ticket: Ticket, actor: User, action: str, now: datetime) -> None:
     """Only the ticket's owner acts on it; anyone else is refused, on record."""
     if actor.id != ticket.owner_id:

@@ -1,5 +1,6 @@
-"""Commands about tickets anyone can type: 我的隐患, a ticket number, 统计, 取消 HZ-…; and the
-查看详情 button of reminder and escalation cards."""
+"""Commands about tickets anyone can type: 我的隐患, a ticket number (its details, for the
+people it concerns), 统计, 取消 HZ-…; and the 查看详情 button of reminder and escalation
+cards."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from handlers.hazard.views import details, facts, line
 from handlers.router import Context, Router
 from models.audit import history, record
 from models.escalation import fired
-from models.hazard import ACTIVE, LABELS, Status, cancel, is_manager, ticket_numbered
+from models.hazard import (
+    ACTIVE,
+    LABELS,
+    Status,
+    cancel,
+    check_reader,
+    is_manager,
+    ticket_numbered,
+)
 from models.inbound import InboundKind
 from models.org import every_area, user_names
 from models.outgoing import Markdown, Text, fit
@@ -62,6 +71,8 @@ async def _details(ctx: Context, number: str) -> None:
     ticket = await ticket_numbered(number)
     if ticket is None:
         await ctx.reply(Text(f"没有找到隐患 {number}。"))
+        return
+    if not await guarded(ctx, ticket, check_reader(ticket, ctx.me, ctx.now)):
         return
     events = await history("ticket", str(ticket.id))
     alarms = await fired(ticket.id)

@@ -777,6 +777,29 @@ async def test_my_tickets_details_and_statistics(phone: Phone[Any]) -> None:
     assert "未闭环：1项" in stats and "3号车间：1项" in stats and "待复查1项" in stats
 
 
+async def test_a_ticket_s_details_are_for_the_people_it_concerns(phone: Phone[Any]) -> None:
+    """The reporter, owner and reviewer, their supervisors up the chain and the safety managers
+    read it; a worker or a manager of another department is refused politely, on record."""
+    _, _, number = await file_general(phone)
+    for reader in ("zhangsan", "gaofeng", "xuming", "wangqiang", "zhouwei", "chenjianguo",
+                   "sunli"):
+        person = Person(phone, reader)
+        await person.says(number)
+        await person.expect(f"{number} 3号车间 · 用电类", "**记录**")
+    for outsider in ("linfang", "maxiaodong", "wanghaiyan"):
+        person = Person(phone, outsider)
+        await person.says(number)
+        refusal = await person.expect(f"您无权查看 {number} 的详情")
+        assert "3号车间" not in refusal.text and "裸露电线" not in refusal.text
+    ticket = await Ticket.get(number=number)
+    refused = await AuditEvent.filter(action="refused", subject_id=str(ticket.id)) \
+        .order_by("id").values_list("actor", flat=True)
+    assert refused == ["linfang", "maxiaodong", "wanghaiyan"]
+    await settled()
+    assert await AuditEvent.filter(subject_id=str(ticket.id)).exclude(
+        action="refused").count() == 1                          # filed: nothing else changed
+
+
 async def test_long_lists_and_records_still_fit_one_message(phone: Phone[Any]) -> None:
     """A platform refuses a message over its size (WeCom 2,048 bytes: 45002): 我的隐患 lists the
     newest ten of each kind and says how many there are; a long-lived ticket's details keep its
