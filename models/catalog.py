@@ -47,6 +47,11 @@ class Category:
     reviewer: str | None = None
     defect_type: DefectType = DefectType.THING
 
+    @property
+    def label(self) -> str:
+        """As an inspector looks for it, name and code: 用电类 H01."""
+        return f"{self.name} {self.code}"
+
 
 @dataclass(frozen=True)
 class MajorRule:

@@ -245,7 +245,7 @@ async def closure_for(month: str, tz: ZoneInfo, catalog: Catalog) -> MonthlyClos
 
     def category(t: Ticket) -> str:
         found = catalog.get(t.category)
-        return found.name if found else t.category or NO_CATEGORY
+        return found.label if found else t.category or NO_CATEGORY
 
     current, previous = now.headline(), before.headline()
     return MonthlyClosure(

@@ -54,7 +54,7 @@ async def facts(ticket: Ticket, catalog: Catalog) -> Facts:
     names, area = await names_of(ids, ticket.area_id)
     category = catalog.get(ticket.category)
     return Facts(ticket, area or "未填区域",
-                 category.name if category else "未填类别", names.get(ticket.reporter_id, ""),
+                 category.label if category else "未填类别", names.get(ticket.reporter_id, ""),
                  names.get(ticket.owner_id or "", ""), names.get(ticket.reviewer_id or "", ""))
 
 

@@ -76,7 +76,7 @@ async def test_a_description_with_markdown_shows_as_typed_everywhere(
     details = await worker.expect(f"{number} 3号车间 · 用电类")
     assert details.msgtype == "markdown"
     content = text_of(details)
-    assert content.startswith(f"**{number} 3号车间 · 用电类**")
+    assert content.startswith(f"**{number} 3号车间 · 用电类 H01**")
     assert f"描述：配电箱门没关 {SHOWN}" in content
     assert "取消：误报 ［链接］(http://evil.example)" in content
     assert no_markup(content) and "[链接](" not in content and "\ue000" not in content

@@ -149,8 +149,8 @@ async def test_rows_by_area_and_by_category(report: MonthlyClosure) -> None:
     assert report.by_area[0].closure_rate == pytest.approx(2 / 3)
     # 用电类: N1 N2 N6, all closed.  消防类: N3 N4 N11, closed N3, overdue N4.
     # 机械防护类: N5 N7 N8, closed N5, overdue P3.
-    assert report.by_category == (Breakdown("机械防护类", 3, 1, 1), Breakdown("消防类", 3, 1, 1),
-                                  Breakdown("用电类", 3, 3, 0))
+    assert report.by_category == (Breakdown("机械防护类 M03", 3, 1, 1),
+                                  Breakdown("消防类 F02", 3, 1, 1), Breakdown("用电类 H01", 3, 3, 0))
     # The rows add up to the headline numbers.
     for rows in (report.by_area, report.by_category):
         assert sum(b.filed for b in rows) == report.current.filed
@@ -162,8 +162,8 @@ async def test_the_most_repeated_hazards(report: MonthlyClosure) -> None:
     # N2 (3 reports, filed in November) and P3 (2, open all November); S1 (4) was closed in
     # September.
     assert [(r.number, r.reports, r.area, r.category, r.status) for r in report.repeated] == [
-        ("HZ-20261103-N2", 3, "1号车间", "用电类", "已闭环"),
-        ("HZ-20261025-P3", 2, "1号车间", "机械防护类", "整改中"),
+        ("HZ-20261103-N2", 3, "1号车间", "用电类 H01", "已闭环"),
+        ("HZ-20261025-P3", 2, "1号车间", "机械防护类 M03", "整改中"),
     ]
 
 
@@ -193,8 +193,8 @@ async def test_the_summary_reads_with_the_change_from_last_month(report: Monthly
                  "> 闭环用时：平均3天20小时，较上月+1天20小时，中位数2天，与上月持平",
                  '> 月末未闭环：5项，其中逾期<font color="warning">2项</font>，与上月持平',
                  "> 1号车间：上报3项，闭环2项（66.7%），逾期1项",
-                 "> 用电类：上报3项，闭环3项（100.0%），逾期0项",
-                 "> HZ-20261103-N2（1号车间 · 用电类）：上报3次，已闭环，隐患N2"):
+                 "> 用电类 H01：上报3项，闭环3项（100.0%），逾期0项",
+                 "> HZ-20261103-N2（1号车间 · 用电类 H01）：上报3次，已闭环，隐患N2"):
         assert line in text.splitlines()
 
 
@@ -229,7 +229,8 @@ async def test_the_report_files_are_written_to_a_folder(plant: None, tmp_path: P
     assert [r[0].split("-")[-1] for r in rows[1:]] == [
         "N1", "N2", "N3", "N4", "N5", "N9", "N6", "N7", "N8", "N11"]
     n2 = rows[2]
-    assert n2[1:9] == ("1号车间", "用电类", "一般", "物的状态", "隐患N2", "张三", "高峰", "徐明")
+    assert n2[1:9] == ("1号车间", "用电类 H01", "一般", "物的状态", "隐患N2", "张三", "高峰",
+                       "徐明")
     assert n2[9:] == (datetime(2026, 11, 3, 9), datetime(2026, 11, 6, 9), "已闭环",  # noqa: DTZ001
                       datetime(2026, 11, 7, 9), "是")  # noqa: DTZ001  (local wall-clock)
     assert [r[-1] for r in rows[1:]].count("是") == 2     # N2 closed late, N4 past due
