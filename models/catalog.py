@@ -2,8 +2,8 @@
 
 The library lives in `config/categories.toml` so a plant can edit it without code. Suggestions
 always carry a reason the reporter can read: the bot proposes, people decide. 重大 is proposed
-only when a rule with at least two independent conditions matches (regulations.md §5.2), never
-from one word.
+only when a rule with at least two independent conditions matches within one clause
+(regulations.md §5.2), never from one word, nor from words of two findings.
 """
 
 from __future__ import annotations
@@ -53,20 +53,37 @@ class Category:
         return f"{self.name} {self.code}"
 
 
+# Where one finding ends and the next begins: a full stop, comma, semicolon, a question or a new
+# line. Not 、, which lists things a finding is about (安全阀、压力表失效).
+CLAUSES = re.compile(r"[，,。.;；!！?？\n]+")
+# Words that deny what follows them in the clause: 无泄漏, 未发现泄漏, 没有积尘.
+DENIALS = ("无", "未发现", "没发现", "没有", "未见", "不存在")
+
+
+def _affirmed(clause: str, word: str) -> bool:
+    """`word` is in the clause at least once where the words just before do not deny it."""
+    start = clause.find(word)
+    while start >= 0:
+        if not clause[:start].endswith(DENIALS):
+            return True
+        start = clause.find(word, start + 1)
+    return False
+
+
 @dataclass(frozen=True)
 class MajorRule:
     when: tuple[tuple[str, ...], ...]
     basis: str
 
     def matches(self, text: str) -> tuple[str, ...] | None:
-        """The word that matched each condition, or None when one condition is not met."""
-        hits = []
-        for words in self.when:
-            hit = next((w for w in words if w in text), None)
-            if hit is None:
-                return None
-            hits.append(hit)
-        return tuple(hits)
+        """The word that matched each condition, all in one clause (an expired extinguisher and
+        a pressure gauge in the red are two findings, not a failed safety fitting), none of them
+        denied (无泄漏, 未发现泄漏); None when no clause meets every condition."""
+        for clause in CLAUSES.split(text):
+            hits = [next((w for w in words if _affirmed(clause, w)), None) for words in self.when]
+            if all(hits):
+                return tuple(h for h in hits if h)
+        return None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ is asked again with a hint. Photos join the draft at any step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -65,6 +66,20 @@ def _area_question(areas: Sequence[Area], room: int) -> str:
             break
         choices.append(choice)
     return head + "".join(choices) + (more if len(choices) < len(areas) else "")
+
+
+SEPARATORS = " \t\n，,。.;；:：、"
+
+
+def _without(text: str, labels: Sequence[str]) -> str:
+    """`text` without the words that are only a label ("3号车间 配电箱门没关", "配电箱门没关，
+    3号车间", a typo such as "锅炉房房"): they answer a question. A label inside the reporter's
+    sentence stays ("二号仓库的灭火器过期了" keeps 二号仓库): the description is their words."""
+    words = re.split(f"([{re.escape(SEPARATORS)}]+)", text)
+    for n, word in enumerate(words):
+        if any(label in word and len(word.replace(label, "", 1)) < 2 for label in labels):
+            words[n] = " "
+    return "".join(words)
 
 
 def _describes(text: str) -> bool:
@@ -285,17 +300,15 @@ class ReportDialog(Dialog[Ticket]):
                 draft.area_id = found[0].code
         area = next((a for a in areas if a.code == draft.area_id), None) if draft.area_id else None
         if area is not None:
-            for label in sorted((area.name, *area.aliases), key=len, reverse=True):
-                rest = rest.replace(label, " ")
+            rest = _without(rest, (area.name, *area.aliases))
         if not draft.category:
             category = catalog.find(rest)
             if category:
                 draft.category = category.code
         named = catalog.get(draft.category)
         if named:       # "现场管理类" answers the category question; it describes nothing
-            for label in (named.name, named.name.removesuffix("类")):
-                rest = rest.replace(label, " ")
-        rest = rest.strip(" ，,。.;；:：")
+            rest = _without(rest, (named.name, named.name.removesuffix("类")))
+        rest = rest.strip(SEPARATORS)
         if not draft.description and _describes(rest):
             draft.description = rest
 

@@ -106,6 +106,25 @@ async def test_a_photo_and_one_sentence_fill_the_whole_report(phone: Phone[Any])
     assert [(e.from_state, e.to_state) for e in filed_events] == [("draft", "open")]
 
 
+async def test_the_description_keeps_the_reporter_s_words_and_findings_stay_apart(
+        phone: Phone[Any]) -> None:
+    """An expired extinguisher and a gauge in the red are two findings, not a failed safety
+    fitting: 一般. The area is found in the sentence, which is kept as written."""
+    worker = Person(phone, "zhaolei")
+    await worker.says("二号仓库的灭火器过期了，压力表指针在红区")
+    summary = await worker.expect("请确认隐患上报")
+    assert (summary.field("区域"), summary.field("类别"), summary.field("等级")) == (
+        "仓库", "消防类 F02", "一般")
+    draft = await Ticket.get(reporter_id="zhaolei")
+    assert draft.description == "二号仓库的灭火器过期了，压力表指针在红区"
+    await worker.says("取消")
+    await worker.says("仓库，安全阀被拆除了")          # one finding: 重大
+    summary = await worker.expect("请确认隐患上报", "承压设备安全附件失效")
+    assert (summary.field("区域"), summary.field("等级")) == ("仓库", "重大")
+    assert (await Ticket.filter(reporter_id="zhaolei").order_by("-id").first()
+            ).description == "安全阀被拆除了"        # the area, named apart, is cut
+
+
 async def test_the_menu_and_the_usual_words_start_a_report(phone: Phone[Any]) -> None:
     for user_id, start in (("zhangsan", "menu"), ("huangjun", "随手拍"), ("wanghaiyan", "隐患")):
         if start == "menu":

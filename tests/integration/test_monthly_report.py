@@ -150,7 +150,8 @@ async def test_rows_by_area_and_by_category(report: MonthlyClosure) -> None:
     # 用电类: N1 N2 N6, all closed.  消防类: N3 N4 N11, closed N3, overdue N4.
     # 机械防护类: N5 N7 N8, closed N5, overdue P3.
     assert report.by_category == (Breakdown("机械防护类 M03", 3, 1, 1),
-                                  Breakdown("消防类 F02", 3, 1, 1), Breakdown("用电类 H01", 3, 3, 0))
+                                  Breakdown("消防类 F02", 3, 1, 1),
+                                  Breakdown("用电类 H01", 3, 3, 0))
     # The rows add up to the headline numbers.
     for rows in (report.by_area, report.by_category):
         assert sum(b.filed for b in rows) == report.current.filed

@@ -44,6 +44,65 @@ def test_major_needs_two_conditions_and_says_which() -> None:
     assert "液氨制冷" in both.grade_reason
 
 
+# Real phrasings with the grade a safety manager expects. 重大 only when one finding (a clause)
+# meets every condition of a rule; the near misses mention a rule's words in separate findings,
+# deny them, or meet one condition only.
+MAJOR = [
+    "冷库液氨管道阀门处有泄漏，能闻到刺鼻气味",
+    "氨压缩机房地面有氨泄漏",
+    "液氨储罐法兰漏气",
+    "制冷车间液氨跑冒，请马上处理",
+    "新来的焊工无证上岗",
+    "叉车司机未持证驾驶叉车",
+    "锅炉房司炉没有证就在操作",
+    "电工无证接线",
+    "特种作业人员未持证作业",
+    "污水池有限空间作业未检测就下人",
+    "受限空间作业无人监护",
+    "有限空间未通风就进入作业",
+    "3号罐有限空间清理没人监护",
+    "打磨车间粉尘积尘严重",
+    "粉尘车间除尘器停了还在生产",
+    "抛光间粉尘区域有电焊火花",
+    "粉尘作业区未除尘就开工",
+    "锅炉安全阀拆除了",
+    "空压机储气罐压力表过期未校验",
+    "蒸汽管道安全阀失效",
+    "安全阀、压力表都过期了",
+    "2号锅炉压力表未校验\n请安排检测",
+]
+NEAR_MISSES = [
+    "二号仓库的灭火器过期了，压力表指针在红区",
+    "液氨储罐区巡检正常，无泄漏",
+    "液氨管道未发现泄漏，但保温层破损",
+    "氨气报警器过期了。车间水管泄漏",
+    "电工房门没锁，无证人员可以随意进出",
+    "焊工已持证上岗；另外有一名学徒无证，未安排作业",
+    "叉车司机未戴安全帽",
+    "有限空间警示牌掉了",
+    "有限空间作业，已检测已通风，有专人监护",
+    "受限空间入口，通风机未通电",
+    "粉尘车间地面有积水",
+    "粉尘车间除尘器运行正常，未发现积尘",
+    "仓库里粉尘较多。电焊时有火花溅到纸箱",
+    "安全阀铅封完好，压力表在检定有效期内",
+    "灭火器过期",
+    "压力表表盘模糊看不清",
+    "安全阀没有失效，只是外壳锈蚀",
+    "配电箱门没关，有裸露电线",
+    "3号车间消防通道被堆放的货物堵塞",
+    "员工在仓库吸烟",
+    "液氨车间的洗眼器没水了",
+    "氨水桶放在通道上，地面有油污泄漏",
+]
+
+
+@pytest.mark.parametrize(("text", "grade"), [
+    *((text, Grade.MAJOR) for text in MAJOR), *((text, Grade.GENERAL) for text in NEAR_MISSES)])
+def test_a_grade_a_safety_manager_trusts(text: str, grade: Grade) -> None:
+    assert CATALOG.suggest(text, CATALOG.find(text)).grade is grade
+
+
 def test_defect_type_comes_with_a_reason() -> None:
     behaviour = CATALOG.suggest("操作工未戴安全帽", category("P07"))
     assert (behaviour.defect_type, behaviour.defect_reason) == (DefectType.BEHAVIOUR,
