@@ -30,7 +30,7 @@ from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore, open_store
-from bot.scheduling import load_policy
+from bot.scheduling import load_calendar, load_policy
 from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
 from bot.wakeups import Announcer, listen
@@ -74,6 +74,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
         limits=limits_by_platform(settings, plugins), home=home_platform(settings, plugins),
+        calendar=load_calendar(settings.schedule, settings.tz),
         draft_idle=timedelta(minutes=h.draft_idle_minutes),
         photo_window=timedelta(seconds=h.photo_window_seconds),
         repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,

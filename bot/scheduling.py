@@ -10,9 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.settings import ScheduleSettings, SettingError, read_toml
+from models.calendar import WorkCalendar
 from models.catalog import Grade
 from models.escalation import Ladder
-from scheduler.policy import STATUSES, Policy, RiskRule, WorkCalendar
+from scheduler.policy import STATUSES, Policy, RiskRule
 
 SETTING = "SAFETYBOT_SCHEDULE_"
 
@@ -28,11 +29,8 @@ def load_policy(s: ScheduleSettings, tz: ZoneInfo) -> Policy:
     )
     if not ladder.escalate_after:
         raise SettingError(f"{SETTING}ESCALATE_AFTER_HOURS: needs at least one level")
-    start, _, end = s.quiet_hours.partition("-")
-    quiet = (_clock("quiet_hours", start), _clock("quiet_hours", end))
-    calendar = _calendar(Path(s.calendar_file), tz, quiet)
     return Policy(
-        tz=tz, ladder=ladder, calendar=calendar,
+        tz=tz, ladder=ladder, calendar=load_calendar(s, tz),
         digest_time=_clock("digest_time", s.digest_time),
         risk_rules=_risk_rules(Path(s.risk_rules_file)),
         audit_grace=timedelta(minutes=_at_least("audit_grace_minutes",
@@ -71,7 +69,11 @@ def _read(name: str, path: Path) -> dict[str, Any]:
     return read_toml(path, SETTING + name.upper())
 
 
-def _calendar(path: Path, tz: ZoneInfo, quiet: tuple[time, time]) -> WorkCalendar:
+def load_calendar(s: ScheduleSettings, tz: ZoneInfo) -> WorkCalendar:
+    """Working time: the calendar file, quiet hours and the working day's end."""
+    start, _, end = s.quiet_hours.partition("-")
+    quiet = (_clock("quiet_hours", start), _clock("quiet_hours", end))
+    path = Path(s.calendar_file)
     raw = _read("calendar_file", path)
 
     def days(key: str) -> frozenset[date]:
@@ -87,7 +89,7 @@ def _calendar(path: Path, tz: ZoneInfo, quiet: tuple[time, time]) -> WorkCalenda
         raise SettingError(f"{SETTING}CALENDAR_FILE: {path}: weekend must list ISO weekdays "
                            "1–7")
     return WorkCalendar(tz, quiet[0], quiet[1], frozenset(weekend), days("holidays"),
-                        days("workdays"))
+                        days("workdays"), _clock("workday_end", s.workday_end))
 
 
 def _risk_rules(path: Path) -> tuple[RiskRule, ...]:

@@ -102,6 +102,7 @@ class ScheduleSettings:
     spread_minutes: int = 10                 # sends are spread over this much past their time
     quiet_hours: str = "22:00-07:00"         # routine reminders wait until the end
     calendar_file: str = str(SHIPPED_CONFIG / "calendar.toml")  # weekends, holidays, 调休
+    workday_end: str = "17:30"               # a 一般 ticket is due at this time of its last day
     digest_time: str = "08:20"               # daily digest; the monthly report on the 1st
     risk_rules_file: str = str(SHIPPED_CONFIG / "risk-status.toml")
     audit_grace_minutes: int = 15            # a step this late is reported by the auditor

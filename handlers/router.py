@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from models.calendar import WorkCalendar
 from models.catalog import Catalog
 from models.dialog import Dialog, dialog_of, sender_with_dialog
 from models.emergency import EmergencyPolicy
@@ -32,6 +33,8 @@ class Rules:
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     limits: Mapping[str, Limits] = field(default_factory=dict)   # by platform
     home: str = "wecom"     # where people without a platform of their own are reached
+    calendar: WorkCalendar = field(      # working days: a 一般 ticket's deadline counts them
+        default_factory=lambda: WorkCalendar(ZoneInfo("Asia/Shanghai")))
 
 
 @dataclass

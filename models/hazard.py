@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from models import side
 from models.audit import record
+from models.calendar import WorkCalendar
 from models.catalog import Category, DefectType, Grade
 from models.escalation import void_alarms
 from models.org import Area, Role, User, every_area, supervisor_chain
@@ -350,9 +351,9 @@ async def assignment(ticket: Ticket, category: Category) -> Assignment:
 
 
 async def file_ticket(draft: Ticket, now: datetime, day: str, who: Assignment,
-                      category: Category) -> None:
-    """Give the draft its number and owner: a 一般 ticket opens at once, a 重大 one waits for
-    its 治理方案."""
+                      category: Category, calendar: WorkCalendar) -> None:
+    """Give the draft its number and owner: a 一般 ticket opens at once, due at the end of the
+    working day `deadline_days` working days on; a 重大 one waits for its 治理方案."""
     changes: dict[str, Any] = {
         "number": await draw_number(draft.id, day), "owner_id": who.owner.id,
         "reviewer_id": who.reviewer.id,
@@ -361,7 +362,7 @@ async def file_ticket(draft: Ticket, now: datetime, day: str, who: Assignment,
     if draft.grade is Grade.MAJOR:
         await _move(draft, draft.reporter_id, "filed", now, status=Status.PLAN, **changes)
         return
-    deadline = now + timedelta(days=category.deadline_days)
+    deadline = calendar.deadline_after(now, category.deadline_days)
     changes["checklist"]["时限"] = deadline.isoformat()
     await _move(draft, draft.reporter_id, "filed", now, status=Status.OPEN, deadline=deadline,
                 opened_at=now, **changes)

@@ -419,7 +419,8 @@ async def _submit(ctx: Context, draft: Ticket) -> None:
     except Refused as refused:
         await ctx.reply(Text(refused.reason))
         return
-    await file_ticket(draft, ctx.now, ctx.local(ctx.now).strftime("%Y%m%d"), who, category)
+    await file_ticket(draft, ctx.now, ctx.local(ctx.now).strftime("%Y%m%d"), who, category,
+                      ctx.rules.calendar)
     await close_dialog(ctx.me.id)
     if draft.status is Status.PLAN:
         await plan_cards(ctx, draft)

@@ -11,16 +11,20 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise.context import TortoiseContext
 
 from bot.app import hazard_rules, scheduled_jobs
+from bot.clock import ManualClock
 from bot.db import ORM, activate
 from bot.media.folder import FolderStore
 from models.hazard import Ticket
 from tests.harness import Service, settled
 from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
+
+TZ = ZoneInfo("Asia/Shanghai")      # the demo plant's
 
 
 @pytest.fixture(params=PLATFORMS)
@@ -106,3 +110,34 @@ async def test_the_supervisor_opens_the_ticket_from_the_card_again_the_next_day(
     await supervisor.clicks(card, "查看详情")
     await settled()
     assert [m for m in supervisor.unread() if "已督办至第1级" in m.text]
+
+
+async def test_a_general_deadline_is_a_working_day_at_1730_and_the_ladder_waits_for_monday(
+        db: TortoiseContext, database_url: str, media_dir: Path) -> None:
+    """On the shipped calendar: 消防类 is due in two working days, so a report on Wednesday
+    morning is due on Friday at 17:30 (shown as that date); the supervisor hears at 17:30, the
+    next level, due on Saturday, waits for Monday's working time."""
+    clock = ManualClock()
+    clock.set(datetime(2026, 12, 9, 10, 0, tzinfo=TZ))            # a Wednesday
+    async with plant(database_url, media_dir, clock, schedule_spread_minutes=0) as (sim,
+                                                                                    service):
+        phone = phone_of(sim)
+        worker, owner = Person(phone, "zhaolei"), Person(phone, "wangqiang")
+        await worker.says("1号车间 灭火器压力不足，指针在红区")
+        await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+        await worker.expect("已提交，编号")
+        ticket = await Ticket.get(reporter_id="zhaolei")
+        friday = datetime(2026, 12, 11, 17, 30, tzinfo=TZ)
+        assert ticket.deadline == friday and ticket.number is not None
+        card = await owner.expect(f"隐患整改 {ticket.number}")
+        assert card.field("期限") == "12月11日 17:30"
+        await time_passes(service, service.clock())
+        await time_passes(service, friday + timedelta(minutes=1))
+        await Person(phone, "zhouwei").expect("隐患超期督办", ticket.number)
+        boss = Person(phone, "chenjianguo")
+        await time_passes(service, datetime(2026, 12, 12, 18, 0, tzinfo=TZ))   # Saturday
+        await time_passes(service, datetime(2026, 12, 14, 6, 50, tzinfo=TZ))   # Monday, early
+        await settled()
+        assert [m for m in boss.unread() if ticket.number in m.text] == []
+        await time_passes(service, datetime(2026, 12, 14, 7, 1, tzinfo=TZ))
+        await boss.expect("隐患超期督办", ticket.number)

@@ -23,6 +23,7 @@ from bot.media.folder import FolderStore
 from bot.roster import load_org
 from bot.scheduling import load_policy
 from bot.settings import SettingError, load_settings
+from models.calendar import WorkCalendar
 from models.catalog import Grade, load_catalog
 from models.escalation import Alarm, AlarmState, fired
 from models.hazard import (
@@ -73,15 +74,18 @@ def jobs(tmp_path: Path) -> Jobs:
 
 async def open_ticket(opened: datetime, *, area: str = "A1", category: str = "F02",
                       grade: Grade = Grade.GENERAL) -> Ticket:
-    """A ticket filed as the report dialog files it; a 重大 one opens with the principal's
-    治理方案 at once, its deadline two days on."""
+    """A ticket filed as the report dialog files it, due two days on at the hour it opened
+    (every day a working day, which ends then: the ladder's times are counted from it); a 重大
+    one opens with the principal's 治理方案 at once, its deadline two days on."""
     draft = await Ticket.create(reporter_id="zhangsan", area_id=area, category=category,
                                 description="灭火器压力不足", grade=grade, created_at=opened,
                                 updated_at=opened)
     kind = CATALOG.get(category)
     assert kind is not None
     await file_ticket(draft, opened, f"{opened.astimezone(TZ):%Y%m%d}",
-                      await assignment(draft, kind), kind)
+                      await assignment(draft, kind), kind,
+                      WorkCalendar(TZ, weekend=frozenset(),
+                                   workday_end=opened.astimezone(TZ).time()))
     if grade is Grade.MAJOR:
         plan = {key: "按方案执行" for key, _ in PLAN_FIELDS}
         await set_plan(draft, await User.get(id="chenjianguo"), plan,
