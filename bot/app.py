@@ -30,7 +30,7 @@ from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore, open_store
-from bot.scheduling import load_calendar, load_policy
+from bot.scheduling import load_calendar, load_drill_rules, load_policy
 from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
 from bot.wakeups import Announcer, listen
@@ -92,8 +92,10 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
     """Scheduled notices reach each person on their own platform; `platform` (the first
     connected in the plug-ins' order) stands for those without one."""
     platform = home_platform(settings, plugins)
+    e = settings.emergency
     return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media, platform,
-                rules.emergency, settings.modules_on, limits_of(rules.limits, platform))
+                rules.emergency, settings.modules_on, limits_of(rules.limits, platform),
+                load_drill_rules(Path(e.drill_rules_file), e.high_risk_industry))
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

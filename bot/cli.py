@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="s3://bucket/prefix or file:///folder")
     commands.add_parser("check-media", help="list tickets whose photos are missing from the "
                                             "media store")
+    drills = commands.add_parser("export-drills", help="write the year's drills and each plan's "
+                                                       "drill status as xlsx (for 报送)")
+    drills.add_argument("--year", required=True, type=int)
+    drills.add_argument("--out", type=Path, default=None,
+                        help="the file (default: ./应急演练-YEAR.xlsx)")
     for queue, what in (("inbox", "events parked after failing"),
                         ("outbox", "messages some recipients never got")):
         sub = commands.add_parser(queue, help=f"list or retry {what}").add_subparsers(
@@ -107,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate_media(settings, args.to))
     if args.command == "check-media":
         return asyncio.run(_check_media(settings))
+    if args.command == "export-drills":
+        return _export_drills(settings, args.year, args.out or Path(f"应急演练-{args.year}.xlsx"))
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -240,6 +247,29 @@ async def _check_media(settings: Settings) -> int:
     print(f"safetybot: check-media: {photos} photos named by tickets, looked for in "
           f"{store.url}; tickets with photos missing: {len(missing)}")
     return 1 if missing else 0
+
+
+def _export_drills(settings: Settings, year: int, out: Path) -> int:
+    from bot.scheduling import load_drill_rules
+    from models.plan_calendar import drill_rows, plan_dates
+    from scheduler.drill_export import drills_workbook
+
+    e = settings.emergency
+    try:
+        rules = load_drill_rules(Path(e.drill_rules_file), e.high_risk_industry)
+    except SettingError as exc:
+        return _bad_setting(exc)
+
+    async def read() -> bytes:
+        rows = await drill_rows(settings.tz, year)
+        today = utc_now().astimezone(settings.tz).date()
+        return drills_workbook(year, rows, await plan_dates(rules, settings.tz, year), today)
+
+    data = asyncio.run(_in_database(settings, lambda _: read()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"safetybot: wrote {out}")
+    return 0
 
 
 async def _load_org(settings: Settings, path: Path) -> int:

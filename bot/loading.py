@@ -139,8 +139,10 @@ class Journal:
 
     async def _audit(self, kind: str, pk: str, action: str, note: str,
                      data: dict[str, Any]) -> None:
+        # Dates (a plan's reviewed_on) as ISO text: the audit's data is JSON.
         await record(at=self.now, actor=self.actor, action=f"{self.domain}.{kind}.{action}",
-                     subject_type=kind, subject_id=pk, note=note, data=data)
+                     subject_type=kind, subject_id=pk, note=note,
+                     data=json.loads(json.dumps(data, default=str)))
 
 
 async def write(row: Model, changes: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "plans"
 PLAN_KEYS = ("code", "name", "type", "triggers", "groups", "report_level", "steps", "levels",
-             "resources")
+             "resources", "reviewed_on")
 KINDS = {kind.value: kind for kind in PlanKind} | {
     "综合": PlanKind.GENERAL, "专项": PlanKind.SPECIAL, "现场处置": PlanKind.ONSITE}
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -83,6 +83,7 @@ class PlanEntry:
     levels: tuple[Level, ...]                       # highest first
     resources: tuple[Resource, ...] = ()
     report_level: str = ""
+    reviewed_on: date | None = None                 # its last 评审 or 评估
 
     def stored(self) -> dict[str, Any]:
         """The Plan row's fields as its JSON columns give them back (lists, not tuples), so that
@@ -92,7 +93,7 @@ class PlanEntry:
             "groups": list(self.groups), "steps": list(self.steps),
             "levels": json.loads(json.dumps([dataclasses.asdict(lv) for lv in self.levels])),
             "resources": [dataclasses.asdict(r) for r in self.resources],
-            "report_level": self.report_level, "active": True,
+            "report_level": self.report_level, "active": True, "reviewed_on": self.reviewed_on,
         }
 
 
@@ -205,10 +206,15 @@ def _plan(path: Path, data: dict[str, Any]) -> PlanEntry:
     report_level = t.optional("report_level") or ""
     if report_level and report_level not in names:
         t.fail(f"report_level {show(report_level)} is not one of the levels ({'/'.join(names)})")
+    reviewed_on = t.raw.get("reviewed_on")
+    if reviewed_on is not None and (not isinstance(reviewed_on, date)
+                                    or isinstance(reviewed_on, datetime)):
+        t.fail(f"reviewed_on must be a date (reviewed_on = 2025-03-01), not "
+               f"{show(reviewed_on)}")
     return PlanEntry(
         file=path, code=code, name=t.required("name", limit(Plan, "name")), kind=KINDS[kind],
         triggers=_triggers(t), groups=_groups(t), steps=_listed(t, "steps"),
-        levels=levels, report_level=report_level,
+        levels=levels, report_level=report_level, reviewed_on=reviewed_on,
         resources=tuple(_resource(r) for r in _tables(
             path, t, "resources", [f.name for f in dataclasses.fields(Resource)])),
     )

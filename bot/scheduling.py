@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 from bot.settings import ScheduleSettings, SettingError, read_toml
 from models.calendar import WorkCalendar
 from models.catalog import Grade
+from models.emergency import PlanKind
 from models.escalation import Ladder
+from models.plan_calendar import DrillRule, DrillRules
 from scheduler.policy import STATUSES, Policy, RiskRule
 
 SETTING = "SAFETYBOT_SCHEDULE_"
@@ -117,3 +119,38 @@ def _risk_rules(path: Path) -> tuple[RiskRule, ...]:
         raise SettingError(f"{SETTING}RISK_RULES_FILE: {path}: the last rule must have no "
                            "count, so every area gets a status")
     return tuple(rules)
+
+
+def load_drill_rules(path: Path, high_risk: bool) -> DrillRules:
+    """`config/drills.toml`: how often each kind of plan is drilled and evaluated."""
+    where = f"SAFETYBOT_EMERGENCY_DRILL_RULES_FILE: {path}"
+    raw = read_toml(path, "SAFETYBOT_EMERGENCY_DRILL_RULES_FILE")
+    unknown = set(raw) - {"rules", "high_risk_months", "review_years", "remind_days",
+                          "review_remind_days"}
+    if unknown:
+        raise SettingError(f"{where}: unknown key {sorted(unknown)[0]}")
+    rules = []
+    covered: set[PlanKind] = set()
+    for n, entry in enumerate(raw.get("rules", []), 1):
+        at = f"{where}: rules[{n}]"
+        try:
+            kinds = frozenset(PlanKind(k) for k in entry["kinds"])
+            months, count = int(entry["months"]), entry.get("count", "plan")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SettingError(f"{at}: {exc} (kinds: {', '.join(PlanKind)})") from None
+        if months < 1 or count not in ("plan", "group") or kinds & covered or not kinds:
+            raise SettingError(f"{at}: months must be at least 1, count plan or group, and "
+                               "each plan type in one rule only")
+        covered |= kinds
+        rules.append(DrillRule(kinds, months, count == "plan"))
+    try:
+        numbers = (int(raw.get("high_risk_months", 6)), int(raw.get("review_years", 3)),
+                   tuple(int(d) for d in raw.get("remind_days", [30, 7])),
+                   int(raw.get("review_remind_days", 60)))
+    except (TypeError, ValueError) as exc:
+        raise SettingError(f"{where}: {exc}") from None
+    high_risk_months, review_years, remind_days, review_remind_days = numbers
+    if min(high_risk_months, review_years, review_remind_days, *remind_days, 1) < 1:
+        raise SettingError(f"{where}: months, years and days must be at least 1")
+    return DrillRules(tuple(rules), high_risk_months, high_risk, review_years,
+                      tuple(sorted(remind_days, reverse=True)), review_remind_days)

@@ -115,6 +115,8 @@ class EmergencySettings:
     join_minutes: int = 10             # the same plan and area started again this soon joins
     board_seconds: int = 30            # the commander's board is sent at most this often
     review_hours: int = 48             # a drill's 评估 reminder this long after it closed
+    drill_rules_file: str = str(SHIPPED_CONFIG / "drills.toml")   # how often plans are drilled
+    high_risk_industry: bool = False   # 高危行业 or 人员密集场所: drills at least every half year
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
 
 # The settings that name a file or folder (and database_url, when it names a SQLite file).
 PATHS = ("org_file", "plans_dir", "media_dir", "hazard.categories_file",
-         "schedule.calendar_file", "schedule.risk_rules_file")
+         "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

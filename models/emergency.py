@@ -88,6 +88,7 @@ class Plan(Model):
     report_level = fields.CharField(max_length=8, default="")  # 事故上报 countdown at or above
     active = fields.BooleanField(default=True)
     loaded_at = fields.DatetimeField()
+    reviewed_on = fields.DateField(null=True)   # last 评审 or 评估 (第三十五条: every 3 years)
 
     class Meta:
         table = "emergency_plan"

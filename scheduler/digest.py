@@ -3,6 +3,7 @@ overdue now, by area, and the areas whose dynamic risk status is 高."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,9 @@ async def safety_managers() -> list[str]:
 
 
 async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: ZoneInfo,
-                      platform: str) -> None:
-    """The digest for the local day that ends at `day_start` (yesterday)."""
+                      platform: str, more: Sequence[str] = ()) -> None:
+    """The digest for the local day that ends at `day_start` (yesterday); `more`: other
+    modules' lines (the emergency plans overdue)."""
     since = day_start - timedelta(days=1)
     counts = await day_counts(since, day_start, now)
     total = {name: sum(c.values()) for name, c in counts.items()}
@@ -44,5 +46,6 @@ async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: Zon
     if high:
         lines.append("**动态风险“高”的区域**")
         lines += [f"> {a.name}：{a.risk_reason}" for a in high[:MAX_AREAS]]
+    lines += more
     await enqueue(f"digest:{day:%Y-%m-%d}", Markdown("\n".join(lines)), now=now,
                   platform=platform, to_users=to)

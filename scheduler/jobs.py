@@ -19,6 +19,7 @@ from models.catalog import Catalog
 from models.emergency import EmergencyPolicy
 from models.escalation import managers
 from models.outgoing import COMMON, Limits
+from models.plan_calendar import DrillRules, plan_dates
 from models.schedule import claim_period
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
@@ -26,6 +27,7 @@ from scheduler.digest import safety_managers, send_digest
 from scheduler.emergency import run_emergency
 from scheduler.escalation import arm_ladders, fire_due
 from scheduler.monthly import MediaSink, send_monthly
+from scheduler.plan_calendar import drill_count_lines, overdue_lines, remind_plans
 from scheduler.policy import Policy
 from scheduler.risk import update_risk_status
 
@@ -57,6 +59,7 @@ class Jobs:
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     modules: Collection[str] = ("hazard", "emergency")   # the plant's modules switched on
     limits: Limits = COMMON     # what the platform of scheduled notices holds
+    drills: DrillRules = field(default_factory=lambda: DrillRules(()))   # config/drills.toml
 
     async def tick(self, now: datetime,
                    stops_tick: Callable[[Exception], bool] = lambda _: False) -> TickReport:
@@ -75,6 +78,7 @@ class Jobs:
             ("monthly", "hazard", self._monthly),
             ("emergency", "emergency",
              lambda at: run_emergency(self.emergency, at, self.platform, self.policy.tz)),
+            ("plans", "emergency", self._plans),
             ("auditor", "hazard", lambda at: audit_alarms(self.policy, at)),
         ]
         for name, module, job in jobs:
@@ -119,8 +123,20 @@ class Jobs:
         async with transaction():
             if not await claim_period("digest", f"{day:%Y-%m-%d}", now):
                 return 0
-            await send_digest(to, day, now, self.policy.tz, self.platform)
+            plans = (overdue_lines(await plan_dates(self.drills, self.policy.tz, day.year),
+                                   day.date()) if "emergency" in self.modules else [])
+            await send_digest(to, day, now, self.policy.tz, self.platform, plans)
             return 1
+
+    async def _plans(self, now: datetime) -> int:
+        """Once a day: the drill and evaluation reminders that have come due."""
+        day = self._day(now)
+        if day is None:
+            return 0
+        async with transaction():
+            if not await claim_period("plans", f"{day:%Y-%m-%d}", now):
+                return 0
+            return await remind_plans(self.drills, self.policy.tz, now, self.platform)
 
     async def _monthly(self, now: datetime) -> int:
         """On the first day of a month, the report on the month before."""
@@ -134,5 +150,9 @@ class Jobs:
         async with transaction():
             if not await claim_period("monthly", month, now):
                 return 0
+            last = day - timedelta(days=1)
+            drills = (drill_count_lines(await plan_dates(self.drills, self.policy.tz,
+                                                         last.year), last.year)
+                      if "emergency" in self.modules else [])
             return int(await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
-                                          self.platform, to))
+                                          self.platform, to, drills))

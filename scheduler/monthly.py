@@ -61,10 +61,10 @@ def file_name(month: str, suffix: str) -> str:
     return f"{TITLE}-{month}{suffix}"
 
 
-async def render(report: MonthlyClosure) -> Rendered:
+async def render(report: MonthlyClosure, more: Sequence[str] = ()) -> Rendered:
     chart, ledger = await asyncio.to_thread(
         lambda: (render_chart(report), render_ledger(report)))
-    return Rendered(render_markdown(report), chart, ledger)
+    return Rendered(render_markdown(report, more), chart, ledger)
 
 
 async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Path
@@ -86,18 +86,19 @@ async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Pat
 
 
 async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog,
-                       media: MediaSink, platform: str, recipients: list[str]) -> bool:
+                       media: MediaSink, platform: str, recipients: list[str],
+                       more: Sequence[str] = ()) -> bool:
     """Queue the summary, the chart and the ledger to `recipients`, once per month: the
     idempotency keys are `monthly:{month}:text|chart|ledger`. Returns whether anything was
     queued. Call it inside the caller's transaction, so the decision and the messages commit
-    together."""
+    together. `more`: other modules' lines for the summary (the drills held this year)."""
     keys = {part: f"monthly:{month}:{part}" for part in ("text", "chart", "ledger")}
     if not recipients:
         log.warning("monthly report has no recipients", extra={"month": month})
         return False
     if await all_queued(keys.values()):
         return False        # sent before: not worth drawing the chart again
-    rendered = await render(await closure_for(month, tz, catalog))
+    rendered = await render(await closure_for(month, tz, catalog), more)
     messages: list[tuple[str, Outgoing]] = [
         (keys["text"], Markdown(rendered.markdown)),
         (keys["chart"], Image(await media.put(rendered.chart), about=f"{month} 月报")),
@@ -114,7 +115,7 @@ async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog
 # Markdown
 
 
-def render_markdown(r: MonthlyClosure) -> str:
+def render_markdown(r: MonthlyClosure, more: Sequence[str] = ()) -> str:
     """WeCom's markdown subset (no tables): quoted lines, trimmed to MARKDOWN_MAX_BYTES by
     leaving out the areas (and, with a huge library, categories) that fit only in the ledger.
     Descriptions are people's text, marked `literal` for the channel to escape."""
@@ -136,7 +137,7 @@ def render_markdown(r: MonthlyClosure) -> str:
     repeated = [f"> {x.number}（{x.area} · {x.category}）：上报{x.reports}次，{x.status}，"
                 f"{markup.literal(_clip(x.description))}" for x in r.repeated]
     tail = (["**重复上报最多的隐患**", *repeated] if repeated else []) + [
-        "图表和《隐患台账》见随后的图片与附件。"]
+        *more, "图表和《隐患台账》见随后的图片与附件。"]
     area_title = ["**按区域**"] if r.by_area else []
     category_title = ["**按类别**"] if r.by_category else []
     # Each block of rows adds its bytes and one line break to the fixed lines.

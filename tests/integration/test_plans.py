@@ -250,7 +250,10 @@ BAD_PLANS = {
     "unknown key": (
         "nh3", "triggers = [", "trigger = [",
         'unknown key "trigger"; allowed: code, name, type, triggers, groups, report_level, '
-        "steps, levels, resources"),
+        "steps, levels, resources, reviewed_on"),
+    "a review date that is not a date": (
+        "nh3", "reviewed_on = 2025-09-01", 'reviewed_on = "去年三月"',
+        'reviewed_on must be a date (reviewed_on = 2025-03-01), not "去年三月"'),
     "unknown key in a resource": (
         "nh3", 'keeper = "郭强"', 'keepr = "郭强"',
         f'{RESOURCE_3}: unknown key "keepr"; allowed: what, where, keeper, phone, area'),

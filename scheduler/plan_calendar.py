@@ -1,0 +1,66 @@
+"""Keeping plans drilled and evaluated: reminders before a plan falls due (to the commanders and
+safety managers), and the lines the daily digest and the monthly report carry about plans."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from models.org import Role, people_with
+from models.outbox import enqueue
+from models.outgoing import Text
+from models.plan_calendar import DrillRules, PlanDates, drill_overdue, plan_dates, review_overdue
+
+BASIS = "《生产安全事故应急预案管理办法》"
+
+
+def _day(day: date | None) -> str:
+    return f"{day:%Y年%m月%d日}" if day else "尚无记录"
+
+
+def _window(due: date, today: date, days: tuple[int, ...]) -> int | None:
+    """The reminder due today: the nearest of `days` before `due` that has begun, if any."""
+    return next((d for d in sorted(days) if due - timedelta(days=d) <= today <= due), None)
+
+
+async def remind_plans(rules: DrillRules, tz: ZoneInfo, now: datetime, platform: str) -> int:
+    """Each reminder once (its idempotency key names the plan, the date and the days)."""
+    to = sorted(set(await people_with(Role.COMMANDER)) | set(await people_with(
+        Role.SAFETY_MANAGER)))
+    today = now.astimezone(tz).date()
+    sent = 0
+    for d in await plan_dates(rules, tz, today.year) if to else []:
+        kind = d.plan.kind.value
+        if d.drill_due and (days := _window(d.drill_due, today, rules.remind_days)):
+            sent += await enqueue(
+                f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
+                Text(f"【演练提醒】《{d.plan.name}》（{kind}，至少每{d.months}个月一次）应于"
+                     f"{_day(d.drill_due)}前完成演练，还有{(d.drill_due - today).days}天。"
+                     f"上次演练：{_day(d.last_drill)}。发送“启动演练 {d.plan.triggers[0]}”开始。"),
+                now=now, platform=platform, to_users=to)
+        if d.review_due and _window(d.review_due, today, (rules.review_remind_days,)):
+            sent += await enqueue(
+                f"plan-review:{d.plan.code}:{d.review_due}",
+                Text(f"【预案评估提醒】《{d.plan.name}》上次评审于{_day(d.plan.reviewed_on)}，应于"
+                     f"{_day(d.review_due)}前完成评估（{BASIS}第三十五条，每{rules.review_years}"
+                     f"年一次），还有{(d.review_due - today).days}天。"),
+                now=now, platform=platform, to_users=to)
+    return sent
+
+
+def overdue_lines(dates: list[PlanDates], today: date) -> list[str]:
+    """For the daily digest: plans past their drill or their evaluation."""
+    lines = []
+    for d in dates:
+        if drill_overdue(d, today):
+            lines.append(f"> 《{d.plan.name}》演练已逾期：应于{_day(d.drill_due)}前，上次演练："
+                         f"{_day(d.last_drill)}")
+        if review_overdue(d, today):
+            lines.append(f"> 《{d.plan.name}》超过评估期限：应于{_day(d.review_due)}前评估")
+    return ["**应急预案**", *lines] if lines else []
+
+
+def drill_count_lines(dates: list[PlanDates], year: int) -> list[str]:
+    """For the monthly report: drills of each plan so far this year."""
+    counts = "，".join(f"《{d.plan.name}》{d.drills}次" for d in dates)
+    return [f"**应急演练（{year}年累计）**", f"> {counts}"] if dates else []
