@@ -28,23 +28,22 @@ async def remind_plans(rules: DrillRules, tz: ZoneInfo, now: datetime, platform:
     to = sorted(set(await people_with(Role.COMMANDER)) | set(await people_with(
         Role.SAFETY_MANAGER)))
     today = now.astimezone(tz).date()
-    sent = 0
+    due: list[tuple[str, str]] = []
     for d in await plan_dates(rules, tz, today.year) if to else []:
-        kind = d.plan.kind.value
         if d.drill_due and (days := _window(d.drill_due, today, rules.remind_days)):
-            sent += await enqueue(
-                f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
-                Text(f"【演练提醒】《{d.plan.name}》（{kind}，至少每{d.months}个月一次）应于"
-                     f"{_day(d.drill_due)}前完成演练，还有{(d.drill_due - today).days}天。"
-                     f"上次演练：{_day(d.last_drill)}。发送“启动演练 {d.plan.triggers[0]}”开始。"),
-                now=now, platform=platform, to_users=to)
+            due.append((f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
+                        f"【演练提醒】《{d.plan.name}》（{d.plan.kind.value}，至少每{d.months}"
+                        f"个月一次）应于{_day(d.drill_due)}前完成演练，还有"
+                        f"{(d.drill_due - today).days}天。"
+                        f"上次演练：{_day(d.last_drill)}。发送“启动演练 {d.plan.triggers[0]}”开始。"))
         if d.review_due and _window(d.review_due, today, (rules.review_remind_days,)):
-            sent += await enqueue(
-                f"plan-review:{d.plan.code}:{d.review_due}",
-                Text(f"【预案评估提醒】《{d.plan.name}》上次评审于{_day(d.plan.reviewed_on)}，应于"
-                     f"{_day(d.review_due)}前完成评估（{BASIS}第三十五条，每{rules.review_years}"
-                     f"年一次），还有{(d.review_due - today).days}天。"),
-                now=now, platform=platform, to_users=to)
+            due.append((f"plan-review:{d.plan.code}:{d.review_due}",
+                        f"【预案评估提醒】《{d.plan.name}》上次评审于{_day(d.plan.reviewed_on)}，应于"
+                        f"{_day(d.review_due)}前完成评估（{BASIS}第三十五条，每"
+                        f"{rules.review_years}年一次），还有{(d.review_due - today).days}天。"))
+    sent = 0
+    for key, words in due:
+        sent += await enqueue(key, Text(words), now=now, platform=platform, to_users=to)
     return sent
 
 
