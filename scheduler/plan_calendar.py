@@ -34,8 +34,8 @@ async def remind_plans(rules: DrillRules, tz: ZoneInfo, now: datetime, platform:
             due.append((f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
                         f"【演练提醒】《{d.plan.name}》（{d.plan.kind.value}，至少每{d.months}"
                         f"个月一次）应于{_day(d.drill_due)}前完成演练，还有"
-                        f"{(d.drill_due - today).days}天。"
-                        f"上次演练：{_day(d.last_drill)}。发送“启动演练 {d.plan.triggers[0]}”开始。"))
+                        f"{(d.drill_due - today).days}天。上次演练：{_day(d.last_drill)}。"
+                        f"发送“启动演练 {d.plan.triggers[0]}”开始。"))
         if d.review_due and _window(d.review_due, today, (rules.review_remind_days,)):
             due.append((f"plan-review:{d.plan.code}:{d.review_due}",
                         f"【预案评估提醒】《{d.plan.name}》上次评审于{_day(d.plan.reviewed_on)}，应于"
