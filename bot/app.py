@@ -78,6 +78,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
         draft_idle=timedelta(minutes=h.draft_idle_minutes),
         photo_window=timedelta(seconds=h.photo_window_seconds),
         repeat_window=timedelta(hours=h.repeat_window_hours), text_max=h.text_max_chars,
+        recurrence_window=timedelta(days=h.recurrence_window_days),
         emergency=EmergencyPolicy(
             remind_every=timedelta(minutes=e.remind_minutes),
             reminders_before_deputy=e.reminders_before_deputy,

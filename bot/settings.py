@@ -91,6 +91,7 @@ class HazardSettings:
     draft_idle_minutes: int = 30      # an unanswered report question is put aside after this
     photo_window_seconds: int = 60    # photos this close together join one draft quietly
     repeat_window_hours: int = 72     # a report like an open ticket this recent is linked to it
+    recurrence_window_days: int = 90  # a report like a ticket closed this recently is 复发
     text_max_chars: int = 500
 
 
@@ -367,6 +368,7 @@ def _validate(s: Settings) -> Settings:
     if s.webchat not in ("auto", "on", "off"):
         raise SettingError(f"SAFETYBOT_WEBCHAT: must be auto, on or off, got {s.webchat!r}")
     for name in ("draft_idle_minutes", "photo_window_seconds", "repeat_window_hours",
+                 "recurrence_window_days",
                  "text_max_chars"):
         if getattr(s.hazard, name) < 1:
             raise SettingError(f"{_env_name('hazard.' + name)}: must be at least 1")

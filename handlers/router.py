@@ -29,6 +29,7 @@ class Rules:
     draft_idle: timedelta = timedelta(minutes=30)
     photo_window: timedelta = timedelta(seconds=60)
     repeat_window: timedelta = timedelta(hours=72)
+    recurrence_window: timedelta = timedelta(days=90)
     text_max: int = 500
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     limits: Mapping[str, Limits] = field(default_factory=dict)   # by platform

@@ -26,6 +26,7 @@ from models.calendar import WorkCalendar
 from models.catalog import Category, DefectType, Grade
 from models.escalation import void_alarms
 from models.org import Area, Role, User, every_area, supervisor_chain
+from models.similarity import ALIKE, likeness
 
 
 class Status(StrEnum):
@@ -95,6 +96,9 @@ class Ticket(Model):
     # The level reached is read from the ladder's sent rows, not kept here as well.
     chain: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     armed = fields.BooleanField(default=False)
+    # 复发: the numbers of the earlier, closed tickets this one is like (models/similarity.py);
+    # null (not []) so that the column is added to a plant's existing tickets as it is.
+    recurs: list[str] | None = fields.JSONField(null=True)  # type: ignore[assignment]
 
     class Meta:
         table = "ticket"
@@ -324,6 +328,24 @@ async def find_repeat(ticket: Ticket, since: datetime) -> Ticket | None:
         status__in=ACTIVE, area_id=ticket.area_id, category=ticket.category,
         created_at__gte=since,
     ).exclude(id=ticket.id).order_by("id").first()
+
+
+async def earlier_alike(ticket: Ticket, since: datetime, shown: int = 3) -> list[Ticket]:
+    """Closed tickets of the same area and category, closed since `since`, whose description is
+    like this one's: the hazard came back. The most alike first."""
+    closed = await Ticket.filter(status=Status.CLOSED, area_id=ticket.area_id,
+                                 category=ticket.category, closed_at__gte=since
+                                 ).exclude(id=ticket.id)
+    scored = [(likeness(ticket.description, t.description), t) for t in closed]
+    return [t for score, t in sorted(scored, key=lambda st: (-st[0], -st[1].id))
+            if score >= ALIKE][:shown]
+
+
+async def mark_recurrence(ticket: Ticket, earlier: list[Ticket], now: datetime) -> None:
+    numbers = [t.number or t.label for t in earlier]
+    await Ticket.filter(id=ticket.id).update(recurs=numbers)
+    ticket.recurs = numbers
+    await _audit(ticket, "", "recurred", now, note="、".join(numbers))   # by the system
 
 
 async def link_repeat(draft: Ticket, original: Ticket, now: datetime) -> None:

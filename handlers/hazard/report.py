@@ -28,17 +28,19 @@ from models.hazard import (
     assignment,
     cancel,
     draft_by_id,
+    earlier_alike,
     file_ticket,
     find_repeat,
     has_open_tickets,
     last_draft,
     link_repeat,
+    mark_recurrence,
     new_card,
     new_draft,
     save_draft,
 )
 from models.inbound import InboundKind
-from models.org import Area, every_area, person
+from models.org import Area, Role, every_area, people_with, person
 from models.outgoing import Outgoing, Text
 
 router = Router()          # what starts a report
@@ -421,16 +423,33 @@ async def _submit(ctx: Context, draft: Ticket) -> None:
         return
     await file_ticket(draft, ctx.now, ctx.local(ctx.now).strftime("%Y%m%d"), who, category,
                       ctx.rules.calendar)
+    earlier = await earlier_alike(draft, ctx.now - ctx.rules.recurrence_window)
+    if earlier:
+        await mark_recurrence(draft, earlier, ctx.now)
     await close_dialog(ctx.me.id)
     if draft.status is Status.PLAN:
         await plan_cards(ctx, draft)
         await ctx.reply(Text(f"已提交，编号 {draft.number}。{draft.grade_reason}。"
                              "该隐患按重大隐患处理，已请主要负责人组织制定治理方案，"
                              f"整改责任人：{who.owner.name}。感谢您的上报！"))
+        if earlier:
+            await recurrence_notice(ctx, draft, who.owner.id)
         return
     await owner_cards(ctx, draft)
     await ctx.reply(Text(f"已提交，编号 {draft.number}。整改责任人：{who.owner.name}，"
                          f"整改期限：{when(draft.deadline, ctx.rules.tz)}。感谢您的上报！"))
+    if earlier:
+        await recurrence_notice(ctx, draft, who.owner.id)
+
+
+async def recurrence_notice(ctx: Context, ticket: Ticket, owner: str) -> None:
+    """The hazard came back: the owner and the safety managers look for the cause."""
+    f = await facts(ticket, ctx.rules.catalog)
+    days = ctx.rules.recurrence_window.days
+    to = sorted({owner, *await people_with(Role.SAFETY_MANAGER)} - {""})
+    await ctx.send(Text(f"【复发】{ticket.number}（{f.title}）与{days}天内已闭环的"
+                        f"{'、'.join(ticket.recurs or [])}相似，疑似同一隐患反复出现。"
+                        "整改时请查明根本原因，复查时将确认是否属于管理缺陷。"), to_users=to)
 
 
 async def _link(ctx: Context, draft: Ticket, original: Ticket) -> None:

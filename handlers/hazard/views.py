@@ -26,6 +26,7 @@ ACTION_WORDS = {
     "extension_requested": "申请延期", "extension_approved": "同意延期",
     "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
     "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
+    "recurred": "标记为复发",
 }
 
 
@@ -153,14 +154,16 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
              f"上报人：{f.reporter}　整改责任人：{f.owner or '—'}　复查人：{f.reviewer or '—'}",
              f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"
              + (f"　已督办至第{level}级" if level else "")]
+    if t.recurs:
+        lines.append(f"复发：与已闭环的{'、'.join(t.recurs)}相似")
     if t.checklist:
         lines.append("五到位：" + "；".join(f"{k}{'已落实' if v else '待落实'}"
                                          for k, v in _five(t).items()))
     if t.grade is Grade.MAJOR and t.plan:
         lines += [f"> {label}：{literal(_short(t.plan.get(key, '')))}"
                   for key, label in PLAN_FIELDS]
-    record = [(e.at, names.get(e.actor, e.actor), ACTION_WORDS.get(e.action, e.action), e.note)
-              for e in history]
+    record = [(e.at, names.get(e.actor, e.actor) or "系统", ACTION_WORDS.get(e.action, e.action),
+               e.note) for e in history]
     record += [(a.fired_at or a.due_at, "系统", a.label,
                 "发送给" + "、".join(names.get(p, p) for p in a.recipients)) for a in alarms]
     lines.append("**记录**")

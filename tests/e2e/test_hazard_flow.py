@@ -127,6 +127,41 @@ async def test_the_description_keeps_the_reporter_s_words_and_findings_stay_apar
             ).description == "安全阀被拆除了"        # the area, named apart, is cut
 
 
+async def test_a_hazard_that_comes_back_is_filed_and_marked_recurring(
+        phone: Phone[Any]) -> None:
+    """Closed last week and reported again in other words: a new ticket marked 复发 with the
+    earlier one named, the owner and the safety managers told. A different hazard of the same
+    area and category is only new."""
+    worker, owner, number = await file_general(phone)
+    await accept_and_rectify(owner, await owner.expect(f"隐患整改 {number}"), number)
+    reviewer = Person(phone, "xuming")
+    await reviewer.clicks(await reviewer.expect(f"整改复查 {number}"), "通过")
+    await reviewer.expect(f"{number} 复查通过，已闭环")
+    manager = Person(phone, "sunli")
+
+    async def reported(text: str) -> Ticket:
+        await worker.says(text)
+        await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+        filed = NUMBER.search((await worker.expect("已提交，编号")).text)
+        assert filed is not None and filed.group() != number
+        return await Ticket.get(number=filed.group())
+
+    other = await reported("3号车间 插座烧焦发黑")            # 用电类 too, another hazard
+    assert other.recurs is None
+    await manager.says(f"取消 {other.number} 另行处理")       # no longer open: not a duplicate
+    await manager.expect(f"已取消 {other.number}")
+    await settled()
+    assert [m for m in manager.unread() if "【复发】" in m.text] == []
+
+    again = await reported("3号车间 配电箱门又没关，里面电线裸露")
+    assert again.status is Status.OPEN and again.recurs == [number]
+    for person in (owner, Person(phone, "liuyang"), manager):
+        notice = await person.expect(f"【复发】{again.number}", f"已闭环的{number}相似")
+        assert "管理缺陷" in notice.text
+    await worker.says(again.number or "")
+    assert f"复发：与已闭环的{number}相似" in (await worker.expect("**记录**")).text
+
+
 async def test_the_menu_and_the_usual_words_start_a_report(phone: Phone[Any]) -> None:
     for user_id, start in (("zhangsan", "menu"), ("huangjun", "随手拍"), ("wanghaiyan", "隐患")):
         if start == "menu":
