@@ -142,6 +142,44 @@ class Repeated:
 
 
 @dataclass(frozen=True)
+class Recurred:
+    """A ticket filed in the month as 复发: the hazard came back."""
+
+    number: str
+    area: str
+    category: str
+    owner: str
+    earlier: tuple[str, ...]
+    status: str
+
+
+@dataclass(frozen=True)
+class Recurrences:
+    """The month's 复发 tickets, counted by area, category and owner, the most first."""
+
+    tickets: tuple[Recurred, ...]
+
+    @staticmethod
+    def _by(names: list[str]) -> tuple[tuple[str, int], ...]:
+        counts: dict[str, int] = {}
+        for name in names:
+            _count(counts, name)
+        return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    @property
+    def by_area(self) -> tuple[tuple[str, int], ...]:
+        return self._by([t.area for t in self.tickets])
+
+    @property
+    def by_category(self) -> tuple[tuple[str, int], ...]:
+        return self._by([t.category for t in self.tickets])
+
+    @property
+    def by_owner(self) -> tuple[tuple[str, int], ...]:
+        return self._by([t.owner for t in self.tickets])
+
+
+@dataclass(frozen=True)
 class LedgerRow:
     """A ticket filed in the month, with names instead of ids; times in UTC."""
 
@@ -159,6 +197,7 @@ class LedgerRow:
     status: str
     closed_at: datetime | None
     overdue: bool
+    recurs: tuple[str, ...] = ()     # 复发: the earlier tickets it is like
 
 
 @dataclass(frozen=True)
@@ -173,6 +212,7 @@ class MonthlyClosure:
     by_category: tuple[Breakdown, ...]
     repeated: tuple[Repeated, ...]
     ledger: tuple[LedgerRow, ...]
+    recurrences: Recurrences = Recurrences(())
 
 
 @dataclass(frozen=True)
@@ -253,7 +293,10 @@ async def closure_for(month: str, tz: ZoneInfo, catalog: Catalog) -> MonthlyClos
         previous=previous, change=Change.between(current, previous),
         by_area=_breakdown(now, area), by_category=_breakdown(now, category),
         repeated=await _repeated(now.window, area, category),
-        ledger=await _ledger(now, area, category),
+        ledger=(ledger := await _ledger(now, area, category)),
+        recurrences=Recurrences(tuple(
+            Recurred(r.number, r.area, r.category, r.owner, r.recurs, r.status)
+            for r in ledger if r.recurs and r.status != LABELS[Status.CANCELLED])),
     )
 
 
@@ -300,5 +343,5 @@ async def _ledger(month: _Month, area: _Namer, category: _Namer) -> tuple[Ledger
         owner=names.get(t.owner_id or "", t.owner_id or ""),
         reviewer=names.get(t.reviewer_id or "", t.reviewer_id or ""),
         filed_at=t.created_at, deadline=t.deadline, status=LABELS[t.status],
-        closed_at=t.closed_at, overdue=month.overdue(t),
+        closed_at=t.closed_at, overdue=month.overdue(t), recurs=tuple(t.recurs or ()),
     ) for t in month.filed)

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from models import markup
 from models.catalog import Catalog
-from models.closure import Breakdown, MonthlyClosure, closure_for
+from models.closure import Breakdown, MonthlyClosure, Recurrences, closure_for
 from models.outbox import all_queued, enqueue
 from models.outgoing import File, Image, Markdown, Outgoing
 
@@ -137,7 +137,7 @@ def render_markdown(r: MonthlyClosure, more: Sequence[str] = ()) -> str:
     repeated = [f"> {x.number}（{x.area} · {x.category}）：上报{x.reports}次，{x.status}，"
                 f"{markup.literal(_clip(x.description))}" for x in r.repeated]
     tail = (["**重复上报最多的隐患**", *repeated] if repeated else []) + [
-        *more, "图表和《隐患台账》见随后的图片与附件。"]
+        *_recurrences(r.recurrences), *more, "图表和《隐患台账》见随后的图片与附件。"]
     area_title = ["**按区域**"] if r.by_area else []
     category_title = ["**按类别**"] if r.by_category else []
     # Each block of rows adds its bytes and one line break to the fixed lines.
@@ -145,6 +145,24 @@ def render_markdown(r: MonthlyClosure, more: Sequence[str] = ()) -> str:
     categories = _fit(_rows(r.by_category), room // 2, "其余{}个类别见附件")
     areas = _fit(_rows(r.by_area), room - _size(categories), "其余{}个区域见附件")
     return "\n".join([*head, *area_title, *areas, *category_title, *categories, *tail])
+
+
+RECURRED_SHOWN = 3     # the 复发 tickets listed by name; the ledger's 复发自 has them all
+
+
+def _recurrences(r: Recurrences) -> list[str]:
+    """复发: how many came back, where, of what kind, under whom; the first few by name."""
+    if not r.tickets:
+        return []
+
+    def top(counts: tuple[tuple[str, int], ...]) -> str:
+        return "、".join(f"{name} {n}项" for name, n in counts[:3])
+
+    return [f"**复发隐患**（本月{len(r.tickets)}项）",
+            f"> 按区域：{top(r.by_area)}；按类别：{top(r.by_category)}；"
+            f"按整改责任人：{top(r.by_owner)}",
+            *(f"> {t.number}（{t.area} · {t.category}）：复发自{'、'.join(t.earlier)}，{t.status}"
+              for t in r.tickets[:RECURRED_SHOWN])]
 
 
 def _rows(rows: Sequence[Breakdown]) -> list[str]:
@@ -309,7 +327,7 @@ def _preferred(installed: set[str]) -> str | None:
 LEDGER_COLUMNS = (("编号", 18), ("区域", 14), ("类别", 12), ("等级", 6), ("隐患类型", 10),
                   ("隐患描述", 40), ("上报人", 8), ("整改责任人", 10), ("复查人", 8),
                   ("上报时间", 17), ("整改期限", 17), ("状态", 10), ("闭环时间", 17),
-                  ("是否逾期", 8))
+                  ("是否逾期", 8), ("复发自", 20))
 HEADLINE_ROWS = (("上报隐患（项）", "filed"), ("已取消（项）", "cancelled"),
                  ("其中已闭环（项）", "closed_of_filed"), ("闭环率", "closure_rate"),
                  ("本月闭环（项）", "closed"), ("其中按期（项）", "on_time"),
@@ -336,7 +354,8 @@ def render_ledger(r: MonthlyClosure) -> bytes:
     for t in r.ledger:
         ledger.append([t.number, t.area, t.category, t.grade, t.defect_type, t.description,
                        t.reporter, t.owner, t.reviewer, local(t.filed_at), local(t.deadline),
-                       t.status, local(t.closed_at), "是" if t.overdue else "否"])
+                       t.status, local(t.closed_at), "是" if t.overdue else "否",
+                       "、".join(t.recurs)])
     for letter in ("J", "K", "M"):
         for cell in ledger[letter][1:]:
             cell.number_format = TIME_FORMAT

@@ -46,7 +46,8 @@ def local(text: str) -> datetime:
 
 async def ticket(name: str, area: str, category: str, created: str, *, deadline: str | None,
                  closed: str | None = None, status: Status | None = None, reports: int = 1,
-                 numbered: bool = True, grade: Grade = Grade.GENERAL) -> Ticket:
+                 numbered: bool = True, grade: Grade = Grade.GENERAL,
+                 recurs: list[str] | None = None) -> Ticket:
     at = local(created)
     return await Ticket.create(
         number=f"HZ-{at.astimezone(TZ):%Y%m%d}-{name}" if numbered else None,
@@ -54,7 +55,7 @@ async def ticket(name: str, area: str, category: str, created: str, *, deadline:
         owner_id="gaofeng", reviewer_id="xuming", area_id=area, category=category,
         description=f"隐患{name}", grade=grade, deadline=local(deadline) if deadline else None,
         created_at=at, updated_at=at, opened_at=at, closed_at=local(closed) if closed else None,
-        reports=reports)
+        reports=reports, recurs=recurs)
 
 
 async def people_and_areas(count: int = 3) -> None:
@@ -87,9 +88,11 @@ async def plant(db: TortoiseContext) -> None:
     await ticket("N4", "A2", "F02", "2026-11-10 10:00", deadline="2026-11-12 10:00",
                  status=Status.SUBMITTED)                            # open, overdue
     await ticket("N5", "A3", "M03", "2026-11-12 14:00", deadline="2026-11-17 14:00",
-                 closed="2026-11-13 02:00")                          # 12 h, on time
+                 closed="2026-11-13 02:00",                          # 12 h, on time
+                 recurs=["HZ-20261025-P3"])                          # 复发
     await ticket("N6", "A3", "H01", "2026-11-20 08:00", deadline="2026-11-23 08:00",
-                 closed="2026-11-22 08:00")                          # 48 h, on time
+                 closed="2026-11-22 08:00",                          # 48 h, on time
+                 recurs=["HZ-20261005-P1"])                          # 复发
     await ticket("N7", "A3", "M03", "2026-11-28 10:00", deadline="2026-12-03 10:00")  # open
     await ticket("N8", "A1", "M03", "2026-11-29 10:00", deadline="2026-12-04 10:00",
                  closed="2026-12-01 10:00")                          # closed in December
@@ -195,7 +198,12 @@ async def test_the_summary_reads_with_the_change_from_last_month(report: Monthly
                  '> 月末未闭环：5项，其中逾期<font color="warning">2项</font>，与上月持平',
                  "> 1号车间：上报3项，闭环2项（66.7%），逾期1项",
                  "> 用电类 H01：上报3项，闭环3项（100.0%），逾期0项",
-                 "> HZ-20261103-N2（1号车间 · 用电类 H01）：上报3次，已闭环，隐患N2"):
+                 "> HZ-20261103-N2（1号车间 · 用电类 H01）：上报3次，已闭环，隐患N2",
+                 "**复发隐患**（本月2项）",
+                 "> 按区域：3号车间 2项；按类别：机械防护类 M03 1项、用电类 H01 1项；"
+                 "按整改责任人：高峰 2项",
+                 "> HZ-20261112-N5（3号车间 · 机械防护类 M03）：复发自HZ-20261025-P3，已闭环",
+                 "> HZ-20261120-N6（3号车间 · 用电类 H01）：复发自HZ-20261005-P1，已闭环"):
         assert line in text.splitlines()
 
 
@@ -225,7 +233,7 @@ async def test_the_report_files_are_written_to_a_folder(plant: None, tmp_path: P
     book = load_workbook(xlsx)
     assert book.sheetnames == ["隐患台账", "统计"]
     rows = list(book["隐患台账"].iter_rows(values_only=True))
-    assert rows[0][:3] == ("编号", "区域", "类别") and rows[0][-1] == "是否逾期"
+    assert rows[0][:3] == ("编号", "区域", "类别") and rows[0][-2:] == ("是否逾期", "复发自")
     # Every ticket filed in November, the cancelled one included, oldest first.
     assert [r[0].split("-")[-1] for r in rows[1:]] == [
         "N1", "N2", "N3", "N4", "N5", "N9", "N6", "N7", "N8", "N11"]
@@ -233,8 +241,9 @@ async def test_the_report_files_are_written_to_a_folder(plant: None, tmp_path: P
     assert n2[1:9] == ("1号车间", "用电类 H01", "一般", "物的状态", "隐患N2", "张三", "高峰",
                        "徐明")
     assert n2[9:] == (datetime(2026, 11, 3, 9), datetime(2026, 11, 6, 9), "已闭环",  # noqa: DTZ001
-                      datetime(2026, 11, 7, 9), "是")  # noqa: DTZ001  (local wall-clock)
-    assert [r[-1] for r in rows[1:]].count("是") == 2     # N2 closed late, N4 past due
+                      datetime(2026, 11, 7, 9), "是", None)  # noqa: DTZ001  (local wall-clock)
+    assert [r[-2] for r in rows[1:]].count("是") == 2     # N2 closed late, N4 past due
+    assert [r[-1] for r in rows[1:] if r[-1]] == ["HZ-20261025-P3", "HZ-20261005-P1"]
     stats = {r[0]: r[1:] for r in book["统计"].iter_rows(values_only=True) if r and r[0]}
     assert stats["上报隐患（项）"][:3] == (9, 3, 6)
     assert stats["闭环率"][:2] == (pytest.approx(5 / 9, abs=1e-4), pytest.approx(1 / 3, abs=1e-4))
