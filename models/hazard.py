@@ -99,6 +99,8 @@ class Ticket(Model):
     # 复发: the numbers of the earlier, closed tickets this one is like (models/similarity.py);
     # null (not []) so that the column is added to a plant's existing tickets as it is.
     recurs: list[str] | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    # The reviewer's word on why it came back, asked before 通过: 管理缺陷 or 非管理缺陷.
+    recurrence_cause = fields.CharField(max_length=8, null=True)
 
     class Meta:
         table = "ticket"
@@ -499,9 +501,24 @@ async def check_reviewer(ticket: Ticket, actor: User, action: str, now: datetime
         raise Stale(ticket.label)
 
 
-async def approve(ticket: Ticket, actor: User, now: datetime) -> None:
-    """通过: closes the ticket, or for a 重大 one waits for the principal's approval."""
+MANAGEMENT_CAUSE, OTHER_CAUSE = "管理缺陷", "非管理缺陷"
+
+
+def needs_cause(ticket: Ticket) -> bool:
+    """A 复发 ticket's reviewer says whether a 管理缺陷 let it come back, before 通过."""
+    return bool(ticket.recurs) and not ticket.recurrence_cause
+
+
+async def approve(ticket: Ticket, actor: User, now: datetime, cause: str = "",
+                  note: str = "") -> None:
+    """通过: closes the ticket, or for a 重大 one waits for the principal's approval. A 复发
+    ticket needs the reviewer's `cause` (MANAGEMENT_CAUSE or OTHER_CAUSE) and its `note`."""
     await check_reviewer(ticket, actor, "通过", now)
+    if cause:
+        await _move(ticket, actor.id, "recurrence_cause", now,
+                    note=f"{cause}：{note}".rstrip("："), recurrence_cause=cause)
+    elif needs_cause(ticket):
+        await refuse(ticket, actor, "通过", "复发隐患需先说明复发原因是否属于管理缺陷。", now)
     if ticket.needs_principal and not ticket.first_approval and not actor.has_role(
             Role.PRINCIPAL):
         await _move(ticket, actor.id, "reviewed", now, first_approval=actor.id)

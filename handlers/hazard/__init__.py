@@ -21,7 +21,7 @@ MODULE = Module(
     commands=commands.router,
     dialogs=(report.ReportDialog, rectify.PickDialog, rectify.EvidenceDialog,
              rectify.ExtensionDialog, rectify.TransferDialog, review.RejectDialog,
-             plan.PlanDialog),
+             review.CauseDialog, plan.PlanDialog),
     starts=starts,
     guesses=guesses,
     help=("**上报隐患**：直接发送现场照片，并说明区域和情况，例如“3号车间 配电箱门没关”",

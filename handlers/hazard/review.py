@@ -1,7 +1,10 @@
-"""The reviewer's side: 通过 closes a ticket (a 重大 one goes on to the principals' approval),
-驳回 asks for the reason and reopens it, and the answer to an owner's request for more time."""
+"""The reviewer's side: 通过 closes a ticket (a 重大 one goes on to the principals' approval; a
+复发 one first asks whether a 管理缺陷 let it come back), 驳回 asks for the reason and reopens
+it, and the answer to an owner's request for more time."""
 
 from __future__ import annotations
+
+import re
 
 from handlers.dialog import Retry, Step
 from handlers.hazard.cards import (
@@ -16,17 +19,21 @@ from handlers.hazard.cards import (
 from handlers.hazard.views import facts, when
 from handlers.router import Context, Router
 from models.hazard import (
+    MANAGEMENT_CAUSE,
+    OTHER_CAUSE,
     CardPurpose,
     Status,
     Ticket,
     approve,
     check_reviewer,
     decide_extension,
+    needs_cause,
     reject,
 )
 from models.outgoing import Text
 
 clicks = Router()
+CAUSE = re.compile(r"^(是|否|不是)[，,。.;；:：\s]*(.*)$", re.S)
 
 
 class RejectDialog(TicketDialog):
@@ -59,6 +66,37 @@ class RejectDialog(TicketDialog):
         await review_cards(ctx, ticket)
 
 
+class CauseDialog(TicketDialog):
+    """Before a 复发 ticket's 通过: did a 管理缺陷 let it come back? The answer is kept with
+    the ticket, then it is approved."""
+
+    kind = "recurrence_cause"
+
+    async def _ask_cause(self) -> str:
+        t = self.subject
+        return (f"{t.number} 为复发隐患（与已闭环的{'、'.join(t.recurs or [])}相似）。"
+                "通过前请说明：复发原因是否属于管理缺陷？请回复“是”或“否”，可附一句说明，"
+                "例如“是，巡检制度未落实”。")
+
+    async def _cause(self, text: str) -> None:
+        ctx, ticket = self.ctx, self.subject
+        found = CAUSE.match(text.strip())
+        if found is None or len(text) > ctx.rules.text_max:
+            raise Retry("请回复“是”（属于管理缺陷）或“否”（不属于），可附一句说明。")
+        cause = MANAGEMENT_CAUSE if found.group(1) == "是" else OTHER_CAUSE
+        approved = await guarded(ctx, ticket, approve(ticket, ctx.me, ctx.now, cause,
+                                                      found.group(2).strip()))
+        await self.close()
+        if approved:
+            await _approved(ctx, ticket)
+
+    cause = Step(_ask_cause, _cause)
+
+    @classmethod
+    async def resend(cls, ctx: Context, ticket: Ticket) -> None:
+        await review_cards(ctx, ticket)
+
+
 @clicks.card_action(CardPurpose.REVIEW.value)
 async def review_clicked(ctx: Context) -> None:
     click = await open_click(ctx, CardPurpose.REVIEW)
@@ -74,8 +112,16 @@ async def review_clicked(ctx: Context) -> None:
 
 async def _approve(ctx: Context, click: Click) -> None:
     ticket = click.ticket
-    if not await decided(ctx, click, approve(ticket, ctx.me, ctx.now), "通过"):
+    if needs_cause(ticket):
+        if await decided(ctx, click, check_reviewer(ticket, ctx.me, "通过", ctx.now), "通过"):
+            await CauseDialog.start(ctx, ticket, ticket_id=ticket.id, data={"from_card": True})
         return
+    if await decided(ctx, click, approve(ticket, ctx.me, ctx.now), "通过"):
+        await _approved(ctx, ticket)
+
+
+async def _approved(ctx: Context, ticket: Ticket) -> None:
+    """Closed, or on to the principals for a 重大 one: everyone concerned hears."""
     if ticket.status is not Status.CLOSED:
         await review_cards(ctx, ticket)
         await ctx.reply(Text(f"{ticket.number} 复查通过，已提交主要负责人审批。"))

@@ -26,7 +26,7 @@ ACTION_WORDS = {
     "extension_requested": "申请延期", "extension_approved": "同意延期",
     "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
     "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
-    "recurred": "标记为复发",
+    "recurred": "标记为复发", "recurrence_cause": "说明复发原因",
 }
 
 

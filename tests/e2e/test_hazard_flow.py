@@ -155,11 +155,26 @@ async def test_a_hazard_that_comes_back_is_filed_and_marked_recurring(
 
     again = await reported("3号车间 配电箱门又没关，里面电线裸露")
     assert again.status is Status.OPEN and again.recurs == [number]
+    assigned = await owner.expect(f"隐患整改 {again.number}")
     for person in (owner, Person(phone, "liuyang"), manager):
         notice = await person.expect(f"【复发】{again.number}", f"已闭环的{number}相似")
         assert "管理缺陷" in notice.text
     await worker.says(again.number or "")
     assert f"复发：与已闭环的{number}相似" in (await worker.expect("**记录**")).text
+
+    # Its review asks whether a 管理缺陷 let it come back before it closes.
+    await accept_and_rectify(owner, assigned, again.number or "")
+    review = await reviewer.expect(f"整改复查 {again.number}")
+    await reviewer.clicks(review, "通过")
+    await reviewer.expect(f"{again.number} 为复发隐患", "是否属于管理缺陷")
+    await reviewer.says("可能吧")
+    await reviewer.expect("请回复“是”（属于管理缺陷）或“否”（不属于）")
+    await reviewer.says("是，巡检制度未落实")
+    await reviewer.expect(f"{again.number} 复查通过，已闭环")
+    await again.refresh_from_db()
+    assert (again.status, again.recurrence_cause) == (Status.CLOSED, "管理缺陷")
+    assert await AuditEvent.filter(subject_id=str(again.id), action="recurrence_cause",
+                                   note="管理缺陷：巡检制度未落实").exists()
 
 
 async def test_the_menu_and_the_usual_words_start_a_report(phone: Phone[Any]) -> None:

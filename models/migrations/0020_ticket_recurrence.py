@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
     operations = [
         ops.AddField(
             model_name='Ticket',
+            name='recurrence_cause',
+            field=fields.CharField(null=True, max_length=8),
+        ),
+        ops.AddField(
+            model_name='Ticket',
             name='recurs',
             field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
         ),
