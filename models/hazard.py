@@ -343,6 +343,13 @@ async def earlier_alike(ticket: Ticket, since: datetime, shown: int = 3) -> list
             if score >= ALIKE][:shown]
 
 
+async def recurrences_since(ticket: Ticket, since: datetime) -> list[Ticket]:
+    """The 复发 tickets of this one's area and category filed since `since`, oldest first."""
+    return await Ticket.filter(area_id=ticket.area_id, category=ticket.category,
+                               recurs__isnull=False, created_at__gte=since
+                               ).exclude(status=Status.CANCELLED).order_by("created_at", "id")
+
+
 async def mark_recurrence(ticket: Ticket, earlier: list[Ticket], now: datetime) -> None:
     numbers = [t.number or t.label for t in earlier]
     await Ticket.filter(id=ticket.id).update(recurs=numbers)

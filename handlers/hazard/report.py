@@ -37,6 +37,7 @@ from models.hazard import (
     mark_recurrence,
     new_card,
     new_draft,
+    recurrences_since,
     save_draft,
 )
 from models.inbound import InboundKind
@@ -51,6 +52,7 @@ RESUME = "继续上报"
 DONE_WORDS = ("已整改", "整改完成")     # an owner's words, answered by the rectify flow
 AREAS_LISTED = 30        # at most, and fewer where long names would not fit one text; the rest
                          # are named by the reporter, not shown
+PROPOSE_AFTER = 3         # 复发 of one area and category in a quarter: a 管理缺陷 is proposed
 EDITABLE = (("area", "区域"), ("category", "类别"), ("description", "描述"), ("grade", "等级"))
 
 
@@ -443,13 +445,26 @@ async def _submit(ctx: Context, draft: Ticket) -> None:
 
 
 async def recurrence_notice(ctx: Context, ticket: Ticket, owner: str) -> None:
-    """The hazard came back: the owner and the safety managers look for the cause."""
+    """The hazard came back: the owner and the safety managers look for the cause. The third
+    of an area and category in a quarter proposes a 管理缺陷 ticket to the safety managers."""
     f = await facts(ticket, ctx.rules.catalog)
     days = ctx.rules.recurrence_window.days
-    to = sorted({owner, *await people_with(Role.SAFETY_MANAGER)} - {""})
+    managers = await people_with(Role.SAFETY_MANAGER)
+    to = sorted({owner, *managers} - {""})
     await ctx.send(Text(f"【复发】{ticket.number}（{f.title}）与{days}天内已闭环的"
                         f"{'、'.join(ticket.recurs or [])}相似，疑似同一隐患反复出现。"
                         "整改时请查明根本原因，复查时将确认是否属于管理缺陷。"), to_users=to)
+    local = ctx.local(ctx.now)
+    quarter = local.replace(month=(local.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0,
+                            second=0, microsecond=0)
+    recurred = await recurrences_since(ticket, quarter)
+    if len(recurred) == PROPOSE_AFTER and managers:
+        await ctx.send(Text(
+            f"【建议】{f.title} 本季度已复发{len(recurred)}次（"
+            f"{'、'.join(t.number or t.label for t in recurred)}），同类隐患反复出现，可能存在"
+            "管理缺陷。建议登记一项管理缺陷隐患，查找制度、培训或检查方面的原因，可直接发送："
+            f"{f.area} 同类隐患本季度复发{len(recurred)}次，巡检和管理制度未落实"),
+            to_users=sorted(managers))
 
 
 async def _link(ctx: Context, draft: Ticket, original: Ticket) -> None:

@@ -177,6 +177,29 @@ async def test_a_hazard_that_comes_back_is_filed_and_marked_recurring(
                                    note="管理缺陷：巡检制度未落实").exists()
 
 
+async def test_the_third_recurrence_in_a_quarter_proposes_a_management_defect(
+        phone: Phone[Any], service: Service) -> None:
+    now = service.clock()
+    for n, recurs in ((1, None), (2, ["HZ-20261101-0001"]), (3, ["HZ-20261101-0002"])):
+        await Ticket.create(number=f"HZ-20261101-000{n}", status=Status.CLOSED,
+                            reporter_id="zhangsan", owner_id="gaofeng", reviewer_id="xuming",
+                            area_id="A3", category="H01", description="配电箱门没关，电线裸露",
+                            created_at=now, updated_at=now, closed_at=now, recurs=recurs)
+    worker, manager = Person(phone, "zhangsan"), Person(phone, "sunli")
+    await worker.says("3号车间 配电箱门又没关，里面电线裸露")
+    await worker.clicks(await worker.expect("请确认隐患上报"), "提交")
+    await worker.expect("已提交，编号")
+    await manager.expect("【复发】")
+    proposal = await manager.expect("【建议】3号车间 · 用电类 H01 本季度已复发3次")
+    suggested = proposal.text.rsplit("可直接发送：", 1)[1]
+    assert suggested == "3号车间 同类隐患本季度复发3次，巡检和管理制度未落实"
+    await manager.says(suggested)
+    summary = await manager.expect("请确认隐患上报")
+    assert (summary.field("类别"), summary.field("类型")) == ("管理制度类 D09", "管理缺陷")
+    await settled()
+    assert [m for m in Person(phone, "gaofeng").unread() if "【建议】" in m.text] == []
+
+
 async def test_the_menu_and_the_usual_words_start_a_report(phone: Phone[Any]) -> None:
     for user_id, start in (("zhangsan", "menu"), ("huangjun", "随手拍"), ("wanghaiyan", "隐患")):
         if start == "menu":
