@@ -15,6 +15,7 @@ as the sync filled it in from the platform.
 from __future__ import annotations
 
 import asyncio
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -69,6 +70,7 @@ class AreaEntry:
     risk_color: RiskColor = RiskColor.BLUE
     groups: tuple[str, ...] = ()  # group chat ids for area announcements
     location: tuple[float, float] | None = None  # (latitude, longitude), for location messages
+    cameras: tuple[tuple[str, str], ...] = ()  # (name, URL on the plant's video platform)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,29 @@ def _area(t: Entry) -> AreaEntry:
         risk_color=RiskColor(color),
         groups=t.strings("groups"),
         location=t.point("location"),
+        cameras=_cameras(t),
     )
+
+
+_CAMERA_URL = re.compile(r"https?://[^\s()<>\[\]]+")
+
+
+def _cameras(t: Entry) -> tuple[tuple[str, str], ...]:
+    """`cameras = [{ name = "东门", url = "https://…" }]`: links the broadcast and the
+    commander's board carry; a URL that a markdown link would break is refused."""
+    raw = t.raw.get("cameras", [])
+    if not isinstance(raw, list):
+        t.fail("cameras must be a list of { name, url } tables")
+    cameras = []
+    for n, camera in enumerate(raw, 1):
+        name, url = (camera.get("name"), camera.get("url")) if isinstance(camera, dict) else (
+            None, None)
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30 or not isinstance(
+                url, str) or not _CAMERA_URL.fullmatch(url) or set(camera) - {"name", "url"}:
+            t.fail(f"cameras[{n}] must be {{ name = \"…\" (30 characters at most), url = "
+                   "\"https://…\" (no spaces or brackets) }")
+        cameras.append((name.strip(), url))
+    return tuple(cameras)
 
 
 def _check_unique(section: str, idents: list[str]) -> None:
@@ -377,7 +401,8 @@ async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
                   "reviewer_id": entry.reviewer, "risk_color": entry.risk_color,
                   "groups": list(entry.groups),
                   "latitude": entry.location[0] if entry.location else None,
-                  "longitude": entry.location[1] if entry.location else None}
+                  "longitude": entry.location[1] if entry.location else None,
+                  "cameras": [{"name": n, "url": u} for n, u in entry.cameras] or None}
         row = rows.get(entry.code)
         if row is None:
             await journal.create("area", Area, entry.code, wanted)

@@ -387,6 +387,7 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
              f"> 区域：{area.name if area else '全厂'}",
              f"> 指挥：{commander.name if commander else activation.commander}  "
              f"启动时间：{started:%H:%M}",
+             *cameras_line(area),
              "**先期处置**"]
     lines += [f"> {n}. {step}" for n, step in enumerate(plan.steps, 1)]
     resources = nearest(plan.resource_list, area, await every_area())
@@ -397,6 +398,14 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
                   for r in resources[:5]]
     lines.append("应急人员请在个人消息中点“收到”确认。")
     return Markdown(fit(lines))
+
+
+def cameras_line(area: Area | None) -> list[str]:
+    """The area's cameras as links, for the broadcast and the board: the commander and the
+    groups see the scene before anyone reaches it."""
+    if area is None or not area.cameras:
+        return []
+    return ["**现场视频**：" + "　".join(f"[{c['name']}]({c['url']})" for c in area.cameras)]
 
 
 def nearest(resources: list[Resource], area: Area | None, areas: Sequence[Area]
@@ -457,7 +466,8 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
     silent = [r.user_id for r in rows if (not r.answer or r.late) and r.user_id not in lost]
     lines = [f"**应急看板 · {headline(activation, plan)}**（{now.astimezone(tz):%H:%M:%S}）",
              f"> 已确认 {len(acked)}/{len(rows)}，无法到场 {len(cannot)}，"
-             f"未回复 {len(silent)}" + (f"，无法送达 {len(lost)}" if lost else "")]
+             f"未回复 {len(silent)}" + (f"，无法送达 {len(lost)}" if lost else ""),
+             *cameras_line(await Area.get_or_none(code=activation.area_id or ""))]
     if silent:
         lines.append(f"**未回复**：{_names(silent, names)}")
     if cannot:

@@ -125,6 +125,8 @@ class Area(Model):
     groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     latitude = fields.FloatField(null=True)
     longitude = fields.FloatField(null=True)
+    # Links to the area's cameras on the plant's video platform: [{"name", "url"}], or null.
+    cameras: list[dict[str, str]] | None = fields.JSONField(null=True)  # type: ignore[assignment]
     # Dynamic status from the area's ticket history (scheduler/risk.py): 高 / 中 / 低, with the
     # rule that gave it. Kept apart from the inherent colour, and never shown in colours.
     risk_status = fields.CharField(max_length=2, default="")

@@ -94,6 +94,9 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
     assert "关闭泄漏点上游阀门" in content
     assert content.index("正压式空气呼吸器") < content.index("堵漏工具箱")
+    # The area's cameras, linked (in the group, and on the commander's board below).
+    assert "[硝化釜平台](https://nvr.plant.local/live/a3-reactor)" in content
+    assert "[3号车间东门](https://nvr.plant.local/live/a3-east)" in content
     # Each responder: one card with 收到 / 无法到场.
     for user in LEVEL2:
         await phone.until(lambda u=user: len(cards_for(phone, u, "液氨泄漏")) == 1, 10)
@@ -108,7 +111,7 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     await lihua.clicks(card, "收到")
     assert (await phone.changed(card, users=("lihua",))).text.startswith("已回复收到")
     board = await zhouwei.expect("应急看板", "已确认 1/8")
-    assert "未回复" in board.text
+    assert "未回复" in board.text and "现场视频" in board.text
     # 黄军 types 收到; the next board waits for the interval, then the tick sends it.
     huangjun = Person(phone, "huangjun")
     await huangjun.says("收到")

@@ -252,6 +252,11 @@ BAD_ROSTERS = {
     "alias is another area's name": (
         edit(BASE, '["三号车间", "3车间"]', '["三号车间", "1号车间"]'),
         'areas[1] (code="A3"): alias "1号车间" is already the name of areas[0] (code="A1")'),
+    "a camera URL a link would break": (
+        edit(BASE, '["三号车间", "3车间"]',
+             '["三号车间", "3车间"]\ncameras = [{ name = "东门", url = "https://nvr/a3 (东)" }]'),
+        'areas[1] (code="A3"): cameras[1] must be { name = "…" (30 characters at most), '
+        'url = "https://…" (no spaces or brackets) }'),
     "aliases not a list of strings": (
         edit(BASE, '["三号车间", "3车间"]', '"三号车间"'),
         'areas[1] (code="A3"): aliases must be a list of non-empty strings'),
