@@ -434,17 +434,15 @@ async def _submit(ctx: Context, draft: Ticket) -> None:
         await ctx.reply(Text(f"已提交，编号 {draft.number}。{draft.grade_reason}。"
                              "该隐患按重大隐患处理，已请主要负责人组织制定治理方案，"
                              f"整改责任人：{who.owner.name}。感谢您的上报！"))
-        if earlier:
-            await recurrence_notice(ctx, draft, who.owner.id)
-        return
-    await owner_cards(ctx, draft)
-    await ctx.reply(Text(f"已提交，编号 {draft.number}。整改责任人：{who.owner.name}，"
-                         f"整改期限：{when(draft.deadline, ctx.rules.tz)}。感谢您的上报！"))
+    else:
+        await owner_cards(ctx, draft)
+        await ctx.reply(Text(f"已提交，编号 {draft.number}。整改责任人：{who.owner.name}，"
+                             f"整改期限：{when(draft.deadline, ctx.rules.tz)}。感谢您的上报！"))
     if earlier:
-        await recurrence_notice(ctx, draft, who.owner.id)
+        await _recurrence_notice(ctx, draft, who.owner.id)
 
 
-async def recurrence_notice(ctx: Context, ticket: Ticket, owner: str) -> None:
+async def _recurrence_notice(ctx: Context, ticket: Ticket, owner: str) -> None:
     """The hazard came back: the owner and the safety managers look for the cause. The third
     of an area and category in a quarter proposes a 管理缺陷 ticket to the safety managers."""
     f = await facts(ticket, ctx.rules.catalog)
