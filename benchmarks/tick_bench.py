@@ -7,8 +7,15 @@ then runs the service's own `Jobs.tick` in this process at a fixed instant, a Tu
 Asia/Shanghai (working time, so no routine step is held by quiet hours), for every total and
 number due asked for, each several rounds that do the same work.
 
+With `--monthly`, at the largest total it also times the tick on the 1st of a month that sends
+the monthly report on the month before (issue 20): closure queries, chart, ledger, outbox rows,
+with a share of the month's tickets marked as recurrences and closed drills of the shipped plans.
+
     .venv/bin/python benchmarks/tick_bench.py [--totals 100000,1000000] [--due 0,1000,5000]
                                               [--rounds 7] [--open-share 0.1] [--no-daily]
+                                              [--monthly [--monthly-month 2026-10,2026-11]
+                                               [--monthly-rounds 5] [--recur-share 0.05]
+                                               [--drills 6]]
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import inspect
 import json
 import math
 import random
@@ -46,13 +55,18 @@ from benchmarks.callback_bench import (  # noqa: E402
 )
 from bot.db import migrate, open_database  # noqa: E402
 from bot.media.folder import FolderStore  # noqa: E402
+from bot.plans import parse_plans  # noqa: E402
 from bot.roster import load_org  # noqa: E402
-from bot.scheduling import load_policy  # noqa: E402
+from bot.scheduling import load_drill_rules, load_policy  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from models import closure as closure_module  # noqa: E402
 from models.catalog import DefectType, Grade, load_catalog  # noqa: E402
+from models.closure import MonthlyClosure, month_window, previous_month  # noqa: E402
+from models.emergency import Activation, ActivationStatus, Plan  # noqa: E402
 from models.escalation import AlarmKind, AlarmState, Ladder, spread_offset, steps  # noqa: E402
 from models.hazard import Status  # noqa: E402
 from scheduler import jobs as jobs_module  # noqa: E402
+from scheduler import monthly as monthly_module  # noqa: E402
 from scheduler.escalation import BATCH  # noqa: E402
 from scheduler.jobs import Jobs, TickReport  # noqa: E402
 
@@ -68,6 +82,22 @@ MODULE_JOBS = {"dialogs": "expire_dialogs", "ladders": "arm_ladders", "alarms": 
                "emergency": "run_emergency", "auditor": "audit_alarms"}
 INSTANCE_JOBS = {"risk": "_risk", "digest": "_digest", "monthly": "_monthly"}
 JOB_ORDER = ("dialogs", "ladders", "alarms", "risk", "digest", "monthly", "emergency", "auditor")
+# --monthly: the tick on the 1st at this local hour (after the 08:20 digest time), the parts of
+# `send_monthly` timed (`models.closure`'s helpers by the names below), and the comparison.
+MONTHLY_HOUR = 10
+LAST_MONTH = f"{NOW.astimezone(TZ).replace(day=1) - timedelta(days=1):%Y-%m}"   # 2026-11
+REPEAT_SHARE = 100          # of 10,000 tickets filed in the month: reported 2–4 times
+MONTHLY_RECIPIENTS = 4      # `managers()`: the three safety managers and the principal
+DAILY_FIRST_TICK_MS = 1258.8   # run C in benchmarks/README.md: risk status and digest run
+CLOSURE_PARTS = {"_month": "months", "_repeated": "repeated", "_ledger": "ledger rows"}
+MONTHLY_ORDER = ("monthly", "drills", "closure", "months", "repeated", "ledger rows", "chart",
+                 "xlsx", "markdown", "media", "outbox", "stall")
+MONTHLY_LABELS = {"monthly": "monthly job", "closure": "closure_for", "months": "└ _month ×2",
+                  "repeated": "└ _repeated", "ledger rows": "└ _ledger", "chart": "chart (png)",
+                  "xlsx": "ledger (xlsx)", "drills": "drills (plan_dates)",
+                  "media": "media.put ×2", "outbox": "enqueue ×3",
+                  "stall": "longest loop stall"}
+STALL_PROBE = 0.01          # seconds between the event-loop probe's wake-ups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +506,292 @@ async def tick_once(jobs: Jobs, conn: asyncpg.Connection, pool: Sequence[DueStep
 
 
 # ---------------------------------------------------------------------------------------------
+# The monthly report (`--monthly`): the tick on the 1st that runs `send_monthly`
+
+
+@dataclass(frozen=True)
+class MonthlySetup:
+    """The month reported, the instant of its tick, and what the loaded data holds for it."""
+
+    month: str                 # YYYY-MM, the month before the tick's
+    at: datetime               # the 1st of the next month, MONTHLY_HOUR local, in UTC
+    filed: int                 # ledger rows expected: numbered, not linked, filed in the month
+    recurrences: int           # of those, not cancelled, with `recurs` set
+    repeated: int              # of those, reported more than once
+    drills: int                # closed drill activations in the month's year
+    plans: int
+
+
+@dataclass
+class MonthlyTick:
+    seconds: float
+    parts: dict[str, float]
+    problems: list[str]
+    stall: float       # the longest the event loop went without running a ready task
+
+
+async def loop_stalls(stalls: list[float], every: float = STALL_PROBE) -> None:
+    """How late each `every`-second sleep wakes: the service's web handlers, inbox worker and
+    outbox dispatcher share the scheduler's event loop, so they wait as long as it is busy."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every)
+        stalls.append(loop.time() - started - every)
+
+
+@dataclass
+class MonthlyRun:
+    total: int
+    setup: MonthlySetup
+    first: MonthlyTick | None          # the unmeasured first round
+    cold: bool                         # … was the process's first chart: matplotlib imported
+    ticks: list[MonthlyTick]
+
+    def ms(self, p: float, part: str | None = None) -> float:
+        values = sorted((t.stall if part == "stall" else t.parts.get(part, math.nan)
+                         if part else t.seconds) * 1000 for t in self.ticks)
+        return values[max(0, math.ceil(p / 100 * len(values)) - 1)] if values else math.nan
+
+
+def monthly_instant(month: str, tz: ZoneInfo) -> datetime:
+    """The first tick after the digest time on the 1st of the month after `month`."""
+    year, number = (int(part) for part in month.split("-"))
+    year, number = (year + 1, 1) if number == 12 else (year, number + 1)
+    return datetime(year, number, 1, MONTHLY_HOUR, tzinfo=tz).astimezone(UTC)
+
+
+# Recurrences: `--recur-share` of the tickets filed in the month (and the month before, whose
+# headline the report compares with) get the one or two tickets of their area and category
+# filed just before them, as `models.similarity` would have named earlier ones. A deterministic
+# share by id (7919 is prime, so `id * 7919 % 10000` runs through every residue). A few more
+# were reported two to four times, so the report's "most repeated" section has rows.
+PLANT_RECURRENCES = """
+    WITH ranked AS (
+        SELECT id, lag(number) OVER w AS prev1, lag(number, 2) OVER w AS prev2
+        FROM ticket WHERE created_at >= $1::timestamptz - interval '90 days' AND created_at < $2
+        WINDOW w AS (PARTITION BY area_id, category ORDER BY created_at, id))
+    UPDATE ticket t
+    SET recurs = CASE WHEN t.id % 3 = 0 AND r.prev2 IS NOT NULL
+                      THEN jsonb_build_array(r.prev1, r.prev2)
+                      ELSE jsonb_build_array(r.prev1) END
+    FROM ranked r
+    WHERE r.id = t.id AND t.created_at >= $1 AND t.created_at < $2 AND r.prev1 IS NOT NULL
+      AND t.id::bigint * 7919 % 10000 < $3"""
+PLANT_REPEATS = """
+    UPDATE ticket SET reports = 2 + id % 3
+    WHERE created_at >= $1 AND created_at < $2 AND id::bigint * 7919 % 10000 >= 10000 - $3"""
+
+
+async def plant_drills(plant: Plant, months: Sequence[str], tz: ZoneInfo, drills: int
+                       ) -> int:
+    """The shipped plans (config/plans) and `drills` closed drills of them, the plans in turn,
+    spread over the reported months' year before the first of them; returns the plans."""
+    entries = parse_plans(ROOT / "config" / "plans")
+    for entry in entries:
+        await Plan.create(code=entry.code, loaded_at=NOW - timedelta(days=400),
+                          **entry.stored())
+    first = month_window(min(months), tz).start
+    year_start = datetime(first.astimezone(tz).year, 1, 1, 9, tzinfo=tz)
+    span = (first - year_start) / max(1, drills)
+    for i in range(drills):
+        entry, started = entries[i % len(entries)], year_start + span * i
+        await Activation.create(
+            plan_id=entry.code, level=entry.levels[-1].name, area_id=plant.areas[i],
+            drill=True, status=ActivationStatus.CLOSED, token=f"{i:016x}",
+            raised_by=plant.managers[0], commander=plant.managers[0], note="压测演练",
+            created_at=started, activated_at=started, closed_at=started + timedelta(hours=1),
+            closed_by=plant.managers[0], review_sent=True)
+    return len(entries)
+
+
+async def plant_month(conn: asyncpg.Connection, month: str, tz: ZoneInfo, share: float,
+                      plans: int) -> MonthlySetup:
+    """Recurrences and repeats in the month and the one before; what the report should show."""
+    window = month_window(month, tz)
+    before = month_window(previous_month(month), tz)
+    await conn.execute(PLANT_RECURRENCES, before.start, window.end, round(share * 10000))
+    await conn.execute(PLANT_REPEATS, before.start, window.end, REPEAT_SHARE)
+    await conn.execute("VACUUM ANALYZE ticket")
+    counts = await conn.fetchrow(
+        "SELECT count(*) AS filed, count(*) FILTER (WHERE recurs IS NOT NULL "
+        "  AND status <> 'cancelled') AS recurrences, "
+        "count(*) FILTER (WHERE reports > 1) AS repeated FROM ticket "
+        "WHERE number IS NOT NULL AND status <> 'linked' AND created_at >= $1 "
+        "AND created_at < $2", window.start, window.end)
+    year_start = datetime(window.start.astimezone(tz).year, 1, 1, tzinfo=tz)
+    drills = await conn.fetchval(
+        "SELECT count(*) FROM emergency_activation WHERE drill AND status = 'closed' "
+        "AND activated_at >= $1 AND activated_at < $2", year_start, window.end)
+    return MonthlySetup(month, monthly_instant(month, tz), counts["filed"],
+                        counts["recurrences"], counts["repeated"], drills, plans)
+
+
+def _accumulating(name: str, job: Callable[..., Any], parts: dict[str, float],
+                  seen: dict[str, Any]) -> Callable[..., Any]:
+    """`job` timed into `parts[name]` (summed over its calls), its last result kept in `seen`;
+    sync functions stay sync, as `render` runs the chart and the ledger in a thread."""
+    if inspect.iscoroutinefunction(job):
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                seen[name] = await job(*args, **kwargs)
+                return seen[name]
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+        return run_async
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            seen[name] = job(*args, **kwargs)
+            return seen[name]
+        finally:
+            parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+    return run
+
+
+@contextlib.contextmanager
+def monthly_parts(jobs: Jobs, parts: dict[str, float], seen: dict[str, Any]) -> Iterator[None]:
+    """Time the pieces of `send_monthly` from outside, as `timed_parts` does for the jobs."""
+    targets: list[tuple[Any, str, str]] = [
+        (jobs_module, "plan_dates", "drills"), (monthly_module, "closure_for", "closure"),
+        *((closure_module, attr, name) for attr, name in CLOSURE_PARTS.items()),
+        (monthly_module, "render_chart", "chart"), (monthly_module, "render_ledger", "xlsx"),
+        (monthly_module, "render_markdown", "markdown"), (jobs.media, "put", "media"),
+        (monthly_module, "enqueue", "outbox"),
+    ]
+    originals = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+    try:
+        for (owner, attr, name), (_, _, job) in zip(targets, originals, strict=True):
+            setattr(owner, attr, _accumulating(name, job, parts, seen))
+        yield
+    finally:
+        for owner, attr, job in originals:
+            if owner is jobs.media:
+                delattr(owner, attr)        # the bound method again
+            else:
+                setattr(owner, attr, job)
+
+
+async def monthly_once(jobs: Jobs, conn: asyncpg.Connection, setup: MonthlySetup
+                       ) -> MonthlyTick:
+    """One tick at `setup.at` that sends the month's report, after undoing the last one."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM outbox_message WHERE created_at = $1", setup.at)
+        await conn.execute("DELETE FROM audit_event WHERE at = $1 AND actor = 'system'",
+                           setup.at)
+        await conn.execute("DELETE FROM job_run WHERE key = $1", f"monthly:{setup.month}")
+    parts: dict[str, float] = {}
+    seen: dict[str, Any] = {}
+    stalls: list[float] = []
+    probe = asyncio.create_task(loop_stalls(stalls))
+    await asyncio.sleep(0)
+    try:
+        with timed_parts(jobs, parts), monthly_parts(jobs, parts, seen):
+            started = time.perf_counter()
+            report = await jobs.tick(setup.at)
+            seconds = time.perf_counter() - started
+    finally:
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
+    return MonthlyTick(seconds, parts, await check_monthly(conn, setup, report, seen),
+                       max(stalls, default=0.0))
+
+
+async def check_monthly(conn: asyncpg.Connection, setup: MonthlySetup, report: TickReport,
+                        seen: dict[str, Any]) -> list[str]:
+    """The report went out once, to the four managers, with every ticket of the month in its
+    ledger, its recurrences counted and the drills line in its summary."""
+    problems = [f"{job} failed: {error}" for job, error in report.failed.items()]
+    if report.done.get("monthly") != 1:
+        problems.append(f"monthly reported {report.done.get('monthly')}, expected 1")
+    closure: MonthlyClosure | None = seen.get("closure")
+    if closure is None:
+        problems.append("closure_for was not called")
+    else:
+        if len(closure.ledger) != setup.filed:
+            problems.append(f"ledger has {len(closure.ledger)} rows, expected {setup.filed}")
+        if len(closure.recurrences.tickets) != setup.recurrences:
+            problems.append(f"{len(closure.recurrences.tickets)} recurrences, "
+                            f"expected {setup.recurrences}")
+    markdown = str(seen.get("markdown", ""))
+    year = setup.month[:4]
+    for wanted in ([f"复发隐患**（本月{setup.recurrences}项）"] if setup.recurrences else []) \
+            + ([f"应急演练（{year}年累计）"] if setup.plans else []):
+        if wanted not in markdown:
+            problems.append(f"summary lacks {wanted!r}")
+    queued = await conn.fetch(
+        "SELECT m.idempotency_key, count(d.*) AS deliveries FROM outbox_message m "
+        "JOIN outbox_delivery d ON d.message_id = m.id WHERE m.created_at = $1 "
+        "AND m.idempotency_key LIKE 'monthly:%' GROUP BY m.id ORDER BY 1", setup.at)
+    keys = [f"monthly:{setup.month}:{part}" for part in ("chart", "ledger", "text")]
+    if [q["idempotency_key"] for q in queued] != keys or \
+            any(q["deliveries"] != MONTHLY_RECIPIENTS for q in queued):
+        problems.append(f"outbox: {[(q['idempotency_key'], q['deliveries']) for q in queued]}")
+    return problems
+
+
+async def measure_monthly(jobs: Jobs, conn: asyncpg.Connection, setup: MonthlySetup,
+                          args: argparse.Namespace, total: int) -> MonthlyRun:
+    """The day's other periods claimed, so the tick runs the monthly job and the minute jobs
+    (which find nothing due on the 1st: the loaded steps fall due around `NOW`)."""
+    day = setup.at.astimezone(jobs.policy.tz)
+    await claim(conn, [f"{job}:{day:%Y-%m-%d}" for job in ("risk", "digest", "plans")])
+    first = None
+    ticks = []
+    cold = "matplotlib" not in sys.modules
+    for i in range(args.warmup + args.monthly_rounds):
+        tick = await monthly_once(jobs, conn, setup)
+        if i == 0:
+            first = tick
+        if i >= args.warmup:
+            ticks.append(tick)
+    return MonthlyRun(total, setup, first if args.warmup else None, cold, ticks)
+
+
+def report_monthly(args: argparse.Namespace, run: MonthlyRun) -> bool:
+    s = run.setup
+    print(f"\n### Monthly report (`--monthly`), {run.total:,} tickets\n")
+    print(f"- tick at {s.at.astimezone(TZ):%Y-%m-%d %H:%M} Asia/Shanghai, the report on "
+          f"{s.month}: {s.filed:,} tickets filed in it (ledger rows), {s.recurrences:,} of them "
+          f"recurrences ({s.recurrences / max(1, s.filed):.1%}), {s.repeated:,} reported more "
+          f"than once; {s.plans} plans, {s.drills} closed drills in {s.month[:4]}")
+    print(f"- {len(run.ticks)} measured rounds after {args.warmup} unmeasured; each round "
+          "deletes the last one's outbox rows and its `monthly:` job_run row first")
+    if run.first is not None:
+        cold = " (the process's first chart: matplotlib imported)" if run.cold else ""
+        print(f"- first, unmeasured round{cold}: "
+              f"{run.first.seconds * 1000:,.0f} ms, monthly job "
+              f"{run.first.parts.get('monthly', math.nan) * 1000:,.0f} ms, longest loop stall "
+              f"{run.first.stall * 1000:,.0f} ms")
+    print()
+    parts = [p for p in MONTHLY_ORDER if p == "stall" or any(p in t.parts for t in run.ticks)]
+    print("| | tick | " + " | ".join(MONTHLY_LABELS.get(p, p) for p in parts) + " |")
+    print("|---|---:|" + "---:|" * len(parts))
+    for label, p in (("p50 ms", 50), ("p90 ms", 90)):
+        print(f"| {label} | {run.ms(p):,.1f} | "
+              + " | ".join(f"{run.ms(p, part):,.1f}" for part in parts) + " |")
+    problems = Counter(p for t in run.ticks for p in t.problems)
+    print()
+    if problems:
+        print("- check: " + "; ".join(f"{n}× {p}" for p, n in problems.items()))
+    else:
+        print(f"- check: in all {len(run.ticks)} rounds the job queued the summary, the chart "
+              f"and the ledger once each to the {MONTHLY_RECIPIENTS} managers; the ledger had "
+              f"the {s.filed:,} tickets, {s.recurrences:,} recurrences counted, the drills "
+              "line in the summary")
+    monthly = run.ms(50, "monthly")
+    print(f"\nverdict (monthly): the tick that sends the report takes {run.ms(50):,.0f} ms "
+          f"(median; monthly job {monthly:,.0f} ms) against the {TARGET_MS:.0f} ms tick target: "
+          f"{'within' if run.ms(50) < TARGET_MS else 'OVER'}; the day's first tick with the "
+          f"daily jobs run took {DAILY_FIRST_TICK_MS:,.0f} ms (run C); the event loop stood "
+          f"still for up to {run.ms(50, 'stall'):,.0f} ms at a time (median of the rounds)")
+    return not problems
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -577,12 +893,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="the row the verdict is about, at the largest total")
     p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test",
                    help="a database to connect to for CREATE/DROP DATABASE")
+    p.add_argument("--monthly", action="store_true",
+                   help="also time, at the largest total, the tick on the 1st that sends the "
+                        "monthly report (default off)")
+    p.add_argument("--monthly-month", default=[LAST_MONTH], type=lambda text: text.split(","),
+                   help="the months reported, comma-separated, each by its own tick on the 1st "
+                        "after it (default: the month before the loaded data's now, 2026-11)")
+    p.add_argument("--monthly-rounds", type=int, default=5,
+                   help="measured monthly ticks, after --warmup unmeasured ones (default 5)")
+    p.add_argument("--recur-share", type=float, default=0.05,
+                   help="share of the month's filed tickets marked as recurrences (default 0.05)")
+    p.add_argument("--drills", type=int, default=6,
+                   help="closed drills of the shipped plans in the month's year (default 6)")
     args = p.parse_args(argv)
     args.totals = sorted(set(args.totals))
     if args.rounds < 1 or args.warmup < 0:
         p.error("--rounds must be at least 1 and --warmup at least 0")
     if not 0 < args.open_share <= 1:
         p.error("--open-share must be in (0, 1]")
+    if args.monthly:
+        try:
+            for month in args.monthly_month:
+                month_window(month, TZ)
+        except ValueError as exc:
+            p.error(f"--monthly-month: {exc}")
+        if args.monthly_rounds < 1 or not 0 <= args.recur_share <= 1 \
+                or not 0 <= args.drills <= args.areas:
+            p.error("--monthly-rounds must be at least 1, --recur-share in [0, 1], "
+                    "--drills in [0, --areas]")
     smallest_open = round(args.totals[0] * args.open_share)
     if max(args.due) > smallest_open:
         p.error(f"--due {max(args.due)} needs at least that many open tickets in the first "
@@ -613,6 +951,14 @@ def make_jobs(media: Path) -> Jobs:
                 "wecom")
 
 
+def with_drill_rules(jobs: Jobs) -> Jobs:
+    """The scheduler as the service builds it for the monthly report: with config/drills.toml
+    (`bot.app.scheduled_jobs`), which `make_jobs` leaves out as the minute tick never reads it."""
+    e = load_settings({}).emergency
+    return dataclasses.replace(jobs, drills=load_drill_rules(Path(e.drill_rules_file),
+                                                             e.high_risk_industry))
+
+
 async def measure(jobs: Jobs, conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,
                   args: argparse.Namespace, daily: bool) -> list[Tick]:
     periods = daily_periods(jobs)
@@ -634,6 +980,7 @@ async def bench(args: argparse.Namespace, code: str) -> int:
     plant = Plant(args.areas)
     scenarios: list[Scenario] = []
     loads: dict[int, float] = {}
+    monthly: list[MonthlyRun] = []
     with tempfile.TemporaryDirectory(prefix="safetybot-tickbench-") as tmp:
         jobs = make_jobs(Path(tmp) / "media")
         roster = Path(tmp) / "roster.toml"
@@ -671,10 +1018,21 @@ async def bench(args: argparse.Namespace, code: str) -> int:
                                 await tick_once(jobs, conn, pool, due, daily_periods(jobs)[:2])
                             ticks = await measure(jobs, conn, pool, due, args, daily)
                             scenarios.append(Scenario(total, n_open, due, daily, ticks, alarms))
+                    if args.monthly:
+                        plans = await plant_drills(plant, args.monthly_month, TZ, args.drills)
+                        for month in args.monthly_month:
+                            print(f"{args.totals[-1]:,} tickets, monthly report on {month} …",
+                                  file=sys.stderr)
+                            setup = await plant_month(conn, month, TZ, args.recur_share, plans)
+                            monthly.append(await measure_monthly(
+                                with_drill_rules(jobs), conn, setup, args, args.totals[-1]))
             finally:
                 await conn.close()
                 await ctx.close_connections()
-    return 0 if report(args, info, scenarios, loads) else 2
+    ok = report(args, info, scenarios, loads)
+    for run in monthly:
+        ok &= report_monthly(args, run)
+    return 0 if ok else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
