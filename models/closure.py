@@ -34,11 +34,13 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
-from models.catalog import Catalog
+from models.catalog import Catalog, DefectType, Grade
 from models.hazard import LABELS, Status, Ticket
 from models.org import Area, user_names
 
@@ -46,7 +48,51 @@ REPEATED_SHOWN = 5
 NO_AREA = "未填区域"
 NO_CATEGORY = "未填类别"
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_Namer = Callable[[Ticket], str]       # a ticket's area or category name
+class _Filed(Protocol):
+    """What names a ticket's area and category: a report row or a Ticket."""
+
+    @property
+    def area_id(self) -> str | None: ...
+
+    @property
+    def category(self) -> str: ...
+
+
+_Namer = Callable[[_Filed], str]       # a ticket's area or category name
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """The columns of a ticket the report reads: a million tickets load as plain rows, not as
+    models with every JSON column decoded (benchmarks/README.md, tick benchmark --monthly)."""
+
+    id: int
+    number: str | None
+    status: Status
+    area_id: str | None
+    category: str
+    grade: Grade
+    defect_type: DefectType
+    description: str
+    reporter_id: str
+    owner_id: str | None
+    reviewer_id: str | None
+    created_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+    recurs: list[str] | None
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(_Row))
+
+
+async def _rows(query: QuerySet[Ticket]) -> list[_Row]:
+    rows = []
+    for values in await query.values_list(*_COLUMNS):
+        row = dict(zip(_COLUMNS, values, strict=True))
+        rows.append(_Row(**{**row, "status": Status(row["status"]), "grade": Grade(row["grade"]),
+                            "defect_type": DefectType(row["defect_type"])}))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -220,15 +266,15 @@ class _Month:
     """The tickets one month's numbers are made of (three queries)."""
 
     window: Window
-    filed: list[Ticket]          # cancelled included
-    closed: list[Ticket]         # closed in the month
-    open_at_end: list[Ticket]
+    filed: list[_Row]            # cancelled included
+    closed: list[_Row]           # closed in the month
+    open_at_end: list[_Row]
 
-    def closed_by_end(self, t: Ticket) -> bool:
+    def closed_by_end(self, t: _Row) -> bool:
         return t.status is Status.CLOSED and t.closed_at is not None \
             and t.closed_at < self.window.end
 
-    def overdue(self, t: Ticket) -> bool:
+    def overdue(self, t: _Row) -> bool:
         """Late: closed after its deadline, or not closed by month end and past it then."""
         if t.status is Status.CANCELLED or t.deadline is None:
             return False
@@ -253,7 +299,7 @@ class _Month:
         )
 
 
-def _closed(t: Ticket) -> datetime:
+def _closed(t: _Row) -> datetime:
     assert t.closed_at is not None
     return t.closed_at
 
@@ -264,13 +310,13 @@ def _share(part: int, whole: int) -> float | None:
 
 async def _month(window: Window) -> _Month:
     numbered = Ticket.filter(number__isnull=False).exclude(status=Status.LINKED)
-    filed = await numbered.filter(created_at__gte=window.start, created_at__lt=window.end) \
-        .order_by("created_at", "id")
-    closed = await Ticket.filter(status=Status.CLOSED, closed_at__gte=window.start,
-                                 closed_at__lt=window.end)
-    open_at_end = await numbered.filter(created_at__lt=window.end) \
-        .exclude(status=Status.CANCELLED) \
-        .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=window.end))
+    filed = await _rows(numbered.filter(created_at__gte=window.start, created_at__lt=window.end)
+                        .order_by("created_at", "id"))
+    closed = await _rows(Ticket.filter(status=Status.CLOSED, closed_at__gte=window.start,
+                                       closed_at__lt=window.end))
+    open_at_end = await _rows(numbered.filter(created_at__lt=window.end)
+                              .exclude(status=Status.CANCELLED)
+                              .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=window.end)))
     return _Month(window, filed, closed, open_at_end)
 
 
@@ -280,10 +326,10 @@ async def closure_for(month: str, tz: ZoneInfo, catalog: Catalog) -> MonthlyClos
     before = await _month(month_window(previous_month(month), tz))
     areas = {code: name for code, name in await Area.all().values_list("code", "name")}
 
-    def area(t: Ticket) -> str:
+    def area(t: _Filed) -> str:
         return areas.get(t.area_id or "", t.area_id or NO_AREA)
 
-    def category(t: Ticket) -> str:
+    def category(t: _Filed) -> str:
         found = catalog.get(t.category)
         return found.label if found else t.category or NO_CATEGORY
 
