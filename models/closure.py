@@ -87,12 +87,8 @@ _COLUMNS = tuple(f.name for f in dataclasses.fields(_Row))
 
 
 async def _rows(query: QuerySet[Ticket]) -> list[_Row]:
-    rows = []
-    for values in await query.values_list(*_COLUMNS):
-        row = dict(zip(_COLUMNS, values, strict=True))
-        rows.append(_Row(**{**row, "status": Status(row["status"]), "grade": Grade(row["grade"]),
-                            "defect_type": DefectType(row["defect_type"])}))
-    return rows
+    """The query's tickets as rows (the enum columns come back as their enums)."""
+    return [_Row(*values) for values in await query.values_list(*_COLUMNS)]
 
 
 @dataclass(frozen=True)

@@ -68,32 +68,29 @@ class S3Store(MediaStore):
                     yield chunk
 
     async def head(self, digest: str, size: int = 16) -> bytes:
+        return await self._first(digest, size) or b""
+
+    async def exists(self, digest: str) -> bool:
+        return await self._first(digest, 1) is not None
+
+    async def _first(self, digest: str, size: int) -> bytes | None:
+        """The object's first bytes (b"" when it is empty), None when there is none. A ranged
+        GET, not HEAD: a HEAD's 404 has no body to tell a missing object from a missing
+        bucket, and a wrong bucket must not pass for lost photos."""
         try:
             with _translated(digest):
                 client = await self._open()
-                answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest),
-                                                 Range=f"bytes=0-{size - 1}")
+                try:
+                    answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest),
+                                                     Range=f"bytes=0-{size - 1}")
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                        return b""              # an empty object has no first byte
+                    raise
                 async with answer["Body"] as body:
                     return bytes(await body.read())
         except MediaMissing:
-            return b""
-
-    async def exists(self, digest: str) -> bool:
-        """A one-byte GET, not HEAD: a HEAD's 404 has no body to tell a missing object from a
-        missing bucket, and a wrong bucket must not pass for lost photos."""
-        try:
-            with _translated(digest):
-                client = await self._open()
-                answer = await client.get_object(Bucket=self._bucket, Key=self.key(digest),
-                                                 Range="bytes=0-0")
-                answer["Body"].close()
-        except MediaMissing:
-            return False
-        except MediaUnavailable as exc:
-            if "InvalidRange" in str(exc):      # an empty object
-                return True
-            raise
-        return True
+            return None
 
     async def digests(self) -> AsyncIterator[str]:
         with _translated(""):
