@@ -954,9 +954,7 @@ def make_jobs(media: Path) -> Jobs:
 def with_drill_rules(jobs: Jobs) -> Jobs:
     """The scheduler as the service builds it for the monthly report: with config/drills.toml
     (`bot.app.scheduled_jobs`), which `make_jobs` leaves out as the minute tick never reads it."""
-    e = load_settings({}).emergency
-    return dataclasses.replace(jobs, drills=load_drill_rules(Path(e.drill_rules_file),
-                                                             e.high_risk_industry))
+    return dataclasses.replace(jobs, drills=load_drill_rules(load_settings({}).emergency))
 
 
 async def measure(jobs: Jobs, conn: asyncpg.Connection, pool: Sequence[DueStep], due: int,

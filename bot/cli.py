@@ -254,9 +254,8 @@ def _export_drills(settings: Settings, year: int, out: Path) -> int:
     from models.plan_calendar import drill_rows, plan_dates
     from scheduler.drill_export import drills_workbook
 
-    e = settings.emergency
     try:
-        rules = load_drill_rules(Path(e.drill_rules_file), e.high_risk_industry)
+        rules = load_drill_rules(settings.emergency)
     except SettingError as exc:
         return _bad_setting(exc)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import ScheduleSettings, SettingError, read_toml
+from bot.settings import EmergencySettings, ScheduleSettings, SettingError, read_toml
 from models.calendar import WorkCalendar
 from models.catalog import Grade
 from models.emergency import PlanKind
@@ -121,8 +121,9 @@ def _risk_rules(path: Path) -> tuple[RiskRule, ...]:
     return tuple(rules)
 
 
-def load_drill_rules(path: Path, high_risk: bool) -> DrillRules:
+def load_drill_rules(s: EmergencySettings) -> DrillRules:
     """`config/drills.toml`: how often each kind of plan is drilled and evaluated."""
+    path, high_risk = Path(s.drill_rules_file), s.high_risk_industry
     where = f"SAFETYBOT_EMERGENCY_DRILL_RULES_FILE: {path}"
     raw = read_toml(path, "SAFETYBOT_EMERGENCY_DRILL_RULES_FILE")
     unknown = set(raw) - {"rules", "high_risk_months", "review_years", "remind_days",

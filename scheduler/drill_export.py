@@ -7,10 +7,10 @@ import io
 from datetime import date
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from models.plan_calendar import DrillRow, PlanDates, drill_overdue
+from scheduler.monthly import table_header
 
 DRILL_COLUMNS = (("开始时间", 18), ("结束时间", 18), ("预案", 28), ("预案类型", 14),
                  ("响应级别", 10), ("区域", 12), ("指挥", 10), ("通知人数", 10),
@@ -26,7 +26,7 @@ def drills_workbook(year: int, rows: list[DrillRow], plans: list[PlanDates],
     sheet = book.active
     assert isinstance(sheet, Worksheet)
     sheet.title = f"{year}年应急演练"
-    _header(sheet, DRILL_COLUMNS)
+    table_header(sheet, DRILL_COLUMNS)
     for r in rows:
         sheet.append([r.started.replace(tzinfo=None),
                       r.closed.replace(tzinfo=None) if r.closed else None, r.plan, r.kind,
@@ -37,7 +37,7 @@ def drills_workbook(year: int, rows: list[DrillRow], plans: list[PlanDates],
         for cell in sheet[letter][1:]:
             cell.number_format = "yyyy-mm-dd hh:mm"
     summary = book.create_sheet("按预案")
-    _header(summary, PLAN_COLUMNS)
+    table_header(summary, PLAN_COLUMNS)
     for d in plans:
         state = "逾期" if drill_overdue(d, today) else ("按期" if d.months else "无要求")
         summary.append([d.plan.name, d.plan.kind.value, d.drills, d.months, d.last_drill,
@@ -46,11 +46,3 @@ def drills_workbook(year: int, rows: list[DrillRow], plans: list[PlanDates],
     book.save(out)
     return out.getvalue()
 
-
-def _header(sheet: Worksheet, columns: tuple[tuple[str, int], ...]) -> None:
-    sheet.append([name for name, _ in columns])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for i, (_, width) in enumerate(columns):
-        sheet.column_dimensions[chr(ord("A") + i)].width = width
-    sheet.freeze_panes = "A2"

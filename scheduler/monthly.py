@@ -350,7 +350,7 @@ def render_ledger(r: MonthlyClosure) -> bytes:
     ledger = book.active
     assert isinstance(ledger, Worksheet)
     ledger.title = "隐患台账"
-    _header(ledger, [name for name, _ in LEDGER_COLUMNS])
+    table_header(ledger, LEDGER_COLUMNS)
     for t in r.ledger:
         ledger.append([t.number, t.area, t.category, t.grade, t.defect_type, t.description,
                        t.reporter, t.owner, t.reviewer, local(t.filed_at), local(t.deadline),
@@ -359,13 +359,19 @@ def render_ledger(r: MonthlyClosure) -> bytes:
     for letter in ("J", "K", "M"):
         for cell in ledger[letter][1:]:
             cell.number_format = TIME_FORMAT
-    for i, (_, width) in enumerate(LEDGER_COLUMNS):
-        ledger.column_dimensions[chr(ord("A") + i)].width = width
-    ledger.freeze_panes = "A2"
     _statistics(book.create_sheet("统计"), r)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def table_header(sheet: Worksheet, columns: Sequence[tuple[str, int]]) -> None:
+    """A sheet that is one table: its bold header row, the columns' widths, the header kept in
+    view while scrolling."""
+    _header(sheet, [name for name, _ in columns])
+    for i, (_, width) in enumerate(columns):
+        sheet.column_dimensions[chr(ord("A") + i)].width = width
+    sheet.freeze_panes = "A2"
 
 
 def _header(sheet: Worksheet, names: Sequence[str]) -> None:

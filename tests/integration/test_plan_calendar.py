@@ -18,7 +18,7 @@ from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.scheduling import load_drill_rules
-from bot.settings import SettingError
+from bot.settings import EmergencySettings, SettingError
 from models.emergency import Activation, ActivationStatus, Responder
 from models.outbox import OutboxMessage
 from models.outgoing import Markdown, Text
@@ -29,7 +29,7 @@ from tests.plant import DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
 RULES_FILE = ROOT / "config" / "drills.toml"
-RULES = load_drill_rules(RULES_FILE, high_risk=False)
+RULES = load_drill_rules(EmergencySettings(drill_rules_file=str(RULES_FILE)))
 
 
 def local(text: str) -> datetime:
@@ -89,7 +89,8 @@ async def test_due_dates_follow_the_rules_and_the_drills_held(plans: None) -> No
     assert dates["FIRE"].drill_due == dates["GENERAL"].drill_due == date(2027, 6, 10)
     assert dates["NH3"].drill_due == date(2027, 5, 20)
     assert (dates["FIRE"].drills, dates["GENERAL"].drills, dates["NH3"].drills) == (1, 0, 1)
-    high_risk = load_drill_rules(RULES_FILE, high_risk=True)
+    high_risk = load_drill_rules(EmergencySettings(drill_rules_file=str(RULES_FILE),
+                                                   high_risk_industry=True))
     fire = next(d for d in await plan_dates(high_risk, TZ, 2026) if d.plan.code == "FIRE")
     assert fire.drill_due == date(2026, 12, 10)                  # every half year
 
@@ -176,4 +177,4 @@ def test_a_bad_drill_rules_file_stops_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "drills.toml"
     bad.write_text('[[rules]]\nkinds = ["应急预案"]\nmonths = 6\n', encoding="utf-8")
     with pytest.raises(SettingError, match=r"^SAFETYBOT_EMERGENCY_DRILL_RULES_FILE: .*rules\[1\]"):
-        load_drill_rules(bad, high_risk=False)
+        load_drill_rules(EmergencySettings(drill_rules_file=str(bad)))
