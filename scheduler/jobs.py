@@ -106,14 +106,21 @@ class Jobs:
             return None
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
-    async def _risk(self, now: datetime) -> int:
+    async def _once_a_day(self, job: str, now: datetime, work: Callable[[], Awaitable[int]]
+                          ) -> int:
+        """`work` once a day after the digest time, by the instance that claims the day, in
+        the transaction of the work."""
         day = self._day(now)
         if day is None:
             return 0
         async with transaction():
-            if not await claim_period("risk", f"{day:%Y-%m-%d}", now):
+            if not await claim_period(job, f"{day:%Y-%m-%d}", now):
                 return 0
-            return await update_risk_status(self.policy.risk_rules, now, self.platform)
+            return await work()
+
+    async def _risk(self, now: datetime) -> int:
+        return await self._once_a_day("risk", now, lambda: update_risk_status(
+            self.policy.risk_rules, now, self.platform))
 
     async def _digest(self, now: datetime) -> int:
         day = self._day(now)
@@ -131,28 +138,23 @@ class Jobs:
             return 1
 
     async def _plans(self, now: datetime) -> int:
-        """Once a day: the drill and evaluation reminders that have come due."""
-        day = self._day(now)
-        if day is None:
-            return 0
-        async with transaction():
-            if not await claim_period("plans", f"{day:%Y-%m-%d}", now):
-                return 0
-            return await remind_plans(self.drills, self.policy.tz, now, self.platform)
+        """The drill and evaluation reminders that have come due."""
+        return await self._once_a_day("plans", now, lambda: remind_plans(
+            self.drills, self.policy.tz, now, self.platform))
 
     async def _monthly(self, now: datetime) -> int:
         """On the first day of a month, the report on the month before."""
         day = self._day(now)
         if day is None or day.day != 1:
             return 0
-        month = f"{day - timedelta(days=1):%Y-%m}"
+        last = day - timedelta(days=1)
+        month = f"{last:%Y-%m}"
         to = await managers()
         if not to:
             return 0
         async with transaction():
             if not await claim_period("monthly", month, now):
                 return 0
-            last = day - timedelta(days=1)
             drills = (drill_count_lines(await plan_dates(self.drills, self.policy.tz,
                                                          last.year), last.year)
                       if "emergency" in self.modules else [])
