@@ -351,10 +351,9 @@ async def recurrences_since(ticket: Ticket, since: datetime) -> list[Ticket]:
 
 
 async def mark_recurrence(ticket: Ticket, earlier: list[Ticket], now: datetime) -> None:
+    """A transition like any other (versioned, audited), by the system: no actor."""
     numbers = [t.number or t.label for t in earlier]
-    await Ticket.filter(id=ticket.id).update(recurs=numbers)
-    ticket.recurs = numbers
-    await _audit(ticket, "", "recurred", now, note="、".join(numbers))   # by the system
+    await _move(ticket, "", "recurred", now, note="、".join(numbers), recurs=numbers)
 
 
 async def link_repeat(draft: Ticket, original: Ticket, now: datetime) -> None:
