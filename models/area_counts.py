@@ -10,7 +10,7 @@ from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
 from models.catalog import Grade
-from models.hazard import ACTIVE, Status, Ticket
+from models.hazard import ACTIVE, Status, Ticket, hazards
 
 FILED_OUT = (Status.DRAFT, Status.CANCELLED, Status.LINKED)   # never filed, or filed as a repeat
 
@@ -26,14 +26,14 @@ async def day_counts(since: datetime, until: datetime, now: datetime
     """The digest's numbers per area (None: no area given): "new", tickets filed from `since`
     to `until` (numbered, not cancelled or linked); "closed", closed in that time; "open", the
     active ones; "overdue", open ones past their deadline at `now`."""
-    filed = Ticket.filter(number__isnull=False, created_at__gte=since,
+    filed = hazards().filter(number__isnull=False, created_at__gte=since,
                           created_at__lt=until).exclude(
         status__in=[Status.CANCELLED, Status.LINKED])
     return {
         "new": await _by_area(filed),
-        "closed": await _by_area(Ticket.filter(closed_at__gte=since, closed_at__lt=until)),
-        "open": await _by_area(Ticket.filter(status__in=ACTIVE)),
-        "overdue": await _by_area(Ticket.filter(status=Status.OPEN, deadline__lt=now)),
+        "closed": await _by_area(hazards().filter(closed_at__gte=since, closed_at__lt=until)),
+        "open": await _by_area(hazards().filter(status__in=ACTIVE)),
+        "overdue": await _by_area(hazards().filter(status=Status.OPEN, deadline__lt=now)),
     }
 
 
@@ -41,7 +41,7 @@ async def risk_counts(grade: Grade | None, active_only: bool, since: datetime | 
                       ) -> dict[str, int]:
     """Filed tickets per area that a risk rule counts, in one grouped query: of `grade` only
     when given, active ones only with `active_only`, reported since `since` when given."""
-    query = Ticket.filter(area_id__isnull=False).exclude(status__in=FILED_OUT)
+    query = hazards().filter(area_id__isnull=False).exclude(status__in=FILED_OUT)
     if grade is not None:
         query = query.filter(grade=grade)
     if active_only:

@@ -41,7 +41,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from models.catalog import Catalog, DefectType, Grade
-from models.hazard import LABELS, Status, Ticket
+from models.hazard import LABELS, Status, Ticket, hazards
 from models.org import Area, user_names
 
 REPEATED_SHOWN = 5
@@ -305,10 +305,10 @@ def _share(part: int, whole: int) -> float | None:
 
 
 async def _month(window: Window) -> _Month:
-    numbered = Ticket.filter(number__isnull=False).exclude(status=Status.LINKED)
+    numbered = hazards().filter(number__isnull=False).exclude(status=Status.LINKED)
     filed = await _rows(numbered.filter(created_at__gte=window.start, created_at__lt=window.end)
                         .order_by("created_at", "id"))
-    closed = await _rows(Ticket.filter(status=Status.CLOSED, closed_at__gte=window.start,
+    closed = await _rows(hazards().filter(status=Status.CLOSED, closed_at__gte=window.start,
                                        closed_at__lt=window.end))
     open_at_end = await _rows(numbered.filter(created_at__lt=window.end)
                               .exclude(status=Status.CANCELLED)
@@ -367,7 +367,8 @@ def _count(counts: dict[str, int], name: str) -> None:
 async def _repeated(window: Window, area: _Namer, category: _Namer) -> tuple[Repeated, ...]:
     """Filed in the month or open during it: filed before its end and not closed before it
     began."""
-    tickets = await Ticket.filter(number__isnull=False, reports__gt=1, created_at__lt=window.end) \
+    tickets = await hazards().filter(number__isnull=False, reports__gt=1,
+                                     created_at__lt=window.end) \
         .exclude(status__in=(Status.LINKED, Status.CANCELLED)) \
         .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=window.start)) \
         .order_by("-reports", "created_at", "id").limit(REPEATED_SHOWN)

@@ -146,7 +146,11 @@ class Activation(Model):
     report_due_at = fields.DatetimeField(null=True)
     reported_at = fields.DatetimeField(null=True)
     report_reminders = fields.SmallIntField(default=0)
-    review_due_at = fields.DatetimeField(null=True)    # a drill's 评估 48 h after it closed
+    # The review (评估) after the close, drill or real: due 48 h after it, held in chat
+    # (models/emergency_review.py); its 评估报告 sent once.
+    review_due_at = fields.DatetimeField(null=True)
+    reviewed_at = fields.DatetimeField(null=True)
+    review: dict[str, Any] | None = fields.JSONField(null=True)  # type: ignore[assignment]
     review_sent = fields.BooleanField(default=False)
     board_due_at = fields.DatetimeField(null=True)     # answers arrived since the last board
     board_sent_at = fields.DatetimeField(null=True)
@@ -155,7 +159,7 @@ class Activation(Model):
     class Meta:
         table = "emergency_activation"
         indexes = (("status", "plan_id", "area_id"), ("status", "board_due_at"),
-                   ("status", "report_due_at"), ("review_sent", "review_due_at"))
+                   ("status", "report_due_at"), ("review_sent", "reviewed_at"))
 
     @property
     def label(self) -> str:
@@ -438,7 +442,8 @@ def _names(ids: list[str], names: dict[str, str]) -> str:
     return shown + (f"等{len(ids)}人" if len(ids) > LISTED else "")
 
 
-def _took(delta: timedelta) -> str:
+def took(delta: timedelta) -> str:
+    """3分05秒 / 45秒: a response time as a commander reads it."""
     seconds = int(delta.total_seconds())
     return f"{seconds // 60}分{seconds % 60:02d}秒" if seconds >= 60 else f"{seconds}秒"
 
@@ -476,7 +481,7 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
         lines.append(f"**无法送达**（企业微信账号无效或未激活）：{_names(lost, names)}")
     if acked:
         lines.append("**已确认**：" + "、".join(
-            f"{names.get(r.user_id, r.user_id)} {_took((r.answered_at or start) - start)}"
+            f"{names.get(r.user_id, r.user_id)} {took((r.answered_at or start) - start)}"
             for r in acked[-LISTED:]))
     return Markdown(fit(lines))
 
@@ -492,12 +497,12 @@ async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
              if r.answer == ANSWERS["ok"]]
     lines = [f"**{headline(activation, plan)}已结束**",
              f"> {start.astimezone(tz):%m月%d日 %H:%M} 至 {end.astimezone(tz):%H:%M}，"
-             f"历时{_took(end - start)}",
+             f"历时{took(end - start)}",
              f"> 通知 {len(rows)} 人，确认 {len(times)} 人" +
-             (f"，响应时间中位数 {_took(timedelta(seconds=statistics.median(times)))}"
+             (f"，响应时间中位数 {took(timedelta(seconds=statistics.median(times)))}"
               if times else "")]
     lines += [f"> {names.get(r.user_id, r.user_id)}：{r.answer} "
-              f"{_took((r.answered_at or start) - start)}" for r in acked]
+              f"{took((r.answered_at or start) - start)}" for r in acked]
     silent = [r.user_id for r in rows if not r.answer or r.late]
     if silent:
         lines.append(f"**未回复**：{_names(silent, names)}")

@@ -1,8 +1,8 @@
-"""What falls due on an activation after its start: the commander's next board, the one-hour
-事故上报 with its countdown, and a drill's 评估 48 hours after the close.
+"""What falls due on an activation after its start: the commander's next board and the one-hour
+事故上报 with its countdown.
 
-Each is a column of the activation (`board_due_at`, `report_due_at` with `report_reminders`,
-`review_due_at` with `review_sent`), found by an indexed query and claimed with a compare-and-set
+Each is a column of the activation (`board_due_at`, `report_due_at` with `report_reminders`),
+found by an indexed query and claimed with a compare-and-set
 update: a second instance, or an answer's event beside the scheduler's tick, that read the same
 row finds the update lost and sends nothing.
 """
@@ -73,18 +73,3 @@ async def report_awaited() -> Activation | None:
 async def mark_reported(activation: Activation, now: datetime) -> None:
     """已上报: the time the commander reported, which ends the countdown."""
     await Activation.filter(id=activation.id).update(reported_at=now)
-
-
-# ---------------------------------------------------------------------------------------------
-# A drill's 评估
-
-
-async def reviews_due(now: datetime) -> list[Activation]:
-    """Closed drills whose 评估 reminder is due and not sent."""
-    return list(await Activation.filter(review_sent=False, review_due_at__lte=now))
-
-
-async def review_reminded(activation: Activation) -> bool:
-    """The drill's 评估 reminder is sent, once: False when another instance sent it."""
-    return bool(await Activation.filter(id=activation.id, review_sent=False).update(
-        review_sent=True))

@@ -18,6 +18,7 @@ from typing import Any
 from tortoise import connections, fields
 from tortoise.expressions import F, Subquery
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from models import side
@@ -37,6 +38,20 @@ class Status(StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
     LINKED = "linked"          # a draft that turned out to repeat an open ticket
+
+
+class TicketKind(StrEnum):
+    """What a ticket tracks. Every kind has an owner, a deadline and the same ladder of
+    reminders and escalations; only hazards are counted as hazards (digest, risk status,
+    monthly report)."""
+
+    HAZARD = "hazard"        # 隐患: reported, rectified, reviewed
+    ACTION = "action"        # 改进措施 from an emergency review: done with evidence, reviewed
+    REVIEW = "review"        # 应急评估: the commander's review, due 48 h after the close
+
+    @property
+    def noun(self) -> str:
+        return {"hazard": "隐患", "action": "改进措施", "review": "应急评估"}[self.value]
 
 
 LABELS = {Status.DRAFT: "草稿", Status.PLAN: "待制定治理方案", Status.OPEN: "整改中",
@@ -101,6 +116,9 @@ class Ticket(Model):
     recurs: list[str] | None = fields.JSONField(null=True)  # type: ignore[assignment]
     # The reviewer's word on why it came back, asked before 通过: 管理缺陷 or 非管理缺陷.
     recurrence_cause = fields.CharField(max_length=8, null=True)
+    kind = fields.CharEnumField(TicketKind, max_length=8, default=TicketKind.HAZARD,
+                                db_default=TicketKind.HAZARD.value)
+    activation_id = fields.BigIntField(null=True)    # the response a review or action is of
 
     class Meta:
         table = "ticket"
@@ -115,6 +133,12 @@ class Ticket(Model):
     @property
     def needs_principal(self) -> bool:
         return self.grade is Grade.MAJOR
+
+
+def hazards() -> QuerySet[Ticket]:
+    """Tickets that are hazards: what the digest, the risk status, 统计 and the monthly report
+    count (an emergency review and its improvement actions are tickets too)."""
+    return Ticket.filter(kind=TicketKind.HAZARD)
 
 
 class TicketCounter(Model):
@@ -326,7 +350,7 @@ _DRAW = """
 
 async def find_repeat(ticket: Ticket, since: datetime) -> Ticket | None:
     """An active ticket of the same area and category reported since `since`."""
-    return await Ticket.filter(
+    return await hazards().filter(
         status__in=ACTIVE, area_id=ticket.area_id, category=ticket.category,
         created_at__gte=since,
     ).exclude(id=ticket.id).order_by("id").first()
@@ -335,7 +359,7 @@ async def find_repeat(ticket: Ticket, since: datetime) -> Ticket | None:
 async def earlier_alike(ticket: Ticket, since: datetime, shown: int = 3) -> list[Ticket]:
     """Closed tickets of the same area and category, closed since `since`, whose description is
     like this one's: the hazard came back. The most alike first."""
-    closed = await Ticket.filter(status=Status.CLOSED, area_id=ticket.area_id,
+    closed = await hazards().filter(status=Status.CLOSED, area_id=ticket.area_id,
                                  category=ticket.category, closed_at__gte=since
                                  ).exclude(id=ticket.id)
     scored = [(likeness(ticket.description, t.description), t) for t in closed]
@@ -345,9 +369,9 @@ async def earlier_alike(ticket: Ticket, since: datetime, shown: int = 3) -> list
 
 async def recurrences_since(ticket: Ticket, since: datetime) -> list[Ticket]:
     """The 复发 tickets of this one's area and category filed since `since`, oldest first."""
-    return await Ticket.filter(area_id=ticket.area_id, category=ticket.category,
-                               recurs__isnull=False, created_at__gte=since
-                               ).exclude(status=Status.CANCELLED).order_by("created_at", "id")
+    return await hazards().filter(area_id=ticket.area_id, category=ticket.category,
+                                  recurs__isnull=False, created_at__gte=since
+                                  ).exclude(status=Status.CANCELLED).order_by("created_at", "id")
 
 
 async def mark_recurrence(ticket: Ticket, earlier: list[Ticket], now: datetime) -> None:
@@ -396,6 +420,30 @@ async def file_ticket(draft: Ticket, now: datetime, day: str, who: Assignment,
     changes["checklist"]["时限"] = deadline.isoformat()
     await _move(draft, draft.reporter_id, "filed", now, status=Status.OPEN, deadline=deadline,
                 opened_at=now, **changes)
+
+
+async def file_task(kind: TicketKind, number: str, *, reporter: str, owner: str,
+                    reviewer: str, deadline: datetime, description: str, now: datetime,
+                    area_id: str | None, activation_id: int, accepted: bool = False) -> Ticket:
+    """An emergency review or one of its improvement actions, open at once with its owner and
+    deadline: the scheduler writes its ladder as it does a hazard's."""
+    task = await Ticket.create(kind=kind, reporter_id=reporter, area_id=area_id,
+                               description=description, activation_id=activation_id,
+                               created_at=now, updated_at=now)
+    await _move(task, reporter, "filed", now, status=Status.OPEN, number=number,
+                owner_id=owner, reviewer_id=reviewer, deadline=deadline, opened_at=now,
+                accepted_at=now if accepted else None)
+    return task
+
+
+async def complete_review(review: Ticket, actor: User, note: str, now: datetime) -> None:
+    """The commander held the review: the task closes, and its ladder with it."""
+    if actor.id != review.owner_id and not is_manager(actor):
+        await refuse(review, actor, "应急评估", "应急评估由应急指挥或安全管理员完成。", now)
+    if review.kind is not TicketKind.REVIEW or review.status is not Status.OPEN:
+        raise Stale(review.label)
+    await _move(review, actor.id, "reviewed_response", now, status=Status.CLOSED,
+                closed_at=now, submitted_at=now, evidence_note=note, note=note)
 
 
 async def check_planner(ticket: Ticket, actor: User, now: datetime) -> None:
@@ -612,13 +660,19 @@ async def last_draft(reporter_id: str) -> Ticket | None:
         "-id").first()
 
 
+def _rectifying(owner_id: str) -> QuerySet[Ticket]:
+    """The owner's tickets done with evidence (hazards and improvement actions): a review is
+    done in its own dialog."""
+    return Ticket.filter(owner_id=owner_id, status=Status.OPEN).exclude(kind=TicketKind.REVIEW)
+
+
 async def has_open_tickets(owner_id: str) -> bool:
-    return await Ticket.exists(owner_id=owner_id, status=Status.OPEN)
+    return await _rectifying(owner_id).exists()
 
 
 async def open_tickets_of(owner_id: str) -> list[Ticket]:
     """The owner's tickets in rectification, the nearest deadline first."""
-    return list(await Ticket.filter(owner_id=owner_id, status=Status.OPEN).order_by("deadline"))
+    return list(await _rectifying(owner_id).order_by("deadline"))
 
 
 async def photo_references() -> list[tuple[str, Status, list[str], list[str]]]:

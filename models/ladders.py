@@ -31,7 +31,7 @@ from models.escalation import (
     spread_offset,
     steps,
 )
-from models.hazard import Status, Ticket
+from models.hazard import Status, Ticket, TicketKind
 
 # Columns that arrive from the database as their Python values (enum columns are CharFields
 # too, so they are told apart by type, not by isinstance on CharField).
@@ -101,6 +101,7 @@ class DueTicket:
     grade: Grade
     extension: dict[str, Any]
     accepted_at: datetime | None
+    kind: TicketKind
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Due:
 
 STEP_COLUMNS = ("id", "kind", "level", "due_at", "recipients", "ticket_id")
 TICKET_COLUMNS = ("number", "status", "area_id", "category", "owner_id", "deadline", "grade",
-                  "extension", "accepted_at")
+                  "extension", "accepted_at", "kind")
 # One statement, plain rows: 1,000 due steps as ORM objects cost more than the query.
 _DUE_SQL = """
     SELECT {steps}, {tickets} FROM alarm a JOIN ticket t ON t.id = a.ticket_id

@@ -25,6 +25,12 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# Roles as a report names them.
+ROLE_LABELS = {"worker": "员工", "owner": "整改责任人", "reviewer": "复查人",
+               "safety_manager": "安全管理员", "principal": "主要负责人",
+               "commander": "应急指挥", "responder": "应急队员", "admin": "管理员"}
+
+
 class RiskColor(StrEnum):
     """Inherent risk from the assessment (四色); never mixed with the dynamic status."""
 

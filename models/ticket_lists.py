@@ -11,7 +11,7 @@ from datetime import datetime
 
 from tortoise.queryset import QuerySet
 
-from models.hazard import ACTIVE, Status, Ticket
+from models.hazard import ACTIVE, Status, Ticket, hazards
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,13 @@ async def to_review(reviewer_id: str, limit: int) -> Newest:
 async def reported(reporter_id: str, limit: int) -> Newest:
     """What the person reported, newest first: not the drafts in progress, nor the repeats
     linked to a ticket already filed."""
-    return await _newest(Ticket.filter(reporter_id=reporter_id).exclude(
+    return await _newest(hazards().filter(reporter_id=reporter_id).exclude(
         status__in=[Status.DRAFT, Status.LINKED]), limit)
 
 
 def _filed() -> QuerySet[Ticket]:
     """Tickets that were filed (numbered) and not cancelled."""
-    return Ticket.filter(number__isnull=False).exclude(status=Status.CANCELLED)
+    return hazards().filter(number__isnull=False).exclude(status=Status.CANCELLED)
 
 
 async def active_filed() -> list[Ticket]:

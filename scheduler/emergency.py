@@ -1,7 +1,7 @@
 """The emergency side of each tick: remind responders who have not answered and then call their
 deputies, send the commander's board when answers came in since the last one, count down the
-one-hour 事故上报, and remind of a drill's 评估 48 hours after it closed. All of it goes with
-emergency priority and ignores quiet hours."""
+one-hour 事故上报. All of it goes with emergency priority and ignores quiet hours. (The review
+after the close is a task with the tickets' ladder, models/emergency_review.py.)"""
 
 from __future__ import annotations
 
@@ -30,8 +30,6 @@ from models.emergency_due import (
     due_board_sent,
     report_reminded,
     reports_due,
-    review_reminded,
-    reviews_due,
 )
 from models.org import user_names
 from models.outbox import Queued, enqueue_many
@@ -48,7 +46,6 @@ async def run_emergency(policy: EmergencyPolicy, now: datetime, platform: str,
     sent = await _remind(policy, now, platform)
     sent += await _boards(now, platform, tz)
     sent += await _report_countdown(now, platform, tz)
-    sent += await _reviews(now, platform, tz)
     return sent
 
 
@@ -133,23 +130,5 @@ async def _report_countdown(now: datetime, platform: str, tz: ZoneInfo) -> int:
                 + "报告后请回复“已上报”。")
         queued.append(Queued(f"emg:{activation.id}:report:{stage}", Text(text),
                              to_users=sorted({activation.commander, *managers})))
-    await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
-    return len(queued)
-
-
-async def _reviews(now: datetime, platform: str, tz: ZoneInfo) -> int:
-    due = await reviews_due(now)
-    managers = await safety_managers()
-    queued = []
-    for activation in due:
-        if not await review_reminded(activation):
-            continue
-        plan = await plan_of(activation)
-        ended = (activation.closed_at or now).astimezone(tz)
-        queued.append(Queued(
-            f"emg:{activation.id}:review",
-            Text(f"演练评估提醒：{headline(activation, plan)}已于{ended:%m月%d日 %H:%M}结束，"
-                 "请组织演练评估，形成评估报告（参照AQ/T 9009），各人员响应时间见演练总结。"),
-            to_users=sorted({activation.commander, *managers})))
     await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
     return len(queued)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from models import transaction
 from models.catalog import Catalog, Grade
 from models.escalation import AlarmKind, mark_sent, skip_steps, spread_offset
+from models.hazard import TicketKind
 from models.ladders import Due, DueTicket, claim_due_steps, write_ladders
 from models.org import area_names, user_names
 from models.outbox import Queued, enqueue_many
@@ -95,7 +96,8 @@ async def _send(due: list[Due], catalog: Catalog, policy: Policy, now: datetime,
     for (kind, person, major), items in grouped.items():
         items.sort(key=lambda d: d.ticket.deadline or now)
         view = [_Row(d.ticket, areas.get(d.ticket.area_id or "", "未填区域"),
-                     catalog.name_of(d.ticket.category), names.get(d.ticket.owner_id or "", ""))
+                     catalog.name_of(d.ticket.category) if d.ticket.kind is TicketKind.HAZARD
+                     else d.ticket.kind.noun, names.get(d.ticket.owner_id or "", ""))
                 for d in items]
         message = (_reminder(view, now, policy) if kind is AlarmKind.REMIND
                    else _escalation(view, now, limits))
@@ -115,17 +117,25 @@ class _Row:
 
     @property
     def title(self) -> str:
-        return f"{self.ticket.number}（{self.area} {self.category}）"
+        return f"{self.ticket.kind.noun}{self.ticket.number}（{self.area} {self.category}）"
 
     @property
     def waiting_on(self) -> str:
         """Who has not acted, and on what."""
         t = self.ticket
+        if t.kind is TicketKind.REVIEW:
+            return f"{self.owner}尚未完成评估"
         if t.extension:
             return f"{self.owner}的延期申请待复查人审批"
         if t.accepted_at is None:
             return f"{self.owner}尚未接收"
         return f"{self.owner}尚未提交整改"
+
+    @property
+    def what_next(self) -> str:
+        if self.ticket.kind is TicketKind.REVIEW:
+            return "请发送“应急评估”开始，逐项说明做得好的方面、存在的问题和改进措施。"
+        return "完成后请发送整改后照片并回复“已整改”；如需延期，请回复“申请延期”。"
 
 
 def _span(delta: timedelta) -> str:
@@ -144,12 +154,21 @@ def _reminder(rows: list[_Row], now: datetime, policy: Policy) -> Outgoing:
         return f"将于{local:%m月%d日 %H:%M}到期（还有{_span(deadline - now)}）"
 
     if len(rows) == 1:
-        return Text(f"整改提醒：隐患{rows[0].title}{due(rows[0])}。整改完成后请发送整改后照片"
-                    "并回复“已整改”；如需延期，请回复“申请延期”。")
-    lines = [f"**整改提醒：{len(rows)}项隐患即将到期**"]
+        return Text(f"{_heading(rows)}：{rows[0].title}{due(rows[0])}。{rows[0].what_next}")
+    lines = [f"**{_heading(rows)}：{len(rows)}项{_noun(rows)}即将到期**"]
     lines += [f"> {row.title}{due(row)}" for row in rows]
-    lines.append("整改完成后请发送整改后照片并回复“已整改”。")
+    lines += list(dict.fromkeys(row.what_next for row in rows))
     return Markdown("\n".join(lines))
+
+
+def _noun(rows: list[_Row]) -> str:
+    """隐患 when every row is one (or 改进措施 …); 事项 for a mix."""
+    nouns = {row.ticket.kind.noun for row in rows}
+    return nouns.pop() if len(nouns) == 1 else "事项"
+
+
+def _heading(rows: list[_Row]) -> str:
+    return "评估提醒" if all(r.ticket.kind is TicketKind.REVIEW for r in rows) else "整改提醒"
 
 
 def _escalation(rows: list[_Row], now: datetime, limits: Limits) -> Outgoing:
@@ -172,8 +191,8 @@ def _escalation(rows: list[_Row], now: datetime, limits: Limits) -> Outgoing:
             for row in rows[:limits.card_options]))
     return Card(
         task_id=f"esc-{nonce}",
-        title="隐患超期督办" + (f"（{len(rows)}项）" if len(rows) > 1 else ""),
-        description=rows[0].title if len(rows) == 1 else "以下隐患已超过整改期限",
+        title=f"{_noun(rows)}超期督办" + (f"（{len(rows)}项）" if len(rows) > 1 else ""),
+        description=rows[0].title if len(rows) == 1 else f"以下{_noun(rows)}已超过期限",
         fields=tuple((row.ticket.number or "", f"{row.area} {late(row)}，{row.waiting_on}")
                      for row in shown),
         body=body, selection=selection,

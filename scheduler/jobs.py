@@ -29,6 +29,7 @@ from scheduler.escalation import arm_ladders, fire_due
 from scheduler.monthly import MediaSink, send_monthly
 from scheduler.plan_calendar import drill_count_lines, overdue_lines, remind_plans
 from scheduler.policy import Policy
+from scheduler.review_report import send_review_reports
 from scheduler.risk import update_risk_status
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Jobs:
             ("digest", "hazard", self._digest),
             ("monthly", "hazard", self._monthly),
             ("plans", "emergency", self._plans),
+            ("reviews", "emergency",
+             lambda at: send_review_reports(at, self.policy.tz, self.media, self.platform)),
             ("auditor", "hazard", lambda at: audit_alarms(self.policy, at)),
         ]
         for name, module, job in jobs:

@@ -17,8 +17,9 @@ import aiohttp
 from aiohttp import web
 from tortoise import connections
 
-from bot.app import create_app, hazard_rules
+from bot.app import create_app, hazard_rules, scheduled_jobs
 from bot.clock import ManualClock
+from bot.db import ORM, activate
 from bot.inbox import InboxWorker
 from bot.media.folder import FolderStore
 from bot.settings import Settings, load_settings
@@ -26,6 +27,7 @@ from handlers.router import Router
 from models import DATABASE
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus
+from scheduler.jobs import TickReport
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -112,6 +114,24 @@ class Service:
         await settled()
         if until > self.clock():
             self.clock.set(until)
+
+    async def tick_at(self, until: datetime) -> TickReport:
+        """The clock moves on to `until`, and the scheduler's jobs (the service's own: its
+        platform, settings and limits) tick once as of then, on the service's connection
+        (SQLite has one writer); a job that fails fails the test."""
+        await self.time_passes(until)
+        app = self.app
+        assert app is not None
+        media = FolderStore(Path(self.settings.media_dir))
+        jobs = scheduled_jobs(self.settings, media, hazard_rules(self.settings, media))
+
+        async def tick() -> TickReport:
+            activate(app[ORM])
+            return await jobs.tick(self.clock())
+
+        report = await asyncio.create_task(tick())
+        assert not report.failed, report.summary()
+        return report
 
 
 # Unfinished work, read in one statement so that both queues are seen at one instant: a handler

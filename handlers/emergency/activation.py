@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from handlers.dialog import Dialog, Reask, Step
 from handlers.emergency.board import mine
+from handlers.emergency.review import assign_review
 from handlers.emergency.speak import already, grey, say, send
 from handlers.router import Context, Router
 from models.audit import record
@@ -309,11 +310,9 @@ async def close(ctx: Context) -> None:
         await say(ctx, f"请指明要结束哪一项，回复：\n{lines}")
         return
     activation = chosen[0]
-    policy = ctx.rules.emergency
     if not await move(activation, ActivationStatus.ACTIVE, ActivationStatus.CLOSED, ctx.me.id,
                       "closed", ctx.now, closed_at=ctx.now, closed_by=ctx.me.id,
-                      board_due_at=None,
-                      review_due_at=ctx.now + policy.review_after if activation.drill else None):
+                      board_due_at=None):
         await already(ctx, activation)
         return
     await stop_reminders(activation)
@@ -323,9 +322,7 @@ async def close(ctx: Context) -> None:
                         for group in plan.groups], now=ctx.now, platform=ctx.rules.home,
                        priority=Priority.EMERGENCY)
     await send(ctx, text, sorted({activation.commander, ctx.me.id}))
-    if activation.drill:
-        await say(ctx, f"演练已结束。{policy.review_after.total_seconds() / 3600:.0f}小时后将"
-                        "提醒组织演练评估。")
+    await assign_review(ctx, activation, plan)
 
 
 @router.text("已上报", "事故已上报")

@@ -1,10 +1,12 @@
-"""The emergency cards' buttons: `emg:<action>:<activation>:<token>[:<answer>]`. The token is the
-activation's random secret, so a forged or stale key changes nothing and is recorded."""
+"""The emergency cards' buttons: `emg:<action>:<activation>:<token>[:<answer>]` (报警, 收到,
+确认启动, the review's 开始评估). The token is the activation's random secret, so a forged or
+stale key changes nothing and is recorded."""
 
 from __future__ import annotations
 
 import secrets
 
+from handlers.emergency import review
 from handlers.emergency.acknowledge import acknowledge
 from handlers.emergency.activation import confirm, picked, withdraw
 from handlers.emergency.alarm import alarm_click
@@ -32,6 +34,8 @@ async def clicked(ctx: Context) -> None:
         await alarm_click(ctx, activation, answer)
     elif action == "ack" and answer in ANSWERS:
         await acknowledge(ctx, activation, answer)
+    elif action == "review" and not answer:
+        await review.clicked(ctx, activation)
     elif action in ("go", "stop", "pick") and ctx.me.id in (activation.raised_by,
                                                             activation.commander):
         if activation.status is not ActivationStatus.CONFIRMING:

@@ -33,6 +33,7 @@ from models.hazard import (
     CardPurpose,
     Status,
     Ticket,
+    TicketKind,
     accept,
     cancel,
     check_owner,
@@ -51,7 +52,7 @@ from models.outgoing import Text
 
 router = Router()          # the owner's typed words
 clicks = Router()          # the owner's card
-NUMBER = re.compile(r"HZ-\d{8}-\d{4}")
+NUMBER = re.compile(r"HZ-\d{8}-\d{4,}|GJ-\d{4,}-\d{2,}|PG-\d{4,}")  # 隐患, 改进措施, 应急评估
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +277,10 @@ async def _pick_then(ctx: Context, kind: str) -> None:
     if named:
         ticket = await ticket_numbered(named.group())
         if ticket is None:
-            await ctx.reply(Text(f"没有找到隐患 {named.group()}。"))
+            await ctx.reply(Text(f"没有找到 {named.group()}。"))
+            return
+        if ticket.kind is TicketKind.REVIEW:
+            await ctx.reply(Text(f"{ticket.number} 是应急评估，请发送“应急评估”完成。"))
             return
         if not await guarded(ctx, ticket, RIGHTS[kind](ticket, ctx.me, ctx.now)):
             return

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
-from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket
+from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket, TicketKind
 from models.markup import literal
 from models.org import User, names_of
 from models.outgoing import Button, Card, Markdown, Selection, fit
@@ -27,6 +27,7 @@ ACTION_WORDS = {
     "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
     "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
     "recurred": "标记为复发", "recurrence_cause": "说明复发原因",
+    "reviewed_response": "完成应急评估",
 }
 
 
@@ -54,8 +55,9 @@ async def facts(ticket: Ticket, catalog: Catalog) -> Facts:
     ids = [i for i in (ticket.reporter_id, ticket.owner_id, ticket.reviewer_id) if i]
     names, area = await names_of(ids, ticket.area_id)
     category = catalog.get(ticket.category)
-    return Facts(ticket, area or "未填区域",
-                 category.label if category else "未填类别", names.get(ticket.reporter_id, ""),
+    kind = category.label if category else (
+        "未填类别" if ticket.kind is TicketKind.HAZARD else ticket.kind.noun)
+    return Facts(ticket, area or "未填区域", kind, names.get(ticket.reporter_id, ""),
                  names.get(ticket.owner_id or "", ""), names.get(ticket.reviewer_id or "", ""))
 
 
@@ -82,7 +84,7 @@ def owner_card(f: Facts, task_id: str, tz: ZoneInfo, candidates: list[User]) -> 
     pick = Selection("transfer_to", "转派给", tuple((u.id, u.name) for u in candidates)
                      ) if candidates else None
     return Card(
-        task_id=task_id, title=f"隐患整改 {t.number}", description=f.title,
+        task_id=task_id, title=f"{t.kind.noun}整改 {t.number}", description=f.title,
         fields=(("等级", t.grade.value), ("期限", when(t.deadline, tz)), ("上报人", f.reporter),
                 ("复查人", f.reviewer), ("上报次数", str(t.reports))),
         body=t.description,
@@ -103,8 +105,8 @@ def review_card(f: Facts, task_id: str, tz: ZoneInfo) -> Card:
         fields=(("等级", t.grade.value), ("整改责任人", f.owner),
                 ("期限", when(t.deadline, tz)), ("整改照片", f"{len(t.evidence)}张")),
         # what was found and what was done, within the card's 160 characters
-        body=f"隐患：{_short(t.description, 50)}\n整改说明：{_short(t.evidence_note or '无', 70)}"
-             f"{stage}",
+        body=f"{t.kind.noun}：{_short(t.description, 50)}\n"
+             f"整改说明：{_short(t.evidence_note or '无', 70)}{stage}",
         buttons=(Button("通过", _key(CardPurpose.REVIEW, "approve", task_id), 1),
                  Button("驳回", _key(CardPurpose.REVIEW, "reject", task_id), 2)),
     )
@@ -148,8 +150,9 @@ def details(f: Facts, history: list[AuditEvent], alarms: list[Alarm], names: dic
     reasons) is `literal`: it shows as typed, never as markup."""
     t = f.ticket
     level = max((a.level for a in alarms if a.kind is AlarmKind.ESCALATE), default=0)
-    lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　等级：{t.grade.value}　"
-             f"类型：{t.defect_type.value}",
+    kind = (f"等级：{t.grade.value}　类型：{t.defect_type.value}" if t.kind is TicketKind.HAZARD
+            else f"来自应急{t.activation_id}的评估")
+    lines = [f"**{t.label} {f.title}**", f"状态：{LABELS[t.status]}　{kind}",
              f"描述：{literal(_short(t.description, DESCRIPTION_CHARS))}",
              f"上报人：{f.reporter}　整改责任人：{f.owner or '—'}　复查人：{f.reviewer or '—'}",
              f"期限：{when(t.deadline, tz)}　上报次数：{t.reports}"

@@ -6,7 +6,6 @@ supervisors at the deadline and a day after it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,10 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import hazard_rules, scheduled_jobs
 from bot.clock import ManualClock
-from bot.db import ORM, activate
-from bot.media.folder import FolderStore
 from models.hazard import Ticket
 from tests.harness import Service, settled
 from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
@@ -40,24 +36,6 @@ async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_ur
         yield phone_of(sim), service
 
 
-async def time_passes(service: Service, until: datetime) -> None:
-    """The service's clock moves on to `until`, and the scheduler's jobs (the service's own:
-    its platform, settings and limits) tick once as of then, on the service's connection
-    (SQLite has one writer)."""
-    await service.time_passes(until)
-    app = service.app
-    assert app is not None
-    media = FolderStore(Path(service.settings.media_dir))
-    jobs = scheduled_jobs(service.settings, media, hazard_rules(service.settings, media))
-
-    async def tick() -> None:
-        activate(app[ORM])
-        report = await jobs.tick(service.clock())
-        assert not report.failed, report.summary()
-
-    await asyncio.create_task(tick())
-
-
 async def overdue_ticket(phone: Phone[Any], service: Service) -> tuple[Ticket, Person]:
     """赵磊 reports a fire extinguisher in 1号车间 (消防类, two days); 王强 owns it and does
     nothing: he is reminded twice, and the deadline passes. Returns the ticket and him."""
@@ -69,12 +47,12 @@ async def overdue_ticket(phone: Phone[Any], service: Service) -> tuple[Ticket, P
     assert ticket.deadline is not None and ticket.number is not None
     assert ticket.chain == ["zhouwei", "chenjianguo"]
     await owner.expect(f"隐患整改 {ticket.number}")
-    await time_passes(service, service.clock())           # its ladder is written
+    await service.tick_at(service.clock())           # its ladder is written
     for before in (timedelta(hours=24), timedelta(hours=2)):
-        await time_passes(service, ticket.deadline - before)
+        await service.tick_at(ticket.deadline - before)
         reminder = await owner.expect("整改提醒", ticket.number)
         assert "还有约" in reminder.text and "请回复“申请延期”" in reminder.text
-    await time_passes(service, ticket.deadline + timedelta(minutes=1))
+    await service.tick_at(ticket.deadline + timedelta(minutes=1))
     return ticket, owner
 
 
@@ -87,7 +65,7 @@ async def test_an_overdue_ticket_climbs_the_ladder_and_each_card_opens_it(
     # 王强's supervisor at the deadline, his supervisor's a day later.
     for level, supervisor, overdue in ((1, "zhouwei", timedelta(minutes=1)),
                                        (2, "chenjianguo", timedelta(hours=24, minutes=1))):
-        await time_passes(service, deadline + overdue)
+        await service.tick_at(deadline + overdue)
         boss = Person(phone, supervisor)
         card = await boss.expect("隐患超期督办", number)
         assert card.kind == "card" and "王强尚未接收" in card.text
@@ -106,7 +84,7 @@ async def test_the_supervisor_opens_the_ticket_from_the_card_again_the_next_day(
     card = await supervisor.expect("隐患超期督办", ticket.number or "")
     await supervisor.clicks(card, "查看详情")
     await supervisor.expect("已督办至第1级")
-    await time_passes(service, service.clock() + timedelta(hours=20))
+    await service.tick_at(service.clock() + timedelta(hours=20))
     await supervisor.clicks(card, "查看详情")
     await settled()
     assert [m for m in supervisor.unread() if "已督办至第1级" in m.text]
@@ -131,13 +109,13 @@ async def test_a_general_deadline_is_a_working_day_at_1730_and_the_ladder_waits_
         assert ticket.deadline == friday and ticket.number is not None
         card = await owner.expect(f"隐患整改 {ticket.number}")
         assert card.field("期限") == "12月11日 17:30"
-        await time_passes(service, service.clock())
-        await time_passes(service, friday + timedelta(minutes=1))
+        await service.tick_at(service.clock())
+        await service.tick_at(friday + timedelta(minutes=1))
         await Person(phone, "zhouwei").expect("隐患超期督办", ticket.number)
         boss = Person(phone, "chenjianguo")
-        await time_passes(service, datetime(2026, 12, 12, 18, 0, tzinfo=TZ))   # Saturday
-        await time_passes(service, datetime(2026, 12, 14, 6, 50, tzinfo=TZ))   # Monday, early
+        await service.tick_at(datetime(2026, 12, 12, 18, 0, tzinfo=TZ))   # Saturday
+        await service.tick_at(datetime(2026, 12, 14, 6, 50, tzinfo=TZ))   # Monday, early
         await settled()
         assert [m for m in boss.unread() if ticket.number in m.text] == []
-        await time_passes(service, datetime(2026, 12, 14, 7, 1, tzinfo=TZ))
+        await service.tick_at(datetime(2026, 12, 14, 7, 1, tzinfo=TZ))
         await boss.expect("隐患超期督办", ticket.number)

@@ -1,0 +1,44 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+import functools
+from json import dumps, loads
+from models.hazard import TicketKind
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0021_area_cameras')]
+
+    initial = False
+
+    operations = [
+        ops.RemoveIndex(
+            model_name='Activation',
+            name=None,
+            fields=['review_sent', 'review_due_at'],
+        ),
+        ops.AddField(
+            model_name='Activation',
+            name='review',
+            field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+        ),
+        ops.AddField(
+            model_name='Activation',
+            name='reviewed_at',
+            field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
+        ops.AddIndex(
+            model_name='Activation',
+            index=Index(fields=['review_sent', 'reviewed_at']),
+        ),
+        ops.AddField(
+            model_name='Ticket',
+            name='activation_id',
+            field=fields.BigIntField(null=True),
+        ),
+        ops.AddField(
+            model_name='Ticket',
+            name='kind',
+            field=fields.CharEnumField(default=TicketKind.HAZARD, description='HAZARD: hazard\nACTION: action\nREVIEW: review', db_default='hazard', enum_type=TicketKind, max_length=8),
+        ),
+    ]
