@@ -24,7 +24,7 @@ from bot.media.folder import FolderStore
 from models import markup, transaction
 from models.catalog import Grade, load_catalog
 from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
-from models.hazard import Status, Ticket
+from models.hazard import Status, Ticket, TicketKind
 from models.org import Area, User
 from models.outbox import OutboxMessage
 from models.outgoing import File
@@ -47,7 +47,8 @@ def local(text: str) -> datetime:
 async def ticket(name: str, area: str, category: str, created: str, *, deadline: str | None,
                  closed: str | None = None, status: Status | None = None, reports: int = 1,
                  numbered: bool = True, grade: Grade = Grade.GENERAL,
-                 recurs: list[str] | None = None) -> Ticket:
+                 recurs: list[str] | None = None, kind: TicketKind = TicketKind.HAZARD
+                 ) -> Ticket:
     at = local(created)
     return await Ticket.create(
         number=f"HZ-{at.astimezone(TZ):%Y%m%d}-{name}" if numbered else None,
@@ -55,7 +56,7 @@ async def ticket(name: str, area: str, category: str, created: str, *, deadline:
         owner_id="gaofeng", reviewer_id="xuming", area_id=area, category=category,
         description=f"隐患{name}", grade=grade, deadline=local(deadline) if deadline else None,
         created_at=at, updated_at=at, opened_at=at, closed_at=local(closed) if closed else None,
-        reports=reports, recurs=recurs)
+        reports=reports, recurs=recurs, kind=kind)
 
 
 async def people_and_areas(count: int = 3) -> None:
@@ -66,7 +67,7 @@ async def people_and_areas(count: int = 3) -> None:
 
 @pytest.fixture
 async def plant(db: TortoiseContext) -> None:
-    """Sixteen tickets; the comments say what each one counts for."""
+    """Sixteen hazards and three other tickets; the comments say what each one counts for."""
     await people_and_areas()
     # September: closed in September, reported 4 times: in no month of interest.
     await ticket("S1", "A1", "H01", "2026-09-10 09:00", deadline="2026-09-13 09:00",
@@ -104,6 +105,14 @@ async def plant(db: TortoiseContext) -> None:
                  grade=Grade.MAJOR)                                  # 15:30Z: still November
     await ticket("N12", "A3", "H01", "2026-12-01 00:30", deadline="2026-12-04 00:30")
     # 2026-11-30T16:30Z: December
+    # An emergency review and its improvement actions are tickets, but not hazards: counted
+    # nowhere in the report.
+    await ticket("R1", "A1", "", "2026-11-08 10:00", deadline="2026-11-10 10:00",
+                 closed="2026-11-09 10:00", kind=TicketKind.REVIEW)
+    await ticket("G1", "A1", "", "2026-11-09 10:00", deadline="2026-11-12 10:00",
+                 closed="2026-11-20 10:00", kind=TicketKind.ACTION)   # late
+    await ticket("G2", "A2", "", "2026-11-09 10:00", deadline="2026-11-12 10:00",
+                 kind=TicketKind.ACTION, reports=2)                    # open, overdue
 
 
 @pytest.fixture
