@@ -115,7 +115,7 @@ class EmergencySettings:
     reminders_before_deputy: int = 2   # then their deputy is called
     join_minutes: int = 10             # the same plan and area started again this soon joins
     board_seconds: int = 30            # the commander's board is sent at most this often
-    review_hours: int = 48             # a response's review (评估) is due this long after its close
+    review_hours: int = 48             # a response is reviewed (评估) within this of its close
     drill_rules_file: str = str(SHIPPED_CONFIG / "drills.toml")   # how often plans are drilled
     high_risk_industry: bool = False   # 高危行业 or 人员密集场所: drills at least every half year
 

@@ -146,9 +146,8 @@ class Activation(Model):
     report_due_at = fields.DatetimeField(null=True)
     reported_at = fields.DatetimeField(null=True)
     report_reminders = fields.SmallIntField(default=0)
-    # The review (评估) after the close, drill or real: due 48 h after it, held in chat
-    # (models/emergency_review.py); its 评估报告 sent once.
-    review_due_at = fields.DatetimeField(null=True)
+    # The review (评估) after the close, drill or real, held in chat (a ticket of its own kind,
+    # models/emergency_review.py): what was said, when, and whether its 评估报告 was sent.
     reviewed_at = fields.DatetimeField(null=True)
     review: dict[str, Any] | None = fields.JSONField(null=True)  # type: ignore[assignment]
     review_sent = fields.BooleanField(default=False)

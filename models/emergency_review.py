@@ -65,14 +65,12 @@ class ActionPlan:
 async def open_review(activation: Activation, plan: Plan, actor: str, now: datetime,
                       within: timedelta) -> Ticket:
     """At the close: the commander's review task, due `within` (48 h) from now."""
-    due = now + within
-    await Activation.filter(id=activation.id).update(review_due_at=due)
-    activation.review_due_at = due
     owner = activation.commander or actor
     return await file_task(
         TicketKind.REVIEW, review_number(activation.id), reporter=actor, owner=owner,
-        reviewer=owner, deadline=due, description=f"{headline(activation, plan)}的应急评估",
-        now=now, area_id=activation.area_id, activation_id=activation.id, accepted=True)
+        reviewer=owner, deadline=now + within,
+        description=f"{headline(activation, plan)}的应急评估", now=now,
+        area_id=activation.area_id, activation_id=activation.id, accepted=True)
 
 
 async def reviews_waiting(owner_id: str) -> list[Ticket]:

@@ -420,6 +420,16 @@ class Person:
         return sent
 
 
+def around_the_clock(folder: Path) -> dict[str, Any]:
+    """`plant` settings where every hour of every day is working time, whenever a test runs:
+    no ladder step waits for a morning, a weekend or a holiday, nor for its share of the
+    spread."""
+    calendar = folder / "calendar.toml"
+    calendar.write_text("weekend = []\n", encoding="utf-8")
+    return {"schedule_spread_minutes": 0, "schedule_quiet_hours": "00:00-00:00",
+            "schedule_calendar_file": calendar}
+
+
 @asynccontextmanager
 async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = None,
                 platform: str = "wecom", **overrides: Any

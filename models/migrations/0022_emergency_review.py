@@ -17,15 +17,21 @@ class Migration(migrations.Migration):
             name=None,
             fields=['review_sent', 'review_due_at'],
         ),
-        ops.AddField(
+        # Not a rename: a review's deadline is its ticket's now, and an old drill's due time
+        # is not a review held.
+        ops.RemoveField(
             model_name='Activation',
-            name='review',
-            field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+            name='review_due_at',
         ),
         ops.AddField(
             model_name='Activation',
             name='reviewed_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
+        ops.AddField(
+            model_name='Activation',
+            name='review',
+            field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
         ),
         ops.AddIndex(
             model_name='Activation',

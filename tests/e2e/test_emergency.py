@@ -20,6 +20,7 @@ from bot.db import ORM, activate
 from bot.plans import load_plans
 from models.audit import AuditEvent
 from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Responder
+from models.hazard import Ticket, TicketKind
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus, inbox_put
 from models.outbox import OutboxMessage
@@ -296,11 +297,12 @@ async def test_a_drill_is_marked_and_its_review_is_due_48_hours_after_the_close(
     card = await zhouwei.expect("应急评估", f"PG-{activation.id:04d}")
     assert card.labels == ["开始评估"]
     closed = await Activation.get(id=activation.id)
-    assert closed.review_due_at is not None and closed.closed_at is not None
-    assert closed.review_due_at - closed.closed_at == timedelta(hours=48)
+    review = await Ticket.get(activation_id=activation.id, kind=TicketKind.REVIEW)
+    assert review.deadline is not None and closed.closed_at is not None
+    assert review.deadline - closed.closed_at == timedelta(hours=48)
     # Its reminders are the review task's ladder (tests/e2e/test_emergency_review.py), not
     # the emergency job's.
-    await service.time_passes(until=closed.review_due_at)
+    await service.time_passes(until=review.deadline)
     assert await tick(service, phone) == 0
 
 

@@ -23,18 +23,15 @@ from models.outbox import OutboxMessage
 from models.outgoing import File, outgoing_from_payload
 from tests.e2e.test_emergency import PLANS, cards_for, start
 from tests.harness import Service, settled
-from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
+from tests.plant import PLATFORMS, Person, Phone, around_the_clock, phone_of, plant
 
 
 @pytest.fixture(params=PLATFORMS)
 async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_url: str,
                 media_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
-    """Every hour of every day is working time: no step waits for a morning or a weekend."""
-    calendar = tmp_path / "calendar.toml"
-    calendar.write_text("weekend = []\n", encoding="utf-8")
+    """Every hour of every day is working time (`around_the_clock`); the plans loaded."""
     async with plant(database_url, media_dir, platform=request.param,
-                     schedule_spread_minutes=0, schedule_quiet_hours="00:00-00:00",
-                     schedule_calendar_file=calendar) as (sim, service):
+                     **around_the_clock(tmp_path)) as (sim, service):
         phone = phone_of(sim)
         await load_plans(PLANS, service.clock(), phone.platform)
         await phone.group_chats_ready()

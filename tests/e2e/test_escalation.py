@@ -18,7 +18,7 @@ from tortoise.context import TortoiseContext
 from bot.clock import ManualClock
 from models.hazard import Ticket
 from tests.harness import Service, settled
-from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
+from tests.plant import PLATFORMS, Person, Phone, around_the_clock, phone_of, plant
 
 TZ = ZoneInfo("Asia/Shanghai")      # the demo plant's
 
@@ -26,13 +26,9 @@ TZ = ZoneInfo("Asia/Shanghai")      # the demo plant's
 @pytest.fixture(params=PLATFORMS)
 async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_url: str,
                 media_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
-    """Every hour of every day is working time, whenever this runs: no step waits for a
-    morning, a weekend or a holiday, nor for its ticket's share of the spread."""
-    calendar = tmp_path / "calendar.toml"
-    calendar.write_text("weekend = []\n", encoding="utf-8")
+    """Every hour of every day is working time (`around_the_clock`)."""
     async with plant(database_url, media_dir, platform=request.param,
-                     schedule_spread_minutes=0, schedule_quiet_hours="00:00-00:00",
-                     schedule_calendar_file=calendar) as (sim, service):
+                     **around_the_clock(tmp_path)) as (sim, service):
         yield phone_of(sim), service
 
 
