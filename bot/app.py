@@ -93,9 +93,9 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
     """Scheduled notices reach each person on their own platform; `platform` (the first
     connected in the plug-ins' order) stands for those without one."""
     platform = home_platform(settings, plugins)
-    return Jobs(load_policy(settings.schedule, settings.tz), rules.catalog, media, platform,
-                rules.emergency, settings.modules_on, limits_of(rules.limits, platform),
-                load_drill_rules(settings.emergency))
+    return Jobs(load_policy(settings.schedule, settings.tz, rules.calendar), rules.catalog,
+                media, platform, rules.emergency, settings.modules_on,
+                limits_of(rules.limits, platform), load_drill_rules(settings.emergency))
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

@@ -20,7 +20,9 @@ from scheduler.policy import STATUSES, Policy, RiskRule
 SETTING = "SAFETYBOT_SCHEDULE_"
 
 
-def load_policy(s: ScheduleSettings, tz: ZoneInfo) -> Policy:
+def load_policy(s: ScheduleSettings, tz: ZoneInfo, calendar: WorkCalendar | None = None
+                ) -> Policy:
+    """The scheduler's policy; `calendar`, when the handlers' rules have read it already."""
     spread = _at_least("spread_minutes", s.spread_minutes, 0)
     ladder = Ladder(
         remind_before=tuple(timedelta(hours=h) for h in _hours("remind_before_hours",
@@ -32,7 +34,7 @@ def load_policy(s: ScheduleSettings, tz: ZoneInfo) -> Policy:
     if not ladder.escalate_after:
         raise SettingError(f"{SETTING}ESCALATE_AFTER_HOURS: needs at least one level")
     return Policy(
-        tz=tz, ladder=ladder, calendar=load_calendar(s, tz),
+        tz=tz, ladder=ladder, calendar=calendar or load_calendar(s, tz),
         digest_time=_clock("digest_time", s.digest_time),
         risk_rules=_risk_rules(Path(s.risk_rules_file)),
         audit_grace=timedelta(minutes=_at_least("audit_grace_minutes",

@@ -39,7 +39,6 @@ class WorkCalendar:
                               second=0, microsecond=0)
         return start if start <= local else start - timedelta(days=1)
 
-
     def deadline_after(self, moment: datetime, days: int) -> datetime:
         """The end of the working day `days` working days after `moment`'s day: plants set
         整改期限 as a date, and a report on Friday afternoon is not due on Monday morning."""
