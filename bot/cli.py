@@ -80,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     drills.add_argument("--year", required=True, type=int)
     drills.add_argument("--out", type=Path, default=None,
                         help="the file (default: ./应急演练-YEAR.xlsx)")
+    review = commands.add_parser("review-report", help="write a held review's 评估报告 "
+                                                       "(markdown and xlsx)")
+    review.add_argument("number", metavar="PG-0012", help="the review's number")
+    review.add_argument("--out", type=Path, default=Path("reports"),
+                        help="folder for the files (default: ./reports)")
     for queue, what in (("inbox", "events parked after failing"),
                         ("outbox", "messages some recipients never got")):
         sub = commands.add_parser(queue, help=f"list or retry {what}").add_subparsers(
@@ -114,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_check_media(settings))
     if args.command == "export-drills":
         return _export_drills(settings, args.year, args.out or Path(f"应急演练-{args.year}.xlsx"))
+    if args.command == "review-report":
+        return asyncio.run(_review_report(settings, args.number, args.out))
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -189,6 +196,18 @@ async def _report(settings: Settings, jobs: Jobs, month: str, out: Path) -> int:
 
     paths = await _in_database(
         settings, lambda _: write_monthly(month, settings.tz, jobs.catalog, out))
+    for path in paths:
+        print(f"safetybot: wrote {path}")
+    return 0
+
+
+async def _review_report(settings: Settings, number: str, out: Path) -> int:
+    from scheduler.review_report import write_review_report
+
+    paths = await _in_database(settings, lambda _: write_review_report(number, settings.tz, out))
+    if not paths:
+        print(f"safetybot: review-report: no review {number} has been held", file=sys.stderr)
+        return 1
     for path in paths:
         print(f"safetybot: wrote {path}")
     return 0

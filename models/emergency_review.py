@@ -11,6 +11,7 @@ activation (`Activation.review`); the scheduler builds the 评估报告 from it
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -110,6 +111,14 @@ async def record_review(review: Ticket, actor: User, good: str, problems: str,
         reviewed_at=now, review={"good": good, "problems": problems,
                                  "by": actor.id, "actions": [t.number for t in filed]})
     return filed
+
+
+async def reviewed(number: str) -> Activation | None:
+    """The activation whose review is `number` (PG-0012), once the review is held."""
+    found = re.fullmatch(r"PG-(\d+)", number.strip())
+    if found is None:
+        return None
+    return await Activation.get_or_none(id=int(found.group(1)), reviewed_at__isnull=False)
 
 
 async def reviews_to_report(limit: int = 20) -> list[Activation]:

@@ -9,18 +9,20 @@ import asyncio
 import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from models import transaction
+from models import markup, transaction
 from models.emergency import headline, took
 from models.emergency_review import (
     ReviewFacts,
     report_claimed,
     review_facts,
     review_number,
+    reviewed,
     reviews_to_report,
 )
 from models.hazard import LABELS
@@ -56,11 +58,35 @@ async def send_review_reports(now: datetime, tz: ZoneInfo, media: MediaSink,
             await enqueue(f"review:{activation.id}:text", Markdown(render_markdown(facts, tz)),
                           now=now, platform=platform, to_users=to)
             await enqueue(f"review:{activation.id}:book",
-                          File(await media.put(book), f"应急评估报告-{number}.xlsx",
+                          File(await media.put(book), f"{file_stem(activation.id)}.xlsx",
                                about=f"{number} 评估报告"),
                           now=now, platform=platform, to_users=to)
             sent += 1
     return sent
+
+
+async def write_review_report(number: str, tz: ZoneInfo, out_dir: Path) -> list[Path]:
+    """`safetybot review-report PG-0012`: the .md and .xlsx in `out_dir`; none when no review
+    of that number has been held."""
+    activation = await reviewed(number)
+    if activation is None:
+        return []
+    facts = await review_facts(activation)
+    text = markup.render_markdown(render_markdown(facts, tz, whole=True), room=None)
+    book = await asyncio.to_thread(render_workbook, facts, tz)
+    paths = [out_dir / f"{file_stem(activation.id)}{suffix}" for suffix in (".md", ".xlsx")]
+
+    def write() -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths[0].write_text(text, encoding="utf-8")
+        paths[1].write_bytes(book)
+
+    await asyncio.to_thread(write)
+    return paths
+
+
+def file_stem(activation_id: int) -> str:
+    return f"应急评估报告-{review_number(activation_id)}"
 
 
 def _at(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -71,7 +97,10 @@ def _day(moment: datetime | None, tz: ZoneInfo) -> str:
     return f"{moment.astimezone(tz):%m月%d日}" if moment else "—"
 
 
-def render_markdown(f: ReviewFacts, tz: ZoneInfo) -> str:
+def render_markdown(f: ReviewFacts, tz: ZoneInfo, *, whole: bool = False) -> str:
+    """For the chat: the first lines of the timeline and the people, within one message;
+    `whole`: every line, for the file."""
+    shown = None if whole else SHOWN
     a = f.activation
     acked = [r for r in f.responses if r.took is not None]
     cannot = [r for r in f.responses if r.answer and r.took is None]
@@ -84,8 +113,8 @@ def render_markdown(f: ReviewFacts, tz: ZoneInfo) -> str:
              "**二、时间线**"]
     lines += [f"> {at.astimezone(tz):%H:%M:%S} {who} {what}" + (f"：{literal(note)}" if note
                                                                else "")
-              for at, who, what, note in f.timeline[:SHOWN]]
-    if len(f.timeline) > SHOWN:
+              for at, who, what, note in f.timeline[:shown]]
+    if shown is not None and len(f.timeline) > shown:
         lines.append(f"> ……共{len(f.timeline)}条，见附件")
     lines += ["**三、响应情况**",
               f"> 通知 {len(f.responses)} 人，确认 {len(acked)} 人，无法到场 {len(cannot)} 人，"
@@ -94,11 +123,12 @@ def render_markdown(f: ReviewFacts, tz: ZoneInfo) -> str:
               + (f"，中位数{took(r.median)}，最慢{took(r.slowest)}"
                  if r.median is not None and r.slowest is not None else "")
               for r in f.roles]
-    lines += [f"> {r.name}：{took(r.took)}" for r in acked[:SHOWN] if r.took is not None]
+    lines += [f"> {r.name}：{took(r.took)}" for r in acked[:shown] if r.took is not None]
     lines.append("**四、未回复人员**")
+    silent = f.silent if shown is None else f.silent[:shown * 2]
     lines.append("> " + ("、".join(r.name + ("（无法送达）" if r.unreachable else "")
-                                  for r in f.silent[:SHOWN * 2])
-                         + (f"等{len(f.silent)}人" if len(f.silent) > SHOWN * 2 else "")
+                                  for r in silent)
+                         + (f"等{len(f.silent)}人" if len(silent) < len(f.silent) else "")
                          if f.silent else "无"))
     lines += ["**五、做得好的方面**", f"> {literal(f.good)}",
               "**六、存在的问题**", f"> {literal(f.problems)}", "**七、改进措施**"]
@@ -106,7 +136,7 @@ def render_markdown(f: ReviewFacts, tz: ZoneInfo) -> str:
               f"{LABELS[t.status]}）" for t, owner in f.actions]
     if not f.actions:
         lines.append("> 无")
-    return fit(lines, more="……（完整内容见附件）")
+    return "\n".join(lines) if whole else fit(lines, more="……（完整内容见附件）")
 
 
 def render_workbook(f: ReviewFacts, tz: ZoneInfo) -> bytes:

@@ -22,7 +22,7 @@ from models.hazard import Status, Ticket, TicketKind
 from models.outbox import OutboxMessage
 from models.outgoing import File, outgoing_from_payload
 from tests.e2e.test_emergency import PLANS, cards_for, start
-from tests.harness import Service, settled
+from tests.harness import Service, cli, settled
 from tests.plant import PLATFORMS, Person, Phone, around_the_clock, phone_of, plant
 
 
@@ -128,7 +128,7 @@ async def test_a_drill_is_reviewed_in_chat_its_actions_followed_up_and_its_repor
 
 
 async def test_a_review_nobody_holds_is_reminded_then_escalated(
-        world: tuple[Phone[Any], Service]) -> None:
+        world: tuple[Phone[Any], Service], database_url: str, tmp_path: Path) -> None:
     phone, service = world
     activation, zhouwei = await closed_drill(phone)
     review = await Ticket.get(kind=TicketKind.REVIEW, activation_id=activation.id)
@@ -160,6 +160,19 @@ async def test_a_review_nobody_holds_is_reminded_then_escalated(
     stored = await Activation.get(id=activation.id)
     assert stored.review == {"good": "响应迅速", "problems": "无", "by": "zhouwei",
                              "actions": []}
+    # The files again, for an inspector: every line in the markdown, the same workbook.
+    env = {"SAFETYBOT_DATABASE_URL": database_url}
+    run = cli("review-report", review.number or "", "--out", str(tmp_path / "out"), env=env)
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "out" / f"应急评估报告-{review.number}.md").read_text(encoding="utf-8")
+    for heading in ("一、基本情况", "二、时间线", "三、响应情况", "四、未回复人员",
+                    "五、做得好的方面", "六、存在的问题", "七、改进措施"):
+        assert heading in text
+    assert "响应迅速" in text and "李华：" in text
+    book = load_workbook(tmp_path / "out" / f"应急评估报告-{review.number}.xlsx")
+    assert book.sheetnames[0] == "基本情况"
+    unheld = cli("review-report", "PG-9999", "--out", str(tmp_path / "out"), env=env)
+    assert unheld.returncode == 1 and "no review PG-9999 has been held" in unheld.stderr
 
 
 async def test_only_the_commander_or_a_safety_manager_holds_the_review(
