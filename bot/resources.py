@@ -124,20 +124,17 @@ def parse_ledger(text: str, today: date) -> list[ResourceEntry]:
         raise LedgerError(f'unknown section "{unknown[0]}"; expected kinds, resources')
     problems: list[str] = []
     kinds: dict[str, Kind] = {}
-    for t in _tables(data, "kinds", KIND_KEYS, "name", problems):
-        kind = _checked(problems, partial(_kind, t))
-        if kind is not None and kinds.setdefault(kind.name, kind) is not kind:
-            problems.append(f"{t.where}: kind {show(kind.name)} is declared twice")
-    entries: list[ResourceEntry] = []
-    for t in _tables(data, "resources", RESOURCE_KEYS, "code", problems):
-        entry = _checked(problems, partial(_resource, t, kinds, today))
-        if entry is None:
-            continue
-        earlier = next((e for e in entries if e.code == entry.code), None)
-        if earlier is not None:
-            problems.append(f"{t.where}: code {show(entry.code)} is used twice")
-            continue
-        entries.append(entry)
+    for kind in _each(data, "kinds", KIND_KEYS, "name", problems, _kind):
+        if kinds.setdefault(kind.name, kind) is not kind:
+            problems.append(f"kinds: {show(kind.name)} is declared twice")
+    entries = _each(data, "resources", RESOURCE_KEYS, "code", problems,
+                    partial(_resource, kinds=kinds, today=today))
+    first: dict[str, int] = {}
+    for i, item in enumerate(data.get("resources", [])):
+        code = item.get("code") if isinstance(item, dict) else None
+        if isinstance(code, str) and first.setdefault(code, i) != i:
+            problems.append(f"resources[{i}] ({code}): code {show(code)} is already used by "
+                            f"resources[{first[code]}]")
     if not entries and not problems:
         # An empty or truncated file would otherwise deactivate the whole ledger.
         problems.append("the ledger lists no resources ([[resources]])")
@@ -146,36 +143,31 @@ def parse_ledger(text: str, today: date) -> list[ResourceEntry]:
     return entries
 
 
-def _checked(problems: list[str], parse: Callable[[], T]) -> T | None:
-    try:
-        return parse()
-    except LedgerError as exc:
-        problems.extend(exc.problems)
-        return None
-
-
-def _tables(data: Mapping[str, Any], section: str, keys: Sequence[str], label: str,
-            problems: list[str]) -> list[Entry]:
+def _each(data: Mapping[str, Any], section: str, keys: Sequence[str], label: str,
+          problems: list[str], parse: Callable[[Entry], T]) -> list[T]:
+    """Each table of `section` parsed; what fails is added to `problems`, named by its index and
+    its `label` (a resource's code)."""
     raw = data.get(section, [])
     if not isinstance(raw, list):
         problems.append(f'"{section}" must be an array of tables ([[{section}]])')
         return []
-    tables = []
+    parsed = []
     for i, item in enumerate(raw):
         name = item.get(label) if isinstance(item, dict) else None
         where = f"{section}[{i}]" + (f" ({name})" if isinstance(name, str) and name else "")
-        table = _checked(problems, partial(Entry, where, item, keys, error=LedgerError,
-                                           shape=f"[[{section}]]"))
-        if table is not None:
-            tables.append(table)
-    return tables
+        try:
+            parsed.append(parse(Entry(where, item, keys, error=LedgerError,
+                                      shape=f"[[{section}]]")))
+        except LedgerError as exc:
+            problems.extend(exc.problems)
+    return parsed
 
 
 def _kind(t: Entry) -> Kind:
     return Kind(t.required("name", limit(Resource, "kind")), _days(t), _reading(t))
 
 
-def _resource(t: Entry, kinds: Mapping[str, Kind], today: date) -> ResourceEntry:
+def _resource(t: Entry, *, kinds: Mapping[str, Kind], today: date) -> ResourceEntry:
     code = t.required("code")
     if not CODE.fullmatch(code):
         t.fail(f"code {show(code)} must be capital letters, digits and - (R-A3-01), at most 32")

@@ -97,8 +97,9 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     content = group.text
     assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
     assert "关闭泄漏点上游阀门" in content
-    assert content.index("空气呼吸器：正压式空气呼吸器 4套，3号车间东门应急柜（李华 13800000011）") \
-        < content.index("堵漏工具：堵漏工具箱")
+    assert content.index(
+        "空气呼吸器：正压式空气呼吸器 4套，3号车间东门应急柜（李华 13800000011）"
+    ) < content.index("堵漏工具：堵漏工具箱")
     # The area's cameras, linked (in the group, and on the commander's board below).
     assert "[硝化釜平台](https://nvr.plant.local/live/a3-reactor)" in content
     assert "[3号车间东门](https://nvr.plant.local/live/a3-east)" in content

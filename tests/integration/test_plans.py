@@ -92,7 +92,8 @@ async def test_the_demo_plans_load_with_their_levels_resources_and_audit(org: No
     assert nh3.level("二级") == Level(
         "二级", ("safety_manager",), ("zhouwei", "lihua", "huangjun", "guoqiang", "xuming",
                                       "gaofeng"), (("zhouwei", "liuyang"), ("lihua", "huangjun")))
-    assert nh3.resources == ["空气呼吸器", "防化服", "洗眼器", "堵漏工具", "气体检测仪", "急救药箱"]
+    assert nh3.resources == ["空气呼吸器", "防化服", "洗眼器", "堵漏工具", "气体检测仪",
+                             "急救药箱"]
     assert nh3.at_or_above("一级", nh3.report_level) and not nh3.at_or_above("三级", "二级")
     kinds = {p.code: p.kind for p in await Plan.all()}
     assert kinds == {"NH3": PlanKind.ONSITE, "FIRE": PlanKind.SPECIAL,
@@ -237,7 +238,8 @@ BAD_PLANS = {
         "nh3", '{ lihua = "zhouwei" }', '{ lihua = "lihua" }',
         'levels[2] (三级): deputies: "lihua" cannot be their own deputy'),
     "resources from before the ledger": (
-        "nh3", 'resources = ["空气呼吸器", "防化服", "洗眼器", "堵漏工具", "气体检测仪", "急救药箱"]',
+        "nh3", 'resources = ["空气呼吸器", "防化服", "洗眼器", "堵漏工具", "气体检测仪", '
+        '"急救药箱"]',
         'resources = [{ what = "正压式空气呼吸器 4套", where = "3号车间东门应急柜" }]',
         "resources: [[resources]] tables are no longer read here: move each into the resource "
         "ledger (config/resources.toml, safetybot load-resources) and name their kinds instead, "
