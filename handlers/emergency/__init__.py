@@ -1,13 +1,14 @@
 """The emergency module (应急预案): 一键报警, 启动预案 with its confirmation, the broadcast, each
-responder's 收到, the commander's board, 结束预案 and 已上报. Its typed commands are answered even
-in the middle of another question."""
+responder's 收到, the commander's board, 结束预案 and 已上报; the keepers' 我的物资 and 点检 on the
+resource ledger. Its typed commands are answered even in the middle of another question."""
 
-from handlers.emergency import acknowledge, activation, alarm, board, cards
+from handlers.emergency import acknowledge, activation, alarm, board, cards, resources
 from handlers.module import Module
 from handlers.router import Router
 
 commands = Router()
-for router in (alarm.router, activation.router, acknowledge.router, board.router):
+for router in (alarm.router, activation.router, acknowledge.router, board.router,
+               resources.router):
     commands.include(router)
 
 MODULE = Module(
@@ -17,5 +18,6 @@ MODULE = Module(
     commands=commands,
     dialogs=(activation.ActivationDialog,),
     help=("**一键报警**：遇到紧急情况，发送“一键报警”并说明情况，立即通知值班长",
-          "**启动预案** / **结束预案** / **应急状态**：应急指挥使用；收到应急通知请回复“收到”"),
+          "**启动预案** / **结束预案** / **应急状态**：应急指挥使用；收到应急通知请回复“收到”",
+          "**我的物资** / **点检 编号 正常**：应急物资保管人查看保管的物资、记录点检"),
 )
