@@ -240,7 +240,7 @@ async def last_inspection(resource: Resource) -> Inspection | None:
 @dataclass(frozen=True)
 class Problems:
     """Active resources that are expired, failed their last inspection, or are overdue for
-    it; each list by code."""
+    it (and neither of the others: each resource is named once, by its worst); by code."""
 
     expired: list[Resource]
     failed: list[Resource]
@@ -253,5 +253,6 @@ async def active_resources() -> list[Resource]:
 
 async def problems(today: date) -> Problems:
     rows = await active_resources()
-    return Problems([r for r in rows if r.expired(today)], [r for r in rows if r.failed],
-                    [r for r in rows if r.overdue(today)])
+    expired = [r for r in rows if r.expired(today)]
+    failed = [r for r in rows if r.failed and r not in expired]
+    return Problems(expired, failed, [r for r in rows if r.overdue(today) and r.usable(today)])

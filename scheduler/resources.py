@@ -55,6 +55,6 @@ def problem_lines(found: Problems) -> list[str]:
                         ("点检逾期", found.overdue)):
         if rows:
             named = "、".join(f"{r.code} {r.name}" for r in rows[:LISTED])
-            more = f"等{len(rows)}项" if len(rows) > LISTED else ""
+            more = "，……" if len(rows) > LISTED else ""
             lines.append(f"> {title}：{len(rows)}项（{named}{more}）")
     return ["**应急物资**", *lines] if lines else []
