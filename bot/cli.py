@@ -26,7 +26,7 @@ from scheduler.jobs import Jobs
 
 if TYPE_CHECKING:
     from bot.org_sync import SyncReport
-    from bot.plans import PlansReport
+    from bot.plans import ChatChange, PlansReport
     from bot.resources import LedgerReport
     from bot.roster import RosterReport
 
@@ -286,7 +286,7 @@ async def _load_org(settings: Settings, path: Path) -> int:
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
-    return _loaded(path, report, gaps=report.gaps)
+    return _loaded(path, report, chats=report.chats, gaps=report.gaps)
 
 
 async def _sync_org(settings: Settings, platform: str, dry_run: bool) -> int:
@@ -314,7 +314,7 @@ async def _sync_org(settings: Settings, platform: str, dry_run: bool) -> int:
     except SyncError as exc:
         print(f"safetybot: sync-org --from {platform}: {exc}", file=sys.stderr)
         return 1
-    _loaded(platform, report, changes=report.lines(), gaps=report.gaps)
+    _loaded(platform, report, changes=report.lines(), chats=report.chats, gaps=report.gaps)
     if dry_run:
         print("safetybot: dry run: nothing written")
     return 0
@@ -330,7 +330,7 @@ async def _load_plans(settings: Settings, directory: Path) -> int:
     except PlanError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
-    return _loaded(directory, report)
+    return _loaded(directory, report, chats=report.chats)
 
 
 async def _load_resources(settings: Settings, path: Path) -> int:
@@ -347,10 +347,10 @@ async def _load_resources(settings: Settings, path: Path) -> int:
 
 
 def _loaded(source: object, report: RosterReport | PlansReport | SyncReport | LedgerReport, *,
-            changes: Sequence[str] = (), gaps: Sequence[str] = ()) -> int:
+            changes: Sequence[str] = (), chats: Sequence[ChatChange] = (),
+            gaps: Sequence[str] = ()) -> int:
     """What a load did, then each change, what became of each plan chat and whom the plans
-    name but can no longer call (or what the ledger lacks), a line each."""
-    chats = getattr(report, "chats", ())      # a ledger load changes no chat
+    name but can no longer call (or which kinds the ledger lacks), a line each."""
     for line in (f"{source}: {report.summary()}", *changes,
                  *(chat.summary() for chat in chats), *(f"warning: {g}" for g in gaps)):
         print(f"safetybot: {line}")

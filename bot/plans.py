@@ -278,7 +278,7 @@ def _level(t: Entry) -> Level:
 
 def _resource_kinds(t: Entry) -> tuple[str, ...]:
     """`resources = ["灭火器", "空气呼吸器"]`: kinds, whose nearest usable resources the
-    ledger gives. A plan file of before the ledger, with `[[resources]]` tables, is refused with
+    ledger gives. A plan file from before the ledger, with `[[resources]]` tables, is refused with
     the way to move them: converting them would keep two ledgers."""
     raw = t.raw.get("resources", [])
     if isinstance(raw, list) and any(isinstance(item, dict) for item in raw):

@@ -101,6 +101,11 @@ class Resource(Model):
     def amount(self) -> str:
         return f"{_number(self.quantity)}{self.unit}"
 
+    @property
+    def label(self) -> str:
+        """`R-A3-01 正压式空气呼吸器（3号车间东门应急柜）`: how messages name it."""
+        return f"{self.code} {self.name}（{self.place or self.area_id or '未填位置'}）"
+
 
 class Inspection(Model):
     """One inspection confirmed in chat: who, when, the result and what they read or noted."""

@@ -8,15 +8,11 @@ from datetime import datetime
 from models.calendar import WorkCalendar
 from models.outbox import enqueue
 from models.outgoing import Text
-from models.resources import Problems, Resource, active_resources
+from models.resources import Problems, active_resources
 from scheduler.plan_calendar import reminder_window
 
 EXPIRY_DAYS = (30, 7)   # expiry reminders, days before
 LISTED = 5              # resources named per line of the digest
-
-
-def _label(r: Resource) -> str:
-    return f"{r.code} {r.name}（{r.place or r.area_id or '未填位置'}）"
 
 
 async def remind_resources(calendar: WorkCalendar, now: datetime, platform: str) -> int:
@@ -32,14 +28,14 @@ async def remind_resources(calendar: WorkCalendar, now: datetime, platform: str)
         if inspect_by is not None and inspect_by <= today and not r.expired(today):
             due.append((
                 f"res-due:{r.code}:{inspect_by}",
-                f"【物资点检提醒】您保管的{_label(r)}应于{inspect_by:%Y年%m月%d日}前点检（每"
+                f"【物资点检提醒】您保管的{r.label}应于{inspect_by:%Y年%m月%d日}前点检（每"
                 f"{r.interval_days}天一次）。点检后回复“点检 {r.code} 正常”"
                 + (f"，或回复读数，例如“点检 {r.code} 28{r.reading_unit}”" if r.reading_name
                    else "") + f"；有问题回复“点检 {r.code} 异常 情况说明”。", r.keeper))
         if r.expires_on and (days := reminder_window(r.expires_on, today, EXPIRY_DAYS)):
             due.append((
                 f"res-expiry:{r.code}:{r.expires_on}:{days}",
-                f"【物资到期提醒】您保管的{_label(r)}将于{r.expires_on:%Y年%m月%d日}到期，还有"
+                f"【物资到期提醒】您保管的{r.label}将于{r.expires_on:%Y年%m月%d日}到期，还有"
                 f"{(r.expires_on - today).days}天。请及时更换，并请安全管理员更新台账。",
                 r.keeper))
     sent = 0

@@ -65,8 +65,7 @@ async def my_resources(ctx: Context) -> None:
         return
     today = ctx.local(ctx.now).date()
     lines = [f"**我保管的应急物资**（{len(kept)}项）",
-             *(f"> {r.code} {r.name} {r.amount}，{r.place or r.area_id or '未填位置'}："
-               f"{state(r, today)}" for r in kept),
+             *(f"> {r.label}，{r.amount}：{state(r, today)}" for r in kept),
              f"{HOW}；需要读数的物资回复读数，例如“点检 R-A3-01 28MPa”。"]
     await ctx.reply(Markdown(fit(lines, room=ctx.limits.message_bytes)))
 
@@ -145,7 +144,7 @@ async def _record(ctx: Context, r: Resource, said: Confirmation) -> None:
     if out_of_rule:
         read += f"，不符合{r.reading_rule}"
     detail = "，".join(part for part in (read, said.note) if part)
-    head = f"{r.code} {r.name}（{r.place or r.area_id or '未填位置'}）点检{result.value}" + (
+    head = f"{r.label}点检{result.value}" + (
         f"：{detail}" if detail else "")
     if result is Result.FAILED:
         managers = [m for m in await people_with(Role.SAFETY_MANAGER) if m != ctx.me.id]
