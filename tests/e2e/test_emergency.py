@@ -27,10 +27,9 @@ from models.outbox import OutboxMessage
 from models.outgoing import Priority
 from scheduler.emergency import run_emergency
 from tests.harness import ROOT, Service, settled
-from tests.plant import PLATFORMS, Person, Phone, Seen, phone_of, plant
+from tests.plant import PLATFORMS, Person, Phone, Seen, demo_ledger, phone_of, plant
 
 PLANS = ROOT / "config" / "plans"
-LEDGER = ROOT / "config" / "resources.toml"
 TZ = ZoneInfo("Asia/Shanghai")
 # NH3 二级 calls the safety managers and six named people.
 LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xuming", "zhouwei"]
@@ -38,11 +37,13 @@ LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xumin
 
 @pytest.fixture(params=PLATFORMS)
 async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_url: str,
-                media_dir: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
+                media_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
     async with plant(database_url, media_dir, platform=request.param) as (sim, service):
         phone = phone_of(sim)
         await load_plans(PLANS, service.clock(), phone.platform)
-        await load_resources(LEDGER, service.clock(), TZ)
+        await load_resources(demo_ledger(tmp_path / "resources.toml",
+                                         service.clock().astimezone(TZ).date()),
+                             service.clock(), TZ)
         await phone.group_chats_ready()
         yield phone, service
 

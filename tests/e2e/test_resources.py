@@ -19,7 +19,7 @@ from models.audit import AuditEvent
 from models.resources import Inspection, Resource
 from tests.e2e.test_emergency import start
 from tests.harness import ROOT, Service
-from tests.plant import Person, Phone, phone_of, plant
+from tests.plant import LEDGER_WRITTEN, Person, Phone, demo_ledger, phone_of, plant
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -32,11 +32,9 @@ async def world(db: TortoiseContext, database_url: str, media_dir: Path, tmp_pat
         phone = phone_of(sim)
         now = service.clock()
         await load_plans(ROOT / "config" / "plans", now, phone.platform)
-        yesterday = now.astimezone(TZ).date() - timedelta(days=1)
-        ledger = tmp_path / "resources.toml"
-        ledger.write_text((ROOT / "config" / "resources.toml").read_text(encoding="utf-8")
-                          .replace("expires_on = 2027-03-31", f"expires_on = {yesterday}"),
-                          encoding="utf-8")
+        yesterday = LEDGER_WRITTEN - timedelta(days=1)
+        ledger = demo_ledger(tmp_path / "resources.toml", now.astimezone(TZ).date(),
+                             {"expires_on = 2027-03-31": f"expires_on = {yesterday}"})
         await load_resources(ledger, now, TZ)
         await phone.group_chats_ready()
         yield phone, service
@@ -77,8 +75,9 @@ async def test_a_keeper_lists_and_confirms_and_others_are_refused(phone: Phone[A
     lihua = Person(phone, "lihua")
     await lihua.says("我的物资")
     listed = await lihua.expect("我保管的应急物资", "（2项）")
-    assert "R-A3-01 正压式空气呼吸器 4套，3号车间东门应急柜：" in listed.text
-    assert "R-A3-04 干粉灭火器 MFZ/ABC8 8具" in listed.text
+    # Inspected 17 days before the day the ledger reads as (dates follow the service's clock).
+    assert "> R-A3-01 正压式空气呼吸器（3号车间东门应急柜），4套：下次点检" in listed.text
+    assert "> R-A3-04 干粉灭火器 MFZ/ABC8（3号车间东门应急柜），8具：下次点检" in listed.text
 
     await lihua.says("点检 r-a3-04 正常")
     await lihua.expect("已记录：R-A3-04 干粉灭火器 MFZ/ABC8（3号车间东门应急柜）点检正常",
