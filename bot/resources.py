@@ -10,7 +10,6 @@ deactivated, never deleted: its inspections stay on record.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from bot.loading import Entry, Journal, limit, show, toml_type
+from bot.loading import Entry, Journal, limit, read_file, show, toml_type
 from models import transaction
 from models.emergency import Plan
 from models.org import Area, User
@@ -243,14 +242,8 @@ async def load_resources(path: Path, now: datetime, tz: ZoneInfo) -> LedgerRepor
     """Make the ledger in the database match the file; loading it again writes nothing."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as exc:
-        raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise LedgerError(f"the ledger is not UTF-8 text (byte {exc.start})") from None
     today = now.astimezone(tz).date()
-    entries = parse_ledger(text, today)
+    entries = parse_ledger(await read_file(path, "the ledger", LedgerError), today)
     journal = Journal(now, ACTOR, "emergency")
     async with transaction():
         _check_roster(entries, {u.id: u for u in await User.filter(id__in={
