@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from tortoise import connections
 
-from bot.app import create_app, hazard_rules
+from bot.app import create_app, hazard_rules, scheduled_jobs
 from bot.clock import ManualClock
 from bot.inbox import InboxWorker
 from bot.media.folder import FolderStore
@@ -26,6 +26,9 @@ from handlers.router import Router
 from models import DATABASE
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus
+from models.outbox import OutboxMessage
+from models.outgoing import Markdown, Text
+from scheduler.jobs import Jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -75,6 +78,25 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, *,
         }
     env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env)
+
+
+def plant_jobs(database_url: str, media_dir: Path, **overrides: object) -> Jobs:
+    """The scheduler's jobs as the service builds them from its settings (`overrides`)."""
+    settings = service_settings(database_url, "", media_dir, **overrides)
+    media = FolderStore(media_dir)
+    return scheduled_jobs(settings, media, hazard_rules(settings, media))
+
+
+async def queued_texts(prefix: str) -> list[tuple[str, str, list[str]]]:
+    """The texts queued under idempotency keys starting with `prefix`: (key, words, to)."""
+    rows = await OutboxMessage.filter(idempotency_key__startswith=prefix).order_by("id")
+    out = []
+    for row in rows:
+        message = row.message
+        assert isinstance(message, Text | Markdown)
+        recipients = await row.deliveries.all().values_list("recipient", flat=True)
+        out.append((row.idempotency_key, message.content, sorted(recipients)))
+    return out
 
 
 class Service:

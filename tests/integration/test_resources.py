@@ -14,23 +14,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from tortoise.context import TortoiseContext
 
-from bot.app import hazard_rules, scheduled_jobs
-from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.resources import LedgerError, LedgerReport, load_resources
 from bot.roster import load_org
 from models.audit import AuditEvent
 from models.emergency import Plan
 from models.org import Area
-from models.outbox import OutboxMessage
-from models.outgoing import Markdown, Text
 from models.resources import Inspection, Resource, Result, at_hand, inspect
-from scheduler.jobs import Jobs
-from tests.harness import ROOT, cli, service_settings
-from tests.plant import DEMO_ORG
+from tests.harness import ROOT, cli, plant_jobs, queued_texts
+from tests.plant import DEMO_LEDGER, DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
-DEMO_LEDGER = ROOT / "config" / "resources.toml"
 
 
 def local(text: str) -> datetime:
@@ -207,35 +201,18 @@ expires_on = 2027-01-15
 """
 
 
-def jobs(database_url: str, media_dir: Path) -> Jobs:
-    settings = service_settings(database_url, "", media_dir)
-    media = FolderStore(media_dir)
-    return scheduled_jobs(settings, media, hazard_rules(settings, media))
-
-
-async def texts(prefix: str) -> list[tuple[str, str, list[str]]]:
-    rows = await OutboxMessage.filter(idempotency_key__startswith=prefix).order_by("id")
-    out = []
-    for row in rows:
-        message = row.message
-        assert isinstance(message, Text | Markdown)
-        recipients = await row.deliveries.all().values_list("recipient", flat=True)
-        out.append((row.idempotency_key, message.content, sorted(recipients)))
-    return out
-
-
 async def test_keepers_are_reminded_once_per_due_date_and_before_expiry_on_working_days(
         org: None, tmp_path: Path, database_url: str, media_dir: Path) -> None:
     path = tmp_path / "small.toml"
     path.write_text(SMALL, encoding="utf-8")
     await load_resources(path, NOW, TZ)
-    plant = jobs(database_url, media_dir)
+    plant = plant_jobs(database_url, media_dir)
     # 12-20 (due) is a Sunday: reminded on Monday, once.
     for day in ("2026-12-15", "2026-12-16", "2026-12-17", "2026-12-20", "2026-12-21",
                 "2026-12-22", "2027-01-08", "2027-01-09"):
         report = await plant.tick(local(f"{day} 09:00"))
         assert not report.failed, report.summary()
-    sent = await texts("res-")
+    sent = await queued_texts("res-")
     assert [(key, to) for key, _, to in sent] == [
         ("res-expiry:R-2:2027-01-15:30", ["huangjun"]),
         ("res-due:R-1:2026-12-20", ["lihua"]),
@@ -249,7 +226,7 @@ async def test_keepers_are_reminded_once_per_due_date_and_before_expiry_on_worki
     await inspect(await Resource.get(code="R-1"), "lihua", local("2027-01-11 10:00"),
                   date(2027, 1, 11), Result.OK, None, "")
     await plant.tick(local("2027-02-10 09:00"))
-    assert [key for key, _, _ in await texts("res-due:")] == [
+    assert [key for key, _, _ in await queued_texts("res-due:")] == [
         "res-due:R-1:2026-12-20", "res-due:R-1:2027-02-10"]
 
 
@@ -259,9 +236,9 @@ async def test_the_digest_lists_expired_failed_and_overdue_resources(
     await inspect(await Resource.get(code="R-A3-01"), "lihua", local("2027-04-01 10:00"),
                   date(2027, 4, 1), Result.FAILED, 22.0, "")
 
-    await jobs(database_url, media_dir).tick(local("2027-04-02 09:00"))
+    await plant_jobs(database_url, media_dir).tick(local("2027-04-02 09:00"))
 
-    [(_, digest, _)] = await texts("digest:")
+    [(_, digest, _)] = await queued_texts("digest:")
     lines = digest.splitlines()
     at = lines.index("**应急物资**")
     assert lines[at + 1] == "> 已过期：1项（R-A3-05 应急药箱（含2%硼酸溶液））"
