@@ -138,9 +138,7 @@ def point(resource: Resource, areas: dict[str, Area]) -> tuple[float, float] | N
     if resource.latitude is not None and resource.longitude is not None:
         return resource.latitude, resource.longitude
     area = areas.get(resource.area_id or "")
-    if area is not None and area.latitude is not None and area.longitude is not None:
-        return area.latitude, area.longitude
-    return None
+    return point_of(area) if area is not None else None
 
 
 def nearest(resources: Sequence[Resource], area: Area | None, areas: Sequence[Area]
