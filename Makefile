@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/safetybot migrate
 	$(BIN)/safetybot load-org config/demo-org.toml
 	$(BIN)/safetybot load-plans config/plans
+	$(BIN)/safetybot load-resources config/resources.toml
 	$(BIN)/safetybot serve
 
 # The suite runs on SQLite, then on PostgreSQL when SAFETYBOT_TEST_DATABASE_URL names a server.

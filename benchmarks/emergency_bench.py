@@ -330,6 +330,7 @@ type = "现场处置方案"
 triggers = ["{TRIGGER}"]
 groups = [{groups}]
 steps = ["立即报告值班长", "撤离下风向人员到集合点并清点人数", "设置警戒区"]
+resources = ["空气呼吸器"]            # none in the ledger: the broadcast says so
 
 [[levels]]
 name = "{LEVEL}"
@@ -338,11 +339,6 @@ roles = ["responder"]
 [[levels]]
 name = "二级"
 roles = ["safety_manager"]
-
-[[resources]]
-what = "正压式空气呼吸器 4套"
-where = "1号车间东门应急柜"
-area = "A1"
 ''', encoding="utf-8")
 
 

@@ -1,5 +1,5 @@
 """The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org, sync-org,
-load-plans, check-config, inbox and outbox (parked events and messages)."""
+load-plans, load-resources, check-config, inbox and outbox (parked events and messages)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from scheduler.jobs import Jobs
 
 if TYPE_CHECKING:
     from bot.org_sync import SyncReport
-    from bot.plans import PlansReport
+    from bot.plans import ChatChange, PlansReport
+    from bot.resources import LedgerReport
     from bot.roster import RosterReport
 
 T = TypeVar("T")
@@ -66,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = commands.add_parser("load-plans", help="import the emergency plans (idempotent)")
     plans.add_argument("dir", type=Path, nargs="?",
                        help="folder of plan files, *.toml (default: plans_dir)")
+    ledger = commands.add_parser("load-resources", help="import the emergency resource ledger "
+                                 "(idempotent)")
+    ledger.add_argument("file", type=Path, nargs="?",
+                        help="ledger TOML (default: resources_file)")
     commands.add_parser("check-config", help="validate and print the effective settings")
     store = commands.add_parser("media", help="the photo and file store").add_subparsers(
         dest="action", required=True)
@@ -113,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_sync_org(settings, args.platform, args.dry_run))
     if args.command == "load-plans":
         return asyncio.run(_load_plans(settings, args.dir or Path(settings.plans_dir)))
+    if args.command == "load-resources":
+        return asyncio.run(_load_resources(settings, args.file or Path(settings.resources_file)))
     if args.command == "media":
         return asyncio.run(_migrate_media(settings, args.to))
     if args.command == "check-media":
@@ -298,7 +305,7 @@ async def _load_org(settings: Settings, path: Path) -> int:
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1
-    return _loaded(path, report, gaps=report.gaps)
+    return _loaded(path, report, chats=report.chats, gaps=report.gaps)
 
 
 async def _sync_org(settings: Settings, platform: str, dry_run: bool) -> int:
@@ -326,7 +333,7 @@ async def _sync_org(settings: Settings, platform: str, dry_run: bool) -> int:
     except SyncError as exc:
         print(f"safetybot: sync-org --from {platform}: {exc}", file=sys.stderr)
         return 1
-    _loaded(platform, report, changes=report.lines(), gaps=report.gaps)
+    _loaded(platform, report, changes=report.lines(), chats=report.chats, gaps=report.gaps)
     if dry_run:
         print("safetybot: dry run: nothing written")
     return 0
@@ -342,15 +349,29 @@ async def _load_plans(settings: Settings, directory: Path) -> int:
     except PlanError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
-    return _loaded(directory, report)
+    return _loaded(directory, report, chats=report.chats)
 
 
-def _loaded(source: object, report: RosterReport | PlansReport | SyncReport, *,
-            changes: Sequence[str] = (), gaps: Sequence[str] = ()) -> int:
+async def _load_resources(settings: Settings, path: Path) -> int:
+    from bot.resources import LedgerError, load_resources
+
+    try:
+        report = await _in_database(
+            settings, lambda _: load_resources(path, utc_now(), settings.tz))
+    except LedgerError as exc:
+        for problem in exc.problems:
+            print(f"safetybot: {path}: {problem}", file=sys.stderr)
+        return 1
+    return _loaded(path, report, gaps=report.gaps)
+
+
+def _loaded(source: object, report: RosterReport | PlansReport | SyncReport | LedgerReport, *,
+            changes: Sequence[str] = (), chats: Sequence[ChatChange] = (),
+            gaps: Sequence[str] = ()) -> int:
     """What a load did, then each change, what became of each plan chat and whom the plans
-    name but can no longer call, a line each."""
+    name but can no longer call (or which kinds the ledger lacks), a line each."""
     for line in (f"{source}: {report.summary()}", *changes,
-                 *(chat.summary() for chat in report.chats), *(f"warning: {g}" for g in gaps)):
+                 *(chat.summary() for chat in chats), *(f"warning: {g}" for g in gaps)):
         print(f"safetybot: {line}")
     return 0
 
@@ -394,8 +415,10 @@ def _line(error: str, width: int = 160) -> str:
 
 
 def _check_config(settings: Settings) -> int:
-    """The settings, then the plan files: their shape only, the roster is in the database."""
+    """The settings, then the plan files and the resource ledger: their shape only, the
+    roster is in the database."""
     from bot.plans import PlanError, parse_plans
+    from bot.resources import LedgerError, parse_ledger
 
     print("\n".join(describe(settings)))
     print(f"modules on: {', '.join(settings.modules_on)}")
@@ -405,6 +428,14 @@ def _check_config(settings: Settings) -> int:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 2
     print(f"plans: {', '.join(f'{p.code} ({p.name})' for p in plans)}")
+    path = Path(settings.resources_file)
+    try:
+        ledger = parse_ledger(path.read_text(encoding="utf-8"), utc_now().astimezone(
+            settings.tz).date())
+    except (OSError, UnicodeDecodeError, LedgerError) as exc:
+        print(f"safetybot: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"resources: {len(ledger)} in the ledger")
     return 0
 
 

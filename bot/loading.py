@@ -8,9 +8,11 @@ the same file again writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from tortoise import fields as orm_fields
@@ -32,6 +34,17 @@ def limit(model: type[Model], key: str) -> int:
     field = model._meta.fields_map[key]
     assert isinstance(field, orm_fields.CharField)
     return field.max_length
+
+
+async def read_file(path: Path, what: str, error: Callable[[str], Exception]) -> str:
+    """A file's text; one that cannot be read, or is not UTF-8, is `error` naming it as `what`
+    ("the roster")."""
+    try:
+        return await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not UTF-8 text (byte {exc.start})") from None
 
 
 def toml_type(value: object) -> str:

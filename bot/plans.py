@@ -26,8 +26,8 @@ from typing import Any, Protocol, TypeVar
 from bot.loading import Entry, Journal, limit, show
 from models import transaction
 from models.chats import GroupChat, change_key
-from models.emergency import Activation, Level, Plan, PlanKind, Resource, callees
-from models.org import Area, Role, User
+from models.emergency import Activation, Level, Plan, PlanKind, callees
+from models.org import Role, User
 from models.outbox import (
     DeliveryStatus,
     OutboxDelivery,
@@ -48,7 +48,6 @@ KINDS = {kind.value: kind for kind in PlanKind} | {
     "综合": PlanKind.GENERAL, "专项": PlanKind.SPECIAL, "现场处置": PlanKind.ONSITE}
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _CHAT_ID = re.compile(r"[0-9a-zA-Z]{1,32}")       # appchat/create (chat-protocols.md §4.3)
-_PHONE = re.compile(r"\+?[0-9][0-9-]{1,19}")      # 119, 13800000000, 0571-88881234-801
 GROUP_SIZE = (2, 2000)                              # appchat/create's userlist
 GROUP_NAME_CHARS = 50
 
@@ -81,7 +80,7 @@ class PlanEntry:
     groups: tuple[str, ...]
     steps: tuple[str, ...]
     levels: tuple[Level, ...]                       # highest first
-    resources: tuple[Resource, ...] = ()
+    resources: tuple[str, ...] = ()                # kinds, from the resource ledger
     report_level: str = ""
     reviewed_on: date | None = None                 # its last 评审 or 评估
 
@@ -92,7 +91,7 @@ class PlanEntry:
             "name": self.name, "kind": self.kind, "triggers": list(self.triggers),
             "groups": list(self.groups), "steps": list(self.steps),
             "levels": json.loads(json.dumps([dataclasses.asdict(lv) for lv in self.levels])),
-            "resources": [dataclasses.asdict(r) for r in self.resources],
+            "resources": list(self.resources),
             "report_level": self.report_level, "active": True, "reviewed_on": self.reviewed_on,
         }
 
@@ -187,7 +186,7 @@ def _tables(path: Path, plan: Entry, section: str, fields: Sequence[str]) -> lis
     raw = plan.raw.get(section, [])
     if not isinstance(raw, list):
         plan.fail(f'"{section}" must be an array of tables ([[{section}]])')
-    label = fields[0]                 # a level's name, a resource's what
+    label = fields[0]                 # a level's name
     return [Entry(_at(path, section, i, item.get(label) if isinstance(item, dict) else None),
                   item, fields, error=PlanError, shape=f"[[{section}]]")
             for i, item in enumerate(raw)]
@@ -215,8 +214,7 @@ def _plan(path: Path, data: dict[str, Any]) -> PlanEntry:
         file=path, code=code, name=t.required("name", limit(Plan, "name")), kind=KINDS[kind],
         triggers=_triggers(t), groups=_groups(t), steps=_listed(t, "steps"),
         levels=levels, report_level=report_level, reviewed_on=reviewed_on,
-        resources=tuple(_resource(r) for r in _tables(
-            path, t, "resources", [f.name for f in dataclasses.fields(Resource)])),
+        resources=_resource_kinds(t),
     )
 
 
@@ -278,12 +276,16 @@ def _level(t: Entry) -> Level:
     return Level(name, roles, people, tuple(deputies.items()))
 
 
-def _resource(t: Entry) -> Resource:
-    phone = t.optional("phone") or ""
-    if phone and not _PHONE.fullmatch(phone):
-        t.fail(f"phone {show(phone)} is not a phone number (digits and -)")
-    return Resource(what=t.required("what"), where=t.required("where"),
-                    keeper=t.optional("keeper") or "", phone=phone, area=t.optional("area") or "")
+def _resource_kinds(t: Entry) -> tuple[str, ...]:
+    """`resources = ["灭火器", "空气呼吸器"]`: kinds, whose nearest usable resources the
+    ledger gives. A plan file from before the ledger, with `[[resources]]` tables, is refused with
+    the way to move them: converting them would keep two ledgers."""
+    raw = t.raw.get("resources", [])
+    if isinstance(raw, list) and any(isinstance(item, dict) for item in raw):
+        t.fail("resources: [[resources]] tables are no longer read here: move each into the "
+               "resource ledger (config/resources.toml, safetybot load-resources) and name "
+               'their kinds instead, resources = ["灭火器", "空气呼吸器"]')
+    return t.strings("resources")
 
 
 def _check_across(plans: Sequence[PlanEntry]) -> None:
@@ -317,8 +319,7 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
         users = {u.id: u for u in await User.all().order_by("id")}
         if not any(u.active for u in users.values()):
             raise PlanError("the roster is empty: load it first (safetybot load-org)")
-        areas = {a.code for a in await Area.all().only("code")}
-        groups = _group_chats(plans, {p.code: await _check_roster(p, users, areas)
+        groups = _group_chats(plans, {p.code: await _check_roster(p, users)
                                       for p in plans}, users)
         _check_sizes(groups)
         rows = {p.code: p for p in await Plan.all()}
@@ -343,8 +344,7 @@ async def load_plans(directory: Path, now: datetime, platform: str) -> PlansRepo
                        groups=queued, chats=tuple(c for c in chats if c.chat_id not in new_ids))
 
 
-async def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]
-                        ) -> list[str]:
+async def _check_roster(plan: PlanEntry, users: dict[str, User]) -> list[str]:
     """Everyone the plan calls must be in the roster and active; returns them (`_called`)."""
     for i, level in enumerate(plan.levels):
         where = _at(plan.file, "levels", i, level.name)
@@ -359,10 +359,6 @@ async def _check_roster(plan: PlanEntry, users: dict[str, User], areas: set[str]
             if person not in calls:
                 raise PlanError(f"{where}: deputies: {show(person)} is not called at this level")
             _person(where, f"deputy {show(deputy)} of {show(person)}", users.get(deputy))
-    for i, resource in enumerate(plan.resources):
-        if resource.area and resource.area not in areas:
-            raise PlanError(f"{_at(plan.file, 'resources', i, resource.what)}: area "
-                            f"{show(resource.area)} is not in the roster")
     return await _called(plan.levels, users)
 
 

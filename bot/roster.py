@@ -14,7 +14,6 @@ as the sync filled it in from the platform.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.registry import PLATFORMS
-from bot.loading import Entry, Journal, limit, show, write
+from bot.loading import Entry, Journal, limit, read_file, show, write
 from bot.org_sync import FILLED, ROSTER, synced_fields
 from bot.plans import ChatChange, plan_gaps, sync_chats
 from models import transaction
@@ -312,13 +311,7 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
     the same file again writes and queues nothing."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as exc:
-        raise RosterError(f"cannot read the roster: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise RosterError(f"the roster is not UTF-8 text (byte {exc.start})") from None
-    roster = parse_roster(text)
+    roster = parse_roster(await read_file(path, "the roster", RosterError))
     journal = Journal(now, ACTOR, "org")
     async with transaction():
         areas = {a.code: a for a in await Area.all()}

@@ -136,6 +136,7 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     org_file: str = str(SHIPPED_CONFIG / "demo-org.toml")
     plans_dir: str = str(SHIPPED_CONFIG / "plans")
+    resources_file: str = str(SHIPPED_CONFIG / "resources.toml")
     media_dir: str = "data/media"
     media_url: str = ""                # s3://bucket/prefix or file:///folder; "" = media_dir
     instance_id: str = ""
@@ -194,7 +195,7 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
 
 
 # The settings that name a file or folder (and database_url, when it names a SQLite file).
-PATHS = ("org_file", "plans_dir", "media_dir", "hazard.categories_file",
+PATHS = ("org_file", "plans_dir", "resources_file", "media_dir", "hazard.categories_file",
          "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file")
 
 

@@ -25,9 +25,10 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.audit import record
-from models.org import Area, Role, User, every_area, people_with, user_names
+from models.org import Area, Role, User, people_with, user_names
 from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, Queued, enqueue_many
 from models.outgoing import Button, Card, Markdown, Priority, fit
+from models.resources import resource_lines
 from models.sql import insert_many
 
 CARD_CHUNK = 1000      # WeCom's message/send takes 1,000 members; a card's task id is single-use
@@ -67,15 +68,6 @@ class Level:
         return dict(self.deputies).get(person, "")
 
 
-@dataclass(frozen=True)
-class Resource:
-    what: str
-    where: str
-    keeper: str = ""
-    phone: str = ""
-    area: str = ""                     # area code, for "nearest"
-
-
 class Plan(Model):
     code = fields.CharField(max_length=32, primary_key=True)
     name = fields.CharField(max_length=100)
@@ -84,7 +76,9 @@ class Plan(Model):
     levels: list[dict[str, Any]] = fields.JSONField(default=list)  # type: ignore[assignment]
     groups: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     steps: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
-    resources: list[dict[str, str]] = fields.JSONField(default=list)  # type: ignore[assignment]
+    # The kinds of resource it needs (灭火器, 空气呼吸器): the ledger's nearest usable ones are
+    # listed in its broadcast (models/resources.py).
+    resources: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     report_level = fields.CharField(max_length=8, default="")  # 事故上报 countdown at or above
     active = fields.BooleanField(default=True)
     loaded_at = fields.DatetimeField()
@@ -110,10 +104,6 @@ class Plan(Model):
         names = self.level_names
         return threshold in names and level in names and \
             names.index(level) <= names.index(threshold)
-
-    @property
-    def resource_list(self) -> list[Resource]:
-        return [Resource(**raw) for raw in self.resources]
 
 
 class ActivationStatus(StrEnum):
@@ -393,12 +383,7 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
              *cameras_line(area),
              "**先期处置**"]
     lines += [f"> {n}. {step}" for n, step in enumerate(plan.steps, 1)]
-    resources = nearest(plan.resource_list, area, await every_area())
-    if resources:
-        lines.append("**最近的应急物资**")
-        lines += [f"> {r.what}：{r.where}" + (f"（{r.keeper} {r.phone}）".replace(" ）", "）")
-                                              if r.keeper or r.phone else "")
-                  for r in resources[:5]]
+    lines += await resource_lines(plan.resources, area, started.date())
     lines.append("应急人员请在个人消息中点“收到”确认。")
     return Markdown(fit(lines))
 
@@ -409,27 +394,6 @@ def cameras_line(area: Area | None) -> list[str]:
     if area is None or not area.cameras:
         return []
     return ["**现场视频**：" + "　".join(f"[{c['name']}]({c['url']})" for c in area.cameras)]
-
-
-def nearest(resources: list[Resource], area: Area | None, areas: Sequence[Area]
-            ) -> list[Resource]:
-    """The area's own resources first, then by distance between areas where the roster has
-    their locations, then the rest in file order."""
-    if area is None:
-        return resources
-    where = {a.code: a for a in areas}
-
-    def distance(r: Resource) -> float:
-        if r.area == area.code:
-            return -1.0
-        other = where.get(r.area)
-        if other is None or None in (other.latitude, other.longitude, area.latitude,
-                                     area.longitude):
-            return float("inf")
-        return ((other.latitude - area.latitude) ** 2  # type: ignore[operator]
-                + (other.longitude - area.longitude) ** 2)  # type: ignore[operator]
-
-    return sorted(resources, key=distance)
 
 
 # ---------------------------------------------------------------------------------------------

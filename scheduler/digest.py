@@ -22,7 +22,7 @@ async def safety_managers() -> list[str]:
 async def send_digest(to: list[str], day_start: datetime, now: datetime, tz: ZoneInfo,
                       platform: str, more: Sequence[str] = ()) -> None:
     """The digest for the local day that ends at `day_start` (yesterday); `more`: other
-    modules' lines (the emergency plans overdue)."""
+    modules' lines (the emergency plans overdue, the resources expired, failed or overdue)."""
     since = day_start - timedelta(days=1)
     counts = await day_counts(since, day_start, now)
     total = {name: sum(c.values()) for name, c in counts.items()}

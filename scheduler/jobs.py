@@ -20,6 +20,7 @@ from models.emergency import EmergencyPolicy
 from models.escalation import managers
 from models.outgoing import COMMON, Limits
 from models.plan_calendar import DrillRules, plan_dates
+from models.resources import problems
 from models.schedule import claim_period
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
@@ -29,6 +30,7 @@ from scheduler.escalation import arm_ladders, fire_due
 from scheduler.monthly import MediaSink, send_monthly
 from scheduler.plan_calendar import drill_count_lines, overdue_lines, remind_plans
 from scheduler.policy import Policy
+from scheduler.resources import problem_lines, remind_resources
 from scheduler.review_report import send_review_reports
 from scheduler.risk import update_risk_status
 
@@ -84,6 +86,7 @@ class Jobs:
             ("plans", "emergency", self._plans),
             ("reviews", "emergency",
              lambda at: send_review_reports(at, self.policy.tz, self.media, self.platform)),
+            ("resources", "emergency", self._resources),
             ("auditor", "hazard", lambda at: audit_alarms(self.policy, at)),
         ]
         for name, module, job in jobs:
@@ -135,15 +138,22 @@ class Jobs:
         async with transaction():
             if not await claim_period("digest", f"{day:%Y-%m-%d}", now):
                 return 0
-            plans = (overdue_lines(await plan_dates(self.drills, self.policy.tz, day.year),
-                                   day.date()) if "emergency" in self.modules else [])
-            await send_digest(to, day, now, self.policy.tz, self.platform, plans)
+            emergency = (overdue_lines(await plan_dates(self.drills, self.policy.tz, day.year),
+                                       day.date())
+                         + problem_lines(await problems(day.date()))
+                         if "emergency" in self.modules else [])
+            await send_digest(to, day, now, self.policy.tz, self.platform, emergency)
             return 1
 
     async def _plans(self, now: datetime) -> int:
         """The drill and evaluation reminders that have come due."""
         return await self._once_a_day("plans", now, lambda: remind_plans(
             self.drills, self.policy.tz, now, self.platform))
+
+    async def _resources(self, now: datetime) -> int:
+        """The keepers' inspection and expiry reminders that have come due."""
+        return await self._once_a_day("resources", now, lambda: remind_resources(
+            self.policy.calendar, now, self.platform))
 
     async def _monthly(self, now: datetime) -> int:
         """On the first day of a month, the report on the month before."""

@@ -18,7 +18,7 @@ def _day(day: date | None) -> str:
     return f"{day:%Y年%m月%d日}" if day else "尚无记录"
 
 
-def _window(due: date, today: date, days: tuple[int, ...]) -> int | None:
+def reminder_window(due: date, today: date, days: tuple[int, ...]) -> int | None:
     """The reminder due today: the nearest of `days` before `due` that has begun, if any."""
     return next((d for d in sorted(days) if due - timedelta(days=d) <= today <= due), None)
 
@@ -30,13 +30,13 @@ async def remind_plans(rules: DrillRules, tz: ZoneInfo, now: datetime, platform:
     today = now.astimezone(tz).date()
     due: list[tuple[str, str]] = []
     for d in await plan_dates(rules, tz, today.year) if to else []:
-        if d.drill_due and (days := _window(d.drill_due, today, rules.remind_days)):
+        if d.drill_due and (days := reminder_window(d.drill_due, today, rules.remind_days)):
             due.append((f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
                         f"【演练提醒】《{d.plan.name}》（{d.plan.kind.value}，至少每{d.months}"
                         f"个月一次）应于{_day(d.drill_due)}前完成演练，还有"
                         f"{(d.drill_due - today).days}天。上次演练：{_day(d.last_drill)}。"
                         f"发送“启动演练 {d.plan.triggers[0]}”开始。"))
-        if d.review_due and _window(d.review_due, today, (rules.review_remind_days,)):
+        if d.review_due and reminder_window(d.review_due, today, (rules.review_remind_days,)):
             due.append((f"plan-review:{d.plan.code}:{d.review_due}",
                         f"【预案评估提醒】《{d.plan.name}》上次评审于{_day(d.plan.reviewed_on)}，应于"
                         f"{_day(d.review_due)}前完成评估（{BASIS}第三十五条，每"

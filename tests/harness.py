@@ -27,7 +27,9 @@ from handlers.router import Router
 from models import DATABASE
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus
-from scheduler.jobs import TickReport
+from models.outbox import OutboxMessage
+from models.outgoing import Markdown, Text
+from scheduler.jobs import Jobs, TickReport
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
@@ -77,6 +79,25 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, *,
         }
     env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env)
+
+
+def plant_jobs(database_url: str, media_dir: Path, **overrides: object) -> Jobs:
+    """The scheduler's jobs as the service builds them from its settings (`overrides`)."""
+    settings = service_settings(database_url, "", media_dir, **overrides)
+    media = FolderStore(media_dir)
+    return scheduled_jobs(settings, media, hazard_rules(settings, media))
+
+
+async def queued_texts(prefix: str) -> list[tuple[str, str, list[str]]]:
+    """The texts queued under idempotency keys starting with `prefix`: (key, words, to)."""
+    rows = await OutboxMessage.filter(idempotency_key__startswith=prefix).order_by("id")
+    out = []
+    for row in rows:
+        message = row.message
+        assert isinstance(message, Text | Markdown)
+        recipients = await row.deliveries.all().values_list("recipient", flat=True)
+        out.append((row.idempotency_key, message.content, sorted(recipients)))
+    return out
 
 
 class Service:

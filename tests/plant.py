@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -46,6 +48,8 @@ from tests.harness import (
 )
 
 DEMO_ORG = ROOT / "config" / "demo-org.toml"
+DEMO_LEDGER = ROOT / "config" / "resources.toml"
+LEDGER_WRITTEN = date(2026, 12, 7)      # the day the demo ledger's dates read as written
 DINGTALK_GROUP_TEMPLATE = "safetybot-group-test"     # the plans' scene groups (场景群)
 PLATFORMS = ("wecom", "dingtalk")
 Simulator: TypeAlias = WeComSimulator | DingTalkSimulator
@@ -428,6 +432,20 @@ def around_the_clock(folder: Path) -> dict[str, Any]:
     calendar.write_text("weekend = []\n", encoding="utf-8")
     return {"schedule_spread_minutes": 0, "schedule_quiet_hours": "00:00-00:00",
             "schedule_calendar_file": calendar}
+
+
+def demo_ledger(path: Path, today: date, changes: dict[str, str] | None = None) -> Path:
+    """The demo ledger written to `path`, `changes` made (old text: new), with every date moved
+    so that on `today` it reads as on the day it was written: a service runs on the wall
+    clock, and the tests must not age with it."""
+    text = DEMO_LEDGER.read_text(encoding="utf-8")
+    for old, new in (changes or {}).items():
+        assert text.count(old) == 1, f"{old!r} must occur once in the ledger"
+        text = text.replace(old, new)
+    moved = today - LEDGER_WRITTEN
+    path.write_text(re.sub(r"\b\d{4}-\d{2}-\d{2}\b", lambda m: str(
+        date.fromisoformat(m.group()) + moved), text), encoding="utf-8")
+    return path
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from tortoise.context import TortoiseContext
 
 from bot.db import ORM, activate
 from bot.plans import load_plans
+from bot.resources import load_resources
 from models.audit import AuditEvent
 from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Responder
 from models.hazard import Ticket, TicketKind
@@ -27,19 +28,23 @@ from models.outbox import OutboxMessage
 from models.outgoing import Priority
 from scheduler.emergency import run_emergency
 from tests.harness import ROOT, Service, settled
-from tests.plant import PLATFORMS, Person, Phone, Seen, phone_of, plant
+from tests.plant import PLATFORMS, Person, Phone, Seen, demo_ledger, phone_of, plant
 
 PLANS = ROOT / "config" / "plans"
+TZ = ZoneInfo("Asia/Shanghai")
 # NH3 二级 calls the safety managers and six named people.
 LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xuming", "zhouwei"]
 
 
 @pytest.fixture(params=PLATFORMS)
 async def world(request: pytest.FixtureRequest, db: TortoiseContext, database_url: str,
-                media_dir: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
+                media_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Phone[Any], Service]]:
     async with plant(database_url, media_dir, platform=request.param) as (sim, service):
         phone = phone_of(sim)
         await load_plans(PLANS, service.clock(), phone.platform)
+        await load_resources(demo_ledger(tmp_path / "resources.toml",
+                                         service.clock().astimezone(TZ).date()),
+                             service.clock(), TZ)
         await phone.group_chats_ready()
         yield phone, service
 
@@ -77,7 +82,7 @@ async def tick(service: Service, phone: Phone[Any]) -> int:
         assert service.app is not None
         activate(service.app[ORM])
         return await run_emergency(EmergencyPolicy(), service.clock(), phone.platform,
-                                   ZoneInfo("Asia/Shanghai"))
+                                   TZ)
 
     return await asyncio.create_task(run())
 
@@ -94,7 +99,9 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     content = group.text
     assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
     assert "关闭泄漏点上游阀门" in content
-    assert content.index("正压式空气呼吸器") < content.index("堵漏工具箱")
+    assert content.index(
+        "空气呼吸器：正压式空气呼吸器 4套，3号车间东门应急柜（李华 13800000011）"
+    ) < content.index("堵漏工具：堵漏工具箱")
     # The area's cameras, linked (in the group, and on the commander's board below).
     assert "[硝化釜平台](https://nvr.plant.local/live/a3-reactor)" in content
     assert "[3号车间东门](https://nvr.plant.local/live/a3-east)" in content

@@ -13,18 +13,14 @@ import pytest
 from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
 
-from bot.app import hazard_rules, scheduled_jobs
-from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.scheduling import load_drill_rules
 from bot.settings import EmergencySettings, SettingError
 from models.emergency import Activation, ActivationStatus, Responder
 from models.outbox import OutboxMessage
-from models.outgoing import Markdown, Text
 from models.plan_calendar import plan_dates
-from scheduler.jobs import Jobs
-from tests.harness import ROOT, cli, service_settings
+from tests.harness import ROOT, cli, plant_jobs, queued_texts
 from tests.plant import DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -58,23 +54,6 @@ async def drill(plan: str, at: str, answered: tuple[str, ...] = ("zhouwei",),
     return held
 
 
-def jobs(database_url: str, media_dir: Path, **overrides: object) -> Jobs:
-    settings = service_settings(database_url, "", media_dir, **overrides)
-    media = FolderStore(media_dir)
-    return scheduled_jobs(settings, media, hazard_rules(settings, media))
-
-
-async def texts(prefix: str) -> list[tuple[str, str, list[str]]]:
-    rows = await OutboxMessage.filter(idempotency_key__startswith=prefix).order_by("id")
-    out = []
-    for row in rows:
-        message = row.message
-        assert isinstance(message, Text | Markdown)
-        recipients = await row.deliveries.all().values_list("recipient", flat=True)
-        out.append((row.idempotency_key, message.content, sorted(recipients)))
-    return out
-
-
 async def test_due_dates_follow_the_rules_and_the_drills_held(plans: None) -> None:
     dates = {d.plan.code: d for d in await plan_dates(RULES, TZ, 2026)}
     # Never drilled: counted from the plan's last review.
@@ -99,11 +78,11 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
         plans: None, database_url: str, media_dir: Path) -> None:
     await drill("NH3", "2026-06-01 10:00")
     await drill("FIRE", "2026-06-10 14:00")
-    plant = jobs(database_url, media_dir)
+    plant = plant_jobs(database_url, media_dir)
     for day in ("2026-10-31", "2026-11-01", "2026-11-02", "2026-11-24", "2026-11-25"):
         report = await plant.tick(local(f"{day} 09:00"))
         assert not report.failed, report.summary()
-    sent = await texts("plan-drill:")
+    sent = await queued_texts("plan-drill:")
     assert [key for key, _, _ in sent] == ["plan-drill:NH3:2026-12-01:30",
                                            "plan-drill:NH3:2026-12-01:7"]
     _, words, to = sent[0]
@@ -117,8 +96,8 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
 
 async def test_an_evaluation_falling_due_is_reminded_60_days_before(
         plans: None, database_url: str, media_dir: Path) -> None:
-    await jobs(database_url, media_dir).tick(local("2027-02-14 09:00"))
-    [(key, words, _)] = await texts("plan-review:")
+    await plant_jobs(database_url, media_dir).tick(local("2027-02-14 09:00"))
+    [(key, words, _)] = await queued_texts("plan-review:")
     assert key == "plan-review:GENERAL:2027-04-15"
     assert ("《生产安全事故综合应急预案》上次评审于2024年04月15日，"
             "应于2027年04月15日前完成评估") in words
@@ -127,17 +106,17 @@ async def test_an_evaluation_falling_due_is_reminded_60_days_before(
 async def test_the_digest_names_overdue_plans_when_emergency_plans_are_on(
         plans: None, database_url: str, media_dir: Path) -> None:
     await drill("NH3", "2026-06-01 10:00")
-    await jobs(database_url, media_dir).tick(local("2026-12-05 09:00"))
-    [(_, digest, _)] = await texts("digest:")
+    await plant_jobs(database_url, media_dir).tick(local("2026-12-05 09:00"))
+    [(_, digest, _)] = await queued_texts("digest:")
     assert "**应急预案**" in digest
     for line in ("> 《液氨泄漏现场处置方案》演练已逾期：应于2026年12月01日前，"
                  "上次演练：2026年06月01日",
                  "> 《火灾事故专项应急预案》演练已逾期：应于2026年03月20日前，上次演练：尚无记录"):
         assert line in digest.splitlines()
     await OutboxMessage.all().delete()
-    await jobs(database_url, media_dir, modules_emergency="false").tick(
+    await plant_jobs(database_url, media_dir, modules_emergency="false").tick(
         local("2026-12-06 09:00"))
-    [(_, digest, _)] = await texts("digest:")
+    [(_, digest, _)] = await queued_texts("digest:")
     assert "应急预案" not in digest
 
 
@@ -146,8 +125,8 @@ async def test_the_monthly_report_counts_the_year_s_drills(
     await drill("NH3", "2026-06-01 10:00")
     await drill("NH3", "2026-11-20 10:00")
     await drill("FIRE", "2026-06-10 14:00")
-    await jobs(database_url, media_dir).tick(local("2026-12-01 09:00"))
-    [(_, report, _)] = await texts("monthly:2026-11:text")
+    await plant_jobs(database_url, media_dir).tick(local("2026-12-01 09:00"))
+    [(_, report, _)] = await queued_texts("monthly:2026-11:text")
     assert ("**应急演练（2026年累计）**\n> 《火灾事故专项应急预案》1次，"
             "《生产安全事故综合应急预案》0次，《液氨泄漏现场处置方案》2次") in report
 
