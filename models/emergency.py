@@ -150,6 +150,7 @@ class Activation(Model):
     review_sent = fields.BooleanField(default=False)
     board_due_at = fields.DatetimeField(null=True)     # answers arrived since the last board
     board_sent_at = fields.DatetimeField(null=True)
+    board_map = fields.CharField(max_length=64, null=True)   # the map the board last showed
     plan_id: str | None
 
     class Meta:
