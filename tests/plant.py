@@ -23,6 +23,7 @@ from bot.channels import dingtalk as dingtalk_channel
 from bot.channels import wecom as wecom_channel
 from bot.channels.dingtalk_groups import DingTalkGroup
 from bot.clock import ManualClock
+from bot.media.folder import FolderStore
 from bot.roster import load_org, parse_roster
 from models.chats import GroupChat
 from models.outgoing import Limits
@@ -188,6 +189,15 @@ class Phone(ABC, Generic[S]):
         """The decisions shown on `card` so far, in order."""
 
     @abstractmethod
+    def picture(self, image: Seen) -> bytes:
+        """What an image message shows: the upload its media id names."""
+
+    @property
+    def uploads(self) -> int:
+        """Files uploaded to the platform so far (media/upload)."""
+        return self.sim.calls.get("media/upload", 0)
+
+    @abstractmethod
     async def says(self, user: str, text: str) -> Sent: ...
 
     @abstractmethod
@@ -254,6 +264,9 @@ class WeComPhone(Phone[WeComSimulator]):
     def changes(self, card: Seen) -> list[CardChange]:
         return [CardChange(u.body["button"]["replace_name"], tuple(u.body.get("userids") or ()))
                 for u in self.sim.card_updates if u.task_id == card.task_id]
+
+    def picture(self, image: Seen) -> bytes:
+        return self.sim.media[image.body["image"]["media_id"]].data
 
     async def says(self, user: str, text: str) -> Sent:
         return await self.sim.user(user).says(text)
@@ -325,6 +338,9 @@ class DingTalkPhone(Phone[DingTalkSimulator]):
                 found.append(CardChange(text, tuple(
                     u for u, v in private.items() if v["cardParamMap"]["status"] == text)))
         return found
+
+    def picture(self, image: Seen) -> bytes:
+        return self.sim.media[image.body["photoURL"]].data
 
     async def says(self, user: str, text: str) -> Sent:
         return await self.sim.user(user).says(text)
@@ -429,7 +445,7 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
     `service.clock`). On DingTalk the service speaks to its simulator by Stream, WeCom off, and
     makes the plans' groups from a scene-group template."""
     clock = clock or ManualClock()
-    await load_org(DEMO_ORG, clock())
+    await load_org(DEMO_ORG, clock(), FolderStore(media_dir))   # the service's store
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim: Simulator
     if platform == "wecom":

@@ -14,6 +14,7 @@ from tortoise.context import TortoiseContext
 
 from bot.app import UPLOAD_LIMIT
 from bot.clock import utc_now
+from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import SettingError, load_settings
@@ -235,9 +236,9 @@ async def test_a_group_chats_message_reaches_its_members_and_an_unknown_chat_is_
 
 
 async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
-        service: Service, http: aiohttp.ClientSession) -> None:
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
     """The README's emergency walk-through: cards, a per-person card update and the board."""
-    await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    await load_org(ROOT / "config" / "demo-org.toml", utc_now(), FolderStore(media_dir))
     # WeCom is connected too: the plant's people say they use the web chat (`platform`).
     await User.all().update(platform="webchat")
     await load_plans(ROOT / "config" / "plans", utc_now(), "webchat")

@@ -24,7 +24,7 @@ from models.outbox import OutboxMessage
 from models.outgoing import Markdown, Text
 from models.plan_calendar import plan_dates
 from scheduler.jobs import Jobs
-from tests.harness import ROOT, cli, service_settings
+from tests.harness import ROOT, ROSTER_MEDIA, cli, service_settings
 from tests.plant import DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -39,7 +39,7 @@ def local(text: str) -> datetime:
 @pytest.fixture
 async def plans(db: TortoiseContext) -> None:
     now = local("2026-01-05 09:00")
-    await load_org(DEMO_ORG, now)
+    await load_org(DEMO_ORG, now, ROSTER_MEDIA)
     await load_plans(ROOT / "config" / "plans", now, "webchat")
 
 

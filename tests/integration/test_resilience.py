@@ -38,6 +38,7 @@ from tests.harness import (
     AGENT_ID,
     BACKEND,
     CORP_ID,
+    ROSTER_MEDIA,
     SECRET,
     TOKEN,
     Service,
@@ -268,7 +269,7 @@ LEASE = 2.0
 
 
 async def demo_plant_sim() -> WeComSimulator:
-    await load_org(DEMO_ORG, datetime.now(UTC))
+    await load_org(DEMO_ORG, datetime.now(UTC), ROSTER_MEDIA)
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=users,
                          per_member_per_minute=10_000)
