@@ -23,7 +23,7 @@ from bot.channels import dingtalk as dingtalk_channel
 from bot.channels import wecom as wecom_channel
 from bot.channels.dingtalk_groups import DingTalkGroup
 from bot.clock import ManualClock
-from bot.media.folder import FolderStore
+from bot.media import MediaStore, open_store, opened
 from bot.roster import load_org, parse_roster
 from models.chats import GroupChat
 from models.outgoing import Limits
@@ -438,14 +438,14 @@ class Person:
 
 @asynccontextmanager
 async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = None,
-                platform: str = "wecom", **overrides: Any
-                ) -> AsyncIterator[tuple[Simulator, Service]]:
+                platform: str = "wecom", roster_media: MediaStore | None = None,
+                **overrides: Any) -> AsyncIterator[tuple[Simulator, Service]]:
     """The demo org loaded, the `platform`'s simulator and the service running; the database
     must be empty. `clock`: the service's "now" (by default a running `ManualClock`; it is
     `service.clock`). On DingTalk the service speaks to its simulator by Stream, WeCom off, and
-    makes the plans' groups from a scene-group template."""
+    makes the plans' groups from a scene-group template. The roster's evacuation maps go into
+    the service's media store, or `roster_media` for a test that breaks that store first."""
     clock = clock or ManualClock()
-    await load_org(DEMO_ORG, clock(), FolderStore(media_dir))   # the service's store
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim: Simulator
     if platform == "wecom":
@@ -464,6 +464,8 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
                                     **overrides)
     else:
         raise ValueError(f"platform is one of {PLATFORMS}, not {platform!r}")
+    async with opened(roster_media or open_store(settings)) as store:
+        await load_org(DEMO_ORG, clock(), store)
     service = Service(settings, clock)
     await service.start()
     if isinstance(sim, WeComSimulator):

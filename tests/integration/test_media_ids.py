@@ -1,19 +1,34 @@
 """A picture or document is uploaded to the platform once and sent by its media id while the id
-lives: the outbox dispatcher and WeCom's channel against the simulator, on a real database. The
-simulator refuses an id it no longer keeps (40007), as WeCom does three days after the upload."""
+lives: the outbox dispatcher and a platform's channel against its simulator, on a real database.
+The simulators refuse an id they no longer keep, as WeCom does three days after the upload
+(40007)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot.channels.dingtalk import DingTalkChannel
+from bot.channels.dingtalk_api import DingTalkApi
 from bot.channels.media_ids import PlatformMedia
-from models.outbox import DeliveryStatus
+from bot.clock import ManualClock
+from bot.dispatcher import Dispatcher
+from bot.media.folder import FolderStore
+from models.outbox import DeliveryStatus, enqueue
 from models.outgoing import File, Image
+from simulator.dingtalk import DingTalkSimulator
+from tests.harness import (
+    DINGTALK_CLIENT_ID,
+    DINGTALK_ROBOT,
+    DINGTALK_SECRET,
+    PEOPLE,
+    service_settings,
+)
 from tests.integration.test_outbox import World, make_world, statuses
 
 MAP = b"\x89PNG\r\n\x1a\n" + b"evacuation map" * 40
@@ -101,3 +116,27 @@ async def test_a_document_is_reused_under_its_own_name_only(world: World) -> Non
     assert world.sim.calls["media/upload"] == 2 and files[0] == files[1] != files[2]
     assert [world.sim.media[f].filename for f in files] == [
         "隐患台账-2026-11.xlsx", "隐患台账-2026-11.xlsx", "隐患台账（复制）.xlsx"]
+
+
+async def test_on_dingtalk_an_upload_it_no_longer_knows_is_uploaded_again(
+        db: TortoiseContext, database_url: str, media_dir: Path) -> None:
+    """DingTalk refuses a message naming an unknown upload as a bad msgParam."""
+    clock = ManualClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
+    media = FolderStore(media_dir)
+    digest = await media.put(MAP)
+    async with DingTalkSimulator(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT,
+                                 users=PEOPLE) as sim, aiohttp.ClientSession() as session:
+        settings = service_settings(database_url, "", media_dir, dingtalk=sim.base_url)
+        channel = DingTalkChannel(settings.dingtalk,
+                                  DingTalkApi(settings.dingtalk, session, "test-1", clock), media)
+        dispatcher = Dispatcher(settings, channels={"dingtalk": channel}, media=media,
+                                clock=clock, instance="test-1")
+        for key, user in (("first", "zhangsan"), ("second", "lisi")):
+            await enqueue(key, Image(digest), now=clock(), platform="dingtalk", to_users=[user])
+            while await dispatcher.run_once():
+                pass
+            sim.expire_media()
+        assert sim.calls["media/upload"] == 2
+        assert set((await statuses("second")).values()) == {DeliveryStatus.SENT}
+        [shown] = sim.messages_for("lisi")
+        assert shown.body["photoURL"] == (await PlatformMedia.get(digest=digest)).media_id

@@ -127,7 +127,8 @@ async def photo_waits_then_is_handled(database_url: str, media_dir: Path, failur
     the event waits (no tries counted, nothing parked), after a minute he is told once, and once
     `mend` put the store right the report goes on. Returns the handled event."""
     clock = ManualClock()
-    async with plant(database_url, media_dir, clock, **settings) as (sim, service):
+    async with plant(database_url, media_dir, clock, roster_media=ROSTER_MEDIA,
+                     **settings) as (sim, service):
         assert service.app is not None
         worker = Person(sim, "zhangsan")
         await worker.sends_photo()
