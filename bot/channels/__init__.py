@@ -221,6 +221,21 @@ async def upload_of(message: Image | File, media: MediaStore) -> AsyncIterator[U
             yield Upload(fh, message.filename, kind)
 
 
+async def platform_upload(message: Image | File, media: MediaStore,
+                          upload: Callable[[Upload], Awaitable[str]],
+                          refused: type[Exception], outcome: Callable[[Any], Outcome]) -> str:
+    """A channel's `upload`: the stored file sent by `upload`, its media id. The platform's
+    error (`refused`, judged by `outcome`) or a timeout becomes UploadRefused: an upload that
+    timed out only costs another one, nobody was sent anything."""
+    try:
+        async with upload_of(message, media) as spooled:
+            return await upload(spooled)
+    except refused as exc:
+        raise UploadRefused(outcome(exc)) from exc
+    except Unreachable as exc:
+        raise UploadRefused(Outcome(Verdict.RETRY, str(exc), 2.0)) from exc
+
+
 class Counted:
     """One callback in the metrics, its time and its outcome: what the handler sets as
     `result` (stored, duplicate …), the status it was refused with, or "error"."""

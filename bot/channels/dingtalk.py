@@ -24,9 +24,8 @@ from bot.channels import (
     Plugin,
     Stream,
     Unreachable,
-    UploadRefused,
     Verdict,
-    upload_of,
+    platform_upload,
 )
 from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
 from bot.channels.dingtalk_groups import conversation_of, remember_group
@@ -147,13 +146,9 @@ class DingTalkChannel:
             raise PlatformUnavailable(str(exc)) from exc
 
     async def upload(self, message: Image | File) -> str:
-        try:
-            async with upload_of(message, self._media) as upload:
-                return await self._api.upload(upload, message.type)
-        except DingTalkError as exc:
-            raise UploadRefused(_outcome(exc)) from exc
-        except Unreachable as exc:      # an upload that timed out only costs another one
-            raise UploadRefused(Outcome(Verdict.RETRY, str(exc), 2.0)) from exc
+        return await platform_upload(message, self._media,
+                                     lambda spooled: self._api.upload(spooled, message.type),
+                                     DingTalkError, _outcome)
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
                       duplicate_check: float = 0.0, batch: str = "", media_id: str = ""

@@ -29,10 +29,9 @@ from bot.channels import (
     Plugin,
     Sink,
     Stream,
-    UploadRefused,
     Verdict,
+    platform_upload,
     read_limited,
-    upload_of,
 )
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
@@ -296,14 +295,10 @@ class WeComChannel:
             raise PlatformUnavailable(str(exc)) from exc
 
     async def upload(self, message: Image | File) -> str:
-        try:
-            async with upload_of(message, self._media) as upload:
-                # media/upload takes the same `type` as the message's msgtype (§4.5).
-                return await self._api.upload(upload, message.type)
-        except WeComError as exc:
-            raise UploadRefused(_outcome(exc)) from exc
-        except Unreachable as exc:      # an upload that timed out only costs another one
-            raise UploadRefused(Outcome(Verdict.RETRY, str(exc), 2.0)) from exc
+        # media/upload takes the same `type` as the message's msgtype (§4.5).
+        return await platform_upload(message, self._media,
+                                     lambda spooled: self._api.upload(spooled, message.type),
+                                     WeComError, _outcome)
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
                       duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
