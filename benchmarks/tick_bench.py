@@ -994,7 +994,8 @@ async def bench(args: argparse.Namespace, code: str) -> int:
             conn = await asyncpg.connect(dsn)
             try:
                 with ctx:
-                    await load_org(roster, NOW - timedelta(days=800))
+                    await load_org(roster, NOW - timedelta(days=800),
+                                   FolderStore(Path(tmp) / "media"))
                     await claim(conn, daily_periods(jobs))
                     loaded = 0
                     for total in args.totals:

@@ -301,7 +301,8 @@ async def _load_org(settings: Settings, path: Path) -> int:
     from bot.roster import RosterError, load_org
 
     try:
-        report = await _in_database(settings, lambda _: load_org(path, utc_now()))
+        async with opened(open_store(settings)) as media:
+            report = await _in_database(settings, lambda _: load_org(path, utc_now(), media))
     except RosterError as exc:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,8 @@ APP = "models"
 # The platforms' shared rows (tokens, leases, DingTalk's groups) live with the channels, in the
 # same app (one migration history).
 APP_CONFIG: dict[str, Any] = {"models": [*MODEL_MODULES, "bot.channels.token",
-                                         "bot.channels.dingtalk_groups"],
+                                         "bot.channels.dingtalk_groups",
+                                         "bot.channels.media_ids"],
                               "default_connection": DATABASE, "migrations": "models.migrations"}
 ORM = web.AppKey("orm", TortoiseContext)  # the running service's database, in its aiohttp app
 # tortoise's default of 5 makes callbacks queue for a connection under load (benchmarks/README.md).

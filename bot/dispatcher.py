@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot import metrics
-from bot.channels import Channel, Delivery, Outcome, Verdict
+from bot.channels import Channel, Delivery, Outcome, UploadRefused, Verdict
+from bot.channels.media_ids import PlatformFile, platform_file
 from bot.claim_loop import ClaimLoop
 from bot.media import MediaStore
 from bot.settings import Settings
@@ -118,17 +119,42 @@ class Dispatcher(ClaimLoop[Leased]):
         on WeCom), by its first delivery, so a repeat of it is named the same."""
         limits = channel.limits
         size = limits.recipients_per_call or len(ready)
+        media = platform_file(channel, message, now)    # one upload serves every call
         outcomes: dict[str, Outcome] = {}
         result: dict[str, object] = {}
         for n, start in enumerate(range(0, len(ready), size)):
             chunk = ready[start:start + size]
             batch = _batch(msg, chunk) if n == 0 else str(chunk[0].id)
-            delivery = await channel.deliver(
-                msg.idempotency_key, message, [d.recipient for d in chunk],
-                _duplicate_check(chunk, now, limits.duplicate_check_seconds, msg.id), batch)
+            delivery = await self._call(
+                channel, msg.idempotency_key, message, [d.recipient for d in chunk],
+                _duplicate_check(chunk, now, limits.duplicate_check_seconds, msg.id), batch,
+                media)
             outcomes |= delivery.outcomes
             result = _merge(result, delivery.result)
         return Delivery(outcomes, result)
+
+    @staticmethod
+    async def _call(channel: Channel, key: str, message: Outgoing, recipients: list[str],
+                    duplicate_check: float, batch: str, media: PlatformFile | None
+                    ) -> Delivery:
+        """One send; a picture or document goes by its media id on the platform, uploaded
+        once more when the platform no longer knows the one recorded (once an attempt)."""
+        try:
+            media_id = await media.media_id() if media else ""
+        except UploadRefused as exc:
+            return Delivery(dict.fromkeys(recipients, exc.outcome), {})
+        delivery = await channel.deliver(key, message, recipients, duplicate_check, batch,
+                                         media_id)
+        gone = [r for r, o in delivery.outcomes.items() if o.media_gone]
+        if media is None or media.renewed or not gone:
+            return delivery
+        try:
+            again = await channel.deliver(key, message, gone, duplicate_check, batch,
+                                          await media.renew())
+        except UploadRefused as exc:
+            again = Delivery(dict.fromkeys(gone, exc.outcome), {})
+        return Delivery(delivery.outcomes | again.outcomes,
+                        _merge(delivery.result, again.result))
 
     async def _reserve(
         self, message_id: int, waiting: list[Unsettled], now: datetime, limit: int | None

@@ -6,6 +6,12 @@ Loading is idempotent: a row is written, and audited, only when it changes. Peop
 the file are deactivated, never deleted, because tickets and the audit trail still refer to them.
 Once the roster is in, the emergency plans' group chats follow it (`bot.plans.sync_chats`).
 
+An area may name its evacuation map (疏散图), an image file beside the roster. It is checked with
+the rest (there, a PNG or JPEG, within WeCom's 10 MB for an image, §4.5) and put in the media
+store before the transaction, so that no area ever names a map the store lacks; the area keeps
+its hash. The loader is handed the store: the emergency broadcast sends the map from there, on
+any host, long after the file it came from has moved.
+
 Beside `safetybot sync-org` (bot/org_sync.py) the file keeps only its own people (`source`
 "roster"): those the sync added are neither in the file nor deactivated by it, and an entry for
 one of them takes their row over. A department, supervisor or mobile an entry leaves out stays
@@ -14,6 +20,7 @@ as the sync filled it in from the platform.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -24,12 +31,15 @@ from typing import Any
 
 from bot.channels.registry import PLATFORMS
 from bot.loading import Entry, Journal, limit, read_file, show, write
+from bot.media import MediaStore, MediaUnavailable, content_type
 from bot.org_sync import FILLED, ROSTER, synced_fields
 from bot.plans import ChatChange, plan_gaps, sync_chats
 from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
 
 ACTOR = "roster"
+MAP_TYPES = ("image/png", "image/jpeg")   # what both platforms show as a picture (§4.5, §7.3)
+MAP_MAX_BYTES = 10 * 1024 * 1024           # WeCom's media/upload, image (§4.5); DingTalk: 20 MB
 
 
 class RosterError(Exception):
@@ -70,6 +80,7 @@ class AreaEntry:
     groups: tuple[str, ...] = ()  # group chat ids for area announcements
     location: tuple[float, float] | None = None  # (latitude, longitude), for location messages
     cameras: tuple[tuple[str, str], ...] = ()  # (name, URL on the plant's video platform)
+    map: str | None = None  # the evacuation map's image file, relative to the roster's folder
 
 
 @dataclass(frozen=True)
@@ -198,6 +209,7 @@ def _area(t: Entry) -> AreaEntry:
         groups=t.strings("groups"),
         location=t.point("location"),
         cameras=_cameras(t),
+        map=t.optional("map"),
     )
 
 
@@ -306,19 +318,20 @@ def _check_chain(users: Sequence[UserEntry]) -> None:
 # Loading: one transaction, writes only for what changed, one audit event per write
 
 
-async def load_org(path: Path, now: datetime) -> RosterReport:
+async def load_org(path: Path, now: datetime, media: MediaStore) -> RosterReport:
     """Make the database match the roster file, then the plans' chats match the roster; loading
-    the same file again writes and queues nothing."""
+    the same file again writes and queues nothing. The areas' maps go into `media`."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     roster = parse_roster(await read_file(path, "the roster", RosterError))
+    maps = await _keep_maps(roster.areas, path.parent, media)
     journal = Journal(now, ACTOR, "org")
     async with transaction():
         areas = {a.code: a for a in await Area.all()}
         _check_areas_left_out(roster.areas, areas)
         await _load_departments(roster.departments, journal)
         await _load_users(roster.users, journal)
-        await _load_areas(roster.areas, areas, journal)
+        await _load_areas(roster.areas, areas, maps, journal)
     # After the commit: the roster is the plant's HR data, and no chat may hold it back.
     chats = await sync_chats(now)
     return RosterReport(
@@ -326,6 +339,36 @@ async def load_org(path: Path, now: datetime) -> RosterReport:
         created=journal.created, updated=journal.updated, unchanged=journal.unchanged,
         deactivated=journal.deactivated, chats=tuple(chats), gaps=tuple(await plan_gaps()),
     )
+
+
+async def _keep_maps(entries: Sequence[AreaEntry], folder: Path, media: MediaStore
+                     ) -> dict[str, str]:
+    """Each area's map checked and put in the media store: its hash by area code. Every map is
+    read and checked before the first is kept."""
+    images: dict[str, bytes] = {}
+    for i, entry in enumerate(entries):
+        if entry.map is not None:
+            images[entry.code] = await _read_map(folder, entry.map, _at("areas", i, entry.code))
+    try:
+        return {code: await media.put(data) for code, data in images.items()}
+    except (MediaUnavailable, OSError) as exc:
+        raise RosterError(f"cannot keep the evacuation maps in the media store "
+                          f"{media.url}: {exc}") from None
+
+
+async def _read_map(folder: Path, name: str, where: str) -> bytes:
+    path = folder / name
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > MAP_MAX_BYTES:
+            raise RosterError(f"{where}: map {show(name)} is {size / 1024 / 1024:.1f} MB; "
+                              f"an image may be {MAP_MAX_BYTES // 1024 // 1024} MB at most")
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise RosterError(f"{where}: map {show(name)}: {exc.strerror or exc}") from None
+    if content_type(data[:16]) not in MAP_TYPES:
+        raise RosterError(f"{where}: map {show(name)} is not a PNG or JPEG image")
+    return data
 
 
 async def _load_departments(entries: Sequence[DepartmentEntry], journal: Journal) -> None:
@@ -383,7 +426,7 @@ def _check_areas_left_out(entries: Sequence[AreaEntry], rows: Mapping[str, Area]
 
 
 async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
-                      journal: Journal) -> None:
+                      maps: Mapping[str, str], journal: Journal) -> None:
     for entry in entries:
         row = rows.get(entry.code)
         if row is not None and row.name != entry.name:
@@ -395,7 +438,8 @@ async def _load_areas(entries: Sequence[AreaEntry], rows: Mapping[str, Area],
                   "groups": list(entry.groups),
                   "latitude": entry.location[0] if entry.location else None,
                   "longitude": entry.location[1] if entry.location else None,
-                  "cameras": [{"name": n, "url": u} for n, u in entry.cameras] or None}
+                  "cameras": [{"name": n, "url": u} for n, u in entry.cameras] or None,
+                  "map_digest": maps.get(entry.code)}
         row = rows.get(entry.code)
         if row is None:
             await journal.create("area", Area, entry.code, wanted)

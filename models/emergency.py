@@ -27,7 +27,7 @@ from tortoise.queryset import QuerySet
 from models.audit import record
 from models.org import Area, Role, User, people_with, user_names
 from models.outbox import DeliveryStatus, OutboxDelivery, OutboxMessage, Queued, enqueue_many
-from models.outgoing import Button, Card, Markdown, Priority, fit
+from models.outgoing import Button, Card, Image, Markdown, Priority, fit
 from models.resources import resource_lines
 from models.sql import insert_many
 
@@ -143,6 +143,7 @@ class Activation(Model):
     review_sent = fields.BooleanField(default=False)
     board_due_at = fields.DatetimeField(null=True)     # answers arrived since the last board
     board_sent_at = fields.DatetimeField(null=True)
+    board_map = fields.CharField(max_length=64, null=True)   # the map the board last showed
     plan_id: str | None
 
     class Meta:
@@ -371,9 +372,17 @@ def headline(activation: Activation, plan: Plan) -> str:
     return f"{'【演练】' if activation.drill else '【应急】'}{plan.name} {activation.level}响应"
 
 
-async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:
-    """For the plan's group chats: what happened, what to do first, what is at hand."""
+async def broadcast(activation: Activation, plan: Plan, tz: ZoneInfo
+                    ) -> list[Markdown | Image]:
+    """For the plan's group chats: what happened, what to do first, what is at hand; then the
+    area's evacuation map, if it has one."""
     area = await Area.get_or_none(code=activation.area_id or "")
+    drawn = evacuation_map(area)
+    return [await _broadcast_text(activation, plan, area, tz), *([drawn] if drawn else [])]
+
+
+async def _broadcast_text(activation: Activation, plan: Plan, area: Area | None, tz: ZoneInfo
+                          ) -> Markdown:
     commander = await User.get_or_none(id=activation.commander)
     started = (activation.activated_at or activation.created_at).astimezone(tz)
     lines = [f"**{headline(activation, plan)}已启动**",
@@ -386,6 +395,13 @@ async def broadcast_text(activation: Activation, plan: Plan, tz: ZoneInfo) -> Ma
     lines += await resource_lines(plan.resources, area, started.date())
     lines.append("应急人员请在个人消息中点“收到”确认。")
     return Markdown(fit(lines))
+
+
+def evacuation_map(area: Area | None) -> Image | None:
+    """The area's evacuation map (疏散图), as the roster put it in the media store."""
+    if area is None or not area.map_digest:
+        return None
+    return Image(area.map_digest, about=f"{area.name}疏散图")
 
 
 def cameras_line(area: Area | None) -> list[str]:
@@ -447,6 +463,20 @@ async def board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo)
             f"{names.get(r.user_id, r.user_id)} {took((r.answered_at or start) - start)}"
             for r in acked[-LISTED:]))
     return Markdown(fit(lines))
+
+
+async def commander_board(activation: Activation, plan: Plan, now: datetime, tz: ZoneInfo
+                          ) -> list[Markdown | Image]:
+    """The board the commander is sent as answers arrive, with the area's map the first time
+    (or when the roster's map changed since): a refresh every interval never sends the picture
+    again. Recorded by compare-and-set, so two boards sent at once carry it once."""
+    messages: list[Markdown | Image] = [await board(activation, plan, now, tz)]
+    drawn = evacuation_map(await Area.get_or_none(code=activation.area_id or ""))
+    if drawn is not None and drawn.media != activation.board_map and await Activation.filter(
+            id=activation.id, board_map=activation.board_map).update(board_map=drawn.media):
+        activation.board_map = drawn.media
+        messages.append(drawn)
+    return messages
 
 
 async def summary(activation: Activation, plan: Plan, tz: ZoneInfo) -> Markdown:

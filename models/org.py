@@ -133,6 +133,8 @@ class Area(Model):
     longitude = fields.FloatField(null=True)
     # Links to the area's cameras on the plant's video platform: [{"name", "url"}], or null.
     cameras: list[dict[str, str]] | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    # The evacuation map (疏散图), by its content hash in the media store; null without one.
+    map_digest = fields.CharField(max_length=64, null=True)
     # Dynamic status from the area's ticket history (scheduler/risk.py): 高 / 中 / 低, with the
     # rule that gave it. Kept apart from the inherent colour, and never shown in colours.
     risk_status = fields.CharField(max_length=2, default="")

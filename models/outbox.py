@@ -146,9 +146,9 @@ async def enqueue_many(items: Sequence[Queued], *, now: datetime, platform: str,
         for key, on, message, to in _by_platform(item, where, chats, platform, sender):
             recipients[key] = (to, message.type in RATE_LIMITED and not item.to_chat)
             # A lone person's messages keep their order ("没有找到该区域" before the question
-            # asked again); broadcasts and card updates do not wait for anything.
-            single = len(to) == 1 and bool(item.to_users) and not to[0].startswith(
-                (CHAT_PREFIX, "card:"))
+            # asked again), and so do a group chat's (an emergency's map after its text, the
+            # close after the start); messages to many and card updates wait for nothing.
+            single = len(to) == 1 and not to[0].startswith("card:")
             rows.append({
                 "idempotency_key": key, "platform": on, "kind": message.type,
                 "payload": outgoing_to_payload(message), "priority": int(priority),

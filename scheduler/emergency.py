@@ -16,8 +16,8 @@ from models.emergency import (
     Plan,
     Responder,
     activations_by_id,
-    board,
     call,
+    commander_board,
     handed_over,
     headline,
     plan_of,
@@ -105,9 +105,10 @@ async def _boards(now: datetime, platform: str, tz: ZoneInfo) -> int:
         if not await due_board_sent(activation, now):
             continue
         plan = await plan_of(activation)
-        queued.append(Queued(f"emg:{activation.id}:board:{now.isoformat()}",
-                             await board(activation, plan, now, tz),
-                             to_users=[activation.commander]))
+        messages = await commander_board(activation, plan, now, tz)
+        queued += [Queued(f"emg:{activation.id}:board:{now.isoformat()}" + (f":{n}" if n else ""),
+                          message, to_users=[activation.commander])
+                   for n, message in enumerate(messages)]
     await enqueue_many(queued, now=now, platform=platform, priority=Priority.EMERGENCY)
     return len(queued)
 

@@ -383,6 +383,11 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
         self._chat_messages.setdefault(open_conversation_id, [])
         return group
 
+    def expire_media(self) -> None:
+        """The uploads are lost (DingTalk says they are kept for good; [unknown] what it
+        answers when one is not): a message naming one is refused as a bad msgParam."""
+        self.media.clear()
+
     def add_media(self, data: bytes, content_type: str = "image/jpeg",
                   filename: str = "photo.jpg", kind: str = "image") -> str:
         media_id = "@" + secrets.token_urlsafe(24)

@@ -247,6 +247,11 @@ class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
     def fail_next(self, path: str, errcode: int, times: int = 1) -> None:
         self._queue_faults(path, _Fault(errcode=errcode), times)
 
+    def expire_media(self) -> None:
+        """Three days pass: the media ids given so far are gone, and a message naming one is
+        refused with 40007 (§4.5)."""
+        self.media.clear()
+
     def add_media(self, data: bytes, content_type: str = "image/jpeg",
                   filename: str = "photo.jpg", kind: str = "image") -> str:
         media_id = "1" + secrets.token_urlsafe(40)

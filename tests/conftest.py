@@ -35,7 +35,8 @@ PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("emergency_resource_inspection", "emergency_resource",
           "group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",
-          "inbox_event", "platform_token", "platform_lease", "dingtalk_group", "audit_event",
+          "inbox_event", "platform_token", "platform_lease", "platform_media", "dingtalk_group",
+          "audit_event",
           "dialog", "ticket_card",
           "ticket_number", "ticket_counter", "ticket", "area", "org_user", "department")
 

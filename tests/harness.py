@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +33,19 @@ from models.outgoing import Markdown, Text
 from scheduler.jobs import Jobs, TickReport
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where a test whose service never sends the areas' evacuation maps keeps them when it loads a
+# roster: the store is content-addressed, so every test and run may share it.
+ROSTER_MEDIA = FolderStore(Path(tempfile.gettempdir()) / "safetybot-test-roster-media")
+
+
+def demo_roster_copy(folder: Path, text: str) -> Path:
+    """A changed copy of the demo roster in `folder`, beside its evacuation maps (a link)."""
+    maps = folder / "maps"
+    if not maps.exists():
+        maps.symlink_to(ROOT / "config" / "maps", target_is_directory=True)
+    path = folder / "org.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
 BACKEND = os.environ.get("SAFETYBOT_TEST_BACKEND", "sqlite")
 CORP_ID = "ww1436e0e65a779aee"
 AGENT_ID = 1000002

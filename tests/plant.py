@@ -25,6 +25,7 @@ from bot.channels import dingtalk as dingtalk_channel
 from bot.channels import wecom as wecom_channel
 from bot.channels.dingtalk_groups import DingTalkGroup
 from bot.clock import ManualClock
+from bot.media import MediaStore, open_store, opened
 from bot.roster import load_org, parse_roster
 from models.chats import GroupChat
 from models.outgoing import Limits
@@ -192,6 +193,15 @@ class Phone(ABC, Generic[S]):
         """The decisions shown on `card` so far, in order."""
 
     @abstractmethod
+    def picture(self, image: Seen) -> bytes:
+        """What an image message shows: the upload its media id names."""
+
+    @property
+    def uploads(self) -> int:
+        """Files uploaded to the platform so far (media/upload)."""
+        return self.sim.calls.get("media/upload", 0)
+
+    @abstractmethod
     async def says(self, user: str, text: str) -> Sent: ...
 
     @abstractmethod
@@ -258,6 +268,9 @@ class WeComPhone(Phone[WeComSimulator]):
     def changes(self, card: Seen) -> list[CardChange]:
         return [CardChange(u.body["button"]["replace_name"], tuple(u.body.get("userids") or ()))
                 for u in self.sim.card_updates if u.task_id == card.task_id]
+
+    def picture(self, image: Seen) -> bytes:
+        return self.sim.media[image.body["image"]["media_id"]].data
 
     async def says(self, user: str, text: str) -> Sent:
         return await self.sim.user(user).says(text)
@@ -329,6 +342,9 @@ class DingTalkPhone(Phone[DingTalkSimulator]):
                 found.append(CardChange(text, tuple(
                     u for u, v in private.items() if v["cardParamMap"]["status"] == text)))
         return found
+
+    def picture(self, image: Seen) -> bytes:
+        return self.sim.media[image.body["photoURL"]].data
 
     async def says(self, user: str, text: str) -> Sent:
         return await self.sim.user(user).says(text)
@@ -450,14 +466,14 @@ def demo_ledger(path: Path, today: date, changes: dict[str, str] | None = None) 
 
 @asynccontextmanager
 async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = None,
-                platform: str = "wecom", **overrides: Any
-                ) -> AsyncIterator[tuple[Simulator, Service]]:
+                platform: str = "wecom", roster_media: MediaStore | None = None,
+                **overrides: Any) -> AsyncIterator[tuple[Simulator, Service]]:
     """The demo org loaded, the `platform`'s simulator and the service running; the database
     must be empty. `clock`: the service's "now" (by default a running `ManualClock`; it is
     `service.clock`). On DingTalk the service speaks to its simulator by Stream, WeCom off, and
-    makes the plans' groups from a scene-group template."""
+    makes the plans' groups from a scene-group template. The roster's evacuation maps go into
+    the service's media store, or `roster_media` for a test that breaks that store first."""
     clock = clock or ManualClock()
-    await load_org(DEMO_ORG, clock())
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim: Simulator
     if platform == "wecom":
@@ -476,6 +492,8 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
                                     **overrides)
     else:
         raise ValueError(f"platform is one of {PLATFORMS}, not {platform!r}")
+    async with opened(roster_media or open_store(settings)) as store:
+        await load_org(DEMO_ORG, clock(), store)
     service = Service(settings, clock)
     await service.start()
     if isinstance(sim, WeComSimulator):

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -50,6 +51,7 @@ class Outcome:
     detail: str = ""      # the platform's error code and message, for the record
     delay: float = 0.0
     uncertain: bool = False  # the platform may have carried out the call (a timeout)
+    media_gone: bool = False  # the platform no longer knows the media id the message named
 
     @classmethod
     def sent(cls) -> Outcome:
@@ -73,6 +75,14 @@ class MediaGone(Exception):
     """The platform no longer has the file (expired or unknown media id)."""
 
 
+class UploadRefused(Exception):
+    """The platform did not take a file: what becomes of each delivery that was to carry it."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
 class PlatformUnavailable(Exception):
     """The platform is busy or down for now: what was asked can be asked again later."""
 
@@ -86,6 +96,14 @@ class Channel(Protocol):
 
     platform: str
     limits: Limits
+    # How long a file uploaded to the platform may be sent by its media id (bot/channels/
+    # media_ids.py); None for a platform that takes no uploads (the web chat serves the store).
+    media_reuse: timedelta | None
+
+    async def upload(self, message: Image | File) -> str:
+        """Upload the stored file of a picture or document: its media id. Raises UploadRefused
+        when the platform does not take it."""
+        ...
 
     def fetch_media(self, media_id: str) -> AsyncIterator[bytes]:
         """Download an inbound file a chunk at a time; raises MediaGone when it cannot ever
@@ -93,9 +111,11 @@ class Channel(Protocol):
         ...
 
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
+                      ) -> Delivery:
         """Send to these recipients (at most `limits.recipients_per_call`); never raises for
-        platform errors, reports them instead.
+        platform errors, reports them instead. A picture or document goes by `media_id`, its
+        upload to this platform (`upload`).
 
         `duplicate_check`: when positive, an earlier attempt may have reached them within this
         many seconds, so ask the platform to drop a copy sent within them (the dispatcher sizes
@@ -199,6 +219,21 @@ async def upload_of(message: Image | File, media: MediaStore) -> AsyncIterator[U
         else:
             kind = mimetypes.guess_type(message.filename)[0] or "application/octet-stream"
             yield Upload(fh, message.filename, kind)
+
+
+async def platform_upload(message: Image | File, media: MediaStore,
+                          upload: Callable[[Upload], Awaitable[str]],
+                          refused: type[Exception], outcome: Callable[[Any], Outcome]) -> str:
+    """A channel's `upload`: the stored file sent by `upload`, its media id. The platform's
+    error (`refused`, judged by `outcome`) or a timeout becomes UploadRefused: an upload that
+    timed out only costs another one, nobody was sent anything."""
+    try:
+        async with upload_of(message, media) as spooled:
+            return await upload(spooled)
+    except refused as exc:
+        raise UploadRefused(outcome(exc)) from exc
+    except Unreachable as exc:
+        raise UploadRefused(Outcome(Verdict.RETRY, str(exc), 2.0)) from exc
 
 
 class Counted:

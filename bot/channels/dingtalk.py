@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from bot.channels import (
     Stream,
     Unreachable,
     Verdict,
-    upload_of,
+    platform_upload,
 )
 from bot.channels.dingtalk_api import PLATFORM, DingTalkApi, DingTalkError
 from bot.channels.dingtalk_groups import conversation_of, remember_group
@@ -71,8 +72,16 @@ def limits(settings: Settings) -> Limits:
 # Outbound
 
 
-def robot_message(message: Text | Markdown | Card, limits: Limits = LIMITS) -> tuple[str, str]:
-    """(msgKey, msgParam) of a robot message (§7.3); msgParam is a JSON string."""
+def robot_message(message: Text | Markdown | Card | Image | File, limits: Limits = LIMITS,
+                  media_id: str = "") -> tuple[str, str]:
+    """(msgKey, msgParam) of a robot message (§7.3); msgParam is a JSON string. A picture or
+    document names its upload, `media_id`."""
+    if isinstance(message, Image):
+        return "sampleImageMsg", json.dumps({"photoURL": media_id})
+    if isinstance(message, File):
+        extension = message.filename.rsplit(".", 1)[-1] if "." in message.filename else ""
+        return "sampleFile", json.dumps({"mediaId": media_id, "fileName": message.filename,
+                                         "fileType": extension}, ensure_ascii=False)
     if isinstance(message, Text):
         key, param = "sampleText", {"content": fit_text(message.content, limits.message_bytes)}
     else:
@@ -112,6 +121,10 @@ class DingTalkChannel:
     """Delivers outbox messages through DingTalk's API and fetches inbound pictures."""
 
     platform = PLATFORM
+    # "There is no time limit on how long files are stored … the media_id returned when
+    # uploading a file remains valid" (help.dingtalk.io, media files overview). Reused for a
+    # month all the same: the claim is the help page's, and an id refused is uploaded again.
+    media_reuse: timedelta | None = timedelta(days=30)
 
     def __init__(self, settings: DingTalkSettings, api: DingTalkApi, media: MediaStore,
                  limits: Limits = LIMITS) -> None:
@@ -132,8 +145,14 @@ class DingTalkChannel:
                 raise MediaGone(str(exc)) from exc
             raise PlatformUnavailable(str(exc)) from exc
 
+    async def upload(self, message: Image | File) -> str:
+        return await platform_upload(message, self._media,
+                                     lambda spooled: self._api.upload(spooled, message.type),
+                                     DingTalkError, _outcome)
+
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
+                      ) -> Delivery:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
@@ -146,27 +165,16 @@ class DingTalkChannel:
                 if chats:
                     raise TypeError("cards go to people, not to group chats")
                 return await self._cards(message, recipients, batch)
-            msg_key, param = await self._robot_message(message)
+            if not isinstance(message, Text | Markdown | Card | Image | File):
+                raise TypeError(f"{message.type} is not a chat message")
+            msg_key, param = robot_message(message, self.limits, media_id)
             if chats:
-                return await self._to_chats(msg_key, param, chats)
+                return await self._to_chats(msg_key, param, chats, bool(media_id))
             return await self._to_people(msg_key, param, recipients)
         except DingTalkError as exc:
-            return Delivery({r: _outcome(exc) for r in recipients}, {})
+            return Delivery({r: _outcome(exc, bool(media_id)) for r in recipients}, {})
         except Unreachable as exc:
             return Delivery({r: Outcome.unreachable(exc) for r in recipients}, {})
-
-    async def _robot_message(self, message: Outgoing) -> tuple[str, str]:
-        if isinstance(message, Text | Markdown | Card):
-            return robot_message(message, self.limits)
-        if isinstance(message, Image | File):
-            async with upload_of(message, self._media) as upload:
-                media_id = await self._api.upload(upload, message.type)
-            if isinstance(message, Image):
-                return "sampleImageMsg", json.dumps({"photoURL": media_id})
-            extension = message.filename.rsplit(".", 1)[-1] if "." in message.filename else ""
-            return "sampleFile", json.dumps({"mediaId": media_id, "fileName": message.filename,
-                                             "fileType": extension}, ensure_ascii=False)
-        raise TypeError(f"{message.type} is not a chat message")
 
     async def _to_people(self, msg_key: str, param: str, recipients: Sequence[str]
                          ) -> Delivery:
@@ -184,9 +192,11 @@ class DingTalkChannel:
         }
         return Delivery(outcomes, {"processQueryKeys": [answer.get("processQueryKey")]})
 
-    async def _to_chats(self, msg_key: str, param: str, chats: Sequence[str]) -> Delivery:
+    async def _to_chats(self, msg_key: str, param: str, chats: Sequence[str], media: bool
+                        ) -> Delivery:
         """A group the service created is named by its DingTalk id; another group, one the
-        robot was added to, by the id the plan gives it."""
+        robot was added to, by the id the plan gives it. `media`: the message names an
+        upload."""
         outcomes: dict[str, Outcome] = {}
         for chat in chats:
             chat_id = chat.removeprefix(CHAT_PREFIX)
@@ -196,7 +206,7 @@ class DingTalkChannel:
                     "openConversationId": await conversation_of(chat_id) or chat_id})
                 outcomes[chat] = Outcome.sent()
             except DingTalkError as exc:
-                outcomes[chat] = _outcome(exc)
+                outcomes[chat] = _outcome(exc, media)
             except Unreachable as exc:
                 outcomes[chat] = Outcome.unreachable(exc)
         return Delivery(outcomes, {})
@@ -278,8 +288,12 @@ class DingTalkChannel:
         return Delivery({r: Outcome.sent() for r in recipients}, {})
 
 
-def _outcome(exc: DingTalkError) -> Outcome:
+def _outcome(exc: DingTalkError, media: bool = False) -> Outcome:
+    """What a refusal means for a delivery; `media`: the message named an upload, so a refused
+    msgParam (which then holds little but the media id) says the id is unknown."""
     detail = f"{exc.status} {exc.code} {exc.message}"[:200]
+    if media and exc.status == 400 and "msgParam" in exc.code:
+        return Outcome(Verdict.FAILED, detail, media_gone=True)
     if exc.quota_spent:
         log.error("DingTalk's monthly API quota is used up; messages fail until next month or "
                   "a paid edition: %s", detail)

@@ -23,7 +23,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +53,7 @@ from models.outgoing import (
     COMMON,
     Card,
     CardUpdate,
+    File,
     GroupCreate,
     GroupUpdate,
     Image,
@@ -124,6 +125,8 @@ class WebChatChannel:
     """Delivers by appending to each recipient's conversation log; a repeat writes nothing."""
 
     platform = PLATFORM
+    # No uploads: the page loads pictures and documents from the media store.
+    media_reuse: timedelta | None = None
 
     def __init__(self, hub: Hub, clock: Clock, limits: Limits = LIMITS) -> None:
         self._hub = hub
@@ -134,8 +137,12 @@ class WebChatChannel:
         # Uploads are stored on arrival and their events carry the hash, never a media id.
         raise MediaGone(f"the web chat has no media id {media_id!r}")
 
+    async def upload(self, message: Image | File) -> str:
+        raise TypeError("the web chat takes no uploads")
+
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
+                      ) -> Delivery:
         now = self._clock()
         if isinstance(message, CardUpdate):
             told = await close_card(key, message.response_code, message.replace_text, now,

@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -29,8 +30,8 @@ from bot.channels import (
     Sink,
     Stream,
     Verdict,
+    platform_upload,
     read_limited,
-    upload_of,
 )
 from bot.channels.wecom_api import Unreachable, WeComApi, WeComError
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, WrongReceiver, parse_xml
@@ -204,11 +205,14 @@ def _refusal(exc: CryptoError) -> web.HTTPException:
 # Outbound
 
 
-def render(message: Text | Markdown | Card, agent_id: int, limits: Limits = LIMITS,
-           duplicate_check: float = 0.0) -> dict[str, Any]:
-    """The body of message/send for one message, without recipients, cut to `limits`."""
+def render(message: Text | Markdown | Card | Image | File, agent_id: int, limits: Limits = LIMITS,
+           duplicate_check: float = 0.0, media_id: str = "") -> dict[str, Any]:
+    """The body of message/send for one message, without recipients, cut to `limits`; a
+    picture or document names its upload, `media_id`."""
     body: dict[str, Any] = {"agentid": agent_id}
-    if isinstance(message, Text):
+    if isinstance(message, Image | File):
+        body.update(msgtype=message.type, **{message.type: {"media_id": media_id}})
+    elif isinstance(message, Text):
         body.update(msgtype="text", text={
             "content": fit_text(message.content, limits.message_bytes)})
     elif isinstance(message, Markdown):
@@ -270,6 +274,9 @@ class WeComChannel:
     """Delivers outbox messages through the WeCom API and fetches inbound media."""
 
     platform = PLATFORM
+    # An upload lives three days (§4.5); reused for two and a half, so that no message goes out
+    # with an id in its last hours (a send retried later, clocks that differ).
+    media_reuse: timedelta | None = timedelta(days=2, hours=12)
 
     def __init__(self, settings: WeComSettings, api: WeComApi, media: MediaStore,
                  limits: Limits = LIMITS) -> None:
@@ -287,8 +294,15 @@ class WeComChannel:
                 raise MediaGone(str(exc)) from exc
             raise PlatformUnavailable(str(exc)) from exc
 
+    async def upload(self, message: Image | File) -> str:
+        # media/upload takes the same `type` as the message's msgtype (§4.5).
+        return await platform_upload(message, self._media,
+                                     lambda spooled: self._api.upload(spooled, message.type),
+                                     WeComError, _outcome)
+
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
+                      ) -> Delivery:
         try:
             if isinstance(message, GroupCreate):
                 return await self._create_group(message, recipients)
@@ -297,7 +311,9 @@ class WeComChannel:
             if isinstance(message, CardUpdate):
                 return await self._update_card(message, recipients)
             chats = [r for r in recipients if r.startswith(CHAT_PREFIX)]
-            body = await self._body(message, duplicate_check)
+            if not isinstance(message, Text | Markdown | Card | Image | File):
+                raise TypeError(f"{message.type} is not a chat message")
+            body = render(message, self._s.agent_id, self.limits, duplicate_check, media_id)
             if chats:
                 return await self._to_chats(body, chats)
             return await self._to_members(body, recipients, batch)
@@ -305,18 +321,6 @@ class WeComChannel:
             return Delivery({r: _outcome(exc) for r in recipients}, {})
         except Unreachable as exc:
             return Delivery({r: Outcome.unreachable(exc) for r in recipients}, {})
-
-    async def _body(self, message: Outgoing, duplicate_check: float) -> dict[str, Any]:
-        if isinstance(message, Image | File):
-            async with upload_of(message, self._media) as upload:
-                # media/upload takes the same `type` as the message's msgtype (§4.5).
-                media_id = await self._api.upload(upload, message.type)
-            # A repeat uploads again and gets a new media id, so WeCom's check cannot match it.
-            return {"agentid": self._s.agent_id, "msgtype": message.type,
-                    message.type: {"media_id": media_id}}
-        if isinstance(message, Text | Markdown | Card):
-            return render(message, self._s.agent_id, self.limits, duplicate_check)
-        raise TypeError(f"{message.type} is not a chat message")
 
     async def _to_members(self, body: dict[str, Any], recipients: Sequence[str], batch: str
                           ) -> Delivery:
@@ -391,6 +395,9 @@ def _outcome(exc: WeComError) -> Outcome:
     detail = f"{exc.errcode} {exc.errmsg}"[:200]
     if exc.retry_after is not None:
         return Outcome(Verdict.RETRY, detail, exc.retry_after)
+    if exc.errcode == 40007:
+        # invalid media_id: the upload expired or is lost; the dispatcher uploads it again.
+        return Outcome(Verdict.FAILED, detail, media_gone=True)
     if exc.errcode == 40058 and "task_id" in exc.errmsg:
         # The card's single-use task id was taken: an earlier attempt that timed out did reach
         # WeCom. Sending again cannot help and the person has the card (§3.2).

@@ -22,7 +22,7 @@ from models.emergency import (
     activation_by_id,
     active_plan,
     active_plans,
-    broadcast_text,
+    broadcast,
     call,
     callees,
     choose,
@@ -257,10 +257,12 @@ async def confirm(ctx: Context, activation: Activation) -> None:
     await grey(ctx, f"已由{ctx.me.name}确认启动")
     # The groups now; the cards to everyone (ten thousand rows) in a step of their own, so the
     # decision commits and the groups hear of it without waiting for them.
-    text = await broadcast_text(activation, plan, ctx.rules.tz)
-    await enqueue_many([Queued(f"emg:{activation.id}:group:{group}", text, to_chat=group)
-                        for group in plan.groups], now=ctx.now, platform=ctx.rules.home,
-                       priority=Priority.EMERGENCY)
+    # Each group's messages keep their order: the text, then the map.
+    messages = await broadcast(activation, plan, ctx.rules.tz)
+    await enqueue_many([Queued(f"emg:{activation.id}:group:{group}" + (f":{n}" if n else ""),
+                               message, to_chat=group)
+                        for group in plan.groups for n, message in enumerate(messages)],
+                       now=ctx.now, platform=ctx.rules.home, priority=Priority.EMERGENCY)
     await ctx.follow_up(f"emg:call:{activation.id}")
 
 

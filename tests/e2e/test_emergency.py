@@ -24,6 +24,7 @@ from models.emergency import Activation, ActivationStatus, EmergencyPolicy, Resp
 from models.hazard import Ticket, TicketKind
 from models.inbound import Inbound, InboundKind
 from models.inbox import InboxEvent, InboxStatus, inbox_put
+from models.org import Area
 from models.outbox import OutboxMessage
 from models.outgoing import Priority
 from scheduler.emergency import run_emergency
@@ -32,6 +33,8 @@ from tests.plant import PLATFORMS, Person, Phone, Seen, demo_ledger, phone_of, p
 
 PLANS = ROOT / "config" / "plans"
 TZ = ZoneInfo("Asia/Shanghai")
+A3_MAP = ROOT / "config" / "maps" / "a3-evacuation.png"
+T1_MAP = ROOT / "config" / "maps" / "t1-evacuation.png"
 # NH3 二级 calls the safety managers and six named people.
 LEVEL2 = ["gaofeng", "guoqiang", "huangjun", "lihua", "liuyang", "sunli", "xuming", "zhouwei"]
 
@@ -93,9 +96,11 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     activation = await start(zhouwei, "启动预案 氨泄漏 二级 3号车间")
     assert activation.plan_id == "NH3" and activation.level == "二级"
     assert activation.area_id == "A3" and not activation.drill
-    # The group: what happened, the first steps, the nearest resources (3号车间's first).
-    await phone.until(lambda: len(phone.group_messages("emergency01")) >= 1, 10)
-    [group] = phone.group_messages("emergency01")
+    # The group: what happened, the first steps, the nearest resources (3号车间's first), then
+    # the area's evacuation map.
+    await phone.until(lambda: len(phone.group_messages("emergency01")) == 2, 10)
+    group, drawn = phone.group_messages("emergency01")
+    assert drawn.kind == "image" and phone.picture(drawn) == A3_MAP.read_bytes()
     content = group.text
     assert "液氨泄漏现场处置方案 二级响应已启动" in content and "区域：3号车间" in content
     assert "关闭泄漏点上游阀门" in content
@@ -120,6 +125,9 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     assert (await phone.changed(card, users=("lihua",))).text.startswith("已回复收到")
     board = await zhouwei.expect("应急看板", "已确认 1/8")
     assert "未回复" in board.text and "现场视频" in board.text
+    # The first board brings the map; the platform had it already (one upload, two sends).
+    map_again = await zhouwei.expect("[image]")
+    assert phone.picture(map_again) == A3_MAP.read_bytes() and phone.uploads == 1
     # 黄军 types 收到; the next board waits for the interval, then the tick sends it.
     huangjun = Person(phone, "huangjun")
     await huangjun.says("收到")
@@ -128,11 +136,42 @@ async def test_activation_reaches_groups_and_each_responder_and_the_board_follow
     assert row.board_due_at is not None and row.board_sent_at is not None
     assert row.board_due_at - row.board_sent_at == EmergencyPolicy().board_every
     await service.time_passes(until=row.board_due_at)
-    assert await tick(service, phone) == 1
+    assert await tick(service, phone) == 1              # the board, without the map again
     await zhouwei.expect("应急看板", "已确认 2/8")
     # A second press changes nothing.
     await lihua.clicks(card, "收到")
     await lihua.expect("无需重复确认")
+
+
+async def test_the_board_brings_the_map_once_and_again_only_when_the_roster_changed_it(
+        phone: Phone[Any], service: Service) -> None:
+    zhouwei = Person(phone, "zhouwei")
+    activation = await start(zhouwei, "启动预案 氨泄漏 三级 3号车间")
+    await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
+    assert activation.board_due_at is not None
+    await service.time_passes(until=activation.board_due_at)
+    assert await tick(service, phone) == 2                       # the first board and the map
+    await phone.until(lambda: len(cards_for(phone, "lihua", "液氨泄漏")) == 1, 10)
+    await Person(phone, "lihua").clicks(cards_for(phone, "lihua", "液氨泄漏")[0], "收到")
+
+    async def next_board() -> int:
+        await settled()
+        due = (await Activation.get(id=activation.id)).board_due_at
+        assert due is not None
+        await service.time_passes(until=due)
+        return await tick(service, phone)
+
+    assert await next_board() == 1                               # the board alone
+    # The roster's map of 3号车间 is redrawn: the next board shows the new one.
+    redrawn = (await Area.get(code="T1")).map_digest
+    await Area.filter(code="A3").update(map_digest=redrawn)
+    await Person(phone, "huangjun").says("收到")
+    assert await next_board() == 2
+    def drawn() -> list[bytes]:
+        return [phone.picture(m) for m in phone.messages_for("zhouwei") if m.kind == "image"]
+
+    await phone.until(lambda: len(drawn()) == 2)
+    assert drawn() == [A3_MAP.read_bytes(), T1_MAP.read_bytes()]
 
 
 async def test_a_second_activation_of_the_same_plan_and_area_joins_the_first(
@@ -147,7 +186,7 @@ async def test_a_second_activation_of_the_same_plan_and_area_joins_the_first(
     await settled()
     for user in LEVEL2:
         assert len(cards_for(phone, user, "液氨泄漏")) == 1
-    assert len(phone.group_messages("emergency01")) == 1
+    assert len(phone.group_messages("emergency01")) == 2            # the text and the map, once
     statuses = await Activation.all().order_by("id").values_list("status", flat=True)
     assert statuses == [ActivationStatus.ACTIVE, ActivationStatus.JOINED]
 
@@ -272,8 +311,8 @@ async def test_closing_sends_the_summary_and_a_late_answer_is_only_recorded(
     closing = await zhouwei.expect("三级响应已结束")
     assert "李华：收到" in closing.text and "未回复" in closing.text
     await zhouwei.expect("应急评估", "实战")       # a real response is reviewed too
-    await phone.until(lambda: len(phone.group_messages("emergency01")) == 2, 10)
-    assert "已结束" in phone.group_messages("emergency01")[1].text
+    await phone.until(lambda: len(phone.group_messages("emergency01")) == 3, 10)
+    assert "已结束" in phone.group_messages("emergency01")[2].text     # after the text and map
     huangjun = Person(phone, "huangjun")
     await huangjun.clicks(cards_for(phone, "huangjun", "液氨泄漏")[0], "收到")
     await huangjun.expect("该应急响应已结束，您的回复已记录")
@@ -325,7 +364,7 @@ async def test_a_real_activation_counts_down_the_one_hour_accident_report(
     await Responder.filter(activation_id=activation.id).update(next_remind_at=None)
     assert await tick(service, phone) == 0                       # an hour to go: nothing yet
     await service.time_passes(until=activation.board_due_at)
-    assert await tick(service, phone) == 1                       # the first board, nothing else
+    assert await tick(service, phone) == 2                       # the first board and its map
     await zhouwei.expect("应急看板")
     await service.time_passes(until=activation.report_due_at - timedelta(minutes=29, seconds=50))
     assert await tick(service, phone) == 1
@@ -368,5 +407,5 @@ async def test_a_failing_platform_or_a_restart_mid_broadcast_sends_every_card_on
     await settled(timeout=30)
     for user in LEVEL2:
         assert len(cards_for(phone, user, "液氨泄漏")) == 1, user
-    assert len(phone.group_messages("emergency01")) == 1
+    assert len(phone.group_messages("emergency01")) == 2            # the text and the map
     assert await Activation.filter(status=ActivationStatus.ACTIVE).count() == 1

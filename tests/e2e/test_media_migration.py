@@ -40,15 +40,16 @@ async def test_the_folder_moves_to_a_bucket_and_the_walkthrough_still_shows_ever
         [before], [after] = ticket.photos, ticket.evidence
         assert photos_seen(sim, "xuming") == [before, after]
 
-        # The copy runs beside the live service; the second copies only what is new.
+        # The copy runs beside the live service; the second copies only what is new. The two
+        # photos, and the roster's two evacuation maps.
         first = cli("media", "migrate", "--to", bucket["media_url"], env=env)
         assert first.returncode == 0, first.stderr
-        assert "2 copied and verified, 0 already in" in first.stdout
+        assert "4 copied and verified, 0 already in" in first.stdout
         assert f"set SAFETYBOT_MEDIA_URL={bucket['media_url']}/" in first.stdout
         await service.stop()
         again = cli("media", "migrate", "--to", bucket["media_url"], env=env)
         assert again.returncode == 0, again.stderr
-        assert "0 copied and verified, 2 already in" in again.stdout
+        assert "0 copied and verified, 4 already in" in again.stdout
 
         # Switched: the same plant on the bucket, with an empty folder of its own.
         fresh = tmp_path / "fresh-host"

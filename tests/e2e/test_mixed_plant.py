@@ -13,6 +13,7 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from bot.clock import ManualClock
+from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.roster import load_org, parse_roster
 from handlers.hazard.rectify import NUMBER
@@ -59,7 +60,7 @@ class Plant:
 async def plant(db: TortoiseContext, database_url: str, media_dir: Path
                 ) -> AsyncIterator[Plant]:
     clock = ManualClock()
-    await load_org(DEMO_ORG, clock())
+    await load_org(DEMO_ORG, clock(), FolderStore(media_dir))
     await User.filter(id__in=ON_DINGTALK).update(platform="dingtalk")
     everyone = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     wecom = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY,

@@ -14,6 +14,7 @@ from tortoise.context import TortoiseContext
 
 from bot.app import UPLOAD_LIMIT
 from bot.clock import utc_now
+from bot.media.folder import FolderStore
 from bot.plans import load_plans
 from bot.roster import load_org
 from bot.settings import SettingError, load_settings
@@ -21,7 +22,7 @@ from handlers import HELP
 from models.chats import GroupChat
 from models.inbound import InboundKind
 from models.inbox import InboxEvent, InboxStatus
-from models.org import User
+from models.org import Area, User
 from models.outbox import DeliveryStatus, OutboxDelivery
 from models.outgoing import Button, Card, CardUpdate, Image, Markdown, Selection, Text
 from models.webchat import WebChatLine, add_line
@@ -235,9 +236,9 @@ async def test_a_group_chats_message_reaches_its_members_and_an_unknown_chat_is_
 
 
 async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
-        service: Service, http: aiohttp.ClientSession) -> None:
+        service: Service, http: aiohttp.ClientSession, media_dir: Path) -> None:
     """The README's emergency walk-through: cards, a per-person card update and the board."""
-    await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    await load_org(ROOT / "config" / "demo-org.toml", utc_now(), FolderStore(media_dir))
     # WeCom is connected too: the plant's people say they use the web chat (`platform`).
     await User.all().update(platform="webchat")
     await load_plans(ROOT / "config" / "plans", utc_now(), "webchat")
@@ -266,10 +267,14 @@ async def test_an_emergency_runs_in_the_web_chat_and_one_answer_greys_one_card(
     # The plan's group chat: its broadcast is a line of each member's own conversation.
     members = set((await GroupChat.get(chat_id="emergency01")).members)
     assert {"zhouwei", "lihua", "huangjun"} <= members
+    a3_map = (await Area.get(code="A3")).map_digest
     for socket in (zhou, li, huang):
         group = await socket.until(
             lambda line: line["payload"].get("chat") == "液氨泄漏现场处置方案")
         assert group["kind"] == "markdown" and "液氨泄漏" in group["payload"]["content"]
+        drawn = await socket.until(lambda line: line["kind"] == "image"       # then the map
+                                   and line["payload"].get("chat") == "液氨泄漏现场处置方案")
+        assert drawn["payload"]["media"] == a3_map
     assert not await OutboxDelivery.exclude(status=DeliveryStatus.SENT).filter(
         recipient__startswith="chat:").exists()          # created, changed and told: all shown
 

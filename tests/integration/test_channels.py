@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +33,8 @@ from models.outgoing import (
     COMMON,
     Button,
     Card,
+    File,
+    Image,
     Limits,
     Outgoing,
     Selection,
@@ -258,6 +260,7 @@ class EchoConnector:
 
 class EchoChannel:
     platform = "echo"
+    media_reuse: timedelta | None = None
 
     def __init__(self, echo: Echo) -> None:
         self._echo = echo
@@ -266,8 +269,12 @@ class EchoChannel:
     async def fetch_media(self, media_id: str) -> bytes:
         raise AssertionError("no media on this platform")
 
+    async def upload(self, message: Image | File) -> str:
+        raise AssertionError("no uploads on this platform")
+
     async def deliver(self, key: str, message: Outgoing, recipients: Sequence[str],
-                      duplicate_check: float = 0.0, batch: str = "") -> Delivery:
+                      duplicate_check: float = 0.0, batch: str = "", media_id: str = ""
+                      ) -> Delivery:
         self._echo.sent += [(r, message) for r in recipients]
         self._echo.arrived.set()
         return Delivery({r: Outcome.sent() for r in recipients}, {})

@@ -36,7 +36,9 @@ from tests.harness import (
     DINGTALK_ROBOT,
     DINGTALK_SECRET,
     ROOT,
+    ROSTER_MEDIA,
     Service,
+    demo_roster_copy,
     service_settings,
     settled,
     spawn,
@@ -338,7 +340,7 @@ async def test_the_plans_groups_are_scene_groups_that_follow_the_roster(
         db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path) -> None:
     roster = (ROOT / "config" / "demo-org.toml").read_text(encoding="utf-8")
     people = [u.id for u in parse_roster(roster).users]
-    await load_org(ROOT / "config" / "demo-org.toml", utc_now())
+    await load_org(ROOT / "config" / "demo-org.toml", utc_now(), ROSTER_MEDIA)
     async with DingTalkSimulator(DINGTALK_CLIENT_ID, DINGTALK_SECRET, DINGTALK_ROBOT,
                                  users=people) as sim:
         service = Service(service_settings(database_url, "", media_dir, dingtalk=sim.base_url,
@@ -357,9 +359,8 @@ async def test_the_plans_groups_are_scene_groups_that_follow_the_roster(
             # Someone the plan calls leaves: the roster load takes them out of the group.
             leaving = next(m for m in nh3.members             # named nowhere else
                            if m != nh3.owner and roster.count(f'"{m}"') == 1)
-            shorter = tmp_path / "org.toml"
-            shorter.write_text(_without_user(roster, leaving), encoding="utf-8")
-            await load_org(shorter, utc_now())
+            shorter = demo_roster_copy(tmp_path, _without_user(roster, leaving))
+            await load_org(shorter, utc_now(), ROSTER_MEDIA)
             await settled()
             now = sim.groups[group.open_conversation_id]
             assert leaving not in now.members and len(now.members) == len(group.members) - 1

@@ -16,7 +16,7 @@ from tortoise.context import TortoiseContext
 from bot.app import utc_now
 from bot.roster import load_org
 from bot.settings import SHIPPED_CONFIG
-from tests.harness import ROOT
+from tests.harness import ROOT, ROSTER_MEDIA
 
 
 def log_lines(stderr: str) -> list[dict[str, object]]:
@@ -56,7 +56,7 @@ def test_apscheduler_running_a_job_leaves_no_line() -> None:
 
 async def test_an_idle_tick_logs_nothing_and_a_busy_one_logs_one_line(
         db: TortoiseContext, database_url: str, tmp_path: Path) -> None:
-    await load_org(SHIPPED_CONFIG / "demo-org.toml", utc_now())
+    await load_org(SHIPPED_CONFIG / "demo-org.toml", utc_now(), ROSTER_MEDIA)
     env = {"PATH": os.environ["PATH"], "SAFETYBOT_DATABASE_URL": database_url,
            "SAFETYBOT_MEDIA_DIR": str(tmp_path), "SAFETYBOT_LOG_LEVEL": "INFO"}
 

@@ -20,7 +20,7 @@ from bot.settings import EmergencySettings, SettingError
 from models.emergency import Activation, ActivationStatus, Responder
 from models.outbox import OutboxMessage
 from models.plan_calendar import plan_dates
-from tests.harness import ROOT, cli, plant_jobs, queued_texts
+from tests.harness import ROOT, ROSTER_MEDIA, cli, plant_jobs, queued_texts
 from tests.plant import DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -35,7 +35,7 @@ def local(text: str) -> datetime:
 @pytest.fixture
 async def plans(db: TortoiseContext) -> None:
     now = local("2026-01-05 09:00")
-    await load_org(DEMO_ORG, now)
+    await load_org(DEMO_ORG, now, ROSTER_MEDIA)
     await load_plans(ROOT / "config" / "plans", now, "webchat")
 
 

@@ -24,7 +24,7 @@ from models.org import User
 from models.outbox import OutboxDelivery, OutboxMessage
 from models.outgoing import GroupCreate, GroupUpdate
 from simulator.wecom import WeComSimulator
-from tests.harness import cli, settled
+from tests.harness import ROSTER_MEDIA, cli, demo_roster_copy, settled
 from tests.plant import DEMO_ORG, Person, plant
 
 ROOT = Path(__file__).parents[2]
@@ -39,7 +39,7 @@ PLANT_RESPONSE = {"chenjianguo", "liuyang", "sunli", "zhouwei", "wangqiang", "zh
 
 @pytest.fixture
 async def org(db: TortoiseContext) -> None:
-    await load_org(ROOT / "config" / "demo-org.toml", NOW)
+    await load_org(ROOT / "config" / "demo-org.toml", NOW, ROSTER_MEDIA)
 
 
 @pytest.fixture
@@ -390,9 +390,7 @@ def roster(folder: Path, *edits: tuple[str, str], extra: str = "") -> Path:
     for old, new in edits:
         assert text.count(old) == 1, f"{old!r} must occur once in the demo roster"
         text = text.replace(old, new)
-    path = folder / "org.toml"
-    path.write_text(text + extra, encoding="utf-8")
-    return path
+    return demo_roster_copy(folder, text + extra)
 
 
 async def small_chat(tmp_path: Path, level: str) -> Path:
@@ -429,7 +427,7 @@ async def test_a_new_responder_joins_the_plans_chats_and_reads_the_next_emergenc
     promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
         '["worker"]', '["worker", "responder"]')))
 
-    report = await load_org(promoted, datetime.now(UTC))
+    report = await load_org(promoted, datetime.now(UTC), ROSTER_MEDIA)
 
     assert (report.updated, [c.summary() for c in report.chats]) == (1, [
         "chat emergency02 (plan FIRE): 1 added, 0 removed",
@@ -453,7 +451,7 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
 ) -> None:
     without_zhaolei = roster(tmp_path, (ZHAOLEI, ""))
 
-    report = await load_org(without_zhaolei, datetime.now(UTC))
+    report = await load_org(without_zhaolei, datetime.now(UTC), ROSTER_MEDIA)
 
     assert (report.deactivated, [c.summary() for c in report.chats]) == (1, [
         "chat emergency02 (plan FIRE): 0 added, 1 removed",
@@ -470,7 +468,7 @@ async def test_someone_who_leaves_the_roster_leaves_the_chats_and_loading_again_
     await settled()
     queued = await OutboxMessage.all().count()
 
-    again = await load_org(without_zhaolei, datetime.now(UTC))
+    again = await load_org(without_zhaolei, datetime.now(UTC), ROSTER_MEDIA)
 
     assert len(again.gaps) == 2   # still named, still said: the roster load cannot mend a plan
     assert [c.summary() for c in again.chats] == [
@@ -486,11 +484,11 @@ async def test_a_chat_change_wecom_refused_is_sent_again_by_the_next_load(
     promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
         '["worker"]', '["worker", "responder"]')))
     chats.fail_next("appchat/update", 60011, times=len(CHATS))   # the app not visible to all
-    await load_org(promoted, datetime.now(UTC))
+    await load_org(promoted, datetime.now(UTC), ROSTER_MEDIA)
     await settled()
     assert not any("zhangsan" in chats.chats[c].userlist for c in CHATS)
 
-    again = await load_org(promoted, datetime.now(UTC))
+    again = await load_org(promoted, datetime.now(UTC), ROSTER_MEDIA)
 
     assert [c.summary() for c in again.chats] == [
         f"chat {chat} (plan {plan}): 1 added, 0 removed (WeCom refused the previous change)"
@@ -499,7 +497,7 @@ async def test_a_chat_change_wecom_refused_is_sent_again_by_the_next_load(
     await settled()
     assert all("zhangsan" in chats.chats[c].userlist for c in CHATS)
     queued = await OutboxMessage.all().count()
-    third = await load_org(promoted, datetime.now(UTC))
+    third = await load_org(promoted, datetime.now(UTC), ROSTER_MEDIA)
     assert {c.summary().split(": ")[1] for c in third.chats} == {"0 added, 0 removed"}
     assert await OutboxMessage.all().count() == queued
 
@@ -512,7 +510,7 @@ async def test_a_chat_whose_creation_wecom_refused_is_created_by_the_next_load(
     await settled()
     assert not running.chats
 
-    report = await load_org(DEMO_ORG, datetime.now(UTC))
+    report = await load_org(DEMO_ORG, datetime.now(UTC), ROSTER_MEDIA)
 
     assert [c.refused for c in report.chats] == ["create"] * len(CHATS)
     assert report.chats[-1].summary() == (
@@ -521,7 +519,7 @@ async def test_a_chat_whose_creation_wecom_refused_is_created_by_the_next_load(
     await settled()
     assert set(running.chats["emergency01"].userlist) == PLANT_RESPONSE
     assert {c.summary().split(": ")[1] for c in (await load_org(
-        DEMO_ORG, datetime.now(UTC))).chats} == {"0 added, 0 removed"}
+        DEMO_ORG, datetime.now(UTC), ROSTER_MEDIA)).chats} == {"0 added, 0 removed"}
 
 
 @pytest.mark.parametrize("refused_first", [False, True], ids=["sent", "refused-then-sent"])
@@ -535,11 +533,11 @@ async def test_a_chat_whose_owner_is_no_longer_called_is_handed_to_the_next_comm
     if refused_first:
         # WeCom refuses the handover for good; the next load sends it again, owner named.
         running.fail_next("appchat/update", 60011)
-        await load_org(plain_principal, datetime.now(UTC))
+        await load_org(plain_principal, datetime.now(UTC), ROSTER_MEDIA)
         await settled()
         assert running.chats["emergency09"].owner == "chenjianguo"
 
-    report = await load_org(plain_principal, datetime.now(UTC))
+    report = await load_org(plain_principal, datetime.now(UTC), ROSTER_MEDIA)
 
     refused = " (WeCom refused the previous change)" if refused_first else ""
     assert [c.summary() for c in report.chats] == [
@@ -570,7 +568,7 @@ async def test_a_chat_change_waits_until_the_previous_one_is_sent(
     promoted = roster(tmp_path, (ZHANGSAN_ROLES, ZHANGSAN_ROLES.replace(
         '["worker"]', '["worker", "responder"]')))
 
-    report = await load_org(promoted, LATER)
+    report = await load_org(promoted, LATER, ROSTER_MEDIA)
 
     assert report.updated == 1 and all(c.waiting for c in report.chats)
     assert report.chats[-1].summary() == (

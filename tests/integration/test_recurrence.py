@@ -7,6 +7,7 @@ from tortoise.context import TortoiseContext
 
 from bot.roster import load_org
 from models.hazard import Status, Ticket, earlier_alike
+from tests.harness import ROSTER_MEDIA
 from tests.plant import DEMO_ORG
 
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
@@ -23,7 +24,7 @@ async def ticket(number: str, description: str, *, status: Status = Status.CLOSE
 
 async def test_only_alike_closed_tickets_of_the_area_and_category_within_the_window(
         db: TortoiseContext) -> None:
-    await load_org(DEMO_ORG, NOW)
+    await load_org(DEMO_ORG, NOW, ROSTER_MEDIA)
     await ticket("HZ-1", "配电箱门没关，有裸露电线")
     await ticket("HZ-2", "配电箱门没关 电线裸露", closed_days_ago=20)
     await ticket("HZ-3", "配电箱门没关，有裸露电线", closed_days_ago=100)     # too long ago

@@ -38,6 +38,7 @@ from tests.harness import (
     AGENT_ID,
     BACKEND,
     CORP_ID,
+    ROSTER_MEDIA,
     SECRET,
     TOKEN,
     Service,
@@ -126,7 +127,8 @@ async def photo_waits_then_is_handled(database_url: str, media_dir: Path, failur
     the event waits (no tries counted, nothing parked), after a minute he is told once, and once
     `mend` put the store right the report goes on. Returns the handled event."""
     clock = ManualClock()
-    async with plant(database_url, media_dir, clock, **settings) as (sim, service):
+    async with plant(database_url, media_dir, clock, roster_media=ROSTER_MEDIA,
+                     **settings) as (sim, service):
         assert service.app is not None
         worker = Person(sim, "zhangsan")
         await worker.sends_photo()
@@ -268,7 +270,7 @@ LEASE = 2.0
 
 
 async def demo_plant_sim() -> WeComSimulator:
-    await load_org(DEMO_ORG, datetime.now(UTC))
+    await load_org(DEMO_ORG, datetime.now(UTC), ROSTER_MEDIA)
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=users,
                          per_member_per_minute=10_000)

@@ -21,7 +21,7 @@ from models.audit import AuditEvent
 from models.emergency import Plan
 from models.org import Area
 from models.resources import Inspection, Resource, Result, at_hand, inspect
-from tests.harness import ROOT, cli, plant_jobs, queued_texts
+from tests.harness import ROOT, ROSTER_MEDIA, cli, plant_jobs, queued_texts
 from tests.plant import DEMO_LEDGER, DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -36,7 +36,7 @@ NOW = local("2026-12-01 09:00")
 
 @pytest.fixture
 async def org(db: TortoiseContext) -> None:
-    await load_org(DEMO_ORG, NOW)
+    await load_org(DEMO_ORG, NOW, ROSTER_MEDIA)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 from tortoise.context import TortoiseContext
 
+from bot.media.folder import FolderStore
 from bot.roster import RosterError, RosterReport, load_org, parse_roster
 from models import transaction
 from models.audit import AuditEvent
 from models.org import Area, Department, RiskColor, Role, User, every_area
+from tests.harness import ROSTER_MEDIA
 
 DEMO = Path(__file__).parents[2] / "config" / "demo-org.toml"
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
@@ -106,7 +109,7 @@ async def chain_above(user_id: str) -> list[str]:
 async def test_demo_plant_loads_with_a_supervisor_chain_to_the_principal(
     db: TortoiseContext,
 ) -> None:
-    report = await load_org(DEMO, NOW)
+    report = await load_org(DEMO, NOW, ROSTER_MEDIA)
 
     assert report == RosterReport(departments=5, users=17, areas=6, created=28, updated=0,
                                   unchanged=0, deactivated=0)
@@ -130,10 +133,10 @@ async def test_demo_plant_loads_with_a_supervisor_chain_to_the_principal(
 
 
 async def test_loading_the_same_file_again_changes_nothing(db: TortoiseContext) -> None:
-    await load_org(DEMO, NOW)
+    await load_org(DEMO, NOW, ROSTER_MEDIA)
     before = await snapshot()
 
-    report = await load_org(DEMO, NOW)
+    report = await load_org(DEMO, NOW, ROSTER_MEDIA)
 
     assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 0, 28, 0)
     assert await snapshot() == before
@@ -142,7 +145,7 @@ async def test_loading_the_same_file_again_changes_nothing(db: TortoiseContext) 
 async def test_a_changed_file_updates_only_what_changed(
     db: TortoiseContext, tmp_path: Path
 ) -> None:
-    await load_org(roster_file(tmp_path, BASE), NOW)
+    await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
     last = await AuditEvent.all().order_by("-id").first()
     assert last is not None
     changed = edit(BASE, 'risk_color = "橙"', 'risk_color = "红"')
@@ -151,7 +154,7 @@ async def test_a_changed_file_updates_only_what_changed(
                    'id = "zhangsan"\nname = "张三"\ndepartment = "prod"\n'
                    'roles = ["worker", "responder"]\nsupervisor = "wangwu"')
 
-    report = await load_org(roster_file(tmp_path, changed), NOW)
+    report = await load_org(roster_file(tmp_path, changed), NOW, ROSTER_MEDIA)
 
     assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 2, 6, 0)
     assert (await Area.get(code="A3")).risk_color == RiskColor.RED
@@ -168,19 +171,19 @@ async def test_a_changed_file_updates_only_what_changed(
 async def test_someone_left_out_is_deactivated_and_comes_back_when_listed_again(
     db: TortoiseContext, tmp_path: Path
 ) -> None:
-    await load_org(roster_file(tmp_path, BASE), NOW)
+    await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
     without_zhangsan = BASE.replace(BASE[BASE.index('[[users]]\nid = "zhangsan"'):
                                          BASE.index('[[users]]\nid = "lisi"')], "")
 
-    report = await load_org(roster_file(tmp_path, without_zhangsan), NOW)
+    report = await load_org(roster_file(tmp_path, without_zhangsan), NOW, ROSTER_MEDIA)
 
     assert (report.users, report.updated, report.unchanged, report.deactivated) == (3, 0, 7, 1)
     zhangsan = await User.get(id="zhangsan")  # kept: tickets refer to people
     assert not zhangsan.active and zhangsan.supervisor_id == "lisi"  # type: ignore[attr-defined]
-    again = await load_org(roster_file(tmp_path, without_zhangsan), NOW)
+    again = await load_org(roster_file(tmp_path, without_zhangsan), NOW, ROSTER_MEDIA)
     assert (again.updated, again.deactivated) == (0, 0)
 
-    back = await load_org(roster_file(tmp_path, BASE), NOW)
+    back = await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
 
     assert (back.created, back.updated, back.deactivated) == (0, 1, 0)
     assert (await User.get(id="zhangsan")).active
@@ -190,7 +193,7 @@ async def test_someone_left_out_is_deactivated_and_comes_back_when_listed_again(
 
 
 async def test_areas_can_swap_names_in_one_load(db: TortoiseContext, tmp_path: Path) -> None:
-    await load_org(roster_file(tmp_path, BASE), NOW)
+    await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
     swapped = BASE[:BASE.index("[[areas]]")] + (
         '[[areas]]\ncode = "A1"\nname = "3号车间"\naliases = ["三号车间", "3车间"]\n'
         'owner = "wangwu"\nreviewer = "lisi"\nrisk_color = "黄"\n\n'
@@ -198,7 +201,7 @@ async def test_areas_can_swap_names_in_one_load(db: TortoiseContext, tmp_path: P
         'owner = "wangwu"\nreviewer = "lisi"\nrisk_color = "橙"\ngroups = ["area-a3"]\n'
     )
 
-    report = await load_org(roster_file(tmp_path, swapped), NOW)
+    report = await load_org(roster_file(tmp_path, swapped), NOW, ROSTER_MEDIA)
 
     assert (report.updated, report.unchanged) == (2, 6)
     assert {a.code: a.name for a in await Area.all()} == {"A1": "3号车间", "A3": "1号车间"}
@@ -276,13 +279,13 @@ BAD_ROSTERS = {
 async def test_a_bad_roster_is_refused_whole_and_changes_nothing(
     db: TortoiseContext, tmp_path: Path, text: str, message: str
 ) -> None:
-    await load_org(roster_file(tmp_path, BASE), NOW)
+    await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
     before = await snapshot()
     # Adding a new person alongside the mistake shows that nothing of the file was written.
     text += '\n[[users]]\nid = "qianqi"\nname = "钱七"\n' if "[[users]]" in text else ""
 
     with pytest.raises(RosterError) as refused:
-        await load_org(roster_file(tmp_path, text, "bad.toml"), NOW)
+        await load_org(roster_file(tmp_path, text, "bad.toml"), NOW, ROSTER_MEDIA)
 
     assert str(refused.value) == message
     assert "\n" not in str(refused.value)
@@ -298,14 +301,14 @@ async def test_an_area_name_kept_by_an_area_left_out_of_the_file_is_refused(
 
     with pytest.raises(RosterError, match=r'^areas\[1\] \(code="A3"\): "老仓库" already names '
                                           r'area "W9", which is in the database but not in'):
-        await load_org(roster_file(tmp_path, text), NOW)
+        await load_org(roster_file(tmp_path, text), NOW, ROSTER_MEDIA)
 
     assert await snapshot() == before
 
 
 async def test_a_missing_file_is_a_roster_error(db: TortoiseContext, tmp_path: Path) -> None:
     with pytest.raises(RosterError, match=r"^cannot read the roster: No such file or directory$"):
-        await load_org(tmp_path / "absent.toml", NOW)
+        await load_org(tmp_path / "absent.toml", NOW, ROSTER_MEDIA)
 
 
 def test_the_demo_roster_parses_into_frozen_entries() -> None:
@@ -341,3 +344,57 @@ async def test_the_shared_area_list_follows_every_change(db: TortoiseContext) ->
             assert await names() == ["二车间"]
             raise ZeroDivisionError
     assert await names() == ["2号车间"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Evacuation maps (疏散图)
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"map of workshop 3" * 20
+WITH_MAP = edit(BASE, 'groups = ["area-a3"]\n', 'groups = ["area-a3"]\nmap = "maps/a3.png"\n')
+
+
+async def test_an_areas_map_is_kept_in_the_media_store_and_the_area_names_it(
+    db: TortoiseContext, tmp_path: Path, media_dir: Path
+) -> None:
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "a3.png").write_bytes(PNG)
+    store = FolderStore(media_dir)
+    await load_org(roster_file(tmp_path, WITH_MAP), NOW, store)
+    a3 = await Area.get(code="A3")
+    assert a3.map_digest is not None and await store.get(a3.map_digest) == PNG
+    assert (await Area.get(code="A1")).map_digest is None
+    # A new picture under the same name is a new map; a roster without it, none.
+    (tmp_path / "maps" / "a3.png").write_bytes(PNG + b"redrawn")
+    await load_org(roster_file(tmp_path, WITH_MAP), NOW, store)
+    redrawn = (await Area.get(code="A3")).map_digest
+    assert redrawn not in (None, a3.map_digest) and await store.exists(redrawn or "")
+    report = await load_org(roster_file(tmp_path, BASE), NOW, store)
+    assert report.updated == 1 and (await Area.get(code="A3")).map_digest is None
+
+
+BAD_MAPS = {
+    "missing": (None, 'areas[1] (code="A3"): map "maps/a3.png": No such file or directory'),
+    "not an image": (b"%PDF-1.7 not a picture",
+                     'areas[1] (code="A3"): map "maps/a3.png" is not a PNG or JPEG image'),
+    "too large": (PNG + bytes(10 * 1024 * 1024),
+                  'areas[1] (code="A3"): map "maps/a3.png" is 10.0 MB; an image may be 10 MB '
+                  'at most'),
+}
+
+
+@pytest.mark.parametrize("data, message", BAD_MAPS.values(), ids=BAD_MAPS.keys())
+async def test_a_map_that_is_missing_not_an_image_or_too_large_is_refused_with_the_roster(
+    db: TortoiseContext, tmp_path: Path, media_dir: Path, data: bytes | None, message: str
+) -> None:
+    await load_org(roster_file(tmp_path, BASE), NOW, ROSTER_MEDIA)
+    before = await snapshot()
+    if data is not None:
+        (tmp_path / "maps").mkdir()
+        (tmp_path / "maps" / "a3.png").write_bytes(data)
+
+    with pytest.raises(RosterError) as refused:
+        await load_org(roster_file(tmp_path, WITH_MAP), NOW, FolderStore(media_dir))
+
+    assert str(refused.value) == message
+    assert await snapshot() == before
+    assert not await asyncio.to_thread(lambda: [p for p in media_dir.rglob("*") if p.is_file()])

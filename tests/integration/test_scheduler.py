@@ -42,7 +42,7 @@ from models.org import Area, User
 from models.outbox import OutboxDelivery, OutboxMessage
 from scheduler.auditor import audit_alarms
 from scheduler.jobs import Jobs
-from tests.harness import BACKEND, ROOT
+from tests.harness import BACKEND, ROOT, ROSTER_MEDIA
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEMO_ORG = ROOT / "config" / "demo-org.toml"
@@ -64,7 +64,7 @@ def make_jobs(tmp: Path, **schedule: Any) -> Jobs:
 
 @pytest.fixture
 async def org(db: TortoiseContext) -> None:
-    await load_org(DEMO_ORG, at("2026-11-01 09:00"))
+    await load_org(DEMO_ORG, at("2026-11-01 09:00"), ROSTER_MEDIA)
 
 
 @pytest.fixture

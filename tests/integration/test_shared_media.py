@@ -17,7 +17,17 @@ from models.org import User
 from models.webchat import WebChatLine
 from simulator.wecom import WeComSimulator
 from tests.e2e.test_hazard_flow import accept_and_rectify, file_general
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, settled, spawn, stop
+from tests.harness import (
+    AES_KEY,
+    AGENT_ID,
+    CORP_ID,
+    ROSTER_MEDIA,
+    SECRET,
+    TOKEN,
+    settled,
+    spawn,
+    stop,
+)
 from tests.plant import DEMO_ORG, phone_of
 
 pytestmark = pytest.mark.slow
@@ -26,7 +36,7 @@ pytestmark = pytest.mark.slow
 async def test_a_photo_received_on_one_host_is_delivered_and_shown_by_others(
         db: TortoiseContext, database_url: str, tmp_path: Path,
         bucket: dict[str, str]) -> None:
-    await load_org(DEMO_ORG, utc_now())
+    await load_org(DEMO_ORG, utc_now(), ROSTER_MEDIA)
     await User.filter(id="xuming").update(platform="webchat")     # the reviewer uses the page
     users = [u.id for u in parse_roster(DEMO_ORG.read_text(encoding="utf-8")).users]
     sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=users,

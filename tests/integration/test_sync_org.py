@@ -35,6 +35,7 @@ from tests.harness import (
     DINGTALK_ROBOT,
     DINGTALK_SECRET,
     DINGTALK_TEMPLATE,
+    ROSTER_MEDIA,
     SECRET,
     TOKEN,
     cli,
@@ -268,7 +269,7 @@ roles = ["safety_manager"]
 
 async def test_the_roster_keeps_what_it_names_and_the_platform_fills_in_the_rest(
         platform: Platform, tmp_path: Path) -> None:
-    await load_org(roster(tmp_path, ROSTER), NOW)
+    await load_org(roster(tmp_path, ROSTER), NOW, ROSTER_MEDIA)
     p = platform.name
 
     report = await sync(platform)
@@ -285,7 +286,7 @@ async def test_the_roster_keeps_what_it_names_and_the_platform_fills_in_the_rest
         "qianqi": ["safety_manager"]}
     assert report.count("created") == 4 + 2
     # Loading the file again leaves what the platform filled in; syncing again changes nothing.
-    reloaded = await load_org(roster(tmp_path, ROSTER), NOW)
+    reloaded = await load_org(roster(tmp_path, ROSTER), NOW, ROSTER_MEDIA)
     assert (reloaded.updated, reloaded.deactivated) == (0, 0)
     assert (await sync(platform)).changes == ()
     # What the platform filled in, it keeps current.
@@ -305,7 +306,7 @@ async def test_load_org_after_a_sync_leaves_the_synced_people_and_takes_over_who
 id = "lisi"
 name = "李四"
 roles = ["reviewer"]
-"""), NOW)
+"""), NOW, ROSTER_MEDIA)
 
     assert (report.created, report.updated, report.deactivated) == (0, 1, 0)
     assert await people() == {
@@ -329,7 +330,7 @@ name = "生产部（厂内叫法）"
 [[users]]
 id = "zhaoliu"
 name = "赵六"
-"""), NOW)
+"""), NOW, ROSTER_MEDIA)
 
     await sync(platform)
 
@@ -348,7 +349,7 @@ id = "zs"
 name = "张三"
 platform = "{p}"
 platform_id = "zhangsan"
-"""), NOW)
+"""), NOW, ROSTER_MEDIA)
 
     await sync(platform)
 
