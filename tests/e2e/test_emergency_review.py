@@ -45,6 +45,7 @@ async def closed_drill(phone: Phone[Any]) -> tuple[Activation, Person]:
     activation = await start(zhouwei, "启动演练 氨泄漏 三级 3号车间")
     await phone.until(lambda: len(cards_for(phone, "lihua", "【演练】")) == 1, 10)
     await Person(phone, "lihua").clicks(cards_for(phone, "lihua", "【演练】")[0], "收到")
+    await settled()                     # her answer is in before the close
     await zhouwei.says("结束演练")
     await zhouwei.expect("已结束")
     return await Activation.get(id=activation.id), zhouwei
