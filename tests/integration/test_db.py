@@ -50,6 +50,19 @@ async def test_migrations_apply_over_a_database_that_has_rows(fresh_url: str) ->
     assert lines == [{"media": ""}, {"media": "ab" * 32}] and chat == [{"name": ""}]
 
 
+async def test_the_ticket_table_keeps_its_indexes(db: TortoiseContext, database_url: str
+                                                  ) -> None:
+    """Every report and list reads tickets by status, person, or time: on SQLite 0009 rebuilt
+    the table without its indexes, and 0022 makes them again."""
+    sql = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ticket'"
+           if database_url.startswith("sqlite") else
+           "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'ticket'")
+    names = {row["name"] for row in await db.db().execute_query_dict(sql)}
+    assert {"idx_ticket_status_0ffdcc", "idx_ticket_owner_i_ec480e", "idx_ticket_reviewe_9c4df2",
+            "idx_ticket_reporte_7cc62c", "idx_ticket_status_e5b795", "idx_ticket_created_ad5b9c",
+            "idx_ticket_closed__ee38b3"} <= names
+
+
 async def test_inbox_refuses_a_second_copy_of_an_event(db: TortoiseContext) -> None:
     now = datetime.now(UTC)
     event = Inbound(platform="wecom", user_id="zhangsan", kind=InboundKind.TEXT,
