@@ -5,6 +5,7 @@ when both files are written; an error's traceback goes to stderr, which the serv
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import BinaryIO
 
 from models.closure import LedgerRow, MonthlyClosure
 from scheduler.monthly import render_chart, render_ledger
+
+NICE = 10
 
 
 def _pages(source: BinaryIO) -> Iterator[list[LedgerRow]]:
@@ -24,6 +27,9 @@ def _pages(source: BinaryIO) -> Iterator[list[LedgerRow]]:
 
 
 def main(chart: Path, ledger: Path, source: BinaryIO) -> None:
+    # Background work: the service's process and the database come first for the CPU (an
+    # emergency's tick waits on both), as README.md advises for a worker sharing their cores.
+    os.nice(NICE)
     report = pickle.load(source)
     assert isinstance(report, MonthlyClosure)
     chart.write_bytes(render_chart(report))

@@ -190,6 +190,18 @@ async def test_a_month_is_a_calendar_month_in_the_plant_time_zone(report: Monthl
         await closure_for("2026-13", TZ, CATALOG)
 
 
+async def test_the_ledger_read_in_pages_keeps_every_ticket_once_in_order(plant: None) -> None:
+    # Three more filed at the same instant as N3: a page may end between tickets of one time.
+    for name in ("T1", "T2", "T3"):
+        await ticket(name, "A2", "H01", "2026-11-05 08:00", deadline="2026-11-08 08:00")
+    whole = await ledger_numbers(MONTH)
+    assert len(whole) == 13 and len(set(whole)) == 13
+    for size in (1, 2, 3, 5):
+        pages = [page async for page in ledger_pages(MONTH, TZ, CATALOG, size)]
+        assert [row.number for page in pages for row in page] == whole
+        assert max(len(page) for page in pages) == size
+
+
 async def test_the_summary_reads_with_the_change_from_last_month(report: MonthlyClosure
                                                                  ) -> None:
     text = markup.render_markdown(render_markdown(report), room=MARKDOWN_MAX_BYTES)
