@@ -489,6 +489,9 @@ async def ledger_pages(month: str, tz: ZoneInfo, catalog: Catalog, page_size: in
             filed_at=t.created_at, deadline=t.deadline, status=LABELS[t.status],
             closed_at=t.closed_at, overdue=_overdue(t, window.end), recurs=tuple(t.recurs or ()),
         ) for t in page]
+        # The next page starts at the last one's instant, less the tickets of that instant
+        # already read: a range on the created_at index, walked in order. (Written as an OR,
+        # PostgreSQL read the rest of the month and sorted it for every page.)
         last = page[-1]
-        after = Q(created_at__gt=last.created_at) | Q(created_at=last.created_at,
-                                                      id__gt=last.id)
+        after = Q(created_at__gte=last.created_at) & ~Q(created_at=last.created_at,
+                                                         id__lte=last.id)
