@@ -103,6 +103,9 @@ async def _draw(report: MonthlyClosure, pages: AsyncIterator[list[LedgerRow]], c
         stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     assert child.stdin is not None and child.stderr is not None
+    # Read while writing: a child that fills its stderr pipe would wait for us as we wait
+    # for it to take the next page.
+    said = asyncio.ensure_future(child.stderr.read())
     try:
         try:
             child.stdin.write(pickle.dumps(report))
@@ -112,13 +115,13 @@ async def _draw(report: MonthlyClosure, pages: AsyncIterator[list[LedgerRow]], c
             child.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass        # the child is gone: its stderr says why
-        said = await child.stderr.read()
         if await child.wait():
-            raise RenderFailed(said.decode(errors="replace").strip()[-2000:])
+            raise RenderFailed((await said).decode(errors="replace").strip()[-2000:])
     finally:
         if child.returncode is None:       # cancelled, or the database failed mid-way
             child.kill()
             await child.wait()
+        await said
 
 
 async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Path
