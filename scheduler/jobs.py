@@ -36,7 +36,8 @@ from scheduler.risk import update_risk_status
 log = logging.getLogger(__name__)
 
 # A monthly report started this long ago and not finished is presumed dead (its process stopped)
-# and is built again by the next tick. It takes 1–3 s at a million tickets (benchmarks/README.md).
+# and is built again by the next tick. It takes 10–25 s at a million tickets (benchmarks/README.md,
+# tick benchmark), so a build still running is not taken for a dead one.
 REPORT_LEASE = timedelta(minutes=10)
 
 
