@@ -7,15 +7,20 @@ then runs the service's own `Jobs.tick` in this process at a fixed instant, a Tu
 Asia/Shanghai (working time, so no routine step is held by quiet hours), for every total and
 number due asked for, each several rounds that do the same work.
 
-With `--monthly`, at the largest total it also times the tick on the 1st of a month that sends
-the monthly report on the month before (issue 20): closure queries, chart, ledger, outbox rows,
-with a share of the month's tickets marked as recurrences and closed drills of the shipped plans.
+With `--monthly`, at the largest total it also times the monthly report on the month before
+(issue 20), with a share of the month's tickets marked as recurrences and closed drills of the
+shipped plans: the tick on the 1st that claims it, the time until its three messages are queued
+(closure queries, chart, ledger, outbox rows), and the minute ticks (with `--monthly-due` steps
+due) run every `--monthly-tick-every` seconds while it is built. `--database sqlite` runs that
+part alone on a SQLite file.
 
     .venv/bin/python benchmarks/tick_bench.py [--totals 100000,1000000] [--due 0,1000,5000]
                                               [--rounds 7] [--open-share 0.1] [--no-daily]
                                               [--monthly [--monthly-month 2026-10,2026-11]
                                                [--monthly-rounds 5] [--recur-share 0.05]
-                                               [--drills 6]]
+                                               [--drills 6] [--monthly-due 1000]
+                                               [--monthly-tick-every 1]]
+                                              [--database postgres|sqlite]
 """
 
 from __future__ import annotations
