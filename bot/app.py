@@ -293,5 +293,6 @@ def _scheduler(jobs: Jobs, clock: Clock) -> Callable[[web.Application], AsyncIte
         # makes noise, so it is given a moment to finish before the database closes.
         if running:
             await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
+        await jobs.stop()
 
     return scheduler

@@ -22,7 +22,7 @@ from bot.app import hazard_rules, scheduled_jobs
 from bot.clock import utc_now
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
-from scheduler.jobs import Jobs
+from scheduler.jobs import Jobs, TickReport
 
 if TYPE_CHECKING:
     from bot.org_sync import SyncReport
@@ -192,8 +192,13 @@ async def _in_database(settings: Settings,
 
 
 async def _tick(settings: Settings, jobs: Jobs, media: MediaStore, now: datetime) -> int:
+    async def tick() -> TickReport:
+        report = await jobs.tick(now)
+        await jobs.settle()         # the monthly report is built by a task of its own
+        return report
+
     async with opened(media):
-        report = await _in_database(settings, lambda _: jobs.tick(now))
+        report = await _in_database(settings, lambda _: tick())
     print(f"safetybot: tick: {report.summary()}")
     return 1 if report.failed else 0
 

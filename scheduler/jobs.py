@@ -4,11 +4,13 @@ service, from `safetybot tick [--now]`, and in tests with a clock they control.
 Each job reads what is due from the database and writes outbox rows, so a tick can run on any
 instance, be repeated, or fail half-way: what it did commits with the rows that record it, and
 what it did not is still due at the next tick. Daily and monthly jobs claim their period in the
-transaction that does their work (models/schedule.py).
+transaction that does their work (models/schedule.py). The monthly report is the exception: the
+tick only claims it, and a task of its own builds and sends it (`Jobs._monthly`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from models.escalation import managers
 from models.outgoing import COMMON, Limits
 from models.plan_calendar import DrillRules, plan_dates
 from models.resources import problems
-from models.schedule import claim_period
+from models.schedule import claim_period, finish_period, start_period
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
 from scheduler.digest import safety_managers, send_digest
@@ -35,6 +37,11 @@ from scheduler.review_report import send_review_reports
 from scheduler.risk import update_risk_status
 
 log = logging.getLogger(__name__)
+
+# A monthly report started this long ago and not finished is presumed dead (its process stopped)
+# and is built again by the next tick. It takes 10–25 s at a million tickets (benchmarks/README.md,
+# tick benchmark), so a build still running is not taken for a dead one.
+REPORT_LEASE = timedelta(minutes=10)
 
 
 @dataclass
@@ -63,6 +70,9 @@ class Jobs:
     modules: Collection[str] = ("hazard", "emergency")   # the plant's modules switched on
     limits: Limits = COMMON     # what the platform of scheduled notices holds
     drills: DrillRules = field(default_factory=lambda: DrillRules(()))   # config/drills.toml
+    # The monthly reports being built in this process, by month.
+    _reports: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False,
+                                                    repr=False)
 
     async def tick(self, now: datetime,
                    stops_tick: Callable[[Exception], bool] = lambda _: False) -> TickReport:
@@ -71,8 +81,8 @@ class Jobs:
         that is raised at once, and the next tick tries again."""
         report = TickReport()
         # (job, the module it belongs to, or "" for every plant, what it runs)
-        # Emergencies first: an active one's reminders never wait for a daily or monthly job
-        # (the monthly report takes seconds on a large plant, benchmarks/README.md).
+        # Emergencies first: an active one's reminders never wait for a daily job (the
+        # monthly report is only claimed here, and built by a task of its own).
         jobs: list[tuple[str, str, Callable[[datetime], Awaitable[int]]]] = [
             ("emergency", "emergency",
              lambda at: run_emergency(self.emergency, at, self.platform, self.policy.tz)),
@@ -156,20 +166,49 @@ class Jobs:
             self.policy.calendar, now, self.platform))
 
     async def _monthly(self, now: datetime) -> int:
-        """On the first day of a month, the report on the month before."""
+        """On the first day of a month, claim the report on the month before and start a task
+        that builds and sends it: the tick, and an emergency's reminders in the ticks after
+        it, never wait for the report. A report claimed and not finished (the process stopped
+        mid-way) is started again by the first tick REPORT_LEASE after its last start, on any
+        day; its messages' idempotency keys keep it from going out twice."""
         day = self._day(now)
-        if day is None or day.day != 1:
+        if day is None:
             return 0
-        last = day - timedelta(days=1)
-        month = f"{last:%Y-%m}"
-        to = await managers()
-        if not to:
+        month = f"{day.replace(day=1) - timedelta(days=1):%Y-%m}"
+        building = self._reports.get(month)
+        if building is not None and not building.done():
             return 0
-        async with transaction():
-            if not await claim_period("monthly", month, now):
-                return 0
-            drills = (drill_count_lines(await plan_dates(self.drills, self.policy.tz,
-                                                         last.year), last.year)
-                      if "emergency" in self.modules else [])
-            return int(await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
-                                          self.platform, to, drills))
+        new = day.day == 1
+        if new and not await managers():
+            return 0        # nobody to send it to: not claimed
+        if not await start_period("monthly", month, now, REPORT_LEASE, new=new):
+            return 0
+        self._reports[month] = asyncio.create_task(self._report(month, now))
+        return 1
+
+    async def _report(self, month: str, now: datetime) -> None:
+        """Build and send the month's report, then mark it finished. A failure is logged and
+        left to the tick that restarts it (a bug would fail every try: once a lease, not every
+        tick)."""
+        year = int(month[:4])
+        try:
+            drills = (drill_count_lines(await plan_dates(self.drills, self.policy.tz, year),
+                                        year) if "emergency" in self.modules else [])
+            await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
+                               self.platform, await managers(), drills)
+            await finish_period("monthly", month, now)
+        except Exception:
+            log.exception("monthly report failed; a tick starts it again %s after it began",
+                          REPORT_LEASE, extra={"month": month})
+
+    async def settle(self) -> None:
+        """Wait for the reports the ticks started: `safetybot tick` before it exits, tests
+        before they read the outbox."""
+        await asyncio.gather(*self._reports.values())
+
+    async def stop(self) -> None:
+        """Cancel the reports being built (the service is stopping); the first tick
+        REPORT_LEASE after a report's start, on any instance, builds it again."""
+        for task in self._reports.values():
+            task.cancel()
+        await asyncio.gather(*self._reports.values(), return_exceptions=True)

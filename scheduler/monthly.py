@@ -2,7 +2,10 @@
 the outbox on the first day of the month, or written to a folder by `safetybot report --month`.
 
 The numbers and their definitions are in `models.closure`; this module only lays them out. The
-chart and the workbook are built in a thread: matplotlib and openpyxl are synchronous.
+chart and the workbook are drawn by a process of its own (`scheduler.report_files`), fed the
+ledger's rows a page at a time: matplotlib and openpyxl are seconds of pure-Python work for a
+large plant's month (benchmarks/README.md, tick benchmark --monthly), which in a thread would hold
+the GIL and stop the event loop's callbacks, inbox and outbox for as long.
 """
 
 from __future__ import annotations
@@ -11,21 +14,36 @@ import asyncio
 import functools
 import io
 import logging
+import os
+import pickle
+import sys
+import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, TypeAlias
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
-from models import markup
+from models import atomic, markup
 from models.catalog import Catalog
-from models.closure import Breakdown, MonthlyClosure, Recurrences, closure_for
+from models.closure import (
+    RECURRED_SHOWN,
+    Breakdown,
+    LedgerRow,
+    MonthlyClosure,
+    Recurrences,
+    closure_for,
+    ledger_pages,
+)
 from models.outbox import all_queued, enqueue
 from models.outgoing import File, Image, Markdown, Outgoing
 
@@ -53,36 +71,68 @@ class MediaSink(Protocol):
 @dataclass(frozen=True)
 class Rendered:
     markdown: str
-    chart: bytes          # PNG
-    ledger: bytes         # xlsx
+    chart: Path           # PNG
+    ledger: Path          # xlsx
+
+
+class RenderFailed(RuntimeError):
+    """The process drawing the chart and the ledger failed; its last words are the message."""
 
 
 def file_name(month: str, suffix: str) -> str:
     return f"{TITLE}-{month}{suffix}"
 
 
-async def render(report: MonthlyClosure, more: Sequence[str] = ()) -> Rendered:
-    chart, ledger = await asyncio.to_thread(
-        lambda: (render_chart(report), render_ledger(report)))
+async def render(month: str, tz: ZoneInfo, catalog: Catalog, folder: Path,
+                 more: Sequence[str] = ()) -> Rendered:
+    """The month's numbers, then its .png and .xlsx written in `folder` (file_name)."""
+    report = await closure_for(month, tz, catalog)
+    chart, ledger = folder / file_name(month, ".png"), folder / file_name(month, ".xlsx")
+    await _draw(report, ledger_pages(month, tz, catalog), chart, ledger)
     return Rendered(render_markdown(report, more), chart, ledger)
+
+
+async def _draw(report: MonthlyClosure, pages: AsyncIterator[list[LedgerRow]], chart: Path,
+                ledger: Path) -> None:
+    """Run `scheduler.report_files` and stream it the report, then the ledger's pages, as
+    pickles on its stdin (our own process, so pickle is safe). The pipe's buffer paces the
+    reading: a page is read from the database when the child has taken the last. The child
+    imports the code this process runs (its sys.path, without the working directory)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-P", "-m", "scheduler.report_files", str(chart), str(ledger),
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert child.stdin is not None and child.stderr is not None
+    # Read while writing: a child that fills its stderr pipe would wait for us as we wait
+    # for it to take the next page.
+    said = asyncio.ensure_future(child.stderr.read())
+    try:
+        try:
+            child.stdin.write(pickle.dumps(report))
+            async for page in pages:
+                child.stdin.write(pickle.dumps(page))
+                await child.stdin.drain()
+            child.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass        # the child is gone: its stderr says why
+        if await child.wait():
+            raise RenderFailed((await said).decode(errors="replace").strip()[-2000:])
+    finally:
+        if child.returncode is None:       # cancelled, or the database failed mid-way
+            child.kill()
+            await child.wait()
+        await said
 
 
 async def write_monthly(month: str, tz: ZoneInfo, catalog: Catalog, out_dir: Path
                         ) -> list[Path]:
     """`safetybot report --month`: the three files in `out_dir`; the .md, .png, .xlsx paths."""
-    rendered = await render(await closure_for(month, tz, catalog))
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    rendered = await render(month, tz, catalog, out_dir)
     text = markup.render_markdown(rendered.markdown, room=None)   # descriptions as typed
-    contents = ((".md", text.encode()), (".png", rendered.chart),
-                (".xlsx", rendered.ledger))
-    paths = [out_dir / file_name(month, suffix) for suffix, _ in contents]
-
-    def write() -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, (_, data) in zip(paths, contents, strict=True):
-            path.write_bytes(data)
-
-    await asyncio.to_thread(write)
-    return paths
+    md = out_dir / file_name(month, ".md")
+    await asyncio.to_thread(md.write_bytes, text.encode())
+    return [md, rendered.chart, rendered.ledger]
 
 
 async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog,
@@ -90,24 +140,29 @@ async def send_monthly(month: str, now: datetime, tz: ZoneInfo, catalog: Catalog
                        more: Sequence[str] = ()) -> bool:
     """Queue the summary, the chart and the ledger to `recipients`, once per month: the
     idempotency keys are `monthly:{month}:text|chart|ledger`. Returns whether anything was
-    queued. Call it inside the caller's transaction, so the decision and the messages commit
-    together. `more`: other modules' lines for the summary (the drills held this year)."""
+    queued. The report is built outside any transaction (seconds on a large plant, holding no
+    connection) and its three messages are queued in one. `more`: other modules' lines for
+    the summary (the drills held this year)."""
     keys = {part: f"monthly:{month}:{part}" for part in ("text", "chart", "ledger")}
     if not recipients:
         log.warning("monthly report has no recipients", extra={"month": month})
         return False
     if await all_queued(keys.values()):
         return False        # sent before: not worth drawing the chart again
-    rendered = await render(await closure_for(month, tz, catalog), more)
+    with tempfile.TemporaryDirectory(prefix="safetybot-monthly-") as folder:
+        rendered = await render(month, tz, catalog, Path(folder), more)
+        chart = await media.put(await asyncio.to_thread(rendered.chart.read_bytes))
+        ledger = await media.put(await asyncio.to_thread(rendered.ledger.read_bytes))
     messages: list[tuple[str, Outgoing]] = [
         (keys["text"], Markdown(rendered.markdown)),
-        (keys["chart"], Image(await media.put(rendered.chart), about=f"{month} 月报")),
-        (keys["ledger"], File(await media.put(rendered.ledger), file_name(month, ".xlsx"),
-                              about=f"{month} 月报")),
+        (keys["chart"], Image(chart, about=f"{month} 月报")),
+        (keys["ledger"], File(ledger, file_name(month, ".xlsx"), about=f"{month} 月报")),
     ]
     queued = False
-    for key, message in messages:
-        queued |= await enqueue(key, message, now=now, platform=platform, to_users=recipients)
+    async with atomic():
+        for key, message in messages:
+            queued |= await enqueue(key, message, now=now, platform=platform,
+                                    to_users=recipients)
     return queued
 
 
@@ -147,22 +202,19 @@ def render_markdown(r: MonthlyClosure, more: Sequence[str] = ()) -> str:
     return "\n".join([*head, *area_title, *areas, *category_title, *categories, *tail])
 
 
-RECURRED_SHOWN = 3     # the 复发 tickets listed by name; the ledger's 复发自 has them all
-
-
 def _recurrences(r: Recurrences) -> list[str]:
     """复发: how many came back, where, of what kind, under whom; the first few by name."""
-    if not r.tickets:
+    if not r.count:
         return []
 
     def top(counts: tuple[tuple[str, int], ...]) -> str:
         return "、".join(f"{name} {n}项" for name, n in counts[:3])
 
-    return [f"**复发隐患**（本月{len(r.tickets)}项）",
+    return [f"**复发隐患**（本月{r.count}项）",
             f"> 按区域：{top(r.by_area)}；按类别：{top(r.by_category)}；"
             f"按整改责任人：{top(r.by_owner)}",
             *(f"> {t.number}（{t.area} · {t.category}）：复发自{'、'.join(t.earlier)}，{t.status}"
-              for t in r.tickets[:RECURRED_SHOWN])]
+              for t in r.first[:RECURRED_SHOWN])]
 
 
 def _rows(rows: Sequence[Breakdown]) -> list[str]:
@@ -338,73 +390,86 @@ TIME_FORMAT = "yyyy-mm-dd hh:mm"
 BOLD = Font(bold=True)
 
 
-def render_ledger(r: MonthlyClosure) -> bytes:
-    """xlsx: sheet 隐患台账 (every ticket filed in the month, local times) and sheet 统计."""
+Sheet: TypeAlias = Worksheet | WriteOnlyWorksheet
+
+
+def render_ledger(r: MonthlyClosure, pages: Iterable[Sequence[LedgerRow]],
+                  out: Path | IO[bytes]) -> None:
+    """xlsx: sheet 隐患台账 (every ticket filed in the month, local times) and sheet 统计.
+    Written row by row (openpyxl's write-only mode): a month of a hundred thousand tickets
+    never sits in memory as cells."""
     tz = ZoneInfo(r.timezone)
-
-    def local(moment: datetime | None) -> datetime | None:
-        # Excel has no time zones: the plant's wall-clock time, as people read it.
-        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
-
-    book = Workbook()
-    ledger = book.active
-    assert isinstance(ledger, Worksheet)
-    ledger.title = "隐患台账"
+    book = Workbook(write_only=True)
+    ledger = book.create_sheet("隐患台账")
     table_header(ledger, LEDGER_COLUMNS)
-    for t in r.ledger:
-        ledger.append([t.number, t.area, t.category, t.grade, t.defect_type, t.description,
-                       t.reporter, t.owner, t.reviewer, local(t.filed_at), local(t.deadline),
-                       t.status, local(t.closed_at), "是" if t.overdue else "否",
-                       "、".join(t.recurs)])
-    for letter in ("J", "K", "M"):
-        for cell in ledger[letter][1:]:
-            cell.number_format = TIME_FORMAT
+
+    def local(moment: datetime | None) -> Cell:
+        # Excel has no time zones: the plant's wall-clock time, as people read it.
+        return _styled(ledger, moment.astimezone(tz).replace(tzinfo=None) if moment else None,
+                       number_format=TIME_FORMAT)
+
+    for page in pages:
+        for t in page:
+            ledger.append([t.number, t.area, t.category, t.grade, t.defect_type,
+                           t.description, t.reporter, t.owner, t.reviewer, local(t.filed_at),
+                           local(t.deadline), t.status, local(t.closed_at),
+                           "是" if t.overdue else "否", "、".join(t.recurs)])
     _statistics(book.create_sheet("统计"), r)
-    out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
 
 
-def table_header(sheet: Worksheet, columns: Sequence[tuple[str, int]]) -> None:
+def table_header(sheet: Sheet, columns: Sequence[tuple[str, int]]) -> None:
     """A sheet that is one table: its bold header row, the columns' widths, the header kept in
-    view while scrolling."""
-    _header(sheet, [name for name, _ in columns])
-    for i, (_, width) in enumerate(columns):
-        sheet.column_dimensions[chr(ord("A") + i)].width = width
+    view while scrolling. Called on an empty sheet: a write-only one writes its widths and
+    panes with its first row."""
+    for i, (_, width) in enumerate(columns, 1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
     sheet.freeze_panes = "A2"
+    _header(sheet, [name for name, _ in columns])
 
 
-def _header(sheet: Worksheet, names: Sequence[str]) -> None:
-    sheet.append(list(names))
-    for cell in sheet[sheet.max_row]:
-        cell.font = BOLD
+def _header(sheet: Sheet, names: Sequence[str]) -> None:
+    sheet.append([_styled(sheet, name, font=BOLD) for name in names])
 
 
-def _statistics(sheet: Worksheet, r: MonthlyClosure) -> None:
-    sheet.append([f"{TITLE}（{month_label(r.month)}）"])
-    sheet["A1"].font = Font(bold=True, size=14)
+def _styled(sheet: Sheet, value: object, *, font: Font | None = None,
+            number_format: str | None = None) -> Cell:
+    """A cell with its style, for either kind of sheet (a write-only one has no cells to
+    style after the row is written)."""
+    cell = WriteOnlyCell(sheet, value)
+    if font is not None:
+        cell.font = font
+    if number_format is not None:
+        cell.number_format = number_format
+    return cell
+
+
+def _statistics(sheet: Sheet, r: MonthlyClosure) -> None:
+    for letter, width in zip("ABCDEF", (24, 14, 14, 20, 14, 40), strict=True):
+        sheet.column_dimensions[letter].width = width
+    sheet.append([_styled(sheet, f"{TITLE}（{month_label(r.month)}）",
+                          font=Font(bold=True, size=14))])
     sheet.append([])
     _header(sheet, ["指标", month_label(r.month), month_label(r.previous_month),
                     "变化（比率为百分点）"])
     for label, name in HEADLINE_ROWS:
         now, before, change = (getattr(h, name) for h in (r.current, r.previous, r.change))
-        digits = 4 if name.endswith("_rate") else 1     # rates are shown as 0.0%
-        sheet.append([label, _cell(now, digits), _cell(before, digits), _cell(change, 1)])
-        if name.endswith("_rate"):
-            for cell in sheet[sheet.max_row][1:3]:
-                cell.number_format = "0.0%"
+        rate = name.endswith("_rate")
+        digits = 4 if rate else 1     # rates are shown as 0.0%
+        shown = "0.0%" if rate else None
+        sheet.append([label, _styled(sheet, _cell(now, digits), number_format=shown),
+                      _styled(sheet, _cell(before, digits), number_format=shown),
+                      _cell(change, 1)])
     for title, rows in (("区域", r.by_area), ("类别", r.by_category)):
         sheet.append([])
         _header(sheet, [title, "上报（项）", "其中已闭环（项）", "闭环率", "月末逾期（项）"])
         for b in rows:
-            sheet.append([b.name, b.filed, b.closed, b.closure_rate, b.overdue])
-            sheet.cell(sheet.max_row, 4).number_format = "0.0%"
+            sheet.append([b.name, b.filed, b.closed,
+                          _styled(sheet, b.closure_rate, number_format="0.0%"), b.overdue])
     sheet.append([])
     _header(sheet, ["重复上报最多的隐患", "区域", "类别", "上报（次）", "状态", "隐患描述"])
     for x in r.repeated:
         sheet.append([x.number, x.area, x.category, x.reports, x.status, x.description])
-    for letter, width in zip("ABCDEF", (24, 14, 14, 20, 14, 40), strict=True):
-        sheet.column_dimensions[letter].width = width
 
 
 def _cell(value: float | None, digits: int) -> float | None:

@@ -3,6 +3,7 @@ from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
 from models.hazard import TicketKind
+from models.migrations import sqlite_indexes_again
 from tortoise import fields
 from tortoise.indexes import Index
 
@@ -23,6 +24,12 @@ class Migration(migrations.Migration):
             model_name='Activation',
             name='review_due_at',
         ),
+        # On SQLite the removal rebuilt the table without its indexes (0006's).
+        sqlite_indexes_again("emergency_activation", {
+            "idx_emergency_a_status_f8513a": ("status", "plan_id", "area_id"),
+            "idx_emergency_a_status_54026f": ("status", "board_due_at"),
+            "idx_emergency_a_status_bcb176": ("status", "report_due_at"),
+        }),
         ops.AddField(
             model_name='Activation',
             name='reviewed_at',

@@ -1,10 +1,12 @@
 """Migrations apply on both databases and the schema holds what the models say."""
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tortoise import Tortoise
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -48,6 +50,31 @@ async def test_migrations_apply_over_a_database_that_has_rows(fresh_url: str) ->
         await ctx.close_connections()
     # A photo shown before the upgrade is still served to its person (the column is filled).
     assert lines == [{"media": ""}, {"media": "ab" * 32}] and chat == [{"name": ""}]
+
+
+async def test_every_index_a_model_declares_is_there(db: TortoiseContext, database_url: str
+                                                     ) -> None:
+    """Every report, list and tick reads through the models' declared indexes. On SQLite a
+    migration that drops a column rebuilds the table without them (0009 lost the ticket's,
+    0022 the activation's): each such migration makes them again."""
+    sqlite = database_url.startswith("sqlite")
+    for model in Tortoise.apps["models"].values():
+        meta = model._meta
+        wanted = {tuple(meta.fields_db_projection.get(f, f) for f in index)
+                  for index in meta.indexes if isinstance(index, tuple)}
+        if not wanted:
+            continue
+        if sqlite:
+            names = [r["name"] for r in await db.db().execute_query_dict(
+                f'PRAGMA index_list("{meta.db_table}")')]
+            have = {tuple(c["name"] for c in await db.db().execute_query_dict(
+                f'PRAGMA index_info("{name}")')) for name in names}
+        else:
+            have = {tuple(c.strip().strip('"') for c in re.search(
+                r"\((.*)\)", row["indexdef"]).group(1).split(","))  # type: ignore[union-attr]
+                for row in await db.db().execute_query_dict(
+                    "SELECT indexdef FROM pg_indexes WHERE tablename = $1", [meta.db_table])}
+        assert wanted <= have, f"{meta.db_table}: missing {sorted(wanted - have)}"
 
 
 async def test_inbox_refuses_a_second_copy_of_an_event(db: TortoiseContext) -> None:

@@ -23,7 +23,7 @@ from tortoise.context import TortoiseContext
 from bot.media.folder import FolderStore
 from models import markup, transaction
 from models.catalog import Grade, load_catalog
-from models.closure import Breakdown, MonthlyClosure, closure_for, month_window
+from models.closure import Breakdown, MonthlyClosure, closure_for, ledger_pages, month_window
 from models.hazard import Status, Ticket, TicketKind
 from models.org import Area, User
 from models.outbox import OutboxMessage
@@ -120,6 +120,10 @@ async def report(plant: None) -> MonthlyClosure:
     return await closure_for(MONTH, TZ, CATALOG)
 
 
+async def ledger_numbers(month: str) -> list[str]:
+    return [row.number async for page in ledger_pages(month, TZ, CATALOG) for row in page]
+
+
 async def test_the_headline_numbers_match_the_hand_count(report: MonthlyClosure) -> None:
     c = report.current
     # Filed in November: N1–N9 and N11 (N10 is linked, N12 is December); N9 is cancelled.
@@ -185,15 +189,26 @@ async def test_a_month_is_a_calendar_month_in_the_plant_time_zone(report: Monthl
     window = month_window(MONTH, TZ)
     assert (window.start, window.end) == (datetime(2026, 10, 31, 16, tzinfo=UTC),
                                           datetime(2026, 11, 30, 16, tzinfo=UTC))
-    numbers = [row.number for row in report.ledger]
+    numbers = await ledger_numbers(MONTH)
     assert "HZ-20261101-N1" in numbers          # 2026-10-31T16:30Z: November in Shanghai
     assert "HZ-20261130-N11" in numbers         # 2026-11-30T15:30Z
     assert not any(n.endswith("-N12") for n in numbers)   # 2026-11-30T16:30Z: December
-    october = await closure_for("2026-10", TZ, CATALOG)
-    assert [row.number for row in october.ledger] == [
+    assert await ledger_numbers("2026-10") == [
         "HZ-20261005-P1", "HZ-20261020-P2", "HZ-20261025-P3"]
     with pytest.raises(ValueError, match="2026-11"):
         await closure_for("2026-13", TZ, CATALOG)
+
+
+async def test_the_ledger_read_in_pages_keeps_every_ticket_once_in_order(plant: None) -> None:
+    # Three more filed at the same instant as N3: a page may end between tickets of one time.
+    for name in ("T1", "T2", "T3"):
+        await ticket(name, "A2", "H01", "2026-11-05 08:00", deadline="2026-11-08 08:00")
+    whole = await ledger_numbers(MONTH)
+    assert len(whole) == 13 and len(set(whole)) == 13
+    for size in (1, 2, 3, 5):
+        pages = [page async for page in ledger_pages(MONTH, TZ, CATALOG, size)]
+        assert [row.number for page in pages for row in page] == whole
+        assert max(len(page) for page in pages) == size
 
 
 async def test_the_summary_reads_with_the_change_from_last_month(report: MonthlyClosure

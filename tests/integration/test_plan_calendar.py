@@ -82,6 +82,7 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
     for day in ("2026-10-31", "2026-11-01", "2026-11-02", "2026-11-24", "2026-11-25"):
         report = await plant.tick(local(f"{day} 09:00"))
         assert not report.failed, report.summary()
+    await plant.settle()            # the monthly report started on the 1st
     sent = await queued_texts("plan-drill:")
     assert [key for key, _, _ in sent] == ["plan-drill:NH3:2026-12-01:30",
                                            "plan-drill:NH3:2026-12-01:7"]
@@ -125,7 +126,9 @@ async def test_the_monthly_report_counts_the_year_s_drills(
     await drill("NH3", "2026-06-01 10:00")
     await drill("NH3", "2026-11-20 10:00")
     await drill("FIRE", "2026-06-10 14:00")
-    await plant_jobs(database_url, media_dir).tick(local("2026-12-01 09:00"))
+    plant = plant_jobs(database_url, media_dir)
+    await plant.tick(local("2026-12-01 09:00"))
+    await plant.settle()
     [(_, report, _)] = await queued_texts("monthly:2026-11:text")
     assert ("**应急演练（2026年累计）**\n> 《火灾事故专项应急预案》1次，"
             "《生产安全事故综合应急预案》0次，《液氨泄漏现场处置方案》2次") in report

@@ -40,8 +40,9 @@ from models.hazard import (
 )
 from models.org import Area, User
 from models.outbox import OutboxDelivery, OutboxMessage
+from models.schedule import JobRun
 from scheduler.auditor import audit_alarms
-from scheduler.jobs import Jobs
+from scheduler.jobs import REPORT_LEASE, Jobs
 from tests.harness import BACKEND, ROOT, ROSTER_MEDIA
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -116,6 +117,7 @@ async def run(jobs: Jobs, *instants: datetime) -> None:
     for instant in instants:
         report = await jobs.tick(instant)
         assert not report.failed, report.summary()
+        await jobs.settle()
 
 
 def every(start: datetime, end: datetime, step: timedelta = timedelta(minutes=30)
@@ -330,6 +332,53 @@ async def test_the_monthly_report_goes_on_the_first_once(org: None, jobs: Jobs) 
     assert {to for _, to in sent} == {tuple(MANAGERS)}
     [(_, _, words)] = [m for m in await outbox() if m[0] == "monthly:2026-11:text"]
     assert "2026年11月" in words and "100" in words          # one filed, one closed
+
+
+async def monthly_sent() -> list[tuple[int, str]]:
+    return [(m.id, m.idempotency_key) for m in await OutboxMessage.filter(
+        idempotency_key__startswith="monthly:").order_by("id")]
+
+
+MONTHLY_KEYS = [f"monthly:2026-11:{part}" for part in ("text", "chart", "ledger")]
+
+
+async def test_a_tick_while_the_report_is_built_does_not_start_it_again(
+        org: None, jobs: Jobs, tmp_path: Path) -> None:
+    await open_ticket(at("2026-11-02 10:00"))
+    assert (await jobs.tick(at("2026-12-01 09:00"))).done["monthly"] == 1   # claimed, started
+    # The tick does not wait for the report. While it is being built, neither this process's
+    # next tick nor another instance's starts it again; once it is sent, no later one does.
+    assert (await jobs.tick(at("2026-12-01 09:00:30"))).done["monthly"] == 0
+    other = make_jobs(tmp_path)
+    assert (await other.tick(at("2026-12-01 09:01"))).done["monthly"] == 0
+    await jobs.settle()
+    assert [key for _, key in await monthly_sent()] == MONTHLY_KEYS
+    for instance, instant in ((jobs, "2026-12-01 09:30"), (other, "2026-12-01 12:00"),
+                              (other, "2026-12-02 09:00")):
+        assert (await instance.tick(at(instant))).done["monthly"] == 0
+    assert [key for _, key in await monthly_sent()] == MONTHLY_KEYS
+
+
+async def test_a_report_cut_off_mid_way_is_finished_by_a_later_tick_and_sent_once(
+        org: None, jobs: Jobs, tmp_path: Path) -> None:
+    await open_ticket(at("2026-11-02 10:00"))
+    assert (await jobs.tick(at("2026-12-01 09:00"))).done["monthly"] == 1
+    await jobs.stop()           # the process stops while the report is being built
+    assert await monthly_sent() == []
+    restarted = make_jobs(tmp_path)
+    # The stopped build's lease holds for REPORT_LEASE after its start, then it is redone.
+    assert (await restarted.tick(at("2026-12-01 09:00") + REPORT_LEASE / 2)).done["monthly"] == 0
+    assert (await restarted.tick(at("2026-12-01 09:00") + REPORT_LEASE)).done["monthly"] == 1
+    await restarted.settle()
+    sent = await monthly_sent()
+    assert [key for _, key in sent] == MONTHLY_KEYS
+    # Stopped after queuing the messages but before marking the report finished: started
+    # again a lease later, it queues nothing more and marks it finished.
+    await JobRun.filter(key="monthly:2026-11:done").delete()
+    assert (await restarted.tick(at("2026-12-02 09:00"))).done["monthly"] == 1
+    await restarted.settle()
+    assert await monthly_sent() == sent
+    assert (await restarted.tick(at("2026-12-03 09:00"))).done["monthly"] == 0
 
 
 async def test_area_risk_status_follows_the_rules_and_a_change_is_announced(
