@@ -317,7 +317,9 @@ async def close(ctx: Context) -> None:
                       board_due_at=None):
         await already(ctx, activation)
         return
-    await stop_reminders(activation)
+    # The responders' reminders are stopped in a step of their own: an answer arriving now
+    # holds its responder row and then asks for the activation's, which the close holds.
+    await ctx.follow_up(f"emg:closed:{activation.id}")
     plan = plans[activation.plan_id or ""]
     text = await summary(activation, plan, ctx.rules.tz)
     await enqueue_many([Queued(f"emg:{activation.id}:summary:{group}", text, to_chat=group)
@@ -325,6 +327,15 @@ async def close(ctx: Context) -> None:
                        priority=Priority.EMERGENCY)
     await send(ctx, text, sorted({activation.commander, ctx.me.id}))
     await assign_review(ctx, activation, plan)
+
+
+@follow_ups.follow_up("emg:closed")
+async def closed(ctx: Context) -> None:
+    """结束预案's second step: nobody is reminded of the response any more (the reminders
+    already skip a closed one; this keeps their index to the responses still running)."""
+    activation = await activation_by_id(int(ctx.event.event_key.rsplit(":", 1)[1]))
+    assert activation is not None
+    await stop_reminders(activation)
 
 
 @router.text("已上报", "事故已上报")

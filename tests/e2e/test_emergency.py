@@ -311,6 +311,9 @@ async def test_closing_sends_the_summary_and_a_late_answer_is_only_recorded(
     closing = await zhouwei.expect("三级响应已结束")
     assert "李华：收到" in closing.text and "未回复" in closing.text
     await zhouwei.expect("应急评估", "实战")       # a real response is reviewed too
+    await settled()
+    assert not await Responder.filter(activation_id=activation.id,
+                                      next_remind_at__isnull=False).exists()
     await phone.until(lambda: len(phone.group_messages("emergency01")) == 3, 10)
     assert "已结束" in phone.group_messages("emergency01")[2].text     # after the text and map
     huangjun = Person(phone, "huangjun")
