@@ -158,7 +158,7 @@ class Jobs:
     async def _plans(self, now: datetime) -> int:
         """The drill and evaluation reminders that have come due."""
         return await self._once_a_day("plans", now, lambda: remind_plans(
-            self.drills, self.policy.tz, now, self.platform))
+            self.drills, self.policy.calendar, now, self.platform))
 
     async def _resources(self, now: datetime) -> int:
         """The keepers' inspection and expiry reminders that have come due."""

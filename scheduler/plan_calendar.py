@@ -4,8 +4,8 @@ safety managers), and the lines the daily digest and the monthly report carry ab
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from models.calendar import WorkCalendar
 from models.org import Role, people_with
 from models.outbox import enqueue
 from models.outgoing import Text
@@ -23,13 +23,18 @@ def reminder_window(due: date, today: date, days: tuple[int, ...]) -> int | None
     return next((d for d in sorted(days) if due - timedelta(days=d) <= today <= due), None)
 
 
-async def remind_plans(rules: DrillRules, tz: ZoneInfo, now: datetime, platform: str) -> int:
-    """Each reminder once (its idempotency key names the plan, the date and the days)."""
+async def remind_plans(rules: DrillRules, calendar: WorkCalendar, now: datetime,
+                       platform: str) -> int:
+    """On working days only (what falls due on a holiday is reminded on the next working day,
+    as the resource ledger's reminders are), each reminder once: its idempotency key names the
+    plan, the date and the days."""
+    today = now.astimezone(calendar.tz).date()
+    if not calendar.working_day(today):
+        return 0
     to = sorted(set(await people_with(Role.COMMANDER)) | set(await people_with(
         Role.SAFETY_MANAGER)))
-    today = now.astimezone(tz).date()
     due: list[tuple[str, str]] = []
-    for d in await plan_dates(rules, tz, today.year) if to else []:
+    for d in await plan_dates(rules, calendar.tz, today.year) if to else []:
         if d.drill_due and (days := reminder_window(d.drill_due, today, rules.remind_days)):
             due.append((f"plan-drill:{d.plan.code}:{d.drill_due}:{days}",
                         f"【演练提醒】《{d.plan.name}》（{d.plan.kind.value}，至少每{d.months}"

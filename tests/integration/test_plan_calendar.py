@@ -79,7 +79,11 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
     await drill("NH3", "2026-06-01 10:00")
     await drill("FIRE", "2026-06-10 14:00")
     plant = plant_jobs(database_url, media_dir)
-    for day in ("2026-10-31", "2026-11-01", "2026-11-02", "2026-11-24", "2026-11-25"):
+    for day in ("2026-10-31", "2026-11-01"):
+        await plant.tick(local(f"{day} 09:00"))
+    # The 30 days begin on Sunday 1 November: reminded on Monday, the next working day.
+    assert await queued_texts("plan-drill:") == []
+    for day in ("2026-11-02", "2026-11-24", "2026-11-25"):
         report = await plant.tick(local(f"{day} 09:00"))
         assert not report.failed, report.summary()
     await plant.settle()            # the monthly report started on the 1st
@@ -88,7 +92,7 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
                                            "plan-drill:NH3:2026-12-01:7"]
     _, words, to = sent[0]
     assert words == ("【演练提醒】《液氨泄漏现场处置方案》（现场处置方案，至少每6个月一次）应于"
-                     "2026年12月01日前完成演练，还有30天。上次演练：2026年06月01日。发送“启动演练 "
+                     "2026年12月01日前完成演练，还有29天。上次演练：2026年06月01日。发送“启动演练 "
                      "氨泄漏”开始。")
     # The commanders and the safety managers of the demo plant.
     assert to == ["chenjianguo", "liuyang", "sunli", "zhouwei"]
@@ -97,7 +101,7 @@ async def test_a_plan_falling_due_is_reminded_30_and_7_days_before_once_each(
 
 async def test_an_evaluation_falling_due_is_reminded_60_days_before(
         plans: None, database_url: str, media_dir: Path) -> None:
-    await plant_jobs(database_url, media_dir).tick(local("2027-02-14 09:00"))
+    await plant_jobs(database_url, media_dir).tick(local("2027-02-15 09:00"))     # Monday
     [(key, words, _)] = await queued_texts("plan-review:")
     assert key == "plan-review:GENERAL:2027-04-15"
     assert ("《生产安全事故综合应急预案》上次评审于2024年04月15日，"
