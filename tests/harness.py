@@ -95,6 +95,13 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, *,
     return load_settings(env)
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """A configuration file edited in place: `old`, which must occur once, becomes `new`."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} must occur once in {path.name}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def plant_jobs(database_url: str, media_dir: Path, **overrides: object) -> Jobs:
     """The scheduler's jobs as the service builds them from its settings (`overrides`)."""
     settings = service_settings(database_url, "", media_dir, **overrides)

@@ -24,7 +24,7 @@ from models.org import User
 from models.outbox import OutboxDelivery, OutboxMessage
 from models.outgoing import GroupCreate, GroupUpdate
 from simulator.wecom import WeComSimulator
-from tests.harness import ROSTER_MEDIA, cli, demo_roster_copy, settled
+from tests.harness import ROSTER_MEDIA, cli, demo_roster_copy, edit, settled
 from tests.plant import DEMO_ORG, Person, plant
 
 ROOT = Path(__file__).parents[2]
@@ -48,12 +48,6 @@ def plans(tmp_path: Path) -> Path:
     folder = tmp_path / "plans"
     shutil.copytree(DEMO_PLANS, folder)
     return folder
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} must occur once in {path.name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def small_plan(folder: Path, level: str) -> Path:

@@ -21,7 +21,7 @@ from models.audit import AuditEvent
 from models.emergency import Plan
 from models.org import Area
 from models.resources import Inspection, Resource, Result, at_hand, inspect
-from tests.harness import ROOT, ROSTER_MEDIA, cli, plant_jobs, queued_texts
+from tests.harness import ROOT, ROSTER_MEDIA, cli, edit, plant_jobs, queued_texts
 from tests.plant import DEMO_LEDGER, DEMO_ORG
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -45,12 +45,6 @@ def ledger(tmp_path: Path) -> Path:
     path = tmp_path / "resources.toml"
     shutil.copy(DEMO_LEDGER, path)
     return path
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} must occur once in {path.name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def drop(path: Path, code: str) -> None:
