@@ -436,12 +436,19 @@ async def file_task(kind: TicketKind, number: str, *, reporter: str, owner: str,
     return task
 
 
-async def complete_review(review: Ticket, actor: User, note: str, now: datetime) -> None:
-    """The commander held the review: the task closes, and its ladder with it."""
+async def check_review_holder(review: Ticket, actor: User, now: datetime) -> None:
+    """A review is held by its commander or a safety manager; anyone else is refused, on
+    record. Asked when the review starts and again when it is completed."""
     if actor.id != review.owner_id and not is_manager(actor):
-        await refuse(review, actor, "应急评估", "应急评估由应急指挥或安全管理员完成。", now)
+        await refuse(review, actor, "应急评估", f"{review.label} 由应急指挥或安全管理员完成。",
+                     now)
     if review.kind is not TicketKind.REVIEW or review.status is not Status.OPEN:
         raise Stale(review.label)
+
+
+async def complete_review(review: Ticket, actor: User, note: str, now: datetime) -> None:
+    """The commander held the review: the task closes, and its ladder with it."""
+    await check_review_holder(review, actor, now)
     await _move(review, actor.id, "reviewed_response", now, status=Status.CLOSED,
                 closed_at=now, submitted_at=now, evidence_note=note, note=note)
 

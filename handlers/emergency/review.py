@@ -33,7 +33,7 @@ from models.hazard import (
     Status,
     Ticket,
     TicketKind,
-    is_manager,
+    check_review_holder,
     ticket_by_id,
     ticket_numbered,
 )
@@ -97,10 +97,12 @@ async def clicked(ctx: Context, activation: Activation) -> None:
 
 async def begin(ctx: Context, review: Ticket) -> None:
     """Open the review dialog, with what was answered before."""
-    if review.owner_id != ctx.me.id and not is_manager(ctx.me):
-        await say(ctx, f"{review.number} 由应急指挥或安全管理员完成。")
+    try:
+        await check_review_holder(review, ctx.me, ctx.now)
+    except Refused as refused:
+        await say(ctx, refused.reason)
         return
-    if review.status is not Status.OPEN:
+    except Stale:
         await say(ctx, f"{review.number} 已完成，无需再次评估。")
         return
     activation = await activation_of(review)
