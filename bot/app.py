@@ -30,6 +30,7 @@ from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
 from bot.media import MediaStore, open_store
+from bot.qualification import QualificationConfigError, load_rules
 from bot.scheduling import load_calendar, load_drill_rules, load_policy
 from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
@@ -70,7 +71,11 @@ def hazard_rules(settings: Settings, media: MediaStore,
         catalog = load_catalog(path)
     except CatalogError as exc:
         raise SettingError(f"SAFETYBOT_HAZARD_CATEGORIES_FILE: {exc}") from None
-    h, e = settings.hazard, settings.emergency
+    h, e, q = settings.hazard, settings.emergency, settings.qualification
+    try:
+        qualification = load_rules(Path(q.certificates_file), Path(q.work_types_file))
+    except QualificationConfigError as exc:
+        raise SettingError(f"SAFETYBOT_QUALIFICATION_*: {exc}") from None
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
         limits=limits_by_platform(settings, plugins), home=home_platform(settings, plugins),
@@ -85,6 +90,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
             join_within=timedelta(minutes=e.join_minutes),
             board_every=timedelta(seconds=e.board_seconds),
             review_after=timedelta(hours=e.review_hours)),
+        qualification=qualification,
     )
 
 

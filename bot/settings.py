@@ -121,11 +121,18 @@ class EmergencySettings:
 
 
 @dataclass(frozen=True)
+class QualificationSettings:
+    certificates_file: str = str(SHIPPED_CONFIG / "certificates.toml")   # certificate types
+    work_types_file: str = str(SHIPPED_CONFIG / "work-types.toml")       # what work needs
+
+
+@dataclass(frozen=True)
 class ModulesSettings:
     """The modules this plant has rolled out; a module switched off is not there at all."""
 
     hazard: bool = True        # 隐患排查治理: report, rectify, review, reminders, reports
     emergency: bool = True     # 应急预案: alarm, activation, acknowledgement, boards
+    qualification: bool = True  # 一人一档: certificates, the pre-work check, contractors
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ class Settings:
     hazard: HazardSettings = HazardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     emergency: EmergencySettings = EmergencySettings()
+    qualification: QualificationSettings = QualificationSettings()
     modules: ModulesSettings = ModulesSettings()
 
     @property
@@ -191,12 +199,15 @@ SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key"
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
                              "s3": S3Settings,
                              "hazard": HazardSettings, "schedule": ScheduleSettings,
-                             "emergency": EmergencySettings, "modules": ModulesSettings}
+                             "emergency": EmergencySettings,
+                             "qualification": QualificationSettings,
+                             "modules": ModulesSettings}
 
 
 # The settings that name a file or folder (and database_url, when it names a SQLite file).
 PATHS = ("org_file", "plans_dir", "resources_file", "media_dir", "hazard.categories_file",
-         "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file")
+         "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file",
+         "qualification.certificates_file", "qualification.work_types_file")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

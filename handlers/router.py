@@ -17,6 +17,7 @@ from models.inbox import inbox_put
 from models.org import User
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Limits, Outgoing, Priority, limits_of
+from models.people.rules import QualificationRules
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Rules:
     home: str = "wecom"     # where people without a platform of their own are reached
     calendar: WorkCalendar = field(      # working days: a 一般 ticket's deadline counts them
         default_factory=lambda: WorkCalendar(ZoneInfo("Asia/Shanghai")))
+    qualification: QualificationRules = field(default_factory=QualificationRules)
 
 
 @dataclass

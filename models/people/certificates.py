@@ -1,0 +1,245 @@
+"""Certificates (证书) and a contractor's documents (资质): what a person or a company holds,
+with its number, its validity and its review date, and the reminders before either comes.
+
+A certificate is one row per (type, number), kept current (a review moves its review date, a
+renewal its expiry); every change is also a record in the holder's chain (models/people/records.py),
+which is the history. Validity is read by date, so a certificate stops counting on the day after
+its expiry (有效期至 is the last valid day) or its review date, whatever the scheduler has done;
+the scheduler's part is to remind before and to record and announce the lapse after.
+
+`remind_on` is the next day something is due on the row (a reminder, or the lapse): the daily
+job reads only the rows whose day has come, through an index, however many certificates there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models import atomic
+from models.people.records import NewRecord, RecordKind, append_many, contractor_holder
+from models.people.rules import CertificateType
+
+
+class HolderKind(StrEnum):
+    PERSON = "person"
+    CONTRACTOR = "contractor"
+
+
+class CertificateStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"        # withdrawn by a safety manager
+
+
+class Certificate(Model):
+    id = fields.BigIntField(primary_key=True)
+    holder_kind = fields.CharEnumField(HolderKind, max_length=10, default=HolderKind.PERSON)
+    holder_id = fields.CharField(max_length=64)        # a person's id or a contractor's
+    type_code = fields.CharField(max_length=32)
+    number = fields.CharField(max_length=64)
+    issued_on = fields.DateField(null=True)
+    expires_on = fields.DateField()                   # the last day it is valid
+    review_on = fields.DateField(null=True)           # 复审 due by this day; None: no review
+    photo = fields.CharField(max_length=64, null=True)  # the scan, by content hash
+    status = fields.CharEnumField(CertificateStatus, max_length=8,
+                                  default=CertificateStatus.ACTIVE)
+    source = fields.CharField(max_length=10)          # roster / import / chat
+    remind_on = fields.DateField(null=True)           # the next reminder or the lapse
+    reminded: list[int] = fields.JSONField(default=list)  # type: ignore[assignment]
+    notify: list[str] = fields.JSONField(default=list)    # type: ignore[assignment]
+    lapsed_on = fields.DateField(null=True)           # recorded as lapsed on this day
+    added_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "certificate"
+        unique_together = (("type_code", "number"),)
+        indexes = (("holder_id", "status"), ("remind_on",))
+
+    @property
+    def due_on(self) -> date:
+        """The next day it must be reviewed or renewed by."""
+        return min(self.expires_on, self.review_on) if self.review_on else self.expires_on
+
+    @property
+    def due_is_review(self) -> bool:
+        return self.review_on is not None and self.review_on < self.expires_on
+
+    def valid(self, today: date) -> bool:
+        return self.status is CertificateStatus.ACTIVE and today <= self.due_on
+
+    def problem(self, today: date) -> str:
+        """Why it does not count today ("" when it does)."""
+        if self.status is not CertificateStatus.ACTIVE:
+            return "已注销"
+        if today > self.expires_on:
+            return f"已于{self.expires_on:%Y-%m-%d}到期"
+        if self.review_on and today > self.review_on:
+            return f"未按期复审（应于{self.review_on:%Y-%m-%d}前复审）"
+        return ""
+
+    @property
+    def holder(self) -> str:
+        """Its holder's chain of records."""
+        return (self.holder_id if self.holder_kind is HolderKind.PERSON
+                else contractor_holder(self.holder_id))
+
+    def facts(self) -> dict[str, Any]:
+        """What a record of it keeps."""
+        return {"type": self.type_code, "number": self.number, "issued_on": self.issued_on,
+                "expires_on": self.expires_on, "review_on": self.review_on,
+                "photo": self.photo, "source": self.source}
+
+
+def next_reminder(due: date, reminded: Sequence[int], days: Sequence[int]) -> date:
+    """The day of the next reminder not yet sent before `due`, or the lapse (the day after)."""
+    waiting = [due - timedelta(days=d) for d in sorted(days, reverse=True) if d not in reminded]
+    return waiting[0] if waiting else due + timedelta(days=1)
+
+
+def reminder_due(due: date, today: date, reminded: Sequence[int], days: Sequence[int]
+                 ) -> int | None:
+    """The reminder to send today: the nearest of `days` before `due` that has begun and has
+    not been sent (the ones before it, missed on holidays, are not sent late)."""
+    started = [d for d in sorted(days) if due - timedelta(days=d) <= today <= due]
+    return started[0] if started and started[0] not in reminded else None
+
+
+class CertificateError(Exception):
+    """A certificate that cannot be registered; the message says why, in Chinese."""
+
+
+@dataclass(frozen=True)
+class NewCertificate:
+    holder_kind: HolderKind
+    holder_id: str
+    type: CertificateType
+    number: str
+    issued_on: date | None
+    expires_on: date
+    review_on: date | None
+    photo: str | None = None
+
+
+def default_dates(kind: CertificateType, issued_on: date) -> tuple[date, date | None]:
+    """(expiry, first review) from the type's rule, for a certificate given only its issue date."""
+    return (_years_after(issued_on, kind.valid_years) - timedelta(days=1),
+            _years_after(issued_on, kind.review_years) - timedelta(days=1)
+            if kind.review_years else None)
+
+
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:                  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+async def taken_numbers(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Who holds each (type, number) already, for an import to refuse another holder's."""
+    if not pairs:
+        return {}
+    rows = await Certificate.filter(number__in={n for _, n in pairs}).values_list(
+        "type_code", "number", "holder_id")
+    wanted = set(pairs)
+    return {(t, n): h for t, n, h in rows if (t, n) in wanted}
+
+
+async def register(certificates: Sequence[NewCertificate], source: str, actor: str,
+                   now: datetime, days: Sequence[int]) -> tuple[int, int]:
+    """Add certificates, or bring ones with the same type and number up to date (a review or a
+    renewal): (added, changed). One of another holder's is refused before anything is written.
+    Each write is a record in its holder's chain."""
+    added = changed = 0
+    async with atomic():
+        taken = await taken_numbers([(c.type.code, c.number) for c in certificates])
+        for c in certificates:
+            other = taken.get((c.type.code, c.number))
+            if other is not None and other != c.holder_id:
+                raise CertificateError(f"证书编号 {c.number}（{c.type.name}）已登记在他人名下")
+        existing = {(r.type_code, r.number): r for r in await Certificate.filter(
+            number__in={c.number for c in certificates})}
+        records = []
+        for c in certificates:
+            row = existing.get((c.type.code, c.number))
+            values = {"issued_on": c.issued_on, "expires_on": c.expires_on,
+                      "review_on": c.review_on, "status": CertificateStatus.ACTIVE}
+            if c.photo:
+                values["photo"] = c.photo
+            if row is None:
+                row = Certificate(holder_kind=c.holder_kind, holder_id=c.holder_id,
+                                  type_code=c.type.code, number=c.number, source=source,
+                                  added_at=now, updated_at=now, **values)
+                event = "registered"
+                added += 1
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                event = "renewed" if c.expires_on != row.expires_on else "reviewed"
+                row.update_from_dict({**values, "source": source, "updated_at": now})
+                changed += 1
+            else:
+                continue
+            row.reminded, row.notify, row.lapsed_on = [], [], None
+            row.remind_on = next_reminder(row.due_on, [], days)
+            await row.save()
+            records.append(NewRecord(row.holder, RecordKind.CERTIFICATE,
+                                     {"event": event, **row.facts()}))
+        await append_many(records, actor, now)
+    return added, changed
+
+
+async def certificates_of(holder_id: str, holder_kind: HolderKind = HolderKind.PERSON
+                          ) -> list[Certificate]:
+    return list(await Certificate.filter(holder_id=holder_id, holder_kind=holder_kind,
+                                         status=CertificateStatus.ACTIVE)
+                .order_by("type_code", "number"))
+
+
+async def certificates_of_people(people: Sequence[str]) -> dict[str, list[Certificate]]:
+    found: dict[str, list[Certificate]] = {p: [] for p in people}
+    for row in await Certificate.filter(holder_id__in=list(people),
+                                        holder_kind=HolderKind.PERSON,
+                                        status=CertificateStatus.ACTIVE):
+        found[row.holder_id].append(row)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# For the scheduler
+
+
+async def due_today(today: date, limit: int = 1000) -> list[Certificate]:
+    """Active certificates whose next reminder or lapse has come, oldest first."""
+    return list(await Certificate.filter(remind_on__lte=today, status=CertificateStatus.ACTIVE)
+                .order_by("remind_on", "id").limit(limit))
+
+
+async def mark_reminded(row: Certificate, days_before: int, notify: list[str],
+                        days: Sequence[int]) -> None:
+    """The reminder `days_before` is queued: the next one's day, and the recipients frozen."""
+    row.reminded = [*row.reminded, days_before]
+    row.notify = notify
+    row.remind_on = next_reminder(row.due_on, row.reminded, days)
+    await row.save(update_fields=["reminded", "notify", "remind_on"])
+
+
+async def mark_lapsed(row: Certificate, today: date, now: datetime) -> None:
+    """It no longer counts: recorded in its holder's chain, nothing more due on it."""
+    row.lapsed_on, row.remind_on = today, None
+    await row.save(update_fields=["lapsed_on", "remind_on"])
+    await append_many([NewRecord(row.holder, RecordKind.LAPSED, {
+        "type": row.type_code, "number": row.number, "reason": row.problem(today),
+        "due_on": row.due_on})], "scheduler", now)
+
+
+async def expiring(today: date, within_days: int) -> list[Certificate]:
+    """Active certificates due (review or expiry) within the next `within_days`, or lapsed."""
+    horizon = today + timedelta(days=within_days)
+    rows = await Certificate.filter(status=CertificateStatus.ACTIVE, remind_on__lte=horizon
+                                    ).order_by("expires_on")
+    return sorted((r for r in rows if r.due_on <= horizon), key=lambda r: r.due_on)
