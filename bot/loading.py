@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -95,6 +95,18 @@ class Entry:
         if repeated is not None:
             self.fail(f"{key} lists {show(repeated)} twice")
         return tuple(value)
+
+    def day(self, key: str) -> date | None:
+        """A TOML date (2026-12-07), or the same as a string."""
+        value = self.raw.get(key)
+        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+            return value
+        if not isinstance(value, str):
+            self.fail(f"{key} must be a date like 2026-12-07, not {toml_type(value)}")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{key} {show(value)} is not a date like 2026-12-07")
 
     def point(self, key: str) -> tuple[float, float] | None:
         value = self.raw.get(key)

@@ -5,6 +5,7 @@ service with one line naming it, as a bad roster or plan does."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def _list(data: dict[str, Any], key: str, path: Path) -> list[Any]:
 
 
 def _entry(where: str, raw: object, shape: type) -> Entry:
-    allowed = [f for f in shape.__dataclass_fields__]
+    allowed = [f.name for f in fields(shape)]
     return Entry(where, raw, allowed, error=QualificationConfigError, shape="a table")
 
 
@@ -149,3 +150,10 @@ def _hours(where: str, raw: object) -> Hours:
         raise QualificationConfigError(f"{where}: must be {{ prejob = N, yearly = N }} "
                                        "in hours, 0 or more")
     return Hours(float(raw["prejob"]), float(raw["yearly"]))
+
+
+def shipped_rules() -> QualificationRules:
+    """The rules of the files shipped in the package (for a roster loaded without settings)."""
+    from bot.settings import SHIPPED_CONFIG
+
+    return load_rules(SHIPPED_CONFIG / "certificates.toml", SHIPPED_CONFIG / "work-types.toml")

@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,14 @@ from bot.channels.registry import PLATFORMS
 from bot.loading import Entry, Journal, limit, read_file, show, write
 from bot.media import MediaStore, MediaUnavailable, content_type
 from bot.org_sync import FILLED, ROSTER, synced_fields
+from bot.people_roster import load_people
 from bot.plans import ChatChange, plan_gaps, sync_chats
+from bot.qualification import shipped_rules
 from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
+from models.people.certificates import Certificate, CertificateError
+from models.people.profiles import Contractor, Profile
+from models.people.rules import QualificationRules
 
 ACTOR = "roster"
 MAP_TYPES = ("image/png", "image/jpeg")   # what both platforms show as a picture (§4.5, §7.3)
@@ -53,6 +58,27 @@ class DepartmentEntry:
 
 
 @dataclass(frozen=True)
+class CertificateEntry:
+    """A certificate in the roster (a person's) or a contractor's document."""
+
+    type: str                      # a code of config/certificates.toml
+    number: str
+    issued_on: date | None = None
+    expires_on: date | None = None     # the last valid day; from the type's rule if left out
+    review_on: date | None = None
+
+
+@dataclass(frozen=True)
+class ContractorEntry:
+    id: str
+    name: str
+    responsible: str = ""          # 负责人
+    phone: str = ""
+    contract_end: date | None = None   # its workers' admission ends with it
+    documents: tuple[CertificateEntry, ...] = ()
+
+
+@dataclass(frozen=True)
 class UserEntry:
     id: str
     name: str
@@ -62,6 +88,12 @@ class UserEntry:
     mobile: str = ""
     platform: str = ""             # where their notices go; "" = the first platform switched on
     platform_id: str = ""          # their id there, when it is not `id`
+    # The person's file (一人一档): post, dates, the contractor they work for, certificates.
+    post: str = ""
+    hired_on: date | None = None
+    post_since: date | None = None
+    contractor: str | None = None
+    certificates: tuple[CertificateEntry, ...] = ()
 
     @property
     def address(self) -> tuple[str, str]:
@@ -88,6 +120,7 @@ class Roster:
     departments: tuple[DepartmentEntry, ...]
     users: tuple[UserEntry, ...]
     areas: tuple[AreaEntry, ...]
+    contractors: tuple[ContractorEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +150,8 @@ class RosterReport:
 # ---------------------------------------------------------------------------------------------
 # Parsing: pure, and complete before anything touches the database
 
-_SECTIONS = {"departments": "id", "users": "id", "areas": "code"}  # section -> its key
+_SECTIONS = {"departments": "id", "users": "id", "areas": "code",  # section -> its key
+             "contractors": "id"}
 
 
 def parse_roster(text: str) -> Roster:
@@ -133,6 +167,8 @@ def parse_roster(text: str) -> Roster:
         departments=tuple(_department(t) for t in _tables(data, "departments", DepartmentEntry)),
         users=tuple(_user(t) for t in _tables(data, "users", UserEntry)),
         areas=tuple(_area(t) for t in _tables(data, "areas", AreaEntry)),
+        contractors=tuple(_contractor(t) for t in _tables(data, "contractors",
+                                                          ContractorEntry)),
     )
     if not roster.users:
         # An empty or truncated file would otherwise deactivate everyone.
@@ -141,6 +177,8 @@ def parse_roster(text: str) -> Roster:
     _check_unique("users", [u.id for u in roster.users])
     _check_addresses(roster.users)
     _check_unique("areas", [a.code for a in roster.areas])
+    _check_unique("contractors", [c.id for c in roster.contractors])
+    _check_certificate_numbers(roster)
     _check_area_labels(roster.areas)
     _check_references(roster)
     _check_chain(roster.users)
@@ -186,7 +224,42 @@ def _user(t: Entry) -> UserEntry:
         mobile=t.optional("mobile", limit(User, "mobile")) or "",
         platform=_platform(t),
         platform_id=t.optional("platform_id", limit(User, "platform_id")) or "",
+        post=t.optional("post", limit(Profile, "post")) or "",
+        hired_on=t.day("hired_on"),
+        post_since=t.day("post_since"),
+        contractor=t.optional("contractor"),
+        certificates=_certificates(t, "certificates"),
     )
+
+
+def _contractor(t: Entry) -> ContractorEntry:
+    return ContractorEntry(
+        id=t.required("id", limit(Contractor, "id")),
+        name=t.required("name", limit(Contractor, "name")),
+        responsible=t.optional("responsible", limit(Contractor, "responsible")) or "",
+        phone=t.optional("phone", limit(Contractor, "phone")) or "",
+        contract_end=t.day("contract_end"),
+        documents=_certificates(t, "documents"),
+    )
+
+
+def _certificates(t: Entry, key: str) -> tuple[CertificateEntry, ...]:
+    """`certificates = [{ type = "T-EL-LV", number = "…", issued_on = 2024-03-01 }]`."""
+    raw = t.raw.get(key, [])
+    if not isinstance(raw, list):
+        t.fail(f"{key} must be a list of {{ type, number, issued_on, expires_on }} tables")
+    found = []
+    for n, item in enumerate(raw):
+        c = Entry(f"{t.where} {key}[{n}]", item, [f.name for f in fields(CertificateEntry)],
+                  error=RosterError, shape="{ type, number, … }")
+        entry = CertificateEntry(type=c.required("type", limit(Certificate, "type_code")),
+                                 number=c.required("number", limit(Certificate, "number")),
+                                 issued_on=c.day("issued_on"), expires_on=c.day("expires_on"),
+                                 review_on=c.day("review_on"))
+        if entry.issued_on is None and entry.expires_on is None:
+            c.fail("needs issued_on or expires_on")
+        found.append(entry)
+    return tuple(found)
 
 
 def _platform(t: Entry) -> str:
@@ -245,6 +318,19 @@ def _check_unique(section: str, idents: list[str]) -> None:
         first[ident] = i
 
 
+def _check_certificate_numbers(roster: Roster) -> None:
+    """A certificate's number is its identity within its type: one holder each."""
+    first: dict[tuple[str, str], str] = {}
+    held = [(f"users[{i}]", c) for i, u in enumerate(roster.users) for c in u.certificates]
+    held += [(f"contractors[{i}]", c) for i, k in enumerate(roster.contractors)
+             for c in k.documents]
+    for where, c in held:
+        if (c.type, c.number) in first:
+            raise RosterError(f"{where}: certificate {show(c.type)} number {show(c.number)} "
+                              f"is already held by {first[(c.type, c.number)]}")
+        first[(c.type, c.number)] = where
+
+
 def _check_addresses(users: Sequence[UserEntry]) -> None:
     """Two people with one id on one platform: a message from it could be either."""
     first: dict[tuple[str, str], int] = {}
@@ -286,6 +372,7 @@ def _check_references(roster: Roster) -> None:
         if user.supervisor == user.id:
             raise RosterError(f"{where}: a user cannot supervise themself")
         resolve(where, "supervisor", user.supervisor, users)
+        resolve(where, "contractor", user.contractor, {c.id for c in roster.contractors})
     for i, area in enumerate(roster.areas):
         resolve(_at("areas", i, area.code), "owner", area.owner, users)
         resolve(_at("areas", i, area.code), "reviewer", area.reviewer, users)
@@ -318,9 +405,11 @@ def _check_chain(users: Sequence[UserEntry]) -> None:
 # Loading: one transaction, writes only for what changed, one audit event per write
 
 
-async def load_org(path: Path, now: datetime, media: MediaStore) -> RosterReport:
+async def load_org(path: Path, now: datetime, media: MediaStore,
+                   rules: QualificationRules | None = None) -> RosterReport:
     """Make the database match the roster file, then the plans' chats match the roster; loading
-    the same file again writes and queues nothing. The areas' maps go into `media`."""
+    the same file again writes and queues nothing. The areas' maps go into `media`; the
+    certificates are read by `rules` (the shipped certificate types by default)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     roster = parse_roster(await read_file(path, "the roster", RosterError))
@@ -332,6 +421,10 @@ async def load_org(path: Path, now: datetime, media: MediaStore) -> RosterReport
         await _load_departments(roster.departments, journal)
         await _load_users(roster.users, journal)
         await _load_areas(roster.areas, areas, maps, journal)
+        try:
+            await load_people(roster, rules or shipped_rules(), journal)
+        except CertificateError as exc:
+            raise RosterError(str(exc)) from None
     # After the commit: the roster is the plant's HR data, and no chat may hold it back.
     chats = await sync_chats(now)
     return RosterReport(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -47,9 +48,10 @@ class Taken:
 
 async def add_training(taken: Sequence[Taken], source: str, actor: str, now: datetime) -> int:
     """Add the records not there yet (by person, course and day); how many were new."""
-    rows = [{"person_id": t.person_id, "course": t.course, "hours": t.hours, "on": t.on,
-             "score": t.score, "passed": t.passed, "source": source,
-             "key": f"{t.person_id}:{t.course}:{t.on}", "added_at": now} for t in taken]
+    rows: list[dict[str, Any]] = [
+        {"person_id": t.person_id, "course": t.course, "hours": t.hours, "on": t.on,
+         "score": t.score, "passed": t.passed, "source": source,
+         "key": f"{t.person_id}:{t.course}:{t.on}", "added_at": now} for t in taken]
     async with atomic():
         new = await insert_once(TrainingRecord, rows, unique="key")
         await append_many([NewRecord(r["person_id"], RecordKind.TRAINING, {

@@ -2,7 +2,7 @@
 with its number, its validity and its review date, and the reminders before either comes.
 
 A certificate is one row per (type, number), kept current (a review moves its review date, a
-renewal its expiry); every change is also a record in the holder's chain (models/people/records.py),
+renewal its expiry); every change is also a record in the holder's chain (people/records.py),
 which is the history. Validity is read by date, so a certificate stops counting on the day after
 its expiry (有效期至 is the last valid day) or its review date, whatever the scheduler has done;
 the scheduler's part is to remind before and to record and announce the lapse after.
@@ -168,7 +168,7 @@ async def register(certificates: Sequence[NewCertificate], source: str, actor: s
         records = []
         for c in certificates:
             row = existing.get((c.type.code, c.number))
-            values = {"issued_on": c.issued_on, "expires_on": c.expires_on,
+            values: dict[str, Any] = {"issued_on": c.issued_on, "expires_on": c.expires_on,
                       "review_on": c.review_on, "status": CertificateStatus.ACTIVE}
             if c.photo:
                 values["photo"] = c.photo

@@ -171,7 +171,8 @@ async def verify() -> tuple[int, int, list[Broken]]:
         if r.seq != seq:
             problem = f"expected record #{seq} here, found #{r.seq}: a record is missing"
         elif r.prev != prev:
-            problem = "its link to the record before does not match: a record was removed or replaced"
+            problem = ("its link to the record before does not match: a record was removed "
+                       "or replaced")
         elif digest_of(r.holder, r.seq, r.kind.value, r.at, r.actor, r.data, r.prev) != r.digest:
             problem = "its content does not match its hash: the record was edited"
         if problem:

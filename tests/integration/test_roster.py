@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from bot.roster import RosterError, RosterReport, load_org, parse_roster
 from models import transaction
 from models.audit import AuditEvent
 from models.org import Area, Department, RiskColor, Role, User, every_area
+from models.people.certificates import Certificate, HolderKind
+from models.people.profiles import Contractor, Profile
+from models.people.records import RecordKind, records_of
 from tests.harness import ROSTER_MEDIA
 
 DEMO = Path(__file__).parents[2] / "config" / "demo-org.toml"
@@ -111,9 +114,9 @@ async def test_demo_plant_loads_with_a_supervisor_chain_to_the_principal(
 ) -> None:
     report = await load_org(DEMO, NOW, ROSTER_MEDIA)
 
-    assert report == RosterReport(departments=5, users=17, areas=6, created=28, updated=0,
+    assert report == RosterReport(departments=5, users=18, areas=6, created=30, updated=0,
                                   unchanged=0, deactivated=0)
-    assert report.summary() == ("5 departments, 17 users, 6 areas: 28 created, 0 updated, "
+    assert report.summary() == ("5 departments, 18 users, 6 areas: 30 created, 0 updated, "
                                 "0 unchanged, 0 deactivated")
     assert await chain_above("zhangsan") == ["wangqiang", "zhouwei", "chenjianguo"]
     assert await chain_above("wanghaiyan") == ["huangjun", "lihua", "zhouwei", "chenjianguo"]
@@ -126,10 +129,21 @@ async def test_demo_plant_loads_with_a_supervisor_chain_to_the_principal(
     assert workshop.owner_id == "lihua" and workshop.risk_color == RiskColor.RED  # type: ignore[attr-defined]
     assert {a.risk_color for a in await Area.all()} == set(RiskColor)
     events = await AuditEvent.filter(actor="roster").order_by("id")
-    assert len(events) == 28 and all(e.at == NOW for e in events)
+    assert len(events) == 30 and all(e.at == NOW for e in events)
     zhangsan = next(e for e in events if e.subject_id == "zhangsan")
     assert (zhangsan.action, zhangsan.subject_type) == ("org.user.created", "user")
     assert zhangsan.data["after"]["supervisor_id"] == "wangqiang"
+    # The person's file: posts, certificates (dates left out follow the type's rule), the
+    # contractor with its documents and its worker.
+    welder = await Certificate.get(holder_id="huangjun")
+    assert (welder.type_code, welder.expires_on, welder.review_on) == (
+        "T-WELD", date(2031, 6, 2), date(2028, 6, 2))
+    assert (await Profile.get(person_id="huaan-zhaogang")).contractor_id == "huaan"
+    assert (await Contractor.get(id="huaan")).contract_end == date(2027, 6, 30)
+    assert await Certificate.filter(holder_kind=HolderKind.CONTRACTOR,
+                                    holder_id="huaan").count() == 2
+    assert [r.kind for r in await records_of("gaofeng")] == [RecordKind.PROFILE,
+                                                             RecordKind.CERTIFICATE]
 
 
 async def test_loading_the_same_file_again_changes_nothing(db: TortoiseContext) -> None:
@@ -138,7 +152,7 @@ async def test_loading_the_same_file_again_changes_nothing(db: TortoiseContext) 
 
     report = await load_org(DEMO, NOW, ROSTER_MEDIA)
 
-    assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 0, 28, 0)
+    assert (report.created, report.updated, report.unchanged, report.deactivated) == (0, 0, 30, 0)
     assert await snapshot() == before
 
 
@@ -236,7 +250,17 @@ BAD_ROSTERS = {
     "unknown key": (
         edit(BASE, 'supervisor = "lisi"', 'superviser = "lisi"'),
         'users[0] (id="zhangsan"): unknown key "superviser"; allowed: id, name, department, '
-        "roles, supervisor, mobile, platform, platform_id"),
+        "roles, supervisor, mobile, platform, platform_id, post, hired_on, post_since, "
+        "contractor, certificates"),
+    "unknown certificate type": (
+        edit(BASE, 'supervisor = "lisi"',
+             'certificates = [{ type = "T-XX", number = "1", issued_on = 2024-01-01 }]'),
+        "users[0]: certificate type \"T-XX\" is not a person's type in certificates.toml"),
+    "certificate date": (
+        edit(BASE, 'supervisor = "lisi"',
+             'certificates = [{ type = "T-WELD", number = "1", issued_on = "2024-13-01" }]'),
+        'users[0] (id="zhangsan") certificates[0]: issued_on "2024-13-01" is not a date like '
+        "2026-12-07"),
     "unknown platform": (
         edit(BASE, 'supervisor = "lisi"', 'platform = "feishu"'),
         'users[0] (id="zhangsan"): platform "feishu" must be one of wecom/dingtalk/webchat'),
@@ -268,7 +292,7 @@ BAD_ROSTERS = {
         'departments[1]: id must be a string, not an integer'),
     "unknown section": (
         BASE + '\n[[user]]\nid = "qianqi"\nname = "钱七"\n',
-        'unknown section "user"; expected departments, users, areas'),
+        'unknown section "user"; expected departments, users, areas, contractors'),
     "no users": (
         BASE[:BASE.index("[[users]]")],
         "the roster lists no users ([[users]])"),
