@@ -295,3 +295,19 @@ async def set_risk_status(area: Area, status: str, reason: str, now: datetime) -
 async def member_named(text: str) -> User | None:
     """The active member whose id or name is `text` (a person typing a colleague's name)."""
     return await User.filter(active=True).filter(Q(id=text) | Q(name=text)).order_by("id").first()
+
+
+async def members_named(texts: Collection[str]) -> dict[str, User]:
+    """The active members whose id or name is each text, in one query (a 开工 names twenty)."""
+    wanted = list(set(texts))
+    if not wanted:
+        return {}
+    rows = await User.filter(active=True).filter(Q(id__in=wanted) | Q(name__in=wanted)
+                                                 ).order_by("id")
+    found: dict[str, User] = {}
+    for user in rows:
+        for text in (user.name, user.id):
+            found.setdefault(text, user)
+    for user in rows:              # an id wins over another person's name
+        found[user.id] = user
+    return {t: found[t] for t in wanted if t in found}

@@ -16,9 +16,17 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models import atomic
+from models.calendar import WorkCalendar
+from models.catalog import Category, DefectType, Grade
+from models.hazard import Ticket, assignment, file_ticket, new_draft, save_draft
 from models.org import User
 from models.people.certificates import certificates_of_people
-from models.people.profiles import admissions_of, contractors_by_id, profiles_of
+from models.people.profiles import (
+    Contractor,
+    admissions_of,
+    contractors_by_id,
+    profiles_of,
+)
 from models.people.records import NewRecord, RecordKind, append_many
 from models.people.rules import QualificationRules, WorkType
 from models.training import hours_within, passed_courses, training_of
@@ -74,8 +82,9 @@ class QualificationCheck(Model):
 
 
 async def judge(people: Sequence[User], work: WorkType, rules: QualificationRules,
-                today: date) -> list[Verdict]:
-    """Who may do `work` today: five queries for the whole crew, whatever its size."""
+                today: date, *, admission: bool = True) -> list[Verdict]:
+    """Who may do `work` today: five queries for the whole crew, whatever its size. Without
+    `admission`, a contractor's admission is not asked for (the admission itself asks)."""
     ids = [p.id for p in people]
     profiles = await profiles_of(ids)
     held = await certificates_of_people(ids)
@@ -97,7 +106,8 @@ async def judge(people: Sequence[User], work: WorkType, rules: QualificationRule
         if profile.contractor_id:
             if company is not None and company.blacklisted:
                 reasons.append(f"所属承包商{company.name}已列入黑名单（{company.blacklisted}）")
-            reasons.extend(_admission(admissions.get(person.id), today))
+            if admission:
+                reasons.extend(_admission(admissions.get(person.id), today))
         for requirement in work.certificates:
             types = [rules.certificates[code] for code in requirement]
             own = [c for c in held[person.id] if c.type_code in requirement]
@@ -140,6 +150,27 @@ def _hours(rules: QualificationRules, post: str, roles: Sequence[str], hired_on:
             if done < need.yearly else [])
 
 
+async def admission_gaps(person: User, contractor: Contractor, work_types: Sequence[WorkType],
+                         rules: QualificationRules, today: date) -> list[str]:
+    """What stands between a contractor's worker and admission: the entry training passed,
+    the contract running, the company and the person off the blacklist, and the certificates
+    and trainings of the work they will do."""
+    gaps = []
+    if contractor.contract_end is not None and contractor.contract_end < today:
+        gaps.append(f"{contractor.name}的合同已于{contractor.contract_end:%Y-%m-%d}到期")
+    if rules.contractor_course and rules.contractor_course not in passed_courses(
+            (await training_of([person.id]))[person.id]):
+        gaps.append(f"未通过入厂安全教育考核（{rules.contractor_course}）")
+    for work in work_types:
+        for verdict in await judge([person], work, rules, today, admission=False):
+            gaps.extend(f"{work.name}：{r}" if len(work_types) > 1 else r
+                        for r in verdict.reasons if r not in gaps)
+    if not work_types:
+        verdict = (await judge([person], WorkType("入厂"), rules, today, admission=False))[0]
+        gaps.extend(verdict.reasons)
+    return list(dict.fromkeys(gaps))
+
+
 async def record_check(asked_by: str, work: WorkType, area_id: str | None,
                        verdicts: Sequence[Verdict], now: datetime) -> QualificationCheck:
     """Keep the answer: the check, and a record in each person's chain."""
@@ -177,5 +208,34 @@ async def decide_proposal(check: QualificationCheck, confirm: bool, by: str) -> 
     return bool(won)
 
 
-async def link_ticket(check: QualificationCheck, ticket_id: int) -> None:
-    await QualificationCheck.filter(id=check.id).update(ticket_id=ticket_id)
+def unlicensed_description(check: QualificationCheck) -> str:
+    """What the proposed ticket says: who lacked which special-operations certificate."""
+    who = "；".join(f"{v.name}（{'、'.join(v.unlicensed)}证）" for v in check.results
+                   if v.unlicensed)
+    return (f"特种作业人员未持证上岗：{who}。开工前资格校验 {check.label}"
+            f"（{check.work_type}）未通过，已拒绝其上岗。")
+
+
+async def file_unlicensed(check: QualificationCheck, by: User, rules: QualificationRules,
+                          category: Category, calendar: WorkCalendar, now: datetime,
+                          day: str) -> Ticket | None:
+    """The proposal confirmed: a 重大 ticket, reported by the safety manager who confirmed it,
+    in the check's area, waiting for its 治理方案 as any 重大 ticket does. Raises Refused (from
+    `assignment`) when the area has nobody to own it, before anything is written; None when
+    the proposal was decided meanwhile (another manager's click)."""
+    draft = Ticket(reporter_id=by.id, area_id=check.area_id, category=category.code,
+                   grade=Grade.MAJOR, grade_reason=rules.major_basis or "特种作业人员未持证上岗",
+                   defect_type=DefectType.MANAGEMENT, defect_reason="特种作业人员资格管理缺失",
+                   description=unlicensed_description(check))
+    who = await assignment(draft, category)
+    if not await decide_proposal(check, True, by.id):
+        return None
+    ticket = await new_draft(by.id, [], now)
+    ticket.update_from_dict({k: getattr(draft, k) for k in (
+        "area_id", "category", "grade", "grade_reason", "defect_type", "defect_reason",
+        "description")})
+    await save_draft(ticket, now)
+    await file_ticket(ticket, now, day, who, category, calendar)
+    await QualificationCheck.filter(id=check.id).update(ticket_id=ticket.id)
+    check.ticket_id = ticket.id
+    return ticket

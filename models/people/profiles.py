@@ -16,6 +16,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models import atomic
+from models.org import User
 from models.people.records import NewRecord, RecordKind, append_many, contractor_holder
 
 
@@ -169,3 +170,35 @@ async def set_blacklisted(person_id: str | None, contractor: Contractor | None, 
 
 async def record_violation(person_id: str, what: str, by: str, now: datetime) -> None:
     await append_many([NewRecord(person_id, RecordKind.VIOLATION, {"what": what})], by, now)
+
+
+CHAT = "chat"      # the source of a contractor's worker added in chat: no roster deactivates them
+
+
+async def add_contractor(name: str, responsible: str, phone: str, contract_end: date | None,
+                         by: str, now: datetime) -> Contractor:
+    async with atomic():
+        company = await Contractor.create(id=f"c-{secrets.token_hex(4)}", name=name,
+                                          responsible=responsible, phone=phone,
+                                          contract_end=contract_end)
+        await append_many([NewRecord(contractor_holder(company.id), RecordKind.PROFILE, {
+            "event": "added", "name": name, "responsible": responsible, "phone": phone,
+            "contract_end": contract_end})], by, now)
+    return company
+
+
+async def add_contractor_worker(name: str, contractor: Contractor, post: str, supervisor: str,
+                                by: str, now: datetime) -> User:
+    """A contractor's worker without a chat account, kept by chat (not by the roster file):
+    the team lead who adds them is their supervisor and names them in 开工."""
+    async with atomic():
+        person = await User.create(id=f"{contractor.id}-{secrets.token_hex(3)}", name=name,
+                                   roles=["worker"], supervisor_id=supervisor, source=CHAT)
+        await Profile.create(person_id=person.id, post=post, contractor_id=contractor.id)
+        await append_many([NewRecord(person.id, RecordKind.PROFILE, {
+            "post": post, "contractor_id": contractor.id, "added_by": by})], by, now)
+    return person
+
+
+async def admission_by_id(admission_id: int | None) -> Admission | None:
+    return await Admission.get_or_none(id=admission_id) if admission_id else None
