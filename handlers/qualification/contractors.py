@@ -156,7 +156,7 @@ async def _decide(ctx: Context, admission: Admission, admit: bool, reason: str) 
 class RefusalDialog(Dialog[int]):
     """不准入: the reason, then the decision."""
 
-    kind = "admission_refusal"
+    kind = "admission_no"
 
     async def _reason(self, text: str) -> str:
         if not 2 <= len(text) <= 200:

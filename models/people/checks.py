@@ -22,6 +22,8 @@ from models.hazard import Ticket, assignment, file_ticket, new_draft, save_draft
 from models.org import User
 from models.people.certificates import certificates_of_people
 from models.people.profiles import (
+    Admission,
+    AdmissionStatus,
     Contractor,
     admissions_of,
     contractors_by_id,
@@ -126,14 +128,16 @@ async def judge(people: Sequence[User], work: WorkType, rules: QualificationRule
     return verdicts
 
 
-def _admission(admission: Any, today: date) -> list[str]:
+def _admission(admission: Admission | None, today: date) -> list[str]:
     if admission is None:
         return ["承包商人员未办理准入"]
     if admission.valid(today):
         return []
-    if admission.status.value == "admitted":
+    if admission.status is AdmissionStatus.ADMITTED:
         return [f"准入已于{admission.until:%Y-%m-%d}到期"]
-    return [f"准入{admission.status.label}"]
+    if admission.status is AdmissionStatus.ASKED:
+        return ["承包商准入待安全管理员审批"]
+    return [f"承包商准入未获批准（{admission.reason}）"]
 
 
 def _hours(rules: QualificationRules, post: str, roles: Sequence[str], hired_on: date | None,

@@ -22,6 +22,7 @@ from bot.qualification import shipped_rules
 from models.audit import AuditEvent
 from models.catalog import Grade
 from models.hazard import Status, Ticket
+from models.org import User
 from models.people.certificates import Certificate, HolderKind, NewCertificate, register
 from models.people.checks import Proposal, QualificationCheck
 from models.people.profiles import Admission, AdmissionStatus, Contractor
@@ -232,3 +233,48 @@ async def test_the_persons_file_is_shown_to_those_who_may_and_refused_to_others(
     assert (refusal.actor, refusal.subject_id) == ("zhangsan", "gaofeng")
     await wangqiang.says("档案 张三")
     await wangqiang.expect("一人一档 · 张三（zhangsan）")
+
+
+async def test_a_company_and_its_worker_added_in_chat_refused_admission_with_a_reason(
+        wecom: tuple[Phone[Any], Service]) -> None:
+    phone, service = wecom
+    liuyang, huangjun = Person(phone, "liuyang"), Person(phone, "huangjun")
+    end = service.clock().astimezone(TZ).date() + timedelta(days=90)
+    await huangjun.says(f"添加承包商 恒通安装工程有限公司 周明 13900000031 {end}")
+    await huangjun.expect("添加承包商由安全管理员操作")
+    await liuyang.says("添加承包商 恒通安装工程有限公司 周明")
+    await liuyang.expect("请发送“添加承包商 名称 负责人 电话 合同截止日期”")
+    await liuyang.says(f"添加承包商 恒通安装工程有限公司 周明 13900000031 {end}")
+    await liuyang.expect("已添加承包商恒通安装工程有限公司", "登记资质 恒通安装工程有限公司")
+    await liuyang.says("登记承包商人员 孙强 恒通安装工程有限公司 焊工")
+    await liuyang.expect("已登记恒通安装工程有限公司人员孙强")
+    assert (await Contractor.get(name="恒通安装工程有限公司")).contract_end == end
+
+    # No entry training yet: refused before any card.
+    await liuyang.says("申请准入 孙强")
+    await liuyang.expect("孙强暂不能申请准入：未通过入厂安全教育考核（承包商入厂安全教育）")
+    sunqiang = (await User.get(name="孙强")).id
+    await add_training([Taken(sunqiang, "承包商入厂安全教育", 8,
+                              service.clock().astimezone(TZ).date(), 85, True)],
+                       "import", "liuyang", service.clock())
+    await liuyang.says("申请准入 孙强")
+    card = await liuyang.expect("承包商人员准入审批", "孙强（恒通安装工程有限公司）")
+    await liuyang.clicks(card, "不准入")
+    await liuyang.expect("请回复不准入的原因")
+    await liuyang.says("未交安全技术交底记录")
+    await liuyang.expect("已记录：孙强不准入：未交安全技术交底记录")
+    admission = await Admission.get(person_id=sunqiang)
+    assert admission.status is AdmissionStatus.REFUSED
+    await huangjun.says("开工 受限空间 罐区 孙强")
+    await huangjun.expect("孙强：承包商准入未获批准（未交安全技术交底记录）")
+
+    # A suspension stops an employee's work until 复岗.
+    await liuyang.says("停岗 黄军 安全教育考试作弊")
+    await liuyang.expect("已将黄军停岗：安全教育考试作弊")
+    await huangjun.says("开工 动火作业 3号车间 黄军")
+    await huangjun.expect("黄军：停岗中（安全教育考试作弊）")
+    await liuyang.says("复岗 黄军")
+    await liuyang.expect("黄军已复岗")
+    await huangjun.says("开工 动火作业 3号车间 黄军")
+    await huangjun.expect("可以开工（1人）：黄军")
+
