@@ -11,7 +11,7 @@ from handlers.qualification.words import (
     after,
     managers_only,
     parse_day,
-    people_named,
+    person_named,
     starts_with,
     typed,
 )
@@ -81,12 +81,12 @@ async def ask(ctx: Context) -> None:
     """申请准入 姓名 [作业类型 …]."""
     words = after(ctx, ASK)
     rules = ctx.rules.qualification
-    people, _ = await people_named(words[:1])
-    if not people:
-        await ctx.reply(Text("请发送“申请准入 姓名 作业类型”，例如：申请准入 赵刚 动火作业。"
-                             + (f"名册中没有“{words[0]}”。" if words else "")))
+    if not words:
+        await ctx.reply(Text("请发送“申请准入 姓名 作业类型”，例如：申请准入 赵刚 动火作业。"))
         return
-    person = people[0]
+    person = await person_named(ctx, words[0])
+    if person is None:
+        return
     work = [rules.work_type(w) for w in words[1:]]
     if None in work:
         unknown = [w for w in words[1:] if rules.work_type(w) is None]

@@ -4,9 +4,17 @@ is a record in the holder's chain; the pre-work check reads the suspension and t
 
 from __future__ import annotations
 
+from functools import partial
 from re import Pattern
 
-from handlers.qualification.words import after, managers_only, people_named, starts_with, typed
+from handlers.qualification.words import (
+    after,
+    managers_only,
+    people_named,
+    person_named,
+    starts_with,
+    typed,
+)
 from handlers.router import Context, Router
 from models.org import Role, supervisor_chain
 from models.outgoing import Text
@@ -33,11 +41,9 @@ async def violation(ctx: Context) -> None:
         await ctx.reply(Text("请发送“记录违章 姓名 违章情况”，"
                              "例如：记录违章 张三 动火作业未办理作业票"))
         return
-    people, _ = await people_named(words[:1])
-    if not people:
-        await ctx.reply(Text(f"名册中没有“{words[0]}”。"))
+    person = await person_named(ctx, words[0])
+    if person is None:
         return
-    person = people[0]
     if not (ctx.me.has_role(Role.SAFETY_MANAGER)
             or ctx.me.id in await supervisor_chain(person.id)):
         await ctx.reply(Text("违章由其上级或安全管理员记录。"))
@@ -47,16 +53,6 @@ async def violation(ctx: Context) -> None:
     await ctx.reply(Text(f"已记入{person.name}的档案：{what}"))
 
 
-@router.on(typed(SUSPEND))
-async def suspend(ctx: Context) -> None:
-    await _suspension(ctx, SUSPEND, suspend=True)
-
-
-@router.on(typed(RESUME))
-async def resume(ctx: Context) -> None:
-    await _suspension(ctx, RESUME, suspend=False)
-
-
 async def _suspension(ctx: Context, pattern: Pattern[str], *, suspend: bool) -> None:
     if not await managers_only(ctx, "停岗、复岗"):
         return
@@ -64,11 +60,9 @@ async def _suspension(ctx: Context, pattern: Pattern[str], *, suspend: bool) -> 
     if not words or (suspend and len(words) < 2):
         await ctx.reply(Text("请发送“停岗 姓名 原因”或“复岗 姓名”。"))
         return
-    people, _ = await people_named(words[:1])
-    if not people:
-        await ctx.reply(Text(f"名册中没有“{words[0]}”。"))
+    person = await person_named(ctx, words[0])
+    if person is None:
         return
-    person = people[0]
     current = (await profile_of(person.id)).suspended
     if not suspend and not current:
         await ctx.reply(Text(f"{person.name}未处于停岗状态。"))
@@ -77,16 +71,6 @@ async def _suspension(ctx: Context, pattern: Pattern[str], *, suspend: bool) -> 
     await set_suspended(person.id, reason, ctx.me.id, ctx.now)
     await ctx.reply(Text(f"已将{person.name}停岗：{reason}。开工校验将不予通过，复岗请发送“复岗 "
                          f"{person.name}”。" if suspend else f"{person.name}已复岗。"))
-
-
-@router.on(typed(BLACKLIST))
-async def blacklist(ctx: Context) -> None:
-    await _blacklist(ctx, BLACKLIST, listing=True)
-
-
-@router.on(typed(UNLIST))
-async def unlist(ctx: Context) -> None:
-    await _blacklist(ctx, UNLIST, listing=False)
 
 
 async def _blacklist(ctx: Context, pattern: Pattern[str], *, listing: bool) -> None:
@@ -111,3 +95,10 @@ async def _blacklist(ctx: Context, pattern: Pattern[str], *, listing: bool) -> N
                              + ("其所有人员" if company else "") + "开工校验将一律不予通过。"))
     else:
         await ctx.reply(Text(f"已将{who}移出黑名单。"))
+
+
+# Each pair of words, one way and back, is one handler.
+for _pattern, _on in ((SUSPEND, True), (RESUME, False)):
+    router.on(typed(_pattern))(partial(_suspension, pattern=_pattern, suspend=_on))
+for _pattern, _on in ((BLACKLIST, True), (UNLIST, False)):
+    router.on(typed(_pattern))(partial(_blacklist, pattern=_pattern, listing=_on))

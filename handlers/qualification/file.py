@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, tzinfo
 
-from handlers.qualification.words import after, people_named, starts_with, typed
+from handlers.qualification.words import after, person_named, starts_with, typed
 from handlers.router import Context, Router
 from models.audit import record
 from models.outgoing import Markdown, Text, fit
@@ -29,11 +29,9 @@ async def someone(ctx: Context) -> None:
         await ctx.reply(Text("请发送“档案 姓名”，例如：档案 张三。"
                              "查看自己的档案请发送“我的档案”。"))
         return
-    people, _ = await people_named(names)
-    if not people:
-        await ctx.reply(Text(f"名册中没有“{names[0]}”。"))
+    person = await person_named(ctx, names[0])
+    if person is None:
         return
-    person = people[0]
     if not await may_read_file(ctx.me, person):
         await record(at=ctx.now, actor=ctx.me.id, action="refused", subject_type="person_file",
                      subject_id=person.id, note="档案: not their supervisor or a manager")

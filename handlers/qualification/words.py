@@ -63,6 +63,15 @@ async def people_named(names: Sequence[str]) -> tuple[list[User], list[str]]:
     return people, unknown
 
 
+async def person_named(ctx: Context, name: str) -> User | None:
+    """The active person `name` names; None, and the sender told, when nobody is."""
+    people, _ = await people_named([name])
+    if not people:
+        await ctx.reply(Text(f"名册中没有“{name}”。"))
+        return None
+    return people[0]
+
+
 def is_safety_manager(user: User) -> bool:
     return user.has_role(Role.SAFETY_MANAGER)
 
