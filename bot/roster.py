@@ -33,13 +33,19 @@ from bot.channels.registry import PLATFORMS
 from bot.loading import Entry, Journal, limit, read_file, show, write
 from bot.media import MediaStore, MediaUnavailable, content_type
 from bot.org_sync import FILLED, ROSTER, synced_fields
-from bot.people_roster import load_people
+from bot.people_roster import (
+    CertificateEntry,
+    ContractorEntry,
+    certificate_entries,
+    contractor_entry,
+    load_people,
+)
 from bot.plans import ChatChange, plan_gaps, sync_chats
 from bot.qualification import shipped_rules
 from models import transaction
 from models.org import Area, Department, RiskColor, Role, User
-from models.people.certificates import Certificate, CertificateError
-from models.people.profiles import Contractor, Profile
+from models.people.certificates import CertificateError
+from models.people.profiles import Profile
 from models.people.rules import QualificationRules
 
 ACTOR = "roster"
@@ -55,27 +61,6 @@ class RosterError(Exception):
 class DepartmentEntry:
     id: str
     name: str
-
-
-@dataclass(frozen=True)
-class CertificateEntry:
-    """A certificate in the roster (a person's) or a contractor's document."""
-
-    type: str                      # a code of config/certificates.toml
-    number: str
-    issued_on: date | None = None
-    expires_on: date | None = None     # the last valid day; from the type's rule if left out
-    review_on: date | None = None
-
-
-@dataclass(frozen=True)
-class ContractorEntry:
-    id: str
-    name: str
-    responsible: str = ""          # 负责人
-    phone: str = ""
-    contract_end: date | None = None   # its workers' admission ends with it
-    documents: tuple[CertificateEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,7 +152,7 @@ def parse_roster(text: str) -> Roster:
         departments=tuple(_department(t) for t in _tables(data, "departments", DepartmentEntry)),
         users=tuple(_user(t) for t in _tables(data, "users", UserEntry)),
         areas=tuple(_area(t) for t in _tables(data, "areas", AreaEntry)),
-        contractors=tuple(_contractor(t) for t in _tables(data, "contractors",
+        contractors=tuple(contractor_entry(t) for t in _tables(data, "contractors",
                                                           ContractorEntry)),
     )
     if not roster.users:
@@ -228,38 +213,8 @@ def _user(t: Entry) -> UserEntry:
         hired_on=t.day("hired_on"),
         post_since=t.day("post_since"),
         contractor=t.optional("contractor"),
-        certificates=_certificates(t, "certificates"),
+        certificates=certificate_entries(t, "certificates"),
     )
-
-
-def _contractor(t: Entry) -> ContractorEntry:
-    return ContractorEntry(
-        id=t.required("id", limit(Contractor, "id")),
-        name=t.required("name", limit(Contractor, "name")),
-        responsible=t.optional("responsible", limit(Contractor, "responsible")) or "",
-        phone=t.optional("phone", limit(Contractor, "phone")) or "",
-        contract_end=t.day("contract_end"),
-        documents=_certificates(t, "documents"),
-    )
-
-
-def _certificates(t: Entry, key: str) -> tuple[CertificateEntry, ...]:
-    """`certificates = [{ type = "T-EL-LV", number = "…", issued_on = 2024-03-01 }]`."""
-    raw = t.raw.get(key, [])
-    if not isinstance(raw, list):
-        t.fail(f"{key} must be a list of {{ type, number, issued_on, expires_on }} tables")
-    found = []
-    for n, item in enumerate(raw):
-        c = Entry(f"{t.where} {key}[{n}]", item, [f.name for f in fields(CertificateEntry)],
-                  error=RosterError, shape="{ type, number, … }")
-        entry = CertificateEntry(type=c.required("type", limit(Certificate, "type_code")),
-                                 number=c.required("number", limit(Certificate, "number")),
-                                 issued_on=c.day("issued_on"), expires_on=c.day("expires_on"),
-                                 review_on=c.day("review_on"))
-        if entry.issued_on is None and entry.expires_on is None:
-            c.fail("needs issued_on or expires_on")
-        found.append(entry)
-    return tuple(found)
 
 
 def _platform(t: Entry) -> str:
@@ -422,7 +377,8 @@ async def load_org(path: Path, now: datetime, media: MediaStore,
         await _load_users(roster.users, journal)
         await _load_areas(roster.areas, areas, maps, journal)
         try:
-            await load_people(roster, rules or shipped_rules(), journal)
+            await load_people(roster.users, roster.contractors, rules or shipped_rules(),
+                              journal)
         except CertificateError as exc:
             raise RosterError(str(exc)) from None
     # After the commit: the roster is the plant's HR data, and no chat may hold it back.
