@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     which = files.add_mutually_exclusive_group()
     which.add_argument("--department", metavar="D", help="a department's id or name")
     which.add_argument("--person", metavar="P", help="a person's id or name")
-    files.add_argument("--out", type=Path, default=Path("."),
+    files.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                        help="folder for the file (default: the working directory)")
     commands.add_parser("verify-records", help="check every chain of people's records for an "
                                                "edit, deletion or insertion")
@@ -340,18 +341,16 @@ def _import(settings: Settings, command: str, path: Path) -> int:
 
     certificates = command == "import-certificates"
     try:
-        rules = qualification_rules(settings)
         rows = read_rows(path, CERTIFICATE_COLUMNS if certificates else TRAINING_COLUMNS)
+        run = (partial(import_certificates, rows, qualification_rules(settings))
+               if certificates else partial(import_training, rows))
     except SettingError as exc:
         return _bad_setting(exc)
     except NotASheet as exc:
         print(f"safetybot: {command}: {exc}", file=sys.stderr)
         return 2
-    now = utc_now()
     try:
-        report = asyncio.run(_in_database(settings, lambda _: (
-            import_certificates(rows, rules, now, settings.tz) if certificates
-            else import_training(rows, now, settings.tz))))
+        report = asyncio.run(_in_database(settings, lambda _: run(utc_now(), settings.tz)))
     except CertificateError as exc:     # another holder's, registered while this one ran
         print(f"safetybot: {path}: {exc}; nothing imported", file=sys.stderr)
         return 1

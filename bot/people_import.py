@@ -13,6 +13,7 @@ by `tools/make_templates.py` from the columns below.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
@@ -97,11 +98,14 @@ class Row:
         if value is None:
             return None
         try:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError
-            return float(value)         # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+        except ValueError:
             raise BadRow(f"{column} {show(str(value))} is not a number") from None
+        return number
 
 
 @dataclass(frozen=True)
