@@ -98,13 +98,12 @@ class Row:
         if value is None:
             return None
         try:
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ValueError
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError
+            number = (float(value) if isinstance(value, int | float | str)
+                      and not isinstance(value, bool) else math.nan)
         except ValueError:
-            raise BadRow(f"{column} {show(str(value))} is not a number") from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise BadRow(f"{column} {show(str(value))} is not a number")
         return number
 
 
