@@ -43,6 +43,7 @@ from models.inbound import Inbound
 from models.inbox import InboxEvent
 from models.outbox import OutboxMessage
 from models.outgoing import limits_of
+from models.people.rules import QualificationRules
 from models.sql import release_leases
 from scheduler.jobs import Jobs
 
@@ -71,11 +72,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
         catalog = load_catalog(path)
     except CatalogError as exc:
         raise SettingError(f"SAFETYBOT_HAZARD_CATEGORIES_FILE: {exc}") from None
-    h, e, q = settings.hazard, settings.emergency, settings.qualification
-    try:
-        qualification = load_rules(Path(q.certificates_file), Path(q.work_types_file))
-    except QualificationConfigError as exc:
-        raise SettingError(f"SAFETYBOT_QUALIFICATION_*: {exc}") from None
+    h, e = settings.hazard, settings.emergency
     return Rules(
         catalog=catalog, tz=settings.tz, is_image=media.is_image,
         limits=limits_by_platform(settings, plugins), home=home_platform(settings, plugins),
@@ -90,8 +87,17 @@ def hazard_rules(settings: Settings, media: MediaStore,
             join_within=timedelta(minutes=e.join_minutes),
             board_every=timedelta(seconds=e.board_seconds),
             review_after=timedelta(hours=e.review_hours)),
-        qualification=qualification,
+        qualification=qualification_rules(settings),
     )
+
+
+def qualification_rules(settings: Settings) -> QualificationRules:
+    """The certificate types and work types; a broken file stops the command in one line."""
+    q = settings.qualification
+    try:
+        return load_rules(Path(q.certificates_file), Path(q.work_types_file))
+    except QualificationConfigError as exc:
+        raise SettingError(f"SAFETYBOT_QUALIFICATION_*: {exc}") from None
 
 
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,

@@ -1,5 +1,6 @@
 """The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org, sync-org,
-load-plans, load-resources, check-config, inbox and outbox (parked events and messages)."""
+load-plans, load-resources, check-config, inbox and outbox (parked events and messages), and
+people's files: import-certificates, import-training, export-files, verify-records."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -18,7 +20,7 @@ from aiohttp import web
 from tortoise.context import TortoiseContext
 
 from bot import logs
-from bot.app import hazard_rules, scheduled_jobs
+from bot.app import hazard_rules, qualification_rules, scheduled_jobs
 from bot.clock import utc_now
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
@@ -90,6 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     review.add_argument("number", metavar="PG-0012", help="the review's number")
     review.add_argument("--out", type=Path, default=Path("reports"),
                         help="folder for the files (default: ./reports)")
+    for name, what, template in (
+            ("import-certificates", "people's certificates and contractors' documents",
+             "certificates"), ("import-training", "training records", "training")):
+        sheet = commands.add_parser(name, help=f"import {what} from an xlsx sheet: every row "
+                                    "checked, the good ones imported (idempotent)")
+        sheet.add_argument("file", type=Path,
+                           help=f"xlsx laid out as config/{template}-template.xlsx")
+    files = commands.add_parser("export-files", help="write people's files (一人一档) as xlsx: "
+                                                     "one person's, a department's or everyone's")
+    which = files.add_mutually_exclusive_group()
+    which.add_argument("--department", metavar="D", help="a department's id or name")
+    which.add_argument("--person", metavar="P", help="a person's id or name")
+    files.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                       help="folder for the file (default: the working directory)")
+    commands.add_parser("verify-records", help="check every chain of people's records for an "
+                                               "edit, deletion or insertion")
     for queue, what in (("inbox", "events parked after failing"),
                         ("outbox", "messages some recipients never got")):
         sub = commands.add_parser(queue, help=f"list or retry {what}").add_subparsers(
@@ -128,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export_drills(settings, args.year, args.out or Path(f"应急演练-{args.year}.xlsx"))
     if args.command == "review-report":
         return asyncio.run(_review_report(settings, args.number, args.out))
+    if args.command in ("import-certificates", "import-training"):
+        return _import(settings, args.command, args.file)
+    if args.command == "export-files":
+        return _export_files(settings, args.department, args.person, args.out)
+    if args.command == "verify-records":
+        return asyncio.run(_verify_records(settings))
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -300,6 +324,71 @@ def _export_drills(settings: Settings, year: int, out: Path) -> int:
     out.write_bytes(data)
     print(f"safetybot: wrote {out}")
     return 0
+
+
+def _import(settings: Settings, command: str, path: Path) -> int:
+    """Bad rows a line each on stderr, then what was imported; 1 when a row was refused, 2
+    when the file is not a sheet of ours."""
+    from bot.people_import import (
+        CERTIFICATE_COLUMNS,
+        TRAINING_COLUMNS,
+        NotASheet,
+        import_certificates,
+        import_training,
+        read_rows,
+    )
+    from models.people.certificates import CertificateError
+
+    certificates = command == "import-certificates"
+    try:
+        rows = read_rows(path, CERTIFICATE_COLUMNS if certificates else TRAINING_COLUMNS)
+        run = (partial(import_certificates, rows, qualification_rules(settings))
+               if certificates else partial(import_training, rows))
+    except SettingError as exc:
+        return _bad_setting(exc)
+    except NotASheet as exc:
+        print(f"safetybot: {command}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(_in_database(settings, lambda _: run(utc_now(), settings.tz)))
+    except CertificateError as exc:     # another holder's, registered while this one ran
+        print(f"safetybot: {path}: {exc}; nothing imported", file=sys.stderr)
+        return 1
+    for line in report.refused:
+        print(f"safetybot: {path}: {line}", file=sys.stderr)
+    print(f"safetybot: {path}: {report.summary()}")
+    return 1 if report.refused else 0
+
+
+def _export_files(settings: Settings, department: str | None, person: str | None,
+                  out: Path) -> int:
+    from bot.people_export import ExportError, export_files
+
+    try:
+        rules = qualification_rules(settings)
+    except SettingError as exc:
+        return _bad_setting(exc)
+    today = utc_now().astimezone(settings.tz).date()
+    try:
+        path = asyncio.run(_in_database(settings, lambda _: export_files(
+            out, rules, today, settings.tz, department=department, person=person)))
+    except ExportError as exc:
+        print(f"safetybot: export-files: {exc}", file=sys.stderr)
+        return 1
+    print(f"safetybot: wrote {path}")
+    return 0
+
+
+async def _verify_records(settings: Settings) -> int:
+    """Each broken chain's first broken link, a line each, then the count."""
+    from models.people.records import verify
+
+    chains, records, broken = await _in_database(settings, lambda _: verify())
+    for link in broken:
+        print(f"safetybot: verify-records: {link}")
+    state = f"{len(broken)} broken" if broken else "intact"
+    print(f"safetybot: verify-records: {chains} chains, {records} records: {state}")
+    return 1 if broken else 0
 
 
 async def _load_org(settings: Settings, path: Path) -> int:
