@@ -513,7 +513,6 @@ def _check_config(settings: Settings) -> int:
     """The settings, then the plan files and the resource ledger: their shape only, the
     roster is in the database."""
     from bot.plans import PlanError, parse_plans
-    from bot.qualification import QualificationConfigError, load_rules
     from bot.resources import LedgerError, parse_ledger
 
     print("\n".join(describe(settings)))
@@ -532,10 +531,9 @@ def _check_config(settings: Settings) -> int:
         print(f"safetybot: {path}: {exc}", file=sys.stderr)
         return 2
     print(f"resources: {len(ledger)} in the ledger")
-    q = settings.qualification
     try:
-        rules = load_rules(Path(q.certificates_file), Path(q.work_types_file))
-    except QualificationConfigError as exc:
+        rules = qualification_rules(settings)
+    except SettingError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 2
     print(f"qualification: {len(rules.certificates)} certificate types, "

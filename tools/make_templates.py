@@ -1,5 +1,6 @@
 """Makes the import templates shipped in config/: certificates-template.xlsx
-(`safetybot import-certificates`) and training-template.xlsx (`safetybot import-training`). Their
+(`safetybot import-certificates`) and training-template.xlsx (`safetybot import-training`), and
+the demo plant's training ledger, demo-training.xlsx (`make run` imports it). Their
 header is the importer's own list of columns; two example rows name people of the demo roster,
 so a template imports as it is into the demo plant. A second sheet, 填写说明, says what each
 column takes. Run it again after changing the columns:
@@ -46,6 +47,19 @@ TEMPLATES = {
          "成绩": "0–100，可留空",
          "是否合格": "是 或 否；留空则成绩≥60或无成绩为合格"}),
 }
+# The demo plant's training ledger (`make run` imports it): a year's hours for the people the
+# README's walk-through checks, the hot-work course for the welders, and the contractor's entry
+# training. 王海燕 has her hours but not the hot-work course.
+DEMO_TRAINING = (
+    *((person, "年度安全再培训", 24, date(2026, 11, 10), score, "是") for person, score in (
+        ("huangjun", 90), ("wanghaiyan", 88), ("gaofeng", 95), ("zhangsan", 85),
+        ("guoqiang", 91), ("zhaolei", 87))),
+    ("liuyang", "安全管理人员再培训", 12, date(2026, 10, 15), 93, "是"),
+    ("sunli", "安全管理人员再培训", 12, date(2026, 10, 15), 90, "是"),
+    ("huangjun", "动火作业安全", 4, date(2026, 11, 12), 92, "是"),
+    ("huaan-zhaogang", "承包商入厂安全教育", 8, date(2026, 11, 20), 88, "是"),
+    ("huaan-zhaogang", "动火作业安全", 4, date(2026, 11, 20), 90, "是"),
+)
 DAY = "yyyy-mm-dd"
 # Text: a long number typed as a number loses its last digits (Excel keeps 15).
 FORMATS = {"证书编号": "@", "发证日期": DAY, "有效期至": DAY, "复审日期": DAY, "日期": DAY}
@@ -81,6 +95,9 @@ def main() -> None:
     for name, (columns, examples, notes) in TEMPLATES.items():
         template(columns, examples, notes).save(OUT / name)
         print(f"wrote {OUT / name}")
+    columns, _, notes = TEMPLATES["training-template.xlsx"]
+    template(columns, DEMO_TRAINING, notes).save(OUT / "demo-training.xlsx")
+    print(f"wrote {OUT / 'demo-training.xlsx'}")
 
 
 if __name__ == "__main__":
