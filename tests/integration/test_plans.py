@@ -357,9 +357,10 @@ def test_check_config_parses_the_plans_and_stops_on_a_bad_file(plans: Path) -> N
     good = cli("check-config", env={})
     assert good.returncode == 0, good.stderr
     assert "SAFETYBOT_PLANS_DIR = config/plans" in good.stdout
-    assert good.stdout.splitlines()[-2:] == [
+    assert good.stdout.splitlines()[-3:] == [
         "plans: FIRE (火灾事故专项应急预案), GENERAL (生产安全事故综合应急预案), "
-        "NH3 (液氨泄漏现场处置方案)", "resources: 20 in the ledger"]
+        "NH3 (液氨泄漏现场处置方案)", "resources: 20 in the ledger",
+        "qualification: 13 certificate types, 8 work types"]
     edit(plans / "fire.toml", 'type = "专项应急预案"', 'type = "专项预案"')
 
     bad = cli("check-config", env={"SAFETYBOT_PLANS_DIR": str(plans)})
@@ -592,8 +593,8 @@ async def test_a_chat_the_plans_would_fill_beyond_2000_is_left_as_it_is_and_the_
     gaps = [f'plan FIRE, level {level}: "zhaolei" named but no longer in the roster; the plan '
             "does not call them" for level in ("二级", "三级")]
     assert done.stdout.splitlines() == [
-        f"safetybot: {path}: 5 departments, 2006 users, 6 areas: 1990 created, 0 updated, "
-        "27 unchanged, 1 deactivated", *(f"safetybot: {line}" for line in said),
+        f"safetybot: {path}: 5 departments, 2007 users, 6 areas: 1990 created, 0 updated, "
+        "29 unchanged, 1 deactivated", *(f"safetybot: {line}" for line in said),
         *(f"safetybot: warning: {gap}" for gap in gaps)]
     logged = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(e["level"], e["msg"], e.get("chat_id"), e.get("people")) for e in logged] == [
