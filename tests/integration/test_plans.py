@@ -601,7 +601,7 @@ async def test_a_chat_the_plans_would_fill_beyond_2000_is_left_as_it_is_and_the_
         ("warning", line, chat, people)
         for line, (chat, (_, people)) in zip(said, counts.items(), strict=True)] + [
         ("warning", gap, None, None) for gap in gaps]
-    assert await User.filter(active=True).count() == 16 + 1990
+    assert await User.filter(active=True).count() == 17 + 1990
     # Left as it is: 赵磊, who has left, is not removed either.
     assert await GroupChat.all().order_by("chat_id").values(
         "chat_id", "members", "version") == before
