@@ -32,7 +32,9 @@ from tests.harness import (
 from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("emergency_resource_inspection", "emergency_resource",
+TABLES = ("certificate", "person_record", "person_profile", "contractor", "contractor_admission",
+          "qualification_check", "training_record",
+          "emergency_resource_inspection", "emergency_resource",
           "group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",
           "inbox_event", "platform_token", "platform_lease", "platform_media", "dingtalk_group",

@@ -1,0 +1,120 @@
+"""The qualification module's numbers for the safety managers' reports: who is not qualified
+for their post's work today (the daily digest), and the month's checks, certificates and
+contractor decisions (the monthly report)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from models.org import User
+from models.people.checks import QualificationCheck, judge
+from models.people.profiles import Profile
+from models.people.records import PersonRecord, RecordKind
+from models.people.rules import QualificationRules
+
+TOP_REASONS = 3
+
+
+@dataclass(frozen=True)
+class Unqualified:
+    person_id: str
+    name: str
+    work_type: str          # the first of their post's work types they may not do
+    reason: str             # the first reason why not
+
+
+async def unqualified_for_posts(rules: QualificationRules, today: date) -> list[Unqualified]:
+    """Active people with a post not qualified today for one of the post's work types, by id.
+    One `judge` per work type, its crew everyone whose post does it: a handful of queries
+    whatever the plant's size."""
+    posts = {name: p.work_types for name, p in rules.posts.items() if p.work_types}
+    if not posts:
+        return []
+    post_of = dict(await Profile.filter(post__in=list(posts)).values_list("person_id", "post"))
+    crews: dict[str, list[User]] = {}
+    for person in await User.filter(id__in=list(post_of), active=True).order_by("id"):
+        for work in posts[post_of[person.id]]:
+            crews.setdefault(work, []).append(person)
+    found: dict[str, Unqualified] = {}
+    for work in sorted(crews):
+        for v in await judge(crews[work], rules.work_types[work], rules, today):
+            if not v.ok and v.person_id not in found:
+                found[v.person_id] = Unqualified(v.person_id, v.name, work, v.reasons[0])
+    return [found[p] for p in sorted(found)]
+
+
+@dataclass(frozen=True)
+class QualificationMonth:
+    checks: int                 # pre-work checks asked
+    named: int                  # people named in them (人次)
+    refused: int                # of whom refused (人次)
+    refused_people: int         # different people refused
+    reasons: tuple[tuple[str, int], ...]    # the refusals' commonest reasons, most first
+    registered: int             # certificates and documents first registered
+    renewed: int
+    reviewed: int
+    lapsed: int
+    admitted: int               # contractor workers
+    not_admitted: int
+    blacklisted_people: int
+    blacklisted_companies: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.checks or self.registered or self.renewed or self.reviewed
+                    or self.lapsed or self.admitted or self.not_admitted
+                    or self.blacklisted_people or self.blacklisted_companies)
+
+
+async def month_figures(start: datetime, end: datetime) -> QualificationMonth:
+    """The month [start, end): the checks from their own table, everything else from the
+    people's records (each certificate change, lapse, admission and listing is one)."""
+    named = refused = 0
+    refused_people: set[str] = set()
+    reasons: Counter[str] = Counter()
+    checks = await QualificationCheck.filter(at__gte=start, at__lt=end).values_list(
+        "verdicts", flat=True)
+    for verdicts in checks:
+        for v in verdicts:
+            named += 1
+            if v["reasons"]:
+                refused += 1
+                refused_people.add(v["person_id"])
+                for kind in dict.fromkeys(reason_kind(r) for r in v["reasons"]):
+                    reasons[kind] += 1
+    events: Counter[tuple[str, str, str]] = Counter()      # (kind, event, person|company)
+    for kind, holder, data in await PersonRecord.filter(
+            at__gte=start, at__lt=end, kind__in=(RecordKind.CERTIFICATE, RecordKind.LAPSED,
+                                                 RecordKind.ADMISSION, RecordKind.BLACKLIST)
+            ).values_list("kind", "holder", "data"):
+        who = "company" if holder.startswith("contractor:") else "person"
+        events[(str(kind), str(data.get("event", "")), who)] += 1
+
+    def counted(kind: RecordKind, event: str = "", *who: str) -> int:
+        return sum(events[(kind.value, event, w)] for w in who or ("person", "company"))
+
+    return QualificationMonth(
+        checks=len(checks), named=named, refused=refused, refused_people=len(refused_people),
+        reasons=tuple(reasons.most_common(TOP_REASONS)),
+        registered=counted(RecordKind.CERTIFICATE, "registered"),
+        renewed=counted(RecordKind.CERTIFICATE, "renewed"),
+        reviewed=counted(RecordKind.CERTIFICATE, "reviewed"), lapsed=counted(RecordKind.LAPSED),
+        admitted=counted(RecordKind.ADMISSION, "admitted"),
+        not_admitted=counted(RecordKind.ADMISSION, "refused"),
+        blacklisted_people=counted(RecordKind.BLACKLIST, "listed", "person"),
+        blacklisted_companies=counted(RecordKind.BLACKLIST, "listed", "company"))
+
+
+# The details `judge` writes into a reason (dates, hours, a manager's words), left out so that
+# the same reason counts as one: "低压电工作业证已于2026-11-30到期" is "低压电工作业证已到期".
+_DETAILS = ((re.compile(r"（[^）]*）"), ""), (re.compile(r"已于\d{4}-\d{2}-\d{2}"), "已"),
+            (re.compile(r"[\d.]+学时，不足[\d.]+学时"), "学时不足"))
+
+
+def reason_kind(reason: str) -> str:
+    for pattern, repl in _DETAILS:
+        reason = pattern.sub(repl, reason)
+    return reason
