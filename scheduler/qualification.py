@@ -21,7 +21,6 @@ from models.people.certificates import (
     mark_lapsed,
     mark_reminded,
     reminder_due,
-    reschedule,
     superseded,
 )
 from models.people.figures import QualificationMonth, month_figures, unqualified_for_posts
@@ -73,17 +72,20 @@ async def _handle(rows: Sequence[Certificate], rules: QualificationRules, manage
             messages.append(Queued(f"cert:{row.id}:{row.due_on}:lapsed",
                                    Text(_lapse_words(row, holders[row.holder], rules)), to))
     await mark_lapsed(lapsed, today, now)
+    sent: list[tuple[Certificate, int, list[str]]] = []
+    unsent = []
     for row in rows:
         if today > row.due_on:
             continue
         before = reminder_due(row.due_on, today, row.reminded, days)
         if before is None:
-            await reschedule(row, days)
+            unsent.append(row)
             continue
         if to := told(row):
             messages.append(Queued(f"cert:{row.id}:{row.due_on}:{before}", Text(
                 _reminder_words(row, holders[row.holder], rules, today)), to))
-        await mark_reminded(row, before, to, days)
+        sent.append((row, before, to))
+    await mark_reminded(sent, unsent, days)
     return await enqueue_many(messages, now=now, platform=platform) if messages else 0
 
 

@@ -234,20 +234,18 @@ async def due_today(today: date, limit: int = 1000) -> list[Certificate]:
                 .order_by("remind_on", "id").limit(limit).select_for_update())
 
 
-async def mark_reminded(row: Certificate, days_before: int, notify: list[str],
-                        days: Sequence[int]) -> None:
-    """The reminder `days_before` is queued: the next one's day, and the recipients frozen."""
-    row.reminded = [*row.reminded, days_before]
-    row.notify = notify
-    row.remind_on = next_reminder(row.due_on, row.reminded, days)
-    await row.save(update_fields=["reminded", "notify", "remind_on"])
-
-
-async def reschedule(row: Certificate, days: Sequence[int]) -> None:
-    """Nothing to send today (a reminder missed, or the rules' days changed): the next day
-    something is due on it."""
-    row.remind_on = next_reminder(row.due_on, row.reminded, days)
-    await row.save(update_fields=["remind_on"])
+async def mark_reminded(sent: Sequence[tuple[Certificate, int, list[str]]],
+                        unsent: Sequence[Certificate], days: Sequence[int]) -> None:
+    """The reminders queued, each with its days before and the recipients frozen, and the rows
+    with nothing to send today (a reminder missed, the rules' days changed): each row's next
+    day, in one statement for all."""
+    for row, days_before, notify in sent:
+        row.reminded, row.notify = [*row.reminded, days_before], notify
+    rows = [row for row, _, _ in sent] + list(unsent)
+    for row in rows:
+        row.remind_on = next_reminder(row.due_on, row.reminded, days)
+    if rows:
+        await Certificate.bulk_update(rows, ["reminded", "notify", "remind_on"])
 
 
 async def mark_lapsed(rows: Sequence[Certificate], today: date, now: datetime) -> None:
