@@ -65,12 +65,14 @@ from bot.qualification import load_rules  # noqa: E402
 from bot.scheduling import load_policy  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from models.catalog import load_catalog  # noqa: E402
+from models.closure import month_window  # noqa: E402
 from models.org import User  # noqa: E402
 from models.people.certificates import next_reminder  # noqa: E402
 from models.people.checks import QualificationCheck, judge, record_check  # noqa: E402
 from models.people.records import digest_of  # noqa: E402
 from models.people.rules import QualificationRules, WorkType  # noqa: E402
 from scheduler.jobs import Jobs  # noqa: E402
+from scheduler.qualification import digest_lines, month_lines  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 12, 8)                                 # a Tuesday, a working day
@@ -441,6 +443,25 @@ async def check_load(args: argparse.Namespace, rules: QualificationRules,
 
 
 # ---------------------------------------------------------------------------------------------
+# (c) The reports' sections
+
+
+async def report_sections(rules: QualificationRules, rounds: int) -> dict[str, list[float]]:
+    """The digest's 人员资质 (every posted pool member judged, by work type) and the monthly
+    report's, on this month with the checks just made: ms each round."""
+    window = month_window(f"{TODAY:%Y-%m}", TZ)
+    parts: dict[str, list[float]] = {"digest": [], "monthly": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        await digest_lines(rules, TODAY)
+        parts["digest"].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await month_lines(window.start, window.end)
+        parts["monthly"].append((time.perf_counter() - started) * 1000)
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
 # The run
 
 
@@ -454,8 +475,17 @@ def make_jobs(media: Path) -> Jobs:
                                                   Path(q.work_types_file)))
 
 
+@dataclass
+class TotalRun:
+    info: dict[str, str]
+    load_seconds: float
+    jobs: list[JobRow]
+    checks: list[CheckRun]
+    sections: dict[str, list[float]]
+
+
 async def one_total(args: argparse.Namespace, total: int, jobs: Jobs, check: bool
-                    ) -> tuple[list[JobRow], list[CheckRun], dict[str, str], float]:
+                    ) -> TotalRun:
     rng = random.Random(total)
     rules = jobs.qualification
     people = args.people or total // 2
@@ -480,19 +510,21 @@ async def one_total(args: argparse.Namespace, total: int, jobs: Jobs, check: boo
                     print(f"{total:,} certificates, {due:,} due …", file=sys.stderr)
                     rows.append(await job_rounds(conn, jobs, table, due, args.rounds))
                 checks = await check_load(args, rules, rng) if check else []
+                sections = await report_sections(rules, args.rounds)
         finally:
             await conn.close()
             await ctx.close_connections()
-    return rows, checks, info, loaded
+    return TotalRun(info, loaded, rows, checks, sections)
 
 
-def report(args: argparse.Namespace, info: dict[str, str], jobs: list[JobRow],
-           checks: list[CheckRun], loads: dict[int, float]) -> bool:
+def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, TotalRun]) -> bool:
+    jobs = [row for run in runs.values() for row in run.jobs]
+    checks = next(run.checks for run in runs.values())
     print("## Qualification benchmark\n")
     for key, value in info.items():
         print(f"- {key}: {value}")
     print(f"- rounds per row: {args.rounds} (after one warm-up); load times: "
-          + ", ".join(f"{t:,} in {s:.0f} s" for t, s in loads.items()) + "\n")
+          + ", ".join(f"{t:,} in {r.load_seconds:.0f} s" for t, r in runs.items()) + "\n")
     print("### (a) The daily certificate job\n")
     print("| certificates | due today | share | median ms | min ms | max ms | ms per due row "
           "| messages |")
@@ -518,6 +550,12 @@ def report(args: argparse.Namespace, info: dict[str, str], jobs: list[JobRow],
                   f"{nearest_rank(c.latencies, 95):.0f} | {nearest_rank(c.latencies, 99):.0f} "
                   f"| {max(c.latencies):.0f} | {c.seconds:.1f} | {sum(r for _, r in c.done)} |")
         ok &= nearest_rank(checks[1].latencies, 95) < CHECK_TARGET_MS
+    print("\n### (c) The reports' sections (median ms)\n")
+    print("| certificates | digest 人员资质 | monthly 人员资质 |")
+    print("|---:|---:|---:|")
+    for total, run in runs.items():
+        print(f"| {total:,} | {median(run.sections['digest']):.0f} | "
+              f"{median(run.sections['monthly']):.0f} |")
     print(f"\n**Verdict: {'met' if ok else 'missed'}** (job < {JOB_TARGET_MS:.0f} ms at 0.3% "
           f"due; check p95 < {CHECK_TARGET_MS:.0f} ms steady)")
     return ok
@@ -551,20 +589,15 @@ async def bench(args: argparse.Namespace, code: str) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    rows: list[JobRow] = []
-    checks: list[CheckRun] = []
-    loads: dict[int, float] = {}
-    info: dict[str, str] = {}
+    runs: dict[int, TotalRun] = {}
     started = datetime.now(UTC).astimezone(TZ)
     with tempfile.TemporaryDirectory(prefix="safetybot-qualbench-") as tmp:
         jobs = make_jobs(Path(tmp) / "media")
         for n, total in enumerate(args.totals):
-            found, checked, info, loads[total] = await one_total(
-                args, total, jobs, check=args.check and n == 0)
-            rows += found
-            checks = checks or checked
-    info = {"date": f"{started:%Y-%m-%d %H:%M} (Asia/Shanghai)", **info, "code": code}
-    return 0 if report(args, info, rows, checks, loads) else 2
+            runs[total] = await one_total(args, total, jobs, check=args.check and n == 0)
+    info = {"date": f"{started:%Y-%m-%d %H:%M} (Asia/Shanghai)",
+            **runs[args.totals[-1]].info, "code": code}
+    return 0 if report(args, info, runs) else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
