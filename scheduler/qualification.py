@@ -26,7 +26,7 @@ from models.people.certificates import (
 from models.people.figures import QualificationMonth, month_figures, unqualified_for_posts
 from models.people.rules import QualificationRules
 
-BATCH = 500             # certificates handled per statement's worth of work
+BATCH = 500             # certificates read and handled at a time
 LISTED = 5              # named per line of the digest
 
 

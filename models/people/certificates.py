@@ -262,6 +262,11 @@ async def mark_lapsed(rows: Sequence[Certificate], today: date, now: datetime) -
             "due_on": row.due_on}) for row in rows], "scheduler", now)
 
 
+# Ids in one IN list: a digest of a million certificates asks about tens of thousands of
+# holders, and PostgreSQL's protocol takes at most 32,767 parameters a statement.
+IDS_PER_QUERY = 10_000
+
+
 @dataclass(frozen=True)
 class Holder:
     name: str
@@ -270,14 +275,14 @@ class Holder:
 
 
 async def holders_of(rows: Sequence[Certificate]) -> dict[str, Holder]:
-    """Who holds these certificates, by `Certificate.holder`: two queries for any number. A
-    holder the roster does not know is left out."""
-    people = {r.holder_id for r in rows if r.holder_kind is HolderKind.PERSON}
+    """Who holds these certificates, by `Certificate.holder`: a query per IDS_PER_QUERY
+    people and one for the companies. A holder the roster does not know is left out."""
+    people = sorted({r.holder_id for r in rows if r.holder_kind is HolderKind.PERSON})
     companies = {r.holder_id for r in rows if r.holder_kind is HolderKind.CONTRACTOR}
     found = {}
-    if people:
-        for u in await User.filter(id__in=people).values("id", "name", "active",
-                                                          "supervisor_id", "supervisor__active"):
+    for start in range(0, len(people), IDS_PER_QUERY):
+        for u in await User.filter(id__in=people[start:start + IDS_PER_QUERY]).values(
+                "id", "name", "active", "supervisor_id", "supervisor__active"):
             found[u["id"]] = Holder(u["name"], u["active"],
                                     u["supervisor_id"] if u["supervisor__active"] else None)
     if companies:
@@ -290,16 +295,17 @@ async def superseded(rows: Sequence[Certificate]) -> set[int]:
     """Those of `rows` whose holder has another active certificate of the same type due later:
     a renewal under a new number (a contractor's permit, a certificate reissued), after which
     the old one is not worth a reminder."""
-    if not rows:
-        return set()
+    holders = sorted({r.holder_id for r in rows})
+    codes = {r.type_code for r in rows}
     latest: dict[tuple[str, str, str], date] = {}
-    for kind, holder, code, expires, review in await Certificate.filter(
-            holder_id__in={r.holder_id for r in rows}, type_code__in={r.type_code for r in rows},
-            status=CertificateStatus.ACTIVE).values_list(
-            "holder_kind", "holder_id", "type_code", "expires_on", "review_on"):
-        due = min(expires, review) if review else expires
-        key = (str(kind), holder, code)
-        latest[key] = max(due, latest.get(key, due))
+    for start in range(0, len(holders), IDS_PER_QUERY):
+        for kind, holder, code, expires, review in await Certificate.filter(
+                holder_id__in=holders[start:start + IDS_PER_QUERY], type_code__in=codes,
+                status=CertificateStatus.ACTIVE).values_list(
+                "holder_kind", "holder_id", "type_code", "expires_on", "review_on"):
+            due = min(expires, review) if review else expires
+            key = (str(kind), holder, code)
+            latest[key] = max(due, latest.get(key, due))
     return {r.id for r in rows
             if latest.get((r.holder_kind.value, r.holder_id, r.type_code), r.due_on) > r.due_on}
 

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from models.org import User
+from models.people.certificates import IDS_PER_QUERY
 from models.people.checks import QualificationCheck, judge
 from models.people.profiles import Profile
 from models.people.records import PersonRecord, RecordKind
 from models.people.rules import QualificationRules
 
 TOP_REASONS = 3
+CREW = 1000             # people judged at a time: bounded queries and memory on a large plant
 
 
 @dataclass(frozen=True)
@@ -28,21 +30,26 @@ class Unqualified:
 
 async def unqualified_for_posts(rules: QualificationRules, today: date) -> list[Unqualified]:
     """Active people with a post not qualified today for one of the post's work types, by id.
-    One `judge` per work type, its crew everyone whose post does it: a handful of queries
-    whatever the plant's size."""
+    One `judge` per work type and CREW people, its crew everyone whose post does it: a
+    handful of queries for a plant of a thousand."""
     posts = {name: p.work_types for name, p in rules.posts.items() if p.work_types}
     if not posts:
         return []
     post_of = dict(await Profile.filter(post__in=list(posts)).values_list("person_id", "post"))
+    ids = sorted(post_of)
     crews: dict[str, list[User]] = {}
-    for person in await User.filter(id__in=list(post_of), active=True).order_by("id"):
-        for work in posts[post_of[person.id]]:
-            crews.setdefault(work, []).append(person)
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        for person in await User.filter(id__in=ids[start:start + IDS_PER_QUERY], active=True
+                                        ).order_by("id"):
+            for work in posts[post_of[person.id]]:
+                crews.setdefault(work, []).append(person)
     found: dict[str, Unqualified] = {}
     for work in sorted(crews):
-        for v in await judge(crews[work], rules.work_types[work], rules, today):
-            if not v.ok and v.person_id not in found:
-                found[v.person_id] = Unqualified(v.person_id, v.name, work, v.reasons[0])
+        for start in range(0, len(crews[work]), CREW):
+            for v in await judge(crews[work][start:start + CREW], rules.work_types[work], rules,
+                                 today):
+                if not v.ok and v.person_id not in found:
+                    found[v.person_id] = Unqualified(v.person_id, v.name, work, v.reasons[0])
     return [found[p] for p in sorted(found)]
 
 
