@@ -7,7 +7,7 @@ every day until yesterday (reminders sent, recipients frozen, 2% lapsed long ago
 rows whose day is today: a quarter each at their 60-, 30- and 7-day reminder and at their lapse
 (the mix a uniform spread of due dates gives). Timed: the job's run, `--rounds` times per
 row of the table, each round from the same state (the rows, messages and records it wrote
-are put back, the table vacuumed). Target: under 1 s with 0.3% due.
+are put back, the table vacuumed). Target: under 1 s with 300 due (0.3% of 100,000).
 
 (b) **The pre-work check** (开工前资格校验): `pre_work_check`, the one measured call, fetches a
 crew of `--crew` people named from the `--pool` people who have profiles (posts, hire dates,
@@ -77,7 +77,8 @@ from scheduler.qualification import digest_lines, month_lines  # noqa: E402
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 12, 8)                                 # a Tuesday, a working day
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=TZ).astimezone(UTC)   # after the 08:20 digest time
-JOB_TARGET_MS = 1000.0
+JOB_TARGET_MS = 1000.0      # with TARGET_DUE due: 0.3% of 100,000, on a table of any size
+TARGET_DUE = 300
 CHECK_TARGET_MS = 300.0
 MANAGERS = ("sm01", "sm02", "sm03")
 TEAM = 25                   # people per team lead, their supervisor
@@ -534,7 +535,7 @@ def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, Total
         m = median(r.ms)
         print(f"| {r.total:,} | {r.due:,} | {r.due / r.total:.1%} | {m:.0f} | {min(r.ms):.0f} "
               f"| {max(r.ms):.0f} | {m / r.due if r.due else 0:.2f} | {r.queued:,} |")
-        if r.due <= r.total * 0.003:
+        if r.due <= TARGET_DUE:
             ok &= m < JOB_TARGET_MS
     base = jobs[0]
     ratios = [f"{r.total:,}/{r.due:,} vs {base.total:,}/{base.due:,}: "
@@ -556,8 +557,8 @@ def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, Total
     for total, run in runs.items():
         print(f"| {total:,} | {median(run.sections['digest']):.0f} | "
               f"{median(run.sections['monthly']):.0f} |")
-    print(f"\n**Verdict: {'met' if ok else 'missed'}** (job < {JOB_TARGET_MS:.0f} ms at 0.3% "
-          f"due; check p95 < {CHECK_TARGET_MS:.0f} ms steady)")
+    print(f"\n**Verdict: {'met' if ok else 'missed'}** (job < {JOB_TARGET_MS:.0f} ms with "
+          f"{TARGET_DUE} due; check p95 < {CHECK_TARGET_MS:.0f} ms steady)")
     return ok
 
 

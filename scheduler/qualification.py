@@ -23,11 +23,16 @@ from models.people.certificates import (
     reminder_due,
     superseded,
 )
-from models.people.figures import QualificationMonth, month_figures, unqualified_for_posts
+from models.people.figures import (
+    QualificationMonth,
+    month_figures,
+    reason_kind,
+    unqualified_for_posts,
+)
 from models.people.rules import QualificationRules
 
 BATCH = 500             # certificates read and handled at a time
-LISTED = 5              # named per line of the digest
+LISTED = 3              # named per line of the digest, which WeCom takes up to 2,048 bytes
 
 
 async def remind_certificates(rules: QualificationRules, calendar: WorkCalendar,
@@ -150,7 +155,8 @@ async def digest_lines(rules: QualificationRules, today: date) -> list[str]:
         return [f"> {title}：{len(found)}项（{named}{_more(found)}）"] if found else []
 
     unqualified = await unqualified_for_posts(rules, today)
-    people = "；".join(f"{u.name}（{u.work_type}）：{u.reason}" for u in unqualified[:LISTED])
+    people = "；".join(f"{u.name}（{u.post}）：{reason_kind(u.reason)}"
+                      for u in unqualified[:LISTED])
     lines = [*listed(f"{max(rules.reminder_days)}天内到期或需复审", coming),
              *listed("已失效未换证", lapsed),
              *([f"> 不具备岗位作业资格：{len(unqualified)}人（{people}{_more(unqualified)}）"]

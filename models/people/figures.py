@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -14,7 +15,7 @@ from models.people.certificates import IDS_PER_QUERY
 from models.people.checks import QualificationCheck, judge
 from models.people.profiles import Profile
 from models.people.records import PersonRecord, RecordKind
-from models.people.rules import QualificationRules
+from models.people.rules import QualificationRules, WorkType
 
 TOP_REASONS = 3
 CREW = 1000             # people judged at a time: bounded queries and memory on a large plant
@@ -24,33 +25,38 @@ CREW = 1000             # people judged at a time: bounded queries and memory on
 class Unqualified:
     person_id: str
     name: str
-    work_type: str          # the first of their post's work types they may not do
+    post: str
     reason: str             # the first reason why not
 
 
 async def unqualified_for_posts(rules: QualificationRules, today: date) -> list[Unqualified]:
-    """Active people with a post not qualified today for one of the post's work types, by id.
-    One `judge` per work type and CREW people, its crew everyone whose post does it: a
-    handful of queries for a plant of a thousand."""
-    posts = {name: p.work_types for name, p in rules.posts.items() if p.work_types}
-    if not posts:
+    """Active people not qualified today for all their post's work types, by id. One `judge`
+    per post (and CREW people) against what its work types need together: the same people
+    fail as work type by work type, each loaded once."""
+    needs = {name: _all_of(name, [rules.work_types[w] for w in post.work_types])
+             for name, post in rules.posts.items() if post.work_types}
+    if not needs:
         return []
-    post_of = dict(await Profile.filter(post__in=list(posts)).values_list("person_id", "post"))
+    post_of = dict(await Profile.filter(post__in=list(needs)).values_list("person_id", "post"))
     ids = sorted(post_of)
-    crews: dict[str, list[User]] = {}
+    staff: dict[str, list[User]] = {}
     for start in range(0, len(ids), IDS_PER_QUERY):
         for person in await User.filter(id__in=ids[start:start + IDS_PER_QUERY], active=True
                                         ).order_by("id"):
-            for work in posts[post_of[person.id]]:
-                crews.setdefault(work, []).append(person)
-    found: dict[str, Unqualified] = {}
-    for work in sorted(crews):
-        for start in range(0, len(crews[work]), CREW):
-            for v in await judge(crews[work][start:start + CREW], rules.work_types[work], rules,
-                                 today):
-                if not v.ok and v.person_id not in found:
-                    found[v.person_id] = Unqualified(v.person_id, v.name, work, v.reasons[0])
-    return [found[p] for p in sorted(found)]
+            staff.setdefault(post_of[person.id], []).append(person)
+    found = []
+    for post, people in staff.items():
+        for start in range(0, len(people), CREW):
+            found += [Unqualified(v.person_id, v.name, post, v.reasons[0]) for v in await judge(
+                people[start:start + CREW], needs[post], rules, today) if not v.ok]
+    return sorted(found, key=lambda u: u.person_id)
+
+
+def _all_of(post: str, works: Sequence[WorkType]) -> WorkType:
+    """A post's work types as one: every certificate and training any of them needs."""
+    return WorkType(post, certificates=tuple(dict.fromkeys(
+        r for w in works for r in w.certificates)), trainings=tuple(dict.fromkeys(
+        t for w in works for t in w.trainings)))
 
 
 @dataclass(frozen=True)
