@@ -107,7 +107,8 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
     platform = home_platform(settings, plugins)
     return Jobs(load_policy(settings.schedule, settings.tz, rules.calendar), rules.catalog,
                 media, platform, rules.emergency, settings.modules_on,
-                limits_of(rules.limits, platform), load_drill_rules(settings.emergency))
+                limits_of(rules.limits, platform), load_drill_rules(settings.emergency),
+                rules.qualification)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 
 from models import transaction
 from models.catalog import Catalog
+from models.closure import month_window
 from models.emergency import EmergencyPolicy
 from models.escalation import managers
 from models.outgoing import COMMON, Limits
+from models.people.rules import QualificationRules
 from models.plan_calendar import DrillRules, plan_dates
 from models.resources import problems
 from models.schedule import claim_period, finish_period, start_period
@@ -32,6 +34,7 @@ from scheduler.escalation import arm_ladders, fire_due
 from scheduler.monthly import MediaSink, send_monthly
 from scheduler.plan_calendar import drill_count_lines, overdue_lines, remind_plans
 from scheduler.policy import Policy
+from scheduler.qualification import digest_lines, month_lines, remind_certificates
 from scheduler.resources import problem_lines, remind_resources
 from scheduler.review_report import send_review_reports
 from scheduler.risk import update_risk_status
@@ -67,9 +70,12 @@ class Jobs:
     media: MediaSink
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
-    modules: Collection[str] = ("hazard", "emergency")   # the plant's modules switched on
+    # The plant's modules switched on.
+    modules: Collection[str] = ("hazard", "emergency", "qualification")
     limits: Limits = COMMON     # what the platform of scheduled notices holds
     drills: DrillRules = field(default_factory=lambda: DrillRules(()))   # config/drills.toml
+    # config/certificates.toml and work-types.toml
+    qualification: QualificationRules = field(default_factory=QualificationRules)
     # The monthly reports being built in this process, by month.
     _reports: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False,
                                                     repr=False)
@@ -91,6 +97,8 @@ class Jobs:
             ("alarms", "hazard",
              lambda at: fire_due(self.policy, self.catalog, at, self.platform, self.limits)),
             ("risk", "hazard", self._risk),
+            # Before the digest, which then counts today's lapses.
+            ("certificates", "qualification", self._certificates),
             ("digest", "hazard", self._digest),
             ("monthly", "hazard", self._monthly),
             ("plans", "emergency", self._plans),
@@ -152,13 +160,21 @@ class Jobs:
                                        day.date())
                          + problem_lines(await problems(day.date()))
                          if "emergency" in self.modules else [])
-            await send_digest(to, day, now, self.policy.tz, self.platform, emergency)
+            people = (await digest_lines(self.qualification, day.date())
+                      if "qualification" in self.modules else [])
+            await send_digest(to, day, now, self.policy.tz, self.platform,
+                              [*emergency, *people])
             return 1
 
     async def _plans(self, now: datetime) -> int:
         """The drill and evaluation reminders that have come due."""
         return await self._once_a_day("plans", now, lambda: remind_plans(
             self.drills, self.policy.calendar, now, self.platform))
+
+    async def _certificates(self, now: datetime) -> int:
+        """The certificates' reminders and lapses that have come due."""
+        return await self._once_a_day("certificates", now, lambda: remind_certificates(
+            self.qualification, self.policy.calendar, now, self.platform))
 
     async def _resources(self, now: datetime) -> int:
         """The keepers' inspection and expiry reminders that have come due."""
@@ -194,8 +210,11 @@ class Jobs:
         try:
             drills = (drill_count_lines(await plan_dates(self.drills, self.policy.tz, year),
                                         year) if "emergency" in self.modules else [])
+            window = month_window(month, self.policy.tz)
+            people = (await month_lines(window.start, window.end)
+                      if "qualification" in self.modules else [])
             await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
-                               self.platform, await managers(), drills)
+                               self.platform, await managers(), [*drills, *people])
             await finish_period("monthly", month, now)
         except Exception:
             log.exception("monthly report failed; a tick starts it again %s after it began",

@@ -32,7 +32,7 @@ from tests.harness import (
 from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("person_record", "certificate", "person_profile", "contractor", "contractor_admission",
+TABLES = ("certificate", "person_record", "person_profile", "contractor", "contractor_admission",
           "qualification_check", "training_record",
           "emergency_resource_inspection", "emergency_resource",
           "group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",

@@ -2,10 +2,11 @@
 with its number, its validity and its review date, and the reminders before either comes.
 
 A certificate is one row per (type, number), kept current (a review moves its review date, a
-renewal its expiry); every change is also a record in the holder's chain (people/records.py),
-which is the history. Validity is read by date, so a certificate stops counting on the day after
-its expiry (有效期至 is the last valid day) or its review date, whatever the scheduler has done;
-the scheduler's part is to remind before and to record and announce the lapse after.
+renewal its expiry); every change is also a record in the holder's chain
+(models/people/records.py), which is the history. Validity is read by date, so a certificate
+stops counting on the day after its expiry (有效期至 is the last valid day) or its review date,
+whatever the scheduler has done; the scheduler's part is to remind before and to record and
+announce the lapse after.
 
 `remind_on` is the next day something is due on the row (a reminder, or the lapse): the daily
 job reads only the rows whose day has come, through an index, however many certificates there are.
@@ -20,9 +21,12 @@ from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
+from tortoise.expressions import Q
 from tortoise.models import Model
 
 from models import atomic
+from models.org import User
+from models.people.profiles import Contractor
 from models.people.records import NewRecord, RecordKind, append_many, contractor_holder
 from models.people.rules import CertificateType
 
@@ -97,18 +101,26 @@ class Certificate(Model):
                 "photo": self.photo, "source": self.source}
 
 
+def _to_come(reminded: Sequence[int], days: Sequence[int]) -> list[int]:
+    """The reminders still to come, farthest first: those nearer the due day than the nearest
+    one sent. One passed unsent (a holiday, a certificate registered late) never comes back,
+    so the next reminder's day is never in the past once a later one has gone."""
+    nearest = min(reminded, default=None)
+    return sorted((d for d in days if nearest is None or d < nearest), reverse=True)
+
+
 def next_reminder(due: date, reminded: Sequence[int], days: Sequence[int]) -> date:
-    """The day of the next reminder not yet sent before `due`, or the lapse (the day after)."""
-    waiting = [due - timedelta(days=d) for d in sorted(days, reverse=True) if d not in reminded]
-    return waiting[0] if waiting else due + timedelta(days=1)
+    """The day of the next reminder still to come before `due`, or the lapse (the day after)."""
+    waiting = _to_come(reminded, days)
+    return due - timedelta(days=waiting[0]) if waiting else due + timedelta(days=1)
 
 
 def reminder_due(due: date, today: date, reminded: Sequence[int], days: Sequence[int]
                  ) -> int | None:
-    """The reminder to send today: the nearest of `days` before `due` that has begun and has
-    not been sent (the ones before it, missed on holidays, are not sent late)."""
-    started = [d for d in sorted(days) if due - timedelta(days=d) <= today <= due]
-    return started[0] if started and started[0] not in reminded else None
+    """The reminder to send today: the nearest of `days` before `due` that has begun and is
+    still to come (the ones before it, missed on holidays, are not sent late)."""
+    started = [d for d in _to_come(reminded, days) if due - timedelta(days=d) <= today <= due]
+    return started[-1] if started else None
 
 
 class CertificateError(Exception):
@@ -168,8 +180,9 @@ async def register(certificates: Sequence[NewCertificate], source: str, actor: s
         records = []
         for c in certificates:
             row = existing.get((c.type.code, c.number))
-            values: dict[str, Any] = {"issued_on": c.issued_on, "expires_on": c.expires_on,
-                      "review_on": c.review_on, "status": CertificateStatus.ACTIVE}
+            values: dict[str, Any] = {
+                "issued_on": c.issued_on, "expires_on": c.expires_on, "review_on": c.review_on,
+                "status": CertificateStatus.ACTIVE}
             if c.photo:
                 values["photo"] = c.photo
             if row is None:
@@ -214,32 +227,93 @@ async def certificates_of_people(people: Sequence[str]) -> dict[str, list[Certif
 
 
 async def due_today(today: date, limit: int = 1000) -> list[Certificate]:
-    """Active certificates whose next reminder or lapse has come, oldest first."""
+    """Active certificates whose next reminder or lapse has come, oldest first, locked until
+    the caller's transaction ends (PostgreSQL): a renewal saved meanwhile waits, then writes
+    its dates and fresh reminders over the job's marks (SQLite has one writer at a time)."""
     return list(await Certificate.filter(remind_on__lte=today, status=CertificateStatus.ACTIVE)
-                .order_by("remind_on", "id").limit(limit))
+                .order_by("remind_on", "id").limit(limit).select_for_update())
 
 
-async def mark_reminded(row: Certificate, days_before: int, notify: list[str],
-                        days: Sequence[int]) -> None:
-    """The reminder `days_before` is queued: the next one's day, and the recipients frozen."""
-    row.reminded = [*row.reminded, days_before]
-    row.notify = notify
-    row.remind_on = next_reminder(row.due_on, row.reminded, days)
-    await row.save(update_fields=["reminded", "notify", "remind_on"])
+async def mark_reminded(sent: Sequence[tuple[Certificate, int, list[str]]],
+                        unsent: Sequence[Certificate], days: Sequence[int]) -> None:
+    """The reminders queued, each with its days before and the recipients frozen, and the rows
+    with nothing to send today (a reminder missed, the rules' days changed): each row's next
+    day, in one statement for all."""
+    for row, days_before, notify in sent:
+        row.reminded, row.notify = [*row.reminded, days_before], notify
+    rows = [row for row, _, _ in sent] + list(unsent)
+    for row in rows:
+        row.remind_on = next_reminder(row.due_on, row.reminded, days)
+    if rows:
+        await Certificate.bulk_update(rows, ["reminded", "notify", "remind_on"])
 
 
-async def mark_lapsed(row: Certificate, today: date, now: datetime) -> None:
-    """It no longer counts: recorded in its holder's chain, nothing more due on it."""
-    row.lapsed_on, row.remind_on = today, None
-    await row.save(update_fields=["lapsed_on", "remind_on"])
-    await append_many([NewRecord(row.holder, RecordKind.LAPSED, {
-        "type": row.type_code, "number": row.number, "reason": row.problem(today),
-        "due_on": row.due_on})], "scheduler", now)
+async def mark_lapsed(rows: Sequence[Certificate], today: date, now: datetime) -> None:
+    """They no longer count: each recorded in its holder's chain, nothing more due on them."""
+    if not rows:
+        return
+    async with atomic():
+        await Certificate.filter(id__in=[r.id for r in rows]).update(lapsed_on=today,
+                                                                     remind_on=None)
+        for row in rows:
+            row.lapsed_on, row.remind_on = today, None
+        await append_many([NewRecord(row.holder, RecordKind.LAPSED, {
+            "type": row.type_code, "number": row.number, "reason": row.problem(today),
+            "due_on": row.due_on}) for row in rows], "scheduler", now)
+
+
+# Ids in one IN list: a digest of a million certificates asks about tens of thousands of
+# holders, and PostgreSQL's protocol takes at most 32,767 parameters a statement.
+IDS_PER_QUERY = 10_000
+
+
+@dataclass(frozen=True)
+class Holder:
+    name: str
+    active: bool
+    supervisor: str | None = None       # a person's supervisor, when active
+
+
+async def holders_of(rows: Sequence[Certificate]) -> dict[str, Holder]:
+    """Who holds these certificates, by `Certificate.holder`: a query per IDS_PER_QUERY
+    people and one for the companies. A holder the roster does not know is left out."""
+    people = sorted({r.holder_id for r in rows if r.holder_kind is HolderKind.PERSON})
+    companies = {r.holder_id for r in rows if r.holder_kind is HolderKind.CONTRACTOR}
+    found = {}
+    for start in range(0, len(people), IDS_PER_QUERY):
+        for u in await User.filter(id__in=people[start:start + IDS_PER_QUERY]).values(
+                "id", "name", "active", "supervisor_id", "supervisor__active"):
+            found[u["id"]] = Holder(u["name"], u["active"],
+                                    u["supervisor_id"] if u["supervisor__active"] else None)
+    if companies:
+        for c in await Contractor.filter(id__in=companies).values("id", "name", "active"):
+            found[contractor_holder(c["id"])] = Holder(c["name"], c["active"])
+    return found
+
+
+async def superseded(rows: Sequence[Certificate]) -> set[int]:
+    """Those of `rows` whose holder has another active certificate of the same type due later:
+    a renewal under a new number (a contractor's permit, a certificate reissued), after which
+    the old one is not worth a reminder."""
+    holders = sorted({r.holder_id for r in rows})
+    codes = {r.type_code for r in rows}
+    latest: dict[tuple[str, str, str], date] = {}
+    for start in range(0, len(holders), IDS_PER_QUERY):
+        for kind, holder, code, expires, review in await Certificate.filter(
+                holder_id__in=holders[start:start + IDS_PER_QUERY], type_code__in=codes,
+                status=CertificateStatus.ACTIVE).values_list(
+                "holder_kind", "holder_id", "type_code", "expires_on", "review_on"):
+            due = min(expires, review) if review else expires
+            key = (str(kind), holder, code)
+            latest[key] = max(due, latest.get(key, due))
+    return {r.id for r in rows
+            if latest.get((r.holder_kind.value, r.holder_id, r.type_code), r.due_on) > r.due_on}
 
 
 async def expiring(today: date, within_days: int) -> list[Certificate]:
-    """Active certificates due (review or expiry) within the next `within_days`, or lapsed."""
+    """Active certificates due (review or expiry) within the next `within_days`, or past due
+    and not renewed, by their due day."""
     horizon = today + timedelta(days=within_days)
-    rows = await Certificate.filter(status=CertificateStatus.ACTIVE, remind_on__lte=horizon
-                                    ).order_by("expires_on")
-    return sorted((r for r in rows if r.due_on <= horizon), key=lambda r: r.due_on)
+    rows = await Certificate.filter(Q(expires_on__lte=horizon) | Q(review_on__lte=horizon),
+                                    status=CertificateStatus.ACTIVE)
+    return sorted(rows, key=lambda r: (r.due_on, r.id))
