@@ -42,7 +42,11 @@ def local(text: str) -> datetime:
 
 @pytest.fixture
 async def org(db: TortoiseContext) -> None:
+    """The demo plant without the roster's own people's files (certificates, posts, the
+    contractor): each test gives its own."""
     await load_org(DEMO_ORG, local("2026-09-01 09:00"), ROSTER_MEDIA)
+    for model in (Certificate, Profile, Contractor):
+        await model.all().delete()
 
 
 @pytest.fixture
