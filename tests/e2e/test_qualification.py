@@ -10,12 +10,13 @@ with the demo roster's dates."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import Workbook, load_workbook
 from tortoise.context import TortoiseContext
 
 from bot.qualification import shipped_rules
@@ -26,10 +27,10 @@ from models.org import User
 from models.people.certificates import Certificate, HolderKind, NewCertificate, register
 from models.people.checks import Proposal, QualificationCheck
 from models.people.profiles import Admission, AdmissionStatus, Contractor
-from models.people.records import RecordKind, records_of, verify
+from models.people.records import PersonRecord, RecordKind, records_of, verify
 from models.training import Taken, add_training
-from tests.harness import Service, settled
-from tests.plant import PLATFORMS, Person, Phone, phone_of, plant
+from tests.harness import Service, cli, settled
+from tests.plant import PLATFORMS, Person, Phone, around_the_clock, phone_of, plant
 
 RULES = shipped_rules()
 TZ = ZoneInfo("Asia/Shanghai")
@@ -278,3 +279,66 @@ async def test_a_company_and_its_worker_added_in_chat_refused_admission_with_a_r
     await huangjun.says("开工 动火作业 3号车间 黄军")
     await huangjun.expect("可以开工（1人）：黄军")
 
+
+
+async def test_an_imported_certificate_is_reminded_lapses_and_the_file_shows_it(
+        db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path) -> None:
+    """Imported, reminded 60 days before its expiry as the clock moves, lapsed the day after;
+    the next 开工 refuses its holder; 我的档案 and the export show it; verify-records passes
+    until a record is edited in the database."""
+    async with plant(database_url, media_dir, **around_the_clock(tmp_path)) as (sim, service):
+        phone = phone_of(sim)
+        start = service.clock()
+        today = start.astimezone(TZ).date()
+        expires = today + timedelta(days=70)
+        await qualify(today, start)
+        sheet = Workbook()
+        page = sheet.active
+        assert page is not None
+        page.append(["姓名或工号", "证书类型", "证书编号", "发证日期", "有效期至", "复审日期"])
+        page.append(["高峰", "低压电工作业", "T320102198503150099", today - timedelta(days=700),
+                     expires, expires])
+        sheet.save(tmp_path / "certificates.xlsx")
+        env = {"SAFETYBOT_DATABASE_URL": database_url}
+        done = cli("import-certificates", str(tmp_path / "certificates.xlsx"), env=env)
+        assert done.returncode == 0, done.stderr
+        assert "imported 1: 1 added" in done.stdout
+        # 高峰's electrician certificate from `qualify` has lapsed meanwhile: only this one counts.
+        await Certificate.filter(number="T320102198503150012").delete()
+
+        gaofeng, xuming = Person(phone, "gaofeng"), Person(phone, "xuming")
+        await service.tick_at(datetime.combine(today + timedelta(days=10), time(9), TZ))
+        await gaofeng.expect("【证书到期提醒】", "T320102198503150099", f"{expires:%Y年%m月%d日}")
+        await xuming.expect("【证书到期提醒】", "高峰")
+        await Person(phone, "liuyang").expect("【证书到期提醒】", "高峰")
+        await service.tick_at(datetime.combine(today + timedelta(days=10), time(15), TZ))
+        await settled()
+        assert not [m for m in gaofeng.unread() if "【证书" in m.text]
+
+        await service.tick_at(datetime.combine(expires + timedelta(days=1), time(9), TZ))
+        await gaofeng.expect("【证书失效】", "T320102198503150099")
+        await Person(phone, "huangjun").says("开工 临时用电 3号车间 高峰")
+        await Person(phone, "huangjun").expect(
+            f"高峰：低压电工作业或高压电工作业证已于{expires}到期")
+        await gaofeng.says("我的档案")
+        await gaofeng.expect("一人一档 · 高峰", f"T320102198503150099：已于{expires}到期")
+
+        out = cli("export-files", "--person", "gaofeng", "--out", str(tmp_path), env=env)
+        assert out.returncode == 0, out.stderr
+        written = out.stdout.split()[-1]
+        assert written.endswith("档案-高峰-gaofeng.xlsx"), out.stdout
+        book = load_workbook(written, read_only=True)
+        # The export reads the wall clock, on which the certificate is still valid; the check
+        # refused on the service's later day is on record with its reason.
+        assert any("T320102198503150099" in row for row in book["证书"].iter_rows(
+            values_only=True))
+        assert any("临时用电" in row and f"低压电工作业或高压电工作业证已于{expires}到期" in row
+                   for row in book["开工校验"].iter_rows(values_only=True))
+
+        intact = cli("verify-records", env=env)
+        assert intact.returncode == 0 and "intact" in intact.stdout, intact.stdout
+        [lapse] = await records_of("gaofeng", RecordKind.LAPSED)
+        await PersonRecord.filter(id=lapse.id).update(data={**lapse.data, "reason": "有效"})
+        broken = cli("verify-records", env=env)
+        assert broken.returncode == 1
+        assert f"gaofeng: record #{lapse.seq}" in broken.stdout + broken.stderr
