@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -48,3 +49,9 @@ class WorkCalendar:
             day += timedelta(days=1)
             left -= self.working_day(day)
         return datetime.combine(day, self.workday_end, self.tz)
+
+
+def reminder_window(due: date, today: date, days: Sequence[int]) -> int | None:
+    """The reminder due today: the nearest of `days` before `due` that has begun, if any (the
+    ones before it, missed on holidays, are not sent late)."""
+    return next((d for d in sorted(days) if due - timedelta(days=d) <= today <= due), None)

@@ -3,9 +3,9 @@ safety managers), and the lines the daily digest and the monthly report carry ab
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from models.calendar import WorkCalendar
+from models.calendar import WorkCalendar, reminder_window
 from models.org import Role, people_with
 from models.outbox import enqueue
 from models.outgoing import Text
@@ -16,11 +16,6 @@ BASIS = "《生产安全事故应急预案管理办法》"
 
 def _day(day: date | None) -> str:
     return f"{day:%Y年%m月%d日}" if day else "尚无记录"
-
-
-def reminder_window(due: date, today: date, days: tuple[int, ...]) -> int | None:
-    """The reminder due today: the nearest of `days` before `due` that has begun, if any."""
-    return next((d for d in sorted(days) if due - timedelta(days=d) <= today <= due), None)
 
 
 async def remind_plans(rules: DrillRules, calendar: WorkCalendar, now: datetime,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.calendar import WorkCalendar
+from models.calendar import WorkCalendar, reminder_window
 from models.outbox import enqueue
 from models.outgoing import Text
 from models.resources import Problems, active_resources
-from scheduler.plan_calendar import reminder_window
 
 EXPIRY_DAYS = (30, 7)   # expiry reminders, days before
 LISTED = 5              # resources named per line of the digest

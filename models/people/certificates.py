@@ -25,6 +25,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 
 from models import atomic
+from models.calendar import reminder_window
 from models.org import User
 from models.people.profiles import Contractor
 from models.people.records import NewRecord, RecordKind, append_many, contractor_holder
@@ -119,8 +120,7 @@ def reminder_due(due: date, today: date, reminded: Sequence[int], days: Sequence
                  ) -> int | None:
     """The reminder to send today: the nearest of `days` before `due` that has begun and is
     still to come (the ones before it, missed on holidays, are not sent late)."""
-    started = [d for d in _to_come(reminded, days) if due - timedelta(days=d) <= today <= due]
-    return started[-1] if started else None
+    return reminder_window(due, today, _to_come(reminded, days))
 
 
 class CertificateError(Exception):
