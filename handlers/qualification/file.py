@@ -55,7 +55,7 @@ def file_lines(f: PersonFile, today: date, rules: QualificationRules, tz: tzinfo
     if f.contractor is not None:
         admission = f.admission
         state = ("未办理准入" if admission is None else admission.status.label
-                 + (f"，至{admission.until:%Y-%m-%d}" if admission.until else ""))
+                 + (f"，至{end:%Y-%m-%d}" if (end := admission.ends(f.contractor)) else ""))
         lines.append(f"> 承包商：{f.contractor.name}（准入：{state}）")
     status = [s for s in (f"停岗中：{p.suspended}" if p.suspended else "",
                           f"黑名单：{p.blacklisted}" if p.blacklisted else "") if s]

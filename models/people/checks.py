@@ -109,7 +109,7 @@ async def judge(people: Sequence[User], work: WorkType, rules: QualificationRule
             if company is not None and company.blacklisted:
                 reasons.append(f"所属承包商{company.name}已列入黑名单（{company.blacklisted}）")
             if admission:
-                reasons.extend(_admission(admissions.get(person.id), today))
+                reasons.extend(_admission(admissions.get(person.id), company, today))
         for requirement in work.certificates:
             types = [rules.certificates[code] for code in requirement]
             own = [c for c in held[person.id] if c.type_code in requirement]
@@ -128,13 +128,14 @@ async def judge(people: Sequence[User], work: WorkType, rules: QualificationRule
     return verdicts
 
 
-def _admission(admission: Admission | None, today: date) -> list[str]:
+def _admission(admission: Admission | None, company: Contractor | None, today: date
+               ) -> list[str]:
     if admission is None:
         return ["承包商人员未办理准入"]
-    if admission.valid(today):
+    if admission.valid(today, company):
         return []
     if admission.status is AdmissionStatus.ADMITTED:
-        return [f"准入已于{admission.until:%Y-%m-%d}到期"]
+        return [f"准入已于{admission.ends(company):%Y-%m-%d}到期（合同期满）"]
     if admission.status is AdmissionStatus.ASKED:
         return ["承包商准入待安全管理员审批"]
     return [f"承包商准入未获批准（{admission.reason}）"]

@@ -75,9 +75,14 @@ class Admission(Model):
         table = "contractor_admission"
         indexes = (("person_id", "status"),)
 
-    def valid(self, today: date) -> bool:
-        return (self.status is AdmissionStatus.ADMITTED
-                and (self.until is None or today <= self.until))
+    def ends(self, contractor: Contractor | None) -> date | None:
+        """The last day it admits: the contract's end as it stands now (a contract extended
+        extends its workers' admission, one cut short cuts it), else the end it was given."""
+        return contractor.contract_end if contractor is not None else self.until
+
+    def valid(self, today: date, contractor: Contractor | None) -> bool:
+        end = self.ends(contractor)
+        return self.status is AdmissionStatus.ADMITTED and (end is None or today <= end)
 
 
 async def profile_of(person_id: str) -> Profile:

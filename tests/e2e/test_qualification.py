@@ -150,7 +150,7 @@ async def test_bad_checks_are_answered_and_check_nobody(wecom: tuple[Phone[Any],
 
 async def test_a_contractor_worker_is_admitted_checked_blacklisted_and_refused(
         wecom: tuple[Phone[Any], Service]) -> None:
-    phone, _ = wecom
+    phone, service = wecom
     huangjun, liuyang = Person(phone, "huangjun"), Person(phone, "liuyang")
     await huangjun.says("开工 动火作业 3号车间 赵刚")
     await huangjun.expect("赵刚：承包商人员未办理准入")
@@ -168,6 +168,12 @@ async def test_a_contractor_worker_is_admitted_checked_blacklisted_and_refused(
 
     await huangjun.says("开工 动火作业 3号车间 赵刚 黄军")
     await huangjun.expect("可以开工（2人）：赵刚、黄军")
+    # The admission lasts as long as the contract does, as it stands now.
+    today = service.clock().astimezone(TZ).date()
+    await Contractor.filter(id="huaan").update(contract_end=today - timedelta(days=1))
+    await huangjun.says("开工 动火作业 3号车间 赵刚")
+    await huangjun.expect(f"赵刚：准入已于{today - timedelta(days=1)}到期（合同期满）")
+    await Contractor.filter(id="huaan").update(contract_end=today + timedelta(days=30))
 
     await huangjun.says("拉黑 华安机电安装有限公司 违规动火")
     await huangjun.expect("黑名单由安全管理员操作")
