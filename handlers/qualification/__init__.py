@@ -16,6 +16,7 @@ MODULE = Module(
     name="qualification",
     clicks=cards.clicks,
     commands=commands,
+    starts=check.starts,
     dialogs=(certificates.CertificateDialog, contractors.RefusalDialog),
     help=("**开工 作业类型 区域 人员**：开工前资格校验，例如“开工 动火作业 3号车间 张三 李四”",
           "**我的档案**：查看自己的证书、培训、开工校验记录（一人一档）；上级可发送“档案 姓名”",

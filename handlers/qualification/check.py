@@ -10,6 +10,7 @@ from handlers.hazard.cards import plan_cards
 from handlers.qualification.words import after, people_named, starts_with, typed
 from handlers.router import Context, Router
 from models.hazard import Refused
+from models.inbound import InboundKind
 from models.org import Area, Role, every_area, people_with
 from models.outgoing import Button, Card, Markdown, Text, fit
 from models.people.checks import (
@@ -25,8 +26,17 @@ from models.people.checks import (
 from models.people.rules import WorkType
 
 router = Router()
+starts = Router()
 COMMAND = starts_with("开工", "开工校验")
+MENU_KEY = "check"      # the app menu's 开工校验
 USAGE = "请按“开工 作业类型 区域 人员”发送，例如：开工 动火作业 3号车间 张三 李四"
+
+
+@starts.on(lambda e: e.kind is InboundKind.MENU and e.event_key == MENU_KEY)
+async def from_menu(ctx: Context) -> None:
+    """The menu cannot name the crew: it says how to."""
+    known = "、".join(ctx.rules.qualification.work_types)
+    await ctx.reply(Text(f"开工前资格校验：{USAGE}\n可校验的作业：{known}。"))
 
 
 @router.on(typed(COMMAND))

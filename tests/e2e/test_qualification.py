@@ -141,6 +141,9 @@ async def test_bad_checks_are_answered_and_check_nobody(wecom: tuple[Phone[Any],
     await huangjun.expect("请写明作业区域")
     await huangjun.says("开工 动火作业 3号车间 黄军 李四四")
     await huangjun.expect("名册中没有：李四四", "本次未校验任何人")
+    await phone.uses_menu("huangjun", "check", "开工校验")
+    await huangjun.expect("开工前资格校验：请按“开工 作业类型 区域 人员”发送",
+                          "可校验的作业：动火作业")
     crowd = " ".join(f"工人{n}" for n in range(30))
     await huangjun.says(f"开工 动火作业 3号车间 {crowd}")
     await huangjun.expect("一次最多校验20人，本次30人，请分批发送")
