@@ -93,7 +93,12 @@ from models.catalog import load_catalog  # noqa: E402
 from models.closure import month_window  # noqa: E402
 from models.org import RiskColor, User  # noqa: E402
 from models.people.certificates import next_reminder  # noqa: E402
-from models.people.checks import QualificationCheck, judge, record_check  # noqa: E402
+from models.people.checks import (  # noqa: E402
+    Proposal,
+    QualificationCheck,
+    judge,
+    record_check,
+)
 from models.people.records import digest_of  # noqa: E402
 from models.people.rules import QualificationRules, WorkType  # noqa: E402
 from scheduler.jobs import Jobs  # noqa: E402
@@ -610,6 +615,36 @@ async def first_tick(url: str, timeout: float) -> None:  # noqa: ASYNC109
         await until(ticked, timeout, "the scheduler's first tick", every=0.5)
 
 
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What the service's tables say about the checks of a run."""
+
+    times: dict[str, tuple[float, float]]   # per lead: event stored, handler began (POSIX s)
+    refused: dict[str, int]                 # per lead: the people their check refused
+    proposed: int                           # checks that proposed a 重大 ticket to the managers
+    waiting: dict[str, int]                 # deliveries pending at the end, by recipient
+
+
+async def service_record(dsn: str, leads: Sequence[str]) -> ServiceRecord:
+    conn = await asyncpg.connect(dsn)
+    try:
+        events = await conn.fetch(
+            "SELECT user_id, received_at, processed_at FROM inbox_event "
+            "WHERE user_id = ANY($1::text[]) AND processed_at IS NOT NULL", list(leads))
+        checks = await conn.fetch("SELECT asked_by, refused, proposal FROM qualification_check "
+                                  "WHERE asked_by = ANY($1::text[])", list(leads))
+        waiting = await conn.fetch("SELECT recipient, count(*) AS n FROM outbox_delivery "
+                                   "WHERE status = 'pending' GROUP BY recipient ORDER BY n DESC")
+    finally:
+        await conn.close()
+    return ServiceRecord(
+        {r["user_id"]: (r["received_at"].timestamp(), r["processed_at"].timestamp())
+         for r in events},
+        {r["asked_by"]: r["refused"] for r in checks},
+        sum(r["proposal"] == Proposal.PROPOSED for r in checks),
+        {r["recipient"]: r["n"] for r in waiting})
+
+
 @dataclass
 class ChatRun:
     target: str
@@ -617,43 +652,25 @@ class ChatRun:
     stages: list[dict[str, list[float]]]    # per phase: ms of "ack" and of each of STAGES
     errors: Counter[str]
     cpu: dict[str, float]                   # CPU seconds during the phases, by process
-
-
-async def service_times(dsn: str, leads: Sequence[str]
-                        ) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
-    """Per lead, when the service stored their event and began to handle it (POSIX seconds),
-    and the people their check refused."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        events = await conn.fetch(
-            "SELECT user_id, received_at, processed_at FROM inbox_event "
-            "WHERE user_id = ANY($1::text[]) AND processed_at IS NOT NULL", list(leads))
-        checks = await conn.fetch("SELECT asked_by, refused FROM qualification_check "
-                                  "WHERE asked_by = ANY($1::text[])", list(leads))
-    finally:
-        await conn.close()
-    return ({r["user_id"]: (r["received_at"].timestamp(), r["processed_at"].timestamp())
-             for r in events},
-            {r["asked_by"]: r["refused"] for r in checks})
+    record: ServiceRecord
 
 
 def chat_phase(name: str, answered: Sequence[Answered], seconds: float, offset: float,
-               times: dict[str, tuple[float, float]], refused: dict[str, int]
-               ) -> tuple[CheckRun, dict[str, list[float]]]:
+               record: ServiceRecord) -> tuple[CheckRun, dict[str, list[float]]]:
     """The phase as the in-process table shows it, and where its checks' time went (ms);
     `offset` turns the monotonic clock into POSIX seconds."""
     done = [a for a in answered if not a.error]
     stages: dict[str, list[float]] = {"ack": [a.ack * 1000 for a in done]}
     for a in done:
-        if a.check.lead not in times:
+        if a.check.lead not in record.times:
             continue
-        stored, handled = times[a.check.lead]
+        stored, handled = record.times[a.check.lead]
         sent = a.due + offset
         for stage, ms in zip(STAGES, (stored - sent, handled - stored,
                                       a.due + a.answer + offset - handled), strict=True):
             stages.setdefault(stage, []).append(ms * 1000)
-    run = CheckRun(name, [(a.answer * 1000, refused.get(a.check.lead, 0)) for a in done],
-                   seconds)
+    run = CheckRun(name, [(a.answer * 1000, record.refused.get(a.check.lead, 0))
+                          for a in done], seconds)
     return run, stages
 
 
@@ -697,18 +714,18 @@ async def chat_target(sim: BenchSimulator, target: Target, args: argparse.Namesp
             await child.stop()
         if profiler is not None:
             await profiler.stop(grace=10.0)
-    times, refused = await service_times(dsn, [c.lead for c in (*planned, *burst)])
+    record = await service_record(dsn, [c.lead for c in (*planned, *burst)])
     phases = [chat_phase(f"ramp {args.rate / 5:g}→{args.rate:g}/min",
                          [a for a in scheduled if a.check.at < args.ramp], args.ramp,
-                         offset, times, refused),
+                         offset, record),
               chat_phase(f"steady {args.rate:g}/min",
                          [a for a in scheduled if a.check.at >= args.ramp], wall - args.ramp,
-                         offset, times, refused),
+                         offset, record),
               chat_phase(f"burst of {args.burst} at once", bursted, burst_wall, offset,
-                         times, refused)]
+                         record)]
     errors = Counter(a.error for a in (*scheduled, *bursted) if a.error)
     return ChatRun(target.name, [run for run, _ in phases], [st for _, st in phases], errors,
-                   {name: after[name] - before[name] for name in before})
+                   {name: after[name] - before[name] for name in before}, record)
 
 
 async def in_process_checks(args: argparse.Namespace, dsn: str, rules: QualificationRules,
@@ -865,6 +882,12 @@ def chat_report(args: argparse.Namespace, info: dict[str, str], table: Table, lo
             print(f"| {phase.phase} | " + " | ".join(cells) + " |")
         print("\nCPU s during the phases: "
               + ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.cpu.items()))
+        checks = sum(len(phase.done) for phase in run.phases)
+        most = ", ".join(f"{who} {n}" for who, n in list(run.record.waiting.items())[:5])
+        print(f"\n{run.record.proposed} of {checks} checks proposed a 重大 ticket (a card to "
+              f"each of the {len(MANAGERS)} safety managers). Deliveries pending when the "
+              f"burst was answered: {sum(run.record.waiting.values())}"
+              + (f" (most: {most})." if most else "."))
         for error, n in run.errors.most_common(8):
             print(f"    {n:5d} × {error}")
         ok &= not run.errors and nearest_rank(run.phases[1].latencies, 95) < CHECK_TARGET_MS
