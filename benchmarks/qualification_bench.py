@@ -16,15 +16,25 @@ records, then `judge` and `record_check` (the check row and a record in each per
 Checks arrive on a fixed schedule (open loop: latency counts from the scheduled start, so a
 queue cannot hide), ramping from a fifth of `--rate` a minute to `--rate` over `--ramp`
 seconds, then steady for `--minutes`; then `--burst` checks at one instant. Target: p95 under
-300 ms at 50 checks a minute. To measure it through the chat path later, replace
-`pre_work_check`.
+300 ms at 50 checks a minute.
+
+With `--chat`, (b) as a team lead experiences it: the service as deployed (`--targets split`:
+`serve --no-workers` + `work`; `single`: `serve`) on the first total's data, with one area
+(3号车间), and the WeCom simulator in this process. Each check is the lead's
+`开工 <work> 3号车间 <the crew's names>`, an encrypted text callback sent at the schedule's
+time; its latency runs from then until the simulator accepted the answer's Markdown
+(`开工前资格校验 KG-…`). Five warm-up checks and the scheduler's first tick come first. The
+in-process call runs beside it on the same data and schedule (unless `--no-check`), for the
+ratio; (a) and (c) are not run.
 
     PYTHONPATH=. .venv/bin/python benchmarks/qualification_bench.py [--totals 100000,1000000]
         [--due 300,3000] [--rounds 5] [--people 50000] [--pool 2000] [--crew 20] [--rate 50]
         [--ramp 60] [--minutes 3] [--burst 20] [--no-check] [--admin-dsn DSN]
+        [--chat [--targets split,single] [--latency 0.05] [--worker-nice 10] [--py-spy PATH]]
 
 PostgreSQL is the server at `--admin-dsn`; each total gets a fresh database of the run's own,
-migrated, dropped at the end. The check runs on the first total's. Prints Markdown on stdout;
+migrated, dropped at the end (also on failure, Ctrl-C or SIGTERM, after the service's
+processes are stopped). The check runs on the first total's. Prints Markdown on stdout;
 exits 2 when a target is missed, 1 when the run could not be set up.
 """
 
@@ -32,12 +42,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import math
 import random
+import re
 import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +59,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,21 +69,36 @@ from benchmarks.callback_bench import (  # noqa: E402
     BenchError,
     code_version,
     fresh_database,
+    log_summary,
     machine_info,
     median,
     run_bench,
 )
+from benchmarks.emergency_bench import STEP_TIMEOUT, until, wait_idle  # noqa: E402
+from benchmarks.report_bench import (  # noqa: E402
+    BenchSimulator,
+    Target,
+    make_targets,
+    process_cpu,
+    start_target,
+    text_of,
+)
 from benchmarks.tick_bench import nearest_rank  # noqa: E402
-from bot.db import migrate, open_database  # noqa: E402
+from bot.db import POSTGRES_POOL_SIZE, migrate, open_database  # noqa: E402
 from bot.media.folder import FolderStore  # noqa: E402
 from bot.qualification import load_rules  # noqa: E402
 from bot.scheduling import load_policy  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
+from bot.settings import Settings, load_settings  # noqa: E402
 from models.catalog import load_catalog  # noqa: E402
 from models.closure import month_window  # noqa: E402
-from models.org import User  # noqa: E402
+from models.org import RiskColor, User  # noqa: E402
 from models.people.certificates import next_reminder  # noqa: E402
-from models.people.checks import QualificationCheck, judge, record_check  # noqa: E402
+from models.people.checks import (  # noqa: E402
+    Proposal,
+    QualificationCheck,
+    judge,
+    record_check,
+)
 from models.people.records import digest_of  # noqa: E402
 from models.people.rules import QualificationRules, WorkType  # noqa: E402
 from scheduler.jobs import Jobs  # noqa: E402
@@ -154,7 +184,7 @@ class Table:
 
     def __init__(self, total: int, people: int, pool: int, days: tuple[int, ...],
                  most_due: int, rng: random.Random) -> None:
-        self.total, self.pool, self.days, self.rng = total, pool, days, rng
+        self.total, self.people, self.pool, self.days, self.rng = total, people, pool, days, rng
         self.per = -(-total // people)
         if self.per > len(TYPES):
             raise BenchError(f"{total:,} certificates for {people:,} people: at most "
@@ -407,16 +437,25 @@ def schedule(rate: float, ramp: float, steady: float) -> list[float]:
     return times
 
 
+class Crews:
+    """Crews of `size` from the pool: people of the work's post, and about OUTSIDERS of each
+    crew from the others (a helper, a new hand)."""
+
+    def __init__(self, pool: int, size: int, rng: random.Random) -> None:
+        self.size, self.rng = size, rng
+        self.by_post = [[person(i) for i in range(post, pool, len(POSTS))]
+                        for post in range(len(POSTS))]
+        self.everyone = [person(i) for i in range(pool)]
+
+    def __call__(self, post: int) -> list[str]:
+        outsiders = sum(self.rng.random() < OUTSIDERS for _ in range(self.size))
+        named = self.rng.sample(self.by_post[post], self.size - outsiders)
+        return named + self.rng.sample([p for p in self.everyone if p not in named], outsiders)
+
+
 async def check_load(args: argparse.Namespace, rules: QualificationRules,
                      rng: random.Random) -> list[CheckRun]:
-    by_post = [[person(i) for i in range(post, args.pool, len(POSTS))]
-               for post in range(len(POSTS))]
-    everyone = [person(i) for i in range(args.pool)]
-
-    def crew(post: int) -> list[str]:
-        outsiders = sum(rng.random() < OUTSIDERS for _ in range(args.crew))
-        named = rng.sample(by_post[post], args.crew - outsiders)
-        return named + rng.sample([p for p in everyone if p not in named], outsiders)
+    crew = Crews(args.pool, args.crew, rng)
 
     async def one(n: int, at: float, start: float, out: list[tuple[float, int]]) -> None:
         """Check n, started `at` s after `start`; its latency counts from then."""
@@ -463,6 +502,245 @@ async def report_sections(rules: QualificationRules, rounds: int) -> dict[str, l
 
 
 # ---------------------------------------------------------------------------------------------
+# (b) through the chat: the service as deployed, the WeCom simulator
+
+
+AREA = ("A3", "3号车间")             # code, name: the area every check names
+ANSWER = "**开工前资格校验 KG-"        # how the answer's Markdown starts (handlers/qualification)
+ANSWER_TIMEOUT = 60.0                # seconds a lead waits for the answer before it is failed
+WARM_UP = len(WORK)                  # unmeasured checks before the clock starts, one per work
+STAGES = ("callback → stored", "stored → handler", "handler → accepted")
+DEPLOYMENTS = {"split": "`serve --no-workers` + `work`", "single": "`serve`"}
+SCHEDULER_IDLE = re.compile(
+    r'^safetybot_loop_seconds_since_success\{loop="scheduler"\} (\S+)$', re.MULTILINE)
+
+
+def name_of(pid: str) -> str:
+    """The name `load_people` gave a person: what a team lead types."""
+    return f"员工{int(pid[1:])}"
+
+
+async def load_area(conn: asyncpg.Connection) -> None:
+    code, name = AREA
+    await conn.execute(
+        "INSERT INTO area (code, name, aliases, risk_color, groups, owner_id, reviewer_id, "
+        "risk_status, risk_reason) VALUES ($1, $2, '[]', $3, '[]', $4, $5, '', '')",
+        code, name, RiskColor.BLUE.value, MANAGERS[0], lead(0))
+
+
+def chat_leads(pool: int, people: int) -> list[str]:
+    """The senders: team leads outside the pool's teams (whose leads the in-process checks
+    name), one per check, so that an answer is told apart by whom it goes to and nobody nears
+    WeCom's 30 messages a minute."""
+    return [lead(i) for i in range(math.ceil(pool / TEAM) * TEAM, people, TEAM)]
+
+
+@dataclass(frozen=True)
+class Typed:
+    """One 开工 as a team lead types it, `at` s after its phase starts."""
+
+    at: float
+    lead: str
+    text: str
+
+
+def typed(times: Sequence[float], crews: Crews, leads: Iterator[str]) -> list[Typed]:
+    """A check at each time, the work types in turn, the crew named by their names."""
+    checks = []
+    for n, at in enumerate(times):
+        work, post = WORK[n % len(WORK)]
+        names = " ".join(name_of(p) for p in crews(post))
+        checks.append(Typed(at, next(leads), f"开工 {work} {AREA[1]} {names}"))
+    return checks
+
+
+@dataclass
+class Answered:
+    """A check sent through the chat; times in s from its scheduled send (`due`, monotonic)."""
+
+    check: Typed
+    due: float
+    ack: float = math.nan        # the callback's HTTP answer
+    answer: float = math.nan     # the simulator accepted the answer's Markdown
+    error: str = ""
+
+
+async def send_check(sim: BenchSimulator, check: Typed, due: float) -> Answered:
+    """At `due`, the lead's encrypted callback; then the first message to the lead, which must
+    be the answer."""
+    done = Answered(check, due)
+    await asyncio.sleep(max(0.0, due - time.monotonic()))
+    seen = len(sim.messages_for(check.lead))
+    try:
+        status = (await sim.user(check.lead).says(check.text)).status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        done.error = f"callback failed: {exc!r}"
+        return done
+    done.ack = time.monotonic() - due
+    if status != 200:
+        done.error = f"callback answered {status}"
+        return done
+    try:
+        message = await sim.message(check.lead, seen, ANSWER_TIMEOUT)
+    except TimeoutError:
+        done.error = f"no answer within {ANSWER_TIMEOUT:.0f} s"
+        return done
+    if text_of(message).startswith(ANSWER):
+        done.answer = message.at - due
+    else:
+        done.error = f"answered {text_of(message)[:60]!r}"
+    return done
+
+
+async def send_all(sim: BenchSimulator, checks: Sequence[Typed], start: float
+                   ) -> list[Answered]:
+    return list(await asyncio.gather(*(send_check(sim, c, start + c.at) for c in checks)))
+
+
+def scheduler_metrics(target: Target) -> str:
+    """The metrics of the process that runs the scheduler: `work` beside `serve
+    --no-workers`, else `serve`."""
+    env = target.work_env if target.work_env is not None else target.env
+    return f"http://127.0.0.1:{env['SAFETYBOT_PORT']}/metrics"
+
+
+async def first_tick(url: str, timeout: float) -> None:  # noqa: ASYNC109
+    """The scheduler's first tick has finished. It comes a tick after the start and, after the
+    digest time, runs the day's digest and certificate job: once a day, not timed here."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async def ticked() -> bool:
+            async with session.get(url) as resp:
+                found = SCHEDULER_IDLE.search(await resp.text())
+            return found is not None and float(found[1]) >= 0
+        await until(ticked, timeout, "the scheduler's first tick", every=0.5)
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What the service's tables say about the checks of a run."""
+
+    times: dict[str, tuple[float, float]]   # per lead: event stored, handler began (POSIX s)
+    refused: dict[str, int]                 # per lead: the people their check refused
+    proposed: int                           # checks that proposed a 重大 ticket to the managers
+    waiting: dict[str, int]                 # deliveries pending at the end, by recipient
+
+
+async def service_record(dsn: str, leads: Sequence[str]) -> ServiceRecord:
+    conn = await asyncpg.connect(dsn)
+    try:
+        events = await conn.fetch(
+            "SELECT user_id, received_at, processed_at FROM inbox_event "
+            "WHERE user_id = ANY($1::text[]) AND processed_at IS NOT NULL", list(leads))
+        checks = await conn.fetch("SELECT asked_by, refused, proposal FROM qualification_check "
+                                  "WHERE asked_by = ANY($1::text[])", list(leads))
+        waiting = await conn.fetch("SELECT recipient, count(*) AS n FROM outbox_delivery "
+                                   "WHERE status = 'pending' GROUP BY recipient ORDER BY n DESC")
+    finally:
+        await conn.close()
+    return ServiceRecord(
+        {r["user_id"]: (r["received_at"].timestamp(), r["processed_at"].timestamp())
+         for r in events},
+        {r["asked_by"]: r["refused"] for r in checks},
+        sum(r["proposal"] == Proposal.PROPOSED for r in checks),
+        {r["recipient"]: r["n"] for r in waiting})
+
+
+@dataclass
+class ChatRun:
+    target: str
+    phases: list[CheckRun]
+    stages: list[dict[str, list[float]]]    # per phase: ms of "ack" and of each of STAGES
+    errors: Counter[str]
+    cpu: dict[str, float]                   # CPU seconds during the phases, by process
+    record: ServiceRecord
+
+
+def chat_phase(name: str, answered: Sequence[Answered], seconds: float, offset: float,
+               record: ServiceRecord) -> tuple[CheckRun, dict[str, list[float]]]:
+    """The phase as the in-process table shows it, and where its checks' time went (ms);
+    `offset` turns the monotonic clock into POSIX seconds."""
+    done = [a for a in answered if not a.error]
+    stages: dict[str, list[float]] = {"ack": [a.ack * 1000 for a in done]}
+    for a in done:
+        if a.check.lead not in record.times:
+            continue
+        stored, handled = record.times[a.check.lead]
+        sent = a.due + offset
+        for stage, ms in zip(STAGES, (stored - sent, handled - stored,
+                                      a.due + a.answer + offset - handled), strict=True):
+            stages.setdefault(stage, []).append(ms * 1000)
+    run = CheckRun(name, [(a.answer * 1000, record.refused.get(a.check.lead, 0))
+                          for a in done], seconds)
+    return run, stages
+
+
+async def chat_target(sim: BenchSimulator, target: Target, args: argparse.Namespace, dsn: str,
+                      crews: Crews, leads: Iterator[str], index: int) -> ChatRun:
+    """Start the deployment, warm it up, let the scheduler's first tick pass, then the checks
+    on the schedule and the burst; stop it."""
+    warm = typed([0.0] * WARM_UP, crews, leads)
+    planned = typed(schedule(args.rate, args.ramp, args.minutes * 60), crews, leads)
+    burst = typed([0.0] * args.burst, crews, leads)
+    sim.callback_url = target.base + "/wecom/callback"
+    children, profiler = await start_target(target, args.logs, args, index)
+    try:
+        print(f"{target.name}: warming up, waiting for the scheduler's first tick …",
+              file=sys.stderr)
+        for check in warm:
+            done = await send_check(sim, check, time.monotonic())
+            if done.error:
+                raise BenchError(f"{target.name}: a warm-up check failed: {done.error}; see "
+                                 f"{args.logs}")
+        tick = load_settings({}).schedule.tick_seconds
+        await first_tick(scheduler_metrics(target), tick + STEP_TIMEOUT)
+        await wait_idle(dsn, STEP_TIMEOUT)
+        # What this process holds (the in-process checks' ORM objects, the simulator's records)
+        # lives to the end: a full collection would pause the simulator while it is timed.
+        gc.collect()
+        gc.freeze()
+        print(f"{target.name}: {len(planned)} checks on the schedule, then {len(burst)} at "
+              "once …", file=sys.stderr)
+        before = process_cpu(children)
+        start = time.monotonic()
+        offset = time.time() - start
+        scheduled = await send_all(sim, planned, start)
+        wall = time.monotonic() - start
+        burst_start = time.monotonic()
+        bursted = await send_all(sim, burst, burst_start)
+        burst_wall = time.monotonic() - burst_start
+        after = process_cpu(children)
+    finally:
+        for child in children.values():
+            await child.stop()
+        if profiler is not None:
+            await profiler.stop(grace=10.0)
+    record = await service_record(dsn, [c.lead for c in (*planned, *burst)])
+    phases = [chat_phase(f"ramp {args.rate / 5:g}→{args.rate:g}/min",
+                         [a for a in scheduled if a.check.at < args.ramp], args.ramp,
+                         offset, record),
+              chat_phase(f"steady {args.rate:g}/min",
+                         [a for a in scheduled if a.check.at >= args.ramp], wall - args.ramp,
+                         offset, record),
+              chat_phase(f"burst of {args.burst} at once", bursted, burst_wall, offset,
+                         record)]
+    errors = Counter(a.error for a in (*scheduled, *bursted) if a.error)
+    return ChatRun(target.name, [run for run, _ in phases], [st for _, st in phases], errors,
+                   {name: after[name] - before[name] for name in before}, record)
+
+
+async def in_process_checks(args: argparse.Namespace, dsn: str, rules: QualificationRules,
+                            rng: random.Random) -> list[CheckRun]:
+    """(b) as the in-process mode runs it, on the same database, before the service starts."""
+    print("the model call in process …", file=sys.stderr)
+    ctx = await open_database(dsn)
+    try:
+        with ctx:
+            return await check_load(args, rules, rng)
+    finally:
+        await ctx.close_connections()
+
+
+# ---------------------------------------------------------------------------------------------
 # The run
 
 
@@ -485,26 +763,36 @@ class TotalRun:
     sections: dict[str, list[float]]
 
 
+def make_table(args: argparse.Namespace, total: int, rules: QualificationRules,
+               rng: random.Random) -> Table:
+    people = args.people or total // 2
+    return Table(total, people, args.pool, rules.reminder_days, max(args.due), rng)
+
+
+async def load_plant(conn: asyncpg.Connection, table: Table, rng: random.Random) -> float:
+    """People, certificates and the pool, loaded and vacuumed; the seconds it took."""
+    print(f"{table.total:,} certificates: generating and loading …", file=sys.stderr)
+    started = time.perf_counter()
+    chains = Chains()
+    await load_people(conn, table.people)
+    await load_certificates(conn, table, chains)
+    await load_pool(conn, table.pool, chains, rng)
+    await conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
 async def one_total(args: argparse.Namespace, total: int, jobs: Jobs, check: bool
                     ) -> TotalRun:
     rng = random.Random(total)
     rules = jobs.qualification
-    people = args.people or total // 2
-    table = Table(total, people, args.pool, rules.reminder_days, max(args.due), rng)
+    table = make_table(args, total, rules, rng)
     async with fresh_database(args.admin_dsn) as dsn:
         info = await machine_info(dsn)
         await migrate(dsn)
-        print(f"{total:,} certificates: generating and loading …", file=sys.stderr)
-        started = time.perf_counter()
-        chains = Chains()
         conn = await asyncpg.connect(dsn)
         ctx = await open_database(dsn)
         try:
-            await load_people(conn, people)
-            await load_certificates(conn, table, chains)
-            await load_pool(conn, args.pool, chains, rng)
-            await conn.execute("VACUUM ANALYZE")
-            loaded = time.perf_counter() - started
+            loaded = await load_plant(conn, table, rng)
             rows = []
             with ctx:
                 for due in args.due:
@@ -516,6 +804,16 @@ async def one_total(args: argparse.Namespace, total: int, jobs: Jobs, check: boo
             await conn.close()
             await ctx.close_connections()
     return TotalRun(info, loaded, rows, checks, sections)
+
+
+def check_table(checks: Sequence[CheckRun]) -> None:
+    print("| phase | checks | p50 ms | p95 ms | p99 ms | max ms | wall s | people refused |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in checks:
+        print(f"| {c.phase} | {len(c.latencies)} | {nearest_rank(c.latencies, 50):.0f} | "
+              f"{nearest_rank(c.latencies, 95):.0f} | {nearest_rank(c.latencies, 99):.0f} "
+              f"| {max(c.latencies, default=math.nan):.0f} | {c.seconds:.1f} | "
+              f"{sum(r for _, r in c.done)} |")
 
 
 def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, TotalRun]) -> bool:
@@ -544,12 +842,7 @@ def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, Total
         print("\nRatios of the medians: " + "; ".join(ratios) + "\n")
     if checks:
         print(f"### (b) The pre-work check (crew of {args.crew}, {args.pool:,} people)\n")
-        print("| phase | checks | p50 ms | p95 ms | p99 ms | max ms | wall s | people refused |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for c in checks:
-            print(f"| {c.phase} | {len(c.latencies)} | {nearest_rank(c.latencies, 50):.0f} | "
-                  f"{nearest_rank(c.latencies, 95):.0f} | {nearest_rank(c.latencies, 99):.0f} "
-                  f"| {max(c.latencies):.0f} | {c.seconds:.1f} | {sum(r for _, r in c.done)} |")
+        check_table(checks)
         ok &= nearest_rank(checks[1].latencies, 95) < CHECK_TARGET_MS
     print("\n### (c) The reports' sections (median ms)\n")
     print("| certificates | digest 人员资质 | monthly 人员资质 |")
@@ -559,6 +852,64 @@ def report(args: argparse.Namespace, info: dict[str, str], runs: dict[int, Total
               f"{median(run.sections['monthly']):.0f} |")
     print(f"\n**Verdict: {'met' if ok else 'missed'}** (job < {JOB_TARGET_MS:.0f} ms with "
           f"{TARGET_DUE} due; check p95 < {CHECK_TARGET_MS:.0f} ms steady)")
+    return ok
+
+
+def chat_report(args: argparse.Namespace, info: dict[str, str], table: Table, loaded: float,
+                in_process: Sequence[CheckRun], runs: Sequence[ChatRun]) -> bool:
+    print("## Qualification benchmark: the pre-work check through the chat\n")
+    for key, value in info.items():
+        print(f"- {key}: {value}")
+    print(f"- {table.total:,} certificates, {table.people:,} people, loaded in {loaded:.0f} s; "
+          f"crews of {args.crew} from the pool of {args.pool:,}, typed by name, in "
+          f"{AREA[1]}; each check from a team lead of its own")
+    print(f"- WeCom simulator in this process, {args.latency * 1000:.0f} ms per API call; "
+          f"pool {args.pool_size} per process; `safetybot work` under nice {args.worker_nice}; "
+          f"SAFETYBOT_POLL_SECONDS {Settings().poll_seconds:g} (the default)\n")
+    print("Latency: the lead's 开工 callback (its scheduled time) → the simulator accepted the "
+          "answer's Markdown (开工前资格校验 KG-…).\n")
+    ok = True
+    for run in runs:
+        print(f"### Through the chat: {run.target} ({DEPLOYMENTS[run.target]})\n")
+        check_table(run.phases)
+        print("\nWhere the time goes, p50 / p95 ms (stored: the inbox row's `received_at`; "
+              "handler: its `processed_at`, when the worker began the event):\n")
+        print("| phase | callback answered | " + " | ".join(STAGES) + " |")
+        print("|---|---:|" + "---:|" * len(STAGES))
+        for phase, stages in zip(run.phases, run.stages, strict=True):
+            cells = [f"{nearest_rank(stages.get(k, []), 50):.0f} / "
+                     f"{nearest_rank(stages.get(k, []), 95):.0f}" for k in ("ack", *STAGES)]
+            print(f"| {phase.phase} | " + " | ".join(cells) + " |")
+        print("\nCPU s during the phases: "
+              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.cpu.items()))
+        checks = sum(len(phase.done) for phase in run.phases)
+        most = ", ".join(f"{who} {n}" for who, n in list(run.record.waiting.items())[:5])
+        print(f"\n{run.record.proposed} of {checks} checks proposed a 重大 ticket (a card to "
+              f"each of the {len(MANAGERS)} safety managers). Deliveries pending when the "
+              f"burst was answered: {sum(run.record.waiting.values())}"
+              + (f" (most: {most})." if most else "."))
+        for error, n in run.errors.most_common(8):
+            print(f"    {n:5d} × {error}")
+        ok &= not run.errors and nearest_rank(run.phases[1].latencies, 95) < CHECK_TARGET_MS
+        print()
+    if in_process:
+        print("### The model call in this process (`pre_work_check`), same schedule and data\n")
+        check_table(in_process)
+        print("\nRatios, chat path / model call:\n")
+        print("| target | phase | p50 | p95 |")
+        print("|---|---|---:|---:|")
+        for run in runs:
+            for chat, model in zip(run.phases, in_process, strict=True):
+                print(f"| {run.target} | {chat.phase} | " + " | ".join(
+                    f"{nearest_rank(chat.latencies, q) / nearest_rank(model.latencies, q):.1f}×"
+                    for q in (50, 95)) + " |")
+    for log in sorted(args.logs.glob("*.log")):
+        lines = log_summary(log)
+        print(f"\nwarnings/errors in {log.name}:" + ("" if lines else " none"))
+        for line in lines:
+            print("    " + line)
+    print(f"\n**Verdict: {'met' if ok else 'missed'}** (answered through the chat: steady p95 < "
+          f"{CHECK_TARGET_MS:.0f} ms, every check answered)")
     return ok
 
 
@@ -578,18 +929,79 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, default=60.0, help="seconds")
     p.add_argument("--minutes", type=float, default=3.0, help="steady minutes")
     p.add_argument("--burst", type=int, default=20)
-    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="(b) in process; with --chat, beside the chat path for the ratio")
     p.add_argument("--admin-dsn", default="postgres://postgres@127.0.0.1:5432/test")
+    chat = p.add_argument_group("--chat", "the check answered through the service")
+    chat.add_argument("--chat", action="store_true",
+                      help="send the checks as WeCom callbacks to the service (the first "
+                           "total only; no (a) or (c))")
+    chat.add_argument("--targets", default="split",
+                      help="deployments: split (serve --no-workers + work), single (serve)")
+    chat.add_argument("--latency", type=float, default=0.05,
+                      help="seconds per simulated API call")
+    chat.add_argument("--pool-size", type=int, default=POSTGRES_POOL_SIZE)
+    chat.add_argument("--worker-nice", type=int, default=10, metavar="N",
+                      help="run `safetybot work` under `nice -n N` (0: not at all)")
+    chat.add_argument("--py-spy", type=Path, default=None, metavar="PATH",
+                      help="py-spy binary: profile the process that handles the inbox")
+    chat.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
+                      help="where the service's logs are kept")
     args = p.parse_args(argv)
     if max(args.due) > args.totals[0] // 10:
         p.error("--due: at most a tenth of the smallest total")
+    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not args.targets or set(args.targets) - set(DEPLOYMENTS):
+        p.error("--targets: split, single or both")
     return args
+
+
+async def chat_bench(args: argparse.Namespace, code: str) -> int:
+    """Load the first total, time (b) in process, then through each deployment in turn."""
+    total = args.totals[0]
+    rng = random.Random(total)
+    started = datetime.now(UTC).astimezone(TZ)
+    args.logs = args.out / time.strftime("%Y%m%d-%H%M%S-qualification")
+    args.logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="safetybot-qualbench-") as tmp:
+        rules = make_jobs(Path(tmp) / "media").qualification
+        table = make_table(args, total, rules, rng)
+        leads = chat_leads(args.pool, table.people)
+        needed = len(args.targets) * (WARM_UP + len(schedule(args.rate, args.ramp,
+                                                             args.minutes * 60)) + args.burst)
+        if needed > len(leads):
+            raise BenchError(f"{needed} checks need as many team leads outside the pool's "
+                             f"teams; {len(leads)} there: raise --people")
+        async with fresh_database(args.admin_dsn) as dsn:
+            info = await machine_info(dsn) | {"service code": code}
+            await migrate(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                loaded = await load_plant(conn, table, rng)
+                await load_area(conn)
+            finally:
+                await conn.close()
+            in_process = await in_process_checks(args, dsn, rules, rng) if args.check else []
+            sim = BenchSimulator([*MANAGERS, *leads, *map(person, range(args.pool))])
+            sim.latency = args.latency
+            await sim.start()
+            try:
+                targets = make_targets(args, dsn, Path(tmp) / "media", sim.base_url)
+                crews, senders = Crews(args.pool, args.crew, rng), iter(leads)
+                runs = [await chat_target(sim, targets[name], args, dsn, crews, senders, i)
+                        for i, name in enumerate(args.targets)]
+            finally:
+                await sim.stop()
+    info = {"date": f"{started:%Y-%m-%d %H:%M} (Asia/Shanghai)", **info}
+    return 0 if chat_report(args, info, table, loaded, in_process, runs) else 2
 
 
 async def bench(args: argparse.Namespace, code: str) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    if args.chat:
+        return await chat_bench(args, code)
     runs: dict[int, TotalRun] = {}
     started = datetime.now(UTC).astimezone(TZ)
     with tempfile.TemporaryDirectory(prefix="safetybot-qualbench-") as tmp:
@@ -602,8 +1014,9 @@ async def bench(args: argparse.Namespace, code: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_bench("qualification_bench", bench(parse_args(argv), code_version()),
-                     "database dropped")
+    args = parse_args(argv)
+    return run_bench("qualification_bench", bench(args, code_version()),
+                     "processes stopped, database dropped" if args.chat else "database dropped")
 
 
 if __name__ == "__main__":
