@@ -74,7 +74,8 @@ class User(Model):
     class Meta:
         table = "org_user"
         indexes = (("department_id", "id"),   # a ticket's 转派 choices: the owner's colleagues
-                   ("platform", "platform_id"))
+                   ("platform", "platform_id"),
+                   ("name",))                 # people named in a message (开工 names twenty)
 
     def has_role(self, role: Role) -> bool:
         return role.value in self.roles
