@@ -7,8 +7,9 @@ stopped."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from handlers.dialog import Dialog, Retry, Step
 from handlers.emergency.speak import say, send
@@ -42,6 +43,7 @@ from models.org import member_named, user_names
 from models.outgoing import Button, Card, Text
 
 router = Router()
+T = TypeVar("T")
 START = re.compile(r"^(应急评估|演练评估|开始评估)\s*(PG-\d{4,})?$")
 SEPARATORS = re.compile(r"[\s,，、;；]+")
 DONE_WORDS = ("完成", "无", "没有", "结束")
@@ -97,18 +99,28 @@ async def clicked(ctx: Context, activation: Activation) -> None:
 
 async def begin(ctx: Context, review: Ticket) -> None:
     """Open the review dialog, with what was answered before."""
-    try:
+    async def checked() -> Activation:
         await check_review_holder(review, ctx.me, ctx.now)
-    except Refused as refused:
-        await say(ctx, refused.reason)
+        return await activation_of(review)
+
+    activation = await _as_holder(ctx, review, checked())
+    if activation is None:
         return
-    except Stale:
-        await say(ctx, f"{review.number} 已完成，无需再次评估。")
-        return
-    activation = await activation_of(review)
     await ReviewDialog.start(ctx, review, ticket_id=review.id, data=activation.review or {},
                              lead=f"开始应急评估 {review.number}（{activation.label}），"
                                   "随时回复“取消”暂停，已回答的内容会保留。")
+
+
+async def _as_holder(ctx: Context, review: Ticket, step: Awaitable[T]) -> T | None:
+    """A step of holding the review, asked of its holder: someone else's refusal, or a review
+    completed meanwhile, is said, and the step gives None."""
+    try:
+        return await step
+    except Refused as refused:
+        await say(ctx, refused.reason)
+    except Stale:
+        await say(ctx, f"{review.number} 已完成，无需再次评估。")
+    return None
 
 
 async def _said(dialog: Dialog[Any], text: str) -> str:
@@ -204,14 +216,9 @@ class ReviewDialog(Dialog[Ticket]):
         actions = [ActionPlan(a["what"], a["owner"], datetime.fromisoformat(a["deadline"]))
                    for a in self.data["actions"]]
         await self.close()
-        try:
-            filed = await record_review(review, ctx.me, self.data["good"],
-                                        self.data["problems"], actions, ctx.now)
-        except Refused as refused:
-            await say(ctx, refused.reason)
-            return
-        except Stale:
-            await say(ctx, f"{review.number} 已完成，无需再次评估。")
+        filed = await _as_holder(ctx, review, record_review(
+            review, ctx.me, self.data["good"], self.data["problems"], actions, ctx.now))
+        if filed is None:
             return
         for ticket in filed:
             await owner_cards(ctx, ticket, with_photos=False)

@@ -11,7 +11,7 @@ from handlers.qualification.words import after, people_named, starts_with, typed
 from handlers.router import Context, Router
 from models.hazard import Refused
 from models.inbound import InboundKind
-from models.org import Area, Role, every_area, people_with
+from models.org import Area, Role, area_names, every_area, people_with
 from models.outgoing import Button, Card, Markdown, Text, fit
 from models.people.checks import (
     Proposal,
@@ -135,8 +135,7 @@ async def notify_clicked(ctx: Context, check: QualificationCheck) -> None:
         return
     to = [p for p in await people_with(Role.SAFETY_MANAGER) if p != ctx.me.id]
     refused = "；".join(f"{v.name}（{v.reasons[0]}）" for v in check.results if not v.ok)
-    names = await every_area()
-    area = next((a.name for a in names if a.code == check.area_id), "")
+    area = (await area_names([check.area_id or ""])).get(check.area_id or "", "")
     await ctx.send(Text(f"【开工校验未通过】{ctx.me.name}在{area}准备{check.work_type}，"
                         f"{check.label} 有{check.refused}人不可开工：{refused}。"
                         "请到场核实、协调。"),

@@ -72,13 +72,9 @@ async def person_named(ctx: Context, name: str) -> User | None:
     return people[0]
 
 
-def is_safety_manager(user: User) -> bool:
-    return user.has_role(Role.SAFETY_MANAGER)
-
-
 async def managers_only(ctx: Context, action: str) -> bool:
     """Safety managers' commands: anyone else is told so (False)."""
-    if is_safety_manager(ctx.me):
+    if ctx.me.has_role(Role.SAFETY_MANAGER):
         return True
     await ctx.reply(Text(f"{action}由安全管理员操作。"))
     return False

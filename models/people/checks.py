@@ -166,13 +166,9 @@ async def admission_gaps(person: User, contractor: Contractor, work_types: Seque
     if rules.contractor_course and rules.contractor_course not in passed_courses(
             (await training_of([person.id]))[person.id]):
         gaps.append(f"未通过入厂安全教育考核（{rules.contractor_course}）")
-    for work in work_types:
-        for verdict in await judge([person], work, rules, today, admission=False):
-            gaps.extend(f"{work.name}：{r}" if len(work_types) > 1 else r
-                        for r in verdict.reasons if r not in gaps)
-    if not work_types:
-        verdict = (await judge([person], WorkType("入厂"), rules, today, admission=False))[0]
-        gaps.extend(verdict.reasons)
+    for work in work_types or [WorkType("入厂")]:     # entry alone: the person's own state
+        [verdict] = await judge([person], work, rules, today, admission=False)
+        gaps.extend(f"{work.name}：{r}" if len(work_types) > 1 else r for r in verdict.reasons)
     return list(dict.fromkeys(gaps))
 
 

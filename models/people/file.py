@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from models.hazard import hazards
-from models.org import Role, User, supervisor_chain
+from models.hazard import hazards, is_manager
+from models.org import User, supervisor_chain
 from models.people.certificates import Certificate, certificates_of
 from models.people.profiles import Admission, Contractor, Profile, admissions_of, profile_of
 from models.people.records import PersonRecord, RecordKind, records_of
@@ -57,16 +57,13 @@ async def person_file(person: User, today: date) -> PersonFile:
 
 async def may_read_file(reader: User, person: User) -> bool:
     """Oneself, the people up their supervisor chain, safety managers and principals."""
-    if reader.id == person.id or reader.has_role(Role.SAFETY_MANAGER) or reader.has_role(
-            Role.PRINCIPAL):
-        return True
-    return reader.id in await supervisor_chain(person.id)
+    return (reader.id == person.id or is_manager(reader)
+            or reader.id in await supervisor_chain(person.id))
 
 
 async def people_of_department(department: str | None) -> Sequence[User]:
-    """Active people, of one department (by id or name) or all, by id."""
+    """Active people, of one department (by id) or all, by id."""
     query = User.filter(active=True)
     if department:
-        query = query.filter(department_id=department) if await User.filter(
-            department_id=department).exists() else query.filter(department__name=department)
+        query = query.filter(department_id=department)
     return list(await query.order_by("id"))

@@ -88,11 +88,6 @@ class NewRecord:
     data: dict[str, Any]
 
 
-async def append(holder: str, kind: RecordKind, actor: str, at: datetime,
-                 data: dict[str, Any]) -> None:
-    await append_many([NewRecord(holder, kind, data)], actor, at)
-
-
 async def append_many(records: Sequence[NewRecord], actor: str, at: datetime) -> None:
     """Append each record to its holder's chain, in the caller's transaction (or one of its
     own): a pre-work check of 20 people is four statements, not sixty."""
