@@ -70,7 +70,7 @@ class Certificate(Model):
     @property
     def due_on(self) -> date:
         """The next day it must be reviewed or renewed by."""
-        return min(self.expires_on, self.review_on) if self.review_on else self.expires_on
+        return due_day(self.expires_on, self.review_on)
 
     @property
     def due_is_review(self) -> bool:
@@ -108,6 +108,11 @@ def _to_come(reminded: Sequence[int], days: Sequence[int]) -> list[int]:
     so the next reminder's day is never in the past once a later one has gone."""
     nearest = min(reminded, default=None)
     return sorted((d for d in days if nearest is None or d < nearest), reverse=True)
+
+
+def due_day(expires_on: date, review_on: date | None) -> date:
+    """A certificate's next day to be reviewed or renewed by: its review's, if sooner."""
+    return min(expires_on, review_on) if review_on else expires_on
 
 
 def next_reminder(due: date, reminded: Sequence[int], days: Sequence[int]) -> date:
@@ -303,7 +308,7 @@ async def superseded(rows: Sequence[Certificate]) -> set[int]:
                 holder_id__in=holders[start:start + IDS_PER_QUERY], type_code__in=codes,
                 status=CertificateStatus.ACTIVE).values_list(
                 "holder_kind", "holder_id", "type_code", "expires_on", "review_on"):
-            due = min(expires, review) if review else expires
+            due = due_day(expires, review)
             key = (str(kind), holder, code)
             latest[key] = max(due, latest.get(key, due))
     return {r.id for r in rows
