@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/safetybot load-org config/demo-org.toml
 	$(BIN)/safetybot load-plans config/plans
 	$(BIN)/safetybot load-resources config/resources.toml
+	$(BIN)/safetybot load-training config/training
 	$(BIN)/safetybot import-training config/demo-training.xlsx
 	$(BIN)/safetybot serve
 

@@ -34,6 +34,7 @@ from bot.qualification import QualificationConfigError, load_rules
 from bot.scheduling import load_calendar, load_drill_rules, load_policy
 from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
+from bot.training import TrainingConfigError, load_training_rules
 from bot.wakeups import Announcer, listen
 from handlers import build_router
 from handlers.router import Rules
@@ -45,6 +46,7 @@ from models.outbox import OutboxMessage
 from models.outgoing import limits_of
 from models.people.rules import QualificationRules
 from models.sql import release_leases
+from models.training.rules import TrainingRules
 from scheduler.jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ def hazard_rules(settings: Settings, media: MediaStore,
             board_every=timedelta(seconds=e.board_seconds),
             review_after=timedelta(hours=e.review_hours)),
         qualification=qualification_rules(settings),
+        training=training_rules(settings),
     )
 
 
@@ -100,6 +103,15 @@ def qualification_rules(settings: Settings) -> QualificationRules:
         raise SettingError(f"SAFETYBOT_QUALIFICATION_*: {exc}") from None
 
 
+def training_rules(settings: Settings) -> TrainingRules:
+    """Quizzes, assignments, practical checks and weak groups; a broken file stops the command
+    in one line."""
+    try:
+        return load_training_rules(Path(settings.training.rules_file))
+    except TrainingConfigError as exc:
+        raise SettingError(f"SAFETYBOT_TRAINING_RULES_FILE: {exc}") from None
+
+
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                    plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
     """Scheduled notices reach each person on their own platform; `platform` (the first
@@ -108,7 +120,7 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
     return Jobs(load_policy(settings.schedule, settings.tz, rules.calendar), rules.catalog,
                 media, platform, rules.emergency, settings.modules_on,
                 limits_of(rules.limits, platform), load_drill_rules(settings.emergency),
-                rules.qualification)
+                rules.qualification, rules.training)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

@@ -20,10 +20,11 @@ from aiohttp import web
 from tortoise.context import TortoiseContext
 
 from bot import logs
-from bot.app import hazard_rules, qualification_rules, scheduled_jobs
+from bot.app import hazard_rules, qualification_rules, scheduled_jobs, training_rules
 from bot.clock import utc_now
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
+from bot.training import TrainingConfigError, load_training, parse_courses
 from scheduler.jobs import Jobs, TickReport
 
 if TYPE_CHECKING:
@@ -106,6 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--person", metavar="P", help="a person's id or name")
     files.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                        help="folder for the file (default: the working directory)")
+    courses = commands.add_parser("load-training", help="check and import the training "
+                                                        "courses (idempotent)")
+    courses.add_argument("dir", type=Path, nargs="?",
+                         help="folder of course files, *.toml (default: training.courses_dir)")
+    hours = commands.add_parser("export-training", help="write a year's training hours ledger "
+                                                        "(培训学时台账) as xlsx")
+    hours.add_argument("--year", type=int, default=None, help="the year (default: this one)")
+    hours.add_argument("--department", metavar="D", help="a department's id or name")
+    hours.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                       help="folder for the file (default: the working directory)")
     commands.add_parser("verify-records", help="check every chain of people's records for an "
                                                "edit, deletion or insertion")
     for queue, what in (("inbox", "events parked after failing"),
@@ -152,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export_files(settings, args.department, args.person, args.out)
     if args.command == "verify-records":
         return asyncio.run(_verify_records(settings))
+    if args.command == "load-training":
+        return asyncio.run(_load_training(settings, args.dir or Path(
+            settings.training.courses_dir)))
+    if args.command == "export-training":
+        return _export_training(settings, args.year, args.department, args.out)
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -342,8 +358,10 @@ def _import(settings: Settings, command: str, path: Path) -> int:
     certificates = command == "import-certificates"
     try:
         rows = read_rows(path, CERTIFICATE_COLUMNS if certificates else TRAINING_COLUMNS)
+        classroom = (training_rules(settings).classroom
+                     if "training" in settings.modules_on else None)
         run = (partial(import_certificates, rows, qualification_rules(settings))
-               if certificates else partial(import_training, rows))
+               if certificates else partial(import_training, rows, classroom=classroom))
     except SettingError as exc:
         return _bad_setting(exc)
     except NotASheet as exc:
@@ -375,6 +393,36 @@ def _export_files(settings: Settings, department: str | None, person: str | None
     except ExportError as exc:
         print(f"safetybot: export-files: {exc}", file=sys.stderr)
         return 1
+    print(f"safetybot: wrote {path}")
+    return 0
+
+
+async def _load_training(settings: Settings, directory: Path) -> int:
+    try:
+        rules = training_rules(settings)
+        async with opened(open_store(settings)) as media:
+            report = await _in_database(settings, lambda _: load_training(
+                directory, rules.pass_mark, media, utc_now()))
+    except SettingError as exc:
+        return _bad_setting(exc)
+    except TrainingConfigError as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 1
+    print(f"safetybot: {directory}: {report.summary()}")
+    return 0
+
+
+def _export_training(settings: Settings, year: int | None, department: str | None,
+                     out: Path) -> int:
+    from bot.training_export import export_training
+
+    try:
+        qualification, training = qualification_rules(settings), training_rules(settings)
+    except SettingError as exc:
+        return _bad_setting(exc)
+    year = year or utc_now().astimezone(settings.tz).year
+    path = asyncio.run(_in_database(settings, lambda _: export_training(
+        out, year, qualification, training, department)))
     print(f"safetybot: wrote {path}")
     return 0
 
@@ -538,6 +586,13 @@ def _check_config(settings: Settings) -> int:
         return 2
     print(f"qualification: {len(rules.certificates)} certificate types, "
           f"{len(rules.work_types)} work types")
+    try:
+        courses, _ = parse_courses(Path(settings.training.courses_dir),
+                                   training_rules(settings).pass_mark)
+    except (SettingError, TrainingConfigError) as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 2
+    print(f"training: {len(courses)} courses")
     return 0
 
 

@@ -31,8 +31,8 @@ SHEETS = {
            ("开工校验未通过", 14), ("违章", 6), ("上报隐患", 8), ("状态", 24)),
     "证书": (*WHO, ("证书", 34), ("证书编号", 24), ("发证日期", 12), ("有效期至", 12),
            ("复审日期", 12), ("状态", 10), ("说明", 30)),
-    "培训": (*WHO, ("日期", 12), ("课程", 28), ("学时", 8), ("成绩", 8), ("是否合格", 10),
-           ("来源", 8)),
+    "培训": (*WHO, ("日期", 12), ("课程", 28), ("学时", 8), ("学分", 8), ("成绩", 8),
+           ("是否合格", 10), ("来源", 8)),
     "开工校验": (*WHO, ("时间", 18), ("校验单", 12), ("作业类型", 14), ("区域", 10),
              ("结果", 8), ("原因", 48)),
     "违章与处理": (*WHO, ("时间", 18), ("类别", 12), ("内容", 48), ("记录人", 14)),
@@ -107,7 +107,7 @@ def file_rows(f: PersonFile, rules: QualificationRules, today: date, tz: tzinfo
         yield "证书", [kind.label if kind else c.type_code, c.number, c.issued_on,
                      c.expires_on, c.review_on, *_validity(c, today, soon)]
     for t in f.training:
-        yield "培训", [t.on, t.course, t.hours, t.score, "是" if t.passed else "否",
+        yield "培训", [t.on, t.course, t.hours, t.credit, t.score, "是" if t.passed else "否",
                      SOURCES.get(t.source, t.source)]
     for r in f.checks:
         yield "开工校验", [_local(r.at, tz), r.data.get("check"), r.data.get("work_type"),

@@ -39,7 +39,8 @@ from models.people.certificates import (
 )
 from models.people.profiles import Contractor
 from models.people.rules import CertificateType, QualificationRules
-from models.training import Taken, TrainingRecord, add_training
+from models.training.courses import course_titles
+from models.training.records import Taken, TrainingRecord, add_training
 
 WHO = "姓名或工号"
 CERTIFICATE_COLUMNS = (WHO, "证书类型", "证书编号", "发证日期", "有效期至", "复审日期")
@@ -240,19 +241,26 @@ class _Training:
     passed: bool
 
 
-async def import_training(rows: Sequence[Row], now: datetime, tz: tzinfo) -> ImportReport:
+async def import_training(rows: Sequence[Row], now: datetime, tz: tzinfo,
+                          classroom: Collection[str] | None = None) -> ImportReport:
     """Training records not yet there (by person, course and day) added in one transaction;
-    one already there is left as it is."""
+    one already there is left as it is. With the training module on (`classroom` given), a
+    course must be one of its courses or of its classroom courses."""
     refused: dict[int, str] = {}
     today = now.astimezone(tz).date()
     lines = _parse(rows, lambda r: _training(r, today), refused)
     people = await find_holders(User, {t.holder for t in lines.values()})
+    known = None if classroom is None else await course_titles() | set(classroom)
     taken: dict[int, Taken] = {}
     for n, t in lines.items():
         try:
             person = one_holder(t.holder, people[t.holder], HolderKind.PERSON)
         except BadRow as exc:
             refused[n] = str(exc)
+            continue
+        if known is not None and t.course not in known:
+            refused[n] = (f"课程 {show(t.course)} is neither a course of config/training/ nor "
+                          "a classroom course of training.toml")
             continue
         taken[n] = Taken(person, t.course, t.hours, t.on, t.score, t.passed)
     _refuse_repeats({n: (t.person_id, t.course, t.on) for n, t in taken.items()},

@@ -127,12 +127,19 @@ class QualificationSettings:
 
 
 @dataclass(frozen=True)
+class TrainingSettings:
+    rules_file: str = str(SHIPPED_CONFIG / "training.toml")   # pass mark, reminders, thresholds
+    courses_dir: str = str(SHIPPED_CONFIG / "training")       # one file a course
+
+
+@dataclass(frozen=True)
 class ModulesSettings:
     """The modules this plant has rolled out; a module switched off is not there at all."""
 
     hazard: bool = True        # 隐患排查治理: report, rectify, review, reminders, reports
     emergency: bool = True     # 应急预案: alarm, activation, acknowledgement, boards
     qualification: bool = True  # 一人一档: certificates, the pre-work check, contractors
+    training: bool = True       # 培训: courses and quizzes in chat, assignments, the hours ledger
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     emergency: EmergencySettings = EmergencySettings()
     qualification: QualificationSettings = QualificationSettings()
+    training: TrainingSettings = TrainingSettings()
     modules: ModulesSettings = ModulesSettings()
 
     @property
@@ -201,13 +209,15 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
                              "hazard": HazardSettings, "schedule": ScheduleSettings,
                              "emergency": EmergencySettings,
                              "qualification": QualificationSettings,
+                             "training": TrainingSettings,
                              "modules": ModulesSettings}
 
 
 # The settings that name a file or folder (and database_url, when it names a SQLite file).
 PATHS = ("org_file", "plans_dir", "resources_file", "media_dir", "hazard.categories_file",
          "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file",
-         "qualification.certificates_file", "qualification.work_types_file")
+         "qualification.certificates_file", "qualification.work_types_file",
+         "training.rules_file", "training.courses_dir")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from handlers import emergency, hazard, qualification
+from handlers import emergency, hazard, qualification, training
 from handlers.dialog import Dialogs
 from handlers.module import Module
 from handlers.replies import not_available, not_registered, not_understood, unknown_card
@@ -29,7 +29,7 @@ from models.outgoing import Markdown
 
 # Every module, in the order of their routes and their lines in 帮助.
 MODULES: dict[str, Module] = {m.name: m for m in (hazard.MODULE, emergency.MODULE,
-                                                  qualification.MODULE)}
+                                                  qualification.MODULE, training.MODULE)}
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
 _SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})

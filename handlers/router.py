@@ -18,6 +18,7 @@ from models.org import User
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Limits, Outgoing, Priority, limits_of
 from models.people.rules import QualificationRules
+from models.training.rules import TrainingRules
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Rules:
     calendar: WorkCalendar = field(      # working days: a 一般 ticket's deadline counts them
         default_factory=lambda: WorkCalendar(ZoneInfo("Asia/Shanghai")))
     qualification: QualificationRules = field(default_factory=QualificationRules)
+    training: TrainingRules = field(default_factory=TrainingRules)
 
 
 @dataclass

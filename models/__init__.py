@@ -10,8 +10,11 @@ from tortoise.transactions import in_transaction
 MODEL_MODULES = ["models.org", "models.inbox", "models.outbox", "models.audit",
                  "models.webchat", "models.hazard", "models.dialog", "models.escalation",
                  "models.schedule", "models.emergency", "models.resources", "models.chats",
-                 "models.training", "models.people.records", "models.people.certificates",
-                 "models.people.profiles", "models.people.checks"]
+                 "models.training.records", "models.training.courses",
+                 "models.training.learning", "models.training.enrolments",
+                 "models.training.practical", "models.people.records",
+                 "models.people.certificates", "models.people.profiles",
+                 "models.people.checks"]
 
 DATABASE = "default"  # tortoise's name of the service's database connection
 # On PostgreSQL, a small pool beside the service's (bot/db.py) for short statements that must

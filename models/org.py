@@ -229,6 +229,10 @@ async def addresses(people: Collection[str], home: str, sender: tuple[str, str] 
     return where
 
 
+async def department_names() -> dict[str, str]:
+    return dict(await Department.all().values_list("id", "name"))
+
+
 async def user_names(ids: Iterable[str]) -> dict[str, str]:
     """People's names by id, however many (a board names thousands of responders). For a
     card's few people and its area, `names_of` is one round trip with both."""

@@ -26,6 +26,7 @@ from models.people.rules import QualificationRules
 from models.plan_calendar import DrillRules, plan_dates
 from models.resources import problems
 from models.schedule import claim_period, finish_period, start_period
+from models.training.rules import TrainingRules
 from scheduler.auditor import audit_alarms
 from scheduler.dialogs import expire_dialogs
 from scheduler.digest import safety_managers, send_digest
@@ -38,6 +39,9 @@ from scheduler.qualification import digest_lines, month_lines, remind_certificat
 from scheduler.resources import problem_lines, remind_resources
 from scheduler.review_report import send_review_reports
 from scheduler.risk import update_risk_status
+from scheduler.training import digest_lines as training_digest
+from scheduler.training import month_lines as training_month
+from scheduler.training import run_daily, run_weekly
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +75,12 @@ class Jobs:
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     # The plant's modules switched on.
-    modules: Collection[str] = ("hazard", "emergency", "qualification")
+    modules: Collection[str] = ("hazard", "emergency", "qualification", "training")
     limits: Limits = COMMON     # what the platform of scheduled notices holds
     drills: DrillRules = field(default_factory=lambda: DrillRules(()))   # config/drills.toml
     # config/certificates.toml and work-types.toml
     qualification: QualificationRules = field(default_factory=QualificationRules)
+    training: TrainingRules = field(default_factory=TrainingRules)    # config/training.toml
     # The monthly reports being built in this process, by month.
     _reports: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False,
                                                     repr=False)
@@ -99,6 +104,8 @@ class Jobs:
             ("risk", "hazard", self._risk),
             # Before the digest, which then counts today's lapses.
             ("certificates", "qualification", self._certificates),
+            ("training", "training", self._training),
+            ("training-week", "training", self._training_week),
             ("digest", "hazard", self._digest),
             ("monthly", "hazard", self._monthly),
             ("plans", "emergency", self._plans),
@@ -162,8 +169,10 @@ class Jobs:
                          if "emergency" in self.modules else [])
             people = (await digest_lines(self.qualification, day.date())
                       if "qualification" in self.modules else [])
+            training = (await training_digest(day.date())
+                        if "training" in self.modules else [])
             await send_digest(to, day, now, self.policy.tz, self.platform,
-                              [*emergency, *people])
+                              [*emergency, *training, *people])
             return 1
 
     async def _plans(self, now: datetime) -> int:
@@ -175,6 +184,23 @@ class Jobs:
         """The certificates' reminders and lapses that have come due."""
         return await self._once_a_day("certificates", now, lambda: remind_certificates(
             self.qualification, self.policy.calendar, now, self.platform))
+
+    async def _training(self, now: datetime) -> int:
+        """Packs, assignment reminders and escalations, practical checks drawn."""
+        return await self._once_a_day("training", now, lambda: run_daily(
+            self.training, self.policy.calendar, now, self.platform))
+
+    async def _training_week(self, now: datetime) -> int:
+        """On Mondays, the week before's groups: the weak ones given a catch-up course."""
+        day = self._day(now)
+        if day is None or day.weekday() != 0:
+            return 0
+        week = day.date().isocalendar()
+        async with transaction():
+            if not await claim_period("training-week", f"{week.year}-W{week.week:02d}", now):
+                return 0
+            return await run_weekly(self.training, day - timedelta(days=7), day, day.date(),
+                                    now, self.platform)
 
     async def _resources(self, now: datetime) -> int:
         """The keepers' inspection and expiry reminders that have come due."""
@@ -213,8 +239,12 @@ class Jobs:
             window = month_window(month, self.policy.tz)
             people = (await month_lines(window.start, window.end)
                       if "qualification" in self.modules else [])
+            last = (window.end - timedelta(days=1)).astimezone(self.policy.tz).date()
+            training = (await training_month(
+                window.start, window.end, last.replace(day=1), last,
+                now.astimezone(self.policy.tz).date()) if "training" in self.modules else [])
             await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
-                               self.platform, await managers(), [*drills, *people])
+                               self.platform, await managers(), [*drills, *people, *training])
             await finish_period("monthly", month, now)
         except Exception:
             log.exception("monthly report failed; a tick starts it again %s after it began",

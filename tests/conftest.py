@@ -33,7 +33,9 @@ from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("certificate", "person_record", "person_profile", "contractor", "contractor_admission",
-          "qualification_check", "training_record",
+          "qualification_check", "training_record", "course", "training_enrolment",
+          "training_assignment", "training_pack", "training_progress", "training_attempt",
+          "training_answer", "training_practical",
           "emergency_resource_inspection", "emergency_resource",
           "group_chat", "emergency_responder", "emergency_activation", "emergency_plan", "alarm",
           "job_run", "webchat_line", "outbox_delivery", "outbox_message",

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from handlers.dialog import Dialog, Reask, Retry, Step
-from handlers.qualification.words import (
+from handlers.replies import photo_refused
+from handlers.router import Context, Router
+from handlers.words import (
     after,
     managers_only,
     parse_day,
@@ -16,8 +18,6 @@ from handlers.qualification.words import (
     starts_with,
     typed,
 )
-from handlers.replies import photo_refused
-from handlers.router import Context, Router
 from models.dialog import Dialog as DialogRow
 from models.outgoing import Text
 from models.people.certificates import (

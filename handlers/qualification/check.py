@@ -7,8 +7,8 @@ ticket, which one of them confirms or dismisses by card."""
 from __future__ import annotations
 
 from handlers.hazard.cards import plan_cards
-from handlers.qualification.words import after, people_named, starts_with, typed
 from handlers.router import Context, Router
+from handlers.words import after, people_named, starts_with, typed
 from models.hazard import Refused
 from models.inbound import InboundKind
 from models.org import Area, Role, area_names, every_area, people_with

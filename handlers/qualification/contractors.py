@@ -7,7 +7,8 @@ Admission ends with the contract."""
 from __future__ import annotations
 
 from handlers.dialog import Dialog, Retry, Step
-from handlers.qualification.words import (
+from handlers.router import Context, Router
+from handlers.words import (
     after,
     managers_only,
     parse_day,
@@ -15,7 +16,6 @@ from handlers.qualification.words import (
     starts_with,
     typed,
 )
-from handlers.router import Context, Router
 from models.dialog import Dialog as DialogRow
 from models.org import Role, people_with, user_names
 from models.outgoing import Button, Card, Text

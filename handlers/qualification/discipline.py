@@ -7,7 +7,8 @@ from __future__ import annotations
 from functools import partial
 from re import Pattern
 
-from handlers.qualification.words import (
+from handlers.router import Context, Router
+from handlers.words import (
     after,
     managers_only,
     people_named,
@@ -15,7 +16,6 @@ from handlers.qualification.words import (
     starts_with,
     typed,
 )
-from handlers.router import Context, Router
 from models.org import Role, supervisor_chain
 from models.outgoing import Text
 from models.people.profiles import (

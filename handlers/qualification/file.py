@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date, tzinfo
 
-from handlers.qualification.words import after, person_named, starts_with, typed
 from handlers.router import Context, Router
+from handlers.words import after, person_named, starts_with, typed
 from models.audit import record
 from models.outgoing import Markdown, Text, fit
 from models.people.file import PersonFile, may_read_file, person_file
@@ -72,6 +72,7 @@ def file_lines(f: PersonFile, today: date, rules: QualificationRules, tz: tzinfo
     need = rules.hours_for(p.post, person.roles)
     lines.append(f"**培训**（近12个月{f.hours_12_months:g}学时，要求每年{need.yearly:g}学时）")
     lines += [f"> {t.on:%Y-%m-%d} {t.course} {t.hours:g}学时"
+              + (f" {t.credit:g}学分" if t.credit else "")
               + (f" {t.score:g}分" if t.score is not None else "")
               + (" 合格" if t.passed else " 不合格") for t in f.training[-LISTED:][::-1]]
     passed = sum(1 for r in f.checks if r.data.get("ok"))

@@ -31,7 +31,7 @@ from models.people.profiles import (
 )
 from models.people.records import NewRecord, RecordKind, append_many
 from models.people.rules import QualificationRules, WorkType
-from models.training import hours_within, passed_courses, training_of
+from models.training.records import hours_within, passed_courses, training_of
 
 
 class Proposal(StrEnum):

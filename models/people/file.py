@@ -12,7 +12,7 @@ from models.org import User, supervisor_chain
 from models.people.certificates import Certificate, certificates_of
 from models.people.profiles import Admission, Contractor, Profile, admissions_of, profile_of
 from models.people.records import PersonRecord, RecordKind, records_of
-from models.training import TrainingRecord, hours_within, training_of
+from models.training.records import TrainingRecord, hours_within, training_of
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,14 @@ class RecordKind(StrEnum):
     SUSPENSION = "suspension"      # 停岗 or 复岗
     BLACKLIST = "blacklist"        # 列入 or 移出 the blacklist
     ADMISSION = "admission"        # a contractor worker's 准入 asked, granted or refused
+    PRACTICAL = "practical"        # 实操抽查 after a course: 合格 or 不合格
 
     @property
     def label(self) -> str:
         return {"profile": "岗位", "certificate": "证书", "lapsed": "证书失效",
                 "training": "培训", "check": "开工校验", "violation": "违章",
-                "suspension": "停岗", "blacklist": "黑名单", "admission": "准入"}[self.value]
+                "suspension": "停岗", "blacklist": "黑名单", "admission": "准入",
+                "practical": "实操抽查"}[self.value]
 
 
 class PersonRecord(Model):

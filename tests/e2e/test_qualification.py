@@ -28,7 +28,7 @@ from models.people.certificates import Certificate, HolderKind, NewCertificate, 
 from models.people.checks import Proposal, QualificationCheck
 from models.people.profiles import Admission, AdmissionStatus, Contractor
 from models.people.records import PersonRecord, RecordKind, records_of, verify
-from models.training import Taken, add_training
+from models.training.records import Taken, add_training
 from tests.harness import Service, cli, settled
 from tests.plant import PLATFORMS, Person, Phone, around_the_clock, phone_of, plant
 

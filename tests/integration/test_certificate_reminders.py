@@ -25,7 +25,7 @@ from models.people.profiles import (
     set_blacklisted,
 )
 from models.people.records import RecordKind, contractor_holder, records_of
-from models.training import Taken, add_training
+from models.training.records import Taken, add_training
 from scheduler.jobs import Jobs
 from tests.harness import ROSTER_MEDIA, plant_jobs, queued_texts
 from tests.plant import DEMO_ORG

@@ -31,7 +31,7 @@ from models.people.certificates import Certificate, HolderKind
 from models.people.checks import Verdict, record_check
 from models.people.profiles import Contractor, record_violation, set_suspended
 from models.people.records import PersonRecord, RecordKind
-from models.training import TrainingRecord
+from models.training.records import TrainingRecord
 from tests.harness import ROOT, ROSTER_MEDIA, cli
 from tests.plant import DEMO_ORG
 

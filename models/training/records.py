@@ -1,6 +1,6 @@
-"""Training records: a course someone took, its hours, the exam's score and whether they passed.
-Filled by `safetybot import-training` (classroom training, the paper ledger) and, once the
-training module arrives, by courses taken in chat. The pre-work check and the person's file read
+"""Training records, the hours ledger: a course someone took, its hours and credit, the exam's
+score and whether they passed. Filled by `safetybot import-training` (classroom training, the
+paper ledger) and by the courses passed in chat. The pre-work check and the person's file read
 them; each record is also in the person's chain of records."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class TrainingRecord(Model):
     person_id = fields.CharField(max_length=64)
     course = fields.CharField(max_length=100)
     hours = fields.FloatField()
+    credit = fields.FloatField(default=0, db_default=0)
     on = fields.DateField()
     score = fields.FloatField(null=True)
     passed = fields.BooleanField()
@@ -44,18 +45,19 @@ class Taken:
     on: date
     score: float | None
     passed: bool
+    credit: float = 0.0
 
 
 async def add_training(taken: Sequence[Taken], source: str, actor: str, now: datetime) -> int:
     """Add the records not there yet (by person, course and day); how many were new."""
     rows: list[dict[str, Any]] = [
-        {"person_id": t.person_id, "course": t.course, "hours": t.hours, "on": t.on,
-         "score": t.score, "passed": t.passed, "source": source,
+        {"person_id": t.person_id, "course": t.course, "hours": t.hours, "credit": t.credit,
+         "on": t.on, "score": t.score, "passed": t.passed, "source": source,
          "key": f"{t.person_id}:{t.course}:{t.on}", "added_at": now} for t in taken]
     async with atomic():
         new = await insert_once(TrainingRecord, rows, unique="key")
         await append_many([NewRecord(r["person_id"], RecordKind.TRAINING, {
-            k: r[k] for k in ("course", "hours", "on", "score", "passed", "source")})
+            k: r[k] for k in ("course", "hours", "credit", "on", "score", "passed", "source")})
             for r in rows if r["key"] in new], actor, now)
     return len(new)
 
