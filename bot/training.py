@@ -180,7 +180,7 @@ def _flag(t: Entry, key: str) -> bool:
 
 def _amount(t: Entry, key: str) -> float:
     value = t.raw.get(key)
-    if not _number(value) or not 0 < value <= 200:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 200:
         t.fail(f"{key} must be a number above 0 (at most 200)")
     return float(value)
 

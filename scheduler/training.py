@@ -68,7 +68,7 @@ async def _ladder(rules: TrainingRules, today: date) -> list[Queued]:
     """Reminders to learners, and one message a day to each supervisor naming their people who
     are late."""
     messages: list[Queued] = []
-    late: dict[str, list[tuple[Enrolment, int]]] = defaultdict(list)
+    late: dict[str, list[Enrolment]] = defaultdict(list)
     titles = {c.code: c.title for c in await active_courses()}
     managers = await people_with(Role.SAFETY_MANAGER)
     while rows := await due_steps(today, BATCH):
@@ -88,20 +88,20 @@ async def _ladder(rules: TrainingRules, today: date) -> list[Queued]:
                     continue
                 level = int(step[1:])
                 chain = row.chain or managers
-                late[chain[min(level, len(chain)) - 1] if chain else ""].append((row, level))
+                late[chain[min(level, len(chain)) - 1] if chain else ""].append(row)
                 if level == 1:
                     messages.append(Queued(f"train:{row.id}:{step}", Text(
                         f"【培训逾期】《{title}》已于{row.due_on:%m月%d日}截止，您尚未完成，"
                         "已告知您的上级。请尽快发送“学习”完成。"), [row.person_id]))
         await mark_steps(done, today, rules.remind_days, rules.escalate_days)
-    names = await user_names({row.person_id for rows in late.values() for row, _ in rows})
-    for boss, rows in late.items():
+    names = await user_names({row.person_id for found in late.values() for row in found})
+    for boss, found in late.items():
         if not boss:
             continue
         lines = ["【培训逾期】以下人员未按期完成培训，请督促："]
         lines += [f"{names.get(r.person_id, r.person_id)}《{titles.get(r.course, r.course)}》"
                   f"截止{r.due_on:%m月%d日}，已逾期{(today - r.due_on).days}天"
-                  for r, _ in rows if r.due_on]
+                  for r in found if r.due_on]
         messages.append(Queued(f"train-late:{boss}:{today}", Text(fit(lines, room=1800)),
                                [boss]))
     return messages

@@ -90,7 +90,7 @@ class CourseSpec:
 class Course(Model):
     code = fields.CharField(max_length=32, primary_key=True)
     title = fields.CharField(max_length=100, unique=True)
-    content = fields.JSONField()
+    content: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
     active = fields.BooleanField(default=True)     # gone from the files: kept for the ledger
     loaded_at = fields.DatetimeField()
 
@@ -170,4 +170,4 @@ async def course_named(text: str) -> CourseSpec | None:
 
 
 async def course_titles() -> set[str]:
-    return set(await Course.all().values_list("title", flat=True))
+    return {str(t) for t in await Course.all().values_list("title", flat=True)}

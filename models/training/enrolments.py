@@ -49,11 +49,12 @@ class Enrolment(Model):
     key = fields.CharField(max_length=200, unique=True)    # what makes giving it twice a no-op
     assignment_id = fields.BigIntField(null=True)
     due_on = fields.DateField(null=True)
-    chain = fields.JSONField(default=list)       # the supervisors when it was given, nearest first
+    # The supervisors when it was given, nearest first.
+    chain: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     status = fields.CharEnumField(EnrolmentStatus, max_length=4, default=EnrolmentStatus.OPEN)
     done_on = fields.DateField(null=True)
     next_on = fields.DateField(null=True)        # its next reminder or escalation, if any
-    sent = fields.JSONField(default=list)        # the steps sent: "r3", "e1" …
+    sent: list[str] = fields.JSONField(default=list)   # type: ignore[assignment]  # r3, e1 …
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -243,10 +244,10 @@ async def people_of_targets(words: Sequence[str]) -> tuple[list[str], list[str]]
     unknown = [w for w in words if w not in departments and w not in posts and w not in named]
     people: set[str] = {u.id for u in named.values()}
     if departments:
-        people |= set(await User.filter(active=True, department_id__in=list(
-            departments.values())).values_list("id", flat=True))
+        people |= {str(p) for p in await User.filter(active=True, department_id__in=list(
+            departments.values())).values_list("id", flat=True)}
     if posts:
         holders = await Profile.filter(post__in=list(posts)).values_list("person_id", flat=True)
-        people |= set(await User.filter(active=True, id__in=list(holders)).values_list(
-            "id", flat=True))
+        people |= {str(p) for p in await User.filter(active=True, id__in=list(
+            holders)).values_list("id", flat=True)}
     return sorted(people), unknown

@@ -112,10 +112,10 @@ async def members(department_id: str | None, post: str) -> list[str]:
     people = User.filter(active=True, department_id=department_id)
     if post:
         people = people.filter(id__in=list(holders))
-    return list(await people.order_by("id").values_list("id", flat=True))
+    return [str(p) for p in await people.order_by("id").values_list("id", flat=True)]
 
 
 async def supervisors_of(people: Sequence[str]) -> list[str]:
     """The people's supervisors, outside the group."""
     found = await User.filter(id__in=list(people)).values_list("supervisor_id", flat=True)
-    return sorted({s for s in found if s and s not in people})
+    return sorted({str(s) for s in found if s and s not in people})

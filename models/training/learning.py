@@ -41,7 +41,7 @@ class Progress(Model):
     screen = fields.SmallIntField(default=0)
     phase = fields.CharEnumField(Phase, max_length=8, default=Phase.LESSON)
     retry_at = fields.DatetimeField(null=True)      # a failed level's next attempt, not before
-    scores = fields.JSONField(default=list)         # each level passed: its score
+    scores: list[float] = fields.JSONField(default=list)  # type: ignore[assignment]  # by level
     started_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     passed_on = fields.DateField(null=True)
@@ -61,7 +61,7 @@ class Attempt(Model):
     level = fields.SmallIntField()
     number = fields.SmallIntField()                 # 1 for the first try of the level
     token = fields.CharField(max_length=16)         # in its cards' keys
-    order = fields.JSONField()
+    order: list[list[str]] = fields.JSONField()  # type: ignore[assignment]
     at = fields.SmallIntField(default=0)            # the question being asked
     correct = fields.SmallIntField(default=0)
     department_id = fields.CharField(max_length=64, null=True)   # for the weekly groups

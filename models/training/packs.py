@@ -85,7 +85,7 @@ async def give_packs(courses: Sequence[CourseSpec], rules: TrainingRules, today:
     what was given that they must hear of."""
     profiles = {p: (post, hired, since) for p, post, hired, since in await Profile.all(
         ).values_list("person_id", "post", "hired_on", "post_since")}
-    people = [Person(u, *profiles.get(u, ("", None, None)))
+    people = [Person(str(u), *profiles.get(u, ("", None, None)))
               for u in await User.filter(active=True).order_by("id").values_list("id", flat=True)]
     known = await pack_signatures()
     changed = [(p, s) for p in people

@@ -357,3 +357,43 @@ async def test_a_quiz_card_pressed_by_someone_else_changes_nothing(
     await phone.clicks("gaofeng", card, f"train:quiz:{attempt.id}:1:forged:A")
     await gaofeng.expect("无法识别这个操作")
 
+
+
+async def test_a_quiz_left_for_a_day_resumes_where_it_stopped_across_a_restart(
+        wecom: tuple[Phone[Any], Service]) -> None:
+    phone, service = wecom
+    gaofeng = Person(phone, "gaofeng")
+    await gaofeng.says("学习 有限空间作业安全")
+    await reads_lessons(gaofeng)
+    for _ in range(2):
+        await answers(gaofeng, right=True)
+    await settled()
+    await service.stop()
+    await service.start()
+    await service.tick_at(service.clock() + timedelta(days=1))    # the question expires
+    await gaofeng.expect("测验已暂停，已答的题目已保存")
+    await gaofeng.says("学习")
+    await gaofeng.expect("继续上次的测验：第3/")
+    _, attempt, _ = await question(gaofeng)
+    assert (attempt.number, attempt.at, attempt.correct) == (1, 2, 2)
+
+
+async def test_a_quiz_left_too_long_starts_its_level_again(
+        db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "training.toml"
+    rules.write_text((SHIPPED_CONFIG / "training.toml").read_text(encoding="utf-8").replace(
+        "restart_quiz_after_hours = 0", "restart_quiz_after_hours = 12"), encoding="utf-8")
+    async with plant(database_url, media_dir, training_rules_file=rules,
+                     **around_the_clock(tmp_path)) as (sim, service):
+        await courses_loaded(service)
+        gaofeng = Person(phone_of(sim), "gaofeng")
+        await gaofeng.says("学习 有限空间作业安全")
+        await reads_lessons(gaofeng)
+        await answers(gaofeng, right=True)
+        await service.time_passes(service.clock() + timedelta(hours=13))
+        await gaofeng.says("学习")
+        await gaofeng.expect("上次的测验中断太久，本关从第一题重新开始")
+        _, attempt, _ = await question(gaofeng)
+        assert (attempt.number, attempt.at) == (2, 0)
+        [left] = await Attempt.filter(person_id="gaofeng", number=1)
+        assert left.finished_at is not None and left.score is None

@@ -15,6 +15,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from tortoise.context import TortoiseContext
 
+from bot.media import opened
+from bot.media.folder import FolderStore
 from bot.people_export import export_files
 from bot.people_import import (
     CERTIFICATE_COLUMNS,
@@ -26,6 +28,7 @@ from bot.people_import import (
 )
 from bot.qualification import load_rules
 from bot.roster import load_org
+from bot.training import load_training
 from models.org import User
 from models.people.certificates import Certificate, HolderKind
 from models.people.checks import Verdict, record_check
@@ -98,7 +101,7 @@ async def test_the_templates_import_into_the_demo_plant_and_again_change_nothing
     assert sorted(await TrainingRecord.all().values_list(
         "person_id", "course", "hours", "on", "score", "passed")) == [
         ("huangjun", "动火作业安全", 4.0, date(2026, 5, 20), 85.0, True),
-        ("zhangsan", "三级安全教育（车间级）", 8.0, date(2026, 3, 2), 92.0, True)]
+        ("zhangsan", "三级安全教育·厂级", 8.0, date(2026, 3, 2), 92.0, True)]
     records = await PersonRecord.filter(actor="import").order_by("holder", "seq")
     assert [(r.holder, r.kind, r.data.get("event")) for r in records] == [
         ("gaofeng", RecordKind.CERTIFICATE, "registered"),
@@ -268,6 +271,26 @@ async def test_bad_training_rows_are_named_and_the_rest_imported_once(
     assert await TrainingRecord.all().count() == 1
 
 
+async def test_with_the_training_module_a_course_must_be_known(org: None, tmp_path: Path
+                                                               ) -> None:
+    """A course of config/training/ (loaded) or a classroom course of training.toml; a course
+    nobody teaches is named by its row, and so is an unknown person, the rest imported."""
+    async with opened(FolderStore(tmp_path / "media")) as media:
+        await load_training(ROOT / "config" / "training", 80, media, NOW)
+    path = sheet(tmp_path / "t.xlsx", TRAINING_COLUMNS,
+                 ("zhangsan", "有限空间作业安全", 2, "2026-11-03", 90, None),
+                 ("gaofeng", "年度安全再培训", 24, "2026-11-03", 90, None),
+                 ("gaofeng", "叉车驾驶技巧", 2, "2026-11-03", 90, None),
+                 ("王五", "年度安全再培训", 24, "2026-11-03", 90, None))
+    report = await import_training(read_rows(path, TRAINING_COLUMNS), NOW, TZ,
+                                   classroom=("年度安全再培训",))
+    assert report.refused == (
+        'row 4: 课程 "叉车驾驶技巧" is neither a course of config/training/ nor a classroom '
+        "course of training.toml", "row 5: 王五 is not in the roster")
+    assert sorted(await TrainingRecord.all().values_list("person_id", "course")) == [
+        ("gaofeng", "年度安全再培训"), ("zhangsan", "有限空间作业安全")]
+
+
 # ---------------------------------------------------------------------------------------------
 # On the command line
 
@@ -300,6 +323,8 @@ async def test_import_on_the_command_line_exits_1_naming_bad_rows(
                  GOOD, ("张三", "T-EL-LV", "T-BAD", "2026-13-01", None, None))
 
     bad = await asyncio.to_thread(cli, "import-certificates", str(path), env=env)
+    courses = await asyncio.to_thread(cli, "load-training", env={
+        **env, "SAFETYBOT_MEDIA_DIR": str(tmp_path / "media")})
     good = await asyncio.to_thread(cli, "import-training", str(TRAINING_TEMPLATE), env=env)
 
     assert (bad.returncode, bad.stderr, bad.stdout) == (
@@ -309,6 +334,7 @@ async def test_import_on_the_command_line_exits_1_naming_bad_rows(
         0, f"safetybot: {TRAINING_TEMPLATE}: imported 2: 2 added, 0 updated, 0 unchanged; "
            "0 rows refused\n")
     assert await imported() == [("gaofeng", "T-EL-LV", "T-GOOD-1")]
+    assert courses.returncode == 0 and "courses: 4 added" in courses.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +384,7 @@ async def test_a_department_is_exported_with_what_chat_shows(org: None, tmp_path
     assert people["zhangsan"][7:] == (1, 8, 0, 1, 1, 0, "停岗（违章作业，待再培训）")
     assert ("zhangsan", "张三", "特种设备作业人员证（叉车司机N1）", "TS320100202300815",
             wall("2023-08-15"), wall("2027-08-14"), None, "有效", None) in book["证书"]
-    assert ("huangjun", "黄军", wall("2026-05-20"), "动火作业安全", 4, 85, "是",
+    assert ("huangjun", "黄军", wall("2026-05-20"), "动火作业安全", 4, 0, 85, "是",
             "导入") in book["培训"]
     assert book["开工校验"][1:] == [
         ("zhangsan", "张三", wall("2026-12-07 09:00"), check, "临时用电", "A1",
