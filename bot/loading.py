@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +46,16 @@ async def read_file(path: Path, what: str, error: Callable[[str], Exception]) ->
         raise error(f"cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise error(f"{what} is not UTF-8 text (byte {exc.start})") from None
+
+
+def read_toml_file(path: Path, error: Callable[[str], Exception]) -> dict[str, Any]:
+    """A rules file read whole; one that cannot be read or parsed is `error` naming it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path.name}: not valid TOML: {exc}") from None
 
 
 def toml_type(value: object) -> str:

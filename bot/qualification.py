@@ -4,12 +4,11 @@ service with one line naming it, as a bad roster or plan does."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from bot.loading import Entry, show
+from bot.loading import Entry, read_toml_file, show
 from models.people.rules import CertificateType, Hours, Post, QualificationRules, WorkType
 
 HOLDERS = ("person", "contractor")
@@ -80,12 +79,7 @@ def load_rules(certificates: Path, work_types: Path) -> QualificationRules:
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise QualificationConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise QualificationConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    return read_toml_file(path, QualificationConfigError)
 
 
 def _only(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:

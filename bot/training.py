@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tomllib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.loading import Entry, show
+from bot.loading import Entry, read_toml_file, show
 from bot.media import MediaStore, MediaUnavailable, content_type
 from models.training.courses import (
     JUDGE_OPTIONS,
@@ -113,12 +112,7 @@ def _days(t: Entry, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TrainingConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TrainingConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    return read_toml_file(path, TrainingConfigError)
 
 
 # ---------------------------------------------------------------------------------------------

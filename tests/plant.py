@@ -21,6 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeAlias, TypeVar
 
+import aiohttp
+
 from bot.channels import dingtalk as dingtalk_channel
 from bot.channels import wecom as wecom_channel
 from bot.channels.dingtalk_groups import DingTalkGroup
@@ -28,6 +30,7 @@ from bot.clock import ManualClock
 from bot.media import MediaStore, open_store, opened
 from bot.roster import load_org, parse_roster
 from models.chats import GroupChat
+from models.org import User
 from models.outgoing import Limits
 from simulator import dingtalk, wecom
 from simulator.dingtalk import DingTalkSimulator
@@ -44,12 +47,14 @@ from tests.harness import (
     SECRET,
     TOKEN,
     Service,
+    cli,
     service_settings,
     settled,
 )
 
 DEMO_ORG = ROOT / "config" / "demo-org.toml"
 DEMO_LEDGER = ROOT / "config" / "resources.toml"
+DEMO_TRAINING = ROOT / "config" / "demo-training.xlsx"
 LEDGER_WRITTEN = date(2026, 12, 7)      # the day the demo ledger's dates read as written
 DINGTALK_GROUP_TEMPLATE = "safetybot-group-test"     # the plans' scene groups (场景群)
 PLATFORMS = ("wecom", "dingtalk")
@@ -503,3 +508,19 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
     finally:
         await service.stop()
         await sim.stop()
+
+
+@asynccontextmanager
+async def web_chat_plant(database_url: str, media_dir: Path, **overrides: Any
+                         ) -> AsyncIterator[tuple[aiohttp.ClientSession, Service]]:
+    """The demo plant as `make run` leaves it, for the README's walk-throughs in the web chat:
+    the roster, the courses and the demo training ledger loaded by the CLI, and everyone on the
+    web chat (WeCom stays configured), so that their cards come there."""
+    async with plant(database_url, media_dir, **overrides) as (_, service), \
+            aiohttp.ClientSession() as http:
+        await User.all().update(platform="webchat")
+        env = {"SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_MEDIA_DIR": str(media_dir)}
+        for command in (("load-training",), ("import-training", str(DEMO_TRAINING))):
+            done = cli(*command, env=env)
+            assert done.returncode == 0, done.stderr
+        yield http, service

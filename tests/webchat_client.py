@@ -1,5 +1,6 @@
 """Speaking to the local web chat as its page does: JSON posts, a photo upload, the live socket.
-Shared by the channel tests and the browser test."""
+Shared by the channel tests, the walk-throughs and the browser test; `Person` is someone chatting
+in the page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import io
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -18,6 +19,11 @@ from models.outbox import enqueue
 from models.outgoing import Outgoing
 
 Line = dict[str, Any]
+
+
+class Served(Protocol):
+    @property
+    def url(self) -> str: ...
 
 
 def message_id() -> str:
@@ -91,3 +97,55 @@ async def queue(key: str, message: Outgoing, to_users: list[str] | None = None, 
     async with transaction():
         await enqueue(key, message, now=utc_now(), platform="webchat", to_users=to_users or [],
                       to_chat=to_chat)
+
+
+def words(line: Line) -> str:
+    """What a line shows: a message's text, or a card's title, fields and body."""
+    payload: dict[str, Any] = line["payload"]
+    if line["kind"] != "card":
+        return str(payload.get("content", ""))
+    return " ".join([payload["title"], *(f"{k}:{v}" for k, v in payload.get("fields", [])),
+                     payload.get("body", "")])
+
+
+class Person:
+    """Someone chatting in the page: what they type and press, and their conversation."""
+
+    def __init__(self, http: aiohttp.ClientSession, service: Served, user: str) -> None:
+        self.http, self.service, self.user = http, service, user
+        self.socket: Socket | None = None
+        self.read = 0          # lines `next` has passed
+
+    async def says(self, text: str) -> None:
+        status, _ = await post(self.http, self.service.url, "text", user=self.user,
+                               id=message_id(), text=text)
+        assert status == 200
+
+    async def sees(self, *wanted: str) -> Line:
+        """A line of the bot's that has all the words, however long ago it came."""
+        if self.socket is None:
+            self.socket = await Socket.open(self.http, self.service.url, self.user)
+        return await self.socket.until(
+            lambda line: line["from_bot"] and all(w in words(line) for w in wanted))
+
+    async def next(self, *wanted: str) -> Line:
+        """The bot's next line with all the words, after the last one `next` returned (a quiz
+        sends many cards alike)."""
+        if self.socket is None:
+            self.socket = await Socket.open(self.http, self.service.url, self.user)
+        seen = self.read
+
+        def fresh(line: Line) -> bool:
+            assert self.socket is not None
+            return (line["from_bot"] and all(w in words(line) for w in wanted)
+                    and self.socket.lines.index(line) >= seen)
+
+        found = await self.socket.until(fresh)
+        self.read = self.socket.lines.index(found) + 1
+        return found
+
+    async def presses(self, card: Line, label: str) -> None:
+        [key] = [b["key"] for b in card["payload"]["buttons"] if b["text"] == label]
+        status, _ = await post(self.http, self.service.url, "click", user=self.user,
+                               id=message_id(), code=card["response_code"], key=key)
+        assert status == 200

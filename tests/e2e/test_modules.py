@@ -87,12 +87,28 @@ async def test_a_plant_with_emergency_plans_only_leaves_photos_and_tickets_alone
         assert not {"ladders", "alarms", "digest", "monthly", "risk"} & set(report.done)
 
 
+async def test_a_plant_without_training_answers_its_words_not_available(
+        db: TortoiseContext, database_url: str, media_dir: Path) -> None:
+    async with plant(database_url, media_dir, modules_training="off") as (sim, service):
+        gaofeng = Person(sim, "gaofeng")
+        for words in ("学习", "我的培训", "布置培训 动火作业安全 设备部 12月20日"):
+            await gaofeng.says(words)
+            await gaofeng.expect(NOT_AVAILABLE)
+        await sim.user("gaofeng").clicks("quiz-1-0-1", "train:quiz:1:0:0000:A", "code-x", None)
+        await gaofeng.expect(NOT_AVAILABLE)
+        await gaofeng.says("帮助")
+        assert "我的培训" not in text_of(await gaofeng.expect("使用说明"))
+        report = await tick(service)
+        assert not {"training", "training-week"} & set(report.done)
+
+
 def test_check_config_lists_the_modules_on_and_refuses_bad_switches(tmp_path: Path) -> None:
     env = {"SAFETYBOT_DATABASE_URL": f"sqlite://{tmp_path}/db.sqlite3"}
     shown = cli("check-config", env={**env, "SAFETYBOT_MODULES_EMERGENCY": "off"})
     assert shown.returncode == 0, shown.stderr
-    assert "modules on: hazard, qualification\n" in shown.stdout
+    assert "modules on: hazard, qualification, training\n" in shown.stdout
     assert "qualification: 13 certificate types, 8 work types\n" in shown.stdout
+    assert "training: 4 courses\n" in shown.stdout
     bad = cli("check-config", env={**env, "SAFETYBOT_MODULES_HAZARD": "maybe"})
     assert bad.returncode != 0
     assert "SAFETYBOT_MODULES_HAZARD: expected true or false, got 'maybe'" in bad.stderr

@@ -1,5 +1,6 @@
 """The README's walk-through of the pre-work check, in the local web chat on the demo plant as
-`make run` leaves it (the demo roster, and the demo training ledger imported by the CLI): 黄军's
+`make run` leaves it (the demo roster, the courses and the demo training ledger loaded by the
+CLI): 黄军's
 crew with 王海燕, whose welding certificate has expired; 刘洋 files the proposed 重大
 ticket; the contractor's 赵刚 is refused, admitted by card, and passes; 王海燕 reads her file."""
 
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -15,57 +15,16 @@ from tortoise.context import TortoiseContext
 
 from models.catalog import Grade
 from models.hazard import Status, Ticket
-from models.org import User
-from tests.harness import ROOT, Service, cli
-from tests.plant import plant
-from tests.webchat_client import Line, Socket, message_id, post
-
-
-def words(line: Line) -> str:
-    """What a line shows: a message's text, or a card's title, fields and body."""
-    payload: dict[str, Any] = line["payload"]
-    if line["kind"] != "card":
-        return str(payload.get("content", ""))
-    return " ".join([payload["title"], *(f"{k}:{v}" for k, v in payload.get("fields", [])),
-                     payload.get("body", "")])
-
-
-class Person:
-    """Someone chatting in the page: what they type and press, and their conversation."""
-
-    def __init__(self, http: aiohttp.ClientSession, service: Service, user: str) -> None:
-        self.http, self.service, self.user = http, service, user
-        self.socket: Socket | None = None
-
-    async def says(self, text: str) -> None:
-        status, _ = await post(self.http, self.service.url, "text", user=self.user,
-                               id=message_id(), text=text)
-        assert status == 200
-
-    async def sees(self, *wanted: str) -> Line:
-        if self.socket is None:
-            self.socket = await Socket.open(self.http, self.service.url, self.user)
-        return await self.socket.until(
-            lambda line: line["from_bot"] and all(w in words(line) for w in wanted))
-
-    async def presses(self, card: Line, label: str) -> None:
-        [key] = [b["key"] for b in card["payload"]["buttons"] if b["text"] == label]
-        status, _ = await post(self.http, self.service.url, "click", user=self.user,
-                               id=message_id(), code=card["response_code"], key=key)
-        assert status == 200
+from tests.harness import Service
+from tests.plant import web_chat_plant
+from tests.webchat_client import Person, words
 
 
 @pytest.fixture
 async def demo(db: TortoiseContext, database_url: str, media_dir: Path
                ) -> AsyncIterator[tuple[aiohttp.ClientSession, Service]]:
-    """As the walk-through of hazards does: WeCom stays configured, and the plant's people say
-    they use the web chat, so everyone's cards come there."""
-    async with plant(database_url, media_dir) as (_, service), aiohttp.ClientSession() as http:
-        await User.all().update(platform="webchat")
-        imported = cli("import-training", str(ROOT / "config" / "demo-training.xlsx"),
-                       env={"SAFETYBOT_DATABASE_URL": database_url})
-        assert imported.returncode == 0, imported.stderr
-        yield http, service
+    async with web_chat_plant(database_url, media_dir) as plant:
+        yield plant
 
 
 async def test_the_readme_walk_through_of_the_pre_work_check(
