@@ -114,8 +114,9 @@ def test_check_config_lists_the_modules_on_and_refuses_bad_switches(tmp_path: Pa
     assert "SAFETYBOT_MODULES_HAZARD: expected true or false, got 'maybe'" in bad.stderr
     none = cli("check-config", env={**env, "SAFETYBOT_MODULES_HAZARD": "no",
                                     "SAFETYBOT_MODULES_EMERGENCY": "0",
-                                    "SAFETYBOT_MODULES_QUALIFICATION": "false"})
+                                    "SAFETYBOT_MODULES_QUALIFICATION": "false",
+                                    "SAFETYBOT_MODULES_TRAINING": "off"})
     assert none.returncode != 0 and "switch on at least one" in none.stderr
-    unknown = cli("check-config", env={**env, "SAFETYBOT_MODULES_TRAINING": "on"})
+    unknown = cli("check-config", env={**env, "SAFETYBOT_MODULES_INSPECTION": "on"})
     assert unknown.returncode != 0
-    assert "SAFETYBOT_MODULES_TRAINING: unknown setting" in unknown.stderr
+    assert "SAFETYBOT_MODULES_INSPECTION: unknown setting" in unknown.stderr
