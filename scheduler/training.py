@@ -47,7 +47,7 @@ async def run_daily(rules: TrainingRules, calendar: WorkCalendar, now: datetime,
         return 0
     courses = await active_courses()
     messages = [*_pack_messages(await give_packs(courses, rules, today, now), today)]
-    messages += await _ladder(rules, today)
+    messages += await _ladder(rules, {c.code: c.title for c in courses}, today)
     messages += await _draw_practicals(rules, {c.code: c for c in courses}, today)
     return await enqueue_many(messages, now=now, platform=platform) if messages else 0
 
@@ -64,12 +64,11 @@ def _pack_messages(given: Sequence[Given], today: date) -> list[Queued]:
     return found
 
 
-async def _ladder(rules: TrainingRules, today: date) -> list[Queued]:
+async def _ladder(rules: TrainingRules, titles: dict[str, str], today: date) -> list[Queued]:
     """Reminders to learners, and one message a day to each supervisor naming their people who
     are late."""
     messages: list[Queued] = []
     late: dict[str, list[Enrolment]] = defaultdict(list)
-    titles = {c.code: c.title for c in await active_courses()}
     managers = await people_with(Role.SAFETY_MANAGER)
     while rows := await due_steps(today, BATCH):
         done = []

@@ -26,6 +26,9 @@ from models.training.records import TrainingRecord
 from models.training.rules import TrainingRules
 
 BATCH = 500                 # people given their packs at a time
+# A year's pack is due at the year's end, and given late in the year (a new post, the module
+# switched on in December) at least this long after.
+YEARLY_LEAD = timedelta(days=30)
 RETRAIN_STAGES = ("车间级", "班组级")
 
 
@@ -53,8 +56,9 @@ def wants(person: Person, courses: Sequence[CourseSpec], rules: TrainingRules, t
     """The enrolments `person` should have today (`passed`: the titles they passed since the
     day that matters)."""
     mine = [c for c in courses if c.for_post(person.post) and not c.catchup_only]
+    year_end = max(date(today.year, 12, 31), today + YEARLY_LEAD)
     found = [NewEnrolment(person.id, c.code, Reason.YEARLY, f"year:{person.id}:{c.code}:"
-                          f"{today.year}", date(today.year, 12, 31))
+                          f"{today.year}", year_end)
              for c in mine if c.required and not c.prejob and not c.stage]
     hired = person.hired_on
     if hired is not None and hired <= today < hired + timedelta(days=365):

@@ -168,6 +168,10 @@ def test_packs_follow_the_post_and_the_dates() -> None:
     old_hand = Person("a", "焊工", date(2015, 3, 1), None)
     assert {(n.course, n.reason) for n in wants(old_hand, courses, rules, today, set())} == {
         ("HOT-WORK", Reason.YEARLY)}
+    # Due at the year's end; given in December, a month after.
+    [late] = wants(old_hand, courses, rules, today, set())
+    [early] = wants(old_hand, courses, rules, date(2026, 6, 1), set())
+    assert (late.due_on, early.due_on) == (date(2027, 1, 6), date(2026, 12, 31))
     new_hire = Person("b", "操作工", today, None)
     given = wants(new_hire, courses, rules, today, set())
     assert {(n.course, n.reason) for n in given} == {
