@@ -185,8 +185,9 @@ def _level(path: Path, n: int, raw: object, seen: set[str], images: dict[str, Pa
               shape="a level")
     lessons = t.raw.get("lessons", [])
     questions = t.raw.get("questions", [])
-    if not isinstance(lessons, list) or not isinstance(questions, list) or not questions:
-        t.fail("needs [[levels.lessons]] and at least one [[levels.questions]]")
+    if (not isinstance(lessons, list) or not lessons or not isinstance(questions, list)
+            or not questions):
+        t.fail("needs at least one [[levels.lessons]] and one [[levels.questions]]")
     return Level(
         title=t.required("title", 40),
         lessons=tuple(_lesson(path, f"{where}.lessons[{i}]", raw, images)

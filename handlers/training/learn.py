@@ -103,8 +103,8 @@ async def resume(ctx: Context, spec: CourseSpec) -> None:
     progress = await begin(ctx.me.id, spec.code, ctx.now)
     if progress.phase is Phase.LESSON:
         await LessonDialog.open(ctx, "page", data={"course": spec.code})
-        await ctx.reply(_screen(spec, progress))
         await _screen_image(ctx, spec, progress)
+        await ctx.reply(_screen(spec, progress))
         return
     if progress.retry_at is not None and progress.retry_at > ctx.now:
         at = ctx.local(progress.retry_at)
