@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
+from handlers.replies import photo_refused
 from handlers.router import Context
 from models.dialog import Dialog as DialogRow
 from models.dialog import ask, close_dialog, forget_answer, go_back, open_dialog
@@ -56,6 +57,17 @@ class Step:
 
     async def question(self, dialog: Any) -> str | Outgoing | None:
         return self.asks if isinstance(self.asks, str) else await self.asks(dialog)
+
+
+class PhotoStep(Step):
+    """A question a photo answers (its hash is kept under the step's name); typed text gets
+    `typed`, the question staying open."""
+
+    def __init__(self, asks: Question, typed: str) -> None:
+        async def refused(_: Any, text: str) -> str:
+            raise Retry(typed)
+
+        super().__init__(asks, refused)
 
 
 class Dialog(Generic[S]):
@@ -118,8 +130,18 @@ class Dialog(Generic[S]):
         return next((name for name in self.steps if name not in self.data), None)
 
     async def photo(self) -> None:
-        """A photo where a typed answer is expected: taken as an empty answer."""
-        await self.answer("")
+        """A photo: the answer to a `PhotoStep` (one that did not arrive, or is not an image, is
+        refused); at another step of a dialog that asks for one, not now; in a dialog that never
+        does, an empty answer."""
+        step = self.steps[self.step]
+        if isinstance(step, PhotoStep):
+            if not await photo_refused(self.ctx):
+                self.remember(**{step.name: self.ctx.event.media})
+                await self.advance()
+        elif any(isinstance(s, PhotoStep) for s in self.steps.values()):
+            await self.reask("现在不需要照片。")
+        else:
+            await self.answer("")
 
     async def other(self) -> None:
         """A location, a voice message or a menu click: taken as an empty answer."""

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from handlers.dialog import Dialog, Reask, Retry, Step
-from handlers.replies import photo_refused
+from handlers.dialog import Dialog, PhotoStep, Reask, Retry, Step
 from handlers.router import Context, Router
 from handlers.words import (
     after,
@@ -138,27 +137,15 @@ class CertificateDialog(Dialog[str]):
     async def _ask_photo(self) -> str:
         return "5/5 请发送证书照片（正面，字迹清楚）。"
 
-    async def _photo_typed(self, text: str) -> str:
-        raise Retry("请发送证书的照片，不是文字。")
-
     type_code = Step(_ask_type, _type)
     number = Step(_ask_number, _number)
     issued = Step(_ask_issued, _issued)
     expires = Step(_ask_expires, _expires)
-    scan = Step(_ask_photo, _photo_typed)
+    scan = PhotoStep(_ask_photo, "请发送证书的照片，不是文字。")
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> str | None:
         return str(row.data.get("holder", "")) or None
-
-    async def photo(self) -> None:
-        if self.step != "scan":
-            await self.reask("现在不需要照片。")
-            return
-        if await photo_refused(self.ctx):
-            return
-        self.remember(scan=self.ctx.event.media)
-        await self.advance()
 
     async def finish(self) -> None:
         ctx, d = self.ctx, self.data

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from handlers.dialog import Dialog, Retry, Step
-from handlers.replies import photo_refused
+from handlers.dialog import Dialog, PhotoStep, Retry, Step
 from handlers.router import Context
 from models.dialog import Dialog as DialogRow
 from models.org import Role, user_names
@@ -43,9 +42,6 @@ class PracticalDialog(Dialog[PracticalCheck]):
     async def _ask_photo(self) -> str:
         return "1/2 请发送现场实操的照片。"
 
-    async def _photo_typed(self, text: str) -> str:
-        raise Retry("请发送现场实操的照片，不是文字。")
-
     async def _ask_note(self) -> str:
         return ("2/2 请简要说明实操情况（如：动火前气体检测操作规范）。"
                 if self.data["passed"] else "2/2 请说明不合格之处，将告知本人。")
@@ -55,21 +51,12 @@ class PracticalDialog(Dialog[PracticalCheck]):
             raise Retry(f"说明请控制在{NOTE_CHARS}字以内。")
         return text
 
-    photo_step = Step(_ask_photo, _photo_typed)
+    picture = PhotoStep(_ask_photo, "请发送现场实操的照片，不是文字。")
     note = Step(_ask_note, _note)
 
     @classmethod
     async def load(cls, ctx: Context, row: DialogRow) -> PracticalCheck | None:
         return await practical_by_id(int(row.data.get("check", 0)))
-
-    async def photo(self) -> None:
-        if self.step != "photo_step":
-            await self.reask("现在不需要照片。")
-            return
-        if await photo_refused(self.ctx):
-            return
-        self.remember(photo_step=self.ctx.event.media)
-        await self.advance()
 
     async def finish(self) -> None:
         ctx, check, passed = self.ctx, self.subject, bool(self.data["passed"])
@@ -78,7 +65,7 @@ class PracticalDialog(Dialog[PracticalCheck]):
         rules = ctx.rules.training
         due_on = ctx.local(ctx.now).date() + timedelta(days=rules.retrain_days)
         if spec is None or not await conclude_practical(
-                check, passed, self.data["photo_step"], self.data["note"], ctx.me.id, spec,
+                check, passed, self.data["picture"], self.data["note"], ctx.me.id, spec,
                 due_on, ctx.now, rules.remind_days, rules.escalate_days):
             await self.say(Text("该实操抽查已由他人记录，本次未重复记录。"))
             return
