@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from tortoise.expressions import Subquery
+
 from models.org import User
 from models.people.profiles import Profile
 from models.training.learning import Answer, Attempt
@@ -107,11 +109,14 @@ def _db_time(moment: datetime) -> Any:
 
 
 async def members(department_id: str | None, post: str) -> list[str]:
-    """The active people of a group."""
-    holders = await Profile.filter(post=post).values_list("person_id", flat=True) if post else []
+    """The active people of a group: the department's people of the post or, for the group
+    without one (未定岗位, post ""), its people whose profile names no post, as the figures
+    count them. One statement: the post's holders are not read plant-wide."""
     people = User.filter(active=True, department_id=department_id)
     if post:
-        people = people.filter(id__in=list(holders))
+        people = people.filter(id__in=Subquery(Profile.filter(post=post).values("person_id")))
+    else:
+        people = people.exclude(id__in=Subquery(Profile.exclude(post="").values("person_id")))
     return [str(p) for p in await people.order_by("id").values_list("id", flat=True)]
 
 
