@@ -98,9 +98,10 @@ async def _course_for(ctx: Context, named: str) -> CourseSpec | None:
     return spec
 
 
-async def resume(ctx: Context, spec: CourseSpec) -> None:
-    """Where the person is in `spec`: the lesson screen, or the quiz's question."""
-    progress = await begin(ctx.me.id, spec.code, ctx.now)
+async def resume(ctx: Context, spec: CourseSpec, progress: Progress | None = None) -> None:
+    """Where the person is in `spec` (`progress`, when the caller has just read it): the lesson
+    screen, or the quiz's question. Opening the next question replaces the open one."""
+    progress = progress or await begin(ctx.me.id, spec.code, ctx.now)
     if progress.phase is Phase.LESSON:
         await LessonDialog.open(ctx, "page", data={"course": spec.code})
         await _screen_image(ctx, spec, progress)
@@ -256,8 +257,7 @@ class LessonDialog(Dialog[CourseSpec]):
         progress = await begin(self.ctx.me.id, self.subject.code, self.ctx.now)
         await turn_page(progress, self.subject, self.ctx.now)
         self.moved = True
-        await self.close()
-        await resume(self.ctx, self.subject)
+        await resume(self.ctx, self.subject, progress)
 
     page = Step(_ask, _page)
 

@@ -156,9 +156,22 @@ async def active_courses() -> list[CourseSpec]:
     return [row.spec for row in await Course.filter(active=True).order_by("code")]
 
 
+# Courses as parsed, by code, with the load they came from: every quiz answer reads its course,
+# and reading and parsing the whole file's JSON each time cost a twentieth of the worker's CPU
+# (benchmarks/README.md, Training benchmark). A load writes a new `loaded_at`.
+_parsed: dict[str, tuple[datetime, CourseSpec]] = {}
+
+
 async def course_by_code(code: str) -> CourseSpec | None:
-    row = await Course.get_or_none(code=code)
-    return row.spec if row is not None else None
+    loaded = await Course.filter(code=code).values_list("loaded_at", flat=True)
+    if not loaded:
+        return None
+    kept = _parsed.get(code)
+    if kept is not None and kept[0] == loaded[0]:
+        return kept[1]
+    row = await Course.get(code=code)
+    _parsed[code] = (row.loaded_at, row.spec)
+    return row.spec
 
 
 async def course_named(text: str) -> CourseSpec | None:
