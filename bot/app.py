@@ -16,6 +16,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +30,7 @@ from bot.clock import Clock, utc_now
 from bot.db import ORM, activate, open_database
 from bot.dispatcher import Dispatcher
 from bot.inbox import InboxWorker
+from bot.inspection import InspectionConfigError, load_inspection_rules
 from bot.media import MediaStore, open_store
 from bot.qualification import QualificationConfigError, load_rules
 from bot.scheduling import load_calendar, load_drill_rules, load_policy
@@ -42,6 +44,7 @@ from models.catalog import CatalogError, load_catalog
 from models.emergency import EmergencyPolicy
 from models.inbound import Inbound
 from models.inbox import InboxEvent
+from models.inspection.rules import InspectionRules
 from models.outbox import OutboxMessage
 from models.outgoing import limits_of
 from models.people.rules import QualificationRules
@@ -91,6 +94,8 @@ def hazard_rules(settings: Settings, media: MediaStore,
             review_after=timedelta(hours=e.review_hours)),
         qualification=qualification_rules(settings),
         training=training_rules(settings),
+        inspection=inspection_rules(settings),
+        read_codes=partial(codes_in_photo, media),
     )
 
 
@@ -112,6 +117,20 @@ def training_rules(settings: Settings) -> TrainingRules:
         raise SettingError(f"SAFETYBOT_TRAINING_RULES_FILE: {exc}") from None
 
 
+async def codes_in_photo(media: MediaStore, digest: str) -> list[str]:
+    """The QR codes in a stored photo, decoded off the event loop (tens of milliseconds)."""
+    from bot.media.qr import decode_qr
+    return await asyncio.to_thread(decode_qr, await media.get(digest))
+
+
+def inspection_rules(settings: Settings) -> InspectionRules:
+    """By-risk frequencies, reminders and grace; a broken file stops the command in one line."""
+    try:
+        return load_inspection_rules(Path(settings.inspection.rules_file))
+    except InspectionConfigError as exc:
+        raise SettingError(f"SAFETYBOT_INSPECTION_RULES_FILE: {exc}") from None
+
+
 def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                    plugins: Sequence[Plugin] = PLUGINS) -> Jobs:
     """Scheduled notices reach each person on their own platform; `platform` (the first
@@ -120,7 +139,7 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
     return Jobs(load_policy(settings.schedule, settings.tz, rules.calendar), rules.catalog,
                 media, platform, rules.emergency, settings.modules_on,
                 limits_of(rules.limits, platform), load_drill_rules(settings.emergency),
-                rules.qualification, rules.training)
+                rules.qualification, rules.training, rules.inspection)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,

@@ -1,6 +1,7 @@
 """The `safetybot` command: serve, work, scheduler, tick, report, migrate, load-org, sync-org,
 load-plans, load-resources, check-config, inbox and outbox (parked events and messages), and
-people's files: import-certificates, import-training, export-files, verify-records."""
+people's files: import-certificates, import-training, export-files, verify-records; training:
+load-training, export-training; inspections: load-inspections, print-checkpoints."""
 
 from __future__ import annotations
 
@@ -20,8 +21,20 @@ from aiohttp import web
 from tortoise.context import TortoiseContext
 
 from bot import logs
-from bot.app import hazard_rules, qualification_rules, scheduled_jobs, training_rules
+from bot.app import (
+    hazard_rules,
+    inspection_rules,
+    qualification_rules,
+    scheduled_jobs,
+    training_rules,
+)
 from bot.clock import utc_now
+from bot.inspection import (
+    InspectionConfigError,
+    checkpoint_labels,
+    load_inspections,
+    parse_sites,
+)
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
 from bot.training import TrainingConfigError, load_training, parse_courses
@@ -111,6 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                         "courses (idempotent)")
     courses.add_argument("dir", type=Path, nargs="?",
                          help="folder of course files, *.toml (default: training.courses_dir)")
+    sites = commands.add_parser("load-inspections", help="check and import the checkpoints, "
+                                "checklists, routes and patrol plans (idempotent)")
+    sites.add_argument("dir", type=Path, nargs="?",
+                       help="folder of inspection files, *.toml (default: inspection.sites_dir)")
+    labels = commands.add_parser("print-checkpoints", help="write the checkpoints' QR labels "
+                                                           "as a PDF to print")
+    labels.add_argument("--area", metavar="A", help="an area's code or name (default: all)")
+    labels.add_argument("--out", type=Path, required=True, metavar="FILE.pdf",
+                        help="the PDF to write")
     hours = commands.add_parser("export-training", help="write a year's training hours ledger "
                                                         "(培训学时台账) as xlsx")
     hours.add_argument("--year", type=int, default=None, help="the year (default: this one)")
@@ -168,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.training.courses_dir)))
     if args.command == "export-training":
         return _export_training(settings, args.year, args.department, args.out)
+    if args.command == "load-inspections":
+        return asyncio.run(_load_inspections(settings, args.dir or Path(
+            settings.inspection.sites_dir)))
+    if args.command == "print-checkpoints":
+        return asyncio.run(_print_checkpoints(settings, args.area, args.out))
     if args.command in ("inbox", "outbox"):
         if args.action == "retry" and not (args.ids or args.all):
             print(f"safetybot: {args.command} retry: name IDs or --all", file=sys.stderr)
@@ -412,6 +439,49 @@ async def _load_training(settings: Settings, directory: Path) -> int:
     return 0
 
 
+def _categories(settings: Settings) -> list[str]:
+    try:
+        catalog = load_catalog(Path(settings.hazard.categories_file))
+    except CatalogError as exc:
+        raise SettingError(f"SAFETYBOT_HAZARD_CATEGORIES_FILE: {exc}") from None
+    return [c.code for c in catalog.categories]
+
+
+async def _load_inspections(settings: Settings, directory: Path) -> int:
+    try:
+        inspection_rules(settings)
+        categories = _categories(settings)
+        report = await _in_database(settings, lambda _: load_inspections(
+            directory, categories, utc_now()))
+    except SettingError as exc:
+        return _bad_setting(exc)
+    except InspectionConfigError as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 1
+    print(f"safetybot: {directory}: {report.checkpoints} checkpoints, {report.routes} routes, "
+          f"{report.plans} plans ({report.created} added, {report.updated} changed, "
+          f"{report.unchanged} unchanged, {report.deactivated} deactivated)")
+    return 0
+
+
+async def _print_checkpoints(settings: Settings, area: str | None, out: Path) -> int:
+    from bot.labels import write_labels
+
+    labels = await _in_database(settings, lambda _: checkpoint_labels(area))
+    if labels is None:
+        print(f"safetybot: no area {area!r} in the roster", file=sys.stderr)
+        return 1
+    if not labels:
+        print("safetybot: no checkpoints to print; load them with load-inspections",
+              file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        pages = write_labels(labels, fh, title="巡检点标签")
+    print(f"safetybot: wrote {out} ({len(labels)} labels, {pages} pages)")
+    return 0
+
+
 def _export_training(settings: Settings, year: int | None, department: str | None,
                      out: Path) -> int:
     from bot.training_export import export_training
@@ -593,6 +663,14 @@ def _check_config(settings: Settings) -> int:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 2
     print(f"training: {len(courses)} courses")
+    try:
+        inspection_rules(settings)
+        sites = parse_sites(Path(settings.inspection.sites_dir), _categories(settings))
+    except (SettingError, InspectionConfigError) as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 2
+    print(f"inspection: {len(sites.checkpoints)} checkpoints, {len(sites.routes)} routes, "
+          f"{len(sites.plans)} plans")
     return 0
 
 

@@ -133,6 +133,12 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class InspectionSettings:
+    rules_file: str = str(SHIPPED_CONFIG / "inspection.toml")   # by-risk frequencies, reminders
+    sites_dir: str = str(SHIPPED_CONFIG / "inspection")         # checkpoints, routes, plans
+
+
+@dataclass(frozen=True)
 class ModulesSettings:
     """The modules this plant has rolled out; a module switched off is not there at all."""
 
@@ -140,6 +146,7 @@ class ModulesSettings:
     emergency: bool = True     # 应急预案: alarm, activation, acknowledgement, boards
     qualification: bool = True  # 一人一档: certificates, the pre-work check, contractors
     training: bool = True       # 培训: courses and quizzes in chat, assignments, the hours ledger
+    inspection: bool = True     # 扫码巡检: checkpoints, rounds on schedule, findings as tickets
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,7 @@ class Settings:
     emergency: EmergencySettings = EmergencySettings()
     qualification: QualificationSettings = QualificationSettings()
     training: TrainingSettings = TrainingSettings()
+    inspection: InspectionSettings = InspectionSettings()
     modules: ModulesSettings = ModulesSettings()
 
     @property
@@ -210,6 +218,7 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
                              "emergency": EmergencySettings,
                              "qualification": QualificationSettings,
                              "training": TrainingSettings,
+                             "inspection": InspectionSettings,
                              "modules": ModulesSettings}
 
 
@@ -217,7 +226,8 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
 PATHS = ("org_file", "plans_dir", "resources_file", "media_dir", "hazard.categories_file",
          "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file",
          "qualification.certificates_file", "qualification.work_types_file",
-         "training.rules_file", "training.courses_dir")
+         "training.rules_file", "training.courses_dir", "inspection.rules_file",
+         "inspection.sites_dir")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -5,9 +5,10 @@ The first route that takes an event answers it, top first:
 2. strangers get one polite answer;
 3. an expired question goes to its dialog;
 4. a card click goes to its module's buttons (a key nobody issued is refused);
-5. typed commands (帮助, 一键报警, 启动预案, 收到, 我的隐患, a ticket number …) are answered
-   even in the middle of a question;
-6. an open question gets the message;
+5. typed commands (帮助, 一键报警, 启动预案, 收到, 我的隐患, a ticket number …) and a
+   checkpoint's scan are answered even in the middle of a question;
+6. what a module claims among events others take too (a photo of a checkpoint's label), then
+   an open question gets the message;
 7. what starts a module's work: a photo, a trigger word, a menu key, an owner's 已整改;
 8. free text a module recognises (words that name an area or a hazard start a report);
 9. anything else: 没有理解.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from handlers import emergency, hazard, qualification, training
+from handlers import emergency, hazard, inspection, qualification, training
 from handlers.dialog import Dialogs
 from handlers.module import Module
 from handlers.replies import not_available, not_registered, not_understood, unknown_card
@@ -29,7 +30,8 @@ from models.outgoing import Markdown
 
 # Every module, in the order of their routes and their lines in 帮助.
 MODULES: dict[str, Module] = {m.name: m for m in (hazard.MODULE, emergency.MODULE,
-                                                  qualification.MODULE, training.MODULE)}
+                                                  qualification.MODULE, training.MODULE,
+                                                  inspection.MODULE)}
 
 # Events a person did not address to us, answered by nobody when nothing else takes them.
 _SILENT = frozenset({InboundKind.ENTER, InboundKind.UNKNOWN, InboundKind.EXPIRED})
@@ -83,6 +85,8 @@ def build_router(modules: Collection[str] = MODULES) -> Router:
     for m in on:
         person.include(m.commands)
     person.on(lambda e: any(m.commands.matches(e) for m in off))(not_available)
+    for m in on:
+        person.include(m.claims)
     person.on(lambda e: True)(dialogs.answer)
     for m in on:
         person.include(m.starts)

@@ -18,6 +18,10 @@ class Module:
     clicks: Router = field(default_factory=Router)      # its cards' buttons
     # Typed commands answered even in the middle of another module's question.
     commands: Router = field(default_factory=Router)
+    # What it claims before the open question among events other modules take too (a photo
+    # that may be a label's, text shaped like its codes); its handlers decline the rest, and
+    # nothing is claimed when it is switched off.
+    claims: Router = field(default_factory=Router)
     dialogs: tuple[type[Dialog[Any]], ...] = ()
     # What starts its work when no question is open: a photo, a trigger word, a menu key.
     starts: Router = field(default_factory=Router)

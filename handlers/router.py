@@ -14,11 +14,16 @@ from models.dialog import Dialog, dialog_of, sender_with_dialog
 from models.emergency import EmergencyPolicy
 from models.inbound import Inbound, InboundKind
 from models.inbox import inbox_put
+from models.inspection.rules import InspectionRules
 from models.org import User
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Limits, Outgoing, Priority, limits_of
 from models.people.rules import QualificationRules
 from models.training.rules import TrainingRules
+
+
+async def _no_codes(_: str) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,9 @@ class Rules:
         default_factory=lambda: WorkCalendar(ZoneInfo("Asia/Shanghai")))
     qualification: QualificationRules = field(default_factory=QualificationRules)
     training: TrainingRules = field(default_factory=TrainingRules)
+    inspection: InspectionRules = field(default_factory=InspectionRules)
+    # The QR codes in a stored photo, by its content hash (decoded on the server).
+    read_codes: Callable[[str], Awaitable[list[str]]] = _no_codes
 
 
 @dataclass

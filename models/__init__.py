@@ -14,7 +14,9 @@ MODEL_MODULES = ["models.org", "models.inbox", "models.outbox", "models.audit",
                  "models.training.learning", "models.training.enrolments",
                  "models.training.practical", "models.people.records",
                  "models.people.certificates", "models.people.profiles",
-                 "models.people.checks"]
+                 "models.people.checks", "models.inspection.sites",
+                 "models.inspection.codes", "models.inspection.rounds",
+                 "models.inspection.visits"]
 
 DATABASE = "default"  # tortoise's name of the service's database connection
 # On PostgreSQL, a small pool beside the service's (bot/db.py) for short statements that must

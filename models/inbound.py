@@ -19,6 +19,7 @@ class InboundKind(StrEnum):
     ENTER = "enter"          # the user opened the app's chat
     MENU = "menu"            # an app menu click
     CARD_ACTION = "card_action"
+    SCAN = "scan"            # a QR code scanned with the platform's scanner (`text` = its content)
     EXPIRED = "expired"      # the person left a question unanswered (from the scheduler)
     FOLLOW_UP = "follow_up"  # a handler's next step, queued with its decision (`event_key`)
     UNKNOWN = "unknown"

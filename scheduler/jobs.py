@@ -21,6 +21,7 @@ from models.catalog import Catalog
 from models.closure import month_window
 from models.emergency import EmergencyPolicy
 from models.escalation import managers
+from models.inspection.rules import InspectionRules
 from models.outgoing import COMMON, Limits
 from models.people.rules import QualificationRules
 from models.plan_calendar import DrillRules, plan_dates
@@ -32,6 +33,9 @@ from scheduler.dialogs import expire_dialogs
 from scheduler.digest import safety_managers, send_digest
 from scheduler.emergency import run_emergency
 from scheduler.escalation import arm_ladders, fire_due
+from scheduler.inspection import digest_lines as inspection_digest
+from scheduler.inspection import month_lines as inspection_month
+from scheduler.inspection import run_rounds
 from scheduler.monthly import MediaSink, send_monthly
 from scheduler.plan_calendar import drill_count_lines, overdue_lines, remind_plans
 from scheduler.policy import Policy
@@ -75,12 +79,14 @@ class Jobs:
     platform: str       # where scheduled notices go: WeCom when connected, else the web chat
     emergency: EmergencyPolicy = field(default_factory=EmergencyPolicy)
     # The plant's modules switched on.
-    modules: Collection[str] = ("hazard", "emergency", "qualification", "training")
+    modules: Collection[str] = ("hazard", "emergency", "qualification", "training",
+                                "inspection")
     limits: Limits = COMMON     # what the platform of scheduled notices holds
     drills: DrillRules = field(default_factory=lambda: DrillRules(()))   # config/drills.toml
     # config/certificates.toml and work-types.toml
     qualification: QualificationRules = field(default_factory=QualificationRules)
     training: TrainingRules = field(default_factory=TrainingRules)    # config/training.toml
+    inspection: InspectionRules = field(default_factory=InspectionRules)  # config/inspection.toml
     # The monthly reports being built in this process, by month.
     _reports: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False,
                                                     repr=False)
@@ -98,6 +104,7 @@ class Jobs:
             ("emergency", "emergency",
              lambda at: run_emergency(self.emergency, at, self.platform, self.policy.tz)),
             ("dialogs", "", expire_dialogs),
+            ("rounds", "inspection", self._rounds),
             ("ladders", "hazard", lambda at: arm_ladders(self.policy, at)),
             ("alarms", "hazard",
              lambda at: fire_due(self.policy, self.catalog, at, self.platform, self.limits)),
@@ -171,9 +178,16 @@ class Jobs:
                       if "qualification" in self.modules else [])
             training = (await training_digest(day.date())
                         if "training" in self.modules else [])
+            rounds = (await inspection_digest(day - timedelta(days=1), day)
+                      if "inspection" in self.modules else [])
             await send_digest(to, day, now, self.policy.tz, self.platform,
-                              [*emergency, *training, *people])
+                              [*emergency, *rounds, *training, *people])
             return 1
+
+    async def _rounds(self, now: datetime) -> int:
+        """Patrol rounds opened, reminded and closed as their windows come (every tick)."""
+        async with transaction():
+            return await run_rounds(self.inspection, now, self.policy.tz, self.platform)
 
     async def _plans(self, now: datetime) -> int:
         """The drill and evaluation reminders that have come due."""
@@ -243,8 +257,12 @@ class Jobs:
             training = (await training_month(
                 window.start, window.end, last.replace(day=1), last,
                 now.astimezone(self.policy.tz).date()) if "training" in self.modules else [])
+            rounds = (await inspection_month(window.start, window.end,
+                                             self.inspection.suspicious_seconds)
+                      if "inspection" in self.modules else [])
             await send_monthly(month, now, self.policy.tz, self.catalog, self.media,
-                               self.platform, await managers(), [*drills, *people, *training])
+                               self.platform, await managers(),
+                               [*drills, *rounds, *people, *training])
             await finish_period("monthly", month, now)
         except Exception:
             log.exception("monthly report failed; a tick starts it again %s after it began",

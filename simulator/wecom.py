@@ -607,6 +607,12 @@ class SimUser:
     async def clicks_menu(self, key: str) -> CallbackResult:
         return await self._event("click", [("EventKey", key)])
 
+    async def scans(self, result: str, key: str = "scan") -> CallbackResult:
+        """The app menu's 扫码 button (scancode_waitmsg): WeCom scans, then posts the result."""
+        return await self._event("scancode_waitmsg", [
+            ("EventKey", key), ("ScanCodeInfo", [("ScanType", "qrcode"),
+                                                 ("ScanResult", result)])])
+
     async def clicks(
         self, task_id: str, key: str, response_code: str | None = None,
         selected: dict[str, list[str]] | None = None, card_type: str = "button_interaction",

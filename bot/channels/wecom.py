@@ -111,6 +111,11 @@ def parse_event(plaintext: str, corp_id: str) -> Inbound:
         return Inbound(kind=InboundKind.ENTER, **common)
     if msg_type == "event" and event_name == "click":
         return Inbound(kind=InboundKind.MENU, event_key=str(doc.get("EventKey") or ""), **common)
+    if msg_type == "event" and event_name in ("scancode_waitmsg", "scancode_push"):
+        info = doc.get("ScanCodeInfo")
+        result = info.get("ScanResult") if isinstance(info, dict) else None
+        return Inbound(kind=InboundKind.SCAN, text=str(result or ""),
+                       event_key=str(doc.get("EventKey") or ""), **common)
     if msg_type == "event" and event_name == "template_card_event":
         return Inbound(
             kind=InboundKind.CARD_ACTION, event_key=str(doc.get("EventKey") or ""),
