@@ -11,9 +11,10 @@ import io
 import zxingcpp
 from PIL import Image
 
-# A phone photo is 12 MP; QR codes on a label photographed from arm's length are still hundreds
-# of pixels wide at this size, and zxing reads a ~2 MP image in a few tens of milliseconds.
-LONG_SIDE = 1800
+# A phone photo is 12 MP (4032x3024). A label photographed from arm's length is still hundreds
+# of pixels wide at about 2000 px, which the JPEG decoder gives directly (a draft at 1/2 the
+# size): such a photo is read in ~20 ms, against ~40 ms in full.
+LONG_SIDE = 2000
 QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)     # and its Micro and rMQR kin
 
 # What Pillow raises for bytes that are not an image, or a damaged one: an unknown format or a
@@ -30,20 +31,27 @@ def decode_qr(data: bytes) -> list[str]:
     read once more at full size, for a small label far away in a big photo."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            large = max(image.size) > LONG_SIDE
-            if large:
-                # For a JPEG, thumbnail() asks the decoder for a draft at 1/2, 1/4 or 1/8 of
-                # the size: the full 12 MP are never decoded.
-                image.thumbnail((LONG_SIDE, LONG_SIDE))
-            found = _read(image)
-        if not found and large:
+            size = image.size
+            reduced = _grey(image, LONG_SIDE)
+        found = _read(reduced)
+        if not found and reduced.size != size:
             with Image.open(io.BytesIO(data)) as image:
-                found = _read(image)
+                found = _read(_grey(image, max(size)))
     except _NOT_AN_IMAGE:
         return []
     return found
 
 
-def _read(image: Image.Image) -> list[str]:
-    barcodes = zxingcpp.read_barcodes(image.convert("L"), formats=QR)
-    return list(dict.fromkeys(barcode.text for barcode in barcodes))
+def _grey(image: Image.Image, long_side: int) -> Image.Image:
+    """The image (just opened) in grey, about `long_side` px on its long side if it is larger.
+    A JPEG is decoded straight to grey (half the time of colour) and at 1/2, 1/4 or 1/8 of its
+    size where that is enough (draft); then any image is averaged down by a whole factor."""
+    longest = max(image.size)
+    image.draft("L", (image.width * long_side // longest, image.height * long_side // longest))
+    grey = image.convert("L")
+    factor = round(max(grey.size) / long_side)
+    return grey.reduce(factor) if factor > 1 else grey
+
+
+def _read(grey: Image.Image) -> list[str]:
+    return list(dict.fromkeys(code.text for code in zxingcpp.read_barcodes(grey, formats=QR)))
