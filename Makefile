@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/safetybot load-resources config/resources.toml
 	$(BIN)/safetybot load-training config/training
 	$(BIN)/safetybot import-training config/demo-training.xlsx
+	$(BIN)/safetybot load-inspections config/inspection
 	$(BIN)/safetybot serve
 
 # The suite runs on SQLite, then on PostgreSQL when SAFETYBOT_TEST_DATABASE_URL names a server.

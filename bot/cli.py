@@ -38,6 +38,7 @@ from bot.inspection import (
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
 from bot.settings import SettingError, Settings, describe, load_settings
 from bot.training import TrainingConfigError, load_training, parse_courses
+from models.catalog import CatalogError, load_catalog
 from scheduler.jobs import Jobs, TickReport
 
 if TYPE_CHECKING:
@@ -478,7 +479,8 @@ async def _print_checkpoints(settings: Settings, area: str | None, out: Path) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as fh:
         pages = write_labels(labels, fh, title="巡检点标签")
-    print(f"safetybot: wrote {out} ({len(labels)} labels, {pages} pages)")
+    print(f"safetybot: wrote {out} ({len(labels)} labels on {pages} "
+          f"{'page' if pages == 1 else 'pages'})")
     return 0
 
 

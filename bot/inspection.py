@@ -297,8 +297,9 @@ def _plan(t: Entry) -> PlanEntry:
 
 def _cross_check(sites: Sites) -> list[str]:
     problems = []
-    for section, entries in zip(SECTIONS, (sites.checklists, sites.checkpoints, sites.routes,
-                                           sites.plans), strict=True):
+    every: tuple[Sequence[Any], ...] = (sites.checklists, sites.checkpoints, sites.routes,
+                                        sites.plans)
+    for section, entries in zip(SECTIONS, every, strict=True):
         codes = [e.code for e in entries]
         problems += [f"{section} {show(c)} is defined twice"
                      for n, c in enumerate(codes) if c in codes[:n]]

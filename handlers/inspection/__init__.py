@@ -17,5 +17,6 @@ MODULE = Module(
     commands=commands,
     claims=scan.claims,
     dialogs=(checklist.ChecklistDialog,),
-    help=("**巡检**：查看今天的巡检任务；到达巡检点后扫码，或发送标签上的编号（如 A3-01）开始检查",),
+    help=("**巡检**：查看今天的巡检任务；到达巡检点后扫码，或发送标签上的编号（如 A3-01）"
+          "开始检查",),
 )

@@ -36,9 +36,10 @@ async def clicked(ctx: Context) -> None:
                              else "这张卡片已过期。再次扫码该巡检点可继续检查。"))
         return
     dialog = ChecklistDialog(ctx, row, visit)
-    asked = "*" if row.step == "together" else row.data.get("at") if row.step == "item" else None
+    asked = {"together": "*", "item": row.data.get("at")}.get(row.step)
     if asked != item:
-        await ctx.reply(Text("该项已记录，无需重复操作。" if item in row.data["done"] or item == "*"
+        answered = item == "*" or item in row.data["done"]
+        await ctx.reply(Text("该项已记录，无需重复操作。" if answered
                              else "这张卡片已过期，请以最新的卡片为准。"))
         return
     word = WORDS.get(choice) or _option(dialog.current, choice)

@@ -25,8 +25,8 @@ async def my_rounds(ctx: Context) -> None:
                              "编号（如 A3-01）即可检查。"))
         return
     reached = await reached_in([r.id for r in rounds])
-    names = {c.code: c.name for c in await checkpoints_by_code(
-        {c for r in rounds for c in r.checkpoints})}
+    names = {c.code: c.name for c in (await checkpoints_by_code(
+        {c for r in rounds for c in r.checkpoints})).values()}
     lines = [f"**今天的巡检任务（{local:%m月%d日}）**"]
     for r in rounds:
         done = reached[r.id]

@@ -98,11 +98,10 @@ async def reach(ctx: Context, code: str, source: Source) -> None:
         await ctx.reply(Text(f"已记录您到达{where}。现在不在“{shown.route_name}”的巡检时段"
                              f"（{shown.window}）内，本次不计入巡检。"))
         return
-    for round_ in open_now:
-        earlier = await counted_visit(round_.id, code)
-        if earlier is None or earlier.finished_at is None:
-            break
-    else:
+    visits = [(r, await counted_visit(r.id, code)) for r in open_now]
+    round_, earlier = next(((r, v) for r, v in visits if v is None or v.finished_at is None),
+                           visits[0])
+    if earlier is not None and earlier.finished_at is not None:
         await record_visit(round_.id, code, me, now, source, NotCounted.DONE_BEFORE)
         await ctx.reply(Text(f"{where}本轮已于{ctx.local(earlier.at):%H:%M}检查完毕，"
                              "无需重复检查。"))

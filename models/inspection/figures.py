@@ -10,7 +10,7 @@ from datetime import datetime
 
 from models.inspection.rounds import Round, RoundStatus
 from models.inspection.sites import Checkpoint
-from models.inspection.visits import Answer, Result, Visit
+from models.inspection.visits import ItemAnswer, Result, Visit
 from models.org import area_names
 
 MIN_POINTS = 3      # a round's pace is judged over at least this many checkpoints
@@ -52,7 +52,7 @@ async def month_figures(start: datetime, end: datetime, suspicious_seconds: int
         for area in {area_of[c] for c in r.checkpoints if c in area_of}:
             areas[names.get(str(area), str(area))][r.status] += 1
     m.by_route, m.by_area = _table(routes), _table(areas)
-    answers = await Answer.filter(at__gte=start, at__lt=end, result=Result.ABNORMAL
+    answers = await ItemAnswer.filter(at__gte=start, at__lt=end, result=Result.ABNORMAL
                                   ).values_list("checkpoint", "out_of_range")
     m.findings = len(answers)
     m.out_of_range = sum(1 for _, out in answers if out)

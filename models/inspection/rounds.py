@@ -138,7 +138,7 @@ class NewRound:
 
 
 async def existing_keys(keys: Sequence[str]) -> set[str]:
-    return set(await Round.filter(key__in=list(keys)).values_list("key", flat=True))
+    return {str(k) for k in await Round.filter(key__in=list(keys)).values_list("key", flat=True)}
 
 
 async def open_rounds(new: Sequence[NewRound], remind_before: timedelta, late: timedelta

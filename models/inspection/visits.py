@@ -64,7 +64,7 @@ class Visit(Model):
         indexes = (("round_id", "checkpoint_id"), ("checkpoint_id", "at"), ("at",))
 
 
-class Answer(Model):
+class ItemAnswer(Model):
     """One checklist item answered at a visit."""
 
     id = fields.BigIntField(primary_key=True)
@@ -120,7 +120,7 @@ class Given:
 async def record_answer(visit: Visit, given: Given, now: datetime) -> int | None:
     """Keep one item's answer as soon as it is given (a restart loses nothing); None when the
     item was answered before at this visit."""
-    made = await insert_once(Answer, [{
+    made = await insert_once(ItemAnswer, [{
         "key": f"{visit.id}:{given.item}", "visit_id": visit.id,
         "checkpoint": visit.checkpoint_id, "item": given.item, "result": given.result.value,
         "value": given.value, "shown": given.shown, "out_of_range": given.out_of_range,
@@ -128,8 +128,8 @@ async def record_answer(visit: Visit, given: Given, now: datetime) -> int | None
     return next(iter(made.values()), None)
 
 
-async def answers_of(visit_id: int) -> list[Answer]:
-    return await Answer.filter(visit_id=visit_id).order_by("id")
+async def answers_of(visit_id: int) -> list[ItemAnswer]:
+    return await ItemAnswer.filter(visit_id=visit_id).order_by("id")
 
 
 async def finish_visit(visit: Visit, now: datetime) -> bool:
@@ -140,7 +140,7 @@ async def finish_visit(visit: Visit, now: datetime) -> bool:
 
 async def open_finding(checkpoint: str, item: str) -> Ticket | None:
     """The open ticket this checkpoint's item was filed as before, if any."""
-    ids = await Answer.filter(checkpoint=checkpoint, item=item, ticket_id__isnull=False
+    ids = await ItemAnswer.filter(checkpoint=checkpoint, item=item, ticket_id__isnull=False
                               ).values_list("ticket_id", flat=True)
     if not ids:
         return None
@@ -148,7 +148,7 @@ async def open_finding(checkpoint: str, item: str) -> Ticket | None:
 
 
 async def link_answer(answer_id: int, ticket_id: int) -> None:
-    await Answer.filter(id=answer_id).update(ticket_id=ticket_id)
+    await ItemAnswer.filter(id=answer_id).update(ticket_id=ticket_id)
 
 
 async def finished_checkpoints(round_id: int) -> dict[str, datetime]:
