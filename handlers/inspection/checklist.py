@@ -93,8 +93,8 @@ class ChecklistDialog(Dialog[Visit]):
         visit = self.subject.id
         return Card(
             task_id=f"insp-{visit}-all-{self.ctx.event_id}", title=self.data["title"],
-            description="以下项目是否全部正常？有异常请选“逐项检查”。",
             fields=tuple((str(n), i.text) for n, i in enumerate(plain, 1)),
+            body="以下项目是否全部正常？有异常请选“逐项检查”。",
             buttons=(Button("全部正常", item_key(visit, "*", "all")),
                      Button("逐项检查", item_key(visit, "*", "each"), style=2)))
 
@@ -114,10 +114,9 @@ class ChecklistDialog(Dialog[Visit]):
             buttons = [Button(o, item_key(visit, item.id, f"o{n}"),
                               style=2 if o in item.abnormal else 1)
                        for n, o in enumerate(item.options, 1)]
-            return Card(task_id=task, title=f"{self.data['title']}{position}",
-                        description=item.text,
+            return Card(task_id=task, title=f"{self.data['title']}{position}", body=item.text,
                         buttons=(*buttons, Button("跳过", item_key(visit, item.id, "skip"), 3)))
-        return Card(task_id=task, title=f"{self.data['title']}{position}", description=item.text,
+        return Card(task_id=task, title=f"{self.data['title']}{position}", body=item.text,
                     buttons=(Button("正常", item_key(visit, item.id, "ok")),
                              Button("异常", item_key(visit, item.id, "abnormal"), style=2),
                              Button("跳过", item_key(visit, item.id, "skip"), style=3)))
