@@ -190,7 +190,8 @@ async def test_a_by_risk_plan_is_walked_daily_once_its_area_turns_high(
     # A 重大 hazard in the switch room: the day's risk status (a job after the rounds) turns
     # the area 高, so the plan, monthly for a 黄 area, is walked daily from the next day.
     await Ticket.create(reporter_id="gaofeng", area_id="E1", category="H01",
-                        description="低压配电柜母排过热变色", grade=Grade.MAJOR, status=Status.PLAN,
+                        description="低压配电柜母排过热变色", grade=Grade.MAJOR,
+                        status=Status.PLAN,
                         created_at=service.clock(), updated_at=service.clock())
     await service.tick_at(at(1, 14))
     await electrician.expect("【巡检任务】", "配电与仓库巡检", "每月")
