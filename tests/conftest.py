@@ -34,7 +34,8 @@ from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
 TABLES = ("inspection_answer", "inspection_visit", "inspection_patroller", "inspection_round",
           "inspection_plan", "inspection_route", "inspection_checkpoint", "inspection_checklist",
-          "inspection_key", "certificate", "person_record", "person_profile", "contractor", "contractor_admission",
+          "inspection_key", "certificate", "person_record", "person_profile", "contractor",
+          "contractor_admission",
           "qualification_check", "training_record", "course", "training_enrolment",
           "training_assignment", "training_pack", "training_progress", "training_attempt",
           "training_answer", "training_practical",
