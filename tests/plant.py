@@ -514,13 +514,14 @@ async def plant(database_url: str, media_dir: Path, clock: ManualClock | None = 
 async def web_chat_plant(database_url: str, media_dir: Path, **overrides: Any
                          ) -> AsyncIterator[tuple[aiohttp.ClientSession, Service]]:
     """The demo plant as `make run` leaves it, for the README's walk-throughs in the web chat:
-    the roster, the courses and the demo training ledger loaded by the CLI, and everyone on the
-    web chat (WeCom stays configured), so that their cards come there."""
+    the roster, the courses, the demo training ledger and the patrol sites loaded by the CLI,
+    and everyone on the web chat (WeCom stays configured), so that their cards come there."""
     async with plant(database_url, media_dir, **overrides) as (_, service), \
             aiohttp.ClientSession() as http:
         await User.all().update(platform="webchat")
         env = {"SAFETYBOT_DATABASE_URL": database_url, "SAFETYBOT_MEDIA_DIR": str(media_dir)}
-        for command in (("load-training",), ("import-training", str(DEMO_TRAINING))):
+        for command in (("load-training",), ("import-training", str(DEMO_TRAINING)),
+                        ("load-inspections",)):
             done = cli(*command, env=env)
             assert done.returncode == 0, done.stderr
         yield http, service
