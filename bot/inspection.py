@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 from bot.labels import Label
 from bot.loading import Entry, Journal, read_toml_file, show
 from models import transaction
-from models.inspection.codes import CODE, sign, signing_key
+from models.inspection.codes import CODE as CHECKPOINT_CODE
+from models.inspection.codes import sign, signing_key
 from models.inspection.rules import InspectionRules
 from models.inspection.sites import (
     Checklist,
@@ -34,6 +35,7 @@ from models.inspection.sites import (
 from models.org import Area, Role, User, every_area
 
 ACTOR = "inspections"
+CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,31}")       # a checklist's, route's or plan's
 ITEM_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 WINDOW = re.compile(r"(\d{1,2}):(\d{2})\s*[-–~]\s*(\d{1,2}):(\d{2})")
 SECTIONS = ("checklist", "checkpoint", "route", "plan")
@@ -263,7 +265,11 @@ def _checkpoint(t: Entry) -> CheckpointEntry:
     if point is not None and (not isinstance(point, list) or len(point) != 2 or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in point)):
         t.fail("point must be [x, y] on the site plan, in pixels")
-    return CheckpointEntry(_code(t), t.required("name", 64), t.required("area", 100),
+    code = _code(t)
+    if not CHECKPOINT_CODE.fullmatch(code):
+        t.fail(f"code {show(code)} must be like A3-01: capitals and digits around a -, "
+               "as it is printed and typed")
+    return CheckpointEntry(code, t.required("name", 64), t.required("area", 100),
                            t.required("checklist", 32),
                            (float(point[0]), float(point[1])) if point else None)
 

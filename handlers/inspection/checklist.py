@@ -73,6 +73,8 @@ class ChecklistDialog(Dialog[Visit]):
         return [i for i in self.items if i.kind is ItemKind.CHECK and i.id not in done]
 
     def next_step(self) -> str | None:
+        """A finding's photo and words, a skip's reason, the plain items together (once), then
+        the first item not answered, which becomes the open one (`at`)."""
         data = self.data
         if "finding" in data:
             return "remark" if "shot" in data else "shot"
@@ -98,17 +100,14 @@ class ChecklistDialog(Dialog[Visit]):
             buttons=(Button("全部正常", item_key(visit, "*", "all")),
                      Button("逐项检查", item_key(visit, "*", "each"), style=2)))
 
-    async def _ask_item(self) -> Outgoing | None:
+    async def _ask_item(self) -> str | Outgoing:
         item, visit = self.current, self.subject.id
         position = f"（{self.items.index(item) + 1}/{len(self.items)}）"
-        lead = f"{self.lead}\n" if self.lead else ""
         if item.kind is ItemKind.READING:
-            return Text(f"{lead}{position}请输入{item.text}读数（单位{item.unit}，正常范围"
-                        f"{item.range_text}）。无法读取请回复“跳过”。")
+            return (f"{position}请输入{item.text}读数（单位{item.unit}，正常范围"
+                    f"{item.range_text}）。无法读取请回复“跳过”。")
         if item.kind is ItemKind.PHOTO:
-            return Text(f"{lead}{position}请拍照：{item.text}。无法拍照请回复“跳过”。")
-        if lead.strip():
-            await self.say(Text(lead.strip()))
+            return f"{position}请拍照：{item.text}。无法拍照请回复“跳过”。"
         task = f"insp-{visit}-{item.id}-{self.ctx.event_id}"
         if item.kind is ItemKind.CHOICE:
             buttons = [Button(o, item_key(visit, item.id, f"o{n}"),
@@ -184,6 +183,7 @@ class ChecklistDialog(Dialog[Visit]):
             return
         if self.data.get("questioned") != value:
             self.remember(questioned=value)
+            await self.keep_open()
             raise Retry(f"读数 {shown} 超出正常范围（{item.range_text}），请核实后重新输入；"
                         "如确认无误，请再次发送该读数。")
         self.remember(questioned=None)
@@ -224,18 +224,6 @@ class ChecklistDialog(Dialog[Visit]):
 
     def _forget(self, *keys: str) -> None:
         self.row.data = {k: v for k, v in self.row.data.items() if k not in keys}
-
-    async def answer(self, text: str) -> None:
-        """Each step moves the dialog itself (its answer is kept in the database)."""
-        step = self.steps[self.step]
-        try:
-            await self.screen(text)
-            await step.parse(self, text)
-        except Reask as wrong:
-            await self.reask(wrong.hint)
-        except Retry as wrong:
-            await self.keep_open()
-            await self.say(Text(wrong.hint))
 
     async def photo(self) -> None:
         if self.step == "item" and self.current.kind is ItemKind.PHOTO:

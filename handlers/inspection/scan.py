@@ -23,8 +23,7 @@ LOOK_BACK = timedelta(hours=24)      # a round whose grace ended since is named 
 
 
 def _typed_code(event: Inbound) -> bool:
-    return event.kind is InboundKind.TEXT and bool(CODE.fullmatch(event.text.strip().upper())) \
-        and "-" in event.text
+    return event.kind is InboundKind.TEXT and bool(CODE.fullmatch(event.text.strip().upper()))
 
 
 @commands.kind(InboundKind.SCAN)

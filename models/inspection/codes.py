@@ -21,7 +21,9 @@ from models.sql import insert_once
 
 PREFIX = "SBX1"
 SIGNATURE_CHARS = 16           # 80 bits of base32: short enough for a small, sturdy QR code
-CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,31}")
+# A checkpoint's short code, as printed and typed: A3-01, T1-02, WS3-B-12 (the hyphen tells it
+# from other words typed in chat: a quiz's letters, 好, OK).
+CODE = re.compile(r"(?=.{3,32}$)[A-Z0-9]+(?:-[A-Z0-9]+)+")
 PAYLOAD = re.compile(rf"{PREFIX}:({CODE.pattern}):([A-Z2-7]{{{SIGNATURE_CHARS}}})")
 
 
