@@ -13,10 +13,11 @@ from bot.app import hazard_rules, scheduled_jobs
 from bot.db import ORM, activate
 from bot.media.folder import FolderStore
 from bot.plans import load_plans
-from handlers.replies import NOT_AVAILABLE, UNKNOWN_WITHOUT_HAZARDS
+from handlers.replies import NOT_AVAILABLE, UNKNOWN, UNKNOWN_WITHOUT_HAZARDS
 from models.emergency import Activation
 from models.hazard import Ticket
 from scheduler.jobs import TickReport
+from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service, cli, settled
 from tests.plant import Person, photo, plant, text_of
 
@@ -122,3 +123,24 @@ def test_check_config_lists_the_modules_on_and_refuses_bad_switches(tmp_path: Pa
     unknown = cli("check-config", env={**env, "SAFETYBOT_MODULES_DASHBOARD": "on"})
     assert unknown.returncode != 0
     assert "SAFETYBOT_MODULES_DASHBOARD: unknown setting" in unknown.stderr
+
+
+async def test_a_plant_without_patrols_answers_their_scans_not_available(
+        db: TortoiseContext, database_url: str, media_dir: Path) -> None:
+    """A scan and `巡检` are patrols' own; a photo and code-shaped text are not claimed, so a
+    photo still starts a report."""
+    async with plant(database_url, media_dir, modules_inspection="off") as (sim, service):
+        assert isinstance(sim, WeComSimulator)
+        huangjun = Person(sim, "huangjun")
+        await huangjun.says("巡检")
+        await huangjun.expect(NOT_AVAILABLE)
+        await sim.user("huangjun").scans("SBX1:A1-01:AAAAAAAAAAAAAAAA")
+        await huangjun.expect(NOT_AVAILABLE)
+        await huangjun.says("A1-01")
+        await huangjun.expect(UNKNOWN)
+        await huangjun.sends_photo()
+        await huangjun.expect("请问隐患在哪个区域")
+        await huangjun.says("帮助")
+        assert "巡检" not in text_of(await huangjun.expect("使用说明"))
+        report = await tick(service)
+        assert "rounds" not in report.done
