@@ -5,35 +5,24 @@ and 李华 hears of the checkpoint left."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import pytest
-from tortoise.context import TortoiseContext
 
 from models.hazard import Status, Ticket
 from models.inspection.rounds import Round, RoundStatus
 from simulator.photos import photo
 from tests.harness import Service
-from tests.plant import around_the_clock, web_chat_plant
 from tests.webchat_client import Person, upload
 
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture
-async def demo(db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path
-               ) -> AsyncIterator[tuple[aiohttp.ClientSession, Service]]:
-    async with web_chat_plant(database_url, media_dir, **around_the_clock(tmp_path)) as plant:
-        yield plant
-
 
 async def test_the_readme_walk_through_of_patrols(
-        demo: tuple[aiohttp.ClientSession, Service]) -> None:
-    http, service = demo
+        web_chat_demo: tuple[aiohttp.ClientSession, Service]) -> None:
+    http, service = web_chat_demo
     huangjun, lihua = Person(http, service, "huangjun"), Person(http, service, "lihua")
     tomorrow = service.clock().astimezone(TZ).date() + timedelta(days=1)
     await service.tick_at(datetime.combine(tomorrow, time(8), TZ))

@@ -6,31 +6,20 @@ which 徐明 fails with a photo and a note, sending him back to the course."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import pytest
-from tortoise.context import TortoiseContext
 
 from models.training.courses import JUDGE_OPTIONS, LETTERS, QuestionType, course_by_code
 from models.training.enrolments import Enrolment, Reason
 from models.training.learning import Attempt, asked
 from simulator.photos import photo
 from tests.harness import Service
-from tests.plant import around_the_clock, web_chat_plant
 from tests.webchat_client import Line, Person, upload, words
 
 TZ = ZoneInfo("Asia/Shanghai")
 
-
-@pytest.fixture
-async def demo(db: TortoiseContext, database_url: str, media_dir: Path, tmp_path: Path
-               ) -> AsyncIterator[tuple[aiohttp.ClientSession, Service]]:
-    async with web_chat_plant(database_url, media_dir, **around_the_clock(tmp_path)) as plant:
-        yield plant
 
 
 async def answers(person: Person, right: bool) -> None:
@@ -66,8 +55,8 @@ async def level(person: Person, wrong: int = 0) -> Line:
 
 
 async def test_the_readme_walk_through_of_training(
-        demo: tuple[aiohttp.ClientSession, Service]) -> None:
-    http, service = demo
+        web_chat_demo: tuple[aiohttp.ClientSession, Service]) -> None:
+    http, service = web_chat_demo
     sunli, gaofeng, xuming = (Person(http, service, p) for p in ("sunli", "gaofeng", "xuming"))
     await sunli.says("布置培训 动火作业安全 设备部 12月20日")
     await sunli.sees("已向设备部共3人布置《动火作业安全》")
