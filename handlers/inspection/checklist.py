@@ -45,7 +45,6 @@ NOTE_CHARS = 100
 READING = re.compile(r"([-+]?\d+(?:\.\d+)?)\s*([^\d\s].*)?")
 OK_WORDS = ("正常", "1", "无异常", "合格")
 ABNORMAL_WORDS = ("异常", "2", "不正常", "有问题")
-SKIP_WORDS = ("跳过", "3")
 
 
 def item_key(visit: int, item: str, choice: str) -> str:
@@ -144,7 +143,8 @@ class ChecklistDialog(Dialog[Visit]):
 
     async def _item(self, text: str) -> None:
         item = self.current
-        if text in SKIP_WORDS and not (item.kind is ItemKind.CHOICE and text == "3"):
+        # "3" is 跳过 beside 正常/异常; a reading of 3 or a third option is itself.
+        if text == "跳过" or (text == "3" and item.kind is ItemKind.CHECK):
             self.remember(skipping=item.id)
             await self.advance()
             return
@@ -320,7 +320,7 @@ def _describe(checkpoint: Checkpoint, item: Item, shown: str, note: str) -> str:
     elif item.kind is ItemKind.CHOICE:
         what = f"{item.text}：{shown}"
     else:
-        what = f"{item.text}——异常"
+        what = f"“{item.text}”异常"
     return f"巡检发现（{checkpoint.code} {checkpoint.name}）：{what}。{note}".strip()
 
 

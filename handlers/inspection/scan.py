@@ -14,7 +14,13 @@ from models.inbound import Inbound, InboundKind
 from models.inspection.codes import CODE, Refusal, read_payload, signing_key
 from models.inspection.rounds import rounds_walked_by
 from models.inspection.sites import checklist_by_code, checkpoint_by_code
-from models.inspection.visits import NotCounted, Source, counted_visit, record_visit
+from models.inspection.visits import (
+    NotCounted,
+    Source,
+    record_visit,
+    visit_done,
+    visit_under_way,
+)
 from models.outgoing import Text
 
 commands = Router()        # answered even in the middle of another question
@@ -97,14 +103,16 @@ async def reach(ctx: Context, code: str, source: Source) -> None:
         await ctx.reply(Text(f"已记录您到达{where}。现在不在“{shown.route_name}”的巡检时段"
                              f"（{shown.window}）内，本次不计入巡检。"))
         return
-    visits = [(r, await counted_visit(r.id, code)) for r in open_now]
-    round_, earlier = next(((r, v) for r, v in visits if v is None or v.finished_at is None),
-                           visits[0])
-    if earlier is not None and earlier.finished_at is not None:
-        await record_visit(round_.id, code, me, now, source, NotCounted.DONE_BEFORE)
-        await ctx.reply(Text(f"{where}本轮已于{ctx.local(earlier.at):%H:%M}检查完毕，"
+    done = [(r, await visit_done(r.id, code)) for r in open_now]
+    round_ = next((r for r, v in done if v is None), None)
+    if round_ is None:
+        first, visit = done[0]
+        assert visit is not None
+        await record_visit(first.id, code, me, now, source, NotCounted.DONE_BEFORE)
+        await ctx.reply(Text(f"{where}本轮已于{ctx.local(visit.at):%H:%M}检查完毕，"
                              "无需重复检查。"))
         return
+    earlier = await visit_under_way(round_.id, code, me)
     visit = earlier or await record_visit(round_.id, code, me, now, source)
     checklist = await checklist_by_code(checkpoint.checklist_id)
     if checklist is None:

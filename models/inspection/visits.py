@@ -94,10 +94,16 @@ async def record_visit(round_id: int | None, checkpoint: str, by: str, at: datet
                               source=source, not_counted=not_counted.value if not_counted else "")
 
 
-async def counted_visit(round_id: int, checkpoint: str) -> Visit | None:
-    """The visit of this round's checkpoint that counts (the first), if any."""
-    return await Visit.filter(round_id=round_id, checkpoint_id=checkpoint,
-                              not_counted="").order_by("id").first()
+async def visit_done(round_id: int, checkpoint: str) -> Visit | None:
+    """The visit that answered this round's checkpoint whole, by whichever patroller."""
+    return await Visit.filter(round_id=round_id, checkpoint_id=checkpoint, not_counted="",
+                              finished_at__isnull=False).order_by("id").first()
+
+
+async def visit_under_way(round_id: int, checkpoint: str, by: str) -> Visit | None:
+    """The person's visit of this round's checkpoint whose checklist is not finished."""
+    return await Visit.filter(round_id=round_id, checkpoint_id=checkpoint, not_counted="",
+                              by=by, finished_at__isnull=True).order_by("id").first()
 
 
 async def visit_by_id(visit_id: int) -> Visit | None:

@@ -228,8 +228,12 @@ async def test_bad_scans_are_recorded_and_answered_and_count_for_nothing(
     await patroller.says("A1-01")
     await patroller.clicks(await patroller.expect("以下项目是否全部正常"), "全部正常")
     await patroller.expect("排气压力")
-    await patroller.says("0.5")
-    await patroller.expect("检查完成")
+    await patroller.says("跳过")                        # skipped, with a reason
+    await patroller.expect("请说明跳过“排气压力”的原因")
+    await patroller.says("空压机停机检修")
+    await patroller.expect("检查完成：正常2项，跳过1项")
+    skipped = await ItemAnswer.get(checkpoint="A1-01", item="pressure")
+    assert skipped.result is Result.SKIPPED and skipped.note == "空压机停机检修"
     await patroller.says("A1-01")                     # done already this round
     await patroller.expect("本轮已于", "检查完毕")
 
@@ -242,3 +246,30 @@ async def test_bad_scans_are_recorded_and_answered_and_count_for_nothing(
     assert list(counted) == ["A1-01"]
     assert {v.not_counted for v in await Visit.filter(checkpoint_id="A1-01")} == {
         "", NotCounted.DONE_BEFORE.value}
+
+
+async def test_a_required_photo_and_a_reading_at_a_tank(world: tuple[Phone[Any], Service]
+                                                       ) -> None:
+    phone, service = world
+    at = calendar(service)
+    keeper = Person(phone, "guoqiang")
+    await service.tick_at(at(1, 9))
+    await keeper.expect("【巡检任务】", "罐区巡检", "每天")     # 罐区 is 红: daily by its colour
+    await keeper.says("T1-01")
+    together = await keeper.expect("以下项目是否全部正常", "阀门、法兰无泄漏")
+    await keeper.clicks(together, "全部正常")
+    await keeper.expect("液位", "10–85 %")
+    await keeper.says("3")                            # a reading of 3 is a reading, not 跳过
+    await keeper.expect("读数 3 % 超出正常范围")
+    await keeper.says("52")
+    await keeper.expect("请拍照：现场照片")
+    await keeper.says("拍好了")
+    await keeper.expect("请发送照片：现场照片")
+    await phone.sends_lost_photo(keeper.id)
+    await keeper.expect("照片没有接收成功")
+    await keeper.sends_photo()
+    await keeper.expect("T1-01 1号甲醇储罐 检查完成：正常4项", "已完成1/2")
+    site = await ItemAnswer.get(checkpoint="T1-01", item="site")
+    assert site.photo and site.result is Result.OK
+    level = await ItemAnswer.get(checkpoint="T1-01", item="level")
+    assert level.value == 52 and not level.out_of_range
