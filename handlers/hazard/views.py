@@ -27,6 +27,7 @@ ACTION_WORDS = {
     "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
     "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
     "recurred": "标记为复发", "recurrence_cause": "说明复发原因",
+    "patrol_found": "巡检发现", "patrol_found_again": "巡检再次发现",
     "reviewed_response": "完成应急评估",
 }
 

@@ -292,8 +292,9 @@ async def conclude(ctx: Context, visit: Visit) -> None:
     for answer in (a for a in answers if a.result is Result.ABNORMAL and a.item in items):
         item = items[answer.item]
         earlier = await open_finding(checkpoint.code, answer.item)
+        where = f"{checkpoint.code} {checkpoint.name}：{item.text}（{answer.shown}）"
         if earlier is not None:
-            await link_answer(answer.id, earlier.id)
+            await link_answer(answer, earlier.id, where, ctx.now, again=True)
             lines.append(f"异常“{item.text}”与未闭环的隐患 {earlier.label} 相同，已关联，"
                          "不重复登记。")
             continue
@@ -302,7 +303,7 @@ async def conclude(ctx: Context, visit: Visit) -> None:
         draft.category = item.category or checklist.category
         draft.description = _describe(checkpoint, item, answer.shown, answer.note)
         await save_draft(draft, ctx.now)
-        await link_answer(answer.id, draft.id)
+        await link_answer(answer, draft.id, where, ctx.now, again=False)
         drafts.append(draft)
     await ctx.reply(Text("\n".join(lines)))
     if not drafts:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.audit import record
 from models.hazard import ACTIVE, Ticket
 from models.inspection.rounds import Round
 from models.inspection.sites import Checkpoint
@@ -153,8 +154,15 @@ async def open_finding(checkpoint: str, item: str) -> Ticket | None:
     return await Ticket.filter(id__in=list(ids), status__in=ACTIVE).order_by("id").first()
 
 
-async def link_answer(answer_id: int, ticket_id: int) -> None:
-    await ItemAnswer.filter(id=answer_id).update(ticket_id=ticket_id)
+async def link_answer(answer: ItemAnswer, ticket_id: int, where: str, now: datetime, *,
+                      again: bool) -> None:
+    """The answer filed as the ticket (a draft made from it) or, `again`, found once more while
+    the ticket is open; the ticket's record names the patrol, its checkpoint and round."""
+    await ItemAnswer.filter(id=answer.id).update(ticket_id=ticket_id)
+    visit = await Visit.get(id=answer.visit_id)
+    await record(at=now, actor=visit.by, action="patrol_found_again" if again else
+                 "patrol_found", subject_type="ticket", subject_id=str(ticket_id), note=where,
+                 data={"visit": visit.id, "round": visit.round_id, "item": answer.item})
 
 
 async def finished_checkpoints(round_id: int) -> dict[str, datetime]:

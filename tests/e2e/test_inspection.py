@@ -180,6 +180,10 @@ async def test_a_daily_round_walked_with_findings_then_missed(world: tuple[Phone
         status=Status.DRAFT).count() == 1
     assert await ItemAnswer.filter(checkpoint="A1-02", item="exit",
                                    ticket_id=exit_ticket.id).count() == 2
+    assert exit_ticket.number
+    await patroller.says(exit_ticket.number)          # the ticket's record names both rounds
+    record = await patroller.expect(exit_ticket.number, "巡检发现", "巡检再次发现")
+    assert "A1-02 1号车间东侧消防点：安全出口、疏散通道畅通（异常）" in record.text
 
 
 async def test_a_by_risk_plan_is_walked_daily_once_its_area_turns_high(
