@@ -36,11 +36,12 @@ from models.inspection.sites import (
     supervisors,
     walkers,
 )
-from models.inspection.visits import reached_in
+from models.inspection.visits import Source, reached_in
 from models.org import Role, every_area, people_with, user_names
 from models.outbox import Queued, enqueue_many
 from models.outgoing import Text
 
+SOURCE_WORDS = {Source.SCAN: "扫码", Source.PHOTO: "拍标签", Source.TYPED: "手输编号"}
 BATCH = 500
 LISTED = 8          # checkpoints named in a notice
 
@@ -51,6 +52,7 @@ async def run_rounds(rules: InspectionRules, now: datetime, tz: ZoneInfo, platfo
     messages = await _open(rules, now, tz)
     messages += await _remind(now, tz)
     messages += await _close(now)
+    messages = [m for m in messages if m.to_users]     # nobody to tell: a plant without managers
     return await enqueue_many(messages, now=now, platform=platform) if messages else 0
 
 
@@ -192,6 +194,9 @@ async def month_lines(start: datetime, end: datetime, suspicious_seconds: int) -
              f"> 巡检轮次：{m.rounds}轮，按时完成{m.done}，逾期完成{m.late}，漏检{m.missed}",
              f"> 发现异常：{m.findings}项（读数超限{m.out_of_range}项），平均每个巡检点间隔"
              + (f"{m.mean_gap_seconds / 60:.1f}分钟" if m.mean_gap_seconds is not None else "—")]
+    if m.by_source:
+        lines.append("> 到达方式：" + "，".join(f"{SOURCE_WORDS[s]}{n}次"
+                                            for s, n in sorted(m.by_source.items())))
     lines += [f"> 路线 {name}：完成{done}，逾期{late}，漏检{missed}"
               for name, done, late, missed in m.by_route[:8]]
     lines += [f"> 区域 {name}：完成{done}，逾期{late}，漏检{missed}"

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from models.inspection.rounds import Round, RoundStatus
 from models.inspection.sites import Checkpoint
-from models.inspection.visits import ItemAnswer, Result, Visit
+from models.inspection.visits import ItemAnswer, Result, Source, Visit
 from models.org import area_names
 
 MIN_POINTS = 3      # a round's pace is judged over at least this many checkpoints
@@ -30,6 +30,8 @@ class MonthFigures:
     by_area: list[tuple[str, int, int, int]] = field(default_factory=list)
     by_checkpoint: list[tuple[str, int]] = field(default_factory=list)   # findings
     suspicious: list[str] = field(default_factory=list)
+    # How checkpoints were reached: a typed code proves less than a scan or a label's photo.
+    by_source: dict[Source, int] = field(default_factory=dict)
 
 
 async def month_figures(start: datetime, end: datetime, suspicious_seconds: int
@@ -58,10 +60,13 @@ async def month_figures(start: datetime, end: datetime, suspicious_seconds: int
     m.out_of_range = sum(1 for _, out in answers if out)
     m.by_checkpoint = Counter(str(c) for c, _ in answers).most_common()
     reached: dict[int, list[datetime]] = defaultdict(list)
-    for round_id, at in await Visit.filter(
+    sources: Counter[Source] = Counter()
+    for round_id, at, source in await Visit.filter(
             round_id__in=[r.id for r in rounds], not_counted="", finished_at__isnull=False
-    ).order_by("at").values_list("round_id", "at"):
+    ).order_by("at").values_list("round_id", "at", "source"):
         reached[int(round_id)].append(at)
+        sources[Source(source)] += 1
+    m.by_source = dict(sources)
     gaps = []
     for r in rounds:
         times = reached.get(r.id, [])

@@ -87,5 +87,6 @@ async def test_the_digest_and_the_month_tell_how_the_rounds_went(sites: None) ->
     assert "路线 生产区日常巡检：完成2，逾期0，漏检1" in month
     assert "区域 1号车间：完成2，逾期0，漏检1" in month
     assert "异常最多的巡检点：A1-01（1项）" in month
+    assert "到达方式：手输编号8次" in month
     assert "疑似未到场" in month and "2026-12-08：4个点用时15秒" in month
     assert "2026-12-09" not in month.split("疑似未到场")[1]
