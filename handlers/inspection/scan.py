@@ -39,8 +39,8 @@ async def scanned(ctx: Context) -> None:
 
 @claims.on(_typed_code)
 async def typed(ctx: Context) -> bool | None:
-    """A short code such as A3-01; text of that shape that names no checkpoint is left to the
-    routes after this one (it may answer an open question)."""
+    """A short code such as A3-01. Text of that shape that names no checkpoint goes to the open
+    question, if there is one (a date, a part number), else is answered as not found."""
     code = ctx.event.text.strip().upper()
     if await checkpoint_by_code(code) is None:
         if await ctx.dialog() is not None:
