@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import fields
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 
 from models.inspection.sites import Frequency, PatrolPlan, minutes_text
@@ -189,7 +189,8 @@ async def rounds_walked_by(person: str, now: datetime, since: datetime) -> list[
     """The person's rounds opened by `now` whose grace ended after `since`: those a scan may
     count for, and those it just missed (told why). Earliest window first."""
     return await Round.filter(
-        id__in=Patroller.filter(person=person, grace_until__gte=since).values("round_id"),
+        id__in=Subquery(Patroller.filter(person=person, grace_until__gte=since).values(
+            "round_id")),
         opens_at__lte=now).order_by("closes_at", "id")
 
 
@@ -197,7 +198,8 @@ async def rounds_of_day(person: str, start: datetime, end: datetime) -> list[Rou
     """The person's rounds whose window touches [start, end): `巡检`'s list for today."""
     return await Round.filter(
         Q(status__in=(RoundStatus.OPEN, RoundStatus.MISSED)) | Q(closes_at__gte=start),
-        id__in=Patroller.filter(person=person, grace_until__gte=start).values("round_id"),
+        id__in=Subquery(Patroller.filter(person=person, grace_until__gte=start).values(
+            "round_id")),
         opens_at__lt=end).order_by("opens_at", "id")
 
 
