@@ -273,7 +273,7 @@ def stage_timers(into: dict[str, float]) -> Iterator[None]:
     """Time the calls `run_rounds` makes (patched in scheduler.inspection's namespace)."""
     import scheduler.inspection as si
     names = ("due_rounds", "routes_by_code", "walkers", "supervisors", "people_with",
-             "open_rounds", "checkpoints_by_code", "_remind", "_close", "enqueue_many")
+             "open_rounds", "checkpoint_names", "_remind", "_close", "enqueue_many")
     saved = {n: getattr(si, n) for n in names}
 
     def timed(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

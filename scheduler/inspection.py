@@ -30,7 +30,7 @@ from models.inspection.sites import (
     Frequency,
     PatrolPlan,
     active_plans,
-    checkpoints_by_code,
+    checkpoint_names,
     route_areas,
     routes_by_code,
     supervisors,
@@ -104,8 +104,7 @@ async def _open(rules: InspectionRules, now: datetime, tz: ZoneInfo) -> list[Que
         new.append(NewRound(plan, frequency, period_of(frequency, today), route.code,
                             route.name, list(route.checkpoints), people, above, opens, closes))
     made = await open_rounds(new, rules.remind_before, rules.late)
-    names = {c.code: c.name for c in (await checkpoints_by_code(
-        {c for r in new for c in r.checkpoints})).values()}
+    names = await checkpoint_names({c for r in new for c in r.checkpoints})
     messages = []
     for r in new:
         if r.key not in made:

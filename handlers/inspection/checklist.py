@@ -39,7 +39,7 @@ from models.inspection.visits import (
     record_answer,
     visit_by_id,
 )
-from models.outgoing import Button, Card, Outgoing, Text
+from models.outgoing import Button, Card, Text
 
 NOTE_CHARS = 100
 READING = re.compile(r"([-+]?\d+(?:\.\d+)?)\s*([^\d\s].*)?")
@@ -89,17 +89,22 @@ class ChecklistDialog(Dialog[Visit]):
         self.remember(at=left[0].id)
         return "item"
 
-    async def _ask_together(self) -> Outgoing:
-        plain = self._plain()
-        visit = self.subject.id
-        return Card(
-            task_id=f"insp-{visit}-all-{self.ctx.event_id}", title=self.data["title"],
-            fields=tuple((str(n), i.text) for n, i in enumerate(plain, 1)),
-            body="以下项目是否全部正常？有异常请选“逐项检查”。",
-            buttons=(Button("全部正常", item_key(visit, "*", "all")),
-                     Button("逐项检查", item_key(visit, "*", "each"), style=2)))
+    async def _card(self, task: str, title: str, body: str, buttons: tuple[Button, ...],
+                    fields: tuple[tuple[str, str], ...] = ()) -> None:
+        """A card question, its lead (已到达…, 已记录异常) the line under its title: one
+        message a step, where a scan is most of a patrol's traffic."""
+        await self.say(Card(task_id=f"insp-{self.subject.id}-{task}-{self.ctx.event_id}",
+                            title=title, description=self.lead, fields=fields, body=body,
+                            buttons=buttons))
 
-    async def _ask_item(self) -> str | Outgoing:
+    async def _ask_together(self) -> None:
+        visit = self.subject.id
+        await self._card("all", self.data["title"], "以下项目是否全部正常？有异常请选“逐项检查”。",
+                         (Button("全部正常", item_key(visit, "*", "all")),
+                          Button("逐项检查", item_key(visit, "*", "each"), style=2)),
+                         tuple((str(n), i.text) for n, i in enumerate(self._plain(), 1)))
+
+    async def _ask_item(self) -> str | None:
         item, visit = self.current, self.subject.id
         position = f"（{self.items.index(item) + 1}/{len(self.items)}）"
         if item.kind is ItemKind.READING:
@@ -107,17 +112,15 @@ class ChecklistDialog(Dialog[Visit]):
                     f"{item.range_text}）。无法读取请回复“跳过”。")
         if item.kind is ItemKind.PHOTO:
             return f"{position}请拍照：{item.text}。无法拍照请回复“跳过”。"
-        task = f"insp-{visit}-{item.id}-{self.ctx.event_id}"
-        if item.kind is ItemKind.CHOICE:
-            buttons = [Button(o, item_key(visit, item.id, f"o{n}"),
-                              style=2 if o in item.abnormal else 1)
-                       for n, o in enumerate(item.options, 1)]
-            return Card(task_id=task, title=f"{self.data['title']}{position}", body=item.text,
-                        buttons=(*buttons, Button("跳过", item_key(visit, item.id, "skip"), 3)))
-        return Card(task_id=task, title=f"{self.data['title']}{position}", body=item.text,
-                    buttons=(Button("正常", item_key(visit, item.id, "ok")),
-                             Button("异常", item_key(visit, item.id, "abnormal"), style=2),
-                             Button("跳过", item_key(visit, item.id, "skip"), style=3)))
+        buttons = ((Button("正常", item_key(visit, item.id, "ok")),
+                    Button("异常", item_key(visit, item.id, "abnormal"), style=2))
+                   if item.kind is ItemKind.CHECK else
+                   tuple(Button(o, item_key(visit, item.id, f"o{n}"),
+                                style=2 if o in item.abnormal else 1)
+                         for n, o in enumerate(item.options, 1)))
+        await self._card(item.id, f"{self.data['title']}{position}", item.text,
+                         (*buttons, Button("跳过", item_key(visit, item.id, "skip"), style=3)))
+        return None
 
     async def _ask_shot(self) -> str:
         return "请拍一张异常部位的照片发送过来。"

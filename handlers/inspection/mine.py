@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from handlers.router import Context, Router
 from models.inspection.rounds import RoundStatus, rounds_of_day
-from models.inspection.sites import checkpoints_by_code
+from models.inspection.sites import checkpoint_names
 from models.inspection.visits import reached_in
 from models.outgoing import Markdown, Text, fit
 
@@ -25,8 +25,7 @@ async def my_rounds(ctx: Context) -> None:
                              "编号（如 A3-01）即可检查。"))
         return
     reached = await reached_in([r.id for r in rounds])
-    names = {c.code: c.name for c in (await checkpoints_by_code(
-        {c for r in rounds for c in r.checkpoints})).values()}
+    names = await checkpoint_names({c for r in rounds for c in r.checkpoints})
     lines = [f"**今天的巡检任务（{local:%m月%d日}）**"]
     for r in rounds:
         done = reached[r.id]

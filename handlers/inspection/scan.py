@@ -13,7 +13,7 @@ from models.audit import record
 from models.inbound import Inbound, InboundKind
 from models.inspection.codes import CODE, Refusal, read_payload, signing_key
 from models.inspection.rounds import rounds_walked_by
-from models.inspection.sites import checklist_by_code, checkpoint_by_code
+from models.inspection.sites import Checkpoint, checklist_by_code, checkpoint_by_code
 from models.inspection.visits import (
     NotCounted,
     Source,
@@ -42,12 +42,10 @@ async def typed(ctx: Context) -> bool | None:
     """A short code such as A3-01. Text of that shape that names no checkpoint goes to the open
     question, if there is one (a date, a part number), else is answered as not found."""
     code = ctx.event.text.strip().upper()
-    if await checkpoint_by_code(code) is None:
-        if await ctx.dialog() is not None:
-            return False
-        await ctx.reply(Text(f"没有找到编号为 {code} 的巡检点，请核对标签上的编号。"))
-        return None
-    await reach(ctx, code, Source.TYPED)
+    checkpoint = await checkpoint_by_code(code)
+    if checkpoint is None and await ctx.dialog() is not None:
+        return False
+    await reach(ctx, code, checkpoint, Source.TYPED)
     return None
 
 
@@ -79,12 +77,13 @@ async def _signed(ctx: Context, text: str, source: Source) -> None:
         await ctx.reply(Text("该二维码不是本厂签发的巡检点标签，本次不予记录。如标签损坏或被替换，"
                              "请联系安全管理员重新打印。"))
         return
-    await reach(ctx, found, source)
+    await reach(ctx, found, await checkpoint_by_code(found), source)
 
 
-async def reach(ctx: Context, code: str, source: Source) -> None:
+async def reach(ctx: Context, code: str, checkpoint: Checkpoint | None, source: Source) -> None:
+    """`code` reached (`checkpoint`, as read for it): recorded, and the checklist started when
+    it counts for one of the person's rounds."""
     me, now, tz = ctx.me.id, ctx.now, ctx.rules.tz
-    checkpoint = await checkpoint_by_code(code)
     if checkpoint is None or not checkpoint.active:
         await ctx.reply(Text(f"没有找到编号为 {code} 的巡检点，请核对标签上的编号。"))
         return

@@ -161,8 +161,9 @@ async def routes_by_code(codes: list[str] | set[str]) -> dict[str, Route]:
     return {r.code: r for r in await Route.filter(code__in=list(codes))}
 
 
-async def checkpoints_by_code(codes: list[str] | set[str]) -> dict[str, Checkpoint]:
-    return {c.code: c for c in await Checkpoint.filter(code__in=list(codes))}
+async def checkpoint_names(codes: set[str]) -> dict[str, str]:
+    return {str(code): str(name) for code, name in await Checkpoint.filter(
+        code__in=list(codes)).values_list("code", "name")}
 
 
 async def checkpoint_by_code(code: str) -> Checkpoint | None:
