@@ -357,10 +357,11 @@ def test_check_config_parses_the_plans_and_stops_on_a_bad_file(plans: Path) -> N
     good = cli("check-config", env={})
     assert good.returncode == 0, good.stderr
     assert "SAFETYBOT_PLANS_DIR = config/plans" in good.stdout
-    assert good.stdout.splitlines()[-4:] == [
+    assert good.stdout.splitlines()[-5:] == [
         "plans: FIRE (火灾事故专项应急预案), GENERAL (生产安全事故综合应急预案), "
         "NH3 (液氨泄漏现场处置方案)", "resources: 20 in the ledger",
-        "qualification: 13 certificate types, 8 work types", "training: 4 courses"]
+        "qualification: 13 certificate types, 8 work types", "training: 4 courses",
+        "inspection: 8 checkpoints, 3 routes, 3 plans"]
     edit(plans / "fire.toml", 'type = "专项应急预案"', 'type = "专项预案"')
 
     bad = cli("check-config", env={"SAFETYBOT_PLANS_DIR": str(plans)})
