@@ -38,7 +38,7 @@ from bot.settings import SettingError, Settings
 from bot.supervision import LoopHealth, Supervisor, environmental
 from bot.training import TrainingConfigError, load_training_rules
 from bot.wakeups import Announcer, listen
-from handlers import build_router
+from handlers import MODULES, build_router
 from handlers.router import Rules
 from models.catalog import CatalogError, load_catalog
 from models.emergency import EmergencyPolicy
@@ -142,6 +142,11 @@ def scheduled_jobs(settings: Settings, media: MediaStore, rules: Rules,
                 rules.qualification, rules.training, rules.inspection)
 
 
+def chat_modules(settings: Settings) -> list[str]:
+    """The modules switched on that answer in chat (the dashboard is pages only)."""
+    return [name for name in settings.modules_on if name in MODULES]
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = True,
                workers: bool = True, scheduler: bool | None = None,
                on_fatal: Callable[[str], None] | None = None,
@@ -164,7 +169,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     rules = hazard_rules(settings, media, plugins)
     jobs = scheduled_jobs(settings, media, rules, plugins)
     app[INBOX] = InboxWorker(settings, channels=channels, media=media,
-                             router=build_router(settings.modules_on), rules=rules, clock=clock,
+                             router=build_router(chat_modules(settings)), rules=rules,
+                             clock=clock,
                              instance=instance, on_handled=dispatcher.wake)
 
     # Without workers of its own, a process tells the others' workers (PostgreSQL only).
@@ -181,6 +187,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     if workers if scheduler is None else scheduler:
         app.cleanup_ctx.append(_scheduler(jobs, clock))
     app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
+    if "dashboard" in settings.modules_on:
+        from bot.web import dashboard
+        app.add_routes(dashboard.routes(settings, clock, rules.catalog, media))
     if callbacks:
         for _, connector in platforms:
             app.add_routes(connector.routes())

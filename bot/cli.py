@@ -36,7 +36,7 @@ from bot.inspection import (
     parse_sites,
 )
 from bot.media import MediaStore, MediaUnavailable, open_store, opened, store_at
-from bot.settings import SettingError, Settings, describe, load_settings
+from bot.settings import SettingError, Settings, describe, is_loopback, load_settings
 from bot.training import TrainingConfigError, load_training, parse_courses
 from models.catalog import CatalogError, load_catalog
 from scheduler.jobs import Jobs, TickReport
@@ -129,6 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "checklists, routes and patrol plans (idempotent)")
     sites.add_argument("dir", type=Path, nargs="?",
                        help="folder of inspection files, *.toml (default: inspection.sites_dir)")
+    admin = commands.add_parser("add-admin", help="add a local dashboard administrator, or "
+                                                  "give one a new password (printed once)")
+    admin.add_argument("name")
+    tokens = commands.add_parser("api-token", help="tokens for the JSON API").add_subparsers(
+        dest="action", required=True)
+    made = tokens.add_parser("create", help="make a token (shown once)")
+    made.add_argument("name")
+    made.add_argument("--write", action="store_true",
+                      help="may change things (default: read only)")
+    tokens.add_parser("list", help="the tokens, never their secrets")
+    gone = tokens.add_parser("revoke", help="revoke a token")
+    gone.add_argument("id", type=int)
     labels = commands.add_parser("print-checkpoints", help="write the checkpoints' QR labels "
                                                            "as a PDF to print")
     labels.add_argument("--area", metavar="A", help="an area's code or name (default: all)")
@@ -191,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.training.courses_dir)))
     if args.command == "export-training":
         return _export_training(settings, args.year, args.department, args.out)
+    if args.command == "add-admin":
+        return asyncio.run(_in_database(settings, lambda _: _add_admin(args.name)))
+    if args.command == "api-token":
+        return asyncio.run(_in_database(settings, lambda _: _api_token(args)))
     if args.command == "load-inspections":
         return asyncio.run(_load_inspections(settings, args.dir or Path(
             settings.inspection.sites_dir)))
@@ -437,6 +453,41 @@ async def _load_training(settings: Settings, directory: Path) -> int:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
     print(f"safetybot: {directory}: {report.summary()}")
+    return 0
+
+
+async def _add_admin(name: str) -> int:
+    from models.dashboard.accounts import add_admin
+
+    if not name.strip() or len(name) > 64:
+        print("safetybot: a name of 1 to 64 characters, please", file=sys.stderr)
+        return 2
+    password = await add_admin(name.strip(), utc_now())
+    print(f"safetybot: dashboard administrator {name.strip()}, password {password} "
+          "(shown once: keep it somewhere safe)")
+    return 0
+
+
+async def _api_token(args: argparse.Namespace) -> int:
+    from models.dashboard.tokens import all_tokens, create_token, revoke_token
+
+    if args.action == "create":
+        row, token = await create_token(args.name, utc_now(), writes=args.write)
+        scope = "read and write" if row.writes else "read only"
+        print(f"safetybot: token {row.id} ({row.name}, {scope}): {token}")
+        print("safetybot: shown once; send it as `Authorization: Bearer TOKEN`")
+        return 0
+    if args.action == "revoke":
+        if not await revoke_token(args.id, utc_now()):
+            print(f"safetybot: no live token {args.id}", file=sys.stderr)
+            return 1
+        print(f"safetybot: token {args.id} revoked")
+        return 0
+    for row in await all_tokens():
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "live"
+        used = f"{row.used_at:%Y-%m-%d %H:%M}" if row.used_at else "never"
+        scope = "write" if row.writes else "read"
+        print(f"{row.id}\t{row.name}\t{scope}\t{state}\tlast used {used}")
     return 0
 
 
@@ -695,6 +746,8 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
         extra={"channels": channels or "none: set SAFETYBOT_WECOM_* or SAFETYBOT_DINGTALK_*",
                "modules": settings.modules_on, "running": roles},
     )
+    if "dashboard" in settings.modules_on and is_loopback(settings.host):
+        asyncio.run(_in_database(settings, lambda _: _first_admin(settings)))
     app = create_app(settings, callbacks=callbacks, workers=workers, scheduler=scheduler,
                      on_fatal=_stop_process)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
@@ -703,6 +756,21 @@ def _serve(settings: Settings, *, callbacks: bool = True, workers: bool = True,
         print(f"safetybot: stopped: {app[SUPERVISOR].fatal}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _first_admin(settings: Settings) -> None:
+    """On this computer only (`make run`): a local administrator to try the dashboard with,
+    made and printed once, to the console (never to the log)."""
+    from models.dashboard.accounts import add_admin, any_admin
+
+    url = f"http://{settings.host}:{settings.port}/dashboard"
+    if await any_admin():
+        print(f"safetybot: dashboard at {url} (sign in as a local administrator; "
+              "`safetybot add-admin NAME` sets a new password)")
+        return
+    password = await add_admin("admin", utc_now())
+    print(f"safetybot: dashboard at {url}: user admin, password {password} "
+          "(made for this computer; change it with `safetybot add-admin admin`)")
 
 
 def _stop_process(reason: str) -> None:

@@ -139,6 +139,14 @@ class InspectionSettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    session_hours: int = 12        # a browser session lasts this long after sign-in
+    # Where people reach the service (https://safety.example.com): the platforms' login sends
+    # them back there. "" = the address the request came to.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
 class ModulesSettings:
     """The modules this plant has rolled out; a module switched off is not there at all."""
 
@@ -147,6 +155,7 @@ class ModulesSettings:
     qualification: bool = True  # 一人一档: certificates, the pre-work check, contractors
     training: bool = True       # 培训: courses and quizzes in chat, assignments, the hours ledger
     inspection: bool = True     # 扫码巡检: checkpoints, rounds on schedule, findings as tickets
+    dashboard: bool = True      # 看板: the web pages behind the platform's login, the JSON API
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,6 @@ class Settings:
     media_url: str = ""                # s3://bucket/prefix or file:///folder; "" = media_dir
     instance_id: str = ""
     log_level: str = "INFO"
-    api_token: str = ""
     max_body_bytes: int = 65536
     inbox_concurrency: int = 16
     inbox_max_attempts: int = 5
@@ -183,6 +191,7 @@ class Settings:
     qualification: QualificationSettings = QualificationSettings()
     training: TrainingSettings = TrainingSettings()
     inspection: InspectionSettings = InspectionSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     modules: ModulesSettings = ModulesSettings()
 
     @property
@@ -210,7 +219,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-SECRETS = frozenset({"api_token", "wecom.secret", "wecom.token", "wecom.aes_key",
+SECRETS = frozenset({"wecom.secret", "wecom.token", "wecom.aes_key",
                      "dingtalk.client_secret", "s3.access_key_id", "s3.secret_access_key"})
 SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSettings,
                              "s3": S3Settings,
@@ -219,6 +228,7 @@ SECTIONS: dict[str, type] = {"wecom": WeComSettings, "dingtalk": DingTalkSetting
                              "qualification": QualificationSettings,
                              "training": TrainingSettings,
                              "inspection": InspectionSettings,
+                             "dashboard": DashboardSettings,
                              "modules": ModulesSettings}
 
 

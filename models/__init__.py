@@ -16,7 +16,8 @@ MODEL_MODULES = ["models.org", "models.inbox", "models.outbox", "models.audit",
                  "models.people.certificates", "models.people.profiles",
                  "models.people.checks", "models.inspection.sites",
                  "models.inspection.codes", "models.inspection.rounds",
-                 "models.inspection.visits"]
+                 "models.inspection.visits", "models.dashboard.accounts",
+                 "models.dashboard.tokens"]
 
 DATABASE = "default"  # tortoise's name of the service's database connection
 # On PostgreSQL, a small pool beside the service's (bot/db.py) for short statements that must

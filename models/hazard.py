@@ -59,6 +59,18 @@ LABELS = {Status.DRAFT: "草稿", Status.PLAN: "待制定治理方案", Status.O
           Status.LINKED: "已合并"}
 ACTIVE = (Status.PLAN, Status.OPEN, Status.SUBMITTED)
 
+# How a ticket's record names what happened, for the chat and the dashboard.
+ACTION_WORDS = {
+    "filed": "登记", "linked": "合并为重复上报", "reported_again": "再次被上报",
+    "plan_approved": "治理方案确定", "accepted": "接收", "transferred": "转派",
+    "extension_requested": "申请延期", "extension_approved": "同意延期",
+    "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
+    "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
+    "recurred": "标记为复发", "recurrence_cause": "说明复发原因",
+    "patrol_found": "巡检发现", "patrol_found_again": "巡检再次发现",
+    "reviewed_response": "完成应急评估",
+}
+
 # The six required parts of a 治理方案 (安全生产事故隐患排查治理暂行规定 第十五条).
 PLAN_FIELDS = (("goal", "治理的目标和任务"), ("method", "采取的方法和措施"),
                ("funds", "经费和物资的落实"), ("people", "负责治理的机构和人员"),

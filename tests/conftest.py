@@ -32,7 +32,8 @@ from tests.harness import (
 from tests.s3 import S3Server, new_bucket, s3_server, store_settings
 
 PG_URL = os.environ.get("SAFETYBOT_TEST_DATABASE_URL", "")
-TABLES = ("inspection_answer", "inspection_visit", "inspection_patroller", "inspection_round",
+TABLES = ("dashboard_session", "dashboard_login_state", "dashboard_admin", "api_token",
+          "inspection_answer", "inspection_visit", "inspection_patroller", "inspection_round",
           "inspection_plan", "inspection_route", "inspection_checkpoint", "inspection_checklist",
           "inspection_key", "certificate", "person_record", "person_profile", "contractor",
           "contractor_admission",

@@ -13,23 +13,21 @@ from zoneinfo import ZoneInfo
 from models.audit import AuditEvent
 from models.catalog import Catalog, Grade
 from models.escalation import Alarm, AlarmKind
-from models.hazard import LABELS, PLAN_FIELDS, CardPurpose, Status, Ticket, TicketKind
+from models.hazard import (
+    ACTION_WORDS,
+    LABELS,
+    PLAN_FIELDS,
+    CardPurpose,
+    Status,
+    Ticket,
+    TicketKind,
+)
 from models.markup import literal
 from models.org import User, names_of
 from models.outgoing import Button, Card, Markdown, Selection, fit
 
 SHOWN_CHARS = 40   # of a long answer in a ticket's details (its record, its 治理方案's fields)
 DESCRIPTION_CHARS = 200   # of the description there: with the rest it fits one message
-ACTION_WORDS = {
-    "filed": "登记", "linked": "合并为重复上报", "reported_again": "再次被上报",
-    "plan_approved": "治理方案确定", "accepted": "接收", "transferred": "转派",
-    "extension_requested": "申请延期", "extension_approved": "同意延期",
-    "extension_refused": "不同意延期", "submitted": "提交整改", "reviewed": "复查通过",
-    "closed": "复查通过，闭环", "rejected": "驳回", "cancelled": "取消", "refused": "操作被拒绝",
-    "recurred": "标记为复发", "recurrence_cause": "说明复发原因",
-    "patrol_found": "巡检发现", "patrol_found_again": "巡检再次发现",
-    "reviewed_response": "完成应急评估",
-}
 
 
 def when(moment: datetime | None, tz: ZoneInfo) -> str:

@@ -1,0 +1,1 @@
+"""What the service serves to browsers: the local web chat's page and the dashboard (看板)."""

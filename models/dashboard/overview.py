@@ -1,0 +1,148 @@
+"""The overview's figures for one viewer: open, overdue and closed this month; the closure and
+on-time rates against last month; the open 重大 with their weekly trend (重大事故隐患动态清零);
+open tickets by area and category; the escalations of the last days; the emergency under way with
+its acknowledgement board."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Subquery
+from tortoise.functions import Count
+
+from models.audit import AuditEvent
+from models.catalog import Grade
+from models.dashboard.access import Viewer, visible_tickets
+from models.emergency import Activation, ActivationStatus, Responder
+from models.escalation import Alarm, AlarmKind, AlarmState
+from models.hazard import ACTIVE, Status
+from models.org import area_names, user_names
+
+TREND_WEEKS = 8
+ESCALATIONS_SHOWN = 10
+ESCALATIONS_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Rates:
+    filed: int
+    closed: int          # of those filed in the month
+    on_time: int         # of those closed in the month, by their deadline
+    closed_in_month: int
+
+    @property
+    def closure(self) -> float | None:
+        return self.closed / self.filed if self.filed else None
+
+    @property
+    def punctual(self) -> float | None:
+        return self.on_time / self.closed_in_month if self.closed_in_month else None
+
+
+@dataclass
+class Overview:
+    open: int = 0
+    overdue: int = 0
+    closed_month: int = 0
+    this_month: Rates = Rates(0, 0, 0, 0)
+    last_month: Rates = Rates(0, 0, 0, 0)
+    major_open: int = 0
+    major_trend: list[tuple[str, int]] = field(default_factory=list)
+    by_area: list[tuple[str, int]] = field(default_factory=list)
+    by_category: list[tuple[str, int]] = field(default_factory=list)
+    escalations: list[dict[str, object]] = field(default_factory=list)
+    emergency: dict[str, object] | None = None
+
+
+def month_start(moment: datetime, tz: ZoneInfo) -> datetime:
+    local = moment.astimezone(tz)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def overview(viewer: Viewer, now: datetime, tz: ZoneInfo,
+                   category_name: dict[str, str]) -> Overview:
+    tickets = visible_tickets(viewer)
+    active = tickets.filter(status__in=ACTIVE)
+    start = month_start(now, tz)
+    last_start = month_start(start - timedelta(days=1), tz)
+    o = Overview(open=await active.count(),
+                 overdue=await active.filter(deadline__lt=now).count(),
+                 closed_month=await tickets.filter(status=Status.CLOSED,
+                                                   closed_at__gte=start).count())
+    o.this_month = await _rates(viewer, start, now)
+    o.last_month = await _rates(viewer, last_start, start)
+    majors = await tickets.filter(grade=Grade.MAJOR).exclude(
+        status__in=(Status.CANCELLED, Status.LINKED)).values_list("created_at", "closed_at")
+    o.major_open = sum(1 for _, closed in majors if closed is None)
+    weeks = [now - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    o.major_trend = [(f"{w.astimezone(tz):%m-%d}",
+                      sum(1 for filed, closed in majors
+                          if filed <= w and (closed is None or closed > w))) for w in weeks]
+    by_area = await active.group_by("area_id").annotate(n=Count("id")).values_list("area_id", "n")
+    names = await area_names({str(a) for a, _ in by_area if a})
+    o.by_area = sorted(((names.get(str(a), str(a)), int(n)) for a, n in by_area),
+                       key=lambda an: (-an[1], an[0]))
+    by_category = await active.group_by("category").annotate(n=Count("id")).values_list(
+        "category", "n")
+    o.by_category = sorted(((category_name.get(str(c), str(c) or "未填类别"), int(n))
+                            for c, n in by_category), key=lambda cn: (-cn[1], cn[0]))
+    o.escalations = await _escalations(viewer, now)
+    o.emergency = await _emergency(now) if viewer.whole_plant else None
+    return o
+
+
+async def _rates(viewer: Viewer, start: datetime, end: datetime) -> Rates:
+    tickets = visible_tickets(viewer).exclude(status__in=(Status.CANCELLED, Status.LINKED))
+    filed = tickets.filter(created_at__gte=start, created_at__lt=end)
+    closed_in = await tickets.filter(status=Status.CLOSED, closed_at__gte=start,
+                                     closed_at__lt=end).values_list("closed_at", "deadline")
+    return Rates(filed=await filed.count(),
+                 closed=await filed.filter(status=Status.CLOSED).count(),
+                 on_time=sum(1 for closed, deadline in closed_in
+                             if deadline is None or closed <= deadline),
+                 closed_in_month=len(closed_in))
+
+
+async def _escalations(viewer: Viewer, now: datetime) -> list[dict[str, object]]:
+    """The escalations sent in the last days on tickets still open, the newest first."""
+    open_ids = Subquery(visible_tickets(viewer).filter(status__in=ACTIVE).values("id"))
+    alarms = await Alarm.filter(kind=AlarmKind.ESCALATE, state=AlarmState.SENT,
+                                fired_at__gte=now - timedelta(days=ESCALATIONS_DAYS),
+                                ticket_id__in=open_ids).order_by("-fired_at").limit(
+        ESCALATIONS_SHOWN).prefetch_related("ticket")
+    owners = await user_names({str(a.ticket.owner_id) for a in alarms  # type: ignore[attr-defined]
+                               if a.ticket.owner_id})  # type: ignore[attr-defined]
+    return [{"ticket": a.ticket_id, "number": a.ticket.number,  # type: ignore[attr-defined]
+             "level": a.level, "fired_at": a.fired_at,
+             "owner": owners.get(str(a.ticket.owner_id), "")}  # type: ignore[attr-defined]
+            for a in alarms]
+
+
+async def _emergency(now: datetime) -> dict[str, object] | None:
+    """The newest emergency under way, with who has answered."""
+    active = await Activation.filter(status=ActivationStatus.ACTIVE).order_by(
+        "-activated_at").first().prefetch_related("plan")
+    if active is None:
+        return None
+    responders = await Responder.filter(activation_id=active.id).order_by("answered_at", "id")
+    names = await user_names({r.user_id for r in responders})
+    areas = await area_names({active.area_id} if active.area_id else set())
+    answers = Counter(r.answer or "未回复" for r in responders)
+    return {"id": active.id, "label": active.label,
+            "plan": active.plan.name if active.plan else "",  # type: ignore[union-attr]
+            "level": active.level, "area": areas.get(active.area_id or "", ""),
+            "since": active.activated_at, "answers": dict(answers),
+            "board": [{"name": names.get(r.user_id, r.user_id), "answer": r.answer or "未回复",
+                       "at": r.answered_at} for r in responders]}
+
+
+async def change_mark() -> tuple[int, int]:
+    """What moves when the overview may have changed: the newest audit event (every ticket's
+    move is one) and the answers to the emergencies under way."""
+    newest = await AuditEvent.all().order_by("-id").first()
+    answered = await Responder.filter(activation__status=ActivationStatus.ACTIVE,
+                                      answered_at__isnull=False).count()
+    return (newest.id if newest else 0), answered
