@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NoReturn
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -111,21 +112,22 @@ class Gate:
         if not name or not await check_admin(name, password):
             raise web.HTTPFound(f"{HOME}/login?error=1&next={quote(target, safe='')}")
         opened = await open_session(self.clock(), self.lasts, admin=name)
-        return self.signed_in(request, opened.token, target)
+        self.signed_in(request, opened.token, target)
 
-    def signed_in(self, request: web.Request, token: str, target: str) -> web.StreamResponse:
+    def signed_in(self, request: web.Request, token: str, target: str) -> NoReturn:
+        """To `target` with the session's cookie (raised: aiohttp's redirect is raised)."""
         response = web.HTTPFound(_next(target))
         response.set_cookie(COOKIE, token, httponly=True, samesite="Lax",
                             secure=secure(request), path="/",
                             max_age=int(self.lasts.total_seconds()))
         response.del_cookie(LOGIN_COOKIE, path=f"{HOME}/login")
-        return response
+        raise response
 
     async def logout(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         await end_session(visit.signed.session_id, self.clock())
         response = web.HTTPFound(f"{HOME}/login")
         response.del_cookie(COOKIE, path="/")
-        return response
+        raise response
 
 
 def secure(request: web.Request) -> bool:
