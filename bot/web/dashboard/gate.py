@@ -9,8 +9,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NoReturn
 from datetime import timedelta
+from typing import NoReturn
 from urllib.parse import quote
 
 from aiohttp import web
