@@ -28,7 +28,8 @@ from models.hazard import ACTION_WORDS, LABELS, PLAN_FIELDS, Ticket
 from models.org import area_names, every_area, user_names
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-OVERVIEW_SECONDS = 2.0      # figures shared by the viewers of one kind for this long
+OVERVIEW_SECONDS = 2.0      # figures shared by the viewers of one kind for this long, unless
+                            # the live loop sees a change first
 
 
 def routes(d: Dashboard) -> list[web.AbstractRouteDef]:
@@ -53,13 +54,15 @@ class Pages:
     # --- the overview --------------------------------------------------------------------------
 
     async def figures(self, viewer: Viewer) -> Overview:
-        key = (viewer.scope, viewer.departments,
+        # A change seen by the live loop starts the figures afresh for everyone.
+        key = (self.live.version, viewer.scope, viewer.departments,
                viewer.id if viewer.scope is Scope.OWN else "")
         kept = self._cache.get(key)
         if kept is not None and time.monotonic() - kept[0] < OVERVIEW_SECONDS:
             return kept[1]
         names = {c.code: c.name for c in self.d.catalog.categories}
         found = await overview(viewer, self.d.clock(), self.d.settings.tz, names)
+        self._cache = {k: v for k, v in self._cache.items() if k[0] == self.live.version}
         self._cache[key] = (time.monotonic(), found)
         return found
 
