@@ -82,7 +82,10 @@ async def test_a_safety_manager_watches_the_plant_and_a_worker_is_refused_the_le
     async with page.expect_download() as waiting:
         await page.click("text=导出 Excel")
     download = await waiting.value
-    sheet = load_workbook(await download.path(), read_only=True).active
+    assert download.suggested_filename.endswith(".xlsx")
+    saved = ARTEFACTS / "ledger.xlsx"
+    await download.save_as(saved)
+    sheet = load_workbook(saved, read_only=True).active
     assert [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)] == [number]
     await shot(page, "ledger-1920.png")
 
