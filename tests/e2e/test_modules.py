@@ -107,7 +107,7 @@ def test_check_config_lists_the_modules_on_and_refuses_bad_switches(tmp_path: Pa
     env = {"SAFETYBOT_DATABASE_URL": f"sqlite://{tmp_path}/db.sqlite3"}
     shown = cli("check-config", env={**env, "SAFETYBOT_MODULES_EMERGENCY": "off"})
     assert shown.returncode == 0, shown.stderr
-    assert "modules on: hazard, qualification, training, inspection\n" in shown.stdout
+    assert "modules on: hazard, qualification, training, inspection, dashboard\n" in shown.stdout
     assert "qualification: 13 certificate types, 8 work types\n" in shown.stdout
     assert "training: 4 courses\n" in shown.stdout
     assert "inspection: 8 checkpoints, 3 routes, 3 plans\n" in shown.stdout
@@ -118,11 +118,12 @@ def test_check_config_lists_the_modules_on_and_refuses_bad_switches(tmp_path: Pa
                                     "SAFETYBOT_MODULES_EMERGENCY": "0",
                                     "SAFETYBOT_MODULES_QUALIFICATION": "false",
                                     "SAFETYBOT_MODULES_TRAINING": "off",
-                                    "SAFETYBOT_MODULES_INSPECTION": "off"})
+                                    "SAFETYBOT_MODULES_INSPECTION": "off",
+                                    "SAFETYBOT_MODULES_DASHBOARD": "off"})
     assert none.returncode != 0 and "switch on at least one" in none.stderr
-    unknown = cli("check-config", env={**env, "SAFETYBOT_MODULES_DASHBOARD": "on"})
+    unknown = cli("check-config", env={**env, "SAFETYBOT_MODULES_PAYROLL": "on"})
     assert unknown.returncode != 0
-    assert "SAFETYBOT_MODULES_DASHBOARD: unknown setting" in unknown.stderr
+    assert "SAFETYBOT_MODULES_PAYROLL: unknown setting" in unknown.stderr
 
 
 async def test_a_plant_without_patrols_answers_their_scans_not_available(
