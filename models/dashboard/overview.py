@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import Subquery
+from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count
 
 from models.audit import AuditEvent
@@ -74,10 +74,12 @@ async def overview(viewer: Viewer, now: datetime, tz: ZoneInfo,
                                                    closed_at__gte=start).count())
     o.this_month = await _rates(viewer, start, now)
     o.last_month = await _rates(viewer, last_start, start)
-    majors = await tickets.filter(grade=Grade.MAJOR).exclude(
+    weeks = [now - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    # The 重大 tickets open at some point of the trend: not closed before it began.
+    majors = await tickets.filter(
+        Q(closed_at__isnull=True) | Q(closed_at__gt=weeks[0]), grade=Grade.MAJOR).exclude(
         status__in=(Status.CANCELLED, Status.LINKED)).values_list("created_at", "closed_at")
     o.major_open = sum(1 for _, closed in majors if closed is None)
-    weeks = [now - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
     o.major_trend = [(f"{w.astimezone(tz):%m-%d}",
                       sum(1 for filed, closed in majors
                           if filed <= w and (closed is None or closed > w))) for w in weeks]
@@ -97,13 +99,12 @@ async def overview(viewer: Viewer, now: datetime, tz: ZoneInfo,
 async def _rates(viewer: Viewer, start: datetime, end: datetime) -> Rates:
     tickets = visible_tickets(viewer).exclude(status__in=(Status.CANCELLED, Status.LINKED))
     filed = tickets.filter(created_at__gte=start, created_at__lt=end)
-    closed_in = await tickets.filter(status=Status.CLOSED, closed_at__gte=start,
-                                     closed_at__lt=end).values_list("closed_at", "deadline")
+    closed_in = tickets.filter(status=Status.CLOSED, closed_at__gte=start, closed_at__lt=end)
     return Rates(filed=await filed.count(),
                  closed=await filed.filter(status=Status.CLOSED).count(),
-                 on_time=sum(1 for closed, deadline in closed_in
-                             if deadline is None or closed <= deadline),
-                 closed_in_month=len(closed_in))
+                 on_time=await closed_in.filter(Q(deadline__isnull=True)
+                                                | Q(closed_at__lte=F("deadline"))).count(),
+                 closed_in_month=await closed_in.count())
 
 
 async def _escalations(viewer: Viewer, now: datetime) -> list[dict[str, object]]:
