@@ -188,8 +188,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
         app.cleanup_ctx.append(_scheduler(jobs, clock))
     app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
     if "dashboard" in settings.modules_on:
-        from bot.web import dashboard
+        from bot.web import api, dashboard
         app.add_routes(dashboard.routes(settings, clock, rules.catalog, media))
+        app.add_routes(api.routes(settings, clock, rules.catalog))
     if callbacks:
         for _, connector in platforms:
             app.add_routes(connector.routes())

@@ -50,3 +50,10 @@ async def risk_counts(grade: Grade | None, active_only: bool, since: datetime | 
         query = query.filter(created_at__gte=since)
     rows = await query.annotate(n=Count("id")).group_by("area_id").values("area_id", "n")
     return {row["area_id"]: row["n"] for row in rows}
+
+
+async def open_counts(now: datetime) -> tuple[Counter[str | None], Counter[str | None]]:
+    """Active tickets per area, and those of them past their deadline at `now` (the ledger's
+    `overdue`: any active state), for the areas' status in the dashboard and the API."""
+    active = hazards().filter(status__in=ACTIVE)
+    return await _by_area(active), await _by_area(active.filter(deadline__lt=now))
