@@ -16,6 +16,7 @@ from tortoise.functions import Count
 from models.audit import AuditEvent
 from models.catalog import Grade
 from models.dashboard.access import Viewer, visible_tickets
+from models.dashboard.ledger import day_start
 from models.emergency import Activation, ActivationStatus, Responder
 from models.escalation import Alarm, AlarmKind, AlarmState
 from models.hazard import ACTIVE, Status
@@ -58,8 +59,8 @@ class Overview:
 
 
 def month_start(moment: datetime, tz: ZoneInfo) -> datetime:
-    local = moment.astimezone(tz)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    """The first of `moment`'s month, local midnight, as a UTC instant (see `day_start`)."""
+    return day_start(moment.astimezone(tz).date().replace(day=1), tz)
 
 
 async def overview(viewer: Viewer, now: datetime, tz: ZoneInfo,
