@@ -189,7 +189,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
     if "dashboard" in settings.modules_on:
         from bot.web import dashboard
-        app.add_routes(dashboard.routes(settings, clock, rules.catalog, media))
+        app.add_routes(dashboard.routes(settings, clock, rules.catalog, media, instance))
     if callbacks:
         for _, connector in platforms:
             app.add_routes(connector.routes())
