@@ -189,7 +189,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, callbacks: bool = 
     app.add_routes(ops.routes(settings, app[SUPERVISOR], clock))
     if "dashboard" in settings.modules_on:
         from bot.web import api, dashboard
-        app.add_routes(dashboard.routes(settings, clock, rules.catalog, media))
+        app.add_routes(dashboard.routes(settings, clock, rules.catalog, media, instance))
         app.add_routes(api.routes(settings, clock, rules.catalog))
     if callbacks:
         for _, connector in platforms:

@@ -42,6 +42,10 @@ class WeComSettings:
     token: str = ""
     aes_key: str = ""
     api_base: str = "https://qyapi.weixin.qq.com"
+    # Where the dashboard's sign-in sends people: 网页授权 inside the WeCom app, and the QR
+    # login on a PC (a test points both at the simulator).
+    oauth_base: str = "https://open.weixin.qq.com"
+    login_base: str = "https://login.work.weixin.qq.com"
     per_member_per_minute: int = 30
     api_timeout_seconds: float = 10.0
 
@@ -60,6 +64,7 @@ class DingTalkSettings:
     group_template_id: str = ""               # the scene-group template the plans' groups use
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"   # the older API: media upload, contacts
+    login_base: str = "https://login.dingtalk.com"  # the dashboard's sign-in (OAuth2 授权页)
     per_person_per_minute: int = 20
     api_timeout_seconds: float = 10.0
 

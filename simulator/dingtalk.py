@@ -68,6 +68,7 @@ from aiohttp import web
 
 from simulator import base
 from simulator.contacts import Contacts, dingtalk_handlers
+from simulator.web_login import WebLogin
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ MESSAGES: dict[str, str] = {
     "robot.notInGroup": "机器人不在该群中",
     "card.outTrackIdExists": "outTrackId已存在",
     "card.instanceNotExist": "卡片实例不存在",
+    "invalidAuthCode": "authCode不存在或已过期",
 }
 ERRMSG: dict[int, str] = {
     -1: "系统繁忙",
@@ -136,6 +138,7 @@ ERRMSG: dict[int, str] = {
     40014: "不合法的access_token",
     40035: "不合法的参数",
     41005: "缺少多媒体文件数据",
+    60121: "找不到该用户",
     300001: "session不存在或已过期",
 }
 
@@ -290,6 +293,10 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
         self._sessions: dict[str, _Session] = {}
         self._scene_uuids: dict[str, str] = {}     # a scene group's create uuid -> its id
         self.directory = Contacts()                # what the contact APIs list (sync-org)
+        # The web login (OAuth2 授权页) for the dashboard; who signs in is set by the test
+        # (`web_login.signs_in`), and anyone not among `users` is outside the organisation.
+        self.web_login = WebLogin(clock)
+        self._user_tokens: dict[str, tuple[str, float]] = {}   # a person's token -> them
         self._gateway = _Gateway(client_id, ack_timeout, clock, self._recorded, self._card_reply)
         self._openapi: dict[str, tuple[str, Handler, bool]] = {
             "oauth2/accessToken": ("POST", self._access_token, False),
@@ -299,6 +306,8 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
             "card/instances/createAndDeliver": ("POST", self._create_card, True),
             "card/instances": ("PUT", self._update_card, True),
             "gateway/connections/open": ("POST", self._open_connection, False),
+            "oauth2/userAccessToken": ("POST", self._user_access_token, False),
+            "contact/users/me": ("GET", self._users_me, False),
         }
         self._oapi_names: set[str] = set()
         self._routes: list[web.AbstractRouteDef] = [
@@ -313,6 +322,7 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
                                  partial(self._scene_members, add=False)),
             self.old_style_route("POST", "topapi/im/chat/scenegroup/update",
                                  self._update_scene_group),
+            self.old_style_route("POST", "topapi/user/getbyunionid", self._by_union_id),
             *(self.old_style_route("POST", path, handler)
               for path, handler in dingtalk_handlers(lambda: self.directory).items()),
         ]
@@ -339,6 +349,7 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
         app.add_routes(self._routes)
         app.router.add_get("/download/{token}", self._file)
         app.router.add_get("/connect", self._connect)
+        app.router.add_get("/oauth2/auth", self._login_page)
         return app
 
     def _api_paths(self) -> list[str]:
@@ -539,6 +550,55 @@ class DingTalkSimulator(base.PlatformSimulator[Delivered, _Fault]):
 
     def _new_token(self) -> str:
         return secrets.token_hex(16)
+
+    # -- the web login --------------------------------------------------------------------
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        """login.dingtalk.com/oauth2/auth: back to redirect_uri with an authCode."""
+        query = request.query
+        if (query.get("client_id") != self.client_id or query.get("response_type") != "code"
+                or "openid" not in query.get("scope", "").split()):
+            raise web.HTTPBadRequest(text="client_id, response_type=code and scope=openid "
+                                          "are required")
+        return self.web_login.back_to(request, "authCode")
+
+    async def _user_access_token(self, request: web.Request) -> dict[str, Any]:
+        """The person's own token for an authCode, once; 400 invalidAuthCode otherwise (the
+        code is the simulator's choice: DingTalk's is [unknown])."""
+        body = await _json_body(request)
+        if body.get("clientId") != self.client_id or body.get("clientSecret") != self._secret:
+            raise ApiError(400, "invalidClientIdOrSecret")
+        if body.get("grantType") != "authorization_code":
+            raise ApiError(400, "InvalidParameter", "grantType须为authorization_code")
+        person = self.web_login.take(str(body.get("code", "")))
+        if person is None:
+            raise ApiError(400, "invalidAuthCode")
+        token = secrets.token_hex(16)
+        self._user_tokens[token] = (person, self._clock() + self.token_ttl)
+        return {"accessToken": token, "refreshToken": secrets.token_hex(16),
+                "expireIn": self.token_ttl}
+
+    async def _users_me(self, request: web.Request) -> dict[str, Any]:
+        """获取用户通讯录个人信息, with the person's own token."""
+        person, until = self._user_tokens.get(request.headers.get(TOKEN_HEADER, ""), ("", 0.0))
+        if not person or self._clock() >= until:
+            raise ApiError(401, "InvalidAuthentication")
+        return {"nick": self.users.get(person, person), "unionId": self.union_id(person),
+                "openId": _opaque(self.client_id, person, "open"), "avatarUrl": "",
+                "stateCode": "86"}
+
+    async def _by_union_id(self, request: web.Request) -> dict[str, Any]:
+        """根据unionid获取用户userid: members only (60121 for anyone else)."""
+        body = await base.json_object(request, lambda: OapiError(40035))
+        found = [user for user in self.users if self.union_id(user) == body.get("unionid")]
+        if not found:
+            raise OapiError(60121)
+        return {"result": {"contact_type": 0, "userid": found[0]},
+                "request_id": uuid.uuid4().hex}
+
+    def union_id(self, user: str) -> str:
+        """A person's unionId: the same across DingTalk, opaque."""
+        return _opaque(user, "union")
 
     # -- API: robot messages --------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.channels.wecom_crypto import WeComCrypto
 from simulator import base
 from simulator.contacts import Contacts, UnknownDepartment
+from simulator.web_login import WebLogin
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ ERRMSG: dict[int, str] = {
     40006: "invalid file size",
     40007: "invalid media_id",
     40008: "invalid message type",
+    40029: "invalid code",
     40014: "invalid access_token",
     40056: "invalid agentid",
     40058: "invalid Request Parameter",
@@ -183,6 +185,9 @@ class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
         # The corp's contacts (通讯录) as department/list and user/list give them; apart from
         # `users`, who may write to the app.
         self.directory = Contacts()
+        # The web login (网页授权 and the QR login) for the dashboard; who signs in is set by
+        # the test (`web_login.signs_in`), and anyone not among `users` gets an openid only.
+        self.web_login = WebLogin(clock)
         self._secret = secret
         self._crypto = WeComCrypto(token, aes_key, corp_id)
         self._members: dict[str, str] = {}          # lower-cased id -> id as registered
@@ -207,6 +212,7 @@ class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
             "appchat/get": ("GET", self._chat_get, True),
             "department/list": ("GET", self._department_list, True),
             "user/list": ("GET", self._user_list, True),
+            "auth/getuserinfo": ("GET", self._login_user, True),
         }
         for user in users:
             self.add_user(user)
@@ -219,6 +225,8 @@ class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
             app.router.add_route(method, f"/cgi-bin/{path}",
                                  self._endpoint(path, handler, needs_token))
         app.router.add_get("/pic/{media_id}", self._picture)
+        app.router.add_get("/connect/oauth2/authorize", self._authorize_page)
+        app.router.add_get("/wwlogin/sso/login", self._qr_login_page)
         return app
 
     def _api_paths(self) -> list[str]:
@@ -316,6 +324,35 @@ class WeComSimulator(base.PlatformSimulator[Delivered, _Fault]):
 
     def _new_token(self) -> str:
         return secrets.token_urlsafe(96)
+
+    # -- the web login --------------------------------------------------------------------
+
+    async def _authorize_page(self, request: web.Request) -> web.StreamResponse:
+        """构造网页授权链接, opened inside the WeCom app."""
+        query = request.query
+        if (query.get("appid") != self.corp_id or query.get("response_type") != "code"
+                or query.get("scope") not in ("snsapi_base", "snsapi_privateinfo")):
+            raise web.HTTPBadRequest(text="appid, response_type=code and scope are required")
+        return self.web_login.back_to(request, "code")
+
+    async def _qr_login_page(self, request: web.Request) -> web.StreamResponse:
+        """企业微信Web登录 (the QR login on a PC), for a self-built app."""
+        query = request.query
+        if (query.get("login_type") != "CorpApp" or query.get("appid") != self.corp_id
+                or query.get("agentid") != str(self.agent_id)):
+            raise web.HTTPBadRequest(text="login_type=CorpApp, appid and agentid are required")
+        return self.web_login.back_to(request, "code")
+
+    async def _login_user(self, request: web.Request) -> Answer:
+        """获取访问用户身份: a member's userid, or an openid for anyone else; 40029 for a code
+        that is unknown, used or older than five minutes."""
+        person = self.web_login.take(request.query.get("code", ""))
+        if person is None:
+            raise ApiError(40029)
+        member = self._member(person)
+        if member is None:
+            return {"openid": "o" + secrets.token_hex(14)}
+        return {"userid": member}
 
     # -- API: messages --------------------------------------------------------------------
 

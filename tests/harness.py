@@ -80,6 +80,8 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, *,
             "SAFETYBOT_WECOM_CORP_ID": CORP_ID, "SAFETYBOT_WECOM_AGENT_ID": str(AGENT_ID),
             "SAFETYBOT_WECOM_SECRET": SECRET, "SAFETYBOT_WECOM_TOKEN": TOKEN,
             "SAFETYBOT_WECOM_AES_KEY": AES_KEY, "SAFETYBOT_WECOM_API_BASE": api_base,
+            # The simulator plays WeCom's login pages as well as its API.
+            "SAFETYBOT_WECOM_OAUTH_BASE": api_base, "SAFETYBOT_WECOM_LOGIN_BASE": api_base,
             "SAFETYBOT_WECOM_API_TIMEOUT_SECONDS": "1",
         }
     if dingtalk:
@@ -89,6 +91,7 @@ def service_settings(database_url: str, api_base: str, media_dir: Path, *,
             "SAFETYBOT_DINGTALK_ROBOT_CODE": DINGTALK_ROBOT,
             "SAFETYBOT_DINGTALK_CARD_TEMPLATE_ID": DINGTALK_TEMPLATE,
             "SAFETYBOT_DINGTALK_API_BASE": dingtalk, "SAFETYBOT_DINGTALK_OAPI_BASE": dingtalk,
+            "SAFETYBOT_DINGTALK_LOGIN_BASE": dingtalk,
             "SAFETYBOT_DINGTALK_API_TIMEOUT_SECONDS": "2",
         }
     env.update({f"SAFETYBOT_{k.upper()}": str(v) for k, v in overrides.items()})

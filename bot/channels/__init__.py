@@ -91,6 +91,14 @@ class Unreachable(PlatformUnavailable):
     """A timeout or a broken connection: the request may or may not have been carried out."""
 
 
+class CodeRefused(Exception):
+    """A web login's code the platform does not take: forged, used, or expired."""
+
+
+class NotMember(Exception):
+    """A web login's code names someone who is not a member of the organisation."""
+
+
 class Channel(Protocol):
     """A platform's sending half: renders neutral messages within `limits` and delivers them."""
 

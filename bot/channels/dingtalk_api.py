@@ -90,6 +90,13 @@ class DingTalkApi:
                 await self._token.forget(token)
         raise AssertionError("unreachable")
 
+    async def unsigned(self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
+                       headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A new-style call (`{api_base}/v1.0/{path}`) without the app's token: made with
+        the app's credentials in the body, or a person's own token in `headers`."""
+        return await self._json(method, self._s.api_base, f"v1.0/{path}", json=json,
+                                headers=headers)
+
     async def legacy(self, path: str, *, json: Mapping[str, Any] | None = None,
                      params: Mapping[str, str] | None = None,
                      form: Callable[[], aiohttp.FormData] | None = None) -> dict[str, Any]:

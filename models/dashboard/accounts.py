@@ -130,6 +130,17 @@ async def session_of(token: str, now: datetime) -> Signed | None:
     return Signed(row.id, row.csrf, user, "") if user is not None else None
 
 
+async def person_of(platform: str, uid: str) -> User | None:
+    """The active person of the roster whose id on `platform` is `uid`: the one with that
+    `platform_id` (a DingTalk staffId beside a WeCom-style roster key), else the one of that
+    id. None for a stranger or someone deactivated."""
+    if not uid:
+        return None
+    person = (await User.filter(platform=platform, platform_id=uid).first()
+              or await User.get_or_none(id=uid))
+    return person if person is not None and person.active else None
+
+
 async def end_session(session_id: int, now: datetime) -> None:
     await WebSession.filter(id=session_id, ended_at=None).update(ended_at=now)
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from bot.channels.wecom_crypto import CryptoError, WeComCrypto, parse_xml
 from bot.clock import ManualClock
@@ -448,3 +449,35 @@ async def test_url_verification_sends_an_encrypted_echo(sim: WeComSimulator,
                                                         receiver: Receiver) -> None:
     answer = await sim.user("zhangsan").verify_url("1288432023552776189")
     assert (answer.status, answer.body) == (200, "1288432023552776189")
+
+
+async def test_a_web_login_code_names_its_person_once_and_for_five_minutes() -> None:
+    """获取访问用户身份: "code只能使用一次，5分钟未被使用自动过期" (errcode 40029 after)."""
+    now = [1000.0]
+    sim = WeComSimulator(CORP_ID, AGENT_ID, SECRET, TOKEN, AES_KEY, users=["sunli"],
+                         clock=lambda: now[0])
+    async with sim, aiohttp.ClientSession() as http:
+        async def code() -> str:
+            sim.web_login.signs_in("sunli")
+            async with http.get(f"{sim.base_url}/wwlogin/sso/login", params={
+                    "login_type": "CorpApp", "appid": CORP_ID, "agentid": str(AGENT_ID),
+                    "redirect_uri": "http://127.0.0.1:1/dashboard/auth/wecom", "state": "s"},
+                    allow_redirects=False) as page:
+                assert page.status == 302
+                return URL(page.headers["Location"]).query["code"]
+
+        async def who(code: str) -> dict[str, Any]:
+            async with http.get(f"{sim.base_url}/cgi-bin/gettoken", params={
+                    "corpid": CORP_ID, "corpsecret": SECRET}) as resp:
+                token = (await resp.json())["access_token"]
+            async with http.get(f"{sim.base_url}/cgi-bin/auth/getuserinfo",
+                                params={"access_token": token, "code": code}) as resp:
+                answer: dict[str, Any] = await resp.json()
+                return answer
+
+        first = await code()
+        assert (await who(first))["userid"] == "sunli"
+        assert (await who(first))["errcode"] == 40029           # used
+        late = await code()
+        now[0] += 301
+        assert (await who(late))["errcode"] == 40029            # expired

@@ -66,13 +66,17 @@ MODULE_PAGES = (("emergency", "应急"), ("qualification", "资质"), ("training
                 ("inspection", "巡检"))
 
 
-def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore
-           ) -> list[web.AbstractRouteDef]:
+def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore,
+           instance: str = "dashboard") -> list[web.AbstractRouteDef]:
+    """`instance`: this process's name, for the platform tokens it shares with the others."""
     from bot.web.dashboard import pages
+    from bot.web.dashboard.oauth import OAuth
 
     d = Dashboard(settings, clock, catalog, media)
     gate = d.gate
+    oauth = OAuth(settings, clock, gate, d.render, instance)
     return [web.get("/dashboard/login", gate.login_page),
+            *oauth.routes(),
             web.post("/dashboard/login", gate.login),
             web.post("/dashboard/logout", gate.form(gate.logout)),
             web.static("/dashboard/static", HERE / "static"),
