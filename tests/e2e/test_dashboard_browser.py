@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium (Debian's), as a safety manager and a worker use it: the
+"""The dashboard in headless Chromium (Debian's), as a safety manager and a worker use it, each
+signed in through the simulated WeCom login: the
 overview changes by itself when a ticket is filed by chat; the ledger filtered, exported and
 opened; a ticket with its photo; a worker refused the ledger. Screenshots at 360 px (a phone in
 WeCom) and 1920 px (the control room) are kept in test-artefacts/dashboard/."""
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,8 @@ from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, expect
 from tortoise.context import TortoiseContext
 
-from models.dashboard.accounts import add_admin, open_session
 from simulator.photos import photo
+from simulator.wecom import WeComSimulator
 from tests.harness import ROOT, Service
 from tests.plant import Person, plant
 from tests.webchat_page import WAIT_MS, chromium
@@ -29,9 +29,10 @@ ARTEFACTS = ROOT / "test-artefacts" / "dashboard" / os.environ.get("SAFETYBOT_TE
 
 @pytest.fixture
 async def site(db: TortoiseContext, database_url: str, media_dir: Path
-               ) -> AsyncIterator[tuple[Service, Person, Person]]:
+               ) -> AsyncIterator[tuple[Service, WeComSimulator, Person]]:
     async with plant(database_url, media_dir) as (sim, service):
-        yield service, Person(sim, "zhangsan"), Person(sim, "huangjun")
+        assert isinstance(sim, WeComSimulator)
+        yield service, sim, Person(sim, "zhangsan")
 
 
 @pytest.fixture
@@ -45,23 +46,26 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=ARTEFACTS / name, full_page=True)
 
 
-async def signed_in_as_admin(browser: Browser, service: Service) -> Page:
-    password = await add_admin("admin", service.clock())
-    context = await browser.new_context(viewport=SCREEN, accept_downloads=True)
+async def signed_in_by_wecom(browser: Browser, service: Service, sim: WeComSimulator,
+                             person: str, viewport: dict[str, int]) -> Page:
+    """The sign-in page's 企业微信登录, through the simulated WeCom login (the QR login on a
+    PC), back on the dashboard."""
+    sim.web_login.signs_in(person)
+    context = await browser.new_context(viewport=viewport, accept_downloads=True)
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     await page.goto(f"{service.url}/dashboard")
-    await page.fill("input[name=name]", "admin")
-    await page.fill("input[name=password]", password)
-    await page.click("form.admin button")
-    await expect(page.locator("[data-key=open]")).to_have_text("0")
+    await page.click("text=企业微信登录")
+    await expect(page.locator("[data-key=open]")).to_be_visible()
     return page
 
 
 async def test_a_safety_manager_watches_the_plant_and_a_worker_is_refused_the_ledger(
         site: tuple[Service, Person, Person], browser: Browser) -> None:
-    service, worker, _ = site
-    page = await signed_in_as_admin(browser, service)
+    service, sim, worker = site
+    page = await signed_in_by_wecom(browser, service, sim, "sunli", SCREEN)
+    await expect(page.locator(".who span")).to_have_text("孙丽")
+    await expect(page.locator("[data-key=open]")).to_have_text("0")
     await expect(page.locator("body")).to_have_attribute("data-live", "open")
 
     # A ticket filed by chat shows on the open overview without a reload.
@@ -100,11 +104,7 @@ async def test_a_safety_manager_watches_the_plant_and_a_worker_is_refused_the_le
     await shot(page, "overview-360.png")
 
     # A worker signed in by their platform is refused the whole ledger.
-    opened = await open_session(service.clock(), timedelta(hours=1), user_id="zhangsan")
-    context = await browser.new_context(viewport=PHONE)
-    await context.add_cookies([{"name": "sb_session", "value": opened.token,
-                                "url": service.url}])
-    mine = await context.new_page()
+    mine = await signed_in_by_wecom(browser, service, sim, "zhangsan", PHONE)
     answer = await mine.goto(f"{service.url}/dashboard/ledger")
     assert answer is not None and answer.status == 403
     await expect(mine.locator("h1")).to_have_text("无权查看")
