@@ -1,8 +1,8 @@
 """The dashboard in headless Chromium (Debian's), as a safety manager and a worker use it, each
-signed in through the simulated WeCom login: the
-overview changes by itself when a ticket is filed by chat; the ledger filtered, exported and
-opened; a ticket with its photo; a worker refused the ledger. Screenshots at 360 px (a phone in
-WeCom) and 1920 px (the control room) are kept in test-artefacts/dashboard/."""
+signed in through the simulated WeCom login: the overview changes by itself when a ticket is
+filed by chat; the ledger filtered, exported and opened; a ticket with its photo; a worker
+refused the ledger. Screenshots at 360 px (a phone in WeCom) and 1920 px (the control room) are
+kept in test-artefacts/dashboard/."""
 
 from __future__ import annotations
 
