@@ -93,7 +93,7 @@ class Gate:
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         token = secrets.token_urlsafe(16)
-        response = self.render.page("login.html", next=_next(request.query.get("next", "")),
+        response = self.render.page("login.html", next=safe_next(request.query.get("next", "")),
                                     csrf=token, error=request.query.get("error", ""),
                                     wecom=self.settings.wecom.enabled,
                                     dingtalk=self.settings.dingtalk.enabled)
@@ -105,7 +105,7 @@ class Gate:
         """A local administrator's name and password."""
         form = await request.post()
         sent, kept = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
-        target = _next(str(form.get("next", "")))
+        target = safe_next(str(form.get("next", "")))
         if not kept or not secrets.compare_digest(sent, kept):
             return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
@@ -116,7 +116,7 @@ class Gate:
 
     def signed_in(self, request: web.Request, token: str, target: str) -> NoReturn:
         """To `target` with the session's cookie (raised: aiohttp's redirect is raised)."""
-        response = web.HTTPFound(_next(target))
+        response = web.HTTPFound(safe_next(target))
         response.set_cookie(COOKIE, token, httponly=True, samesite="Lax",
                             secure=secure(request), path="/",
                             max_age=int(self.lasts.total_seconds()))
@@ -134,6 +134,6 @@ def secure(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
 
 
-def _next(target: str) -> str:
+def safe_next(target: str) -> str:
     """Where to go after signing in: a path of the dashboard only (never another site)."""
     return target if target.startswith(f"{HOME}") and "//" not in target else HOME

@@ -25,7 +25,7 @@ from bot.channels.dingtalk_api import DingTalkApi, DingTalkError
 from bot.channels.wecom_api import WeComApi, WeComError
 from bot.clock import Clock
 from bot.settings import Settings
-from bot.web.dashboard.gate import HOME, Gate, _next, secure
+from bot.web.dashboard.gate import HOME, Gate, safe_next, secure
 from bot.web.dashboard.render import Renderer
 from models.dashboard.accounts import new_state, open_session, person_of, take_state
 
@@ -91,7 +91,7 @@ class OAuth:
         redirect_uri = f"{self._public_url(request)}{AUTH}/{name}"
         response = web.HTTPFound(platform.authorize(request, redirect_uri, state))
         for cookie, value in ((STATE_COOKIE, state),
-                              (NEXT_COOKIE, _next(request.query.get("next", "")))):
+                              (NEXT_COOKIE, safe_next(request.query.get("next", "")))):
             # Lax: the platform's redirect back is a top-level GET from another site.
             response.set_cookie(cookie, value, httponly=True, samesite="Lax",
                                 secure=secure(request), path=AUTH,
