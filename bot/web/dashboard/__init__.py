@@ -68,7 +68,7 @@ MODULE_PAGES = (("emergency", "应急"), ("qualification", "资质"), ("training
 
 def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore
            ) -> list[web.AbstractRouteDef]:
-    from bot.web.dashboard import pages
+    from bot.web.dashboard import module_pages, pages, plant_map
 
     d = Dashboard(settings, clock, catalog, media)
     gate = d.gate
@@ -76,4 +76,4 @@ def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore
             web.post("/dashboard/login", gate.login),
             web.post("/dashboard/logout", gate.form(gate.logout)),
             web.static("/dashboard/static", HERE / "static"),
-            *pages.routes(d)]
+            *pages.routes(d), *plant_map.routes(d), *module_pages.routes(d)]
