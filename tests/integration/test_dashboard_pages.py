@@ -4,6 +4,7 @@ session of their own; what each is shown, refused (403) or not offered (404)."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
 
 from bot.app import create_app
@@ -19,11 +21,14 @@ from bot.inspection import load_inspections
 from bot.settings import SHIPPED_CONFIG
 from bot.web.dashboard.gate import COOKIE, LOGIN_COOKIE
 from bot.web.dashboard.site import SiteError
+from models.audit import AuditEvent
 from models.catalog import Grade, load_catalog
 from models.dashboard.accounts import add_admin, open_session
+from models.emergency import Activation, ActivationStatus, Responder
 from models.hazard import Status, Ticket
 from models.inspection.visits import Source, record_visit
 from models.org import Area
+from models.people.certificates import Certificate
 from tests.harness import Service, service_settings
 from tests.plant import plant
 
@@ -75,8 +80,7 @@ async def admin_browser(service: Service, opened: list[aiohttp.ClientSession]) -
     async with http.get(f"{service.url}/dashboard/login") as form:
         page = await form.text()
     token = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert token is not None and http.cookie_jar.filter_cookies(
-        service.url + "/dashboard/login").get(LOGIN_COOKIE) is not None
+    assert token is not None and any(c.key == LOGIN_COOKIE for c in http.cookie_jar)
     async with http.post(f"{service.url}/dashboard/login", allow_redirects=False,
                          data={"csrf": token[1], "next": "/dashboard", "name": "admin",
                                "password": password}) as signed:
@@ -199,3 +203,112 @@ def test_a_broken_site_file_stops_the_service_naming_the_entry(
     with pytest.raises(SiteError, match=re.escape(named)) as refused:
         create_app(settings)
     assert str(refused.value).startswith("SAFETYBOT_DASHBOARD_SITE_FILE: ")
+
+
+# --- the modules' pages -------------------------------------------------------------------------
+
+async def responded(drill: bool, answers: dict[str, int | None]) -> Activation:
+    """A closed activation: each person called at its start and answering after so many
+    seconds (None: never)."""
+    start = NOW - timedelta(days=3 if drill else 1)
+    activation = await Activation.create(
+        level="Ⅲ级", area_id="T1", drill=drill, status=ActivationStatus.CLOSED, token="t" * 8,
+        raised_by="zhouwei", created_at=start, activated_at=start,
+        closed_at=start + timedelta(hours=1))
+    for n, (person, seconds) in enumerate(answers.items()):
+        await Responder.create(
+            activation=activation, user_id=person, task_id=f"task-{activation.id}-{n}",
+            notified_at=start, answer="" if seconds is None else "收到",
+            answered_at=None if seconds is None else start + timedelta(seconds=seconds))
+    return activation
+
+
+async def test_the_modules_pages_for_a_safety_manager_and_not_for_a_worker(
+        demo: Service, browsers: list[aiohttp.ClientSession]) -> None:
+    drill = await responded(True, {"guoqiang": 30, "zhaolei": 90, "linfang": None})
+    real = await responded(False, {"guoqiang": 60})
+    today = NOW.date()
+    for number, kind, due in (("EXPIRED-1", "T-EL-HV", today - timedelta(days=5)),
+                              ("SOON-1", "T-HIGH", today + timedelta(days=20))):
+        await Certificate.create(holder_id="gaofeng", type_code=kind, number=number,
+                                 expires_on=due, source="import", added_at=NOW, updated_at=NOW)
+    manager = await person_browser(demo, "liuyang", browsers)
+
+    answer = await manager.get("/dashboard/emergency")
+    html = await answer.text()
+    assert answer.status == 200
+    assert html.index(real.label) < html.index(drill.label)          # the newest first
+    assert "2/3" in html and "1分00秒" in html                        # the drill's mean: 60 s
+    assert "赵磊 · 收到 · 1分30秒" in html and "林芳 · 未回复" in html
+    drills = await (await manager.get("/dashboard/emergency", kind="drill")).text()
+    assert drill.label in drills and f">{real.label}<" not in drills
+    assert (await manager.get("/dashboard/emergency", kind="both")).status == 400
+
+    html = await (await manager.get("/dashboard/qualification")).text()
+    assert "EXPIRED-1" in html and "SOON-1" in html and "高压电工作业" in html
+    assert html.index("EXPIRED-1") < html.index("SOON-1")
+    # The roster's certificate of his is due for review in 32 days.
+    assert "T320102198503150012" in html
+    for path in ("/dashboard/training", "/dashboard/inspection"):
+        assert (await manager.get(path)).status == 200, path
+
+    worker = await person_browser(demo, "zhangsan", browsers)
+    for path in ("/dashboard/emergency", "/dashboard/qualification", "/dashboard/training",
+                 "/dashboard/inspection", "/dashboard/reports"):
+        answer = await worker.get(path)
+        assert answer.status == 403, path
+        assert "仅对主要负责人和安全管理员开放" in await answer.text()
+    refusals = await AuditEvent.filter(action="dashboard.refused", actor="zhangsan"
+                                       ).values_list("subject_id", flat=True)
+    assert set(refusals) == {"emergency", "qualification", "training", "inspection", "reports"}
+    nav = await (await worker.get("/dashboard/map")).text()
+    assert 'href="/dashboard/training"' not in nav
+
+
+async def test_a_module_switched_off_has_no_page(
+        db: TortoiseContext, database_url: str, media_dir: Path,
+        browsers: list[aiohttp.ClientSession]) -> None:
+    async with plant(database_url, media_dir, modules_training="off",
+                     modules_inspection="off") as (_, service):
+        manager = await person_browser(service, "liuyang", browsers)
+        assert (await manager.get("/dashboard/training")).status == 404
+        assert (await manager.get("/dashboard/inspection")).status == 404
+        assert (await manager.get("/dashboard/emergency")).status == 200
+        data = await manager.json("/dashboard/api/map")
+        assert data["inspection"] is False and data["checkpoints"] == []
+        assert area_of(data, "A3")["last_inspection"] is None
+
+
+# --- the monthly reports ------------------------------------------------------------------------
+
+async def test_a_months_report_files_are_built_on_request(
+        demo: Service, browsers: list[aiohttp.ClientSession]) -> None:
+    await open_ticket("HZ-20261105-0001", "A1", "zhangsan", "wangqiang",
+                      created=datetime(2026, 11, 5, 2, 0, tzinfo=UTC))
+    admin = await admin_browser(demo, browsers)
+    listing = await admin.get("/dashboard/reports")
+    html = await listing.text()
+    assert listing.status == 200 and 'href="/dashboard/reports/2026-11.xlsx"' in html
+    assert "2026-10" not in html
+
+    sheet = await admin.get("/dashboard/reports/2026-11.xlsx")
+    assert sheet.status == 200
+    assert "filename*=UTF-8''" in sheet.headers["Content-Disposition"]
+    book = load_workbook(io.BytesIO(await sheet.read()), read_only=True)
+    rows = [row for ws in book.worksheets for row in ws.iter_rows(values_only=True)]
+    assert any("HZ-20261105-0001" in row for row in rows)
+    book.close()
+    text = await admin.get("/dashboard/reports/2026-11.md")
+    assert text.status == 200 and "隐患闭环分析报告" in await text.text()
+    chart = await admin.get("/dashboard/reports/2026-11.png")
+    assert chart.status == 200 and (await chart.read()).startswith(b"\x89PNG")
+    # Any month, even one with nothing in it; but a month it is.
+    assert (await admin.get("/dashboard/reports/2025-02.md")).status == 200
+    assert (await admin.get("/dashboard/reports/2026-13.md")).status == 400
+    assert (await admin.get("/dashboard/reports", month="11/2026")).status == 400
+    chosen = await admin.get("/dashboard/reports", month="2026-11", file="xlsx")
+    assert chosen.status == 302
+    assert chosen.headers["Location"] == "/dashboard/reports/2026-11.xlsx"
+
+    worker = await person_browser(demo, "zhangsan", browsers)
+    assert (await worker.get("/dashboard/reports/2026-11.xlsx")).status == 403
