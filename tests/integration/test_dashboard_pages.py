@@ -7,33 +7,33 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 from openpyxl import load_workbook
 from tortoise.context import TortoiseContext
 
 from bot.app import create_app
 from bot.inspection import load_inspections
 from bot.settings import SHIPPED_CONFIG
-from bot.web.dashboard.gate import COOKIE, LOGIN_COOKIE
 from bot.web.dashboard.site import SiteError
 from models.audit import AuditEvent
 from models.catalog import Grade, load_catalog
-from models.dashboard.accounts import add_admin, open_session
 from models.emergency import Activation, ActivationStatus, Responder
 from models.hazard import Status, Ticket
 from models.inspection.visits import Source, record_visit
 from models.org import Area
 from models.people.certificates import Certificate
+from tests.dashboard_client import admin_signs_in, person_signs_in
 from tests.harness import Service, service_settings
 from tests.plant import plant
 
 NOW = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)          # 10:00 in Shanghai
-SESSION = timedelta(hours=12)
 
 
 @pytest.fixture
@@ -44,6 +44,25 @@ async def demo(db: TortoiseContext, database_url: str, media_dir: Path
         yield service
 
 
+@dataclass(frozen=True)
+class Got:
+    """An answer as read whole."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";")[0]
+
+    async def text(self) -> str:
+        return self.body.decode()
+
+    async def read(self) -> bytes:
+        return self.body
+
+
 class Browser:
     """One person's browser: a cookie jar of its own, on the service's address."""
 
@@ -51,11 +70,10 @@ class Browser:
         self.service = service
         self.http = http
 
-    async def get(self, path: str, **params: str) -> aiohttp.ClientResponse:
+    async def get(self, path: str, **params: str) -> Got:
         async with self.http.get(self.service.url + path, params=params,
                                  allow_redirects=False) as answer:
-            await answer.read()
-            return answer
+            return Got(answer.status, answer.headers, await answer.read())
 
     async def json(self, path: str) -> Any:
         async with self.http.get(self.service.url + path) as answer:
@@ -72,29 +90,19 @@ async def browsers() -> AsyncIterator[list[aiohttp.ClientSession]]:
 
 
 async def admin_browser(service: Service, opened: list[aiohttp.ClientSession]) -> Browser:
-    """A local administrator signed in through the form, as a person would: the form's CSRF
-    cookie and field, then the name and password."""
-    password = await add_admin("admin", service.clock())
+    """A local administrator signed in through the form."""
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     opened.append(http)
-    async with http.get(f"{service.url}/dashboard/login") as form:
-        page = await form.text()
-    token = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert token is not None and any(c.key == LOGIN_COOKIE for c in http.cookie_jar)
-    async with http.post(f"{service.url}/dashboard/login", allow_redirects=False,
-                         data={"csrf": token[1], "next": "/dashboard", "name": "admin",
-                               "password": password}) as signed:
-        assert signed.status == 302 and signed.headers["Location"] == "/dashboard"
+    await admin_signs_in(http, service.url, service.clock())
     return Browser(service, http)
 
 
 async def person_browser(service: Service, user_id: str,
                          opened: list[aiohttp.ClientSession]) -> Browser:
     """A person of the roster with a session of their own (as the platforms' login leaves it)."""
-    session = await open_session(service.clock(), SESSION, user_id=user_id)
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                 cookies={COOKIE: session.token})
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     opened.append(http)
+    await person_signs_in(http, service.url, user_id, service.clock())
     return Browser(service, http)
 
 
