@@ -73,10 +73,10 @@ class PlantMap:
             area = areas.get(o.code)
             if area is None:
                 continue
-            left = min(x for x, _ in o.polygon)
+            right = max(x for x, _ in o.polygon)        # the badge: the top right corner
             top = min(y for _, y in o.polygon)
             drawn.append({"code": o.code, "name": area.name, "points": o.points,
-                          "centre": o.centre, "badge": (left + 4, top + 4),
+                          "centre": o.centre, "badge": (right - 28, top + 4),
                           "status": STATUS_LABELS.get(area.risk_status, area.risk_status),
                           "status_class": STATUS_CLASSES.get(area.risk_status, "status-none"),
                           "inherent": area.risk_color.value,
