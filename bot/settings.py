@@ -149,6 +149,9 @@ class DashboardSettings:
     # Where people reach the service (https://safety.example.com): the platforms' login sends
     # them back there. "" = the address the request came to.
     public_url: str = ""
+    # The site plan of the risk map: a TOML file naming the plan image (SVG or PNG) beside it
+    # and each area's polygon on it (bot/web/dashboard/site.py).
+    site_file: str = str(SHIPPED_CONFIG / "site" / "site.toml")
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ PATHS = ("org_file", "plans_dir", "resources_file", "media_dir", "hazard.categor
          "schedule.calendar_file", "schedule.risk_rules_file", "emergency.drill_rules_file",
          "qualification.certificates_file", "qualification.work_types_file",
          "training.rules_file", "training.courses_dir", "inspection.rules_file",
-         "inspection.sites_dir")
+         "inspection.sites_dir", "dashboard.site_file")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -69,7 +69,7 @@ MODULE_PAGES = (("emergency", "应急"), ("qualification", "资质"), ("training
 def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore,
            instance: str = "dashboard") -> list[web.AbstractRouteDef]:
     """`instance`: this process's name, for the platform tokens it shares with the others."""
-    from bot.web.dashboard import pages
+    from bot.web.dashboard import module_pages, pages, plant_map
     from bot.web.dashboard.oauth import OAuth
 
     d = Dashboard(settings, clock, catalog, media)
@@ -80,4 +80,4 @@ def routes(settings: Settings, clock: Clock, catalog: Catalog, media: MediaStore
             web.post("/dashboard/login", gate.login),
             web.post("/dashboard/logout", gate.form(gate.logout)),
             web.static("/dashboard/static", HERE / "static"),
-            *pages.routes(d)]
+            *pages.routes(d), *plant_map.routes(d), *module_pages.routes(d)]
