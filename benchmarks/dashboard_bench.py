@@ -15,7 +15,8 @@ loopback with a session cookie opened through `models.dashboard.accounts`. Measu
    warm (asked again at once), its page and its JSON;
 3. the ledger: a filtered page (area + status + dates, sorted by deadline), the unfiltered
    first page and a deep page;
-4. the heat map's JSON `/dashboard/api/map`, when the service has it;
+4. the heat map's JSON `/dashboard/api/map` (a site file with the 20 areas in a grid), when
+   the service has it;
 5. `--dashboards` open dashboards (SSE on /dashboard/live, each refetching the overview's JSON
    on every `change` event, as dashboard.js does) while a ticket is closed through the models
    (`models.hazard.approve`) every `--change-every` seconds.
@@ -615,8 +616,11 @@ async def bench(args: argparse.Namespace, code: str) -> int:
                     since = await export_from(conn, args.export_rows)
                     ids = await submitted_tickets(conn, args.changes)
                     port = free_port()
+                    site = Path(tmp) / "site.toml"
+                    write_site(site, plant.areas)
                     env = service_env(pool_url(dsn, args.pool_size), port, media) | {
-                        "SAFETYBOT_WECOM_API_BASE": f"http://127.0.0.1:{free_port()}"}
+                        "SAFETYBOT_WECOM_API_BASE": f"http://127.0.0.1:{free_port()}",
+                        "SAFETYBOT_DASHBOARD_SITE_FILE": str(site)}
                     argv = safetybot_argv("serve", *([] if args.scheduler
                                                      else ["--no-scheduler"]))
                     child = await Child.start("serve", argv, env, log)
@@ -650,6 +654,18 @@ async def bench(args: argparse.Namespace, code: str) -> int:
     results = Results(info, loaded, f"from={since}", exports, over, ledger, heat, live,
                       rss_idle, log)
     return 0 if report(args, results) else 2
+
+
+def write_site(path: Path, areas: Sequence[str]) -> None:
+    """The risk map's site file for the generated areas: the shipped plan, the areas in a grid
+    of 5 columns."""
+    plan = ROOT / "config" / "site" / "plan.svg"
+    parts = [f'plan = "{plan}"\nwidth = 800\nheight = 500\n']
+    for i, code in enumerate(areas):
+        x, y = 20 + (i % 5) * 155, 20 + (i // 5) * 120
+        parts.append(f'[[area]]\ncode = "{code}"\npolygon = [[{x}, {y}], [{x + 140}, {y}], '
+                     f'[{x + 140}, {y + 100}], [{x}, {y + 100}]]\n')
+    path.write_text("\n".join(parts), encoding="utf-8")
 
 
 def _ladder() -> Any:
