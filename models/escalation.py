@@ -54,7 +54,7 @@ class Alarm(Model):
     class Meta:
         table = "alarm"
         unique_together = (("ticket", "kind", "level"),)
-        indexes = (("state", "due_at"),)
+        indexes = (("state", "due_at"), ("fired_at",))
 
     @property
     def label(self) -> str:

@@ -136,7 +136,7 @@ class Ticket(Model):
         table = "ticket"
         indexes = (("status", "area_id", "category"), ("owner_id", "status"),
                    ("reviewer_id", "status"), ("reporter_id", "status"), ("status", "armed"),
-                   ("created_at",), ("closed_at",))
+                   ("created_at",), ("closed_at",), ("grade", "closed_at"))
 
     @property
     def label(self) -> str:

