@@ -23,6 +23,9 @@ from yarl import URL
 
 from models.audit import AuditEvent
 from models.catalog import Grade
+from models.dashboard.access import Scope, Viewer
+from models.dashboard.overview import month_start, overview
+from models.hazard import Status, Ticket
 from models.org import User
 from simulator.photos import photo
 from tests.dashboard_client import admin_signs_in, filed, person_signs_in
@@ -221,3 +224,28 @@ async def test_the_overview_counts_and_changes_live(site: Service,
     await asyncio.sleep(2.1)                          # the figures' cache has expired
     async with http.get(f"{base}/dashboard/api/overview") as answer:
         assert (await answer.json())["open"] == 3
+
+
+async def test_the_months_rates_count_filed_closed_and_on_time(site: Service) -> None:
+    """Last month: two filed, one of them closed by its deadline; this month: two filed, one
+    closed after its deadline, plus last month's other one closed late this month."""
+    tz = site.settings.tz
+    now = site.clock()
+    this = month_start(now, tz)
+    last = month_start(this - timedelta(days=1), tz)
+    early, late_one = (await filed(last + timedelta(days=1)),
+                       await filed(last + timedelta(days=2)))
+    fresh, _ = (await filed(this + timedelta(minutes=1)), await filed(this + timedelta(minutes=2)))
+    for ticket, closed in ((early, early.deadline - timedelta(hours=1)),
+                           (late_one, this + timedelta(minutes=3)),
+                           (fresh, this + timedelta(minutes=4))):
+        await Ticket.filter(id=ticket.id).update(status=Status.CLOSED, closed_at=closed)
+    await Ticket.filter(id=fresh.id).update(deadline=this)      # closed after its deadline
+    o = await overview(Viewer("sunli", "孙丽", Scope.PLANT), max(now, this + timedelta(
+        minutes=5)), tz, {})
+    assert (o.last_month.filed, o.last_month.closed, o.last_month.closed_in_month,
+            o.last_month.on_time) == (2, 2, 1, 1)
+    assert (o.this_month.filed, o.this_month.closed, o.this_month.closed_in_month,
+            o.this_month.on_time) == (2, 1, 2, 0)
+    assert o.closed_month == 2 and o.open == 1
+    assert o.this_month.closure == 0.5 and o.last_month.punctual == 1.0
