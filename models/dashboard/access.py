@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from models.audit import record
@@ -30,9 +30,6 @@ class Viewer:
     name: str
     scope: Scope
     departments: tuple[str, ...] = ()
-    # The departments' people, read once at sign-in of each request: a list the database
-    # matches with its owner and reporter indexes, where a subquery made it read every ticket.
-    people: tuple[str, ...] = ()
 
     @property
     def whole_plant(self) -> bool:
@@ -48,9 +45,7 @@ async def viewer_of(user: User | None, admin: str = "") -> Viewer:
         "department_id", flat=True)
     if reports:
         departments = sorted({str(d) for d in (user.department_id, *reports) if d})
-        people = await User.filter(department_id__in=departments).values_list("id", flat=True)
-        return Viewer(user.id, user.name, Scope.DEPARTMENTS, tuple(departments),
-                      tuple(sorted({str(p) for p in people} | {user.id})))
+        return Viewer(user.id, user.name, Scope.DEPARTMENTS, tuple(departments))
     return Viewer(user.id, user.name, Scope.OWN)
 
 
@@ -60,7 +55,7 @@ def visible_tickets(viewer: Viewer) -> QuerySet[Ticket]:
     if viewer.scope is Scope.PLANT:
         return tickets
     if viewer.scope is Scope.DEPARTMENTS:
-        people = list(viewer.people)
+        people = Subquery(User.filter(department_id__in=list(viewer.departments)).values("id"))
         return tickets.filter(Q(owner_id__in=people) | Q(reporter_id__in=people))
     return tickets.filter(Q(reporter_id=viewer.id) | Q(owner_id=viewer.id)
                           | Q(reviewer_id=viewer.id))
