@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from bot.web.dashboard import Dashboard
 from bot.web.dashboard.export import send_file, write_ledger
 from bot.web.dashboard.gate import Visit
 from bot.web.dashboard.live import Live
+from bot.web.dashboard.render import json
 from models.audit import history
 from models.dashboard.access import Scope, Viewer, refused, visible_tickets
 from models.dashboard.ledger import FilterError, ledger_page, parse_filter
@@ -93,7 +93,7 @@ class Pages:
         for month in ("this_month", "last_month"):
             rates = getattr(o, month)
             body[month].update(closure=rates.closure, punctual=rates.punctual)
-        return web.json_response(body, dumps=_dumps)
+        return json(body)
 
     async def live_stream(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         return await self.live.stream(request)
@@ -198,17 +198,3 @@ class Pages:
             pass
         await response.write_eof()
         return response
-
-
-
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")

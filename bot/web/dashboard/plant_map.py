@@ -13,12 +13,9 @@ that is gone once the file is sent."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -26,6 +23,7 @@ from aiohttp import web
 from bot.web.dashboard import Dashboard
 from bot.web.dashboard.export import send_file
 from bot.web.dashboard.gate import Visit
+from bot.web.dashboard.render import json
 from bot.web.dashboard.site import Site, load_site
 from models.closure import month_window
 from models.dashboard.access import refused
@@ -111,7 +109,7 @@ class PlantMap:
                                  "point": list(c.point)}
                                 for c in (await placed_checkpoints() if self.inspection else [])],
                 "problems": self.site.unknown_areas({p.code for p in pictures})}
-        return web.json_response(body, dumps=_dumps)
+        return json(body)
 
     async def plan(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         return await send_file(request, self.site.plan, {
@@ -165,13 +163,3 @@ class PlantMap:
 def _attachment(name: str, plain: str) -> str:
     """A file name in Chinese, with an ASCII one for clients that read only that (RFC 6266)."""
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
