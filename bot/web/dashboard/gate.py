@@ -93,7 +93,8 @@ class Gate:
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         token = secrets.token_urlsafe(16)
-        response = self.render.page("login.html", next=safe_next(request.query.get("next", "")),
+        response = self.render.page("login.html", title="登录",
+                                    next=safe_next(request.query.get("next", "")),
                                     csrf=token, error=request.query.get("error", ""),
                                     wecom=self.settings.wecom.enabled,
                                     dingtalk=self.settings.dingtalk.enabled)
