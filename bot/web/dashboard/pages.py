@@ -24,7 +24,7 @@ from models.dashboard.access import Scope, Viewer, refused, visible_tickets
 from models.dashboard.ledger import FilterError, ledger_page, parse_filter
 from models.dashboard.overview import Overview, overview
 from models.escalation import fired
-from models.hazard import ACTION_WORDS, LABELS, PLAN_FIELDS, Ticket
+from models.hazard import ACTION_WORDS, ACTIVE, LABELS, PLAN_FIELDS, Ticket
 from models.org import area_names, every_area, user_names
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -126,8 +126,7 @@ class Pages:
         return [{"t": t, "area": areas.get(t.area_id or "", ""),
                  "category": self.d.catalog.name_of(t.category),
                  "owner": people.get(t.owner_id or "", ""), "status": LABELS[t.status],
-                 "overdue": bool(t.deadline and t.deadline < now and t.closed_at is None
-                                 and t.status.value in ("plan", "open", "submitted"))}
+                 "overdue": bool(t.deadline and t.deadline < now and t.status in ACTIVE)}
                 for t in tickets]
 
     async def export(self, request: web.Request, visit: Visit) -> web.StreamResponse:
