@@ -77,7 +77,7 @@ from bot.roster import load_org  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from models.catalog import Grade, load_catalog  # noqa: E402
 from models.dashboard.accounts import add_admin, open_session  # noqa: E402
-from models.hazard import Status, Ticket, approve  # noqa: E402
+from models.hazard import Ticket, approve  # noqa: E402
 from models.org import User  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -98,10 +98,13 @@ CREATED = TICKET_COLUMNS.index("created_at")
 
 @dataclass
 class DashGenerator(Generator):
-    """`tick_bench.Generator` with the closed tickets spread over `days` (12 months) instead of
-    two years; everything else (open tickets with their ladders, ids, owners) as it builds it."""
+    """`tick_bench.Generator` with the closed tickets spread over 12 months instead of two
+    years, due in up to a week and closed within eight days; everything else (open tickets with
+    their ladders, ids, owners) as it builds it."""
 
-    days: int = 365
+    closed_spread_days: int = 363
+    deadline_days: tuple[int, ...] = (1, 2, 3, 5, 7)
+    closes_within_days: int = 8
 
     def batch(self, count: int) -> tuple[list[tuple[Any, ...]], list[tick_bench.Open]]:
         """As tick_bench draws it, then the closed tickets' ids (and numbers) given in the order
@@ -113,20 +116,6 @@ class DashGenerator(Generator):
         closed = [(tid, f"HZ-{r[CREATED].astimezone(TZ):%Y%m%d}-{tid:07d}", *r[2:])
                   for tid, r in zip(ids, rows, strict=True)]
         return closed, opened
-
-    def _closed(self, tid: int) -> tuple[Any, ...]:
-        now = tick_bench.NOW
-        created = now - timedelta(days=2, seconds=self.rng.randrange((self.days - 2) * 86400))
-        deadline = created + timedelta(days=self.rng.choice((1, 2, 3, 5, 7)))
-        # Most are closed in time; about one in eight late.
-        closed_at = min(created + timedelta(seconds=self.rng.randrange(1800, 8 * 86400)),
-                        now - timedelta(hours=1))
-        row = self._base(tid, created) | {
-            "status": Status.CLOSED.value, "deadline": deadline, "accepted_at": created,
-            "updated_at": closed_at, "opened_at": created, "submitted_at": closed_at,
-            "closed_at": closed_at,
-        }
-        return tuple(row[c] for c in TICKET_COLUMNS)
 
 
 MIX = (

@@ -215,6 +215,11 @@ class Generator:
     next_id: int = 1
     pool_made: int = 0
     pool_ids: list[int] = field(default_factory=list)
+    # The closed tickets: filed over this many days (two before now at the latest), due some
+    # of `deadline_days` after, closed within `closes_within_days` (about one in eight late).
+    closed_spread_days: int = 730
+    deadline_days: tuple[int, ...] = (1, 2, 3, 5)
+    closes_within_days: int = 7
 
     def batch(self, count: int) -> tuple[list[tuple[Any, ...]], list[Open]]:
         """`count` more tickets: the closed ones' rows, and the open ones with their ladders."""
@@ -252,10 +257,11 @@ class Generator:
         }
 
     def _closed(self, tid: int) -> tuple[Any, ...]:
-        created = NOW - timedelta(days=2, seconds=self.rng.randrange(730 * 86400))
-        deadline = created + timedelta(days=self.rng.choice((1, 2, 3, 5)))
-        closed_at = min(created + timedelta(seconds=self.rng.randrange(1800, 7 * 86400)),
-                        NOW - timedelta(hours=1))
+        created = NOW - timedelta(days=2, seconds=self.rng.randrange(
+            self.closed_spread_days * 86400))
+        deadline = created + timedelta(days=self.rng.choice(self.deadline_days))
+        closed_at = min(created + timedelta(seconds=self.rng.randrange(
+            1800, self.closes_within_days * 86400)), NOW - timedelta(hours=1))
         row = self._base(tid, created) | {
             "status": Status.CLOSED.value, "deadline": deadline, "accepted_at": created,
             "updated_at": closed_at, "opened_at": created, "submitted_at": closed_at,
